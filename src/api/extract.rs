@@ -1,0 +1,87 @@
+//! Our `Json` extractor: every way a body can be wrong becomes an [`ApiError`],
+//! so clients never see axum's plain-text rejections.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, Request},
+    http::{header, StatusCode},
+};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// The body size limit in force, put in request extensions by the router so
+/// the 413 can say what the limit is. axum's `DefaultBodyLimit` enforces it.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// A JSON body deserialized with the failing field's path in the error
+/// (`vector[3]: invalid type: string "a", expected f64`).
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::InvalidJson(rejection.body_text())
+            }
+        })?;
+        parse(&bytes).map(Json)
+    }
+}
+
+/// Deserializes `bytes`, classifying failures into our error codes.
+///
+/// # Errors
+/// `invalid_json` (400) for syntax errors; `missing_field`, `unknown_field` or
+/// `invalid_type` (422) for well-formed JSON of the wrong shape.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::InvalidJson("the body is empty".into()));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(classify)?;
+    de.end().map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    Ok(value)
+}
+
+fn classify(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    use serde_json::error::Category;
+    let path = err.path().to_string();
+    let inner = err.inner();
+    let message = inner.to_string();
+    match inner.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::InvalidJson(message),
+        Category::Data => {
+            let detail = if path == "." { message.clone() } else { format!("{path}: {message}") };
+            if message.starts_with("missing field") {
+                ApiError::MissingField(detail)
+            } else if message.starts_with("unknown field") {
+                ApiError::UnknownField(detail)
+            } else {
+                ApiError::InvalidType(detail)
+            }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The swap point between loaders and queries.
+//!
+//! A query takes one `Arc<Index>` with [`SharedIndex::current`] and uses it to
+//! the end, so a reload can never mix two versions and readers never wait for
+//! writers. The old snapshot is dropped when the last query holding it ends.
+
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc, Mutex,
+};
+
+use arc_swap::ArcSwapOption;
+
+use super::Index;
+
+/// `None` until the first load finishes (that is what `/readyz` reports).
+#[derive(Debug, Default)]
+pub struct SharedIndex {
+    current: ArcSwapOption<Index>,
+    versions: AtomicU64,
+    /// Why the latest load attempt failed, for `/readyz`; cleared on success.
+    last_failure: Mutex<Option<String>>,
+}
+
+impl SharedIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The snapshot to answer one query with, if any load has finished.
+    pub fn current(&self) -> Option<Arc<Index>> {
+        self.current.load_full()
+    }
+
+    /// Publishes a new snapshot with the next version number; returns it.
+    pub fn replace(&self, mut index: Index) -> Arc<Index> {
+        let version = self.versions.fetch_add(1, Ordering::AcqRel) + 1;
+        index.set_version(version);
+        let index = Arc::new(index);
+        self.current.store(Some(Arc::clone(&index)));
+        self.set_failure(None);
+        index
+    }
+
+    /// Records (or clears) why the latest load attempt failed.
+    pub fn set_failure(&self, why: Option<String>) {
+        // A poisoned lock only means a panic while holding a String; the value is still usable.
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    pub fn last_failure(&self) -> Option<String> {
+        self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}

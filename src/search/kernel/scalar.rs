@@ -1,0 +1,46 @@
+//! Portable dot product: the reference every other kernel is tested against.
+//!
+//! Eight independent accumulators break the add dependency chain so the
+//! compiler can keep several FMA/ADD units busy and vectorise the body.
+
+/// Dot product of two equal-length slices.
+///
+/// # Panics
+/// Debug builds assert that the lengths match; release builds use the shorter.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let chunks_a = a.chunks_exact(8);
+    let chunks_b = b.chunks_exact(8);
+    let tail_a = chunks_a.remainder();
+    let tail_b = chunks_b.remainder();
+    for (ca, cb) in chunks_a.zip(chunks_b) {
+        for i in 0..8 {
+            acc[i] += ca[i] * cb[i];
+        }
+    }
+    let mut tail = 0.0f32;
+    for (x, y) in tail_a.iter().zip(tail_b) {
+        tail += x * y;
+    }
+    (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_an_f64_reference_for_odd_lengths() {
+        for n in [0usize, 1, 7, 8, 9, 15, 17, 383, 384, 385] {
+            let a: Vec<f32> = (0..n).map(|i| ((i * 37 % 11) as f32 - 5.0) / 7.0).collect();
+            let b: Vec<f32> = (0..n).map(|i| ((i * 13 % 17) as f32 - 8.0) / 9.0).collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            let got = dot(&a, &b) as f64;
+            assert!((got - want).abs() < 1e-4, "n={n}: got {got}, want {want}");
+        }
+    }
+}

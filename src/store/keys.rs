@@ -1,0 +1,163 @@
+//! Every Redis key name semsearch reads or writes, in one place.
+//!
+//! Invariant: semsearch writes only under the prefixes this module owns
+//! (`cache:context:*` by default). [`KeySpace::context_key`] is the only way
+//! to obtain a [`WritableKey`], and the store's write paths take nothing else,
+//! so a write outside our prefixes cannot be expressed. `chat:history:*` and
+//! every other key are never read or written: reads go through the embedding
+//! pattern and the quick key only.
+
+use thiserror::Error;
+
+/// Why a key configuration or a requested key was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum KeyError {
+    /// The embedding pattern must be a literal prefix followed by one `*`.
+    #[error(
+        "embedding pattern {pattern:?} must be a literal prefix ending in a single '*' (no other glob characters)"
+    )]
+    BadPattern { pattern: String },
+    /// A prefix we write under must be non-empty and must not overlap the
+    /// embeddings (a context written there would become a document).
+    #[error(
+        "context prefix {prefix:?} must be non-empty and must not overlap the embedding prefix {embedding_prefix:?}"
+    )]
+    BadContextPrefix { prefix: String, embedding_prefix: String },
+    /// A client-chosen key suffix was empty, too long or not printable.
+    #[error("context key must be 1..=256 bytes of printable ASCII without spaces")]
+    BadContextKey,
+}
+
+/// The key names in use, validated once at start-up.
+#[derive(Debug, Clone)]
+pub struct KeySpace {
+    embedding_pattern: String,
+    embedding_prefix: String,
+    quick_key: String,
+    context_prefix: String,
+}
+
+/// A key semsearch is allowed to write. Only [`KeySpace`] constructs one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritableKey(String);
+
+impl WritableKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Longest client-chosen key suffix we accept, in bytes.
+pub const MAX_CONTEXT_KEY_BYTES: usize = 256;
+
+impl KeySpace {
+    /// Validates the configured names.
+    ///
+    /// # Errors
+    /// [`KeyError::BadPattern`] when the pattern has glob characters other
+    /// than one trailing `*` (we derive document ids by stripping the prefix);
+    /// [`KeyError::BadContextPrefix`] when the context prefix could collide
+    /// with the embeddings.
+    pub fn new(embedding_pattern: &str, quick_key: &str, context_prefix: &str) -> Result<Self, KeyError> {
+        let prefix = embedding_pattern
+            .strip_suffix('*')
+            .filter(|p| !p.contains(['*', '?', '[', ']', '\\']))
+            .ok_or_else(|| KeyError::BadPattern { pattern: embedding_pattern.to_owned() })?;
+        if context_prefix.is_empty()
+            || context_prefix.starts_with(prefix)
+            || (!prefix.is_empty() && prefix.starts_with(context_prefix))
+            || prefix.is_empty()
+        {
+            return Err(KeyError::BadContextPrefix {
+                prefix: context_prefix.to_owned(),
+                embedding_prefix: prefix.to_owned(),
+            });
+        }
+        Ok(Self {
+            embedding_pattern: embedding_pattern.to_owned(),
+            embedding_prefix: prefix.to_owned(),
+            quick_key: quick_key.to_owned(),
+            context_prefix: context_prefix.to_owned(),
+        })
+    }
+
+    /// The SCAN MATCH pattern for embeddings (`cache:embedding:*`).
+    pub fn embedding_pattern(&self) -> &str {
+        &self.embedding_pattern
+    }
+
+    /// The literal part of the pattern; stripped from a key to get the id.
+    pub fn embedding_prefix(&self) -> &str {
+        &self.embedding_prefix
+    }
+
+    /// The chatbot's article cache; its removal means "reload".
+    pub fn quick_key(&self) -> &str {
+        &self.quick_key
+    }
+
+    /// The document id of an embedding key: the suffix after the prefix
+    /// (for the chatbot, the article URL). `None` for keys outside the pattern.
+    pub fn doc_id<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(self.embedding_prefix.as_str())
+    }
+
+    /// The key a search result is cached under.
+    ///
+    /// # Errors
+    /// [`KeyError::BadContextKey`] unless `suffix` is 1..=256 bytes of
+    /// printable, non-space ASCII.
+    pub fn context_key(&self, suffix: &str) -> Result<WritableKey, KeyError> {
+        let ok =
+            !suffix.is_empty() && suffix.len() <= MAX_CONTEXT_KEY_BYTES && suffix.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(KeyError::BadContextKey);
+        }
+        Ok(WritableKey(format!("{}{}", self.context_prefix, suffix)))
+    }
+
+    /// The SCAN pattern matching every context we wrote.
+    pub fn context_pattern(&self) -> String {
+        format!("{}*", self.context_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chatbot() -> KeySpace {
+        KeySpace::new("cache:embedding:*", "cache:processed_articles:quick", "cache:context:")
+            .expect("defaults are valid")
+    }
+
+    #[test]
+    fn doc_id_is_the_suffix_after_the_prefix() {
+        let k = chatbot();
+        assert_eq!(k.doc_id("cache:embedding:https://a/b"), Some("https://a/b"));
+        assert_eq!(k.doc_id("chat:history:1"), None);
+    }
+
+    #[test]
+    fn pattern_with_inner_glob_is_refused() {
+        assert!(matches!(KeySpace::new("cache:*:x*", "q", "c:"), Err(KeyError::BadPattern { .. })));
+        assert!(matches!(KeySpace::new("cache:embedding:", "q", "c:"), Err(KeyError::BadPattern { .. })));
+    }
+
+    #[test]
+    fn context_prefix_inside_embeddings_is_refused() {
+        let got = KeySpace::new("cache:embedding:*", "q", "cache:embedding:ctx:");
+        assert!(matches!(got, Err(KeyError::BadContextPrefix { .. })));
+        let got = KeySpace::new("cache:embedding:*", "q", "cache:");
+        assert!(matches!(got, Err(KeyError::BadContextPrefix { .. })));
+    }
+
+    #[test]
+    fn context_keys_stay_under_the_context_prefix() {
+        let k = chatbot();
+        assert_eq!(k.context_key("abc").map(|w| w.0), Ok("cache:context:abc".to_owned()));
+        assert_eq!(k.context_key(""), Err(KeyError::BadContextKey));
+        assert_eq!(k.context_key("has space"), Err(KeyError::BadContextKey));
+        assert_eq!(k.context_key(&"x".repeat(257)), Err(KeyError::BadContextKey));
+    }
+}

@@ -1,0 +1,438 @@
+//! Bulk load of every embedding key into a fresh [`Index`].
+//!
+//! Pipeline: SCAN (MATCH + large COUNT, never KEYS) → sort and dedupe keys →
+//! MGET in chunks, a few in flight on one multiplexed connection → each chunk
+//! parsed on rayon as soon as it arrives → rows appended to one pre-sized
+//! matrix. Raw values live only as long as their chunk, so there is never a
+//! second copy of all values in memory.
+//!
+//! Bad values are data, not errors: each is counted in [`LoadReport`] by
+//! [`SkipReason`] and logged with its key (the first [`LOGGED_SKIPS_PER_REASON`]
+//! per reason per load, then a summary, so a corrupt keyspace cannot flood
+//! the log). Only Redis failures abort a load; the caller retries.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use ndarray::Array2;
+use redis::{aio::MultiplexedConnection, AsyncConnectionConfig, Value};
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use super::{
+    decode::{decode_into, Meta, SkipReason},
+    keys::KeySpace,
+};
+use crate::{
+    config::LoadSettings,
+    index::{Document, Index, IndexError},
+};
+
+/// MGET replies requested ahead of the parser. Two keeps Redis busy while a
+/// reply is in transit without holding many multi-megabyte replies at once.
+const FETCHES_IN_FLIGHT: usize = 2;
+/// Chunks parsed at once: one per core on the 2-core target machine.
+const PARSES_IN_FLIGHT: usize = 2;
+/// Largest vector dimension accepted; larger values are `wrong_dimension`.
+/// Guards the matrix pre-allocation against a single giant blob.
+pub const MAX_DIM: usize = 65_536;
+/// Skipped keys logged individually per reason and load.
+pub const LOGGED_SKIPS_PER_REASON: u64 = 20;
+
+/// A load that could not complete. Always worth a retry.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("redis failed during load")]
+    Redis(#[from] redis::RedisError),
+    #[error("a parser worker stopped unexpectedly")]
+    WorkerGone,
+    #[error("loaded rows do not form a valid index")]
+    Index(#[from] IndexError),
+}
+
+/// Skipped keys by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SkipCounts([u64; SkipReason::ALL.len()]);
+
+impl SkipCounts {
+    pub fn add(&mut self, reason: SkipReason, n: u64) {
+        self.0[reason as usize] += n;
+    }
+    pub fn get(&self, reason: SkipReason) -> u64 {
+        self.0[reason as usize]
+    }
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+    /// Every reason with its count, zeros included, in a stable order.
+    pub fn by_name(&self) -> BTreeMap<&'static str, u64> {
+        SkipReason::ALL.iter().map(|r| (r.as_str(), self.get(*r))).collect()
+    }
+}
+
+impl Serialize for SkipCounts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.by_name().serialize(s)
+    }
+}
+
+/// What one load did: logged once and kept with the snapshot for `/v1/stats`.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// Distinct keys SCAN found under the embedding pattern.
+    pub keys_scanned: usize,
+    pub loaded: usize,
+    pub skipped: SkipCounts,
+    /// Bytes of values received from Redis.
+    pub value_bytes: u64,
+    pub dim: usize,
+    pub duration: Duration,
+}
+
+/// Opens a connection for bulk reads, with the response timeout set for
+/// multi-megabyte replies.
+///
+/// # Errors
+/// [`LoadError::Redis`] when Redis cannot be reached or refuses the handshake.
+pub async fn connect(client: &redis::Client, settings: &LoadSettings) -> Result<MultiplexedConnection, LoadError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(settings.response_timeout));
+    Ok(client.get_multiplexed_async_connection_with_config(&config).await?)
+}
+
+/// Loads every key matching the embedding pattern into a new index.
+///
+/// `dim`: the index dimension if configured; otherwise the most common
+/// dimension among valid values (ties go to the first seen).
+///
+/// # Errors
+/// [`LoadError`] when Redis fails mid-load; bad values never fail a load.
+pub async fn load_all(
+    conn: &MultiplexedConnection,
+    keys: &KeySpace,
+    settings: &LoadSettings,
+    dim: Option<usize>,
+) -> Result<Index, LoadError> {
+    let started = Instant::now();
+    let mut builder = Builder::new(dim, keys.embedding_prefix().len());
+    let key_list = scan_keys(conn.clone(), keys.embedding_pattern(), settings.scan_count, &mut builder).await?;
+    let key_list: Arc<[String]> = key_list.into();
+    builder.report.keys_scanned = key_list.len() + builder.report.skipped.get(SkipReason::InvalidKey) as usize;
+    builder.expected_rows = key_list.len();
+
+    let (tx, mut rx) = mpsc::channel(FETCHES_IN_FLIGHT);
+    let producer = tokio::spawn(fetch_chunks(conn.clone(), Arc::clone(&key_list), settings.chunk_keys.max(1), tx));
+
+    let mut parsing: VecDeque<oneshot::Receiver<ParsedChunk>> = VecDeque::new();
+    while let Some(fetched) = rx.recv().await {
+        let chunk = fetched?;
+        let (done_tx, done_rx) = oneshot::channel();
+        let keys_for_parser = Arc::clone(&key_list);
+        rayon::spawn(move || {
+            let _ = done_tx.send(parse_chunk(chunk, &keys_for_parser));
+        });
+        parsing.push_back(done_rx);
+        while parsing.len() >= PARSES_IN_FLIGHT {
+            let oldest = parsing.pop_front().ok_or(LoadError::WorkerGone)?;
+            builder.append(oldest.await.map_err(|_| LoadError::WorkerGone)?, &key_list);
+        }
+    }
+    for pending in parsing {
+        builder.append(pending.await.map_err(|_| LoadError::WorkerGone)?, &key_list);
+    }
+    // The producer has finished sending; a panic there would show up as a closed channel above.
+    let _ = producer.await;
+
+    let mut index = builder.finish(keys)?;
+    index.report.duration = started.elapsed();
+    let r = &index.report;
+    info!(
+        docs = r.loaded,
+        keys = r.keys_scanned,
+        skipped = r.skipped.total(),
+        wrong_type = r.skipped.get(SkipReason::WrongType),
+        invalid_json = r.skipped.get(SkipReason::InvalidJson),
+        non_finite = r.skipped.get(SkipReason::NonFinite),
+        zero_vector = r.skipped.get(SkipReason::ZeroVector),
+        wrong_dimension = r.skipped.get(SkipReason::WrongDimension),
+        vanished = r.skipped.get(SkipReason::Vanished),
+        invalid_key = r.skipped.get(SkipReason::InvalidKey),
+        dim = r.dim,
+        value_bytes = r.value_bytes,
+        matrix_bytes = index.matrix_bytes(),
+        metadata_bytes = index.metadata_bytes(),
+        duration_ms = r.duration.as_millis() as u64,
+        "embeddings loaded"
+    );
+    Ok(index)
+}
+
+/// Every distinct key matching `pattern`, sorted (so rows come out in id order).
+async fn scan_keys(
+    mut conn: MultiplexedConnection,
+    pattern: &str,
+    count: usize,
+    builder: &mut Builder,
+) -> Result<Vec<String>, LoadError> {
+    let mut raw: Vec<Vec<u8>> = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        raw.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    // SCAN may return a key more than once.
+    raw.sort_unstable();
+    raw.dedup();
+    let mut keys = Vec::with_capacity(raw.len());
+    for key in raw {
+        match String::from_utf8(key) {
+            Ok(k) => keys.push(k),
+            Err(e) => builder.skip(&String::from_utf8_lossy(e.as_bytes()), SkipReason::InvalidKey),
+        }
+    }
+    Ok(keys)
+}
+
+/// One fetched value, or why there is none.
+enum Raw {
+    Value(Vec<u8>),
+    Nil(SkipReason),
+}
+
+struct FetchedChunk {
+    first_key: usize,
+    values: Vec<Raw>,
+}
+
+async fn fetch_chunks(
+    conn: MultiplexedConnection,
+    keys: Arc<[String]>,
+    chunk_keys: usize,
+    tx: mpsc::Sender<Result<FetchedChunk, LoadError>>,
+) {
+    let starts = (0..keys.len()).step_by(chunk_keys);
+    let mut replies = futures::stream::iter(starts)
+        .map(|first| {
+            let end = (first + chunk_keys).min(keys.len());
+            fetch_chunk(conn.clone(), Arc::clone(&keys), first, end)
+        })
+        .buffered(FETCHES_IN_FLIGHT);
+    while let Some(reply) = replies.next().await {
+        let failed = reply.is_err();
+        if tx.send(reply).await.is_err() || failed {
+            break;
+        }
+    }
+}
+
+async fn fetch_chunk(
+    mut conn: MultiplexedConnection,
+    keys: Arc<[String]>,
+    first: usize,
+    end: usize,
+) -> Result<FetchedChunk, LoadError> {
+    let chunk = &keys[first..end];
+    let reply: Value = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await?;
+    let Value::Array(items) = reply else {
+        return Err(
+            redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "MGET did not answer an array")).into()
+        );
+    };
+    let mut values: Vec<Raw> = items
+        .into_iter()
+        .map(|v| match v {
+            Value::BulkString(bytes) => Raw::Value(bytes),
+            Value::SimpleString(s) => Raw::Value(s.into_bytes()),
+            _ => Raw::Nil(SkipReason::Vanished),
+        })
+        .collect();
+    // MGET answers nil both for a key of another type and for a key deleted
+    // since SCAN; TYPE tells them apart.
+    let nils: Vec<usize> =
+        values.iter().enumerate().filter(|(_, v)| matches!(v, Raw::Nil(_))).map(|(i, _)| i).collect();
+    if !nils.is_empty() {
+        let mut pipe = redis::pipe();
+        for &i in &nils {
+            pipe.cmd("TYPE").arg(&chunk[i]);
+        }
+        let types: Vec<String> = pipe.query_async(&mut conn).await?;
+        for (&i, ty) in nils.iter().zip(types) {
+            if ty != "none" {
+                values[i] = Raw::Nil(SkipReason::WrongType);
+            }
+        }
+    }
+    Ok(FetchedChunk { first_key: first, values })
+}
+
+/// One chunk, decoded: rows back to back in `floats`, in key order.
+struct ParsedChunk {
+    docs: Vec<ParsedDoc>,
+    floats: Vec<f32>,
+    skips: Vec<(usize, SkipReason)>,
+    value_bytes: u64,
+}
+
+struct ParsedDoc {
+    key: usize,
+    meta: Meta,
+    dim: usize,
+}
+
+fn parse_chunk(chunk: FetchedChunk, keys: &[String]) -> ParsedChunk {
+    let mut out = ParsedChunk {
+        docs: Vec::with_capacity(chunk.values.len()),
+        floats: Vec::new(),
+        skips: Vec::new(),
+        value_bytes: 0,
+    };
+    debug_assert!(chunk.first_key + chunk.values.len() <= keys.len());
+    for (offset, raw) in chunk.values.into_iter().enumerate() {
+        let key = chunk.first_key + offset;
+        match raw {
+            Raw::Nil(reason) => out.skips.push((key, reason)),
+            Raw::Value(bytes) => {
+                out.value_bytes += bytes.len() as u64;
+                let before = out.floats.len();
+                match decode_into(&bytes, &mut out.floats) {
+                    Ok(meta) => out.docs.push(ParsedDoc { key, meta, dim: out.floats.len() - before }),
+                    Err(reason) => out.skips.push((key, reason)),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Rows of one dimension, in key order.
+#[derive(Default)]
+struct Rows {
+    floats: Vec<f32>,
+    docs: Vec<Document>,
+}
+
+/// Collects parsed chunks into the matrix of the index dimension.
+///
+/// Rows of the first dimension seen (or the configured one) go straight into
+/// the pre-sized `main`; rows of other dimensions wait in `others` until the
+/// majority is known, which they almost never win.
+struct Builder {
+    configured_dim: Option<usize>,
+    main_dim: Option<usize>,
+    main: Rows,
+    others: BTreeMap<usize, Rows>,
+    prefix_len: usize,
+    expected_rows: usize,
+    report: LoadReport,
+}
+
+impl Builder {
+    fn new(configured_dim: Option<usize>, prefix_len: usize) -> Self {
+        Self {
+            configured_dim,
+            main_dim: configured_dim,
+            main: Rows::default(),
+            others: BTreeMap::new(),
+            prefix_len,
+            expected_rows: 0,
+            report: LoadReport::default(),
+        }
+    }
+
+    fn skip(&mut self, key: &str, reason: SkipReason) {
+        self.report.skipped.add(reason, 1);
+        let n = self.report.skipped.get(reason);
+        if n <= LOGGED_SKIPS_PER_REASON {
+            warn!(key, reason = reason.as_str(), "skipped embedding key");
+        }
+        if n == LOGGED_SKIPS_PER_REASON {
+            warn!(reason = reason.as_str(), "further skips for this reason are counted, not logged, in this load");
+        }
+    }
+
+    fn append(&mut self, chunk: ParsedChunk, keys: &[String]) {
+        self.report.value_bytes += chunk.value_bytes;
+        for (key, reason) in chunk.skips {
+            self.skip(&keys[key], reason);
+        }
+        let mut offset = 0;
+        for doc in chunk.docs {
+            let row = &chunk.floats[offset..offset + doc.dim];
+            offset += doc.dim;
+            if doc.dim > MAX_DIM {
+                self.skip(&keys[doc.key], SkipReason::WrongDimension);
+                continue;
+            }
+            let main_dim = *self.main_dim.get_or_insert(doc.dim);
+            let rows = if doc.dim == main_dim {
+                if self.main.floats.capacity() == 0 {
+                    // Reserving once avoids doubling (and a 2x peak) while growing.
+                    let _ = self.main.floats.try_reserve_exact(self.expected_rows.saturating_mul(main_dim));
+                    let _ = self.main.docs.try_reserve_exact(self.expected_rows);
+                }
+                &mut self.main
+            } else if self.configured_dim.is_some() {
+                self.skip(&keys[doc.key], SkipReason::WrongDimension);
+                continue;
+            } else {
+                self.others.entry(doc.dim).or_default()
+            };
+            rows.floats.extend_from_slice(row);
+            rows.docs.push(to_document(&keys[doc.key][self.prefix_len..], doc.meta));
+        }
+    }
+
+    fn finish(mut self, keys: &KeySpace) -> Result<Index, LoadError> {
+        let main_dim = self.main_dim.unwrap_or(0);
+        let majority = self
+            .others
+            .iter()
+            .map(|(dim, rows)| (*dim, rows.docs.len()))
+            .filter(|(_, n)| *n > self.main.docs.len())
+            .max_by_key(|(_, n)| *n)
+            .map(|(dim, _)| dim);
+        let (dim, mut rows) = match majority {
+            Some(dim) => {
+                let rows = self.others.remove(&dim).unwrap_or_default();
+                let losers = std::mem::take(&mut self.main);
+                self.others.insert(main_dim, losers);
+                (dim, rows)
+            }
+            None => (main_dim, std::mem::take(&mut self.main)),
+        };
+        let losers: Vec<Document> = std::mem::take(&mut self.others).into_values().flat_map(|r| r.docs).collect();
+        for doc in losers {
+            self.skip(&format!("{}{}", keys.embedding_prefix(), doc.id), SkipReason::WrongDimension);
+        }
+        rows.floats.shrink_to_fit();
+        rows.docs.shrink_to_fit();
+        self.report.loaded = rows.docs.len();
+        self.report.dim = dim;
+        let matrix = Array2::from_shape_vec((rows.docs.len(), dim), rows.floats)
+            .expect("every row appended to `rows` has exactly `dim` floats");
+        Ok(Index::new(matrix, rows.docs, self.report)?)
+    }
+}
+
+fn to_document(id: &str, meta: Meta) -> Document {
+    let url = meta.url.filter(|u| **u != *id);
+    Document { id: id.into(), url, title: meta.title, text: meta.text }
+}

@@ -1,0 +1,102 @@
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, spawn_app, TestApp, TestRedis};
+
+/// An app over three 3-dimensional documents.
+async fn small_app(redis: &TestRedis) -> TestApp {
+    let mut conn = redis.conn().await;
+    for (id, v) in [("a", "[1,0,0]"), ("b", "[0,1,0]"), ("c", "[0,0,1]")] {
+        let () =
+            redis::cmd("SET").arg(format!("cache:embedding:{id}")).arg(v).query_async(&mut conn).await.expect("set");
+    }
+    spawn_app(redis).await
+}
+
+#[tokio::test]
+async fn each_malformed_search_gets_its_problem_code() {
+    // Arrange
+    let redis = TestRedis::start();
+    let app = small_app(&redis).await;
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"vector": [1, 0]}), 422, "wrong_dimension"),
+        (json!({"vector": []}), 422, "empty_vector"),
+        (json!({"vector": [1, null, 0]}), 422, "null_element"),
+        (json!({"vector": [1, "a", 0]}), 422, "invalid_type"),
+        (json!({"vector": [0, 0, 0]}), 422, "zero_vector"),
+        (json!({"vector": [1e300, 0, 0]}), 422, "non_finite"),
+        (json!({"vector": [1, 0, 0], "k": 0}), 422, "invalid_k"),
+        (json!({"vector": [1, 0, 0], "k": -2}), 422, "invalid_k"),
+        (json!({"vector": [1, 0, 0], "k": 1001}), 422, "invalid_k"),
+        (json!({"vector": [1, 0, 0], "k": 2.5}), 422, "invalid_type"),
+        (json!({"k": 3}), 422, "missing_field"),
+        (json!({"vector": [1, 0, 0], "top_k": 3}), 422, "unknown_field"),
+        (json!({"vector": "1,0,0"}), 422, "invalid_type"),
+        (json!([1, 0, 0]), 422, "invalid_type"),
+        (json!({"vector": [1, 0, 0], "min_score": "high"}), 422, "invalid_type"),
+    ];
+
+    for (body, status, code) in cases {
+        // Act
+        let res = app.post_search(&body).await;
+
+        // Assert
+        let problem = assert_problem(res, status, code).await;
+        eprintln!("{body} -> {problem}");
+    }
+}
+
+#[tokio::test]
+async fn details_name_the_field_and_the_numbers() {
+    let redis = TestRedis::start();
+    let app = small_app(&redis).await;
+
+    let wrong_dim = assert_problem(app.post_search(&json!({"vector": [1, 0]})).await, 422, "wrong_dimension").await;
+    let bad_elem = assert_problem(app.post_search(&json!({"vector": [1, "x", 0]})).await, 422, "invalid_type").await;
+
+    assert_eq!(wrong_dim["detail"], "vector has 2 elements but the index dimension is 3");
+    assert!(bad_elem["detail"].as_str().is_some_and(|d| d.starts_with("vector[1]")), "{bad_elem}");
+}
+
+#[tokio::test]
+async fn syntax_errors_are_400_invalid_json() {
+    let redis = TestRedis::start();
+    let app = small_app(&redis).await;
+
+    for body in [&b"{\"vector\": [1, 0"[..], b"", b"not json", b"{\"vector\": [1,0,0]} trailing"] {
+        let res = app.post_raw("/v1/search", "application/json", body.to_vec()).await;
+        assert_problem(res, 400, "invalid_json").await;
+    }
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_415() {
+    let redis = TestRedis::start();
+    let app = small_app(&redis).await;
+
+    let res = app.post_raw("/v1/search", "text/plain", br#"{"vector":[1,0,0]}"#.to_vec()).await;
+
+    assert_problem(res, 415, "unsupported_media_type").await;
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413() {
+    let redis = TestRedis::start();
+    let app = small_app(&redis).await;
+    let mut body = br#"{"vector":[1,0,0],"pad":""#.to_vec();
+    body.extend(std::iter::repeat_n(b'x', 2 << 20));
+    body.extend(br#""}"#);
+
+    let res = app.post_raw("/v1/search", "application/json", body).await;
+
+    let problem = assert_problem(res, 413, "payload_too_large").await;
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("1048576")), "{problem}");
+}
+
+#[tokio::test]
+async fn unknown_route_and_wrong_method_are_problems() {
+    let redis = TestRedis::start();
+    let app = small_app(&redis).await;
+
+    assert_problem(app.get("/v1/nope").await, 404, "not_found").await;
+    assert_problem(app.get("/v1/search").await, 405, "method_not_allowed").await;
+}

@@ -1,0 +1,301 @@
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use redis::aio::MultiplexedConnection;
+use semsearch::{app::App, config::Settings, index::SharedIndex};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// Where the shared real-embedding data lives (`../shared/data` beside the repo).
+pub fn shared_data() -> PathBuf {
+    std::env::var_os("SEMSEARCH_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+}
+
+/// A private `redis-server` on a unix socket in its own temp dir, no
+/// persistence, killed on drop. Never the shared instance on 6379.
+pub struct TestRedis {
+    child: Option<Child>,
+    dir: TempDir,
+}
+
+impl TestRedis {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new().prefix("semsearch-redis").tempdir().expect("temp dir");
+        let mut redis = Self { child: None, dir };
+        redis.restart();
+        redis
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// Starts (again) with the given extra arguments, e.g. `--requirepass x`.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.kill();
+        let _ = std::fs::remove_file(self.socket());
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(self.socket())
+            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(self.dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start redis-server ({e}). The tests need a local redis-server binary: \
+                     `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"
+                )
+            });
+        self.child = Some(child);
+        for _ in 0..500 {
+            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.socket()) {
+                use std::io::{Read, Write};
+                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                if s.write_all(b"PING\r\n").is_ok() {
+                    let mut buf = [0u8; 64];
+                    if let Ok(n) = s.read(&mut buf) {
+                        if n > 0 && (buf.starts_with(b"+PONG") || buf.starts_with(b"-NOAUTH")) {
+                            return;
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not come up on {}", self.socket().display());
+    }
+
+    pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn conn(&self) -> MultiplexedConnection {
+        let client = redis::Client::open(self.url()).expect("redis url");
+        client.get_multiplexed_async_connection().await.expect("connect to test redis")
+    }
+
+    /// `redis-cli MONITOR` in the background; returns the lines it saw on `stop`.
+    pub fn monitor(&self) -> Monitor {
+        let mut child = Command::new("redis-cli")
+            .arg("-s")
+            .arg(self.socket())
+            .arg("MONITOR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-cli is installed with redis-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().expect("monitor lines").push(line);
+            }
+        });
+        // MONITOR answers +OK once it is attached.
+        for _ in 0..200 {
+            if lines.lock().expect("monitor lines").iter().any(|l| l.contains("OK")) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Monitor { child, lines }
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct Monitor {
+    child: Child,
+    lines: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Monitor {
+    pub fn stop(mut self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let lines = self.lines.lock().expect("monitor lines").clone();
+        lines
+    }
+}
+
+/// Loads `corpus-dev.jsonl` exactly as the chatbot stores it:
+/// `SET cache:embedding:<url> <line> EX 86400`. Returns the number of documents.
+pub async fn seed_corpus(conn: &mut MultiplexedConnection) -> usize {
+    let text = std::fs::read_to_string(shared_data().join("corpus-dev.jsonl")).expect(
+        "read ../shared/data/corpus-dev.jsonl (set SEMSEARCH_SHARED_DATA to its folder if the repo is elsewhere)",
+    );
+    let mut pipe = redis::pipe();
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let doc: Value = serde_json::from_str(line).expect("corpus line is JSON");
+        let url = doc["url"].as_str().expect("corpus line has a url");
+        pipe.cmd("SET").arg(format!("cache:embedding:{url}")).arg(line).arg("EX").arg(86400).ignore();
+        n += 1;
+    }
+    let () = pipe.query_async(conn).await.expect("seed corpus");
+    n
+}
+
+/// One query of `queries-dev.jsonl` with its exact top-10.
+#[derive(serde::Deserialize)]
+pub struct GroundTruth {
+    pub query: String,
+    pub embedding: Vec<f32>,
+    pub top10: Vec<Expected>,
+    pub gap_10_11: f64,
+}
+
+#[derive(serde::Deserialize)]
+pub struct Expected {
+    pub url: String,
+    pub score: f64,
+}
+
+pub fn ground_truth() -> Vec<GroundTruth> {
+    let text = std::fs::read_to_string(shared_data().join("queries-dev.jsonl")).expect("read queries-dev.jsonl");
+    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("query line")).collect()
+}
+
+/// A running semsearch bound to a free loopback port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub index: Arc<SharedIndex>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn init_test_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        semsearch::telemetry::init("info,semsearch=debug", semsearch::config::LogFormat::Pretty);
+    }
+}
+
+/// Settings for a test: defaults, the private Redis, port 0 on loopback.
+pub fn test_settings(redis: &TestRedis) -> Settings {
+    let mut s = Settings::for_redis_url(&redis.url()).expect("test settings are valid");
+    s.retry_max = Duration::from_millis(200);
+    s
+}
+
+/// Builds the real `App` from real `Settings` and runs it in the background.
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    init_test_logs();
+    let app = App::build(settings).await.expect("app builds");
+    let addr = app.local_addr().expect("bound address");
+    let index = app.shared_index();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp { addr, http: reqwest::Client::new(), index, stop: Some(stop), task: Some(task) }
+}
+
+/// Spawns the app against `redis` and waits until the first load is done.
+pub async fn spawn_app(redis: &TestRedis) -> TestApp {
+    let app = spawn_app_with(test_settings(redis)).await;
+    app.wait_ready().await;
+    app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn post_search(&self, body: &Value) -> reqwest::Response {
+        self.http.post(self.url("/v1/search")).json(body).send().await.expect("request sent")
+    }
+
+    /// POSTs raw bytes with the given content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    pub async fn stats(&self) -> Value {
+        let res = self.get("/v1/stats").await;
+        assert_eq!(res.status(), 200, "stats should be available");
+        res.json().await.expect("stats JSON")
+    }
+
+    /// Polls `/readyz` (bounded: 30 s) until it answers 200.
+    pub async fn wait_ready(&self) {
+        for _ in 0..3000 {
+            if self.get("/readyz").await.status() == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("semsearch did not become ready within 30 s");
+    }
+
+    /// Stops the server gracefully and returns how `run_until_stopped` ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("app task did not panic"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Asserts an error response: status, problem+json content type, and `code`.
+pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status(), status, "status for expected code {code}");
+    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(ct, "application/problem+json", "content type for {code}");
+    let body: Value = res.json().await.expect("problem body is JSON");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].as_str().is_some_and(|t| t.ends_with(code)), "type names the code: {body}");
+    assert!(body["title"].is_string() && body["detail"].is_string(), "title and detail: {body}");
+    body
+}

@@ -1,0 +1,124 @@
+use redis::aio::MultiplexedConnection;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, TestRedis};
+
+async fn set(conn: &mut MultiplexedConnection, key: impl redis::ToRedisArgs, value: impl redis::ToRedisArgs) {
+    let () = redis::cmd("SET").arg(key).arg(value).query_async(conn).await.expect("SET");
+}
+
+#[tokio::test]
+async fn each_bad_value_is_skipped_counted_and_the_rest_load() {
+    // Arrange: three good 4-d documents, one per accepted encoding, and one bad key per reason.
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    set(&mut c, "cache:embedding:good-object", r#"{"title":"T","url":"good-object","text":"x","embedding":[1,2,3,4]}"#)
+        .await;
+    set(&mut c, "cache:embedding:good-array", "[4,3,2,1]").await;
+    let blob: Vec<u8> = [1.0f32, 0.0, 0.0, 0.5].iter().flat_map(|x| x.to_le_bytes()).collect();
+    set(&mut c, "cache:embedding:good-blob", blob).await;
+    let () =
+        redis::cmd("HSET").arg("cache:embedding:a-hash").arg("f").arg("v").query_async(&mut c).await.expect("HSET");
+    set(&mut c, "cache:embedding:truncated", r#"{"title":"T","embedding":[1,2,"#).await;
+    set(&mut c, "cache:embedding:nan", r#"{"embedding":[1,NaN,3,4]}"#).await;
+    set(&mut c, "cache:embedding:zeros", "[0,0,0,0]").await;
+    set(&mut c, "cache:embedding:three-d", "[1,2,3]").await;
+    set(&mut c, b"cache:embedding:\xff\xfe".to_vec(), "[1,2,3,4]").await;
+
+    // Act
+    let app = spawn_app(&redis).await;
+    let stats = app.stats().await;
+
+    // Assert
+    assert_eq!(stats["documents"], 3, "{stats}");
+    assert_eq!(stats["dimension"], 4);
+    assert_eq!(
+        stats["skipped"],
+        json!({"wrong_type": 1, "invalid_json": 1, "non_finite": 1, "zero_vector": 1,
+               "wrong_dimension": 1, "vanished": 0, "invalid_key": 1}),
+        "{stats}"
+    );
+    assert_eq!(stats["keys_scanned"], 9);
+    let body: Value = app.post_search(&json!({"vector": [1, 0, 0, 0.5], "k": 1})).await.json().await.expect("JSON");
+    assert_eq!(body["results"][0]["id"], "good-blob");
+    assert!((body["results"][0]["score"].as_f64().expect("score") - 1.0).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn the_majority_dimension_wins_unless_one_is_configured() {
+    // Arrange: the first key (in id order) has 2 dimensions, the majority has 3.
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    set(&mut c, "cache:embedding:0-odd", "[1,2]").await;
+    for i in 1..=3 {
+        set(&mut c, format!("cache:embedding:{i}"), "[1,2,3]").await;
+    }
+
+    // Act
+    let by_majority = spawn_app(&redis).await.stats().await;
+    let mut settings = crate::helpers::test_settings(&redis);
+    settings.dim = Some(2);
+    let configured = crate::helpers::spawn_app_with(settings).await;
+    configured.wait_ready().await;
+    let configured = configured.stats().await;
+
+    // Assert
+    assert_eq!((by_majority["dimension"].clone(), by_majority["documents"].clone()), (json!(3), json!(3)));
+    assert_eq!(by_majority["skipped"]["wrong_dimension"], 1);
+    assert_eq!((configured["dimension"].clone(), configured["documents"].clone()), (json!(2), json!(1)));
+    assert_eq!(configured["skipped"]["wrong_dimension"], 3);
+}
+
+#[tokio::test]
+async fn keys_outside_the_pattern_are_never_read_or_written() {
+    // Arrange
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    set(&mut c, "chat:history:42", "private conversation").await;
+    set(&mut c, "cache:embeddingX", "[1,2]").await;
+    set(&mut c, "cache:embedding:doc", "[1,2]").await;
+    let monitor = redis.monitor();
+
+    // Act
+    let app = spawn_app(&redis).await;
+    let _ = app.post_search(&json!({"vector": [1, 2]})).await;
+    let seen = monitor.stop();
+
+    // Assert
+    assert!(seen.iter().any(|l| l.contains("\"MGET\"")), "MONITOR saw the load: {seen:?}");
+    assert!(!seen.iter().any(|l| l.contains("\"KEYS\"")), "SCAN is used, never KEYS");
+    let touching: Vec<&String> =
+        seen.iter().filter(|l| l.contains("chat:history") || l.contains("cache:embeddingX")).collect();
+    assert!(touching.is_empty(), "commands touched foreign keys: {touching:?}");
+    let kept: String = redis::cmd("GET").arg("chat:history:42").query_async(&mut c).await.expect("GET");
+    assert_eq!(kept, "private conversation");
+}
+
+#[tokio::test]
+async fn loads_in_several_chunks_with_ids_in_order() {
+    // Arrange: more keys than one MGET chunk and one SCAN page.
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    let mut pipe = redis::pipe();
+    for i in 0..2500 {
+        let v = if i == 2499 { "[0.6, 0.8]" } else { "[1, 0]" };
+        pipe.cmd("SET").arg(format!("cache:embedding:doc-{i:05}")).arg(v).ignore();
+    }
+    let () = pipe.query_async(&mut c).await.expect("seed");
+    let mut settings = crate::helpers::test_settings(&redis);
+    settings.load.chunk_keys = 7;
+    settings.load.scan_count = 100;
+
+    // Act
+    let app = crate::helpers::spawn_app_with(settings).await;
+    app.wait_ready().await;
+    let body: Value = app.post_search(&json!({"vector": [0, 1], "k": 2})).await.json().await.expect("JSON");
+
+    // Assert
+    assert_eq!(app.stats().await["documents"], 2500);
+    assert_eq!(body["results"][0]["id"], "doc-02499", "the best row, loaded in the last chunk");
+    assert_eq!(body["results"][1]["id"], "doc-00000", "2498 rows tie at 0: the smallest id wins");
+    let index = app.index.current().expect("ready");
+    let ids: Vec<&str> = (0..index.len()).map(|r| &*index.doc(r).id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "rows are in ascending id order");
+}

@@ -1,0 +1,17 @@
+//! Integration tests: one binary, each module a part of the service's contract.
+//! Every test talks to its own private `redis-server` (see `helpers`).
+
+/// Test harness: private Redis, `spawn_app`, typed HTTP helpers, corpus seeding.
+mod helpers;
+
+/// Exactness: ground-truth top-10 over HTTP, response shape, k and min_score.
+mod search;
+
+/// Every malformed request: status, problem+json content type, stable code.
+mod errors;
+
+/// What the loader accepts, skips (by reason) and never touches.
+mod loader;
+
+/// Start-up without Redis, readiness, signals, CLI hygiene.
+mod lifecycle;
