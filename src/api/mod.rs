@@ -16,7 +16,11 @@ use axum::{
     Extension, Router,
 };
 use tower::ServiceBuilder;
-use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
+use tower_http::{
+    timeout::TimeoutLayer,
+    trace::{DefaultOnFailure, TraceLayer},
+};
+use tracing::Level;
 
 use crate::index::{Index, SharedIndex};
 use error::ApiError;
@@ -60,7 +64,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         .with_state(state)
         .layer(
             ServiceBuilder::new()
-                .layer(TraceLayer::new_for_http())
+                // 503 while loading is expected; genuine internal errors are logged by ApiError.
+                .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
                 .layer(axum::middleware::map_response(move |res: axum::response::Response| async move {
                     // TimeoutLayer answers an empty 408; turn it into our problem+json.
                     if res.status() == StatusCode::REQUEST_TIMEOUT {

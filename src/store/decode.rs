@@ -10,9 +10,7 @@
 //! never reinterpreted as a blob. Rows leave here L2-normalised, so the index
 //! never normalises again. Failures are [`SkipReason`]s: data, not errors.
 
-use std::borrow::Cow;
-
-use serde::Deserialize;
+use super::json;
 
 /// Why a key was not loaded. Counted in `LoadReport`, shown in `/v1/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,17 +65,6 @@ pub struct Meta {
     pub text: Option<Box<str>>,
 }
 
-#[derive(Deserialize)]
-struct ChatbotValue<'a> {
-    #[serde(borrow, default)]
-    title: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    url: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    embedding: Vec<f64>,
-}
-
 /// Decodes `value`, appends its unit-length vector to `out` and returns the
 /// metadata. On a skip, `out` is left as it was.
 ///
@@ -98,7 +85,12 @@ pub fn decode_into(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason>
 fn decode_raw(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
     let first = value.iter().copied().find(|b| !b.is_ascii_whitespace());
     if matches!(first, Some(b'{' | b'[')) {
-        match decode_json(value, out) {
+        let parsed = if first == Some(b'{') {
+            json::parse_object(value, out)
+        } else {
+            json::parse_number_array(value, out).map(|()| Meta::default())
+        };
+        match parsed {
             Ok(meta) => return Ok(meta),
             Err(reason) if looks_like_text(value) => return Err(reason),
             Err(_) => {} // binary that happens to start with '{' or '[': try the blob
@@ -116,37 +108,6 @@ fn decode_raw(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
         return Ok(Meta::default());
     }
     Err(SkipReason::InvalidJson)
-}
-
-fn decode_json(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
-    // Dispatch on the first byte rather than `#[serde(untagged)]`, which
-    // would buffer every number into an intermediate tree first.
-    let is_object = value.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
-    let parsed = if is_object {
-        serde_json::from_slice::<ChatbotValue<'_>>(value).map(|v| {
-            let meta =
-                Meta { title: v.title.map(Into::into), url: v.url.map(Into::into), text: v.text.map(Into::into) };
-            (v.embedding, meta)
-        })
-    } else {
-        serde_json::from_slice::<Vec<f64>>(value).map(|a| (a, Meta::default()))
-    };
-    let (numbers, meta) = match parsed {
-        Ok(v) => v,
-        // JSON has no NaN/Infinity; writers that emit them (Python's json.dumps)
-        // produce exactly these tokens, so name the real problem.
-        Err(_) if contains_non_finite_token(value) => return Err(SkipReason::NonFinite),
-        Err(_) => return Err(SkipReason::InvalidJson),
-    };
-    out.reserve(numbers.len());
-    for x in numbers {
-        let x = x as f32;
-        if !x.is_finite() {
-            return Err(SkipReason::NonFinite);
-        }
-        out.push(x);
-    }
-    Ok(meta)
 }
 
 /// Scales `row` to unit length (computed in f64 for accuracy).
@@ -173,10 +134,6 @@ pub fn normalize(row: &mut [f32]) -> Result<(), SkipReason> {
 
 fn looks_like_text(value: &[u8]) -> bool {
     std::str::from_utf8(value).is_ok_and(|s| s.chars().all(|c| !c.is_control() || c.is_whitespace()))
-}
-
-fn contains_non_finite_token(value: &[u8]) -> bool {
-    value.windows(3).any(|w| w == b"NaN") || value.windows(8).any(|w| w == b"Infinity")
 }
 
 #[cfg(test)]
@@ -225,6 +182,13 @@ mod tests {
         // 0x7b is '{'; the rest is not text.
         let bytes = [0x7b, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x80, 0x3f];
         assert!(decode(&bytes).is_ok());
+    }
+
+    #[test]
+    fn malformed_arrays_are_invalid_json() {
+        for v in [&b"[1,2]x"[..], b"[1,,2]", b"[1 2]", b"[1,2", b"[1,]", b"[1e]", b"[--1]", b"[1,true]"] {
+            assert_eq!(decode(v).unwrap_err(), SkipReason::InvalidJson, "{}", String::from_utf8_lossy(v));
+        }
     }
 
     #[test]

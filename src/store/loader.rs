@@ -123,6 +123,44 @@ pub async fn load_all(
     let started = Instant::now();
     let mut builder = Builder::new(dim, keys.embedding_prefix().len());
     let key_list = scan_keys(conn.clone(), keys.embedding_pattern(), settings.scan_count, &mut builder).await?;
+    load_sorted(conn, keys, settings, builder, key_list, started).await
+}
+
+/// Loads exactly these keys (sorted and deduplicated here) into a new index,
+/// as [`load_all`] does after its SCAN. Keys outside the embedding prefix are
+/// skipped as `invalid_key`; keys that no longer exist count as `vanished`.
+///
+/// # Errors
+/// [`LoadError`] when Redis fails.
+pub async fn load_keys(
+    conn: &MultiplexedConnection,
+    keys: &KeySpace,
+    settings: &LoadSettings,
+    dim: Option<usize>,
+    mut key_list: Vec<String>,
+) -> Result<Index, LoadError> {
+    let started = Instant::now();
+    let mut builder = Builder::new(dim, keys.embedding_prefix().len());
+    key_list.sort_unstable();
+    key_list.dedup();
+    key_list.retain(|k| {
+        let ours = keys.doc_id(k).is_some();
+        if !ours {
+            builder.skip(k, SkipReason::InvalidKey);
+        }
+        ours
+    });
+    load_sorted(conn, keys, settings, builder, key_list, started).await
+}
+
+async fn load_sorted(
+    conn: &MultiplexedConnection,
+    keys: &KeySpace,
+    settings: &LoadSettings,
+    mut builder: Builder,
+    key_list: Vec<String>,
+    started: Instant,
+) -> Result<Index, LoadError> {
     let key_list: Arc<[String]> = key_list.into();
     builder.report.keys_scanned = key_list.len() + builder.report.skipped.get(SkipReason::InvalidKey) as usize;
     builder.expected_rows = key_list.len();

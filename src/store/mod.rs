@@ -1,9 +1,13 @@
 //! Everything that speaks Redis. Nothing outside this module sends a command.
 //!
+//! - [`child`]: a private `redis-server` process (demo, tests, benchmarks);
 //! - [`keys`]: every key name, and the rule that we write only under our prefixes;
 //! - [`decode`]: one value → unit vector + metadata, or a skip reason;
+//! - [`json`]: the single-pass reader for the chatbot's JSON values (the hot loop);
 //! - [`loader`]: SCAN + pipelined MGET into a fresh index.
 
+pub mod child;
 pub mod decode;
+pub mod json;
 pub mod keys;
 pub mod loader;

@@ -8,7 +8,7 @@ use std::{
 };
 
 use redis::aio::MultiplexedConnection;
-use semsearch::{app::App, config::Settings, index::SharedIndex};
+use semsearch::{app::App, config::Settings, index::SharedIndex, store::child::ChildRedis};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -22,62 +22,29 @@ pub fn shared_data() -> PathBuf {
 /// A private `redis-server` on a unix socket in its own temp dir, no
 /// persistence, killed on drop. Never the shared instance on 6379.
 pub struct TestRedis {
-    child: Option<Child>,
-    dir: TempDir,
+    server: ChildRedis,
+    // Dropped after `server`: the process is gone before its directory is removed.
+    _dir: TempDir,
 }
 
 impl TestRedis {
     pub fn start() -> Self {
         let dir = tempfile::Builder::new().prefix("semsearch-redis").tempdir().expect("temp dir");
-        let mut redis = Self { child: None, dir };
-        redis.restart();
-        redis
+        let server = ChildRedis::start(dir.path(), &[]).unwrap_or_else(|e| panic!("{e}"));
+        Self { server, _dir: dir }
     }
 
     pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("redis.sock")
+        self.server.socket()
     }
 
     pub fn url(&self) -> String {
-        format!("unix://{}", self.socket().display())
+        self.server.url()
     }
 
     /// Starts (again) with the given extra arguments, e.g. `--requirepass x`.
     pub fn restart_with(&mut self, extra: &[&str]) {
-        self.kill();
-        let _ = std::fs::remove_file(self.socket());
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
-            .arg(self.socket())
-            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
-            .arg(self.dir.path())
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start redis-server ({e}). The tests need a local redis-server binary: \
-                     `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"
-                )
-            });
-        self.child = Some(child);
-        for _ in 0..500 {
-            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.socket()) {
-                use std::io::{Read, Write};
-                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
-                if s.write_all(b"PING\r\n").is_ok() {
-                    let mut buf = [0u8; 64];
-                    if let Ok(n) = s.read(&mut buf) {
-                        if n > 0 && (buf.starts_with(b"+PONG") || buf.starts_with(b"-NOAUTH")) {
-                            return;
-                        }
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not come up on {}", self.socket().display());
+        self.server.restart_with(extra).unwrap_or_else(|e| panic!("{e}"));
     }
 
     pub fn restart(&mut self) {
@@ -85,10 +52,7 @@ impl TestRedis {
     }
 
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.server.kill();
     }
 
     pub async fn conn(&self) -> MultiplexedConnection {
@@ -122,12 +86,6 @@ impl TestRedis {
             std::thread::sleep(Duration::from_millis(5));
         }
         Monitor { child, lines }
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -122,3 +122,26 @@ async fn loads_in_several_chunks_with_ids_in_order() {
     let ids: Vec<&str> = (0..index.len()).map(|r| &*index.doc(r).id).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "rows are in ascending id order");
 }
+
+#[tokio::test]
+async fn a_key_deleted_between_scan_and_mget_counts_as_vanished() {
+    // Arrange: the key list names a key that no longer exists, as when it is
+    // deleted after SCAN returned it.
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    set(&mut c, "cache:embedding:here", "[1,2]").await;
+    let settings = crate::helpers::test_settings(&redis);
+    let client = redis::Client::open(redis.url()).expect("client");
+    let conn = semsearch::store::loader::connect(&client, &settings.load).await.expect("connect");
+    let list = vec!["cache:embedding:here".to_owned(), "cache:embedding:gone".to_owned(), "chat:history:1".to_owned()];
+
+    // Act
+    let index =
+        semsearch::store::loader::load_keys(&conn, &settings.keys, &settings.load, None, list).await.expect("load");
+
+    // Assert
+    use semsearch::store::decode::SkipReason;
+    assert_eq!(index.len(), 1);
+    assert_eq!(index.report.skipped.get(SkipReason::Vanished), 1);
+    assert_eq!(index.report.skipped.get(SkipReason::InvalidKey), 1, "a key outside the pattern is refused");
+}

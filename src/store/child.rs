@@ -1,0 +1,126 @@
+//! A private `redis-server` child process: for `semsearch demo`, the test
+//! suite and the load benchmark. Never used against a production Redis.
+//!
+//! It listens only on a unix socket inside its own directory (no TCP port, so
+//! it can never collide with, or be mistaken for, the instance on 6379) and
+//! persists nothing unless asked. Dropping it kills the process.
+
+use std::{
+    io::{Read, Write},
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ChildError {
+    /// `redis-server` is not installed (or not on PATH).
+    #[error(
+        "cannot start redis-server: {source}. Install it with `apt-get install redis-server` \
+         (Debian/Ubuntu) or `brew install redis` (macOS), or run Redis in Docker: \
+         `docker run -p 6379:6379 redis:7-alpine` and use `semsearch serve`"
+    )]
+    Spawn { source: std::io::Error },
+    #[error("redis-server did not answer PING on {socket} within {waited_ms} ms")]
+    NotReady { socket: PathBuf, waited_ms: u64 },
+}
+
+/// A running `redis-server` that belongs to us.
+#[derive(Debug)]
+pub struct ChildRedis {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+/// How long to wait for a fresh server to answer PING.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ChildRedis {
+    /// Starts a server whose socket and files live in `dir` (which must exist).
+    ///
+    /// # Errors
+    /// [`ChildError::Spawn`] when `redis-server` cannot be run,
+    /// [`ChildError::NotReady`] when it does not come up.
+    pub fn start(dir: &Path, extra_args: &[&str]) -> Result<Self, ChildError> {
+        let mut redis = Self { child: None, dir: dir.to_path_buf() };
+        redis.restart_with(extra_args)?;
+        Ok(redis)
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("redis.sock")
+    }
+
+    /// `unix:///…/redis.sock`, for `REDIS_URL`.
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops the server if running and starts it again in the same directory
+    /// (so a `dump.rdb` saved there is loaded).
+    ///
+    /// # Errors
+    /// As [`ChildRedis::start`].
+    pub fn restart_with(&mut self, extra_args: &[&str]) -> Result<(), ChildError> {
+        self.kill();
+        let _ = std::fs::remove_file(self.socket());
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(self.socket())
+            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(&self.dir)
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| ChildError::Spawn { source })?;
+        self.child = Some(child);
+        let step = Duration::from_millis(10);
+        let mut waited = Duration::ZERO;
+        while waited < START_TIMEOUT {
+            if self.answers_ping() {
+                return Ok(());
+            }
+            std::thread::sleep(step);
+            waited += step;
+        }
+        Err(ChildError::NotReady { socket: self.socket(), waited_ms: waited.as_millis() as u64 })
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(mut s) = UnixStream::connect(self.socket()) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+        if s.write_all(b"PING\r\n").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 16];
+        // -NOAUTH also proves the server is up (started with --requirepass).
+        matches!(s.read(&mut buf), Ok(n) if n > 0 && (buf.starts_with(b"+PONG") || buf.starts_with(b"-NOAUTH")))
+    }
+
+    /// Kills the server (SIGKILL: as abrupt as a crash). Idempotent.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for ChildRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
