@@ -1,19 +1,23 @@
 //! Wiring: builds the state, binds the listener, spawns background tasks and
 //! runs until the shutdown future resolves. The only place tasks are spawned.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::{
     api::{self, AppState, Limits},
     config::Settings,
     index::SharedIndex,
+    refresh::{RefreshHandle, RefreshStatus, Refresher},
     search::kernel,
-    store::loader,
+    store::{
+        context::{self, ContextWriter},
+        watcher,
+    },
 };
 
 /// A bound, not yet running, semsearch.
@@ -22,6 +26,9 @@ pub struct App {
     settings: Settings,
     client: redis::Client,
     state: AppState,
+    refresher: Refresher,
+    context_writer: Option<ContextWriter>,
+    changes: mpsc::UnboundedSender<watcher::Change>,
 }
 
 impl App {
@@ -32,8 +39,36 @@ impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         let client = redis::Client::open(settings.redis.info.clone()).context("preparing the Redis client")?;
-        let state = AppState { index: Arc::new(SharedIndex::new()), max_k: settings.max_k };
-        Ok(Self { listener, settings, client, state })
+        let index = Arc::new(SharedIndex::new());
+        let (contexts, context_writer) = match settings.refresh.context_ttl_secs {
+            Some(ttl) => {
+                let (queue, writer) = context::channel(ttl);
+                (Some(queue), Some(writer))
+            }
+            None => (None, None),
+        };
+        let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+        let (commands_tx, commands_rx) = mpsc::channel(16);
+        let status = Arc::new(RefreshStatus::default());
+        let refresher = Refresher {
+            client: client.clone(),
+            settings: settings.clone(),
+            shared: Arc::clone(&index),
+            contexts: contexts.clone(),
+            status: Arc::clone(&status),
+            changes: changes_rx,
+            commands: commands_rx,
+        };
+        let admin_open = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
+        let state = AppState {
+            index,
+            max_k: settings.max_k,
+            keys: settings.keys.clone(),
+            contexts,
+            refresh: RefreshHandle { commands: commands_tx, status },
+            admin_open,
+        };
+        Ok(Self { listener, settings, client, state, refresher, context_writer, changes: changes_tx })
     }
 
     /// The address actually bound (useful with port 0).
@@ -55,79 +90,38 @@ impl App {
     /// # Errors
     /// When the HTTP server fails.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, settings, client, state } = self;
+        let Self { listener, settings, client, state, refresher, context_writer, changes } = self;
         let cancel = CancellationToken::new();
         info!(addr = %listener.local_addr()?, redis = settings.redis.display(), kernel = kernel::name(), "semsearch listening");
 
-        let loader = tokio::spawn(load_until_ready(client, settings.clone(), Arc::clone(&state.index), cancel.clone()));
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(refresher.run(cancel.clone())));
+        tasks.push(tokio::spawn(watcher::run(
+            settings.redis.info.clone(),
+            settings.keys.clone(),
+            settings.retry_max,
+            changes,
+            cancel.clone(),
+        )));
+        if let Some(writer) = context_writer {
+            tasks.push(tokio::spawn(writer.run(client, settings.keys.clone(), cancel.clone())));
+        }
 
         let limits = Limits { max_body_bytes: settings.max_body_bytes, request_timeout: settings.request_timeout };
         let router = api::router(state, limits);
         let stop = cancel.clone();
-        axum::serve(listener, router)
+        let served = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 stop.cancel();
             })
             .await
-            .context("serving HTTP")?;
+            .context("serving HTTP");
         cancel.cancel();
-        let _ = loader.await;
+        for task in tasks {
+            let _ = task.await;
+        }
         info!("semsearch stopped");
-        Ok(())
+        served
     }
-}
-
-/// First load, retried with capped exponential backoff until it succeeds or
-/// the service stops. A transient Redis error never ends the process.
-async fn load_until_ready(
-    client: redis::Client,
-    settings: Settings,
-    shared: Arc<SharedIndex>,
-    cancel: CancellationToken,
-) {
-    let mut delay = Duration::from_millis(100);
-    let mut attempt: u32 = 0;
-    loop {
-        attempt += 1;
-        let result = async {
-            let conn = loader::connect(&client, &settings.load).await?;
-            loader::load_all(&conn, &settings.keys, &settings.load, settings.dim).await
-        };
-        let outcome = tokio::select! {
-            () = cancel.cancelled() => return,
-            r = result => r,
-        };
-        match outcome {
-            Ok(index) => {
-                let index = shared.replace(index);
-                info!(version = index.version(), docs = index.len(), "index ready");
-                return;
-            }
-            Err(e) => {
-                let why = format!(
-                    "attempt {attempt} to load from {} failed: {e}: {}",
-                    settings.redis.display(),
-                    error_chain(&e)
-                );
-                warn!(error.message = %e, error.cause_chain = %error_chain(&e), attempt, retry_in_ms = delay.as_millis() as u64, "loading embeddings failed; will retry");
-                shared.set_failure(Some(why));
-            }
-        }
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(settings.retry_max);
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.join(": ")
 }

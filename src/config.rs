@@ -126,6 +126,20 @@ pub struct ServeArgs {
     /// Longest wait between attempts to reach Redis at start-up, in milliseconds.
     #[arg(long, env = "SEMSEARCH_RETRY_MAX_MS", default_value_t = 5000)]
     pub retry_max_ms: u64,
+    /// TTL of the `cache:context:*` entries written after each search, in
+    /// seconds; 0 turns context writes off.
+    #[arg(long, env = "SEMSEARCH_CONTEXT_TTL_SECS", default_value_t = 3600)]
+    pub context_ttl_secs: u64,
+    /// Seconds between full reconciles of the key set with Redis (catches
+    /// changes the change feed missed).
+    #[arg(long, env = "SEMSEARCH_RECONCILE_SECS", default_value_t = 30)]
+    pub reconcile_secs: u64,
+    /// A burst of invalidations within this window gives one reload, in ms.
+    #[arg(long, env = "SEMSEARCH_RELOAD_DEBOUNCE_MS", default_value_t = 250)]
+    pub reload_debounce_ms: u64,
+    /// Changed embedding keys are collected this long, then applied together, in ms.
+    #[arg(long, env = "SEMSEARCH_KEY_BATCH_MS", default_value_t = 100)]
+    pub key_batch_ms: u64,
     /// Time a request may take before it is answered 503, in seconds.
     #[arg(long, env = "SEMSEARCH_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
@@ -220,8 +234,19 @@ pub struct Settings {
     pub load: LoadSettings,
     pub retry_max: Duration,
     pub request_timeout: Duration,
+    pub refresh: RefreshSettings,
     pub log: String,
     pub log_format: LogFormat,
+}
+
+/// Knobs of live refresh (see `refresh`).
+#[derive(Debug, Clone)]
+pub struct RefreshSettings {
+    /// `None`: no context writes.
+    pub context_ttl_secs: Option<u64>,
+    pub reconcile_every: Duration,
+    pub reload_debounce: Duration,
+    pub key_batch: Duration,
 }
 
 /// Knobs of the bulk load from Redis.
@@ -266,6 +291,12 @@ impl Settings {
             },
             retry_max: Duration::from_millis(args.retry_max_ms.max(10)),
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            refresh: RefreshSettings {
+                context_ttl_secs: (args.context_ttl_secs > 0).then_some(args.context_ttl_secs),
+                reconcile_every: Duration::from_secs(args.reconcile_secs.max(1)),
+                reload_debounce: Duration::from_millis(args.reload_debounce_ms),
+                key_batch: Duration::from_millis(args.key_batch_ms),
+            },
             log: args.log.clone(),
             log_format: args.log_format,
         })

@@ -19,6 +19,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod index;
+pub mod refresh;
 pub mod search;
 pub mod shutdown;
 pub mod store;

@@ -53,6 +53,15 @@ pub enum ApiError {
     /// 422 `invalid_k`: k is outside `1..=max_k`.
     #[error("k must be between 1 and {max} (got {k})")]
     InvalidK { k: i64, max: usize },
+    /// 422 `invalid_context_key`: `context_key` is not 1..=256 printable ASCII bytes.
+    #[error("context_key must be 1 to 256 bytes of printable ASCII without spaces")]
+    InvalidContextKey,
+    /// 403 `forbidden`: the route is disabled in this configuration.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 503 `reload_failed`: a forced reload could not read Redis; the previous index still serves.
+    #[error("reload failed, the previous index is still serving: {0}")]
+    ReloadFailed(String),
     /// 404 `not_found`: no such route.
     #[error("no route for {0}")]
     NotFound(String),
@@ -84,7 +93,10 @@ impl ApiError {
             | Self::EmptyVector
             | Self::WrongDimension { .. }
             | Self::ZeroVector
-            | Self::InvalidK { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::InvalidK { .. }
+            | Self::InvalidContextKey => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::ReloadFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotReady(_) | Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -107,6 +119,9 @@ impl ApiError {
             Self::WrongDimension { .. } => "wrong_dimension",
             Self::ZeroVector => "zero_vector",
             Self::InvalidK { .. } => "invalid_k",
+            Self::InvalidContextKey => "invalid_context_key",
+            Self::Forbidden(_) => "forbidden",
+            Self::ReloadFailed(_) => "reload_failed",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotReady(_) => "not_ready",

@@ -1,6 +1,7 @@
 //! HTTP surface (axum). Handlers validate, hand CPU work to `search` on rayon,
 //! and render [`error::ApiError`] as problem+json. No Redis here.
 
+pub mod admin;
 pub mod error;
 pub mod extract;
 pub mod search;
@@ -22,7 +23,11 @@ use tower_http::{
 };
 use tracing::Level;
 
-use crate::index::{Index, SharedIndex};
+use crate::{
+    index::{Index, SharedIndex},
+    refresh::RefreshHandle,
+    store::{context::ContextQueue, keys::KeySpace},
+};
 use error::ApiError;
 use extract::BodyLimit;
 
@@ -31,6 +36,13 @@ use extract::BodyLimit;
 pub struct AppState {
     pub index: Arc<SharedIndex>,
     pub max_k: usize,
+    pub keys: KeySpace,
+    /// `None` when context writes are off (`SEMSEARCH_CONTEXT_TTL_SECS=0`).
+    pub contexts: Option<ContextQueue>,
+    pub refresh: RefreshHandle,
+    /// Admin routes answer only when the server is bound to loopback (until
+    /// admin keys exist; see the API issue).
+    pub admin_open: bool,
 }
 
 impl AppState {
@@ -57,6 +69,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     Router::new()
         .route("/v1/search", post(search::search))
         .route("/v1/stats", get(stats::stats))
+        .route("/v1/admin/reload", post(admin::reload))
         .route("/healthz", get(stats::healthz))
         .route("/readyz", get(stats::readyz))
         .fallback(not_found)

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{error::ApiError, extract::Json, AppState};
 use crate::{
-    index::Index,
+    index::{now_ms, Index},
     search::{self, Hit},
+    store::context::ContextWrite,
 };
 
 /// k when the request does not say (the chatbot's default).
@@ -36,9 +37,13 @@ pub struct SearchRequest {
     /// Include each article's text (the bulk of the response).
     #[serde(default = "default_true")]
     pub with_text: bool,
+    /// Suffix of the `cache:context:<key>` the results are stored under;
+    /// default: a hash of the query, k and min_score.
+    #[serde(default)]
+    pub context_key: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SearchResult {
     pub id: String,
     pub url: String,
@@ -66,6 +71,28 @@ pub struct SearchResponse {
     /// Present only when `results` has fewer than k entries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fewer_results_reason: Option<FewerReason>,
+    /// Where the results are cached for the chatbot; absent when context
+    /// writes are off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<ContextRef>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContextRef {
+    /// The full Redis key (`cache:context:…`).
+    pub key: String,
+    /// False when the write queue was full and the context was not stored.
+    pub queued: bool,
+}
+
+/// What is stored in `cache:context:<key>`.
+#[derive(Debug, Serialize)]
+struct ContextPayload<'a> {
+    results: &'a [SearchResult],
+    k: usize,
+    min_score: Option<f32>,
+    index_version: u64,
+    created_at: String,
 }
 
 pub async fn search(
@@ -75,23 +102,88 @@ pub async fn search(
     let started = Instant::now();
     let index = state.ready_index()?;
     let k = validate_k(req.k, state.max_k)?;
-    let query = validate_vector(&req.vector, index.dim())?;
+    let raw = validate_vector(&req.vector, index.dim())?;
+    let context_key = match &req.context_key {
+        Some(suffix) => Some(state.keys.context_key(suffix).map_err(|_| ApiError::InvalidContextKey)?),
+        None => None,
+    };
+    let query = normalized(raw.clone())?;
     let min_score = req.min_score;
-    let hits = scan(Arc::clone(&index), query, k, min_score).await?;
+    let hits = scan_live(Arc::clone(&index), query, k, min_score).await?;
     let fewer_results_reason = (hits.len() < k).then(|| {
-        if index.len() < k && min_score.is_none_or(|_| hits.len() == index.len()) {
+        if min_score.is_none() || hits.len() == index.len() {
             FewerReason::IndexSmallerThanK
         } else {
             FewerReason::MinScore
         }
     });
-    let results = hits.iter().map(|hit| to_result(&index, *hit, req.with_text)).collect();
+    let results: Vec<SearchResult> = hits.iter().map(|hit| to_result(&index, *hit, req.with_text)).collect();
+    let context = match &state.contexts {
+        Some(queue) => {
+            let key = match context_key {
+                Some(key) => key,
+                None => state
+                    .keys
+                    .context_key(&request_hash(&raw, k, min_score))
+                    .map_err(|_| ApiError::InvalidContextKey)?,
+            };
+            // The chatbot reads title and text from the context, whatever this response carried.
+            let full: Vec<SearchResult> =
+                if req.with_text { Vec::new() } else { hits.iter().map(|h| to_result(&index, *h, true)).collect() };
+            let payload = ContextPayload {
+                results: if req.with_text { &results } else { &full },
+                k,
+                min_score,
+                index_version: index.version(),
+                created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            };
+            let payload = serde_json::to_vec(&payload).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let queued = queue.enqueue(ContextWrite { key: key.clone(), payload, index_version: index.version() });
+            Some(ContextRef { key: key.as_str().to_owned(), queued })
+        }
+        None => None,
+    };
     Ok(axum::Json(SearchResponse {
         results,
         took_us: started.elapsed().as_micros() as u64,
         index_version: index.version(),
         fewer_results_reason,
+        context,
     }))
+}
+
+/// Stable hex id of a query: SHA-256 over the query floats as sent (little
+/// endian), k and min_score. The same question gives the same context key.
+pub fn request_hash(query: &[f32], k: usize, min_score: Option<f32>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"semsearch-context-v1\0");
+    for x in query {
+        h.update(x.to_le_bytes());
+    }
+    h.update((k as u64).to_le_bytes());
+    match min_score {
+        Some(m) => {
+            h.update([1]);
+            h.update(m.to_le_bytes());
+        }
+        None => h.update([0]),
+    }
+    hex::encode(h.finalize())
+}
+
+/// Top-k over the documents whose Redis deadline has not passed. Rows past
+/// it are at most `expired_count`, so asking for that many more and dropping
+/// them keeps the result exact.
+async fn scan_live(index: Arc<Index>, query: Vec<f32>, k: usize, min_score: Option<f32>) -> Result<Vec<Hit>, ApiError> {
+    let now = now_ms();
+    let extra = index.expired_count(now);
+    let mut hits = scan(Arc::clone(&index), query, k + extra, min_score).await?;
+    if extra > 0 {
+        hits.retain(|h| !index.is_expired(h.row as usize, now));
+        hits.truncate(k);
+    }
+    Ok(hits)
 }
 
 /// Runs the scan on rayon and awaits it, keeping tokio workers free.
@@ -123,7 +215,16 @@ pub fn validate_k(k: i64, max_k: usize) -> Result<usize, ApiError> {
     }
 }
 
-/// Checks a query vector and returns it at unit length.
+/// Scales a validated query to unit length.
+///
+/// # Errors
+/// `zero_vector` when every element is zero.
+pub fn normalized(mut query: Vec<f32>) -> Result<Vec<f32>, ApiError> {
+    crate::store::decode::normalize(&mut query).map_err(|_| ApiError::ZeroVector)?;
+    Ok(query)
+}
+
+/// Checks a query vector and returns it as f32 (not yet normalised).
 ///
 /// `dim = 0` (an empty index with no known dimension) accepts any length.
 ///
@@ -144,7 +245,9 @@ pub fn validate_vector(vector: &[Option<f64>], dim: usize) -> Result<Vec<f32>, A
     if dim != 0 && out.len() != dim {
         return Err(ApiError::WrongDimension { expected: dim, got: out.len() });
     }
-    crate::store::decode::normalize(&mut out).map_err(|_| ApiError::ZeroVector)?;
+    if out.iter().all(|&x| x == 0.0) {
+        return Err(ApiError::ZeroVector);
+    }
     Ok(out)
 }
 
@@ -167,6 +270,7 @@ mod tests {
         assert!(matches!(validate_vector(&[Some(1e300), Some(1.0)], 2), Err(ApiError::NonFinite { index: 0 })));
         assert!(matches!(validate_vector(&[Some(1.0)], 2), Err(ApiError::WrongDimension { expected: 2, got: 1 })));
         assert!(matches!(validate_vector(&[Some(0.0), Some(-0.0)], 2), Err(ApiError::ZeroVector)));
-        assert_eq!(validate_vector(&[Some(3.0), Some(4.0)], 2).ok(), Some(vec![0.6, 0.8]));
+        assert_eq!(validate_vector(&[Some(3.0), Some(4.0)], 2).ok(), Some(vec![3.0, 4.0]));
+        assert_eq!(normalized(vec![3.0, 4.0]).ok(), Some(vec![0.6, 0.8]));
     }
 }

@@ -1,10 +1,17 @@
 //! `GET /v1/stats`, `GET /healthz`, `GET /readyz`: what operators look at.
 
+use std::sync::atomic::Ordering;
+
 use axum::{extract::State, Json};
 use serde::Serialize;
 
 use super::{error::ApiError, AppState};
-use crate::{search::kernel, store::loader::SkipCounts};
+use crate::{
+    index::{now_ms, Index},
+    refresh::ReloadInfo,
+    search::kernel,
+    store::loader::SkipCounts,
+};
 
 #[derive(Debug, Serialize)]
 pub struct StatsResponse {
@@ -14,30 +21,90 @@ pub struct StatsResponse {
     pub index_bytes: usize,
     /// Bytes of ids, URLs, titles and texts.
     pub metadata_bytes: usize,
+    /// Keys found by the last full load (valid or not).
     pub keys_scanned: usize,
+    /// Keys skipped by the last full load, by reason.
     pub skipped: SkipCounts,
     pub load_duration_ms: f64,
     pub index_version: u64,
-    /// RFC 3339, UTC.
+    /// When this snapshot was published; RFC 3339, UTC.
     pub loaded_at: String,
     pub kernel: &'static str,
+    /// Documents past their Redis deadline, hidden from results until the
+    /// index drops them.
+    pub expired_pending: usize,
+    pub refresh: RefreshStats,
+    /// `null` when context writes are off.
+    pub contexts: Option<ContextCounters>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefreshStats {
+    pub reloads: u64,
+    pub reload_failures: u64,
+    pub last_reload: Option<ReloadInfo>,
+    /// Documents changed by per-key updates since start.
+    pub docs_added: u64,
+    pub docs_updated: u64,
+    pub docs_removed: u64,
+    /// `connecting`, `tracking`, `unavailable` (reconcile only) or `reconnecting`.
+    pub change_feed: &'static str,
+    /// Redis holds no embeddings; the last index keeps serving.
+    pub redis_empty: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContextCounters {
+    pub ttl_secs: u64,
+    pub written: u64,
+    pub dropped: u64,
+    pub stale: u64,
+    pub failed: u64,
+    pub purged: u64,
+}
+
+impl StatsResponse {
+    pub fn new(state: &AppState, index: &Index) -> Self {
+        let r = &index.report;
+        let s = &state.refresh.status;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Self {
+            documents: index.len(),
+            dimension: index.dim(),
+            index_bytes: index.matrix_bytes(),
+            metadata_bytes: index.metadata_bytes(),
+            keys_scanned: r.keys_scanned,
+            skipped: r.skipped.clone(),
+            load_duration_ms: r.duration.as_secs_f64() * 1000.0,
+            index_version: index.version(),
+            loaded_at: humantime::format_rfc3339_millis(index.loaded_at()).to_string(),
+            kernel: kernel::name(),
+            expired_pending: index.expired_count(now_ms()),
+            refresh: RefreshStats {
+                reloads: load(&s.reloads),
+                reload_failures: load(&s.reload_failures),
+                last_reload: s.last_reload(),
+                docs_added: load(&s.docs_added),
+                docs_updated: load(&s.docs_updated),
+                docs_removed: load(&s.docs_removed),
+                change_feed: s.change_feed(),
+                redis_empty: s.redis_empty.load(Ordering::Relaxed),
+            },
+            contexts: state.contexts.as_ref().map(|c| ContextCounters {
+                ttl_secs: c.ttl_secs(),
+                written: load(&c.stats.written),
+                dropped: load(&c.stats.dropped),
+                stale: load(&c.stats.stale),
+                failed: load(&c.stats.failed),
+                purged: load(&c.stats.purged),
+            }),
+        }
+    }
 }
 
 pub async fn stats(State(state): State<AppState>) -> Result<Json<StatsResponse>, ApiError> {
     let index = state.ready_index()?;
-    let r = &index.report;
-    Ok(Json(StatsResponse {
-        documents: index.len(),
-        dimension: index.dim(),
-        index_bytes: index.matrix_bytes(),
-        metadata_bytes: index.metadata_bytes(),
-        keys_scanned: r.keys_scanned,
-        skipped: r.skipped.clone(),
-        load_duration_ms: r.duration.as_secs_f64() * 1000.0,
-        index_version: index.version(),
-        loaded_at: humantime::format_rfc3339_millis(index.loaded_at()).to_string(),
-        kernel: kernel::name(),
-    }))
+    Ok(Json(StatsResponse::new(&state, &index)))
 }
 
 #[derive(Debug, Serialize)]
@@ -55,11 +122,22 @@ pub struct Ready {
     pub status: &'static str,
     pub index_version: u64,
     pub documents: usize,
+    /// Redis holds no embeddings; answers come from the last index loaded.
+    pub redis_empty: bool,
+    pub change_feed: &'static str,
 }
 
-/// Readiness: 200 once the first load has finished, 503 (problem+json, with
-/// the last load failure) before.
+/// Readiness: 200 once the first load has finished (and from then on, even
+/// if Redis goes away: the index in memory still answers), 503
+/// (problem+json, with the last load failure) before.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     let index = state.ready_index()?;
-    Ok(Json(Ready { status: "ready", index_version: index.version(), documents: index.len() }))
+    let s = &state.refresh.status;
+    Ok(Json(Ready {
+        status: if s.redis_empty.load(Ordering::Relaxed) { "ready_serving_last_index" } else { "ready" },
+        index_version: index.version(),
+        documents: index.len(),
+        redis_empty: s.redis_empty.load(Ordering::Relaxed),
+        change_feed: s.change_feed(),
+    }))
 }

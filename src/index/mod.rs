@@ -5,11 +5,21 @@
 //! normalised them), there is one [`Document`] per row, and row order is
 //! ascending id order (byte-wise), which is what makes the tie rule in
 //! `search::topk` a row comparison and id look-up a binary search.
-//! An `Index` is immutable; [`shared::SharedIndex`] swaps whole snapshots.
+//! An `Index` is immutable; [`shared::SharedIndex`] swaps whole snapshots,
+//! and [`Index::apply`] builds the next snapshot from a few changed keys.
+//!
+//! Expiry: each document carries the deadline Redis will expire its key at
+//! (read with PTTL at load). A document past its deadline is never returned,
+//! even before Redis reclaims the key: searches ask for `k` plus the number
+//! of rows already expired ([`Index::expired_count`]) and drop those rows.
 
 pub mod shared;
 
-use std::time::{Duration, SystemTime};
+use std::{
+    collections::HashSet,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use ndarray::Array2;
 use thiserror::Error;
@@ -26,6 +36,8 @@ pub enum IndexError {
     RowCountMismatch { rows: usize, docs: usize },
     #[error("document ids must be unique and ascending; {id:?} is out of order")]
     UnsortedIds { id: String },
+    #[error("cannot merge rows of dimension {got} into an index of dimension {expected}")]
+    DimensionMismatch { expected: usize, got: usize },
 }
 
 /// One searchable document. `url` is stored only when it differs from the id
@@ -36,6 +48,9 @@ pub struct Document {
     pub url: Option<Box<str>>,
     pub title: Option<Box<str>>,
     pub text: Option<Box<str>>,
+    /// Unix time in ms at which Redis expires the key (conservatively early);
+    /// `None` for keys without a TTL.
+    pub expires_at_ms: Option<u64>,
 }
 
 impl Document {
@@ -46,19 +61,37 @@ impl Document {
 
     fn heap_bytes(&self) -> usize {
         let len = |s: &Option<Box<str>>| s.as_ref().map_or(0, |s| s.len());
-        self.id.len() + len(&self.url) + len(&self.title) + len(&self.text)
+        self.id.len() + len(&self.url) + len(&self.title) + len(&self.text) + std::mem::size_of::<Self>()
     }
+}
+
+/// Current Unix time in ms, the clock document expiry is measured on.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// An immutable snapshot of every loaded document.
 #[derive(Debug)]
 pub struct Index {
     matrix: Array2<f32>,
-    docs: Vec<Document>,
+    /// Shared with the snapshots built from this one by [`Index::apply`], so a
+    /// per-key update copies pointers, not article texts.
+    docs: Vec<Arc<Document>>,
+    /// Every document deadline, ascending, for [`Index::expired_count`].
+    deadlines: Vec<u64>,
     version: u64,
     loaded_at: SystemTime,
-    /// How this snapshot was built (counts, skips, duration): what `/v1/stats` shows.
+    /// How this snapshot was built (counts, skips, duration, key set): what
+    /// `/v1/stats` shows and what the reconcile compares with Redis.
     pub report: LoadReport,
+}
+
+/// What [`Index::apply`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyCounts {
+    pub added: usize,
+    pub updated: usize,
+    pub removed: usize,
 }
 
 impl Index {
@@ -67,7 +100,7 @@ impl Index {
     ///
     /// # Errors
     /// [`IndexError`] when rows and documents disagree or ids are unsorted.
-    pub fn new(matrix: Array2<f32>, docs: Vec<Document>, report: LoadReport) -> Result<Self, IndexError> {
+    pub fn new(matrix: Array2<f32>, docs: Vec<Arc<Document>>, report: LoadReport) -> Result<Self, IndexError> {
         if matrix.nrows() != docs.len() {
             return Err(IndexError::RowCountMismatch { rows: matrix.nrows(), docs: docs.len() });
         }
@@ -75,7 +108,9 @@ impl Index {
             return Err(IndexError::UnsortedIds { id: w[1].id.to_string() });
         }
         let matrix = if matrix.is_standard_layout() { matrix } else { matrix.as_standard_layout().into_owned() };
-        Ok(Self { matrix, docs, version: 0, loaded_at: SystemTime::now(), report })
+        let mut deadlines: Vec<u64> = docs.iter().filter_map(|d| d.expires_at_ms).collect();
+        deadlines.sort_unstable();
+        Ok(Self { matrix, docs, deadlines, version: 0, loaded_at: SystemTime::now(), report })
     }
 
     pub fn len(&self) -> usize {
@@ -111,6 +146,22 @@ impl Index {
         self.docs.binary_search_by(|d| (*d.id).cmp(id)).ok()
     }
 
+    /// How many documents are past their deadline at `now_ms`: a search must
+    /// look at that many extra candidates to still fill k.
+    pub fn expired_count(&self, now_ms: u64) -> usize {
+        self.deadlines.partition_point(|&t| t <= now_ms)
+    }
+
+    /// Whether a row's key has expired in Redis by `now_ms`.
+    pub fn is_expired(&self, row: usize, now_ms: u64) -> bool {
+        self.docs[row].expires_at_ms.is_some_and(|t| t <= now_ms)
+    }
+
+    /// The earliest document deadline, for the expiry sweep.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.deadlines.first().copied()
+    }
+
     /// Set by [`SharedIndex::replace`]; starts at 1 and grows by one per swap.
     pub fn version(&self) -> u64 {
         self.version
@@ -127,8 +178,8 @@ impl Index {
 
     /// Bytes of metadata: strings plus the per-document headers.
     pub fn metadata_bytes(&self) -> usize {
-        self.docs.iter().map(Document::heap_bytes).sum::<usize>()
-            + self.docs.capacity() * std::mem::size_of::<Document>()
+        self.docs.iter().map(|d| d.heap_bytes()).sum::<usize>()
+            + self.docs.capacity() * std::mem::size_of::<Arc<Document>>()
     }
 
     pub fn load_duration(&self) -> Duration {
@@ -138,14 +189,97 @@ impl Index {
     pub(crate) fn set_version(&mut self, version: u64) {
         self.version = version;
     }
+
+    /// The next snapshot after re-reading `changed_keys` from Redis.
+    ///
+    /// `fresh` holds what those keys hold now (loaded with this index's
+    /// dimension): its rows replace or add documents, its skipped keys stay
+    /// accounted for, and a changed key found in neither was deleted. The
+    /// key-set fingerprint is updated key by key, so the reconcile keeps
+    /// agreeing with Redis. `prefix` turns ids back into keys.
+    ///
+    /// # Errors
+    /// [`IndexError::DimensionMismatch`] if `fresh` has another dimension.
+    pub fn apply(
+        &self,
+        fresh: Index,
+        changed_keys: &[String],
+        prefix: &str,
+    ) -> Result<(Index, ApplyCounts), IndexError> {
+        let dim = if self.dim() == 0 { fresh.dim() } else { self.dim() };
+        if !fresh.is_empty() && fresh.dim() != dim {
+            return Err(IndexError::DimensionMismatch { expected: dim, got: fresh.dim() });
+        }
+        let changed_ids: HashSet<&str> = changed_keys.iter().filter_map(|k| k.strip_prefix(prefix)).collect();
+        let mut report = self.report.clone();
+        let mut counts = ApplyCounts::default();
+        for key in changed_keys {
+            let Some(id) = key.strip_prefix(prefix) else { continue };
+            let before = self.find(id).is_some() || self.report.skipped_keys.contains(key);
+            let in_fresh = fresh.find(id).is_some();
+            let after = in_fresh || fresh.report.skipped_keys.contains(key);
+            match (before, after) {
+                (false, true) => report.fingerprint.insert(key.as_bytes()),
+                (true, false) => report.fingerprint.remove(key.as_bytes()),
+                _ => {}
+            }
+            match (self.find(id).is_some(), in_fresh) {
+                (false, true) => counts.added += 1,
+                (true, true) => counts.updated += 1,
+                (true, false) => counts.removed += 1,
+                (false, false) => {}
+            }
+            report.skipped_keys.remove(key);
+        }
+        report.skipped_keys.extend(fresh.report.skipped_keys.iter().cloned());
+
+        // Merge two id-sorted row lists, dropping every changed id from the old one.
+        let capacity = self.len() + fresh.len();
+        let mut floats = Vec::with_capacity(capacity * dim);
+        let mut docs = Vec::with_capacity(capacity);
+        let (mut i, mut j) = (0, 0);
+        while i < self.len() || j < fresh.len() {
+            let take_old = match (self.docs.get(i), fresh.docs.get(j)) {
+                (Some(old), Some(new)) => old.id < new.id,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if take_old {
+                if !changed_ids.contains(&*self.docs[i].id) {
+                    floats.extend_from_slice(self.row(i));
+                    docs.push(Arc::clone(&self.docs[i]));
+                }
+                i += 1;
+            } else {
+                floats.extend_from_slice(fresh.row(j));
+                docs.push(Arc::clone(&fresh.docs[j]));
+                j += 1;
+            }
+        }
+        report.loaded = docs.len();
+        report.dim = dim;
+        let matrix =
+            Array2::from_shape_vec((docs.len(), dim), floats).expect("every merged row has exactly `dim` floats");
+        Ok((Index::new(matrix, docs, report)?, counts))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn doc(id: &str) -> Document {
-        Document { id: id.into(), url: None, title: None, text: None }
+    fn doc(id: &str) -> Arc<Document> {
+        Arc::new(Document { id: id.into(), url: None, title: None, text: None, expires_at_ms: None })
+    }
+
+    fn index(rows: &[(&str, [f32; 2])]) -> Index {
+        let floats: Vec<f32> = rows.iter().flat_map(|(_, v)| *v).collect();
+        let m = Array2::from_shape_vec((rows.len(), 2), floats).expect("n x 2");
+        let mut report = LoadReport::default();
+        for (id, _) in rows {
+            report.fingerprint.insert(format!("k:{id}").as_bytes());
+        }
+        Index::new(m, rows.iter().map(|(id, _)| doc(id)).collect(), report).expect("valid")
     }
 
     #[test]
@@ -163,10 +297,42 @@ mod tests {
 
     #[test]
     fn find_uses_id_order() {
-        let m = Array2::from_shape_vec((3, 1), vec![1.0, 1.0, 1.0]).expect("3x1");
-        let idx = Index::new(m, vec![doc("a"), doc("b"), doc("c")], LoadReport::default()).expect("valid");
+        let idx = index(&[("a", [1.0, 0.0]), ("b", [1.0, 0.0]), ("c", [1.0, 0.0])]);
         assert_eq!(idx.find("b"), Some(1));
         assert_eq!(idx.find("x"), None);
         assert_eq!(idx.doc(2).url(), "c");
+    }
+
+    #[test]
+    fn apply_adds_updates_and_removes_in_id_order() {
+        // Arrange
+        let old = index(&[("a", [1.0, 0.0]), ("c", [0.0, 1.0]), ("e", [1.0, 0.0])]);
+        let fresh = index(&[("b", [0.6, 0.8]), ("c", [0.8, 0.6])]);
+        let changed: Vec<String> = ["k:b", "k:c", "k:e"].iter().map(|s| s.to_string()).collect();
+
+        // Act
+        let (new, counts) = old.apply(fresh, &changed, "k:").expect("same dim");
+
+        // Assert
+        assert_eq!(counts, ApplyCounts { added: 1, updated: 1, removed: 1 });
+        let ids: Vec<&str> = (0..new.len()).map(|r| &*new.doc(r).id).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(new.row(2), &[0.8, 0.6]);
+        assert_eq!(new.row(0), &[1.0, 0.0]);
+        let expected = index(&[("a", [1.0, 0.0]), ("b", [0.0, 0.0]), ("c", [0.0, 0.0])]);
+        assert_eq!(new.report.fingerprint, expected.report.fingerprint, "fingerprint tracks the key set");
+    }
+
+    #[test]
+    fn expired_rows_are_counted_and_flagged() {
+        let mut a = (*doc("a")).clone();
+        a.expires_at_ms = Some(1_000);
+        let mut b = (*doc("b")).clone();
+        b.expires_at_ms = Some(5_000);
+        let m = Array2::from_shape_vec((3, 1), vec![1.0; 3]).expect("3x1");
+        let idx = Index::new(m, vec![Arc::new(a), Arc::new(b), doc("c")], LoadReport::default()).expect("valid");
+        assert_eq!((idx.expired_count(999), idx.expired_count(1_000), idx.expired_count(10_000)), (0, 1, 2));
+        assert!(idx.is_expired(0, 1_000) && !idx.is_expired(1, 1_000) && !idx.is_expired(2, u64::MAX));
+        assert_eq!(idx.next_deadline_ms(), Some(1_000));
     }
 }

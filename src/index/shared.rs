@@ -33,9 +33,17 @@ impl SharedIndex {
     }
 
     /// Publishes a new snapshot with the next version number; returns it.
-    pub fn replace(&self, mut index: Index) -> Arc<Index> {
+    pub fn replace(&self, index: Index) -> Arc<Index> {
+        self.replace_with(index, |_| {})
+    }
+
+    /// As [`SharedIndex::replace`], calling `before_publish` with the new
+    /// version just before readers can see it (to retire caches built from
+    /// older versions first).
+    pub fn replace_with(&self, mut index: Index, before_publish: impl FnOnce(u64)) -> Arc<Index> {
         let version = self.versions.fetch_add(1, Ordering::AcqRel) + 1;
         index.set_version(version);
+        before_publish(version);
         let index = Arc::new(index);
         self.current.store(Some(Arc::clone(&index)));
         self.set_failure(None);

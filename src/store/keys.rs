@@ -102,6 +102,11 @@ impl KeySpace {
         key.strip_prefix(self.embedding_prefix.as_str())
     }
 
+    /// The Redis key of a document id.
+    pub fn embedding_key(&self, id: &str) -> String {
+        format!("{}{}", self.embedding_prefix, id)
+    }
+
     /// The key a search result is cached under.
     ///
     /// # Errors
@@ -122,6 +127,33 @@ impl KeySpace {
     }
 }
 
+/// An order-independent digest of a set of keys: how many, and the XOR of
+/// their 64-bit hashes. Cheap to compute from a SCAN and to update one key at
+/// a time, which is what the periodic reconcile needs to notice missed
+/// changes. (A value rewritten under the same key does not change it.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeySetFingerprint {
+    pub count: u64,
+    pub xor: u64,
+}
+
+impl KeySetFingerprint {
+    pub fn insert(&mut self, key: &[u8]) {
+        self.count += 1;
+        self.xor ^= key_hash(key);
+    }
+
+    pub fn remove(&mut self, key: &[u8]) {
+        self.count = self.count.saturating_sub(1);
+        self.xor ^= key_hash(key);
+    }
+}
+
+/// FNV-1a, 64 bit: stable across processes and versions (unlike std's hasher).
+pub fn key_hash(key: &[u8]) -> u64 {
+    key.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +161,20 @@ mod tests {
     fn chatbot() -> KeySpace {
         KeySpace::new("cache:embedding:*", "cache:processed_articles:quick", "cache:context:")
             .expect("defaults are valid")
+    }
+
+    #[test]
+    fn fingerprint_ignores_order_and_undoes_removal() {
+        let (mut a, mut b) = (KeySetFingerprint::default(), KeySetFingerprint::default());
+        for k in ["x", "y", "z"] {
+            a.insert(k.as_bytes());
+        }
+        for k in ["z", "x", "w", "y"] {
+            b.insert(k.as_bytes());
+        }
+        assert_ne!(a, b);
+        b.remove(b"w");
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! the log). Only Redis failures abort a load; the caller retries.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -27,11 +27,11 @@ use tracing::{info, warn};
 
 use super::{
     decode::{decode_into, Meta, SkipReason},
-    keys::KeySpace,
+    keys::{KeySetFingerprint, KeySpace},
 };
 use crate::{
     config::LoadSettings,
-    index::{Document, Index, IndexError},
+    index::{now_ms, Document, Index, IndexError},
 };
 
 /// MGET replies requested ahead of the parser. Two keeps Redis busy while a
@@ -85,6 +85,12 @@ impl Serialize for SkipCounts {
 /// What one load did: logged once and kept with the snapshot for `/v1/stats`.
 #[derive(Debug, Clone, Default)]
 pub struct LoadReport {
+    /// Keys that exist but were skipped (not vanished ones): with the rows,
+    /// the key set this snapshot accounts for.
+    pub skipped_keys: BTreeSet<String>,
+    /// Digest of every key SCAN found (rows and skipped alike), compared with
+    /// Redis by the periodic reconcile.
+    pub fingerprint: KeySetFingerprint,
     /// Distinct keys SCAN found under the embedding pattern.
     pub keys_scanned: usize,
     pub loaded: usize,
@@ -212,6 +218,41 @@ async fn load_sorted(
     Ok(index)
 }
 
+/// The fingerprint of every key matching the embedding pattern, as a full
+/// load would compute it, without reading any value.
+///
+/// # Errors
+/// [`redis::RedisError`] when SCAN fails.
+pub async fn fingerprint(
+    conn: &MultiplexedConnection,
+    keys: &KeySpace,
+    count: usize,
+) -> redis::RedisResult<KeySetFingerprint> {
+    let mut conn = conn.clone();
+    let mut seen = std::collections::HashSet::new();
+    let mut fingerprint = KeySetFingerprint::default();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(keys.embedding_pattern())
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        for key in batch {
+            if seen.insert(crate::store::keys::key_hash(&key)) {
+                fingerprint.insert(&key);
+            }
+        }
+        if next == 0 {
+            return Ok(fingerprint);
+        }
+        cursor = next;
+    }
+}
+
 /// Every distinct key matching `pattern`, sorted (so rows come out in id order).
 async fn scan_keys(
     mut conn: MultiplexedConnection,
@@ -239,6 +280,9 @@ async fn scan_keys(
     // SCAN may return a key more than once.
     raw.sort_unstable();
     raw.dedup();
+    for key in &raw {
+        builder.report.fingerprint.insert(key);
+    }
     let mut keys = Vec::with_capacity(raw.len());
     for key in raw {
         match String::from_utf8(key) {
@@ -249,9 +293,9 @@ async fn scan_keys(
     Ok(keys)
 }
 
-/// One fetched value, or why there is none.
+/// One fetched value with its key's deadline, or why there is none.
 enum Raw {
-    Value(Vec<u8>),
+    Value { bytes: Vec<u8>, expires_at_ms: Option<u64> },
     Nil(SkipReason),
 }
 
@@ -288,18 +332,31 @@ async fn fetch_chunk(
     end: usize,
 ) -> Result<FetchedChunk, LoadError> {
     let chunk = &keys[first..end];
-    let reply: Value = redis::cmd("MGET").arg(chunk).query_async(&mut conn).await?;
-    let Value::Array(items) = reply else {
+    // PTTL rides in the same pipeline so each document's deadline is read with
+    // its value; measured from before sending, so deadlines err early.
+    let sent_at_ms = now_ms();
+    let mut pipe = redis::pipe();
+    pipe.cmd("MGET").arg(chunk);
+    for key in chunk {
+        pipe.cmd("PTTL").arg(key);
+    }
+    let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
+    let ttls: Vec<i64> = replies.drain(1..).map(|v| if let Value::Int(ms) = v { ms } else { -1 }).collect();
+    let Some(Value::Array(items)) = replies.pop() else {
         return Err(
             redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "MGET did not answer an array")).into()
         );
     };
     let mut values: Vec<Raw> = items
         .into_iter()
-        .map(|v| match v {
-            Value::BulkString(bytes) => Raw::Value(bytes),
-            Value::SimpleString(s) => Raw::Value(s.into_bytes()),
-            _ => Raw::Nil(SkipReason::Vanished),
+        .zip(ttls)
+        .map(|(v, ttl_ms)| {
+            let expires_at_ms = u64::try_from(ttl_ms).ok().map(|ms| sent_at_ms + ms);
+            match v {
+                Value::BulkString(bytes) => Raw::Value { bytes, expires_at_ms },
+                Value::SimpleString(s) => Raw::Value { bytes: s.into_bytes(), expires_at_ms },
+                _ => Raw::Nil(SkipReason::Vanished),
+            }
         })
         .collect();
     // MGET answers nil both for a key of another type and for a key deleted
@@ -333,6 +390,7 @@ struct ParsedDoc {
     key: usize,
     meta: Meta,
     dim: usize,
+    expires_at_ms: Option<u64>,
 }
 
 fn parse_chunk(chunk: FetchedChunk, keys: &[String]) -> ParsedChunk {
@@ -347,11 +405,11 @@ fn parse_chunk(chunk: FetchedChunk, keys: &[String]) -> ParsedChunk {
         let key = chunk.first_key + offset;
         match raw {
             Raw::Nil(reason) => out.skips.push((key, reason)),
-            Raw::Value(bytes) => {
+            Raw::Value { bytes, expires_at_ms } => {
                 out.value_bytes += bytes.len() as u64;
                 let before = out.floats.len();
                 match decode_into(&bytes, &mut out.floats) {
-                    Ok(meta) => out.docs.push(ParsedDoc { key, meta, dim: out.floats.len() - before }),
+                    Ok(meta) => out.docs.push(ParsedDoc { key, meta, dim: out.floats.len() - before, expires_at_ms }),
                     Err(reason) => out.skips.push((key, reason)),
                 }
             }
@@ -364,7 +422,7 @@ fn parse_chunk(chunk: FetchedChunk, keys: &[String]) -> ParsedChunk {
 #[derive(Default)]
 struct Rows {
     floats: Vec<f32>,
-    docs: Vec<Document>,
+    docs: Vec<Arc<Document>>,
 }
 
 /// Collects parsed chunks into the matrix of the index dimension.
@@ -397,6 +455,9 @@ impl Builder {
 
     fn skip(&mut self, key: &str, reason: SkipReason) {
         self.report.skipped.add(reason, 1);
+        if !matches!(reason, SkipReason::Vanished | SkipReason::InvalidKey) {
+            self.report.skipped_keys.insert(key.to_owned());
+        }
         let n = self.report.skipped.get(reason);
         if n <= LOGGED_SKIPS_PER_REASON {
             warn!(key, reason = reason.as_str(), "skipped embedding key");
@@ -434,7 +495,7 @@ impl Builder {
                 self.others.entry(doc.dim).or_default()
             };
             rows.floats.extend_from_slice(row);
-            rows.docs.push(to_document(&keys[doc.key][self.prefix_len..], doc.meta));
+            rows.docs.push(Arc::new(to_document(&keys[doc.key][self.prefix_len..], doc.meta, doc.expires_at_ms)));
         }
     }
 
@@ -456,9 +517,9 @@ impl Builder {
             }
             None => (main_dim, std::mem::take(&mut self.main)),
         };
-        let losers: Vec<Document> = std::mem::take(&mut self.others).into_values().flat_map(|r| r.docs).collect();
+        let losers: Vec<Arc<Document>> = std::mem::take(&mut self.others).into_values().flat_map(|r| r.docs).collect();
         for doc in losers {
-            self.skip(&format!("{}{}", keys.embedding_prefix(), doc.id), SkipReason::WrongDimension);
+            self.skip(&keys.embedding_key(&doc.id), SkipReason::WrongDimension);
         }
         rows.floats.shrink_to_fit();
         rows.docs.shrink_to_fit();
@@ -470,7 +531,7 @@ impl Builder {
     }
 }
 
-fn to_document(id: &str, meta: Meta) -> Document {
+fn to_document(id: &str, meta: Meta, expires_at_ms: Option<u64>) -> Document {
     let url = meta.url.filter(|u| **u != *id);
-    Document { id: id.into(), url, title: meta.title, text: meta.text }
+    Document { id: id.into(), url, title: meta.title, text: meta.text, expires_at_ms }
 }

@@ -4,10 +4,14 @@
 //! - [`keys`]: every key name, and the rule that we write only under our prefixes;
 //! - [`decode`]: one value → unit vector + metadata, or a skip reason;
 //! - [`json`]: the single-pass reader for the chatbot's JSON values (the hot loop);
-//! - [`loader`]: SCAN + pipelined MGET into a fresh index.
+//! - [`loader`]: SCAN + pipelined MGET (+ PTTL) into a fresh index;
+//! - [`context`]: the asynchronous writer of `cache:context:*`;
+//! - [`watcher`]: the change feed (CLIENT TRACKING) that drives `refresh`.
 
 pub mod child;
+pub mod context;
 pub mod decode;
 pub mod json;
 pub mod keys;
 pub mod loader;
+pub mod watcher;

@@ -1,0 +1,244 @@
+//! Writes each search's results to `cache:context:<key>` for the chatbot.
+//!
+//! Writes are asynchronous through a bounded queue: a search only pays for a
+//! `try_send`, so a slow or absent Redis never delays or fails it; when the
+//! queue is full the write is dropped and counted. One writer task drains
+//! the queue, pipelining whatever is waiting.
+//!
+//! Staleness: when a new index version is published, [`ContextQueue::retire_before`]
+//! raises a floor. Before its next write the writer UNLINKs every context
+//! under our prefix and from then on drops writes computed from older
+//! versions, so no context from a previous index survives a reload. The
+//! floor is raised *before* the swap, so the purge can only precede, never
+//! follow, the first write of the new version.
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use redis::{aio::MultiplexedConnection, AsyncConnectionConfig};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::keys::{KeySpace, WritableKey};
+
+/// Writes waiting at most; beyond this, writes are dropped.
+pub const QUEUE_CAPACITY: usize = 4096;
+/// Writes sent to Redis in one pipeline.
+const PIPELINE_MAX: usize = 128;
+/// Don't try to reconnect more often than this while Redis is away.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+
+/// One context to store.
+#[derive(Debug)]
+pub struct ContextWrite {
+    pub key: WritableKey,
+    pub payload: Vec<u8>,
+    pub index_version: u64,
+}
+
+/// Counters shown in `/v1/stats`.
+#[derive(Debug, Default, Serialize)]
+pub struct ContextStats {
+    pub written: AtomicU64,
+    /// Dropped because the queue was full (Redis slow or away).
+    pub dropped: AtomicU64,
+    /// Dropped because a newer index version was published meanwhile.
+    pub stale: AtomicU64,
+    /// Sent but refused or lost by Redis.
+    pub failed: AtomicU64,
+    /// Contexts UNLINKed after reloads.
+    pub purged: AtomicU64,
+}
+
+/// The producer side, held by the API.
+#[derive(Debug, Clone)]
+pub struct ContextQueue {
+    tx: mpsc::Sender<ContextWrite>,
+    floor: Arc<watch::Sender<u64>>,
+    pub stats: Arc<ContextStats>,
+    ttl_secs: u64,
+}
+
+/// The consumer side, moved into the writer task.
+pub struct ContextWriter {
+    rx: mpsc::Receiver<ContextWrite>,
+    floor: watch::Receiver<u64>,
+    stats: Arc<ContextStats>,
+    ttl_secs: u64,
+}
+
+/// A queue and its writer. `ttl_secs` is the context TTL (must be > 0).
+pub fn channel(ttl_secs: u64) -> (ContextQueue, ContextWriter) {
+    let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+    let (floor_tx, floor_rx) = watch::channel(0);
+    let stats = Arc::new(ContextStats::default());
+    (
+        ContextQueue { tx, floor: Arc::new(floor_tx), stats: Arc::clone(&stats), ttl_secs },
+        ContextWriter { rx, floor: floor_rx, stats, ttl_secs },
+    )
+}
+
+impl ContextQueue {
+    /// Queues a write without waiting; returns whether it was queued.
+    pub fn enqueue(&self, write: ContextWrite) -> bool {
+        match self.tx.try_send(write) {
+            Ok(()) => true,
+            Err(_) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// Marks every context computed from a version below `version` as stale:
+    /// they are purged and no longer written. Call before publishing `version`.
+    pub fn retire_before(&self, version: u64) {
+        self.floor.send_if_modified(|floor| {
+            let raise = version > *floor;
+            *floor = (*floor).max(version);
+            raise
+        });
+    }
+
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+}
+
+impl ContextWriter {
+    /// Drains the queue into Redis until cancelled.
+    pub async fn run(mut self, client: redis::Client, keys: KeySpace, cancel: CancellationToken) {
+        let mut conn: Option<MultiplexedConnection> = None;
+        let mut last_attempt: Option<Instant> = None;
+        let mut batch = Vec::with_capacity(PIPELINE_MAX);
+        loop {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => break,
+                changed = self.floor.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    self.purge(&client, &keys, &mut conn, &mut last_attempt).await;
+                }
+                n = self.rx.recv_many(&mut batch, PIPELINE_MAX) => {
+                    if n == 0 {
+                        break;
+                    }
+                    if self.floor.has_changed().unwrap_or(false) {
+                        self.floor.mark_unchanged();
+                        self.purge(&client, &keys, &mut conn, &mut last_attempt).await;
+                    }
+                    self.write(&client, &mut batch, &mut conn, &mut last_attempt).await;
+                }
+            }
+        }
+        let left = self.rx.len() as u64;
+        if left > 0 {
+            self.stats.dropped.fetch_add(left, Ordering::Relaxed);
+            info!(dropped = left, "context writes dropped at shutdown");
+        }
+    }
+
+    async fn write(
+        &mut self,
+        client: &redis::Client,
+        batch: &mut Vec<ContextWrite>,
+        conn: &mut Option<MultiplexedConnection>,
+        last_attempt: &mut Option<Instant>,
+    ) {
+        let floor = *self.floor.borrow();
+        let before = batch.len();
+        batch.retain(|w| w.index_version >= floor);
+        self.stats.stale.fetch_add((before - batch.len()) as u64, Ordering::Relaxed);
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len() as u64;
+        let Some(c) = connection(client, conn, last_attempt).await else {
+            self.stats.failed.fetch_add(n, Ordering::Relaxed);
+            batch.clear();
+            return;
+        };
+        let mut pipe = redis::pipe();
+        for w in batch.drain(..) {
+            pipe.cmd("SET").arg(w.key.as_str()).arg(w.payload).arg("EX").arg(self.ttl_secs).ignore();
+        }
+        match pipe.query_async::<()>(c).await {
+            Ok(()) => {
+                self.stats.written.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.failed.fetch_add(n, Ordering::Relaxed);
+                warn!(error.message = %e, writes = n, "context writes failed");
+                *conn = None;
+            }
+        }
+    }
+
+    async fn purge(
+        &mut self,
+        client: &redis::Client,
+        keys: &KeySpace,
+        conn: &mut Option<MultiplexedConnection>,
+        last_attempt: &mut Option<Instant>,
+    ) {
+        let Some(c) = connection(client, conn, last_attempt).await else {
+            warn!("cannot purge stale contexts: Redis unreachable; they expire by TTL");
+            return;
+        };
+        match purge_prefix(c, &keys.context_pattern()).await {
+            Ok(n) => {
+                self.stats.purged.fetch_add(n, Ordering::Relaxed);
+                debug!(purged = n, "stale contexts removed");
+            }
+            Err(e) => {
+                warn!(error.message = %e, "purging stale contexts failed; they expire by TTL");
+                *conn = None;
+            }
+        }
+    }
+}
+
+/// SCAN + UNLINK of everything matching `pattern` (our context prefix only).
+async fn purge_prefix(conn: &mut MultiplexedConnection, pattern: &str) -> redis::RedisResult<u64> {
+    let mut cursor = 0u64;
+    let mut purged = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<Vec<u8>>) =
+            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query_async(conn).await?;
+        if !batch.is_empty() {
+            let n: u64 = redis::cmd("UNLINK").arg(&batch).query_async(conn).await?;
+            purged += n;
+        }
+        if next == 0 {
+            return Ok(purged);
+        }
+        cursor = next;
+    }
+}
+
+async fn connection<'c>(
+    client: &redis::Client,
+    conn: &'c mut Option<MultiplexedConnection>,
+    last_attempt: &mut Option<Instant>,
+) -> Option<&'c mut MultiplexedConnection> {
+    if conn.is_none() && last_attempt.is_none_or(|t| t.elapsed() >= RECONNECT_EVERY) {
+        *last_attempt = Some(Instant::now());
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(2)));
+        match client.get_multiplexed_async_connection_with_config(&config).await {
+            Ok(c) => *conn = Some(c),
+            Err(e) => debug!(error.message = %e, "context writer cannot reach Redis"),
+        }
+    }
+    conn.as_mut()
+}
