@@ -2,8 +2,10 @@
 //!
 //! - [`keys`]: every key name, and the rule that we write only under our prefixes;
 //! - [`decode`]: one value → unit vector + metadata, or a skip reason;
-//! - [`loader`]: SCAN + pipelined MGET into a fresh index.
+//! - [`loader`]: SCAN + pipelined MGET into a fresh index;
+//! - [`query_cache`]: cached question embeddings (best-effort GET / SET EX).
 
 pub mod decode;
 pub mod keys;
 pub mod loader;
+pub mod query_cache;
