@@ -11,9 +11,10 @@ use tracing::{info, warn};
 use crate::{
     api::{self, AppState, Limits},
     config::Settings,
+    embed::{QueryEmbedder, PROBE_TEXT},
     index::SharedIndex,
     search::kernel,
-    store::loader,
+    store::{loader, query_cache::QueryCache},
 };
 
 /// A bound, not yet running, semsearch.
@@ -32,7 +33,16 @@ impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         let client = redis::Client::open(settings.redis.info.clone()).context("preparing the Redis client")?;
-        let state = AppState { index: Arc::new(SharedIndex::new()), max_k: settings.max_k };
+        let embedder = match &settings.embedder {
+            Some(es) => {
+                let redis_tier = (es.cache_ttl_secs > 0).then(|| {
+                    QueryCache::new(client.clone(), es.cache_keys.clone(), es.cache_ttl_secs, es.cache_timeout)
+                });
+                Some(Arc::new(QueryEmbedder::new(es, redis_tier).context("preparing the embedding provider")?))
+            }
+            None => None,
+        };
+        let state = AppState { index: Arc::new(SharedIndex::new()), max_k: settings.max_k, embedder };
         Ok(Self { listener, settings, client, state })
     }
 
@@ -60,8 +70,13 @@ impl App {
         info!(addr = %listener.local_addr()?, redis = settings.redis.display(), kernel = kernel::name(), "semsearch listening");
 
         let loader = tokio::spawn(load_until_ready(client, settings.clone(), Arc::clone(&state.index), cancel.clone()));
+        let probe = state
+            .embedder
+            .clone()
+            .map(|embedder| tokio::spawn(probe_embedder(embedder, Arc::clone(&state.index), cancel.clone())));
 
         let limits = Limits { max_body_bytes: settings.max_body_bytes, request_timeout: settings.request_timeout };
+        let embedder = state.embedder.clone();
         let router = api::router(state, limits);
         let stop = cancel.clone();
         axum::serve(listener, router)
@@ -73,6 +88,19 @@ impl App {
             .context("serving HTTP")?;
         cancel.cancel();
         let _ = loader.await;
+        if let Some(probe) = probe {
+            let _ = probe.await;
+        }
+        if let Some(embedder) = &embedder {
+            let c = embedder.counts();
+            info!(
+                lru_hits = c.lru_hits,
+                redis_hits = c.redis_hits,
+                provider_calls = c.provider_calls,
+                redis_errors = c.redis_errors,
+                "query-embedding cache totals"
+            );
+        }
         info!("semsearch stopped");
         Ok(())
     }
@@ -119,6 +147,39 @@ async fn load_until_ready(
             () = tokio::time::sleep(delay) => {}
         }
         delay = (delay * 2).min(settings.retry_max);
+    }
+}
+
+/// Embeds [`PROBE_TEXT`] once at start-up and compares its dimension with the
+/// index's once that is loaded. Only warns: the provider may be down now and
+/// fine later, and a mismatch is also answered per request (502
+/// `embedder_wrong_dimension`), so the service keeps serving vector queries.
+async fn probe_embedder(embedder: Arc<QueryEmbedder>, shared: Arc<SharedIndex>, cancel: CancellationToken) {
+    let provider = embedder.provider();
+    let (kind, host, model) = (provider.kind().as_str(), provider.host(), provider.model());
+    let got = tokio::select! {
+        () = cancel.cancelled() => return,
+        r = provider.embed(PROBE_TEXT) => match r {
+            Ok(vector) => vector.len(),
+            Err(e) => {
+                warn!(provider = kind, host, model, error.message = %e, error.cause_chain = %error_chain(&e), "embedding provider probe failed; text queries fail until it answers");
+                return;
+            }
+        },
+    };
+    let expected = loop {
+        if let Some(index) = shared.current() {
+            break index.dim();
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    };
+    if expected != 0 && expected != got {
+        warn!(provider = kind, host, model, provider_dim = got, index_dim = expected, "embedding provider dimension differs from the index; text queries will answer 502 embedder_wrong_dimension");
+    } else {
+        info!(provider = kind, host, model, dim = got, "embedding provider ready for text queries");
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod query;
 pub mod search;
 pub mod stats;
 
@@ -18,7 +19,10 @@ use axum::{
 use tower::ServiceBuilder;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
-use crate::index::{Index, SharedIndex};
+use crate::{
+    embed::QueryEmbedder,
+    index::{Index, SharedIndex},
+};
 use error::ApiError;
 use extract::BodyLimit;
 
@@ -27,6 +31,8 @@ use extract::BodyLimit;
 pub struct AppState {
     pub index: Arc<SharedIndex>,
     pub max_k: usize,
+    /// `None` when text search is not configured.
+    pub embedder: Option<Arc<QueryEmbedder>>,
 }
 
 impl AppState {

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Instant};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{error::ApiError, extract::Json, AppState};
+use super::{error::ApiError, extract::Json, query::resolve_query, AppState};
 use crate::{
     index::Index,
     search::{self, Hit},
@@ -27,7 +27,12 @@ fn default_true() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// Query embedding; any length-scaling is irrelevant (cosine).
-    pub vector: Vec<Option<f64>>,
+    /// Exactly one of `vector` and `text` (see [`resolve_query`]).
+    #[serde(default)]
+    pub vector: Option<Vec<Option<f64>>>,
+    /// Question text, embedded server-side by the configured provider.
+    #[serde(default)]
+    pub text: Option<String>,
     #[serde(default = "default_k")]
     pub k: i64,
     /// Drop results scoring below this.
@@ -75,7 +80,7 @@ pub async fn search(
     let started = Instant::now();
     let index = state.ready_index()?;
     let k = validate_k(req.k, state.max_k)?;
-    let query = validate_vector(&req.vector, index.dim())?;
+    let query = resolve_query(&state, req.vector.as_deref(), req.text.as_deref(), index.dim()).await?;
     let min_score = req.min_score;
     let hits = scan(Arc::clone(&index), query, k, min_score).await?;
     let fewer_results_reason = (hits.len() < k).then(|| {
