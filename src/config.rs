@@ -33,6 +33,18 @@ pub struct Cli {
 pub enum Command {
     /// Load embeddings from Redis and serve search over HTTP (the default).
     Serve(ServeArgs),
+    /// Embed one text with the configured provider and print the vector and
+    /// its dimension (no cache, no Redis): to debug a provider set-up.
+    Embed(EmbedArgs),
+}
+
+/// Flags of `semsearch embed`.
+#[derive(Debug, Clone, Args)]
+pub struct EmbedArgs {
+    /// The text to embed (normalised as SEMSEARCH_TEXT_NORMALIZATION says).
+    pub text: String,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 impl Cli {
@@ -40,6 +52,7 @@ impl Cli {
     pub fn into_serve_args(self) -> ServeArgs {
         match self.command {
             Some(Command::Serve(args)) => args,
+            Some(Command::Embed(args)) => args.serve,
             None => self.serve,
         }
     }

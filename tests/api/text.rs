@@ -555,3 +555,33 @@ async fn text_query_latency_first_vs_cached() {
         eprintln!("  {label:<30} median {median:>10.2?}  mean {mean:>10.2?}  max {:>10.2?}", times[times.len() - 1]);
     }
 }
+
+#[tokio::test]
+async fn embed_subcommand_prints_the_normalised_text_vector_and_dimension() {
+    // Arrange
+    let fake = FakeProvider::start(ProviderKind::Openai, Behaviour::Answer).await;
+    let q = ground_truth().into_iter().find(|q| q.query == "relational database server").expect("query in the data");
+
+    // Act
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_semsearch"))
+        .args(["embed", "  Relational DATABASE server"])
+        .env("SEMSEARCH_EMBEDDER", "openai")
+        .env("SEMSEARCH_EMBEDDER_URL", fake.url())
+        .env("SEMSEARCH_TEXT_NORMALIZATION", "chatbot")
+        .env("OPENAI_API_KEY", "sk-test-secret")
+        .output()
+        .await
+        .expect("run semsearch embed");
+
+    // Assert
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(printed["dimension"], 384);
+    assert_eq!(printed["text"], "relational database server");
+    assert_eq!(printed["provider"], "openai");
+    let vector: Vec<f32> = serde_json::from_value(printed["vector"].clone()).expect("vector of floats");
+    assert_eq!(vector, q.embedding);
+    assert_eq!(fake.state.authorization.lock().expect("auth").as_deref(), Some("Bearer sk-test-secret"));
+    let all_output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!all_output.contains("sk-test-secret"), "the key is never printed");
+}
