@@ -250,8 +250,8 @@ pub struct EmbedderArgs {
     /// Question embeddings kept in process memory (LRU). 0: no in-process tier.
     #[arg(long, env = "SEMSEARCH_QUERY_CACHE_CAPACITY", default_value_t = 10_000)]
     pub query_cache_capacity: usize,
-    /// Longest a query waits on the Redis cache tier, in milliseconds, before
-    /// treating it as a miss.
+    /// Connect and response timeout of the Redis cache tier, in milliseconds.
+    /// A timeout counts as a miss, and Redis is then skipped for a second.
     #[arg(long, env = "SEMSEARCH_QUERY_CACHE_TIMEOUT_MS", default_value_t = 250)]
     pub query_cache_timeout_ms: u64,
 }
