@@ -57,6 +57,9 @@ struct FakeState {
     /// Questions received (the probe excluded), in order.
     questions: Mutex<Vec<String>>,
     calls: AtomicUsize,
+    /// Questions being answered right now, and the most there ever were.
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
     authorization: Mutex<Option<String>>,
     models: Mutex<Vec<String>>,
 }
@@ -81,6 +84,8 @@ impl FakeProvider {
             behaviour,
             questions: Mutex::new(Vec::new()),
             calls: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
             authorization: Mutex::new(None),
             models: Mutex::new(Vec::new()),
         });
@@ -141,7 +146,12 @@ async fn answer(State(fake): State<Arc<FakeState>>, uri: Uri, headers: HeaderMap
             }
             Behaviour::RateLimitedFirst(_) => {}
             Behaviour::Unavailable => return (StatusCode::SERVICE_UNAVAILABLE, "model is loading").into_response(),
-            Behaviour::Slow(d) => tokio::time::sleep(d).await,
+            Behaviour::Slow(d) => {
+                let now = fake.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                fake.max_in_flight.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(d).await;
+                fake.in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
             Behaviour::Malformed => {
                 return ([("content-type", "application/json")], r#"{"embeddings": [0.1, "#).into_response()
             }
@@ -388,6 +398,25 @@ async fn a_slow_provider_gets_504_naming_the_provider() {
     let problem = assert_problem(res, 504, "embedder_timeout").await;
     assert!(problem["detail"].as_str().is_some_and(|d| d.contains("tei")), "{problem}");
     assert_eq!(fake.calls(), 1, "a timeout is not retried");
+}
+
+#[tokio::test]
+async fn concurrent_questions_respect_the_provider_concurrency_limit() {
+    // Arrange
+    let redis = TestRedis::start();
+    seed_corpus(&mut redis.conn().await).await;
+    let fake = FakeProvider::start(ProviderKind::Tei, Behaviour::Slow(Duration::from_millis(50))).await;
+    let app = ready_app(settings(&redis, ProviderKind::Tei, &fake.url(), |e| e.concurrency = 2)).await;
+    let gt = ground_truth();
+
+    // Act: six different questions at once.
+    let bodies: Vec<Value> = gt.iter().take(6).map(|q| json!({"text": q.query})).collect();
+    let answers = futures::future::join_all(bodies.iter().map(|body| app.post_search(body))).await;
+
+    // Assert
+    assert!(answers.iter().all(|r| r.status() == 200));
+    assert_eq!(fake.calls(), 6);
+    assert_eq!(fake.state.max_in_flight.load(Ordering::SeqCst), 2, "never more than the limit, and it is used");
 }
 
 #[tokio::test]
