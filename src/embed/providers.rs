@@ -202,7 +202,10 @@ impl Provider {
         }
     }
 
+    /// Drops the URL from the error: errors end up in logs, and a URL may
+    /// carry credentials. Logs name the host instead.
     fn transport_error(&self, e: reqwest::Error) -> EmbedError {
+        let e = e.without_url();
         if e.is_timeout() {
             EmbedError::Timeout { provider: self.kind, timeout_ms: self.request_timeout.as_millis() as u64 }
         } else {
@@ -310,6 +313,27 @@ mod tests {
         assert!(reason(parse(ProviderKind::Hf, b"[1, 1e300]")).contains("element 1"));
         assert!(parse(ProviderKind::Hf, br#"[1, "a"]"#).is_err());
         assert!(parse(ProviderKind::Hf, b"[1, null]").is_err());
+    }
+
+    #[tokio::test]
+    async fn transport_errors_never_carry_the_url_or_its_credentials() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+        let mut args = crate::config::ServeArgs::defaults();
+        args.embedder.provider = Some(ProviderKind::Tei);
+        args.embedder.url = Some(format!("http://user:hunter2@{closed}"));
+        let settings = crate::config::Settings::from_args(&args).expect("valid").embedder.expect("tei configured");
+
+        let err = Provider::new(&settings).expect("client builds").embed("q").await.expect_err("nothing listens");
+
+        assert!(matches!(err, EmbedError::Unreachable { provider: ProviderKind::Tei, .. }), "{err:?}");
+        let mut chain = format!("{err} {err:?}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            chain += &format!(" {s}");
+            source = s.source();
+        }
+        // The socket address may appear (hyper reports it, and logs name the host anyway); the URL may not.
+        assert!(!chain.contains("hunter2") && !chain.contains("http://"), "{chain}");
     }
 
     #[test]
