@@ -161,15 +161,16 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct EmbedderArgs {
     /// Embedding service for `"text"` queries: tei, hf or openai. Unset: text search is off.
-    #[arg(id = "embedder", long = "embedder", env = "SEMSEARCH_EMBEDDER", value_enum)]
+    #[arg(id = "embedder", value_name = "EMBEDDER", long = "embedder", env = "SEMSEARCH_EMBEDDER", value_enum)]
     pub provider: Option<ProviderKind>,
     /// Base URL of the embedding service. Required for tei; defaults to
     /// https://router.huggingface.co/hf-inference for hf and https://api.openai.com for openai.
-    #[arg(id = "embedder-url", long = "embedder-url", env = "SEMSEARCH_EMBEDDER_URL")]
+    #[arg(id = "embedder-url", value_name = "URL", long = "embedder-url", env = "SEMSEARCH_EMBEDDER_URL")]
     pub url: Option<String>,
     /// Model name sent to the service (hf: part of the path; openai: the `model` field).
     #[arg(
         id = "embedder-model",
+        value_name = "MODEL",
         long = "embedder-model",
         env = "SEMSEARCH_EMBEDDER_MODEL",
         default_value = "sentence-transformers/all-MiniLM-L6-v2"
@@ -178,6 +179,7 @@ pub struct EmbedderArgs {
     /// Bearer token for the embedding service. Never logged.
     #[arg(
         id = "embedder-api-key",
+        value_name = "API_KEY",
         long = "embedder-api-key",
         env = "SEMSEARCH_EMBEDDER_API_KEY",
         hide_env_values = true
@@ -192,6 +194,7 @@ pub struct EmbedderArgs {
     /// Time to open a connection to the embedding service, in milliseconds.
     #[arg(
         id = "embedder-connect-timeout-ms",
+        value_name = "CONNECT_TIMEOUT_MS",
         long = "embedder-connect-timeout-ms",
         env = "SEMSEARCH_EMBEDDER_CONNECT_TIMEOUT_MS",
         default_value_t = 2000
@@ -200,6 +203,7 @@ pub struct EmbedderArgs {
     /// Time one embedding request may take, in milliseconds (504 after that).
     #[arg(
         id = "embedder-timeout-ms",
+        value_name = "TIMEOUT_MS",
         long = "embedder-timeout-ms",
         env = "SEMSEARCH_EMBEDDER_TIMEOUT_MS",
         default_value_t = 10_000
@@ -208,6 +212,7 @@ pub struct EmbedderArgs {
     /// Retries after a 429 or 5xx answer.
     #[arg(
         id = "embedder-max-retries",
+        value_name = "MAX_RETRIES",
         long = "embedder-max-retries",
         env = "SEMSEARCH_EMBEDDER_MAX_RETRIES",
         default_value_t = 2
@@ -216,6 +221,7 @@ pub struct EmbedderArgs {
     /// First backoff when the service sends no Retry-After, in milliseconds; doubles per retry.
     #[arg(
         id = "embedder-retry-base-ms",
+        value_name = "RETRY_BASE_MS",
         long = "embedder-retry-base-ms",
         env = "SEMSEARCH_EMBEDDER_RETRY_BASE_MS",
         default_value_t = 200
@@ -224,6 +230,7 @@ pub struct EmbedderArgs {
     /// Longest wait before a retry, in milliseconds. A longer Retry-After ends the attempts.
     #[arg(
         id = "embedder-retry-max-ms",
+        value_name = "RETRY_MAX_MS",
         long = "embedder-retry-max-ms",
         env = "SEMSEARCH_EMBEDDER_RETRY_MAX_MS",
         default_value_t = 5000
@@ -232,6 +239,7 @@ pub struct EmbedderArgs {
     /// Requests in flight to the embedding service at once; more wait their turn.
     #[arg(
         id = "embedder-concurrency",
+        value_name = "CONCURRENCY",
         long = "embedder-concurrency",
         env = "SEMSEARCH_EMBEDDER_CONCURRENCY",
         default_value_t = 16
