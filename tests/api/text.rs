@@ -193,6 +193,22 @@ fn settings(redis: &TestRedis, kind: ProviderKind, url: &str, tweak: impl FnOnce
     settings
 }
 
+/// A seeded private Redis, a fake provider and an app using it. Bind
+/// `redis` (e.g. as `_redis`): dropping it kills the server.
+struct TextApp {
+    app: TestApp,
+    fake: FakeProvider,
+    redis: TestRedis,
+}
+
+async fn text_app(kind: ProviderKind, behaviour: Behaviour, tweak: impl FnOnce(&mut EmbedderArgs)) -> TextApp {
+    let redis = TestRedis::start();
+    seed_corpus(&mut redis.conn().await).await;
+    let fake = FakeProvider::start(kind, behaviour).await;
+    let app = ready_app(settings(&redis, kind, &fake.url(), tweak)).await;
+    TextApp { app, fake, redis }
+}
+
 async fn ready_app(settings: Settings) -> TestApp {
     let app = spawn_app_with(settings).await;
     app.wait_ready().await;
@@ -218,10 +234,7 @@ async fn query_embedding_keys(redis: &TestRedis) -> Vec<String> {
 #[tokio::test]
 async fn text_search_equals_vector_search_for_the_same_embedding() {
     // Arrange
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let fake = FakeProvider::start(ProviderKind::Tei, Behaviour::Answer).await;
-    let app = ready_app(settings(&redis, ProviderKind::Tei, &fake.url(), |_| {})).await;
+    let TextApp { app, fake, redis: _redis } = text_app(ProviderKind::Tei, Behaviour::Answer, |_| {}).await;
 
     for q in ground_truth().into_iter().take(10) {
         // Act
@@ -283,10 +296,7 @@ async fn every_provider_protocol_is_understood() {
 #[tokio::test]
 async fn a_repeated_question_makes_no_second_provider_call() {
     // Arrange
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let fake = FakeProvider::start(ProviderKind::Tei, Behaviour::Answer).await;
-    let app = ready_app(settings(&redis, ProviderKind::Tei, &fake.url(), |_| {})).await;
+    let TextApp { app, fake, redis: _redis } = text_app(ProviderKind::Tei, Behaviour::Answer, |_| {}).await;
     let q = &ground_truth()[0];
 
     // Act
@@ -350,10 +360,8 @@ async fn the_lru_answers_while_redis_is_down_and_new_questions_still_work() {
 #[tokio::test]
 async fn a_429_is_retried_after_retry_after_and_then_answered() {
     // Arrange
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let fake = FakeProvider::start(ProviderKind::Hf, Behaviour::RateLimitedFirst(2)).await;
-    let app = ready_app(settings(&redis, ProviderKind::Hf, &fake.url(), |e| e.max_retries = 2)).await;
+    let TextApp { app, fake, redis: _redis } =
+        text_app(ProviderKind::Hf, Behaviour::RateLimitedFirst(2), |e| e.max_retries = 2).await;
     let q = &ground_truth()[0];
 
     // Act
@@ -367,10 +375,8 @@ async fn a_429_is_retried_after_retry_after_and_then_answered() {
 #[tokio::test]
 async fn a_provider_that_keeps_failing_gets_502_after_bounded_retries() {
     // Arrange
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let fake = FakeProvider::start(ProviderKind::Openai, Behaviour::Unavailable).await;
-    let app = ready_app(settings(&redis, ProviderKind::Openai, &fake.url(), |e| e.max_retries = 2)).await;
+    let TextApp { app, fake, redis: _redis } =
+        text_app(ProviderKind::Openai, Behaviour::Unavailable, |e| e.max_retries = 2).await;
 
     // Act
     let res = app.post_search(&json!({"text": ground_truth()[0].query})).await;
@@ -386,10 +392,8 @@ async fn a_provider_that_keeps_failing_gets_502_after_bounded_retries() {
 #[tokio::test]
 async fn a_slow_provider_gets_504_naming_the_provider() {
     // Arrange
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let fake = FakeProvider::start(ProviderKind::Tei, Behaviour::Slow(Duration::from_secs(30))).await;
-    let app = ready_app(settings(&redis, ProviderKind::Tei, &fake.url(), |e| e.timeout_ms = 100)).await;
+    let TextApp { app, fake, redis: _redis } =
+        text_app(ProviderKind::Tei, Behaviour::Slow(Duration::from_secs(30)), |e| e.timeout_ms = 100).await;
 
     // Act
     let res = app.post_search(&json!({"text": ground_truth()[0].query})).await;
@@ -403,10 +407,8 @@ async fn a_slow_provider_gets_504_naming_the_provider() {
 #[tokio::test]
 async fn concurrent_questions_respect_the_provider_concurrency_limit() {
     // Arrange
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let fake = FakeProvider::start(ProviderKind::Tei, Behaviour::Slow(Duration::from_millis(50))).await;
-    let app = ready_app(settings(&redis, ProviderKind::Tei, &fake.url(), |e| e.concurrency = 2)).await;
+    let TextApp { app, fake, redis: _redis } =
+        text_app(ProviderKind::Tei, Behaviour::Slow(Duration::from_millis(50)), |e| e.concurrency = 2).await;
     let gt = ground_truth();
 
     // Act: six different questions at once.
@@ -422,10 +424,8 @@ async fn concurrent_questions_respect_the_provider_concurrency_limit() {
 #[tokio::test]
 async fn a_provider_of_another_dimension_gets_502_that_explains_it() {
     // Arrange
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let fake = FakeProvider::start(ProviderKind::Tei, Behaviour::WrongDimension).await;
-    let app = ready_app(settings(&redis, ProviderKind::Tei, &fake.url(), |_| {})).await;
+    let TextApp { app, fake: _fake, redis: _redis } =
+        text_app(ProviderKind::Tei, Behaviour::WrongDimension, |_| {}).await;
 
     // Act
     let res = app.post_search(&json!({"text": ground_truth()[0].query})).await;
@@ -439,10 +439,7 @@ async fn a_provider_of_another_dimension_gets_502_that_explains_it() {
 #[tokio::test]
 async fn malformed_provider_json_gets_502() {
     // Arrange
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let fake = FakeProvider::start(ProviderKind::Hf, Behaviour::Malformed).await;
-    let app = ready_app(settings(&redis, ProviderKind::Hf, &fake.url(), |_| {})).await;
+    let TextApp { app, fake, redis } = text_app(ProviderKind::Hf, Behaviour::Malformed, |_| {}).await;
 
     // Act
     let res = app.post_search(&json!({"text": ground_truth()[0].query})).await;
@@ -548,10 +545,7 @@ async fn chatbot_normalisation_is_applied_before_embedding_and_caching() {
 #[tokio::test]
 #[ignore = "a measurement, not a check; run by hand"]
 async fn text_query_latency_first_vs_cached() {
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let fake = FakeProvider::start(ProviderKind::Tei, Behaviour::Answer).await;
-    let app = ready_app(settings(&redis, ProviderKind::Tei, &fake.url(), |_| {})).await;
+    let TextApp { app, fake, redis } = text_app(ProviderKind::Tei, Behaviour::Answer, |_| {}).await;
     let queries = ground_truth();
     let timed = |label: &'static str| (label, Vec::new());
     let (mut first, mut lru, mut vector) = (timed("first (provider)"), timed("cached (LRU)"), timed("vector"));
