@@ -1,21 +1,23 @@
 //! Wiring: builds the state, binds the listener, spawns background tasks and
 //! runs until the shutdown future resolves. The only place tasks are spawned.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::mpsc};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::{
     api::{self, AppState, Limits},
     config::Settings,
+    embed::{QueryEmbedder, PROBE_TEXT},
     index::SharedIndex,
     refresh::{RefreshHandle, RefreshStatus, Refresher},
     search::kernel,
     store::{
         context::{self, ContextWriter},
+        query_cache::QueryCache,
         watcher,
     },
 };
@@ -39,6 +41,15 @@ impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         let client = redis::Client::open(settings.redis.info.clone()).context("preparing the Redis client")?;
+        let embedder = match &settings.embedder {
+            Some(es) => {
+                let redis_tier = (es.cache_ttl_secs > 0).then(|| {
+                    QueryCache::new(client.clone(), es.cache_keys.clone(), es.cache_ttl_secs, es.cache_timeout)
+                });
+                Some(Arc::new(QueryEmbedder::new(es, redis_tier).context("preparing the embedding provider")?))
+            }
+            None => None,
+        };
         let index = Arc::new(SharedIndex::new());
         let (contexts, context_writer) = match settings.refresh.context_ttl_secs {
             Some(ttl) => {
@@ -67,6 +78,7 @@ impl App {
             contexts,
             refresh: RefreshHandle { commands: commands_tx, status },
             admin_open,
+            embedder,
         };
         Ok(Self { listener, settings, client, state, refresher, context_writer, changes: changes_tx })
     }
@@ -94,20 +106,25 @@ impl App {
         let cancel = CancellationToken::new();
         info!(addr = %listener.local_addr()?, redis = settings.redis.display(), kernel = kernel::name(), "semsearch listening");
 
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(refresher.run(cancel.clone())));
-        tasks.push(tokio::spawn(watcher::run(
-            settings.redis.info.clone(),
-            settings.keys.clone(),
-            settings.retry_max,
-            changes,
-            cancel.clone(),
-        )));
+        let mut tasks = vec![
+            tokio::spawn(refresher.run(cancel.clone())),
+            tokio::spawn(watcher::run(
+                settings.redis.info.clone(),
+                settings.keys.clone(),
+                settings.retry_max,
+                changes,
+                cancel.clone(),
+            )),
+        ];
         if let Some(writer) = context_writer {
             tasks.push(tokio::spawn(writer.run(client, settings.keys.clone(), cancel.clone())));
         }
+        if let Some(embedder) = state.embedder.clone() {
+            tasks.push(tokio::spawn(probe_embedder(embedder, Arc::clone(&state.index), cancel.clone())));
+        }
 
         let limits = Limits { max_body_bytes: settings.max_body_bytes, request_timeout: settings.request_timeout };
+        let embedder = state.embedder.clone();
         let router = api::router(state, limits);
         let stop = cancel.clone();
         let served = axum::serve(listener, router)
@@ -121,7 +138,60 @@ impl App {
         for task in tasks {
             let _ = task.await;
         }
+        if let Some(embedder) = &embedder {
+            let c = embedder.counts();
+            info!(
+                lru_hits = c.lru_hits,
+                redis_hits = c.redis_hits,
+                provider_calls = c.provider_calls,
+                redis_errors = c.redis_errors,
+                "query-embedding cache totals"
+            );
+        }
         info!("semsearch stopped");
         served
     }
+}
+
+/// Embeds [`PROBE_TEXT`] once at start-up and compares its dimension with the
+/// index's once that is loaded. Only warns: the provider may be down now and
+/// fine later, and a mismatch is also answered per request (502
+/// `embedder_wrong_dimension`), so the service keeps serving vector queries.
+async fn probe_embedder(embedder: Arc<QueryEmbedder>, shared: Arc<SharedIndex>, cancel: CancellationToken) {
+    let provider = embedder.provider();
+    let (kind, host, model) = (provider.kind().as_str(), provider.host(), provider.model());
+    let got = tokio::select! {
+        () = cancel.cancelled() => return,
+        r = provider.embed(PROBE_TEXT) => match r {
+            Ok(vector) => vector.len(),
+            Err(e) => {
+                warn!(provider = kind, host, model, error.message = %e, error.cause_chain = %error_chain(&e), "embedding provider probe failed; text queries fail until it answers");
+                return;
+            }
+        },
+    };
+    let expected = loop {
+        if let Some(index) = shared.current() {
+            break index.dim();
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    };
+    if expected != 0 && expected != got {
+        warn!(provider = kind, host, model, provider_dim = got, index_dim = expected, "embedding provider dimension differs from the index; text queries will answer 502 embedder_wrong_dimension");
+    } else {
+        info!(provider = kind, host, model, dim = got, "embedding provider ready for text queries");
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
 }

@@ -4,6 +4,8 @@
 //! Redis password is wrapped in [`Secret`] and marked `hide_env_values`, so it
 //! appears in neither `--help`, `Debug` output nor logs; the address we log
 //! comes from [`RedisTarget::display`], which never carries credentials.
+//! Embedding-service API keys are [`Secret`]s too, and the embedder URL is
+//! logged by host only.
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
@@ -11,7 +13,10 @@ use clap::{Args, Parser, Subcommand};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use thiserror::Error;
 
-use crate::store::keys::{KeyError, KeySpace};
+use crate::{
+    embed::{providers::RetryPolicy, Normalization, ProviderKind},
+    store::keys::{KeyError, KeySpace, QueryCacheKeys, DEFAULT_QUERY_CACHE_PREFIX},
+};
 
 /// `semsearch`: exact cosine top-k over the embeddings a chatbot keeps in Redis.
 #[derive(Debug, Parser)]
@@ -28,6 +33,18 @@ pub struct Cli {
 pub enum Command {
     /// Load embeddings from Redis and serve search over HTTP (the default).
     Serve(ServeArgs),
+    /// Embed one text with the configured provider and print the vector and
+    /// its dimension (no cache, no Redis): to debug a provider set-up.
+    Embed(EmbedArgs),
+}
+
+/// Flags of `semsearch embed`.
+#[derive(Debug, Clone, Args)]
+pub struct EmbedArgs {
+    /// The text to embed (normalised as SEMSEARCH_TEXT_NORMALIZATION says).
+    pub text: String,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 impl Cli {
@@ -35,6 +52,7 @@ impl Cli {
     pub fn into_serve_args(self) -> ServeArgs {
         match self.command {
             Some(Command::Serve(args)) => args,
+            Some(Command::Embed(args)) => args.serve,
             None => self.serve,
         }
     }
@@ -149,6 +167,115 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "SEMSEARCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub embedder: EmbedderArgs,
+}
+
+/// Text queries: which embedding service to call, and the query-embedding cache.
+#[derive(Debug, Clone, Args)]
+pub struct EmbedderArgs {
+    /// Embedding service for `"text"` queries: tei, hf or openai. Unset: text search is off.
+    #[arg(id = "embedder", value_name = "EMBEDDER", long = "embedder", env = "SEMSEARCH_EMBEDDER", value_enum)]
+    pub provider: Option<ProviderKind>,
+    /// Base URL of the embedding service. Required for tei; defaults to
+    /// https://router.huggingface.co/hf-inference for hf and https://api.openai.com for openai.
+    #[arg(id = "embedder-url", value_name = "URL", long = "embedder-url", env = "SEMSEARCH_EMBEDDER_URL")]
+    pub url: Option<String>,
+    /// Model name sent to the service (hf: part of the path; openai: the `model` field).
+    #[arg(
+        id = "embedder-model",
+        value_name = "MODEL",
+        long = "embedder-model",
+        env = "SEMSEARCH_EMBEDDER_MODEL",
+        default_value = "sentence-transformers/all-MiniLM-L6-v2"
+    )]
+    pub model: String,
+    /// Bearer token for the embedding service. Never logged.
+    #[arg(
+        id = "embedder-api-key",
+        value_name = "API_KEY",
+        long = "embedder-api-key",
+        env = "SEMSEARCH_EMBEDDER_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<Secret>,
+    /// Bearer token for hf when SEMSEARCH_EMBEDDER_API_KEY is unset. Never logged.
+    #[arg(long = "huggingface-api-key", env = "HUGGINGFACE_API_KEY", hide_env_values = true)]
+    pub huggingface_api_key: Option<Secret>,
+    /// Bearer token for openai when SEMSEARCH_EMBEDDER_API_KEY is unset. Never logged.
+    #[arg(long = "openai-api-key", env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<Secret>,
+    /// Time to open a connection to the embedding service, in milliseconds.
+    #[arg(
+        id = "embedder-connect-timeout-ms",
+        value_name = "CONNECT_TIMEOUT_MS",
+        long = "embedder-connect-timeout-ms",
+        env = "SEMSEARCH_EMBEDDER_CONNECT_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub connect_timeout_ms: u64,
+    /// Time one embedding request may take, in milliseconds (504 after that).
+    #[arg(
+        id = "embedder-timeout-ms",
+        value_name = "TIMEOUT_MS",
+        long = "embedder-timeout-ms",
+        env = "SEMSEARCH_EMBEDDER_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub timeout_ms: u64,
+    /// Retries after a 429 or 5xx answer.
+    #[arg(
+        id = "embedder-max-retries",
+        value_name = "MAX_RETRIES",
+        long = "embedder-max-retries",
+        env = "SEMSEARCH_EMBEDDER_MAX_RETRIES",
+        default_value_t = 2
+    )]
+    pub max_retries: u32,
+    /// First backoff when the service sends no Retry-After, in milliseconds; doubles per retry.
+    #[arg(
+        id = "embedder-retry-base-ms",
+        value_name = "RETRY_BASE_MS",
+        long = "embedder-retry-base-ms",
+        env = "SEMSEARCH_EMBEDDER_RETRY_BASE_MS",
+        default_value_t = 200
+    )]
+    pub retry_base_ms: u64,
+    /// Longest wait before a retry, in milliseconds. A longer Retry-After ends the attempts.
+    #[arg(
+        id = "embedder-retry-max-ms",
+        value_name = "RETRY_MAX_MS",
+        long = "embedder-retry-max-ms",
+        env = "SEMSEARCH_EMBEDDER_RETRY_MAX_MS",
+        default_value_t = 5000
+    )]
+    pub retry_max_ms: u64,
+    /// Requests in flight to the embedding service at once; more wait their turn.
+    #[arg(
+        id = "embedder-concurrency",
+        value_name = "CONCURRENCY",
+        long = "embedder-concurrency",
+        env = "SEMSEARCH_EMBEDDER_CONCURRENCY",
+        default_value_t = 16
+    )]
+    pub concurrency: usize,
+    /// Text preparation before embedding: none (trim only) or chatbot (the
+    /// chatbot's prepareTextForSearch; see docs/text-search.md).
+    #[arg(long, env = "SEMSEARCH_TEXT_NORMALIZATION", value_enum, default_value_t = Normalization::None)]
+    pub text_normalization: Normalization,
+    /// Redis prefix of cached question embeddings; must not overlap the embedding or context prefix.
+    #[arg(long, env = "SEMSEARCH_QUERY_CACHE_PREFIX", default_value = DEFAULT_QUERY_CACHE_PREFIX)]
+    pub query_cache_prefix: String,
+    /// Lifetime of a cached question embedding in Redis, in seconds. 0: no Redis tier.
+    #[arg(long, env = "SEMSEARCH_QUERY_CACHE_TTL_SECS", default_value_t = 86_400)]
+    pub query_cache_ttl_secs: u64,
+    /// Question embeddings kept in process memory (LRU). 0: no in-process tier.
+    #[arg(long, env = "SEMSEARCH_QUERY_CACHE_CAPACITY", default_value_t = 10_000)]
+    pub query_cache_capacity: usize,
+    /// Connect and response timeout of the Redis cache tier, in milliseconds.
+    /// A timeout counts as a miss, and Redis is then skipped for a second.
+    #[arg(long, env = "SEMSEARCH_QUERY_CACHE_TIMEOUT_MS", default_value_t = 250)]
+    pub query_cache_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -167,6 +294,14 @@ pub enum ConfigError {
     BadRedisUrl,
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// tei has no public endpoint to default to.
+    #[error("SEMSEARCH_EMBEDDER={provider} needs SEMSEARCH_EMBEDDER_URL")]
+    MissingEmbedderUrl { provider: ProviderKind },
+    /// Not echoed: a URL may carry credentials.
+    #[error(
+        "SEMSEARCH_EMBEDDER_URL is not a valid http:// or https:// URL (value not shown: it may contain credentials)"
+    )]
+    BadEmbedderUrl,
     #[error("{name} must be at least {min}")]
     TooSmall { name: &'static str, min: usize },
 }
@@ -237,6 +372,94 @@ pub struct Settings {
     pub refresh: RefreshSettings,
     pub log: String,
     pub log_format: LogFormat,
+    /// `None`: text search is off and `"text"` queries get 422.
+    pub embedder: Option<EmbedderSettings>,
+}
+
+/// How to embed question text and cache the result. `Debug` shows the URL's
+/// host only: a URL may carry credentials.
+#[derive(Clone)]
+pub struct EmbedderSettings {
+    pub provider: ProviderKind,
+    pub url: reqwest::Url,
+    pub model: String,
+    pub api_key: Option<Secret>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub concurrency: usize,
+    pub normalization: Normalization,
+    pub cache_keys: QueryCacheKeys,
+    /// 0: no Redis tier.
+    pub cache_ttl_secs: u64,
+    /// 0: no in-process tier.
+    pub cache_capacity: usize,
+    pub cache_timeout: Duration,
+}
+
+impl fmt::Debug for EmbedderSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbedderSettings")
+            .field("provider", &self.provider)
+            .field("host", &self.url.host_str())
+            .field("model", &self.model)
+            .field("api_key", &self.api_key)
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .field("concurrency", &self.concurrency)
+            .field("normalization", &self.normalization)
+            .field("cache_keys", &self.cache_keys)
+            .field("cache_ttl_secs", &self.cache_ttl_secs)
+            .field("cache_capacity", &self.cache_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbedderSettings {
+    /// Validates the embedder flags; `None` when no provider is configured.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the flag that is wrong.
+    pub fn from_args(args: &EmbedderArgs, keys: &KeySpace) -> Result<Option<Self>, ConfigError> {
+        let Some(provider) = args.provider else { return Ok(None) };
+        let url = match (&args.url, provider) {
+            (Some(url), _) => url.clone(),
+            (None, ProviderKind::Hf) => "https://router.huggingface.co/hf-inference".to_owned(),
+            (None, ProviderKind::Openai) => "https://api.openai.com".to_owned(),
+            (None, ProviderKind::Tei) => return Err(ConfigError::MissingEmbedderUrl { provider }),
+        };
+        let url = reqwest::Url::parse(&url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or(ConfigError::BadEmbedderUrl)?;
+        if args.concurrency < 1 {
+            return Err(ConfigError::TooSmall { name: "SEMSEARCH_EMBEDDER_CONCURRENCY", min: 1 });
+        }
+        let provider_key = match provider {
+            ProviderKind::Hf => &args.huggingface_api_key,
+            ProviderKind::Openai => &args.openai_api_key,
+            ProviderKind::Tei => &None,
+        };
+        Ok(Some(Self {
+            provider,
+            url,
+            model: args.model.clone(),
+            api_key: args.api_key.clone().or_else(|| provider_key.clone()).filter(|k| !k.expose().is_empty()),
+            connect_timeout: Duration::from_millis(args.connect_timeout_ms.max(1)),
+            request_timeout: Duration::from_millis(args.timeout_ms.max(1)),
+            retry: RetryPolicy {
+                max_retries: args.max_retries,
+                base: Duration::from_millis(args.retry_base_ms),
+                max: Duration::from_millis(args.retry_max_ms),
+            },
+            concurrency: args.concurrency,
+            normalization: args.text_normalization,
+            cache_keys: keys.query_cache(&args.query_cache_prefix)?,
+            cache_ttl_secs: args.query_cache_ttl_secs,
+            cache_capacity: args.query_cache_capacity,
+            cache_timeout: Duration::from_millis(args.query_cache_timeout_ms.max(1)),
+        }))
+    }
 }
 
 /// Knobs of live refresh (see `refresh`).
@@ -277,10 +500,12 @@ impl Settings {
         if let Some(dim) = args.dim {
             at_least("SEMSEARCH_DIM", dim, 1)?;
         }
+        let keys = KeySpace::new(&args.embedding_pattern, &args.quick_key, &args.context_prefix)?;
         Ok(Self {
             bind: args.bind,
             redis: RedisTarget::from_args(&args.redis)?,
-            keys: KeySpace::new(&args.embedding_pattern, &args.quick_key, &args.context_prefix)?,
+            embedder: EmbedderSettings::from_args(&args.embedder, &keys)?,
+            keys,
             max_k: args.max_k,
             dim: args.dim,
             max_body_bytes: args.max_body_bytes,
@@ -327,6 +552,9 @@ impl ServeArgs {
         // `try_parse_from` still reads env fallbacks; reset the ones a caller must set explicitly.
         args.redis.url = None;
         args.redis.password = None;
+        args.embedder.api_key = None;
+        args.embedder.huggingface_api_key = None;
+        args.embedder.openai_api_key = None;
         args
     }
 }
@@ -358,6 +586,43 @@ mod tests {
         .expect("valid url");
         assert_eq!(t.display(), "redis://db.example:6380/3");
         assert!(!format!("{t:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn embedder_key_falls_back_to_the_provider_variable_and_is_never_printed() {
+        let mut args = ServeArgs::defaults();
+        args.embedder.provider = Some(ProviderKind::Hf);
+        args.embedder.huggingface_api_key = Some(Secret("hf_secret".into()));
+        args.embedder.openai_api_key = Some(Secret("sk_secret".into()));
+        let settings = Settings::from_args(&args).expect("valid");
+        let embedder = settings.embedder.as_ref().expect("hf configured");
+        assert_eq!(embedder.api_key.as_ref().map(Secret::expose), Some("hf_secret"));
+        assert_eq!(embedder.url.as_str(), "https://router.huggingface.co/hf-inference");
+        assert!(!format!("{settings:?}{args:?}").contains("_secret"));
+
+        args.embedder.api_key = Some(Secret("explicit".into()));
+        let settings = Settings::from_args(&args).expect("valid");
+        assert_eq!(settings.embedder.and_then(|e| e.api_key).as_ref().map(Secret::expose), Some("explicit"));
+    }
+
+    #[test]
+    fn text_search_is_off_unless_an_embedder_is_named() {
+        let settings = Settings::from_args(&ServeArgs::defaults()).expect("valid");
+        assert!(settings.embedder.is_none());
+    }
+
+    #[test]
+    fn tei_needs_a_url_and_a_query_cache_prefix_inside_embeddings_is_refused() {
+        let mut args = ServeArgs::defaults();
+        args.embedder.provider = Some(ProviderKind::Tei);
+        assert!(matches!(Settings::from_args(&args), Err(ConfigError::MissingEmbedderUrl { .. })));
+        args.embedder.url = Some("ftp://x".into());
+        assert!(matches!(Settings::from_args(&args), Err(ConfigError::BadEmbedderUrl)));
+        args.embedder.url = Some("http://user:hunter2@127.0.0.1:8081".into());
+        let settings = Settings::from_args(&args).expect("valid");
+        assert!(!format!("{settings:?}").contains("hunter2"), "the embedder URL's password is not printed");
+        args.embedder.query_cache_prefix = "cache:embedding:questions:".into();
+        assert!(matches!(Settings::from_args(&args), Err(ConfigError::Keys(KeyError::BadQueryCachePrefix { .. }))));
     }
 
     #[test]

@@ -5,11 +5,14 @@
 //! ```text
 //!  Redis ──► store::loader ──► index ──► search (topk, kernel) ──► api
 //!   (SCAN + MGET, decode)    (unit rows,   (exact scan on rayon)   (axum, problem+json)
-//!                             id order)
+//!                             id order)                              ▲
+//!                                                                    │ query vector
+//!  "text" ──► embed (normalize ──► cache: LRU, store::query_cache ──► providers: HTTP)
 //! ```
 //!
 //! - [`config`]: flags and env vars (the only reader of the environment);
-//! - [`store`]: everything that speaks Redis (`keys`, `decode`, `loader`);
+//! - [`store`]: everything that speaks Redis (`keys`, `decode`, `loader`, `query_cache`);
+//! - [`embed`]: question text → query vector (`normalize`, `cache`, `providers`);
 //! - [`index`]: immutable snapshots and the [`index::SharedIndex`] swap;
 //! - [`search`]: kernels and top-k selection, with the tie rule in [`search::topk`];
 //! - [`api`]: HTTP handlers and errors;
@@ -18,6 +21,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod embed;
 pub mod index;
 pub mod refresh;
 pub mod search;

@@ -74,6 +74,34 @@ pub enum ApiError {
     /// 503 `timeout`: the request took longer than the configured limit.
     #[error("the request took longer than {secs} s")]
     Timeout { secs: u64 },
+    /// 422 `query_required`: neither `vector` nor `text` was sent.
+    #[error("send a query: either \"vector\" (an embedding) or \"text\" (a question)")]
+    QueryRequired,
+    /// 422 `ambiguous_query`: both `vector` and `text` were sent.
+    #[error("send either \"vector\" or \"text\", not both")]
+    AmbiguousQuery,
+    /// 422 `text_search_disabled`: `text` was sent but no embedding provider is configured.
+    #[error("text search is not configured on this server (SEMSEARCH_EMBEDDER is unset); send \"vector\" instead")]
+    TextSearchDisabled,
+    /// 422 `empty_text`: nothing is left of `text` after normalisation.
+    #[error("text is empty after normalisation")]
+    EmptyText,
+    /// 422 `text_too_long`: `text` exceeds the limit sent to the provider.
+    #[error("text is {got} bytes long; the limit is {max}")]
+    TextTooLong { got: usize, max: usize },
+    /// 502 `embedder_failed`: the embedding provider is unreachable, answered
+    /// an error after its retries, or sent an unusable body. `detail` names the provider.
+    #[error("{detail}")]
+    EmbedderFailed { provider: &'static str, detail: String },
+    /// 504 `embedder_timeout`: the embedding provider did not answer in time.
+    #[error("the {provider} embedding service did not answer within {timeout_ms} ms")]
+    EmbedderTimeout { provider: &'static str, timeout_ms: u64 },
+    /// 502 `embedder_wrong_dimension`: the provider's vectors cannot be
+    /// compared with the index's, so no answer is better than a wrong one.
+    #[error(
+        "the {provider} embedding service returns {got}-dimensional vectors for model {model:?}, but the index holds {expected}-dimensional embeddings; configure the model that embedded the articles"
+    )]
+    EmbedderWrongDimension { provider: &'static str, model: String, expected: usize, got: usize },
     /// 500 `internal`: a bug. The cause is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -94,9 +122,16 @@ impl ApiError {
             | Self::WrongDimension { .. }
             | Self::ZeroVector
             | Self::InvalidK { .. }
+            | Self::QueryRequired
+            | Self::AmbiguousQuery
+            | Self::TextSearchDisabled
+            | Self::EmptyText
+            | Self::TextTooLong { .. }
             | Self::InvalidContextKey => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::ReloadFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::EmbedderFailed { .. } | Self::EmbedderWrongDimension { .. } => StatusCode::BAD_GATEWAY,
+            Self::EmbedderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotReady(_) | Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -126,6 +161,14 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotReady(_) => "not_ready",
             Self::Timeout { .. } => "timeout",
+            Self::QueryRequired => "query_required",
+            Self::AmbiguousQuery => "ambiguous_query",
+            Self::TextSearchDisabled => "text_search_disabled",
+            Self::EmptyText => "empty_text",
+            Self::TextTooLong { .. } => "text_too_long",
+            Self::EmbedderFailed { .. } => "embedder_failed",
+            Self::EmbedderTimeout { .. } => "embedder_timeout",
+            Self::EmbedderWrongDimension { .. } => "embedder_wrong_dimension",
             Self::Internal(_) => "internal",
         }
     }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod error;
 pub mod extract;
+pub mod query;
 pub mod search;
 pub mod stats;
 
@@ -24,6 +25,7 @@ use tower_http::{
 use tracing::Level;
 
 use crate::{
+    embed::QueryEmbedder,
     index::{Index, SharedIndex},
     refresh::RefreshHandle,
     store::{context::ContextQueue, keys::KeySpace},
@@ -43,6 +45,8 @@ pub struct AppState {
     /// Admin routes answer only when the server is bound to loopback (until
     /// admin keys exist; see the API issue).
     pub admin_open: bool,
+    /// `None` when text search is not configured.
+    pub embedder: Option<Arc<QueryEmbedder>>,
 }
 
 impl AppState {

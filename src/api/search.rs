@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Instant};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{error::ApiError, extract::Json, AppState};
+use super::{error::ApiError, extract::Json, query::resolve_query, AppState};
 use crate::{
     index::{now_ms, Index},
     search::{self, Hit},
@@ -28,7 +28,12 @@ fn default_true() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// Query embedding; any length-scaling is irrelevant (cosine).
-    pub vector: Vec<Option<f64>>,
+    /// Exactly one of `vector` and `text` (see [`resolve_query`]).
+    #[serde(default)]
+    pub vector: Option<Vec<Option<f64>>>,
+    /// Question text, embedded server-side by the configured provider.
+    #[serde(default)]
+    pub text: Option<String>,
     #[serde(default = "default_k")]
     pub k: i64,
     /// Drop results scoring below this.
@@ -102,13 +107,13 @@ pub async fn search(
     let started = Instant::now();
     let index = state.ready_index()?;
     let k = validate_k(req.k, state.max_k)?;
-    let raw = validate_vector(&req.vector, index.dim())?;
     let context_key = match &req.context_key {
         Some(suffix) => Some(state.keys.context_key(suffix).map_err(|_| ApiError::InvalidContextKey)?),
         None => None,
     };
-    let query = normalized(raw.clone())?;
+    let query = resolve_query(&state, req.vector.as_deref(), req.text.as_deref(), index.dim()).await?;
     let min_score = req.min_score;
+    let default_context = state.contexts.is_some().then(|| request_hash(&query, k, min_score));
     let hits = scan_live(Arc::clone(&index), query, k, min_score).await?;
     let fewer_results_reason = (hits.len() < k).then(|| {
         if min_score.is_none() || hits.len() == index.len() {
@@ -120,12 +125,11 @@ pub async fn search(
     let results: Vec<SearchResult> = hits.iter().map(|hit| to_result(&index, *hit, req.with_text)).collect();
     let context = match &state.contexts {
         Some(queue) => {
-            let key = match context_key {
-                Some(key) => key,
-                None => state
-                    .keys
-                    .context_key(&request_hash(&raw, k, min_score))
-                    .map_err(|_| ApiError::InvalidContextKey)?,
+            let key = match (context_key, default_context) {
+                (Some(key), _) => key,
+                (None, hash) => {
+                    state.keys.context_key(&hash.unwrap_or_default()).map_err(|_| ApiError::InvalidContextKey)?
+                }
             };
             // The chatbot reads title and text from the context, whatever this response carried.
             let full: Vec<SearchResult> =
@@ -152,8 +156,10 @@ pub async fn search(
     }))
 }
 
-/// Stable hex id of a query: SHA-256 over the query floats as sent (little
-/// endian), k and min_score. The same question gives the same context key.
+/// Stable hex id of a query: SHA-256 over the unit query vector (little
+/// endian f32; for text, its embedding), k and min_score. The same question
+/// gives the same context key; a vector and its multiples share one (they
+/// have the same results).
 pub fn request_hash(query: &[f32], k: usize, min_score: Option<f32>) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();

@@ -1,12 +1,14 @@
 //! Every Redis key name semsearch reads or writes, in one place.
 //!
 //! Invariant: semsearch writes only under the prefixes this module owns
-//! (`cache:context:*` by default). [`KeySpace::context_key`] is the only way
+//! (`cache:context:*` and `cache:query_embedding:*` by default).
+//! [`KeySpace::context_key`] and [`QueryCacheKeys::key`] are the only ways
 //! to obtain a [`WritableKey`], and the store's write paths take nothing else,
 //! so a write outside our prefixes cannot be expressed. `chat:history:*` and
 //! every other key are never read or written: reads go through the embedding
 //! pattern and the quick key only.
 
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 /// Why a key configuration or a requested key was refused.
@@ -23,6 +25,13 @@ pub enum KeyError {
         "context prefix {prefix:?} must be non-empty and must not overlap the embedding prefix {embedding_prefix:?}"
     )]
     BadContextPrefix { prefix: String, embedding_prefix: String },
+    /// The query-embedding cache prefix must be non-empty and overlap neither
+    /// the embeddings (a cached question would become a document) nor the
+    /// contexts (a context SCAN would return question vectors).
+    #[error(
+        "query cache prefix {prefix:?} must be non-empty and must not overlap the embedding prefix {embedding_prefix:?} or the context prefix {context_prefix:?}"
+    )]
+    BadQueryCachePrefix { prefix: String, embedding_prefix: String, context_prefix: String },
     /// A client-chosen key suffix was empty, too long or not printable.
     #[error("context key must be 1..=256 bytes of printable ASCII without spaces")]
     BadContextKey,
@@ -125,6 +134,72 @@ impl KeySpace {
     pub fn context_pattern(&self) -> String {
         format!("{}*", self.context_prefix)
     }
+
+    /// Validates the query-embedding cache prefix against our other prefixes.
+    ///
+    /// # Errors
+    /// [`KeyError::BadQueryCachePrefix`] when `prefix` is empty or either it
+    /// or the embedding / context prefix starts with the other.
+    pub fn query_cache(&self, prefix: &str) -> Result<QueryCacheKeys, KeyError> {
+        let overlaps = |other: &str| prefix.starts_with(other) || other.starts_with(prefix);
+        if prefix.is_empty() || overlaps(&self.embedding_prefix) || overlaps(&self.context_prefix) {
+            return Err(KeyError::BadQueryCachePrefix {
+                prefix: prefix.to_owned(),
+                embedding_prefix: self.embedding_prefix.clone(),
+                context_prefix: self.context_prefix.clone(),
+            });
+        }
+        Ok(QueryCacheKeys { prefix: prefix.to_owned() })
+    }
+}
+
+/// Default prefix of cached question embeddings. Deliberately outside
+/// `cache:embedding:*`: a question stored there would be loaded as an article.
+pub const DEFAULT_QUERY_CACHE_PREFIX: &str = "cache:query_embedding:";
+
+/// Keys of the query-embedding cache, validated by [`KeySpace::query_cache`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryCacheKeys {
+    prefix: String,
+}
+
+/// Hex SHA-256 of `model + "\n" + normalised text`: the identity of a cached
+/// question embedding, in Redis and in the in-process LRU alike. Hashing keeps
+/// keys short and printable whatever the question, and the model is part of
+/// it so switching models can never serve a vector from the old one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QueryDigest(String);
+
+impl QueryDigest {
+    pub fn new(model: &str, normalized_text: &str) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(model.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(normalized_text.as_bytes());
+        let hex = hasher.finalize().iter().fold(String::with_capacity(64), |mut s, b| {
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 0xf)]));
+            s
+        });
+        Self(hex)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl QueryCacheKeys {
+    /// The key a question's embedding is cached under: prefix + digest.
+    pub fn key(&self, digest: &QueryDigest) -> WritableKey {
+        WritableKey(format!("{}{}", self.prefix, digest.0))
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
 }
 
 /// An order-independent digest of a set of keys: how many, and the XOR of
@@ -196,6 +271,28 @@ mod tests {
         assert!(matches!(got, Err(KeyError::BadContextPrefix { .. })));
         let got = KeySpace::new("cache:embedding:*", "q", "cache:");
         assert!(matches!(got, Err(KeyError::BadContextPrefix { .. })));
+    }
+
+    #[test]
+    fn query_cache_prefix_overlapping_embeddings_or_contexts_is_refused() {
+        let k = chatbot();
+        for bad in ["", "cache:embedding:q:", "cache:", "cache:context:q:", "cache:emb"] {
+            assert!(
+                matches!(k.query_cache(bad), Err(KeyError::BadQueryCachePrefix { .. })),
+                "{bad:?} should be refused"
+            );
+        }
+        assert!(k.query_cache(DEFAULT_QUERY_CACHE_PREFIX).is_ok());
+    }
+
+    #[test]
+    fn query_keys_are_prefix_plus_hex_sha256_of_model_newline_text() {
+        let keys = chatbot().query_cache(DEFAULT_QUERY_CACHE_PREFIX).expect("default is valid");
+        let digest = QueryDigest::new("m", "q");
+        // sha256("m\nq"), computed with `printf 'm\nq' | sha256sum`.
+        assert_eq!(digest.as_str(), "5a05a06b80b7f7d3ff1df10940a983b7860f98fbe1eac8bce6b4a769d04b435f");
+        assert_eq!(keys.key(&digest).as_str(), format!("cache:query_embedding:{}", digest.as_str()));
+        assert_ne!(QueryDigest::new("other-model", "q"), digest, "the model is part of the identity");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`decode`]: one value → unit vector + metadata, or a skip reason;
 //! - [`json`]: the single-pass reader for the chatbot's JSON values (the hot loop);
 //! - [`loader`]: SCAN + pipelined MGET (+ PTTL) into a fresh index;
+//! - [`query_cache`]: cached question embeddings (best-effort GET / SET EX);
 //! - [`context`]: the asynchronous writer of `cache:context:*`;
 //! - [`watcher`]: the change feed (CLIENT TRACKING) that drives `refresh`.
 
@@ -14,4 +15,5 @@ pub mod decode;
 pub mod json;
 pub mod keys;
 pub mod loader;
+pub mod query_cache;
 pub mod watcher;

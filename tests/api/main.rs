@@ -15,3 +15,6 @@ mod loader;
 
 /// Start-up without Redis, readiness, signals, CLI hygiene.
 mod lifecycle;
+
+/// Text queries: provider protocols against a local fake, retries, errors, query-embedding cache.
+mod text;

@@ -1,0 +1,352 @@
+//! HTTP clients of the embedding services: one [`Provider`], three protocols.
+//!
+//! Owns the wire protocols, timeouts, retries and the concurrency limit. It
+//! does not cache, normalise text or know the index dimension (see
+//! `embed::cache` and `api::query`).
+//!
+//! | kind     | request                                              | response                          |
+//! |----------|------------------------------------------------------|-----------------------------------|
+//! | `tei`    | `POST {url}/embed` `{"inputs": [text]}`              | `[[f32…]]`                        |
+//! | `hf`     | `POST {url}/models/{model}` `{"inputs": text}`       | `[f32…]` or `[[f32…]]`            |
+//! | `openai` | `POST {url}/v1/embeddings` `{"input": [text], "model"}` | `{"data": [{"embedding", "index"}]}` |
+//!
+//! Retries: only 429 and 5xx answers are retried, at most `max_retries` times.
+//! The wait is the provider's `Retry-After` (delta-seconds) when it sends one,
+//! else exponential backoff from `retry_base` capped at `retry_max`; a
+//! `Retry-After` longer than `retry_max` ends the attempts at once, because
+//! waiting less than asked would only earn another 429. Timeouts and refused
+//! connections are not retried: the caller is waiting, and the request timeout
+//! already bounds how long one attempt may take.
+
+use std::{fmt, time::Duration};
+
+use reqwest::{header::RETRY_AFTER, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tracing::debug;
+
+use super::EmbedError;
+use crate::config::{EmbedderSettings, Secret};
+
+/// Which protocol the embedding service speaks (`SEMSEARCH_EMBEDDER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// Hugging Face text-embeddings-inference (`/embed`).
+    Tei,
+    /// Hugging Face Inference API, feature-extraction task.
+    Hf,
+    /// OpenAI-compatible `/v1/embeddings` (OpenAI, Ollama, vLLM, TEI).
+    Openai,
+}
+
+impl ProviderKind {
+    /// The name used in config, logs and error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tei => "tei",
+            Self::Hf => "hf",
+            Self::Openai => "openai",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When and how often to try again.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_retries: u32,
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (0-based), or `None` to give up.
+    /// See the module docs for the rule.
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        if retry >= self.max_retries {
+            return None;
+        }
+        match retry_after {
+            Some(asked) if asked > self.max => None,
+            Some(asked) => Some(asked),
+            None => Some(self.base.saturating_mul(2_u32.saturating_pow(retry)).min(self.max)),
+        }
+    }
+}
+
+/// A configured embedding service. Cheap to share behind an `Arc`.
+pub struct Provider {
+    kind: ProviderKind,
+    endpoint: reqwest::Url,
+    model: String,
+    api_key: Option<Secret>,
+    http: reqwest::Client,
+    /// Requests in flight (including their retry waits) towards the provider:
+    /// protects it, and our rate limit with it, from a burst of questions.
+    in_flight: Semaphore,
+    retry: RetryPolicy,
+    request_timeout: Duration,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("kind", &self.kind)
+            .field("host", &self.endpoint.host_str())
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider {
+    /// Builds the HTTP client. Connects to nothing yet.
+    ///
+    /// # Errors
+    /// [`EmbedError::Client`] when the TLS backend cannot be initialised, or
+    /// [`EmbedError::BadUrl`] when the endpoint cannot be formed from the URL.
+    pub fn new(settings: &EmbedderSettings) -> Result<Self, EmbedError> {
+        let kind = settings.provider;
+        let base = settings.url.as_str().trim_end_matches('/');
+        let endpoint = match kind {
+            ProviderKind::Tei => format!("{base}/embed"),
+            ProviderKind::Hf => format!("{base}/models/{}", settings.model),
+            ProviderKind::Openai => format!("{base}/v1/embeddings"),
+        };
+        let endpoint = reqwest::Url::parse(&endpoint).map_err(|_| EmbedError::BadUrl { provider: kind })?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .user_agent(concat!("semsearch/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| EmbedError::Client { provider: kind, source })?;
+        Ok(Self {
+            kind,
+            endpoint,
+            model: settings.model.clone(),
+            api_key: settings.api_key.clone(),
+            http,
+            in_flight: Semaphore::new(settings.concurrency.max(1)),
+            retry: settings.retry,
+            request_timeout: settings.request_timeout,
+        })
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// Host of the endpoint, for logs (never the full URL: it may carry credentials).
+    pub fn host(&self) -> &str {
+        self.endpoint.host_str().unwrap_or("")
+    }
+
+    /// Embeds one text, retrying 429/5xx as the module docs describe.
+    ///
+    /// # Errors
+    /// [`EmbedError::Timeout`], [`EmbedError::Unreachable`],
+    /// [`EmbedError::Status`] (after the last retry) or [`EmbedError::BadResponse`].
+    pub async fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let _permit = self.in_flight.acquire().await.map_err(|_| EmbedError::Closed { provider: self.kind })?;
+        let mut retry = 0;
+        loop {
+            let response = self.request(text).send().await.map_err(|e| self.transport_error(e))?;
+            let status = response.status();
+            if status.is_success() {
+                let body = response.bytes().await.map_err(|e| self.transport_error(e))?;
+                return parse(self.kind, &body);
+            }
+            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            match retryable.then(|| self.retry.delay(retry, retry_after)).flatten() {
+                Some(wait) => {
+                    debug!(provider = %self.kind, status = status.as_u16(), retry, wait_ms = wait.as_millis() as u64, "embedding provider asked us to retry");
+                    tokio::time::sleep(wait).await;
+                    retry += 1;
+                }
+                None => {
+                    return Err(EmbedError::Status {
+                        provider: self.kind,
+                        status: status.as_u16(),
+                        attempts: retry + 1,
+                    })
+                }
+            }
+        }
+    }
+
+    fn request(&self, text: &str) -> reqwest::RequestBuilder {
+        let body = match self.kind {
+            ProviderKind::Tei => json!({ "inputs": [text] }),
+            ProviderKind::Hf => json!({ "inputs": text }),
+            ProviderKind::Openai => json!({ "input": [text], "model": self.model }),
+        };
+        let request = self.http.post(self.endpoint.clone()).json(&body);
+        match &self.api_key {
+            Some(key) => request.bearer_auth(key.expose()),
+            None => request,
+        }
+    }
+
+    /// Drops the URL from the error: errors end up in logs, and a URL may
+    /// carry credentials. Logs name the host instead.
+    fn transport_error(&self, e: reqwest::Error) -> EmbedError {
+        let e = e.without_url();
+        if e.is_timeout() {
+            EmbedError::Timeout { provider: self.kind, timeout_ms: self.request_timeout.as_millis() as u64 }
+        } else {
+            EmbedError::Unreachable { provider: self.kind, source: e }
+        }
+    }
+}
+
+/// `hf` answers a flat vector for sentence models, nested for some pipelines.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HfBody {
+    Flat(Vec<f32>),
+    Nested(Vec<Vec<f32>>),
+}
+
+#[derive(Deserialize)]
+struct OpenAiBody {
+    data: Vec<OpenAiItem>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiItem {
+    embedding: Vec<f32>,
+    #[serde(default)]
+    index: usize,
+}
+
+/// Extracts the one embedding from a successful response body.
+///
+/// # Errors
+/// [`EmbedError::BadResponse`] when the body is not the protocol's shape, holds
+/// other than exactly one embedding, or the embedding is empty or non-finite.
+pub fn parse(kind: ProviderKind, body: &[u8]) -> Result<Vec<f32>, EmbedError> {
+    let bad = |reason: String| EmbedError::BadResponse { provider: kind, reason };
+    let one = |mut rows: Vec<Vec<f32>>| match rows.len() {
+        1 => Ok(rows.swap_remove(0)),
+        n => Err(bad(format!("expected 1 embedding, got {n} (a model without pooling returns one per token)"))),
+    };
+    let vector = match kind {
+        ProviderKind::Tei => one(serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?)?,
+        ProviderKind::Hf => match serde_json::from_slice(body).map_err(|e| bad(e.to_string()))? {
+            HfBody::Flat(v) => v,
+            HfBody::Nested(rows) => one(rows)?,
+        },
+        ProviderKind::Openai => {
+            let body: OpenAiBody = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+            one(body.data.into_iter().filter(|item| item.index == 0).map(|item| item.embedding).collect())?
+        }
+    };
+    if vector.is_empty() {
+        return Err(bad("the embedding is empty".into()));
+    }
+    if let Some(i) = vector.iter().position(|x| !x.is_finite()) {
+        return Err(bad(format!("element {i} is not a finite 32-bit float")));
+    }
+    Ok(vector)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(r: Result<Vec<f32>, EmbedError>) -> String {
+        match r {
+            Err(EmbedError::BadResponse { reason, .. }) => reason,
+            other => panic!("expected BadResponse, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tei_answers_one_row_per_input() {
+        assert_eq!(parse(ProviderKind::Tei, b"[[0.5, -1, 2e-3]]").ok(), Some(vec![0.5, -1.0, 0.002]));
+        assert!(reason(parse(ProviderKind::Tei, b"[[1], [2]]")).contains("expected 1 embedding, got 2"));
+        assert!(reason(parse(ProviderKind::Tei, b"[]")).contains("got 0"));
+        assert!(parse(ProviderKind::Tei, b"[0.5, 1]").is_err(), "flat is not TEI's shape");
+    }
+
+    #[test]
+    fn hf_answers_flat_or_nested() {
+        assert_eq!(parse(ProviderKind::Hf, b"[0.25, 1]").ok(), Some(vec![0.25, 1.0]));
+        assert_eq!(parse(ProviderKind::Hf, b"[[0.25, 1]]").ok(), Some(vec![0.25, 1.0]));
+        assert!(reason(parse(ProviderKind::Hf, b"[[1, 2], [3, 4]]")).contains("per token"));
+        assert!(parse(ProviderKind::Hf, br#"{"error": "Model is loading"}"#).is_err());
+    }
+
+    #[test]
+    fn openai_picks_the_item_with_index_0() {
+        let body =
+            br#"{"object":"list","data":[{"object":"embedding","embedding":[1,2],"index":0}],"model":"m","usage":{}}"#;
+        assert_eq!(parse(ProviderKind::Openai, body).ok(), Some(vec![1.0, 2.0]));
+        let no_index = br#"{"data":[{"embedding":[3]}]}"#;
+        assert_eq!(parse(ProviderKind::Openai, no_index).ok(), Some(vec![3.0]), "Ollama may omit index");
+        assert!(parse(ProviderKind::Openai, br#"{"data":[]}"#).is_err());
+        assert!(parse(ProviderKind::Openai, b"[[1]]").is_err());
+    }
+
+    #[test]
+    fn malformed_empty_or_non_finite_bodies_are_bad_responses() {
+        for kind in [ProviderKind::Tei, ProviderKind::Hf, ProviderKind::Openai] {
+            assert!(parse(kind, b"not json").is_err(), "{kind}");
+            assert!(parse(kind, b"").is_err(), "{kind}");
+        }
+        assert!(reason(parse(ProviderKind::Hf, b"[]")).contains("empty"));
+        assert!(reason(parse(ProviderKind::Hf, b"[1, 1e300]")).contains("element 1"));
+        assert!(parse(ProviderKind::Hf, br#"[1, "a"]"#).is_err());
+        assert!(parse(ProviderKind::Hf, b"[1, null]").is_err());
+    }
+
+    #[tokio::test]
+    async fn transport_errors_never_carry_the_url_or_its_credentials() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+        let mut args = crate::config::ServeArgs::defaults();
+        args.embedder.provider = Some(ProviderKind::Tei);
+        args.embedder.url = Some(format!("http://user:hunter2@{closed}"));
+        let settings = crate::config::Settings::from_args(&args).expect("valid").embedder.expect("tei configured");
+
+        let err = Provider::new(&settings).expect("client builds").embed("q").await.expect_err("nothing listens");
+
+        assert!(matches!(err, EmbedError::Unreachable { provider: ProviderKind::Tei, .. }), "{err:?}");
+        let mut chain = format!("{err} {err:?}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            chain += &format!(" {s}");
+            source = s.source();
+        }
+        // The socket address may appear (hyper reports it, and logs name the host anyway); the URL may not.
+        assert!(!chain.contains("hunter2") && !chain.contains("http://"), "{chain}");
+    }
+
+    #[test]
+    fn retry_waits_honour_retry_after_and_back_off_otherwise() {
+        let policy = RetryPolicy { max_retries: 3, base: Duration::from_millis(100), max: Duration::from_secs(1) };
+        assert_eq!(policy.delay(0, None), Some(Duration::from_millis(100)));
+        assert_eq!(policy.delay(1, None), Some(Duration::from_millis(200)));
+        assert_eq!(policy.delay(2, None), Some(Duration::from_millis(400)));
+        assert_eq!(policy.delay(3, None), None, "max_retries reached");
+        assert_eq!(policy.delay(0, Some(Duration::ZERO)), Some(Duration::ZERO));
+        assert_eq!(policy.delay(0, Some(Duration::from_secs(1))), Some(Duration::from_secs(1)));
+        assert_eq!(policy.delay(0, Some(Duration::from_secs(2))), None, "asked to wait longer than we may");
+        let long = RetryPolicy { max_retries: 40, ..policy };
+        assert_eq!(long.delay(35, None), Some(Duration::from_secs(1)), "backoff is capped, never overflows");
+    }
+}
