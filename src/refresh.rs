@@ -189,7 +189,8 @@ impl Refresher {
         loop {
             let reload_at = st.reload_due.filter(|_| st.reload.is_none()).map(|(at, _)| at);
             let keys_at = st.keys_due.filter(|_| st.reload.is_none() && st.apply.is_none());
-            let expiry_at = self.next_expiry();
+            // While expired keys are being re-read, their deadlines stay in the past; don't re-fire.
+            let expiry_at = if st.apply.is_none() && st.keys_due.is_none() { self.next_expiry() } else { None };
             let reconcile_at = Some(st.reconcile_due).filter(|_| st.reconcile.is_none());
             tokio::select! {
                 () = cancel.cancelled() => break,
@@ -246,6 +247,14 @@ impl Refresher {
                         info!("quick key changed");
                         st.reconcile_due = Instant::now(); // re-reads its deadline
                         self.trigger_reload(st, ReloadReason::QuickKeyChanged, self.settings.refresh.reload_debounce);
+                    } else if k.doc_id(&key).is_some() && self.status.redis_empty.load(Ordering::Relaxed) {
+                        // Writes after a flush rebuild the keyspace: load it whole
+                        // rather than patching the last index we kept.
+                        self.trigger_reload(
+                            st,
+                            ReloadReason::EmbeddingsReappeared,
+                            self.settings.refresh.reload_debounce,
+                        );
                     } else if k.doc_id(&key).is_some() {
                         st.pending_keys.insert(key);
                         st.keys_due.get_or_insert(Instant::now() + self.settings.refresh.key_batch);
@@ -437,15 +446,8 @@ impl Refresher {
         if expired.is_empty() {
             return;
         }
-        let pending_before = st.pending_keys.len();
         st.pending_keys.extend(expired);
-        if st.pending_keys.len() > pending_before || st.keys_due.is_none() {
-            st.keys_due.get_or_insert(Instant::now());
-        }
-        // Until the apply publishes, the same deadline would fire again at once.
-        if st.apply.is_some() || st.reload.is_some() {
-            st.keys_due = Some(Instant::now() + self.settings.refresh.key_batch);
-        }
+        st.keys_due.get_or_insert(Instant::now());
     }
 
     fn start_reconcile(&mut self, st: &mut State) {
@@ -482,7 +484,7 @@ impl Refresher {
         st.quick_deadline = u64::try_from(quick_pttl).ok().map(|ms| Instant::now() + Duration::from_millis(ms));
         if st.quick_present == Some(true) && !present {
             info!("quick key is gone (noticed by reconcile)");
-            self.trigger_reload(st, ReloadReason::QuickKeyChanged, Duration::ZERO);
+            self.trigger_reload(st, ReloadReason::QuickKeyChanged, self.settings.refresh.reload_debounce);
         }
         st.quick_present = Some(present);
 

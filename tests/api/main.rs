@@ -18,3 +18,6 @@ mod lifecycle;
 
 /// Text queries: provider protocols against a local fake, retries, errors, query-embedding cache.
 mod text;
+
+/// Live refresh: context cache, reload on quick-key invalidation, per-key mirroring, outages.
+mod refresh;
