@@ -143,7 +143,8 @@ struct State {
     waiters: Vec<oneshot::Sender<Result<Arc<Index>, String>>>,
     pending_keys: BTreeSet<String>,
     keys_due: Option<Instant>,
-    apply: Option<(JoinHandle<ApplyResult>, Vec<String>)>,
+    /// The running per-key update, its keys, and the version it patches.
+    apply: Option<(JoinHandle<ApplyResult>, Vec<String>, u64)>,
     quick_deadline: Option<Instant>,
     quick_present: Option<bool>,
     reconcile_due: Instant,
@@ -382,6 +383,7 @@ impl Refresher {
         let keys: Vec<String> = std::mem::take(&mut st.pending_keys).into_iter().collect();
         let (client, settings, conn) = (self.client.clone(), self.settings.clone(), st.conn.clone());
         let batch = keys.clone();
+        let base_version = current.version();
         let task = tokio::spawn(async move {
             let conn = Self::connection(client, &settings, conn).await.map_err(|e| e.to_string())?;
             let dim = settings.dim.or((current.dim() > 0).then_some(current.dim()));
@@ -393,16 +395,19 @@ impl Refresher {
                 .await
                 .map_err(|e| e.to_string())?
         });
-        st.apply = Some((task, keys));
+        st.apply = Some((task, keys, base_version));
     }
 
     fn finish_apply(&mut self, st: &mut State, done: Result<ApplyResult, tokio::task::JoinError>) {
-        let Some((_, keys)) = st.apply.take() else { return };
+        let Some((_, keys, base_version)) = st.apply.take() else { return };
         match done.map_err(|e| e.to_string()).and_then(|r| r) {
             Ok((index, counts)) => {
-                // A full reload published meanwhile would make this snapshot stale.
-                if st.reload.is_some() {
+                // Patched from a snapshot a reload has replaced (or is about to):
+                // publishing it would undo the reload. Re-read the keys on top of the new one.
+                let base_is_current = self.shared.current().is_some_and(|c| c.version() == base_version);
+                if st.reload.is_some() || !base_is_current {
                     st.pending_keys.extend(keys);
+                    st.keys_due.get_or_insert(Instant::now());
                     return;
                 }
                 let published = self.publish(index);

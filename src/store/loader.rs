@@ -401,6 +401,7 @@ fn parse_chunk(chunk: FetchedChunk, keys: &[String]) -> ParsedChunk {
         value_bytes: 0,
     };
     debug_assert!(chunk.first_key + chunk.values.len() <= keys.len());
+    let n_values = chunk.values.len();
     for (offset, raw) in chunk.values.into_iter().enumerate() {
         let key = chunk.first_key + offset;
         match raw {
@@ -408,8 +409,16 @@ fn parse_chunk(chunk: FetchedChunk, keys: &[String]) -> ParsedChunk {
             Raw::Value { bytes, expires_at_ms } => {
                 out.value_bytes += bytes.len() as u64;
                 let before = out.floats.len();
+                let remaining = n_values - offset;
                 match decode_into(&bytes, &mut out.floats) {
-                    Ok(meta) => out.docs.push(ParsedDoc { key, meta, dim: out.floats.len() - before, expires_at_ms }),
+                    Ok(meta) => {
+                        let dim = out.floats.len() - before;
+                        if out.docs.is_empty() {
+                            // Size the chunk's buffer once from the first row instead of doubling.
+                            out.floats.reserve(remaining.saturating_sub(1).saturating_mul(dim).min(MAX_DIM * 1024));
+                        }
+                        out.docs.push(ParsedDoc { key, meta, dim, expires_at_ms });
+                    }
                     Err(reason) => out.skips.push((key, reason)),
                 }
             }
