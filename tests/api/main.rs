@@ -18,3 +18,6 @@ mod lifecycle;
 
 /// Text queries: provider protocols against a local fake, retries, errors, query-embedding cache.
 mod text;
+
+/// Documents by id: `GET /v1/documents/{*id}` and "more like this" search with `{"id": …}`.
+mod by_id;
