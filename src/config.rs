@@ -7,7 +7,7 @@
 //! Embedding-service API keys are [`Secret`]s too, and the embedder URL is
 //! logged by host only.
 
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
@@ -15,7 +15,10 @@ use thiserror::Error;
 
 use crate::{
     embed::{providers::RetryPolicy, Normalization, ProviderKind},
-    store::keys::{KeyError, KeySpace, QueryCacheKeys, DEFAULT_QUERY_CACHE_PREFIX},
+    store::{
+        keys::{KeyError, KeySpace, QueryCacheKeys, DEFAULT_QUERY_CACHE_PREFIX},
+        seed::SeedOptions,
+    },
 };
 
 /// `semsearch`: exact cosine top-k over the embeddings a chatbot keeps in Redis.
@@ -36,6 +39,58 @@ pub enum Command {
     /// Embed one text with the configured provider and print the vector and
     /// its dimension (no cache, no Redis): to debug a provider set-up.
     Embed(EmbedArgs),
+    /// Load a corpus file (JSONL, or .jsonl.gz) in the chatbot's format into
+    /// Redis, as `SET cache:embedding:<url> <line> EX <ttl>`.
+    Seed(SeedArgs),
+}
+
+/// Flags of `semsearch seed`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// JSONL file, one chatbot value per line (`{"title","url","text","embedding"}`);
+    /// gzip is detected from the content.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// SCAN pattern of the embedding keys (as for serve); documents go under its prefix.
+    #[arg(long, env = "SEMSEARCH_EMBEDDING_PATTERN", default_value = "cache:embedding:*")]
+    pub embedding_pattern: String,
+    /// Expiry of every key, in seconds (the chatbot uses 86400); 0: no expiry.
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl_secs: u64,
+    /// Replace keys that exist. Without it they are left alone and counted as skipped.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Validated `semsearch seed` flags.
+#[derive(Debug, Clone)]
+pub struct SeedSettings {
+    pub file: PathBuf,
+    pub redis: RedisTarget,
+    pub keys: KeySpace,
+    pub options: SeedOptions,
+    pub progress: bool,
+}
+
+impl SeedSettings {
+    /// # Errors
+    /// [`ConfigError`] for a bad Redis URL or embedding pattern.
+    pub fn from_args(args: &SeedArgs) -> Result<Self, ConfigError> {
+        // The quick key and context prefix are not used by seed, but KeySpace
+        // checks the embedding prefix against them, as serve would.
+        let serve = ServeArgs::defaults();
+        Ok(Self {
+            file: args.file.clone(),
+            redis: RedisTarget::from_args(&args.redis)?,
+            keys: KeySpace::new(&args.embedding_pattern, &serve.quick_key, &serve.context_prefix)?,
+            options: SeedOptions { ttl_secs: (args.ttl_secs > 0).then_some(args.ttl_secs), overwrite: args.overwrite },
+            progress: !args.no_progress,
+        })
+    }
 }
 
 /// Flags of `semsearch embed`.
@@ -53,7 +108,7 @@ impl Cli {
         match self.command {
             Some(Command::Serve(args)) => args,
             Some(Command::Embed(args)) => args.serve,
-            None => self.serve,
+            Some(Command::Seed(_)) | None => self.serve,
         }
     }
 }

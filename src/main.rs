@@ -1,10 +1,12 @@
 //! Thin shim: parse settings, start logging, build the app, run it.
-//! `semsearch embed` embeds one text and prints it, for debugging a provider.
+//! `semsearch embed` embeds one text and prints it, for debugging a provider;
+//! the other subcommands dispatch to their library modules.
 
 use anyhow::Context;
 use semsearch::{
     app::App,
-    config::{Command, Settings},
+    commands,
+    config::{Command, SeedSettings, Settings},
     embed,
     shutdown::shutdown_signal,
     telemetry,
@@ -25,6 +27,19 @@ async fn main() -> anyhow::Result<()> {
             "vector": vector,
         });
         println!("{report}");
+        return Ok(());
+    }
+    if let Some(Command::Seed(args)) = &cli.command {
+        let settings = SeedSettings::from_args(args).context("invalid configuration")?;
+        telemetry::init("warn", semsearch::config::LogFormat::Pretty);
+        let report = commands::seed_file(&settings).await.context("seeding Redis")?;
+        println!(
+            "seed: {} written, {} skipped (existing keys), {} bad lines, into {}",
+            report.written,
+            report.skipped_existing,
+            report.bad_lines,
+            settings.redis.display()
+        );
         return Ok(());
     }
     let args = cli.into_serve_args();

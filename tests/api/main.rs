@@ -21,3 +21,6 @@ mod text;
 
 /// Documents by id: `GET /v1/documents/{*id}` and "more like this" search with `{"id": …}`.
 mod by_id;
+
+/// `semsearch seed`: corpus files into Redis, TTLs, never overwriting unless told.
+mod seed;
