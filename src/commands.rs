@@ -2,7 +2,12 @@
 //! stays a dispatcher and tests can call the same code. The long-running
 //! ones have their own modules: `demo` and `harness`.
 
-use std::{fs::File, path::PathBuf};
+use std::{
+    fs::File,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use thiserror::Error;
@@ -19,6 +24,10 @@ pub enum CommandError {
     Open { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Seed(#[from] SeedError),
+    #[error("GET {url} failed")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("GET {url} answered {status}")]
+    NotReady { url: String, status: u16 },
 }
 
 /// `semsearch seed FILE`: loads the corpus into Redis with a progress bar
@@ -41,4 +50,27 @@ pub async fn seed_file(settings: &SeedSettings) -> Result<SeedReport, CommandErr
     let report = seed::seed(&mut conn, &settings.keys, corpus::documents(reader), settings.options, &progress).await?;
     progress.finish_and_clear();
     Ok(report)
+}
+
+/// `semsearch healthcheck`: GET /readyz on the server listening on `bind`
+/// (0.0.0.0 and :: are reached on loopback). For the container HEALTHCHECK,
+/// so the runtime image needs no curl.
+///
+/// # Errors
+/// [`CommandError::Unreachable`] or [`CommandError::NotReady`].
+pub async fn healthcheck(bind: SocketAddr, timeout: Duration) -> Result<(), CommandError> {
+    let ip = match bind.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let url = format!("http://{}/readyz", SocketAddr::new(ip, bind.port()));
+    let unreachable = |source| CommandError::Unreachable { url: url.clone(), source };
+    let client = reqwest::Client::builder().timeout(timeout).build().map_err(unreachable)?;
+    let res = client.get(&url).send().await.map_err(unreachable)?;
+    if res.status().is_success() {
+        Ok(())
+    } else {
+        Err(CommandError::NotReady { url, status: res.status().as_u16() })
+    }
 }

@@ -42,6 +42,38 @@ pub enum Command {
     /// Load a corpus file (JSONL, or .jsonl.gz) in the chatbot's format into
     /// Redis, as `SET cache:embedding:<url> <line> EX <ttl>`.
     Seed(SeedArgs),
+    /// Try semsearch with nothing but redis-server installed: start a private
+    /// Redis, load the built-in demo corpus, serve, print example requests.
+    /// Ctrl-C stops the service and the Redis.
+    Demo(DemoArgs),
+    /// GET /readyz on the local server; exit 0 when ready (the container HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Flags of `semsearch demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Address the demo listens on (loopback: the demo is for this machine).
+    #[arg(long, env = "SEMSEARCH_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// A corpus file to load instead of the built-in one (JSONL or .jsonl.gz).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "warn,semsearch=info")]
+    pub log: String,
+}
+
+/// Flags of `semsearch healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The address the server listens on; an unspecified IP (0.0.0.0, ::) is
+    /// reached on loopback.
+    #[arg(long, env = "SEMSEARCH_BIND", default_value = "0.0.0.0:8080")]
+    pub bind: SocketAddr,
+    /// Longest wait for the answer, in seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_secs: u64,
 }
 
 /// Flags of `semsearch seed`.
@@ -108,7 +140,7 @@ impl Cli {
         match self.command {
             Some(Command::Serve(args)) => args,
             Some(Command::Embed(args)) => args.serve,
-            Some(Command::Seed(_)) | None => self.serve,
+            Some(Command::Seed(_) | Command::Demo(_) | Command::Healthcheck(_)) | None => self.serve,
         }
     }
 }

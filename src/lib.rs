@@ -18,13 +18,14 @@
 //! - [`api`]: HTTP handlers and errors;
 //! - [`app`]: wiring and background tasks; [`shutdown`]: signals; [`telemetry`]: logs;
 //! - tools around the service: [`corpus`] (JSONL corpus files), [`commands`]
-//!   (`seed`, `healthcheck`).
+//!   (`seed`, `healthcheck`), [`demo`] (a private Redis, the demo corpus, the service).
 
 pub mod api;
 pub mod app;
 pub mod commands;
 pub mod config;
 pub mod corpus;
+pub mod demo;
 pub mod embed;
 pub mod index;
 pub mod refresh;

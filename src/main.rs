@@ -7,7 +7,7 @@ use semsearch::{
     app::App,
     commands,
     config::{Command, SeedSettings, Settings},
-    embed,
+    demo, embed,
     shutdown::shutdown_signal,
     telemetry,
 };
@@ -28,6 +28,15 @@ async fn main() -> anyhow::Result<()> {
         });
         println!("{report}");
         return Ok(());
+    }
+    if let Some(Command::Demo(args)) = &cli.command {
+        telemetry::init(&args.log, semsearch::config::LogFormat::Pretty);
+        let settings = demo::DemoSettings { bind: args.bind, corpus: args.corpus.clone() };
+        return demo::run(settings, shutdown_signal()).await;
+    }
+    if let Some(Command::Healthcheck(args)) = &cli.command {
+        let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
+        return commands::healthcheck(args.bind, timeout).await.context("semsearch is not ready");
     }
     if let Some(Command::Seed(args)) = &cli.command {
         let settings = SeedSettings::from_args(args).context("invalid configuration")?;

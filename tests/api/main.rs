@@ -24,3 +24,6 @@ mod by_id;
 
 /// `semsearch seed`: corpus files into Redis, TTLs, never overwriting unless told.
 mod seed;
+
+/// `semsearch demo` as a process: banner, examples, nothing left after Ctrl-C or SIGTERM.
+mod demo;
