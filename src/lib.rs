@@ -18,7 +18,8 @@
 //! - [`api`]: HTTP handlers and errors;
 //! - [`app`]: wiring and background tasks; [`shutdown`]: signals; [`telemetry`]: logs;
 //! - tools around the service: [`corpus`] (JSONL corpus files), [`commands`]
-//!   (`seed`, `healthcheck`), [`demo`] (a private Redis, the demo corpus, the service).
+//!   (`seed`, `healthcheck`), [`demo`] (a private Redis, the demo corpus, the
+//!   service), [`harness`] (`semsearch bench`: load generation and reports).
 
 pub mod api;
 pub mod app;
@@ -27,6 +28,7 @@ pub mod config;
 pub mod corpus;
 pub mod demo;
 pub mod embed;
+pub mod harness;
 pub mod index;
 pub mod refresh;
 pub mod search;

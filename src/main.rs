@@ -6,8 +6,8 @@ use anyhow::Context;
 use semsearch::{
     app::App,
     commands,
-    config::{Command, SeedSettings, Settings},
-    demo, embed,
+    config::{BenchSettings, Command, SeedSettings, Settings},
+    demo, embed, harness,
     shutdown::shutdown_signal,
     telemetry,
 };
@@ -37,6 +37,14 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::Healthcheck(args)) = &cli.command {
         let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
         return commands::healthcheck(args.bind, timeout).await.context("semsearch is not ready");
+    }
+    if let Some(Command::Bench(args)) = &cli.command {
+        let settings = BenchSettings::from_args(args).context("invalid configuration")?;
+        telemetry::init("warn,semsearch=info", semsearch::config::LogFormat::Pretty);
+        let report = harness::run(&settings).await.context("benchmark")?;
+        print!("{}", report.table());
+        harness::write_outputs(&settings, &report).context("writing the benchmark outputs")?;
+        return Ok(());
     }
     if let Some(Command::Seed(args)) = &cli.command {
         let settings = SeedSettings::from_args(args).context("invalid configuration")?;

@@ -27,3 +27,6 @@ mod seed;
 
 /// `semsearch demo` as a process: banner, examples, nothing left after Ctrl-C or SIGTERM.
 mod demo;
+
+/// `semsearch bench` against a spawned app: report structure, zero errors, outputs, synthetic fill.
+mod harness;
