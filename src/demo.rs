@@ -206,3 +206,34 @@ fn announce(
     println!("  curl -s {base}/v1/stats");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(id: &str) -> SeedDoc {
+        SeedDoc { id: id.to_owned(), value: format!("{{\"url\":\"{id}\",\"embedding\":[0.6,0.8]}}").into_bytes() }
+    }
+
+    #[test]
+    fn examples_prefer_curl_and_take_the_vector_from_another_document() {
+        let mut examples = Examples::default();
+        for id in ["https://a/first", "https://a/second", PREFERRED_EXAMPLE_ID] {
+            examples.see(&doc(id));
+        }
+
+        assert_eq!(examples.by_id(), Some(PREFERRED_EXAMPLE_ID));
+        assert_eq!(examples.vector(), Some(serde_json::json!([0.6, 0.8])));
+    }
+
+    #[test]
+    fn without_curl_the_first_document_is_the_id_and_the_second_gives_the_vector() {
+        let mut examples = Examples::default();
+        examples.see(&doc("https://a/first"));
+        examples.see(&doc("https://a/second"));
+
+        assert_eq!(examples.by_id(), Some("https://a/first"));
+        assert!(examples.vector().is_some());
+        assert_eq!(Examples::default().by_id(), None);
+    }
+}
