@@ -7,7 +7,7 @@
 //! Embedding-service API keys are [`Secret`]s too, and the embedder URL is
 //! logged by host only.
 
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
@@ -15,7 +15,11 @@ use thiserror::Error;
 
 use crate::{
     embed::{providers::RetryPolicy, Normalization, ProviderKind},
-    store::keys::{KeyError, KeySpace, QueryCacheKeys, DEFAULT_QUERY_CACHE_PREFIX},
+    harness::SyntheticFormat,
+    store::{
+        keys::{KeyError, KeySpace, QueryCacheKeys, DEFAULT_QUERY_CACHE_PREFIX},
+        seed::SeedOptions,
+    },
 };
 
 /// `semsearch`: exact cosine top-k over the embeddings a chatbot keeps in Redis.
@@ -36,6 +40,240 @@ pub enum Command {
     /// Embed one text with the configured provider and print the vector and
     /// its dimension (no cache, no Redis): to debug a provider set-up.
     Embed(EmbedArgs),
+    /// Load a corpus file (JSONL, or .jsonl.gz) in the chatbot's format into
+    /// Redis, as `SET cache:embedding:<url> <line> EX <ttl>`.
+    Seed(SeedArgs),
+    /// Try semsearch with nothing but redis-server installed: start a private
+    /// Redis, load the built-in demo corpus, serve, print example requests.
+    /// Ctrl-C stops the service and the Redis.
+    Demo(DemoArgs),
+    /// GET /readyz on the local server; exit 0 when ready (the container HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
+    /// Measure a running semsearch: QPS and latency percentiles per concurrency level.
+    Bench(BenchArgs),
+}
+
+/// Flags of `semsearch demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Address the demo listens on (loopback: the demo is for this machine).
+    #[arg(long, env = "SEMSEARCH_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// A corpus file to load instead of the built-in one (JSONL or .jsonl.gz).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "warn,semsearch=info")]
+    pub log: String,
+}
+
+/// Flags of `semsearch bench`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Base URL of the semsearch to measure, e.g. http://127.0.0.1:8080. Every
+    /// request goes there and nowhere else.
+    #[arg(long)]
+    pub url: String,
+    /// Measured time per concurrency level (humantime: 30s, 1m).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Unmeasured warm-up before each level.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Requests in flight, one level after the other, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    pub concurrency: Vec<usize>,
+    /// Most requests per level, in the warm-up and again in the measurement,
+    /// whatever the duration.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_requests: u64,
+    /// k of every search.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Query vectors: JSONL with an `embedding` array per line. Unset: random
+    /// unit vectors of the dimension /v1/stats reports.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// How many random query vectors to cycle through when --queries is unset.
+    #[arg(long, default_value_t = 1000)]
+    pub random_queries: usize,
+    /// Seed of the random query and synthetic vectors (printed in the report).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a latency chart (SVG) to this file.
+    #[arg(long)]
+    pub chart: Option<PathBuf>,
+    /// First fill the Redis given by --redis with this many random documents,
+    /// ask the server to reload, and wait until it holds them.
+    #[arg(long, requires = "redis")]
+    pub synthetic: Option<usize>,
+    /// Dimension of the synthetic vectors.
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    /// Redis to fill with --synthetic (redis://, rediss:// or unix:// URL; not
+    /// read from REDIS_URL, so a bench cannot fill production by accident).
+    #[arg(long, hide_env_values = true)]
+    pub redis: Option<Secret>,
+    /// Value format of the synthetic documents: the chatbot's JSON or a raw f32 blob.
+    #[arg(long, value_enum, default_value_t = SyntheticFormat::Json)]
+    pub format: SyntheticFormat,
+    /// Replace synthetic keys that exist (otherwise they are kept and counted).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Longest wait for the server to hold the synthetic documents.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub ready_timeout: Duration,
+}
+
+/// Flags of `semsearch healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The address the server listens on; an unspecified IP (0.0.0.0, ::) is
+    /// reached on loopback.
+    #[arg(long, env = "SEMSEARCH_BIND", default_value = "0.0.0.0:8080")]
+    pub bind: SocketAddr,
+    /// Longest wait for the answer, in seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_secs: u64,
+}
+
+/// Flags of `semsearch seed`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// JSONL file, one chatbot value per line (`{"title","url","text","embedding"}`);
+    /// gzip is detected from the content.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// SCAN pattern of the embedding keys (as for serve); documents go under its prefix.
+    #[arg(long, env = "SEMSEARCH_EMBEDDING_PATTERN", default_value = "cache:embedding:*")]
+    pub embedding_pattern: String,
+    /// Expiry of every key, in seconds (the chatbot uses 86400); 0: no expiry.
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl_secs: u64,
+    /// Replace keys that exist. Without it they are left alone and counted as skipped.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Validated `semsearch bench` flags.
+#[derive(Debug, Clone)]
+pub struct BenchSettings {
+    /// Base URL; every request goes under it.
+    pub url: reqwest::Url,
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub concurrency: Vec<usize>,
+    pub max_requests: u64,
+    pub k: usize,
+    pub queries: Option<PathBuf>,
+    pub random_queries: usize,
+    pub seed: u64,
+    pub json: Option<PathBuf>,
+    pub chart: Option<PathBuf>,
+    pub synthetic: Option<SyntheticSettings>,
+    pub ready_timeout: Duration,
+}
+
+/// What `--synthetic` writes, and where.
+#[derive(Debug, Clone)]
+pub struct SyntheticSettings {
+    pub docs: usize,
+    pub dim: usize,
+    pub format: SyntheticFormat,
+    pub redis: RedisTarget,
+    pub keys: KeySpace,
+    pub overwrite: bool,
+}
+
+/// Most requests in flight `bench` accepts: beyond it the client, not the
+/// server, is what gets measured.
+pub const MAX_BENCH_CONCURRENCY: usize = 4096;
+
+impl BenchSettings {
+    /// # Errors
+    /// [`ConfigError`] naming the flag that is wrong.
+    pub fn from_args(args: &BenchArgs) -> Result<Self, ConfigError> {
+        let url = reqwest::Url::parse(&args.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or(ConfigError::BadBenchUrl)?;
+        if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+            return Err(ConfigError::TooSmall { name: "--concurrency", min: 1 });
+        }
+        if args.concurrency.iter().any(|&c| c > MAX_BENCH_CONCURRENCY) {
+            return Err(ConfigError::TooLarge { name: "--concurrency", max: MAX_BENCH_CONCURRENCY });
+        }
+        for (name, value) in [("--k", args.k), ("--random-queries", args.random_queries), ("--dim", args.dim)] {
+            if value < 1 {
+                return Err(ConfigError::TooSmall { name, min: 1 });
+            }
+        }
+        let synthetic = match (args.synthetic, &args.redis) {
+            (Some(docs), Some(url)) => {
+                let serve = ServeArgs::defaults();
+                let mut redis = serve.redis.clone();
+                redis.url = Some(url.clone());
+                Some(SyntheticSettings {
+                    docs,
+                    dim: args.dim,
+                    format: args.format,
+                    redis: RedisTarget::from_args(&redis)?,
+                    keys: KeySpace::new(&serve.embedding_pattern, &serve.quick_key, &serve.context_prefix)?,
+                    overwrite: args.overwrite,
+                })
+            }
+            _ => None,
+        };
+        Ok(Self {
+            url,
+            duration: args.duration,
+            warmup: args.warmup,
+            concurrency: args.concurrency.clone(),
+            max_requests: args.max_requests.max(1),
+            k: args.k,
+            queries: args.queries.clone(),
+            random_queries: args.random_queries,
+            seed: args.seed,
+            json: args.json.clone(),
+            chart: args.chart.clone(),
+            synthetic,
+            ready_timeout: args.ready_timeout,
+        })
+    }
+}
+
+/// Validated `semsearch seed` flags.
+#[derive(Debug, Clone)]
+pub struct SeedSettings {
+    pub file: PathBuf,
+    pub redis: RedisTarget,
+    pub keys: KeySpace,
+    pub options: SeedOptions,
+    pub progress: bool,
+}
+
+impl SeedSettings {
+    /// # Errors
+    /// [`ConfigError`] for a bad Redis URL or embedding pattern.
+    pub fn from_args(args: &SeedArgs) -> Result<Self, ConfigError> {
+        // The quick key and context prefix are not used by seed, but KeySpace
+        // checks the embedding prefix against them, as serve would.
+        let serve = ServeArgs::defaults();
+        Ok(Self {
+            file: args.file.clone(),
+            redis: RedisTarget::from_args(&args.redis)?,
+            keys: KeySpace::new(&args.embedding_pattern, &serve.quick_key, &serve.context_prefix)?,
+            options: SeedOptions { ttl_secs: (args.ttl_secs > 0).then_some(args.ttl_secs), overwrite: args.overwrite },
+            progress: !args.no_progress,
+        })
+    }
 }
 
 /// Flags of `semsearch embed`.
@@ -53,7 +291,9 @@ impl Cli {
         match self.command {
             Some(Command::Serve(args)) => args,
             Some(Command::Embed(args)) => args.serve,
-            None => self.serve,
+            Some(Command::Seed(_) | Command::Demo(_) | Command::Healthcheck(_) | Command::Bench(_)) | None => {
+                self.serve
+            }
         }
     }
 }
@@ -304,6 +544,10 @@ pub enum ConfigError {
     BadEmbedderUrl,
     #[error("{name} must be at least {min}")]
     TooSmall { name: &'static str, min: usize },
+    #[error("{name} must be at most {max}")]
+    TooLarge { name: &'static str, max: usize },
+    #[error("--url must be an http:// or https:// URL")]
+    BadBenchUrl,
 }
 
 /// Where Redis is, ready for redis-rs, plus a printable form without secrets.

@@ -16,12 +16,19 @@
 //! - [`index`]: immutable snapshots and the [`index::SharedIndex`] swap;
 //! - [`search`]: kernels and top-k selection, with the tie rule in [`search::topk`];
 //! - [`api`]: HTTP handlers and errors;
-//! - [`app`]: wiring and background tasks; [`shutdown`]: signals; [`telemetry`]: logs.
+//! - [`app`]: wiring and background tasks; [`shutdown`]: signals; [`telemetry`]: logs;
+//! - tools around the service: [`corpus`] (JSONL corpus files), [`commands`]
+//!   (`seed`, `healthcheck`), [`demo`] (a private Redis, the demo corpus, the
+//!   service), [`harness`] (`semsearch bench`: load generation and reports).
 
 pub mod api;
 pub mod app;
+pub mod commands;
 pub mod config;
+pub mod corpus;
+pub mod demo;
 pub mod embed;
+pub mod harness;
 pub mod index;
 pub mod refresh;
 pub mod search;

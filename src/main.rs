@@ -1,11 +1,13 @@
 //! Thin shim: parse settings, start logging, build the app, run it.
-//! `semsearch embed` embeds one text and prints it, for debugging a provider.
+//! `semsearch embed` embeds one text and prints it, for debugging a provider;
+//! the other subcommands dispatch to their library modules.
 
 use anyhow::Context;
 use semsearch::{
     app::App,
-    config::{Command, Settings},
-    embed,
+    commands,
+    config::{BenchSettings, Command, SeedSettings, Settings},
+    demo, embed, harness,
     shutdown::shutdown_signal,
     telemetry,
 };
@@ -25,6 +27,36 @@ async fn main() -> anyhow::Result<()> {
             "vector": vector,
         });
         println!("{report}");
+        return Ok(());
+    }
+    if let Some(Command::Demo(args)) = &cli.command {
+        telemetry::init(&args.log, semsearch::config::LogFormat::Pretty);
+        let settings = demo::DemoSettings { bind: args.bind, corpus: args.corpus.clone() };
+        return demo::run(settings, shutdown_signal()).await;
+    }
+    if let Some(Command::Healthcheck(args)) = &cli.command {
+        let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
+        return commands::healthcheck(args.bind, timeout).await.context("semsearch is not ready");
+    }
+    if let Some(Command::Bench(args)) = &cli.command {
+        let settings = BenchSettings::from_args(args).context("invalid configuration")?;
+        telemetry::init("warn,semsearch=info", semsearch::config::LogFormat::Pretty);
+        let report = harness::run(&settings).await.context("benchmark")?;
+        print!("{}", report.table());
+        harness::write_outputs(&settings, &report).context("writing the benchmark outputs")?;
+        return Ok(());
+    }
+    if let Some(Command::Seed(args)) = &cli.command {
+        let settings = SeedSettings::from_args(args).context("invalid configuration")?;
+        telemetry::init("warn", semsearch::config::LogFormat::Pretty);
+        let report = commands::seed_file(&settings).await.context("seeding Redis")?;
+        println!(
+            "seed: {} written, {} skipped (existing keys), {} bad lines, into {}",
+            report.written,
+            report.skipped_existing,
+            report.bad_lines,
+            settings.redis.display()
+        );
         return Ok(());
     }
     let args = cli.into_serve_args();

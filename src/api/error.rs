@@ -74,12 +74,16 @@ pub enum ApiError {
     /// 503 `timeout`: the request took longer than the configured limit.
     #[error("the request took longer than {secs} s")]
     Timeout { secs: u64 },
-    /// 422 `query_required`: neither `vector` nor `text` was sent.
-    #[error("send a query: either \"vector\" (an embedding) or \"text\" (a question)")]
+    /// 422 `query_required`: none of `vector`, `text` and `id` was sent.
+    #[error("send a query: \"vector\" (an embedding), \"text\" (a question) or \"id\" (a document, for more like it)")]
     QueryRequired,
-    /// 422 `ambiguous_query`: both `vector` and `text` were sent.
-    #[error("send either \"vector\" or \"text\", not both")]
+    /// 422 `ambiguous_query`: more than one of `vector`, `text` and `id` was sent.
+    #[error("send exactly one of \"vector\", \"text\" and \"id\"")]
     AmbiguousQuery,
+    /// 404 `document_not_found`: no live document has this id (never
+    /// loaded, deleted, or past its Redis expiry).
+    #[error("no document with id {id:?}")]
+    DocumentNotFound { id: String },
     /// 422 `text_search_disabled`: `text` was sent but no embedding provider is configured.
     #[error("text search is not configured on this server (SEMSEARCH_EMBEDDER is unset); send \"vector\" instead")]
     TextSearchDisabled,
@@ -132,7 +136,7 @@ impl ApiError {
             Self::ReloadFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::EmbedderFailed { .. } | Self::EmbedderWrongDimension { .. } => StatusCode::BAD_GATEWAY,
             Self::EmbedderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::DocumentNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotReady(_) | Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -163,6 +167,7 @@ impl ApiError {
             Self::Timeout { .. } => "timeout",
             Self::QueryRequired => "query_required",
             Self::AmbiguousQuery => "ambiguous_query",
+            Self::DocumentNotFound { .. } => "document_not_found",
             Self::TextSearchDisabled => "text_search_disabled",
             Self::EmptyText => "empty_text",
             Self::TextTooLong { .. } => "text_too_long",

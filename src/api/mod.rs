@@ -2,6 +2,7 @@
 //! and render [`error::ApiError`] as problem+json. No Redis here.
 
 pub mod admin;
+pub mod documents;
 pub mod error;
 pub mod extract;
 pub mod query;
@@ -73,6 +74,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     Router::new()
         .route("/v1/search", post(search::search))
         .route("/v1/stats", get(stats::stats))
+        .route("/v1/documents/{*id}", get(documents::document))
         .route("/v1/admin/reload", post(admin::reload))
         .route("/healthz", get(stats::healthz))
         .route("/readyz", get(stats::readyz))

@@ -1,11 +1,15 @@
 //! `POST /v1/search`: validate the query, scan on rayon, attach metadata.
+//!
+//! An `id` query ("more like this") scans with that document's row and
+//! leaves the document out: it asks for one more hit and drops the row, the
+//! same way expired rows are dropped, so the result stays exact.
 
 use std::{sync::Arc, time::Instant};
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{error::ApiError, extract::Json, query::resolve_query, AppState};
+use super::{error::ApiError, extract::Json, query::resolve_query_or_id, AppState};
 use crate::{
     index::{now_ms, Index},
     search::{self, Hit},
@@ -28,12 +32,16 @@ fn default_true() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// Query embedding; any length-scaling is irrelevant (cosine).
-    /// Exactly one of `vector` and `text` (see [`resolve_query`]).
+    /// Exactly one of `vector`, `text` and `id` (see [`resolve_query_or_id`]).
     #[serde(default)]
     pub vector: Option<Vec<Option<f64>>>,
     /// Question text, embedded server-side by the configured provider.
     #[serde(default)]
     pub text: Option<String>,
+    /// A document id (for the chatbot, the article URL): find documents like
+    /// it. Its stored vector is the query and it is left out of the results.
+    #[serde(default)]
+    pub id: Option<String>,
     #[serde(default = "default_k")]
     pub k: i64,
     /// Drop results scoring below this.
@@ -111,12 +119,18 @@ pub async fn search(
         Some(suffix) => Some(state.keys.context_key(suffix).map_err(|_| ApiError::InvalidContextKey)?),
         None => None,
     };
-    let query = resolve_query(&state, req.vector.as_deref(), req.text.as_deref(), index.dim()).await?;
+    let resolved =
+        resolve_query_or_id(&state, &index, req.vector.as_deref(), req.text.as_deref(), req.id.as_deref()).await?;
+    let (query, exclude_row) = (resolved.vector, resolved.exclude_row);
     let min_score = req.min_score;
-    let default_context = state.contexts.is_some().then(|| request_hash(&query, k, min_score));
-    let hits = scan_live(Arc::clone(&index), query, k, min_score).await?;
+    let default_context = state.contexts.is_some().then(|| match &req.id {
+        Some(id) => similar_hash(id, k, min_score),
+        None => request_hash(&query, k, min_score),
+    });
+    let hits = scan_live(Arc::clone(&index), query, k, min_score, exclude_row).await?;
+    let searchable = index.len() - usize::from(exclude_row.is_some());
     let fewer_results_reason = (hits.len() < k).then(|| {
-        if min_score.is_none() || hits.len() == index.len() {
+        if min_score.is_none() || hits.len() == searchable {
             FewerReason::IndexSmallerThanK
         } else {
             FewerReason::MinScore
@@ -178,15 +192,42 @@ pub fn request_hash(query: &[f32], k: usize, min_score: Option<f32>) -> String {
     hex::encode(h.finalize())
 }
 
-/// Top-k over the documents whose Redis deadline has not passed. Rows past
-/// it are at most `expired_count`, so asking for that many more and dropping
+/// The context id of an `id` query: unlike [`request_hash`] it names the
+/// document, because its results (the document left out) differ from those
+/// of a vector query with the same vector.
+fn similar_hash(id: &str, k: usize, min_score: Option<f32>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"semsearch-context-similar-v1\0");
+    h.update((id.len() as u64).to_le_bytes());
+    h.update(id.as_bytes());
+    h.update((k as u64).to_le_bytes());
+    match min_score {
+        Some(m) => {
+            h.update([1]);
+            h.update(m.to_le_bytes());
+        }
+        None => h.update([0]),
+    }
+    hex::encode(h.finalize())
+}
+
+/// Top-k over the documents whose Redis deadline has not passed, without
+/// `exclude_row`. Rows past the deadline are at most `expired_count`, so
+/// asking for that many more (plus one for the excluded row) and dropping
 /// them keeps the result exact.
-async fn scan_live(index: Arc<Index>, query: Vec<f32>, k: usize, min_score: Option<f32>) -> Result<Vec<Hit>, ApiError> {
+async fn scan_live(
+    index: Arc<Index>,
+    query: Vec<f32>,
+    k: usize,
+    min_score: Option<f32>,
+    exclude_row: Option<usize>,
+) -> Result<Vec<Hit>, ApiError> {
     let now = now_ms();
-    let extra = index.expired_count(now);
+    let extra = index.expired_count(now) + usize::from(exclude_row.is_some());
     let mut hits = scan(Arc::clone(&index), query, k + extra, min_score).await?;
     if extra > 0 {
-        hits.retain(|h| !index.is_expired(h.row as usize, now));
+        hits.retain(|h| !index.is_expired(h.row as usize, now) && Some(h.row as usize) != exclude_row);
         hits.truncate(k);
     }
     Ok(hits)

@@ -7,7 +7,7 @@
 
 use std::{
     io::{Read, Write},
-    os::unix::net::UnixStream,
+    os::unix::{net::UnixStream, process::CommandExt},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
@@ -33,6 +33,8 @@ pub enum ChildError {
 pub struct ChildRedis {
     child: Option<Child>,
     dir: PathBuf,
+    /// Started in its own process group (see [`ChildRedis::start_detached`]).
+    detached: bool,
 }
 
 /// How long to wait for a fresh server to answer PING.
@@ -45,9 +47,27 @@ impl ChildRedis {
     /// [`ChildError::Spawn`] when `redis-server` cannot be run,
     /// [`ChildError::NotReady`] when it does not come up.
     pub fn start(dir: &Path, extra_args: &[&str]) -> Result<Self, ChildError> {
-        let mut redis = Self { child: None, dir: dir.to_path_buf() };
+        let mut redis = Self { child: None, dir: dir.to_path_buf(), detached: false };
         redis.restart_with(extra_args)?;
         Ok(redis)
+    }
+
+    /// As [`ChildRedis::start`], in a process group of its own, so the
+    /// terminal's Ctrl-C reaches only our process, which then stops the
+    /// service first and the server last (`semsearch demo`). The owner must
+    /// drop it: the group no longer dies with the terminal's signal.
+    ///
+    /// # Errors
+    /// As [`ChildRedis::start`].
+    pub fn start_detached(dir: &Path, extra_args: &[&str]) -> Result<Self, ChildError> {
+        let mut redis = Self { child: None, dir: dir.to_path_buf(), detached: true };
+        redis.restart_with(extra_args)?;
+        Ok(redis)
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -71,7 +91,11 @@ impl ChildRedis {
     pub fn restart_with(&mut self, extra_args: &[&str]) -> Result<(), ChildError> {
         self.kill();
         let _ = std::fs::remove_file(self.socket());
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        if self.detached {
+            command.process_group(0);
+        }
+        let child = command
             .args(["--port", "0", "--unixsocket"])
             .arg(self.socket())
             .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--dir"])

@@ -7,6 +7,12 @@
 //! so a write outside our prefixes cannot be expressed. `chat:history:*` and
 //! every other key are never read or written: reads go through the embedding
 //! pattern and the quick key only.
+//!
+//! One deliberate exception, outside the service: the seeding tools
+//! (`semsearch seed`, `demo`, `bench --synthetic`) write documents the way the
+//! chatbot does. They get their keys from [`KeySpace::seed_key`], a distinct
+//! [`SeedKey`] type that the service's write paths do not accept, so the
+//! running service still cannot write an embedding.
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -35,6 +41,9 @@ pub enum KeyError {
     /// A client-chosen key suffix was empty, too long or not printable.
     #[error("context key must be 1..=256 bytes of printable ASCII without spaces")]
     BadContextKey,
+    /// A document to seed has an empty id: its key would be the bare prefix.
+    #[error("a document id must not be empty")]
+    EmptyDocumentId,
 }
 
 /// The key names in use, validated once at start-up.
@@ -51,6 +60,18 @@ pub struct KeySpace {
 pub struct WritableKey(String);
 
 impl WritableKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An embedding key, for the seeding tools only (see the module docs).
+/// Only [`KeySpace::seed_key`] constructs one, so it is always under the
+/// embedding prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedKey(String);
+
+impl SeedKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -114,6 +135,17 @@ impl KeySpace {
     /// The Redis key of a document id.
     pub fn embedding_key(&self, id: &str) -> String {
         format!("{}{}", self.embedding_prefix, id)
+    }
+
+    /// The key the seeding tools write document `id` under (prefix + id).
+    ///
+    /// # Errors
+    /// [`KeyError::EmptyDocumentId`] for an empty id.
+    pub fn seed_key(&self, id: &str) -> Result<SeedKey, KeyError> {
+        if id.is_empty() {
+            return Err(KeyError::EmptyDocumentId);
+        }
+        Ok(SeedKey(self.embedding_key(id)))
     }
 
     /// The key a search result is cached under.
@@ -293,6 +325,15 @@ mod tests {
         assert_eq!(digest.as_str(), "5a05a06b80b7f7d3ff1df10940a983b7860f98fbe1eac8bce6b4a769d04b435f");
         assert_eq!(keys.key(&digest).as_str(), format!("cache:query_embedding:{}", digest.as_str()));
         assert_ne!(QueryDigest::new("other-model", "q"), digest, "the model is part of the identity");
+    }
+
+    #[test]
+    fn seed_keys_stay_under_the_embedding_prefix() {
+        let k = chatbot();
+        let key = k.seed_key("https://a/b").expect("non-empty id");
+        assert_eq!(key.as_str(), "cache:embedding:https://a/b");
+        assert_eq!(k.doc_id(key.as_str()), Some("https://a/b"));
+        assert_eq!(k.seed_key(""), Err(KeyError::EmptyDocumentId));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`json`]: the single-pass reader for the chatbot's JSON values (the hot loop);
 //! - [`loader`]: SCAN + pipelined MGET (+ PTTL) into a fresh index;
 //! - [`query_cache`]: cached question embeddings (best-effort GET / SET EX);
+//! - [`seed`]: writes documents in the chatbot's format (seed, demo, bench tools only);
 //! - [`context`]: the asynchronous writer of `cache:context:*`;
 //! - [`watcher`]: the change feed (CLIENT TRACKING) that drives `refresh`.
 
@@ -16,4 +17,5 @@ pub mod json;
 pub mod keys;
 pub mod loader;
 pub mod query_cache;
+pub mod seed;
 pub mod watcher;

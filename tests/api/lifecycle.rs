@@ -82,3 +82,24 @@ fn sigterm_stops_the_process_with_exit_code_0_and_no_password_in_logs() {
     assert!(logs.contains("embeddings loaded"), "it authenticated and loaded:\n{logs}");
     assert!(!logs.contains("hunter2-secret"), "password leaked into logs:\n{logs}");
 }
+
+#[tokio::test]
+async fn healthcheck_exits_0_when_ready_and_1_when_nothing_listens() {
+    // Arrange
+    let redis = TestRedis::start();
+    let app = spawn_app_with(test_settings(&redis)).await;
+    app.wait_ready().await;
+    let free = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+    let run = |bind: String| {
+        Command::new(env!("CARGO_BIN_EXE_semsearch")).args(["healthcheck", "--bind", &bind]).output().expect("run")
+    };
+
+    // Act
+    let ready = tokio::task::spawn_blocking(move || run(app.addr.to_string())).await.expect("join");
+    let nothing = run(free.to_string());
+
+    // Assert
+    assert_eq!(ready.status.code(), Some(0), "{}", String::from_utf8_lossy(&ready.stderr));
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("not ready"));
+}

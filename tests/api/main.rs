@@ -21,3 +21,14 @@ mod text;
 
 /// Live refresh: context cache, reload on quick-key invalidation, per-key mirroring, outages.
 mod refresh;
+/// Documents by id: `GET /v1/documents/{*id}` and "more like this" search with `{"id": …}`.
+mod by_id;
+
+/// `semsearch seed`: corpus files into Redis, TTLs, never overwriting unless told.
+mod seed;
+
+/// `semsearch demo` as a process: banner, examples, nothing left after Ctrl-C or SIGTERM.
+mod demo;
+
+/// `semsearch bench` against a spawned app: report structure, zero errors, outputs, synthetic fill.
+mod harness;

@@ -1,0 +1,69 @@
+//! `GET /v1/documents/{*id}`: one document as the index holds it.
+//!
+//! Ids are the chatbot's article URLs, so the route takes the rest of the
+//! path, slashes included: `/v1/documents/https://help.example/a/b`. The id
+//! is percent-decoded like any path; an id that itself contains `%`, `?` or
+//! `#` must be sent percent-encoded. Documents past their Redis deadline are
+//! 404, as they are absent from search results.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::{
+    rejection::{PathRejection, QueryRejection},
+    Path, Query, State,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{error::ApiError, query::live_row, AppState};
+
+#[derive(Debug, Deserialize)]
+pub struct DocumentQuery {
+    /// Include the vector (384 floats for the chatbot: most of the response).
+    #[serde(default)]
+    pub with_embedding: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DocumentResponse {
+    pub id: String,
+    pub url: String,
+    pub title: Option<String>,
+    pub text: Option<String>,
+    /// When Redis expires the key (RFC 3339, UTC, conservatively early);
+    /// absent for keys without a TTL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// The document's row in the index: the stored embedding scaled to unit
+    /// length at load, so it is the vector searches score against, not the
+    /// bytes in Redis (same direction, possibly another length). Only with
+    /// `?with_embedding=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
+    pub index_version: u64,
+}
+
+/// # Errors
+/// 404 `document_not_found` for an unknown or expired id; 503 `not_ready`
+/// before the first load; 422 `invalid_type` for a malformed query string.
+pub async fn document(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<DocumentQuery>, QueryRejection>,
+) -> Result<axum::Json<DocumentResponse>, ApiError> {
+    let Path(id) = path.map_err(|e| ApiError::InvalidType(e.body_text()))?;
+    let Query(query) = query.map_err(|e| ApiError::InvalidType(e.body_text()))?;
+    let index = state.ready_index()?;
+    let row = live_row(&index, &id)?;
+    let doc = index.doc(row);
+    Ok(axum::Json(DocumentResponse {
+        id: doc.id.to_string(),
+        url: doc.url().to_owned(),
+        title: doc.title.as_deref().map(str::to_owned),
+        text: doc.text.as_deref().map(str::to_owned),
+        expires_at: doc
+            .expires_at_ms
+            .map(|ms| humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()),
+        embedding: query.with_embedding.then(|| index.row(row).to_vec()),
+        index_version: index.version(),
+    }))
+}
