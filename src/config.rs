@@ -324,7 +324,7 @@ impl std::str::FromStr for Secret {
 /// How to reach Redis: a URL, or the chatbot deployment's separate variables.
 #[derive(Debug, Clone, Args)]
 pub struct RedisArgs {
-    /// Redis URL: redis://[user[:password]@]host[:port][/db], rediss:// for TLS,
+    /// Redis URL: `redis://[user[:password]@]host[:port][/db]`, `rediss://` for TLS,
     /// or unix:///path/to/redis.sock. Takes precedence over REDIS_HOST and friends.
     #[arg(long = "redis-url", env = "REDIS_URL", hide_env_values = true)]
     pub url: Option<Secret>,
@@ -418,7 +418,7 @@ pub struct EmbedderArgs {
     #[arg(id = "embedder", value_name = "EMBEDDER", long = "embedder", env = "SEMSEARCH_EMBEDDER", value_enum)]
     pub provider: Option<ProviderKind>,
     /// Base URL of the embedding service. Required for tei; defaults to
-    /// https://router.huggingface.co/hf-inference for hf and https://api.openai.com for openai.
+    /// `https://router.huggingface.co/hf-inference` for hf and `https://api.openai.com` for openai.
     #[arg(id = "embedder-url", value_name = "URL", long = "embedder-url", env = "SEMSEARCH_EMBEDDER_URL")]
     pub url: Option<String>,
     /// Model name sent to the service (hf: part of the path; openai: the `model` field).
@@ -791,15 +791,13 @@ impl ServeArgs {
             #[command(flatten)]
             args: ServeArgs,
         }
-        // Parsing an empty command line cannot fail: every flag has a default or is optional.
-        let mut args = Only::try_parse_from(["semsearch"]).map(|o| o.args).expect("all serve flags have defaults");
-        // `try_parse_from` still reads env fallbacks; reset the ones a caller must set explicitly.
-        args.redis.url = None;
-        args.redis.password = None;
-        args.embedder.api_key = None;
-        args.embedder.huggingface_api_key = None;
-        args.embedder.openai_api_key = None;
-        args
+        use clap::{CommandFactory, FromArgMatches};
+        // Drop every env fallback so the defaults are the defaults, whatever
+        // the process environment holds (a bad SEMSEARCH_BIND must not panic here).
+        let command = Only::command().mut_args(|a| a.env(None::<&'static str>));
+        // An empty command line cannot fail to parse: every flag has a default or is optional.
+        let matches = command.try_get_matches_from(["semsearch"]).expect("all serve flags have defaults");
+        Only::from_arg_matches(&matches).map(|o| o.args).expect("matches come from this very command")
     }
 }
 
@@ -875,5 +873,25 @@ mod tests {
         args.redis.url = Some(Secret("nonsense://:hunter2@x".into()));
         let err = Settings::from_args(&args).expect_err("bad url");
         assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn defaults_ignore_the_environment() {
+        // Run in a child process: changing this process's environment would race other tests.
+        if std::env::var_os("SEMSEARCH_DEFAULTS_CHILD").is_some() {
+            let args = ServeArgs::defaults();
+            assert_eq!(args.bind.to_string(), "0.0.0.0:8080");
+            assert_eq!(args.max_k, 1000);
+            return;
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args(["--exact", "config::tests::defaults_ignore_the_environment", "--nocapture"])
+            .env("SEMSEARCH_DEFAULTS_CHILD", "1")
+            .env("SEMSEARCH_BIND", "garbage")
+            .env("SEMSEARCH_MAX_K", "7")
+            .output()
+            .expect("run the test binary");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     }
 }

@@ -19,10 +19,10 @@ mod lifecycle;
 /// Text queries: provider protocols against a local fake, retries, errors, query-embedding cache.
 mod text;
 
-/// Live refresh: context cache, reload on quick-key invalidation, per-key mirroring, outages.
-mod refresh;
 /// Documents by id: `GET /v1/documents/{*id}` and "more like this" search with `{"id": …}`.
 mod by_id;
+/// Live refresh: context cache, reload on quick-key invalidation, per-key mirroring, outages.
+mod refresh;
 
 /// `semsearch seed`: corpus files into Redis, TTLs, never overwriting unless told.
 mod seed;
