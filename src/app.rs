@@ -28,8 +28,10 @@ impl App {
     /// Binds the listener and prepares the Redis client; connects to nothing yet.
     ///
     /// # Errors
-    /// When the address cannot be bound or the Redis target is unusable.
+    /// When the forced kernel is unsupported, the address cannot be bound or
+    /// the Redis target is unusable.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        kernel::select(settings.kernel).context("choosing the search kernel (SEMSEARCH_KERNEL)")?;
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         let client = redis::Client::open(settings.redis.info.clone()).context("preparing the Redis client")?;
         let state = AppState { index: Arc::new(SharedIndex::new()), max_k: settings.max_k };

@@ -11,7 +11,10 @@ use clap::{Args, Parser, Subcommand};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use thiserror::Error;
 
-use crate::store::keys::{KeyError, KeySpace};
+use crate::{
+    search::kernel::KernelChoice,
+    store::keys::{KeyError, KeySpace},
+};
 
 /// `semsearch`: exact cosine top-k over the embeddings a chatbot keeps in Redis.
 #[derive(Debug, Parser)]
@@ -107,6 +110,10 @@ pub struct ServeArgs {
     /// Largest k a search may ask for.
     #[arg(long, env = "SEMSEARCH_MAX_K", default_value_t = 1000)]
     pub max_k: usize,
+    /// Dot-product kernel: auto, scalar, avx2, avx512 or neon. Forcing one the
+    /// CPU lacks stops start-up with an error.
+    #[arg(long, env = "SEMSEARCH_KERNEL", default_value_t = KernelChoice::Auto)]
+    pub kernel: KernelChoice,
     /// Index dimension. Unset: the most common dimension among valid values.
     #[arg(long, env = "SEMSEARCH_DIM")]
     pub dim: Option<usize>,
@@ -215,6 +222,7 @@ pub struct Settings {
     pub redis: RedisTarget,
     pub keys: KeySpace,
     pub max_k: usize,
+    pub kernel: KernelChoice,
     pub dim: Option<usize>,
     pub max_body_bytes: usize,
     pub load: LoadSettings,
@@ -257,6 +265,7 @@ impl Settings {
             redis: RedisTarget::from_args(&args.redis)?,
             keys: KeySpace::new(&args.embedding_pattern, &args.quick_key, &args.context_prefix)?,
             max_k: args.max_k,
+            kernel: args.kernel,
             dim: args.dim,
             max_body_bytes: args.max_body_bytes,
             load: LoadSettings {

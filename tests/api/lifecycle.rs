@@ -82,3 +82,22 @@ fn sigterm_stops_the_process_with_exit_code_0_and_no_password_in_logs() {
     assert!(logs.contains("embeddings loaded"), "it authenticated and loaded:\n{logs}");
     assert!(!logs.contains("hunter2-secret"), "password leaked into logs:\n{logs}");
 }
+
+#[test]
+fn forcing_a_kernel_the_cpu_lacks_stops_start_up_with_a_clear_error() {
+    #[cfg(target_arch = "x86_64")]
+    let foreign = "neon";
+    #[cfg(not(target_arch = "x86_64"))]
+    let foreign = "avx2";
+
+    let out = Command::new(env!("CARGO_BIN_EXE_semsearch"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("SEMSEARCH_KERNEL", foreign)
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .expect("run semsearch");
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "start-up must fail:\n{stderr}");
+    assert!(stderr.contains("SEMSEARCH_KERNEL") && stderr.contains("lacks"), "says why:\n{stderr}");
+}

@@ -29,6 +29,18 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
 }
 
+/// `out[i] = dot(row i of rows, query)` for `out.len()` consecutive rows.
+///
+/// # Panics
+/// If `rows.len() != out.len() * query.len()`.
+pub fn score_rows(rows: &[f32], query: &[f32], out: &mut [f32]) {
+    let dim = query.len();
+    assert_eq!(rows.len(), out.len() * dim, "rows must be out.len() × query.len()");
+    for (row, score) in out.iter_mut().enumerate() {
+        *score = dot(&rows[row * dim..(row + 1) * dim], query);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
