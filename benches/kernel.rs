@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo bench --bench kernel                 # everything
-//! cargo bench --bench kernel -- score_rows   # one group
+//! cargo bench --bench kernel -- score_rows   # one group (dot, score_rows, score_block)
 //! ```
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -21,6 +21,8 @@ const DIMS: [usize; 3] = [384, 768, 1536];
 /// Rows per `score_rows` call in the block benchmark: the scan's own block
 /// size (64) times 4, so the block (≤ 1.5 MiB) stays within L2.
 const BLOCK_ROWS: usize = 256;
+const TILE_ROWS: usize = 20;
+const TILE_QUERIES: usize = 64;
 
 fn random(n: usize, rng: &mut SmallRng) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect()
@@ -58,11 +60,30 @@ fn score_rows(c: &mut Criterion) {
     group.finish();
 }
 
+/// A batch tile: [`TILE_ROWS`] rows (the scan's L1 tile at D=384) against
+/// [`TILE_QUERIES`] queries, the batch scan's inner step.
+fn score_block(c: &mut Criterion) {
+    let mut rng = SmallRng::seed_from_u64(SEED);
+    let mut group = c.benchmark_group("score_block");
+    for dim in DIMS {
+        let rows = random(TILE_ROWS * dim, &mut rng);
+        let queries = random(TILE_QUERIES * dim, &mut rng);
+        let mut out = vec![0.0f32; TILE_ROWS * TILE_QUERIES];
+        group.throughput(Throughput::Elements(2 * (TILE_ROWS * TILE_QUERIES * dim) as u64));
+        for kernel in Kernel::available() {
+            group.bench_with_input(BenchmarkId::new(kernel.name(), dim), &dim, |bench, _| {
+                bench.iter(|| kernel.score_block(black_box(&rows), black_box(&queries), dim, &mut out))
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = dot, score_rows
+    targets = dot, score_rows, score_block
 }
 criterion_main!(benches);

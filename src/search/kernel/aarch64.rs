@@ -32,15 +32,27 @@ impl Neon {
         unsafe { dot_neon(a.as_ptr(), b.as_ptr(), n) }
     }
 
-    /// `out[i] = dot(row i of rows, query)` for `out.len()` consecutive rows.
+    /// `out[q * nr + r] = dot(row r, query q)`: see `Kernel::score_block`.
+    /// One pair at a time through [`Neon::dot`], so a score never depends
+    /// on the block shape.
     ///
     /// # Panics
-    /// If `rows.len() != out.len() * query.len()`.
-    pub fn score_rows(self, rows: &[f32], query: &[f32], out: &mut [f32]) {
-        let dim = query.len();
-        assert_eq!(rows.len(), out.len() * dim, "rows must be out.len() × query.len()");
-        for (row, score) in out.iter_mut().enumerate() {
-            *score = self.dot(&rows[row * dim..(row + 1) * dim], query);
+    /// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.
+    pub fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
+        if dim == 0 {
+            out.fill(0.0);
+            return;
+        }
+        let (nr, nq) = (rows.len() / dim, queries.len() / dim);
+        assert!(rows.len() == nr * dim && queries.len() == nq * dim, "rows and queries must be whole vectors");
+        assert_eq!(out.len(), nr * nq, "out must hold queries × rows scores");
+        if nr == 0 {
+            return;
+        }
+        for (query, scores) in queries.chunks_exact(dim).zip(out.chunks_exact_mut(nr)) {
+            for (row, score) in rows.chunks_exact(dim).zip(scores) {
+                *score = self.dot(row, query);
+            }
         }
     }
 }

@@ -161,14 +161,29 @@ impl Kernel {
     /// If `rows.len() != out.len() * query.len()`.
     #[inline]
     pub fn score_rows(self, rows: &[f32], query: &[f32], out: &mut [f32]) {
+        assert_eq!(rows.len(), out.len() * query.len(), "rows must be out.len() × query.len()");
+        self.score_block(rows, query, query.len(), out);
+    }
+
+    /// Scores a block of `nr` rows against `nq` queries (both row-major,
+    /// `dim` long): `out[q * nr + r] = dot(row r, query q)`. The batch scan's
+    /// unit: rows are loaded once per tile of queries, not once per query.
+    ///
+    /// A pair's score is the same bits whatever the block shape, `nq`
+    /// included (see the arch files), so batch and single scans agree exactly.
+    ///
+    /// # Panics
+    /// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.
+    #[inline]
+    pub fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
         match self {
-            Self::Scalar => scalar::score_rows(rows, query, out),
+            Self::Scalar => scalar::score_block(rows, queries, dim, out),
             #[cfg(target_arch = "x86_64")]
-            Self::Avx2(k) => k.score_rows(rows, query, out),
+            Self::Avx2(k) => k.score_block(rows, queries, dim, out),
             #[cfg(target_arch = "x86_64")]
-            Self::Avx512(k) => k.score_rows(rows, query, out),
+            Self::Avx512(k) => k.score_block(rows, queries, dim, out),
             #[cfg(target_arch = "aarch64")]
-            Self::Neon(k) => k.score_rows(rows, query, out),
+            Self::Neon(k) => k.score_block(rows, queries, dim, out),
         }
     }
 }
@@ -238,6 +253,28 @@ mod tests {
         let foreign = KernelChoice::Avx2;
         let err = Kernel::detect(foreign).expect_err("foreign arch");
         assert!(err.to_string().contains("lacks"), "{err}");
+    }
+
+    #[test]
+    fn a_pair_scores_the_same_bits_in_any_block_shape() {
+        for dim in [1usize, 7, 16, 33, 384, 385] {
+            let rows: Vec<f32> = (0..9 * dim).map(|i| ((i * 31 % 101) as f32 - 50.0) / 51.0).collect();
+            let queries: Vec<f32> = (0..5 * dim).map(|i| ((i * 17 % 89) as f32 - 44.0) / 45.0).collect();
+            for k in Kernel::available() {
+                let mut block = vec![0.0; 9 * 5];
+                k.score_block(&rows, &queries, dim, &mut block);
+                for (q, query) in queries.chunks_exact(dim).enumerate() {
+                    for start in 0..9 {
+                        let mut alone = vec![0.0; 9 - start];
+                        k.score_rows(&rows[start * dim..], query, &mut alone);
+                        for (i, s) in alone.iter().enumerate() {
+                            let b = block[q * 9 + start + i];
+                            assert_eq!(s.to_bits(), b.to_bits(), "{} dim={dim} q={q} row={}", k.name(), start + i);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -29,15 +29,26 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     (acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail
 }
 
-/// `out[i] = dot(row i of rows, query)` for `out.len()` consecutive rows.
+/// `out[q * nr + r] = dot(row r, query q)` for a block of `nr` rows and
+/// `nq` queries (see `Kernel::score_block`).
 ///
 /// # Panics
-/// If `rows.len() != out.len() * query.len()`.
-pub fn score_rows(rows: &[f32], query: &[f32], out: &mut [f32]) {
-    let dim = query.len();
-    assert_eq!(rows.len(), out.len() * dim, "rows must be out.len() × query.len()");
-    for (row, score) in out.iter_mut().enumerate() {
-        *score = dot(&rows[row * dim..(row + 1) * dim], query);
+/// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.
+pub fn score_block(rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
+    if dim == 0 {
+        out.fill(0.0);
+        return;
+    }
+    let (nr, nq) = (rows.len() / dim, queries.len() / dim);
+    assert!(rows.len() == nr * dim && queries.len() == nq * dim, "rows and queries must be whole dim-length vectors");
+    assert_eq!(out.len(), nr * nq, "out must hold queries × rows scores");
+    if nr == 0 {
+        return;
+    }
+    for (query, scores) in queries.chunks_exact(dim).zip(out.chunks_exact_mut(nr)) {
+        for (row, score) in rows.chunks_exact(dim).zip(scores) {
+            *score = dot(row, query);
+        }
     }
 }
 

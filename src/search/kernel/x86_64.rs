@@ -13,15 +13,19 @@
 //!
 //! Tails (`dim` not a multiple of the lane count) use masked loads, which
 //! never touch the masked-off lanes, so any `dim`, including 1, is exact.
-//! Four rows are scored per pass so the query is loaded once per four rows:
-//! this halves the loads per FMA, which is what keeps the in-cache case near
-//! FMA peak, and gives the memory system four independent streams.
 //!
-//! `score_rows` computes every row with the same four-row code (leftover
-//! rows are padded), so a row's score depends only on the row, the query and
-//! the kernel — not on block boundaries. That is what makes a batch scan
+//! Scoring works on register tiles of R rows × Q queries: each loaded row
+//! chunk is reused for Q queries and each query chunk for R rows, which
+//! cuts loads per FMA (the in-cache and batch limit) and gives the memory
+//! system R independent streams. Single queries use 4×1 tiles; batches use
+//! 4×2 (AVX-512, 16 accumulators) or 2×2 (AVX2, 8 of its 16 registers).
+//!
+//! Every (row, query) pair is accumulated in the same order whatever the
+//! tile shape or position (two accumulators, even/odd chunks; leftover rows
+//! and queries padded by repeating the last one), so a score depends only
+//! on the row, the query and the kernel. That is what makes a batch scan
 //! return bit-identical scores to single-query scans. `dot` is a separate,
-//! single-row loop and may round differently in the last bit.
+//! single-pair loop and may round differently in the last bit.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -45,17 +49,21 @@ impl Avx2Fma {
         unsafe { dot_avx2(a.as_ptr(), b.as_ptr(), n) }
     }
 
-    /// `out[i] = dot(row i of rows, query)` for `out.len()` consecutive rows.
+    /// `out[q * nr + r] = dot(row r, query q)`: see `Kernel::score_block`.
     ///
     /// # Panics
-    /// If `rows.len() != out.len() * query.len()`.
-    pub fn score_rows(self, rows: &[f32], query: &[f32], out: &mut [f32]) {
-        let dim = query.len();
-        assert_eq!(rows.len(), out.len() * dim, "rows must be out.len() × query.len()");
-        // SAFETY: `self` proves AVX2+FMA; the assert above makes every row
-        // pointer `rows + i*dim` (i < out.len()) valid for `dim` reads, and
-        // `query` holds `dim` elements.
-        unsafe { score_rows_avx2(rows.as_ptr(), query.as_ptr(), dim, out) }
+    /// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.
+    pub fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
+        let (nr, nq) = block_shape(rows, queries, dim, out);
+        // SAFETY: `self` proves AVX2+FMA; `block_shape` checked that `rows`
+        // holds nr × dim and `queries` nq × dim elements.
+        unsafe {
+            if nq == 1 {
+                block_avx2::<4, 1>(rows.as_ptr(), nr, queries.as_ptr(), nq, dim, out)
+            } else {
+                block_avx2::<2, 2>(rows.as_ptr(), nr, queries.as_ptr(), nq, dim, out)
+            }
+        }
     }
 }
 
@@ -77,17 +85,71 @@ impl Avx512 {
         unsafe { dot_avx512(a.as_ptr(), b.as_ptr(), n) }
     }
 
-    /// `out[i] = dot(row i of rows, query)` for `out.len()` consecutive rows.
+    /// `out[q * nr + r] = dot(row r, query q)`: see `Kernel::score_block`.
     ///
     /// # Panics
-    /// If `rows.len() != out.len() * query.len()`.
-    pub fn score_rows(self, rows: &[f32], query: &[f32], out: &mut [f32]) {
-        let dim = query.len();
-        assert_eq!(rows.len(), out.len() * dim, "rows must be out.len() × query.len()");
-        // SAFETY: `self` proves AVX-512F; the assert above makes every row
-        // pointer valid for `dim` reads, and `query` holds `dim` elements.
-        unsafe { score_rows_avx512(rows.as_ptr(), query.as_ptr(), dim, out) }
+    /// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.
+    pub fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
+        let (nr, nq) = block_shape(rows, queries, dim, out);
+        // SAFETY: `self` proves AVX-512F; `block_shape` checked that `rows`
+        // holds nr × dim and `queries` nq × dim elements.
+        unsafe {
+            if nq == 1 {
+                block_avx512::<4, 1>(rows.as_ptr(), nr, queries.as_ptr(), nq, dim, out)
+            } else {
+                block_avx512::<4, 2>(rows.as_ptr(), nr, queries.as_ptr(), nq, dim, out)
+            }
+        }
     }
+}
+
+/// `(rows, queries)` of a block, after checking every length the raw-pointer
+/// loops rely on.
+///
+/// # Panics
+/// If `rows` is not `nr × dim`, `queries` not `nq × dim` or `out` not `nq × nr`.
+fn block_shape(rows: &[f32], queries: &[f32], dim: usize, out: &[f32]) -> (usize, usize) {
+    // dim = 0: every vector is empty, every score 0, and `out` decides the row count.
+    let (nr, nq) = match (rows.len().checked_div(dim), queries.len().checked_div(dim)) {
+        (Some(nr), Some(nq)) => (nr, nq),
+        _ => (out.len(), 1),
+    };
+    assert!(rows.len() == nr * dim && queries.len() == nq * dim, "rows and queries must be whole dim-length vectors");
+    assert_eq!(out.len(), nr * nq, "out must hold queries × rows scores");
+    (nr, nq)
+}
+
+/// Walks a block in R×Q tiles, padding the last tile by repeating the last
+/// row or query, and writes only the real pairs.
+macro_rules! walk_tiles {
+    ($tile:ident, $R:ident, $Q:ident, $rows:ident, $nr:ident, $queries:ident, $nq:ident, $dim:ident, $out:ident) => {{
+        if $nr == 0 || $nq == 0 {
+            return;
+        }
+        let mut q0 = 0;
+        while q0 < $nq {
+            let mut qp = [$queries; $Q];
+            for (j, p) in qp.iter_mut().enumerate() {
+                *p = $queries.wrapping_add((q0 + j).min($nq - 1) * $dim);
+            }
+            let mut r0 = 0;
+            while r0 < $nr {
+                let mut rp = [$rows; $R];
+                for (j, p) in rp.iter_mut().enumerate() {
+                    *p = $rows.wrapping_add((r0 + j).min($nr - 1) * $dim);
+                }
+                // SAFETY: row and query indices are capped at nr-1 and nq-1,
+                // so every pointer starts one of the caller's dim-long vectors.
+                let scores = unsafe { $tile::<$R, $Q>(rp, qp, $dim) };
+                for (j, tile_row) in scores.iter().enumerate().take($nq - q0) {
+                    let dst = &mut $out[(q0 + j) * $nr + r0..][..$R.min($nr - r0)];
+                    dst.copy_from_slice(&tile_row[..dst.len()]);
+                }
+                r0 += $R;
+            }
+            q0 += $Q;
+        }
+    }};
 }
 
 // ---------------------------------------------------------------- AVX2 + FMA
@@ -138,25 +200,36 @@ unsafe fn dot_avx2(a: *const f32, b: *const f32, n: usize) -> f32 {
     hsum256(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])))
 }
 
-/// Four rows against one query; two accumulators per row (eight FMA chains,
-/// enough to cover the FMA latency on two pipes).
+/// R rows × Q queries; two accumulators per pair (even and odd chunks).
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `q` and each `rows[r]` must be valid
-/// for `dim` reads.
+/// The CPU must support AVX2 and FMA; every pointer in `rows` and `qs` must
+/// be valid for `dim` reads.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dot4_avx2(rows: [*const f32; 4], q: *const f32, dim: usize) -> [f32; 4] {
-    let mut lo = [_mm256_setzero_ps(); 4];
-    let mut hi = [_mm256_setzero_ps(); 4];
+unsafe fn tile_avx2<const R: usize, const Q: usize>(
+    rows: [*const f32; R],
+    qs: [*const f32; Q],
+    dim: usize,
+) -> [[f32; R]; Q] {
+    let mut lo = [[_mm256_setzero_ps(); R]; Q];
+    let mut hi = [[_mm256_setzero_ps(); R]; Q];
     let mut i = 0;
     while i + 16 <= dim {
         // SAFETY: i + 16 <= dim and every pointer is valid for `dim` reads.
         unsafe {
-            let q0 = _mm256_loadu_ps(q.add(i));
-            let q1 = _mm256_loadu_ps(q.add(i + 8));
-            for r in 0..4 {
-                lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(i)), q0, lo[r]);
-                hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(i + 8)), q1, hi[r]);
+            let mut x0 = [_mm256_setzero_ps(); R];
+            let mut x1 = [_mm256_setzero_ps(); R];
+            for r in 0..R {
+                x0[r] = _mm256_loadu_ps(rows[r].add(i));
+                x1[r] = _mm256_loadu_ps(rows[r].add(i + 8));
+            }
+            for q in 0..Q {
+                let q0 = _mm256_loadu_ps(qs[q].add(i));
+                let q1 = _mm256_loadu_ps(qs[q].add(i + 8));
+                for r in 0..R {
+                    lo[q][r] = _mm256_fmadd_ps(x0[r], q0, lo[q][r]);
+                    hi[q][r] = _mm256_fmadd_ps(x1[r], q1, hi[q][r]);
+                }
             }
         }
         i += 16;
@@ -164,9 +237,11 @@ unsafe fn dot4_avx2(rows: [*const f32; 4], q: *const f32, dim: usize) -> [f32; 4
     if i + 8 <= dim {
         // SAFETY: i + 8 <= dim.
         unsafe {
-            let q0 = _mm256_loadu_ps(q.add(i));
-            for r in 0..4 {
-                lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(i)), q0, lo[r]);
+            for q in 0..Q {
+                let q0 = _mm256_loadu_ps(qs[q].add(i));
+                for r in 0..R {
+                    lo[q][r] = _mm256_fmadd_ps(_mm256_loadu_ps(rows[r].add(i)), q0, lo[q][r]);
+                }
             }
         }
         i += 8;
@@ -175,51 +250,36 @@ unsafe fn dot4_avx2(rows: [*const f32; 4], q: *const f32, dim: usize) -> [f32; 4
         let mask = tail_mask256(dim - i);
         // SAFETY: the mask enables only lanes i .. dim; masked-off lanes are never accessed.
         unsafe {
-            let q0 = _mm256_maskload_ps(q.add(i), mask);
-            for r in 0..4 {
-                hi[r] = _mm256_fmadd_ps(_mm256_maskload_ps(rows[r].add(i), mask), q0, hi[r]);
+            for q in 0..Q {
+                let q0 = _mm256_maskload_ps(qs[q].add(i), mask);
+                for r in 0..R {
+                    hi[q][r] = _mm256_fmadd_ps(_mm256_maskload_ps(rows[r].add(i), mask), q0, hi[q][r]);
+                }
             }
         }
     }
-    [
-        hsum256(_mm256_add_ps(lo[0], hi[0])),
-        hsum256(_mm256_add_ps(lo[1], hi[1])),
-        hsum256(_mm256_add_ps(lo[2], hi[2])),
-        hsum256(_mm256_add_ps(lo[3], hi[3])),
-    ]
+    let mut out = [[0.0; R]; Q];
+    for q in 0..Q {
+        for r in 0..R {
+            out[q][r] = hsum256(_mm256_add_ps(lo[q][r], hi[q][r]));
+        }
+    }
+    out
 }
 
 /// # Safety
-/// The CPU must support AVX2 and FMA; `q` must be valid for `dim` reads and
-/// `rows` for `out.len() * dim` reads.
+/// The CPU must support AVX2 and FMA; `rows` must be valid for `nr * dim`
+/// reads, `queries` for `nq * dim`, and `out.len() == nq * nr`.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn score_rows_avx2(rows: *const f32, q: *const f32, dim: usize, out: &mut [f32]) {
-    let out_len = out.len();
-    let mut groups = out.chunks_exact_mut(4);
-    let mut row = 0;
-    for group in &mut groups {
-        // SAFETY: rows row .. row+4 are < out.len(), so each pointer is valid
-        // for `dim` reads (caller's contract).
-        let scores = unsafe {
-            let p = rows.add(row * dim);
-            dot4_avx2([p, p.add(dim), p.add(2 * dim), p.add(3 * dim)], q, dim)
-        };
-        group.copy_from_slice(&scores);
-        row += 4;
-    }
-    let rest = groups.into_remainder();
-    if !rest.is_empty() {
-        // The last 1-3 rows go through the same four-row code (the last row
-        // repeated as padding), so a row's score never depends on its position.
-        let last = out_len - 1;
-        // SAFETY: every row index row + j (capped at last < out.len()) is
-        // valid for `dim` reads (caller's contract).
-        let scores = unsafe {
-            let p = |j: usize| rows.add((row + j).min(last) * dim);
-            dot4_avx2([p(0), p(1), p(2), p(3)], q, dim)
-        };
-        rest.copy_from_slice(&scores[..rest.len()]);
-    }
+unsafe fn block_avx2<const R: usize, const Q: usize>(
+    rows: *const f32,
+    nr: usize,
+    queries: *const f32,
+    nq: usize,
+    dim: usize,
+    out: &mut [f32],
+) {
+    walk_tiles!(tile_avx2, R, Q, rows, nr, queries, nq, dim, out)
 }
 
 // ---------------------------------------------------------------- AVX-512F
@@ -259,24 +319,36 @@ unsafe fn dot_avx512(a: *const f32, b: *const f32, n: usize) -> f32 {
     _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
 }
 
-/// Four rows against one query, two accumulators per row.
+/// R rows × Q queries; two accumulators per pair (even and odd chunks).
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `q` and each `rows[r]` must be valid for
-/// `dim` reads.
+/// The CPU must support AVX-512F; every pointer in `rows` and `qs` must be
+/// valid for `dim` reads.
 #[target_feature(enable = "avx512f")]
-unsafe fn dot4_avx512(rows: [*const f32; 4], q: *const f32, dim: usize) -> [f32; 4] {
-    let mut lo = [_mm512_setzero_ps(); 4];
-    let mut hi = [_mm512_setzero_ps(); 4];
+unsafe fn tile_avx512<const R: usize, const Q: usize>(
+    rows: [*const f32; R],
+    qs: [*const f32; Q],
+    dim: usize,
+) -> [[f32; R]; Q] {
+    let mut lo = [[_mm512_setzero_ps(); R]; Q];
+    let mut hi = [[_mm512_setzero_ps(); R]; Q];
     let mut i = 0;
     while i + 32 <= dim {
         // SAFETY: i + 32 <= dim and every pointer is valid for `dim` reads.
         unsafe {
-            let q0 = _mm512_loadu_ps(q.add(i));
-            let q1 = _mm512_loadu_ps(q.add(i + 16));
-            for r in 0..4 {
-                lo[r] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[r].add(i)), q0, lo[r]);
-                hi[r] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[r].add(i + 16)), q1, hi[r]);
+            let mut x0 = [_mm512_setzero_ps(); R];
+            let mut x1 = [_mm512_setzero_ps(); R];
+            for r in 0..R {
+                x0[r] = _mm512_loadu_ps(rows[r].add(i));
+                x1[r] = _mm512_loadu_ps(rows[r].add(i + 16));
+            }
+            for q in 0..Q {
+                let q0 = _mm512_loadu_ps(qs[q].add(i));
+                let q1 = _mm512_loadu_ps(qs[q].add(i + 16));
+                for r in 0..R {
+                    lo[q][r] = _mm512_fmadd_ps(x0[r], q0, lo[q][r]);
+                    hi[q][r] = _mm512_fmadd_ps(x1[r], q1, hi[q][r]);
+                }
             }
         }
         i += 32;
@@ -284,9 +356,11 @@ unsafe fn dot4_avx512(rows: [*const f32; 4], q: *const f32, dim: usize) -> [f32;
     if i + 16 <= dim {
         // SAFETY: i + 16 <= dim.
         unsafe {
-            let q0 = _mm512_loadu_ps(q.add(i));
-            for r in 0..4 {
-                lo[r] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[r].add(i)), q0, lo[r]);
+            for q in 0..Q {
+                let q0 = _mm512_loadu_ps(qs[q].add(i));
+                for r in 0..R {
+                    lo[q][r] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[r].add(i)), q0, lo[q][r]);
+                }
             }
         }
         i += 16;
@@ -295,51 +369,36 @@ unsafe fn dot4_avx512(rows: [*const f32; 4], q: *const f32, dim: usize) -> [f32;
         let mask = tail_mask512(dim - i);
         // SAFETY: the mask enables only lanes i .. dim; masked-off lanes are never accessed.
         unsafe {
-            let q0 = _mm512_maskz_loadu_ps(mask, q.add(i));
-            for r in 0..4 {
-                hi[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, rows[r].add(i)), q0, hi[r]);
+            for q in 0..Q {
+                let q0 = _mm512_maskz_loadu_ps(mask, qs[q].add(i));
+                for r in 0..R {
+                    hi[q][r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, rows[r].add(i)), q0, hi[q][r]);
+                }
             }
         }
     }
-    [
-        _mm512_reduce_add_ps(_mm512_add_ps(lo[0], hi[0])),
-        _mm512_reduce_add_ps(_mm512_add_ps(lo[1], hi[1])),
-        _mm512_reduce_add_ps(_mm512_add_ps(lo[2], hi[2])),
-        _mm512_reduce_add_ps(_mm512_add_ps(lo[3], hi[3])),
-    ]
+    let mut out = [[0.0; R]; Q];
+    for q in 0..Q {
+        for r in 0..R {
+            out[q][r] = _mm512_reduce_add_ps(_mm512_add_ps(lo[q][r], hi[q][r]));
+        }
+    }
+    out
 }
 
 /// # Safety
-/// The CPU must support AVX-512F; `q` must be valid for `dim` reads and
-/// `rows` for `out.len() * dim` reads.
+/// The CPU must support AVX-512F; `rows` must be valid for `nr * dim` reads,
+/// `queries` for `nq * dim`, and `out.len() == nq * nr`.
 #[target_feature(enable = "avx512f")]
-unsafe fn score_rows_avx512(rows: *const f32, q: *const f32, dim: usize, out: &mut [f32]) {
-    let out_len = out.len();
-    let mut groups = out.chunks_exact_mut(4);
-    let mut row = 0;
-    for group in &mut groups {
-        // SAFETY: rows row .. row+4 are < out.len(), so each pointer is valid
-        // for `dim` reads (caller's contract).
-        let scores = unsafe {
-            let p = rows.add(row * dim);
-            dot4_avx512([p, p.add(dim), p.add(2 * dim), p.add(3 * dim)], q, dim)
-        };
-        group.copy_from_slice(&scores);
-        row += 4;
-    }
-    let rest = groups.into_remainder();
-    if !rest.is_empty() {
-        // The last 1-3 rows go through the same four-row code (the last row
-        // repeated as padding), so a row's score never depends on its position.
-        let last = out_len - 1;
-        // SAFETY: every row index row + j (capped at last < out.len()) is
-        // valid for `dim` reads (caller's contract).
-        let scores = unsafe {
-            let p = |j: usize| rows.add((row + j).min(last) * dim);
-            dot4_avx512([p(0), p(1), p(2), p(3)], q, dim)
-        };
-        rest.copy_from_slice(&scores[..rest.len()]);
-    }
+unsafe fn block_avx512<const R: usize, const Q: usize>(
+    rows: *const f32,
+    nr: usize,
+    queries: *const f32,
+    nq: usize,
+    dim: usize,
+    out: &mut [f32],
+) {
+    walk_tiles!(tile_avx512, R, Q, rows, nr, queries, nq, dim, out)
 }
 
 #[cfg(test)]
@@ -365,20 +424,24 @@ mod tests {
     fn check_against_scalar(
         name: &str,
         dot: impl Fn(&[f32], &[f32]) -> f32,
-        rows: impl Fn(&[f32], &[f32], &mut [f32]),
+        block: impl Fn(&[f32], &[f32], usize, &mut [f32]),
     ) {
         for dim in DIMS {
-            let q = values(dim, dim as u64);
-            for n_rows in [0usize, 1, 3, 4, 5, 9] {
-                let m = values(n_rows * dim, 1000 + dim as u64);
-                let mut got = vec![f32::NAN; n_rows];
-                rows(&m, &q, &mut got);
-                for (r, g) in got.iter().enumerate() {
-                    let row = &m[r * dim..(r + 1) * dim];
-                    let want = scalar::dot(row, &q);
-                    assert!((g - want).abs() <= 1e-4, "{name} score_rows dim={dim} row={r}: {g} vs scalar {want}");
-                    let d = dot(row, &q);
-                    assert!((d - want).abs() <= 1e-4, "{name} dot dim={dim}: {d} vs scalar {want}");
+            for n_queries in [1usize, 2, 3, 5] {
+                let qs = values(n_queries * dim, dim as u64);
+                for n_rows in [0usize, 1, 3, 4, 5, 9] {
+                    let m = values(n_rows * dim, 1000 + dim as u64);
+                    let mut got = vec![f32::NAN; n_rows * n_queries];
+                    block(&m, &qs, dim, &mut got);
+                    for (i, g) in got.iter().enumerate() {
+                        let (qi, r) = (i / n_rows, i % n_rows);
+                        let (row, q) = (&m[r * dim..][..dim], &qs[qi * dim..][..dim]);
+                        let want = scalar::dot(row, q);
+                        let at = format!("{name} dim={dim} rows={n_rows} queries={n_queries} q={qi} r={r}");
+                        assert!((g - want).abs() <= 1e-4, "{at}: score_block {g} vs scalar {want}");
+                        let d = dot(row, q);
+                        assert!((d - want).abs() <= 1e-4, "{at}: dot {d} vs scalar {want}");
+                    }
                 }
             }
         }
@@ -390,7 +453,7 @@ mod tests {
             eprintln!("SKIPPED avx2_matches_scalar_for_every_tail_length: this CPU lacks AVX2+FMA");
             return;
         };
-        check_against_scalar("avx2", |a, b| k.dot(a, b), |m, q, o| k.score_rows(m, q, o));
+        check_against_scalar("avx2", |a, b| k.dot(a, b), |m, q, d, o| k.score_block(m, q, d, o));
     }
 
     #[test]
@@ -399,7 +462,7 @@ mod tests {
             eprintln!("SKIPPED avx512_matches_scalar_for_every_tail_length: this CPU lacks AVX-512F");
             return;
         };
-        check_against_scalar("avx512", |a, b| k.dot(a, b), |m, q, o| k.score_rows(m, q, o));
+        check_against_scalar("avx512", |a, b| k.dot(a, b), |m, q, d, o| k.score_block(m, q, d, o));
     }
 
     #[test]
