@@ -53,6 +53,9 @@ pub enum ApiError {
     /// 422 `invalid_k`: k is outside `1..=max_k`.
     #[error("k must be between 1 and {max} (got {k})")]
     InvalidK { k: i64, max: usize },
+    /// 422 `invalid_batch_size`: a batch holds no queries or more than `max_batch`.
+    #[error("a batch must hold between 1 and {max} queries (got {got})")]
+    InvalidBatchSize { got: usize, max: usize },
     /// 404 `not_found`: no such route.
     #[error("no route for {0}")]
     NotFound(String),
@@ -84,7 +87,8 @@ impl ApiError {
             | Self::EmptyVector
             | Self::WrongDimension { .. }
             | Self::ZeroVector
-            | Self::InvalidK { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::InvalidK { .. }
+            | Self::InvalidBatchSize { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotReady(_) | Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -107,6 +111,7 @@ impl ApiError {
             Self::WrongDimension { .. } => "wrong_dimension",
             Self::ZeroVector => "zero_vector",
             Self::InvalidK { .. } => "invalid_k",
+            Self::InvalidBatchSize { .. } => "invalid_batch_size",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotReady(_) => "not_ready",

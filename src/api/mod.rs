@@ -1,6 +1,7 @@
 //! HTTP surface (axum). Handlers validate, hand CPU work to `search` on rayon,
 //! and render [`error::ApiError`] as problem+json. No Redis here.
 
+pub mod batch;
 pub mod error;
 pub mod extract;
 pub mod search;
@@ -27,6 +28,8 @@ use extract::BodyLimit;
 pub struct AppState {
     pub index: Arc<SharedIndex>,
     pub max_k: usize,
+    /// Most queries one batch request may carry (`SEMSEARCH_MAX_BATCH`).
+    pub max_batch: usize,
 }
 
 impl AppState {
@@ -52,6 +55,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let timeout_secs = limits.request_timeout.as_secs();
     Router::new()
         .route("/v1/search", post(search::search))
+        .route("/v1/search/batch", post(batch::search_batch))
         .route("/v1/stats", get(stats::stats))
         .route("/healthz", get(stats::healthz))
         .route("/readyz", get(stats::readyz))

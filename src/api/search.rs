@@ -103,7 +103,7 @@ async fn scan(index: Arc<Index>, query: Vec<f32>, k: usize, min_score: Option<f3
     rx.await.map_err(|_| ApiError::Internal("search worker dropped its result".into()))
 }
 
-fn to_result(index: &Index, hit: Hit, with_text: bool) -> SearchResult {
+pub(super) fn to_result(index: &Index, hit: Hit, with_text: bool) -> SearchResult {
     let doc = index.doc(hit.row as usize);
     SearchResult {
         id: doc.id.to_string(),
