@@ -6,8 +6,8 @@
 //!   1-thread and a 2-thread rayon pool, next to `read_floor`, which only
 //!   sums the same matrix with the same threads and block size.
 //! - `batch/{n}x{dim}`: 64 queries in one pass (`top_k_batch`) against one
-//!   query, both with the process kernel on 2 threads; throughput is in
-//!   queries per second.
+//!   query, both with the process kernel, on 1 and on 2 threads;
+//!   throughput is in queries per second.
 //! - `threshold`: the calling thread alone against the matrix forced into
 //!   two halves on a 2-thread pool, on small matrices, to place
 //!   `PARALLEL_MIN_FLOATS`.
@@ -177,7 +177,7 @@ fn single(c: &mut Criterion) {
 }
 
 fn batch(c: &mut Criterion) {
-    let pool2 = pool(2);
+    let pools = [(1, pool(1)), (2, pool(2))];
     let mut rng = SmallRng::seed_from_u64(SEED ^ 1);
     for (n, dim) in sizes() {
         let tag = format!("{n}x{dim}");
@@ -191,35 +191,39 @@ fn batch(c: &mut Criterion) {
         let best = kernel::active();
         let mut group = c.benchmark_group(format!("batch/{tag}"));
         tune(&mut group, matrix.len() * 4 * 4);
-        group.throughput(Throughput::Elements(1));
-        group.bench_function(BenchmarkId::new("single", "2t"), |b| {
-            pool2.install(|| b.iter(|| search::top_k_with(best, black_box(&matrix), batch[0].vector, K, None)))
-        });
-        group.throughput(Throughput::Elements(BATCH as u64));
-        group.bench_function(BenchmarkId::new(format!("batch{BATCH}"), "2t"), |b| {
-            pool2.install(|| b.iter(|| search::top_k_batch_with(best, black_box(&matrix), &batch)))
-        });
+        for (threads, pool) in &pools {
+            group.throughput(Throughput::Elements(1));
+            group.bench_function(BenchmarkId::new("single", format!("{threads}t")), |b| {
+                pool.install(|| b.iter(|| search::top_k_with(best, black_box(&matrix), batch[0].vector, K, None)))
+            });
+            group.throughput(Throughput::Elements(BATCH as u64));
+            group.bench_function(BenchmarkId::new(format!("batch{BATCH}"), format!("{threads}t")), |b| {
+                pool.install(|| b.iter(|| search::top_k_batch_with(best, black_box(&matrix), &batch)))
+            });
+        }
         group.finish();
         let reps = if matrix.len() * 4 >= 1 << 30 { 3 } else { 11 };
-        let (one, many) = pool2.install(|| {
-            paired_medians(
-                reps,
-                || {
-                    let _ = black_box(search::top_k_with(best, &matrix, batch[0].vector, K, None));
-                },
-                || {
-                    let _ = black_box(search::top_k_batch_with(best, &matrix, &batch));
-                },
-            )
-        });
-        let qps_one = 1.0 / one.as_secs_f64();
-        let qps_many = BATCH as f64 / many.as_secs_f64();
-        println!(
-            "ratio batch/{tag} 2t {}: batch{BATCH} {qps_many:.0} q/s / single {qps_one:.0} q/s = {:.1}x  ({:.1} GFLOP/s)",
-            best.name(),
-            qps_many / qps_one,
-            2.0 * (BATCH * n * dim) as f64 / many.as_secs_f64() / 1e9,
-        );
+        for (threads, pool) in &pools {
+            let (one, many) = pool.install(|| {
+                paired_medians(
+                    reps,
+                    || {
+                        let _ = black_box(search::top_k_with(best, &matrix, batch[0].vector, K, None));
+                    },
+                    || {
+                        let _ = black_box(search::top_k_batch_with(best, &matrix, &batch));
+                    },
+                )
+            });
+            let qps_one = 1.0 / one.as_secs_f64();
+            let qps_many = BATCH as f64 / many.as_secs_f64();
+            println!(
+                "ratio batch/{tag} {threads}t {}: batch{BATCH} {qps_many:.0} q/s / single {qps_one:.0} q/s = {:.1}x  ({:.1} GFLOP/s)",
+                best.name(),
+                qps_many / qps_one,
+                2.0 * (BATCH * n * dim) as f64 / many.as_secs_f64() / 1e9,
+            );
+        }
     }
 }
 
