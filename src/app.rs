@@ -12,7 +12,7 @@ use crate::{
     api::{self, AppState, Limits},
     config::Settings,
     index::SharedIndex,
-    search::kernel,
+    search::{coalesce::Coalescer, kernel},
     store::loader,
 };
 
@@ -34,8 +34,12 @@ impl App {
         kernel::select(settings.kernel).context("choosing the search kernel (SEMSEARCH_KERNEL)")?;
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         let client = redis::Client::open(settings.redis.info.clone()).context("preparing the Redis client")?;
-        let state =
-            AppState { index: Arc::new(SharedIndex::new()), max_k: settings.max_k, max_batch: settings.max_batch };
+        let state = AppState {
+            index: Arc::new(SharedIndex::new()),
+            max_k: settings.max_k,
+            max_batch: settings.max_batch,
+            coalescer: Coalescer::new(settings.max_batch),
+        };
         Ok(Self { listener, settings, client, state })
     }
 

@@ -19,7 +19,10 @@ use axum::{
 use tower::ServiceBuilder;
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
-use crate::index::{Index, SharedIndex};
+use crate::{
+    index::{Index, SharedIndex},
+    search::coalesce::Coalescer,
+};
 use error::ApiError;
 use extract::BodyLimit;
 
@@ -30,6 +33,8 @@ pub struct AppState {
     pub max_k: usize,
     /// Most queries one batch request may carry (`SEMSEARCH_MAX_BATCH`).
     pub max_batch: usize,
+    /// Scans concurrent `/v1/search` queries together (see `search::coalesce`).
+    pub coalescer: Arc<Coalescer<Index>>,
 }
 
 impl AppState {

@@ -1,4 +1,9 @@
 //! `POST /v1/search`: validate the query, scan on rayon, attach metadata.
+//!
+//! The scan goes through the [`crate::search::coalesce::Coalescer`] in
+//! [`AppState`]: a lone query starts its scan at once, concurrent ones
+//! share one pass over the matrix. Either way it runs on rayon, never on a
+//! tokio worker, and returns exactly what `search::top_k` would.
 
 use std::{sync::Arc, time::Instant};
 
@@ -8,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{error::ApiError, extract::Json, AppState};
 use crate::{
     index::Index,
-    search::{self, Hit},
+    search::{coalesce::Snapshot, Hit},
 };
 
 /// k when the request does not say (the chatbot's default).
@@ -77,7 +82,11 @@ pub async fn search(
     let k = validate_k(req.k, state.max_k)?;
     let query = validate_vector(&req.vector, index.dim())?;
     let min_score = req.min_score;
-    let hits = scan(Arc::clone(&index), query, k, min_score).await?;
+    let hits = state
+        .coalescer
+        .top_k(Arc::clone(&index), query, k, min_score)
+        .await
+        .ok_or_else(|| ApiError::Internal("search worker dropped its result".into()))?;
     let fewer_results_reason = (hits.len() < k).then(|| {
         if index.len() < k && min_score.is_none_or(|_| hits.len() == index.len()) {
             FewerReason::IndexSmallerThanK
@@ -94,13 +103,12 @@ pub async fn search(
     }))
 }
 
-/// Runs the scan on rayon and awaits it, keeping tokio workers free.
-async fn scan(index: Arc<Index>, query: Vec<f32>, k: usize, min_score: Option<f32>) -> Result<Vec<Hit>, ApiError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let _ = tx.send(search::top_k(index.rows(), &query, k, min_score));
-    });
-    rx.await.map_err(|_| ApiError::Internal("search worker dropped its result".into()))
+/// The coalescer scans an index's matrix; queries over one snapshot are
+/// batched together, never across a reload.
+impl Snapshot for Index {
+    fn rows(&self) -> &[f32] {
+        Index::rows(self)
+    }
 }
 
 pub(super) fn to_result(index: &Index, hit: Hit, with_text: bool) -> SearchResult {

@@ -13,6 +13,7 @@
 //! nor on whether it ran alone or in a batch (the batch calls the same
 //! kernel on the same rows). Memory per query is O(k × tasks), never O(n).
 
+pub mod coalesce;
 pub mod kernel;
 pub mod topk;
 

@@ -149,3 +149,36 @@ async fn batch_over_an_empty_index_returns_one_empty_list_per_query() {
 
     assert_eq!(body["results"], json!([[], []]));
 }
+
+#[tokio::test]
+async fn concurrent_single_searches_are_coalesced_without_changing_any_result() {
+    // Arrange: the 30 ground-truth queries, each answered alone first.
+    let redis = TestRedis::start();
+    seed_corpus(&mut redis.conn().await).await;
+    let app = spawn_app(&redis).await;
+    let queries = ground_truth();
+    let mut alone = Vec::new();
+    for q in &queries {
+        let body: Value = app
+            .post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false}))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        alone.push(pairs(&body["results"]));
+    }
+
+    // Act: all 30 at once, so they queue behind each other's scans and share batches.
+    let bodies = futures::future::join_all(queries.iter().map(|q| async {
+        let res = app.post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false})).await;
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.expect("JSON")
+    }))
+    .await;
+
+    // Assert
+    for ((q, want), body) in queries.iter().zip(&alone).zip(&bodies) {
+        let got = pairs(&body["results"]);
+        assert_eq!(&got, want, "query {:?}\n{}", q.query, side_by_side(want, &got));
+    }
+}

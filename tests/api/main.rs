@@ -7,7 +7,7 @@ mod helpers;
 /// Exactness: ground-truth top-10 over HTTP, response shape, k and min_score.
 mod search;
 
-/// `POST /v1/search/batch`: equals single queries, keeps order, its error codes.
+/// `POST /v1/search/batch` (equals single queries, order, error codes) and coalesced singles.
 mod batch;
 
 /// Every malformed request: status, problem+json content type, stable code.
