@@ -11,7 +11,9 @@
 //! - [`config`]: flags and env vars (the only reader of the environment);
 //! - [`store`]: everything that speaks Redis (`keys`, `decode`, `loader`);
 //! - [`index`]: immutable snapshots and the [`index::SharedIndex`] swap;
-//! - [`search`]: kernels and top-k selection, with the tie rule in [`search::topk`];
+//! - [`search`]: kernels (chosen once per process), top-k selection with the
+//!   tie rule in [`search::topk`], one-pass batch scans and the coalescing of
+//!   concurrent queries;
 //! - [`api`]: HTTP handlers and errors;
 //! - [`app`]: wiring and background tasks; [`shutdown`]: signals; [`telemetry`]: logs.
 

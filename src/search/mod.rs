@@ -36,9 +36,10 @@ const BLOCK_BYTES: usize = 256 * 1024;
 /// Below this many matrix floats (× queries in a batch) the scan runs on the
 /// calling thread. Measured with `cargo bench --bench search -- threshold`
 /// (D=384, 2-thread pool, machine shared with other builds): a forced
-/// 2-way split costs 0.4-1.4 µs more up to 98k floats, breaks even from
-/// 196k, and wins at 3.1M (144 vs 179 µs). 256Ki floats (1 MiB) is past the
-/// point where forking stops costing anything.
+/// 2-way split costs 0.4-2 µs more up to 98k floats and stops costing
+/// around 200-400k; with the second core busy it never won reliably
+/// (docs/benchmarks-kernel.md has three runs). 256Ki floats (1 MiB) is where
+/// forking stops costing; re-measure on an idle machine.
 const PARALLEL_MIN_FLOATS: usize = 1 << 18;
 
 /// Bytes of rows a batch scan keeps hot while every query of the batch
