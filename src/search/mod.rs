@@ -14,6 +14,7 @@
 //! kernel on the same rows). Memory per query is O(k × tasks), never O(n).
 
 pub mod coalesce;
+pub mod half;
 pub mod kernel;
 pub mod topk;
 
