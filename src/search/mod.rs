@@ -7,11 +7,18 @@
 //! The scan is CPU work: run it on rayon (see `api::search`), never on a
 //! tokio worker.
 //!
-//! Invariants: a query's result does not depend on the kernel's summation
-//! order beyond f32 rounding, nor on how rows are cut into blocks and tasks
-//! (every block's [`TopK`] applies the tie rule and merging re-applies it),
-//! nor on whether it ran alone or in a batch (the batch calls the same
-//! kernel on the same rows). Memory per query is O(k × tasks), never O(n).
+//! Parts: [`top_k`] (one query, fused score-then-select per 64-row block,
+//! rayon over 256 KiB blocks), [`top_k_batch`] (many queries, one pass over
+//! the matrix), [`coalesce`] (concurrent single queries grouped into batch
+//! scans), [`half`] (f16 first pass with exact f32 rescoring; library only).
+//!
+//! Invariants: with a given kernel, a row's score against a query is the
+//! same bits whether it was scored alone, in any block shape or in a batch
+//! (see `kernel::Kernel::score_block`), so the result does not depend on how
+//! rows are cut into blocks and tasks (every block's [`TopK`] applies the
+//! tie rule and merging re-applies it) nor on batching. Kernels differ from
+//! each other only by f32 rounding. Memory per query is O(k × tasks), never
+//! O(n).
 
 pub mod coalesce;
 pub mod half;
