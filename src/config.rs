@@ -110,7 +110,8 @@ pub struct ServeArgs {
     /// Largest k a search may ask for.
     #[arg(long, env = "SEMSEARCH_MAX_K", default_value_t = 1000)]
     pub max_k: usize,
-    /// Most queries one `POST /v1/search/batch` may carry.
+    /// Most queries one `POST /v1/search/batch` may carry, and most concurrent
+    /// `/v1/search` queries scanned together in one pass.
     #[arg(long, env = "SEMSEARCH_MAX_BATCH", default_value_t = 256)]
     pub max_batch: usize,
     /// Dot-product kernel: auto, scalar, avx2, avx512 or neon. Forcing one the
