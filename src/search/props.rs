@@ -125,6 +125,20 @@ proptest! {
             prop_assert_eq!(&got_pairs, &want, "{}: dim={} n={} k={} min_score={:?}\n{}",
                 path, dim, matrix.len() / dim, k, min_score, side_by_side(&want, &got));
         }
+        // Every query of a batch, with its own k and floor, equals its own reference.
+        let other: Vec<f32> = q.iter().rev().copied().collect();
+        let batch = [
+            BatchQuery { vector: &other, k: 1, min_score: None },
+            BatchQuery { vector: &q, k, min_score },
+            BatchQuery { vector: &q, k: k / 2, min_score: Some(0.0) },
+        ];
+        for kernel in Kernel::available() {
+            for (i, got) in top_k_batch_with(kernel, &matrix, &batch).iter().enumerate() {
+                let want = reference(&matrix, batch[i].vector, batch[i].k, batch[i].min_score);
+                let got_pairs: Vec<(u32, f64)> = got.iter().map(|h| (h.row, f64::from(h.score))).collect();
+                prop_assert_eq!(&got_pairs, &want, "{} batch query {}\n{}", kernel.name(), i, side_by_side(&want, got));
+            }
+        }
     }
 
     #[test]
