@@ -14,7 +14,7 @@ use crate::{
     embed::{QueryEmbedder, PROBE_TEXT},
     index::SharedIndex,
     refresh::{RefreshHandle, RefreshStatus, Refresher},
-    search::kernel,
+    search::{coalesce::Coalescer, kernel},
     store::{
         context::{self, ContextWriter},
         query_cache::QueryCache,
@@ -37,8 +37,10 @@ impl App {
     /// Binds the listener and prepares the Redis client; connects to nothing yet.
     ///
     /// # Errors
-    /// When the address cannot be bound or the Redis target is unusable.
+    /// When the forced kernel is unsupported, the address cannot be bound or
+    /// the Redis target is unusable.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        kernel::select(settings.kernel).context("choosing the search kernel (SEMSEARCH_KERNEL)")?;
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         let client = redis::Client::open(settings.redis.info.clone()).context("preparing the Redis client")?;
         let embedder = match &settings.embedder {
@@ -74,6 +76,8 @@ impl App {
         let state = AppState {
             index,
             max_k: settings.max_k,
+            max_batch: settings.max_batch,
+            coalescer: Coalescer::new(settings.max_batch),
             keys: settings.keys.clone(),
             contexts,
             refresh: RefreshHandle { commands: commands_tx, status },

@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::{
     embed::{providers::RetryPolicy, Normalization, ProviderKind},
     harness::SyntheticFormat,
+    search::kernel::KernelChoice,
     store::{
         keys::{KeyError, KeySpace, QueryCacheKeys, DEFAULT_QUERY_CACHE_PREFIX},
         seed::SeedOptions,
@@ -365,6 +366,14 @@ pub struct ServeArgs {
     /// Largest k a search may ask for.
     #[arg(long, env = "SEMSEARCH_MAX_K", default_value_t = 1000)]
     pub max_k: usize,
+    /// Most queries one `POST /v1/search/batch` may carry, and most concurrent
+    /// `/v1/search` queries scanned together in one pass.
+    #[arg(long, env = "SEMSEARCH_MAX_BATCH", default_value_t = 256)]
+    pub max_batch: usize,
+    /// Dot-product kernel: auto, scalar, avx2, avx512 or neon. Forcing one the
+    /// CPU lacks stops start-up with an error.
+    #[arg(long, env = "SEMSEARCH_KERNEL", default_value_t = KernelChoice::Auto)]
+    pub kernel: KernelChoice,
     /// Index dimension. Unset: the most common dimension among valid values.
     #[arg(long, env = "SEMSEARCH_DIM")]
     pub dim: Option<usize>,
@@ -608,6 +617,8 @@ pub struct Settings {
     pub redis: RedisTarget,
     pub keys: KeySpace,
     pub max_k: usize,
+    pub max_batch: usize,
+    pub kernel: KernelChoice,
     pub dim: Option<usize>,
     pub max_body_bytes: usize,
     pub load: LoadSettings,
@@ -738,6 +749,7 @@ impl Settings {
         let at_least =
             |name, value: usize, min| if value < min { Err(ConfigError::TooSmall { name, min }) } else { Ok(()) };
         at_least("SEMSEARCH_MAX_K", args.max_k, 1)?;
+        at_least("SEMSEARCH_MAX_BATCH", args.max_batch, 1)?;
         at_least("SEMSEARCH_SCAN_COUNT", args.scan_count, 1)?;
         at_least("SEMSEARCH_LOAD_CHUNK", args.load_chunk, 1)?;
         at_least("SEMSEARCH_MAX_BODY_BYTES", args.max_body_bytes, 64)?;
@@ -751,6 +763,8 @@ impl Settings {
             embedder: EmbedderSettings::from_args(&args.embedder, &keys)?,
             keys,
             max_k: args.max_k,
+            max_batch: args.max_batch,
+            kernel: args.kernel,
             dim: args.dim,
             max_body_bytes: args.max_body_bytes,
             load: LoadSettings {

@@ -14,7 +14,9 @@
 //! - [`store`]: everything that speaks Redis (`keys`, `decode`, `loader`, `query_cache`);
 //! - [`embed`]: question text → query vector (`normalize`, `cache`, `providers`);
 //! - [`index`]: immutable snapshots and the [`index::SharedIndex`] swap;
-//! - [`search`]: kernels and top-k selection, with the tie rule in [`search::topk`];
+//! - [`search`]: kernels (chosen once per process), top-k selection with the
+//!   tie rule in [`search::topk`], one-pass batch scans and the coalescing of
+//!   concurrent queries;
 //! - [`api`]: HTTP handlers and errors;
 //! - [`app`]: wiring and background tasks; [`shutdown`]: signals; [`telemetry`]: logs;
 //! - tools around the service: [`corpus`] (JSONL corpus files), [`commands`]

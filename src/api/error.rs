@@ -62,6 +62,9 @@ pub enum ApiError {
     /// 503 `reload_failed`: a forced reload could not read Redis; the previous index still serves.
     #[error("reload failed, the previous index is still serving: {0}")]
     ReloadFailed(String),
+    /// 422 `invalid_batch_size`: a batch holds no queries or more than `max_batch`.
+    #[error("a batch must hold between 1 and {max} queries (got {got})")]
+    InvalidBatchSize { got: usize, max: usize },
     /// 404 `not_found`: no such route.
     #[error("no route for {0}")]
     NotFound(String),
@@ -131,7 +134,8 @@ impl ApiError {
             | Self::TextSearchDisabled
             | Self::EmptyText
             | Self::TextTooLong { .. }
-            | Self::InvalidContextKey => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::InvalidContextKey
+            | Self::InvalidBatchSize { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::ReloadFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::EmbedderFailed { .. } | Self::EmbedderWrongDimension { .. } => StatusCode::BAD_GATEWAY,
@@ -161,6 +165,7 @@ impl ApiError {
             Self::InvalidContextKey => "invalid_context_key",
             Self::Forbidden(_) => "forbidden",
             Self::ReloadFailed(_) => "reload_failed",
+            Self::InvalidBatchSize { .. } => "invalid_batch_size",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotReady(_) => "not_ready",

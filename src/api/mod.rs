@@ -2,6 +2,7 @@
 //! and render [`error::ApiError`] as problem+json. No Redis here.
 
 pub mod admin;
+pub mod batch;
 pub mod documents;
 pub mod error;
 pub mod extract;
@@ -29,6 +30,7 @@ use crate::{
     embed::QueryEmbedder,
     index::{Index, SharedIndex},
     refresh::RefreshHandle,
+    search::coalesce::Coalescer,
     store::{context::ContextQueue, keys::KeySpace},
 };
 use error::ApiError;
@@ -48,6 +50,10 @@ pub struct AppState {
     pub admin_open: bool,
     /// `None` when text search is not configured.
     pub embedder: Option<Arc<QueryEmbedder>>,
+    /// Most queries one batch request may carry (`SEMSEARCH_MAX_BATCH`).
+    pub max_batch: usize,
+    /// Scans concurrent `/v1/search` queries together (see `search::coalesce`).
+    pub coalescer: Arc<Coalescer<Index>>,
 }
 
 impl AppState {
@@ -73,6 +79,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let timeout_secs = limits.request_timeout.as_secs();
     Router::new()
         .route("/v1/search", post(search::search))
+        .route("/v1/search/batch", post(batch::search_batch))
         .route("/v1/stats", get(stats::stats))
         .route("/v1/documents/{*id}", get(documents::document))
         .route("/v1/admin/reload", post(admin::reload))

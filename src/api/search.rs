@@ -3,6 +3,11 @@
 //! An `id` query ("more like this") scans with that document's row and
 //! leaves the document out: it asks for one more hit and drops the row, the
 //! same way expired rows are dropped, so the result stays exact.
+//!
+//! The scan goes through the [`crate::search::coalesce::Coalescer`] in
+//! [`AppState`]: a lone query starts its scan at once, concurrent ones
+//! share one pass over the matrix. Either way it runs on rayon, never on a
+//! tokio worker, and returns exactly what `search::top_k` would.
 
 use std::{sync::Arc, time::Instant};
 
@@ -12,8 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::{error::ApiError, extract::Json, query::resolve_query_or_id, AppState};
 use crate::{
     index::{now_ms, Index},
-    search::{self, Hit},
-    store::context::ContextWrite,
+    search::{coalesce::Snapshot, Hit},
+    store::{context::ContextWrite, keys::WritableKey},
 };
 
 /// k when the request does not say (the chatbot's default).
@@ -114,44 +119,96 @@ pub async fn search(
 ) -> Result<axum::Json<SearchResponse>, ApiError> {
     let started = Instant::now();
     let index = state.ready_index()?;
+    let prepared = prepare(&state, &index, &req).await?;
+    let hits = scan_live(&state, Arc::clone(&index), &prepared).await?;
+    let answer = answer(&state, &index, &req, &prepared, &hits)?;
+    Ok(axum::Json(SearchResponse {
+        results: answer.results,
+        took_us: started.elapsed().as_micros() as u64,
+        index_version: index.version(),
+        fewer_results_reason: answer.fewer_results_reason,
+        context: answer.context,
+    }))
+}
+
+/// A validated query, ready to scan; owned so it can move to a rayon worker.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Unit-length query vector.
+    pub vector: Vec<f32>,
+    pub k: usize,
+    pub min_score: Option<f32>,
+    /// For an `id` query: the document's own row, never returned.
+    pub exclude_row: Option<usize>,
+    /// Where the results go in Redis, if context writes are on.
+    context_key: Option<WritableKey>,
+}
+
+/// Validates one request against `index` (shared by `/v1/search` and each
+/// batch item, so both answer the same error codes).
+///
+/// # Errors
+/// `invalid_k`, `invalid_context_key`, and those of [`resolve_query_or_id`].
+pub async fn prepare(state: &AppState, index: &Index, req: &SearchRequest) -> Result<Prepared, ApiError> {
     let k = validate_k(req.k, state.max_k)?;
-    let context_key = match &req.context_key {
+    let chosen_key = match &req.context_key {
         Some(suffix) => Some(state.keys.context_key(suffix).map_err(|_| ApiError::InvalidContextKey)?),
         None => None,
     };
     let resolved =
-        resolve_query_or_id(&state, &index, req.vector.as_deref(), req.text.as_deref(), req.id.as_deref()).await?;
-    let (query, exclude_row) = (resolved.vector, resolved.exclude_row);
+        resolve_query_or_id(state, index, req.vector.as_deref(), req.text.as_deref(), req.id.as_deref()).await?;
     let min_score = req.min_score;
-    let default_context = state.contexts.is_some().then(|| match &req.id {
-        Some(id) => similar_hash(id, k, min_score),
-        None => request_hash(&query, k, min_score),
-    });
-    let hits = scan_live(Arc::clone(&index), query, k, min_score, exclude_row).await?;
-    let searchable = index.len() - usize::from(exclude_row.is_some());
-    let fewer_results_reason = (hits.len() < k).then(|| {
-        if min_score.is_none() || hits.len() == searchable {
+    let context_key = match (&state.contexts, chosen_key) {
+        (None, _) => None,
+        (Some(_), Some(key)) => Some(key),
+        (Some(_), None) => {
+            let hash = match &req.id {
+                Some(id) => similar_hash(id, k, min_score),
+                None => request_hash(&resolved.vector, k, min_score),
+            };
+            Some(state.keys.context_key(&hash).map_err(|_| ApiError::InvalidContextKey)?)
+        }
+    };
+    Ok(Prepared { vector: resolved.vector, k, min_score, exclude_row: resolved.exclude_row, context_key })
+}
+
+/// What a request gets back, apart from timing.
+pub struct Answer {
+    pub results: Vec<SearchResult>,
+    pub fewer_results_reason: Option<FewerReason>,
+    pub context: Option<ContextRef>,
+}
+
+/// Attaches metadata to the hits, explains a short list, and queues the
+/// context write.
+///
+/// # Errors
+/// `internal` if the context cannot be serialised (it always can).
+pub fn answer(
+    state: &AppState,
+    index: &Index,
+    req: &SearchRequest,
+    p: &Prepared,
+    hits: &[Hit],
+) -> Result<Answer, ApiError> {
+    let searchable = index.len() - usize::from(p.exclude_row.is_some());
+    let fewer_results_reason = (hits.len() < p.k).then(|| {
+        if p.min_score.is_none() || hits.len() == searchable {
             FewerReason::IndexSmallerThanK
         } else {
             FewerReason::MinScore
         }
     });
-    let results: Vec<SearchResult> = hits.iter().map(|hit| to_result(&index, *hit, req.with_text)).collect();
-    let context = match &state.contexts {
-        Some(queue) => {
-            let key = match (context_key, default_context) {
-                (Some(key), _) => key,
-                (None, hash) => {
-                    state.keys.context_key(&hash.unwrap_or_default()).map_err(|_| ApiError::InvalidContextKey)?
-                }
-            };
+    let results: Vec<SearchResult> = hits.iter().map(|hit| to_result(index, *hit, req.with_text)).collect();
+    let context = match (&state.contexts, &p.context_key) {
+        (Some(queue), Some(key)) => {
             // The chatbot reads title and text from the context, whatever this response carried.
             let full: Vec<SearchResult> =
-                if req.with_text { Vec::new() } else { hits.iter().map(|h| to_result(&index, *h, true)).collect() };
+                if req.with_text { Vec::new() } else { hits.iter().map(|h| to_result(index, *h, true)).collect() };
             let payload = ContextPayload {
                 results: if req.with_text { &results } else { &full },
-                k,
-                min_score,
+                k: p.k,
+                min_score: p.min_score,
                 index_version: index.version(),
                 created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
             };
@@ -159,15 +216,9 @@ pub async fn search(
             let queued = queue.enqueue(ContextWrite { key: key.clone(), payload, index_version: index.version() });
             Some(ContextRef { key: key.as_str().to_owned(), queued })
         }
-        None => None,
+        _ => None,
     };
-    Ok(axum::Json(SearchResponse {
-        results,
-        took_us: started.elapsed().as_micros() as u64,
-        index_version: index.version(),
-        fewer_results_reason,
-        context,
-    }))
+    Ok(Answer { results, fewer_results_reason, context })
 }
 
 /// Stable hex id of a query: SHA-256 over the unit query vector (little
@@ -213,36 +264,41 @@ fn similar_hash(id: &str, k: usize, min_score: Option<f32>) -> String {
 }
 
 /// Top-k over the documents whose Redis deadline has not passed, without
-/// `exclude_row`. Rows past the deadline are at most `expired_count`, so
-/// asking for that many more (plus one for the excluded row) and dropping
-/// them keeps the result exact.
-async fn scan_live(
-    index: Arc<Index>,
-    query: Vec<f32>,
-    k: usize,
-    min_score: Option<f32>,
-    exclude_row: Option<usize>,
-) -> Result<Vec<Hit>, ApiError> {
+/// the query's `exclude_row`. See [`extra_candidates`] and [`keep_live`].
+async fn scan_live(state: &AppState, index: Arc<Index>, p: &Prepared) -> Result<Vec<Hit>, ApiError> {
     let now = now_ms();
-    let extra = index.expired_count(now) + usize::from(exclude_row.is_some());
-    let mut hits = scan(Arc::clone(&index), query, k + extra, min_score).await?;
-    if extra > 0 {
-        hits.retain(|h| !index.is_expired(h.row as usize, now) && Some(h.row as usize) != exclude_row);
-        hits.truncate(k);
+    let extra = extra_candidates(&index, p, now);
+    let hits = state
+        .coalescer
+        .top_k(Arc::clone(&index), p.vector.clone(), p.k + extra, p.min_score)
+        .await
+        .ok_or_else(|| ApiError::Internal("search worker dropped its result".into()))?;
+    Ok(keep_live(&index, p, hits, now))
+}
+
+/// Rows a scan must return beyond k so that k live ones remain: those past
+/// their deadline (at most `expired_count`) plus the excluded row.
+pub fn extra_candidates(index: &Index, p: &Prepared, now_ms: u64) -> usize {
+    index.expired_count(now_ms) + usize::from(p.exclude_row.is_some())
+}
+
+/// Drops expired and excluded rows from a scan's hits and cuts them to k;
+/// with [`extra_candidates`] the result is exactly the live top-k.
+pub fn keep_live(index: &Index, p: &Prepared, mut hits: Vec<Hit>, now_ms: u64) -> Vec<Hit> {
+    hits.retain(|h| !index.is_expired(h.row as usize, now_ms) && Some(h.row as usize) != p.exclude_row);
+    hits.truncate(p.k);
+    hits
+}
+
+/// The coalescer scans an index's matrix; queries over one snapshot are
+/// batched together, never across a reload.
+impl Snapshot for Index {
+    fn rows(&self) -> &[f32] {
+        Index::rows(self)
     }
-    Ok(hits)
 }
 
-/// Runs the scan on rayon and awaits it, keeping tokio workers free.
-async fn scan(index: Arc<Index>, query: Vec<f32>, k: usize, min_score: Option<f32>) -> Result<Vec<Hit>, ApiError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let _ = tx.send(search::top_k(index.rows(), &query, k, min_score));
-    });
-    rx.await.map_err(|_| ApiError::Internal("search worker dropped its result".into()))
-}
-
-fn to_result(index: &Index, hit: Hit, with_text: bool) -> SearchResult {
+pub(super) fn to_result(index: &Index, hit: Hit, with_text: bool) -> SearchResult {
     let doc = index.doc(hit.row as usize);
     SearchResult {
         id: doc.id.to_string(),

@@ -103,3 +103,48 @@ async fn healthcheck_exits_0_when_ready_and_1_when_nothing_listens() {
     assert_eq!(nothing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&nothing.stderr).contains("not ready"));
 }
+
+#[test]
+fn forcing_a_kernel_the_cpu_lacks_stops_start_up_with_a_clear_error() {
+    #[cfg(target_arch = "x86_64")]
+    let foreign = "neon";
+    #[cfg(not(target_arch = "x86_64"))]
+    let foreign = "avx2";
+
+    let out = Command::new(env!("CARGO_BIN_EXE_semsearch"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("SEMSEARCH_KERNEL", foreign)
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .expect("run semsearch");
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "start-up must fail:\n{stderr}");
+    assert!(stderr.contains("SEMSEARCH_KERNEL") && stderr.contains("lacks"), "says why:\n{stderr}");
+}
+
+#[test]
+fn a_forced_kernel_is_the_one_the_service_logs_at_start_up() {
+    // Arrange: a real process with SEMSEARCH_KERNEL=scalar (every CPU has it).
+    let redis = TestRedis::start();
+    let child = Command::new(env!("CARGO_BIN_EXE_semsearch"))
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("SEMSEARCH_KERNEL", "scalar")
+        .env("REDIS_URL", redis.url())
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn semsearch");
+    std::thread::sleep(Duration::from_millis(800));
+
+    // Act
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let out = child.wait_with_output().expect("wait");
+
+    // Assert
+    assert!(killed.success());
+    let logs = String::from_utf8_lossy(&out.stderr);
+    let listening = logs.lines().find(|l| l.contains("semsearch listening")).unwrap_or_default();
+    assert!(listening.contains("scalar"), "start-up line names the forced kernel:\n{logs}");
+}

@@ -1,0 +1,184 @@
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    assert_problem, ground_truth, seed_corpus, spawn_app, spawn_app_with, test_settings, TestApp, TestRedis,
+};
+
+async fn post_batch(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.http.post(app.url("/v1/search/batch")).json(body).send().await.expect("request sent")
+}
+
+/// `(url, score)` pairs of one results list.
+fn pairs(results: &Value) -> Vec<(String, f64)> {
+    results
+        .as_array()
+        .expect("results array")
+        .iter()
+        .map(|r| (r["url"].as_str().expect("url").to_owned(), r["score"].as_f64().expect("score")))
+        .collect()
+}
+
+fn side_by_side(single: &[(String, f64)], batch: &[(String, f64)]) -> String {
+    let mut out = String::from("rank | single (url, score) | batch (url, score)\n");
+    for i in 0..single.len().max(batch.len()) {
+        let s = single.get(i).map_or("-".to_owned(), |(u, x)| format!("{u} {x:.7}"));
+        let b = batch.get(i).map_or("-".to_owned(), |(u, x)| format!("{u} {x:.7}"));
+        out += &format!("{:>4} | {s} | {b}\n", i + 1);
+    }
+    out
+}
+
+#[tokio::test]
+async fn batch_results_equal_single_query_results_for_all_30_ground_truth_queries() {
+    // Arrange
+    let redis = TestRedis::start();
+    seed_corpus(&mut redis.conn().await).await;
+    let app = spawn_app(&redis).await;
+    let queries = ground_truth();
+    let mut singles = Vec::new();
+    for q in &queries {
+        let body: Value = app
+            .post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false}))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        singles.push(pairs(&body["results"]));
+    }
+    let batch: Vec<Value> =
+        queries.iter().map(|q| json!({"vector": q.embedding, "k": 10, "with_text": false})).collect();
+
+    // Act
+    let res = post_batch(&app, &json!({ "queries": batch })).await;
+
+    // Assert: same urls, same scores (same kernel, same per-row arithmetic), and the ground truth.
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("JSON");
+    assert_eq!(body["index_version"], 1);
+    assert!(body["took_us"].as_u64().is_some());
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), queries.len());
+    for ((q, single), got) in queries.iter().zip(&singles).zip(results) {
+        let got = pairs(got);
+        assert_eq!(&got, single, "query {:?}\n{}", q.query, side_by_side(single, &got));
+        assert_eq!(got[0].0, q.top10[0].url, "query {:?}: best hit is the ground truth's", q.query);
+        assert!(got.iter().all(|(_, s)| s.is_finite()));
+    }
+}
+
+#[tokio::test]
+async fn batch_keeps_request_order_and_each_query_s_own_k_min_score_and_with_text() {
+    // Arrange: queries in reverse order, each with its own k, one with a score floor.
+    let redis = TestRedis::start();
+    seed_corpus(&mut redis.conn().await).await;
+    let app = spawn_app(&redis).await;
+    let gt = ground_truth();
+    let cut = (gt[0].top10[1].score + gt[0].top10[2].score) / 2.0;
+    let batch = json!({"queries": [
+        {"vector": gt[2].embedding, "k": 1, "with_text": false},
+        {"vector": gt[1].embedding, "k": 5, "with_text": true},
+        {"vector": gt[0].embedding, "k": 10, "min_score": cut, "with_text": false},
+        {"vector": gt[2].embedding},
+    ]});
+
+    // Act
+    let body: Value = post_batch(&app, &batch).await.json().await.expect("JSON");
+
+    // Assert
+    let results = body["results"].as_array().expect("results");
+    let urls = |i: usize| pairs(&results[i]).into_iter().map(|(u, _)| u).collect::<Vec<_>>();
+    let truth = |q: usize, k: usize| gt[q].top10[..k].iter().map(|e| e.url.clone()).collect::<Vec<_>>();
+    assert_eq!(urls(0), truth(2, 1));
+    assert_eq!(urls(1), truth(1, 5));
+    assert_eq!(urls(2), truth(0, 2), "min_score leaves exactly two");
+    assert_eq!(urls(3), truth(2, 3), "k defaults to 3 as in /v1/search");
+    assert!(results[0][0].get("text").is_none());
+    assert!(results[1][0]["text"].as_str().is_some_and(|t| !t.is_empty()), "with_text is per query");
+    assert!(results[3][0]["text"].is_string(), "with_text defaults to true");
+}
+
+#[tokio::test]
+async fn each_malformed_batch_gets_its_problem_code() {
+    // Arrange: a cap of 2 queries.
+    let redis = TestRedis::start();
+    let mut conn = redis.conn().await;
+    for (id, v) in [("a", "[1,0,0]"), ("b", "[0,1,0]")] {
+        let () =
+            redis::cmd("SET").arg(format!("cache:embedding:{id}")).arg(v).query_async(&mut conn).await.expect("set");
+    }
+    let mut settings = test_settings(&redis);
+    settings.max_batch = 2;
+    let app = spawn_app_with(settings).await;
+    app.wait_ready().await;
+    let ok = json!({"vector": [1, 0, 0]});
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"queries": []}), 422, "invalid_batch_size"),
+        (json!({"queries": [ok, ok, ok]}), 422, "invalid_batch_size"),
+        (json!({}), 422, "missing_field"),
+        (json!({"queries": [ok], "k": 3}), 422, "unknown_field"),
+        (json!({"queries": [{"vector": [1, 0, 0], "top_k": 3}]}), 422, "unknown_field"),
+        (json!({"queries": [ok, {"vector": [1, 0]}]}), 422, "wrong_dimension"),
+        (json!({"queries": [ok, {"vector": [0, 0, 0]}]}), 422, "zero_vector"),
+        (json!({"queries": [{"vector": [1, 0, 0], "k": 0}]}), 422, "invalid_k"),
+        (json!({"queries": [{"vector": [1, null, 0]}]}), 422, "null_element"),
+        (json!({"queries": {"vector": [1, 0, 0]}}), 422, "invalid_type"),
+    ];
+
+    for (body, status, code) in cases {
+        // Act
+        let res = post_batch(&app, &body).await;
+
+        // Assert
+        let problem = assert_problem(res, status, code).await;
+        eprintln!("{body} -> {problem}");
+    }
+    let within_cap = post_batch(&app, &json!({"queries": [ok, ok]})).await;
+    assert_eq!(within_cap.status(), 200, "the cap itself is allowed");
+}
+
+#[tokio::test]
+async fn batch_over_an_empty_index_returns_one_empty_list_per_query() {
+    let redis = TestRedis::start();
+    let app = spawn_app(&redis).await;
+
+    let body: Value = post_batch(&app, &json!({"queries": [{"vector": [1, 0]}, {"vector": [1, 2, 3]}]}))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+
+    assert_eq!(body["results"], json!([[], []]));
+}
+
+#[tokio::test]
+async fn concurrent_single_searches_are_coalesced_without_changing_any_result() {
+    // Arrange: the 30 ground-truth queries, each answered alone first.
+    let redis = TestRedis::start();
+    seed_corpus(&mut redis.conn().await).await;
+    let app = spawn_app(&redis).await;
+    let queries = ground_truth();
+    let mut alone = Vec::new();
+    for q in &queries {
+        let body: Value = app
+            .post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false}))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        alone.push(pairs(&body["results"]));
+    }
+
+    // Act: all 30 at once, so they queue behind each other's scans and share batches.
+    let bodies = futures::future::join_all(queries.iter().map(|q| async {
+        let res = app.post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false})).await;
+        assert_eq!(res.status(), 200);
+        res.json::<Value>().await.expect("JSON")
+    }))
+    .await;
+
+    // Assert
+    for ((q, want), body) in queries.iter().zip(&alone).zip(&bodies) {
+        let got = pairs(&body["results"]);
+        assert_eq!(&got, want, "query {:?}\n{}", q.query, side_by_side(want, &got));
+    }
+}
