@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    api::{self, AppState, Limits},
+    api::{self, auth::AccessKeys, limits::SearchSlots, AppState, Limits},
     config::Settings,
     embed::{QueryEmbedder, PROBE_TEXT},
     index::SharedIndex,
@@ -70,14 +70,16 @@ impl App {
             changes: changes_rx,
             commands: commands_rx,
         };
-        let admin_open = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
+        let on_loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
+        let access = AccessKeys::new(settings.access.api_keys.clone(), settings.access.admin_keys.clone(), on_loopback);
         let state = AppState {
             index,
             max_k: settings.max_k,
             keys: settings.keys.clone(),
             contexts,
             refresh: RefreshHandle { commands: commands_tx, status },
-            admin_open,
+            access: Arc::new(access),
+            searches: SearchSlots::new(settings.max_concurrent_searches),
             embedder,
         };
         Ok(Self { listener, settings, client, state, refresher, context_writer, changes: changes_tx })
@@ -89,6 +91,11 @@ impl App {
     /// If the OS cannot report it.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The concurrent-search slots, so tests can hold one and see the next search refused.
+    pub fn search_slots(&self) -> SearchSlots {
+        self.state.searches.clone()
     }
 
     /// The shared index, for tests and embedding applications.
@@ -123,7 +130,11 @@ impl App {
             tasks.push(tokio::spawn(probe_embedder(embedder, Arc::clone(&state.index), cancel.clone())));
         }
 
-        let limits = Limits { max_body_bytes: settings.max_body_bytes, request_timeout: settings.request_timeout };
+        let limits = Limits {
+            max_body_bytes: settings.max_body_bytes,
+            request_timeout: settings.request_timeout,
+            cors_origins: settings.cors_origins.clone(),
+        };
         let embedder = state.embedder.clone();
         let router = api::router(state, limits);
         let stop = cancel.clone();

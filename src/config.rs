@@ -36,6 +36,9 @@ pub enum Command {
     /// Embed one text with the configured provider and print the vector and
     /// its dimension (no cache, no Redis): to debug a provider set-up.
     Embed(EmbedArgs),
+    /// Print the OpenAPI document (YAML) this build serves at /openapi.yaml;
+    /// `semsearch openapi > openapi.yaml` regenerates the checked-in copy.
+    Openapi,
 }
 
 /// Flags of `semsearch embed`.
@@ -53,7 +56,7 @@ impl Cli {
         match self.command {
             Some(Command::Serve(args)) => args,
             Some(Command::Embed(args)) => args.serve,
-            None => self.serve,
+            Some(Command::Openapi) | None => self.serve,
         }
     }
 }
@@ -161,6 +164,22 @@ pub struct ServeArgs {
     /// Time a request may take before it is answered 503, in seconds.
     #[arg(long, env = "SEMSEARCH_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Bearer keys accepted on the search routes (/v1/search, /v1/stats),
+    /// comma-separated. Unset or empty: those routes are open. Never logged.
+    #[arg(long, env = "SEMSEARCH_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<Secret>,
+    /// Bearer keys accepted on /v1/admin/* (and on the search routes),
+    /// comma-separated. Unset: admin routes answer only on a loopback bind. Never logged.
+    #[arg(long, env = "SEMSEARCH_ADMIN_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub admin_keys: Vec<Secret>,
+    /// Searches running at once; one more is answered 503 `overloaded` with
+    /// Retry-After instead of queueing behind the CPU-bound scans.
+    #[arg(long, env = "SEMSEARCH_MAX_CONCURRENT_SEARCHES", default_value_t = 64)]
+    pub max_concurrent_searches: usize,
+    /// Origins allowed by CORS, comma-separated (e.g. https://app.example),
+    /// or `*`. Unset: no CORS headers, so browsers on other origins are refused.
+    #[arg(long, env = "SEMSEARCH_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -304,6 +323,9 @@ pub enum ConfigError {
     BadEmbedderUrl,
     #[error("{name} must be at least {min}")]
     TooSmall { name: &'static str, min: usize },
+    /// Not an `http(s)://host[:port]` origin, or `*`.
+    #[error("SEMSEARCH_CORS_ORIGINS: {origin:?} is not an origin such as https://app.example, or *")]
+    BadCorsOrigin { origin: String },
 }
 
 /// Where Redis is, ready for redis-rs, plus a printable form without secrets.
@@ -374,6 +396,30 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `None`: text search is off and `"text"` queries get 422.
     pub embedder: Option<EmbedderSettings>,
+    /// Who may call which routes (see `api::auth`).
+    pub access: AccessSettings,
+    /// Searches running at once before new ones get 503 `overloaded`.
+    pub max_concurrent_searches: usize,
+    /// Empty: CORS is off.
+    pub cors_origins: Vec<String>,
+}
+
+/// API keys. `Debug` shows how many, never which.
+#[derive(Clone, Default)]
+pub struct AccessSettings {
+    /// Empty: search routes are open.
+    pub api_keys: Vec<Secret>,
+    /// Empty: admin routes are open on a loopback bind only.
+    pub admin_keys: Vec<Secret>,
+}
+
+impl fmt::Debug for AccessSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessSettings")
+            .field("api_keys", &self.api_keys.len())
+            .field("admin_keys", &self.admin_keys.len())
+            .finish()
+    }
 }
 
 /// How to embed question text and cache the result. `Debug` shows the URL's
@@ -501,7 +547,17 @@ impl Settings {
             at_least("SEMSEARCH_DIM", dim, 1)?;
         }
         let keys = KeySpace::new(&args.embedding_pattern, &args.quick_key, &args.context_prefix)?;
+        at_least("SEMSEARCH_MAX_CONCURRENT_SEARCHES", args.max_concurrent_searches, 1)?;
+        let cors_origins: Vec<String> =
+            args.cors_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
+        if let Some(bad) = cors_origins.iter().find(|o| !is_origin(o)) {
+            return Err(ConfigError::BadCorsOrigin { origin: bad.clone() });
+        }
+        let non_empty = |keys: &[Secret]| keys.iter().filter(|k| !k.expose().trim().is_empty()).cloned().collect();
         Ok(Self {
+            access: AccessSettings { api_keys: non_empty(&args.api_keys), admin_keys: non_empty(&args.admin_keys) },
+            max_concurrent_searches: args.max_concurrent_searches,
+            cors_origins,
             bind: args.bind,
             redis: RedisTarget::from_args(&args.redis)?,
             embedder: EmbedderSettings::from_args(&args.embedder, &keys)?,
@@ -539,6 +595,18 @@ impl Settings {
     }
 }
 
+/// `*`, or `scheme://host[:port]` with nothing after: what browsers send in `Origin`.
+fn is_origin(origin: &str) -> bool {
+    origin == "*"
+        || reqwest::Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.path() == "/"
+                && !origin.ends_with('/')
+                && u.query().is_none()
+        })
+}
+
 impl ServeArgs {
     /// The defaults `--help` shows, ignoring the environment.
     pub fn defaults() -> Self {
@@ -555,6 +623,8 @@ impl ServeArgs {
         args.embedder.api_key = None;
         args.embedder.huggingface_api_key = None;
         args.embedder.openai_api_key = None;
+        args.api_keys.clear();
+        args.admin_keys.clear();
         args
     }
 }
@@ -623,6 +693,26 @@ mod tests {
         assert!(!format!("{settings:?}").contains("hunter2"), "the embedder URL's password is not printed");
         args.embedder.query_cache_prefix = "cache:embedding:questions:".into();
         assert!(matches!(Settings::from_args(&args), Err(ConfigError::Keys(KeyError::BadQueryCachePrefix { .. }))));
+    }
+
+    #[test]
+    fn api_keys_are_split_on_commas_and_never_printed() {
+        let cli = Cli::try_parse_from(["semsearch", "--api-keys", "k1,k2", "--admin-keys", "adm1"]).expect("valid");
+        let settings = Settings::from_args(&cli.into_serve_args()).expect("valid");
+        let exposed: Vec<&str> = settings.access.api_keys.iter().map(Secret::expose).collect();
+        assert_eq!(exposed, ["k1", "k2"]);
+        assert!(!format!("{settings:?}").contains("k1") && !format!("{settings:?}").contains("adm1"));
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let mut args = ServeArgs::defaults();
+        args.cors_origins = vec!["https://app.example".into(), "http://localhost:3000".into()];
+        assert_eq!(Settings::from_args(&args).expect("valid").cors_origins.len(), 2);
+        for bad in ["app.example", "https://app.example/", "https://app.example/x", "ftp://x"] {
+            args.cors_origins = vec![bad.into()];
+            assert!(matches!(Settings::from_args(&args), Err(ConfigError::BadCorsOrigin { .. })), "{bad}");
+        }
     }
 
     #[test]

@@ -18,3 +18,9 @@ mod lifecycle;
 
 /// Text queries: provider protocols against a local fake, retries, errors, query-embedding cache.
 mod text;
+
+/// The contract: openapi.yaml equals the generated spec, is served as is, and declared security is enforced.
+mod openapi;
+
+/// API keys (401/403), limits (body, k, concurrency), CORS, request ids.
+mod security;
