@@ -50,6 +50,8 @@ impl App {
             }
             None => None,
         };
+        // Installed before any request can record into it.
+        api::metrics::handle();
         let index = Arc::new(SharedIndex::new());
         let (contexts, context_writer) = match settings.refresh.context_ttl_secs {
             Some(ttl) => {

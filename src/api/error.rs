@@ -135,8 +135,8 @@ pub enum ApiError {
     #[error("the index is not loaded yet: {0}")]
     NotReady(String),
     /// 503 `timeout`: the request took longer than the configured limit.
-    #[error("the request took longer than {secs} s")]
-    Timeout { secs: u64 },
+    #[error("the request took longer than the limit of {limit_ms} ms")]
+    Timeout { limit_ms: u128 },
     /// 503 `overloaded`: `limit` searches are already running; retry after
     /// `Retry-After` seconds. Refused at once rather than queued, so a burst
     /// cannot pile up behind the CPU-bound scans.

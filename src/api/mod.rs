@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod query;
 pub mod search;
@@ -91,6 +92,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     let open = OpenApiRouter::new()
         .routes(routes!(stats::healthz))
         .routes(routes!(stats::readyz))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(openapi::openapi_yaml))
         .routes(routes!(openapi::docs))
         .routes(routes!(openapi::docs_script));
@@ -107,7 +109,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState, limits: Limits) -> Router {
-    let timeout_secs = limits.request_timeout.as_secs();
+    let timeout_ms = limits.request_timeout.as_millis();
     let access = Arc::clone(&state.access);
     let (routes, _) = routes().split_for_parts();
     let router = routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state).layer(
@@ -120,10 +122,11 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                     .make_span_with(request_span)
                     .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
             )
+            .layer(middleware::from_fn(metrics::track))
             .layer(axum::middleware::map_response(move |res: axum::response::Response| async move {
                 // TimeoutLayer answers an empty 408; turn it into our problem+json.
                 if res.status() == StatusCode::REQUEST_TIMEOUT {
-                    ApiError::Timeout { secs: timeout_secs }.into_response()
+                    ApiError::Timeout { limit_ms: timeout_ms }.into_response()
                 } else {
                     res
                 }

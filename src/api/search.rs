@@ -165,7 +165,9 @@ pub async fn search(
     let query = resolve_query(&state, req.vector.as_deref(), req.text.as_deref(), index.dim()).await?;
     let min_score = req.min_score;
     let default_context = state.contexts.is_some().then(|| request_hash(&query, k, min_score));
+    let scan_started = Instant::now();
     let hits = scan_live(Arc::clone(&index), query, k, min_score).await?;
+    super::metrics::record_search(scan_started.elapsed().as_secs_f64());
     let fewer_results_reason = (hits.len() < k).then(|| {
         if min_score.is_none() || hits.len() == index.len() {
             FewerReason::IndexSmallerThanK

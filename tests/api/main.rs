@@ -24,3 +24,9 @@ mod openapi;
 
 /// API keys (401/403), limits (body, k, concurrency), CORS, request ids.
 mod security;
+
+/// `/metrics`: the exposition parses and carries request, search and index series.
+mod metrics;
+
+/// The release binary as a child process: Redis auth (requirepass, ACL user), secrets absent from logs, JSON logs with request ids.
+mod process;
