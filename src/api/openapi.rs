@@ -97,7 +97,7 @@ const REDOC_JS: &[u8] = include_bytes!("../../assets/redoc/redoc.standalone.js")
     path = "/openapi.yaml",
     operation_id = "get_openapi",
     tag = "meta",
-    responses((status = 200, description = "This document", content_type = "application/yaml", body = String))
+    responses((status = 200, description = "This document, as YAML", content_type = "application/yaml", body = Object))
 )]
 pub async fn openapi_yaml() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/yaml")], YAML.get_or_init(yaml).as_str())
