@@ -39,6 +39,11 @@ impl App {
     /// # Errors
     /// When the address cannot be bound or the Redis target is unusable.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // rustls needs one process-wide CryptoProvider for rediss://. We pick
+        // `ring` (aws-lc-rs would need cmake and a long C build). Installing
+        // fails only when one is already installed (a second App in the same
+        // process), which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         let client = redis::Client::open(settings.redis.info.clone()).context("preparing the Redis client")?;
         let embedder = match &settings.embedder {

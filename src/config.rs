@@ -7,7 +7,7 @@
 //! Embedding-service API keys are [`Secret`]s too, and the embedder URL is
 //! logged by host only.
 
-use std::{fmt, net::SocketAddr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
@@ -106,6 +106,13 @@ pub struct RedisArgs {
     /// Redis logical database number.
     #[arg(long = "redis-db", env = "REDIS_DB", default_value_t = 0)]
     pub db: i64,
+    /// Use TLS with REDIS_HOST/REDIS_PORT (with REDIS_URL, write rediss:// instead).
+    #[arg(long = "redis-tls", env = "REDIS_TLS")]
+    pub tls: bool,
+    /// PEM file of the CA that signed the Redis server's certificate, for a
+    /// private CA. Unset: the Mozilla roots compiled in (webpki-roots).
+    #[arg(long = "redis-tls-ca-file", env = "REDIS_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// Flags of `semsearch serve`.
@@ -311,6 +318,12 @@ pub enum ConfigError {
         "REDIS_URL is not a valid redis://, rediss:// or unix:// URL (value not shown: it may contain a password)"
     )]
     BadRedisUrl,
+    /// The CA file could not be read.
+    #[error("REDIS_TLS_CA_FILE {path}: {source}")]
+    RedisCaFile { path: PathBuf, source: std::io::Error },
+    /// A CA file was given, but the connection is not TLS or the PEM is unusable.
+    #[error("REDIS_TLS_CA_FILE needs a rediss:// URL (or REDIS_TLS=true) and a PEM certificate: {reason}")]
+    RedisTls { reason: String },
     #[error(transparent)]
     Keys(#[from] KeyError),
     /// tei has no public endpoint to default to.
@@ -356,11 +369,22 @@ impl RedisTarget {
                 if let Some(pw) = &args.password {
                     redis = redis.set_password(pw.expose());
                 }
-                ConnectionAddr::Tcp(args.host.clone(), args.port)
-                    .into_connection_info()
-                    .map_err(|_| ConfigError::BadRedisUrl)?
-                    .set_redis_settings(redis)
+                let addr = if args.tls {
+                    ConnectionAddr::TcpTls {
+                        host: args.host.clone(),
+                        port: args.port,
+                        insecure: false,
+                        tls_params: None,
+                    }
+                } else {
+                    ConnectionAddr::Tcp(args.host.clone(), args.port)
+                };
+                addr.into_connection_info().map_err(|_| ConfigError::BadRedisUrl)?.set_redis_settings(redis)
             }
+        };
+        let info = match &args.tls_ca_file {
+            Some(path) => with_private_ca(info, path)?,
+            None => info,
         };
         let db = info.redis_settings().db();
         let display = match info.addr() {
@@ -371,6 +395,18 @@ impl RedisTarget {
         };
         Ok(Self { info, display })
     }
+}
+
+/// `info` trusting the CA in the PEM file at `path` (instead of the
+/// compiled-in roots). redis-rs stores the parsed certificate in the
+/// connection info, so every client built from it (loader, watcher, context
+/// writer, query cache) verifies against the same CA.
+fn with_private_ca(info: ConnectionInfo, path: &std::path::Path) -> Result<ConnectionInfo, ConfigError> {
+    let pem = std::fs::read(path).map_err(|source| ConfigError::RedisCaFile { path: path.to_owned(), source })?;
+    let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
+    let client =
+        redis::Client::build_with_tls(info, certs).map_err(|e| ConfigError::RedisTls { reason: e.to_string() })?;
+    Ok(client.get_connection_info().clone())
 }
 
 impl fmt::Debug for RedisTarget {
@@ -652,6 +688,8 @@ mod tests {
             password: None,
             username: None,
             db: 0,
+            tls: false,
+            tls_ca_file: None,
         })
         .expect("valid url");
         assert_eq!(t.display(), "redis://db.example:6380/3");

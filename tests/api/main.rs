@@ -30,3 +30,6 @@ mod metrics;
 
 /// The release binary as a child process: Redis auth (requirepass, ACL user), secrets absent from logs, JSON logs with request ids.
 mod process;
+
+/// rediss:// against a TLS redis-server with a private CA (certificates from the openssl CLI).
+mod tls;
