@@ -15,7 +15,8 @@
 //! - [`embed`]: question text → query vector (`normalize`, `cache`, `providers`);
 //! - [`index`]: immutable snapshots and the [`index::SharedIndex`] swap;
 //! - [`search`]: kernels and top-k selection, with the tie rule in [`search::topk`];
-//! - [`api`]: HTTP handlers and errors;
+//! - [`api`]: HTTP handlers and errors, API keys, limits, `/metrics` and the
+//!   OpenAPI document generated from the handlers (`openapi.yaml`);
 //! - [`app`]: wiring and background tasks; [`shutdown`]: signals; [`telemetry`]: logs.
 
 pub mod api;

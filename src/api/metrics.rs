@@ -19,7 +19,7 @@ use std::{
 
 use axum::{
     extract::{MatchedPath, Request, State},
-    http::header,
+    http::{header, Method},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -55,15 +55,30 @@ pub fn handle() -> &'static PrometheusHandle {
 /// Middleware: counts each request by matched route and status, and times it.
 pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     // The route template, never the raw path: ids in paths would explode the label set.
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
-    histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+    histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
     counter!("http_requests_total", "method" => method, "route" => route, "status" => status).increment(1);
     response
+}
+
+/// The method as a label; extension methods (any token a client sends)
+/// become `other`, so clients cannot grow the label set.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 /// Records one scan's duration (search handler).
