@@ -28,7 +28,19 @@ impl SearchSlots {
     /// # Errors
     /// [`ApiError::Overloaded`] when all slots are taken.
     pub fn try_acquire(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        Arc::clone(&self.permits).try_acquire_owned().map_err(|_| ApiError::Overloaded { limit: self.limit })
+        Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
+            metrics::counter!("semsearch_searches_rejected_total").increment(1);
+            ApiError::Overloaded { limit: self.limit }
+        })
+    }
+
+    /// Searches running now (for `/metrics`).
+    pub fn in_use(&self) -> usize {
+        self.limit.saturating_sub(self.permits.available_permits())
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 }
 

@@ -115,6 +115,7 @@ async fn a_search_over_the_concurrency_limit_is_refused_with_retry_after() {
 
     // Act
     let refused = app.post_search(&json!({"vector": [1, 0]})).await;
+    let metrics = app.get("/metrics").await.text().await.expect("metrics body");
     drop(held);
     let accepted = app.post_search(&json!({"vector": [1, 0]})).await;
 
@@ -123,6 +124,7 @@ async fn a_search_over_the_concurrency_limit_is_refused_with_retry_after() {
     let problem = assert_problem(refused, 503, "overloaded").await;
     assert!(problem["detail"].as_str().is_some_and(|d| d.contains('1')), "{problem}");
     assert_eq!(accepted.status(), 200);
+    assert!(metrics.contains("semsearch_searches_rejected_total"), "{metrics}");
 }
 
 #[tokio::test]
