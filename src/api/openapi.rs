@@ -77,8 +77,19 @@ impl Modify for BearerSchemes {
 
 /// The whole document: [`ApiDoc`] plus every route registered in [`super::routes`].
 pub fn spec() -> utoipa::openapi::OpenApi {
-    let (_, spec) = super::routes().split_for_parts();
+    let (_, mut spec) = super::routes().split_for_parts();
+    let paths = std::mem::take(&mut spec.paths.paths);
+    spec.paths.paths = paths.into_iter().map(|(path, item)| (openapi_path(&path), item)).collect();
     spec
+}
+
+/// utoipa-axum registers a handler under its annotated path in both the
+/// router and the spec. axum spells a catch-all segment `{*id}`; OpenAPI
+/// has no such syntax and names the parameter `id`, so an annotation can
+/// keep axum's form (e.g. `/v1/documents/{*id}`, ids contain `/`) and the
+/// spec still reads `{id}`.
+fn openapi_path(axum_path: &str) -> String {
+    axum_path.replace("{*", "{")
 }
 
 /// The document as YAML: the bytes of `openapi.yaml` and of `GET /openapi.yaml`.
@@ -145,6 +156,12 @@ mod tests {
             .collect();
         let ours: Vec<&str> = ProblemCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(listed, ours);
+    }
+
+    #[test]
+    fn catch_all_segments_become_plain_parameters() {
+        assert_eq!(openapi_path("/v1/documents/{*id}"), "/v1/documents/{id}");
+        assert_eq!(openapi_path("/v1/search"), "/v1/search");
     }
 
     #[test]
