@@ -78,9 +78,13 @@ impl Modify for BearerSchemes {
 /// The whole document: [`ApiDoc`] plus every route registered in [`super::routes`].
 pub fn spec() -> utoipa::openapi::OpenApi {
     let (_, mut spec) = super::routes().split_for_parts();
+    use_openapi_paths(&mut spec);
+    spec
+}
+
+fn use_openapi_paths(spec: &mut utoipa::openapi::OpenApi) {
     let paths = std::mem::take(&mut spec.paths.paths);
     spec.paths.paths = paths.into_iter().map(|(path, item)| (openapi_path(&path), item)).collect();
-    spec
 }
 
 /// utoipa-axum registers a handler under its annotated path in both the
@@ -158,9 +162,31 @@ mod tests {
         assert_eq!(listed, ours);
     }
 
-    #[test]
-    fn catch_all_segments_become_plain_parameters() {
-        assert_eq!(openapi_path("/v1/documents/{*id}"), "/v1/documents/{id}");
+    #[utoipa::path(
+        get,
+        path = "/things/{*id}",
+        operation_id = "get_thing",
+        params(("id" = String, Path, description = "May contain '/'")),
+        responses((status = 200, description = "The id", body = String))
+    )]
+    async fn thing(axum::extract::Path(id): axum::extract::Path<String>) -> String {
+        id
+    }
+
+    #[tokio::test]
+    async fn a_catch_all_route_matches_in_axum_and_reads_as_a_parameter_in_the_spec() {
+        use tower::ServiceExt;
+        use utoipa_axum::{router::OpenApiRouter, routes};
+
+        let (router, mut spec) = OpenApiRouter::<()>::new().routes(routes!(thing)).split_for_parts();
+        use_openapi_paths(&mut spec);
+        let req = axum::http::Request::get("/things/a/b").body(axum::body::Body::empty()).expect("valid request");
+        let res = router.oneshot(req).await.expect("infallible");
+        let body = axum::body::to_bytes(res.into_body(), 1024).await.expect("small body");
+
+        assert_eq!(&body[..], b"a/b");
+        let paths: Vec<&String> = spec.paths.paths.keys().collect();
+        assert_eq!(paths, ["/things/{id}"]);
         assert_eq!(openapi_path("/v1/search"), "/v1/search");
     }
 
