@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    api::{self, AppState, Limits},
+    api::{self, auth::AccessKeys, limits::SearchSlots, AppState, Limits},
     config::Settings,
     embed::{QueryEmbedder, PROBE_TEXT},
     index::SharedIndex,
@@ -40,6 +40,11 @@ impl App {
     /// When the forced kernel is unsupported, the address cannot be bound or
     /// the Redis target is unusable.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // rustls needs one process-wide CryptoProvider for rediss://. We pick
+        // `ring` (aws-lc-rs would need cmake and a long C build). Installing
+        // fails only when one is already installed (a second App in the same
+        // process), which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         kernel::select(settings.kernel).context("choosing the search kernel (SEMSEARCH_KERNEL)")?;
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
         let client = redis::Client::open(settings.redis.info.clone()).context("preparing the Redis client")?;
@@ -52,6 +57,8 @@ impl App {
             }
             None => None,
         };
+        // Installed before any request can record into it.
+        api::metrics::handle();
         let index = Arc::new(SharedIndex::new());
         let (contexts, context_writer) = match settings.refresh.context_ttl_secs {
             Some(ttl) => {
@@ -72,7 +79,8 @@ impl App {
             changes: changes_rx,
             commands: commands_rx,
         };
-        let admin_open = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
+        let on_loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
+        let access = AccessKeys::new(settings.access.api_keys.clone(), settings.access.admin_keys.clone(), on_loopback);
         let state = AppState {
             index,
             max_k: settings.max_k,
@@ -81,7 +89,8 @@ impl App {
             keys: settings.keys.clone(),
             contexts,
             refresh: RefreshHandle { commands: commands_tx, status },
-            admin_open,
+            access: Arc::new(access),
+            searches: SearchSlots::new(settings.max_concurrent_searches),
             embedder,
         };
         Ok(Self { listener, settings, client, state, refresher, context_writer, changes: changes_tx })
@@ -93,6 +102,11 @@ impl App {
     /// If the OS cannot report it.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The concurrent-search slots, so tests can hold one and see the next search refused.
+    pub fn search_slots(&self) -> SearchSlots {
+        self.state.searches.clone()
     }
 
     /// The shared index, for tests and embedding applications.
@@ -127,7 +141,11 @@ impl App {
             tasks.push(tokio::spawn(probe_embedder(embedder, Arc::clone(&state.index), cancel.clone())));
         }
 
-        let limits = Limits { max_body_bytes: settings.max_body_bytes, request_timeout: settings.request_timeout };
+        let limits = Limits {
+            max_body_bytes: settings.max_body_bytes,
+            request_timeout: settings.request_timeout,
+            cors_origins: settings.cors_origins.clone(),
+        };
         let embedder = state.embedder.clone();
         let router = api::router(state, limits);
         let stop = cancel.clone();

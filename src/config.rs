@@ -52,6 +52,9 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
     /// Measure a running semsearch: QPS and latency percentiles per concurrency level.
     Bench(BenchArgs),
+    /// Print the OpenAPI document (YAML) this build serves at /openapi.yaml;
+    /// `semsearch openapi > openapi.yaml` regenerates the checked-in copy.
+    Openapi,
 }
 
 /// Flags of `semsearch demo`.
@@ -292,9 +295,10 @@ impl Cli {
         match self.command {
             Some(Command::Serve(args)) => args,
             Some(Command::Embed(args)) => args.serve,
-            Some(Command::Seed(_) | Command::Demo(_) | Command::Healthcheck(_) | Command::Bench(_)) | None => {
-                self.serve
-            }
+            Some(
+                Command::Seed(_) | Command::Demo(_) | Command::Healthcheck(_) | Command::Bench(_) | Command::Openapi,
+            )
+            | None => self.serve,
         }
     }
 }
@@ -344,6 +348,13 @@ pub struct RedisArgs {
     /// Redis logical database number.
     #[arg(long = "redis-db", env = "REDIS_DB", default_value_t = 0)]
     pub db: i64,
+    /// Use TLS with REDIS_HOST/REDIS_PORT (with REDIS_URL, write rediss:// instead).
+    #[arg(long = "redis-tls", env = "REDIS_TLS")]
+    pub tls: bool,
+    /// PEM file of the CA that signed the Redis server's certificate, for a
+    /// private CA. Unset: the Mozilla roots compiled in (webpki-roots).
+    #[arg(long = "redis-tls-ca-file", env = "REDIS_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// Flags of `semsearch serve`.
@@ -410,6 +421,22 @@ pub struct ServeArgs {
     /// Time a request may take before it is answered 503, in seconds.
     #[arg(long, env = "SEMSEARCH_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// Bearer keys accepted on the search routes (/v1/search, /v1/stats),
+    /// comma-separated. Unset or empty: those routes are open. Never logged.
+    #[arg(long, env = "SEMSEARCH_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<Secret>,
+    /// Bearer keys accepted on /v1/admin/* (and on the search routes),
+    /// comma-separated. Unset: admin routes answer only on a loopback bind. Never logged.
+    #[arg(long, env = "SEMSEARCH_ADMIN_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub admin_keys: Vec<Secret>,
+    /// Searches running at once; one more is answered 503 `overloaded` with
+    /// Retry-After instead of queueing behind the CPU-bound scans.
+    #[arg(long, env = "SEMSEARCH_MAX_CONCURRENT_SEARCHES", default_value_t = 64)]
+    pub max_concurrent_searches: usize,
+    /// Origins allowed by CORS, comma-separated (e.g. https://app.example),
+    /// or `*`. Unset: no CORS headers, so browsers on other origins are refused.
+    #[arg(long, env = "SEMSEARCH_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -541,6 +568,12 @@ pub enum ConfigError {
         "REDIS_URL is not a valid redis://, rediss:// or unix:// URL (value not shown: it may contain a password)"
     )]
     BadRedisUrl,
+    /// The CA file could not be read.
+    #[error("REDIS_TLS_CA_FILE {path}: {source}")]
+    RedisCaFile { path: PathBuf, source: std::io::Error },
+    /// A CA file was given, but the connection is not TLS or the PEM is unusable.
+    #[error("REDIS_TLS_CA_FILE needs a rediss:// URL (or REDIS_TLS=true) and a PEM certificate: {reason}")]
+    RedisTls { reason: String },
     #[error(transparent)]
     Keys(#[from] KeyError),
     /// tei has no public endpoint to default to.
@@ -557,6 +590,9 @@ pub enum ConfigError {
     TooLarge { name: &'static str, max: usize },
     #[error("--url must be an http:// or https:// URL")]
     BadBenchUrl,
+    /// Not an `http(s)://host[:port]` origin, or `*`.
+    #[error("SEMSEARCH_CORS_ORIGINS: {origin:?} is not an origin such as https://app.example, or *")]
+    BadCorsOrigin { origin: String },
 }
 
 /// Where Redis is, ready for redis-rs, plus a printable form without secrets.
@@ -587,11 +623,22 @@ impl RedisTarget {
                 if let Some(pw) = &args.password {
                     redis = redis.set_password(pw.expose());
                 }
-                ConnectionAddr::Tcp(args.host.clone(), args.port)
-                    .into_connection_info()
-                    .map_err(|_| ConfigError::BadRedisUrl)?
-                    .set_redis_settings(redis)
+                let addr = if args.tls {
+                    ConnectionAddr::TcpTls {
+                        host: args.host.clone(),
+                        port: args.port,
+                        insecure: false,
+                        tls_params: None,
+                    }
+                } else {
+                    ConnectionAddr::Tcp(args.host.clone(), args.port)
+                };
+                addr.into_connection_info().map_err(|_| ConfigError::BadRedisUrl)?.set_redis_settings(redis)
             }
+        };
+        let info = match &args.tls_ca_file {
+            Some(path) => with_private_ca(info, path)?,
+            None => info,
         };
         let db = info.redis_settings().db();
         let display = match info.addr() {
@@ -602,6 +649,18 @@ impl RedisTarget {
         };
         Ok(Self { info, display })
     }
+}
+
+/// `info` trusting the CA in the PEM file at `path` (instead of the
+/// compiled-in roots). redis-rs stores the parsed certificate in the
+/// connection info, so every client built from it (loader, watcher, context
+/// writer, query cache) verifies against the same CA.
+fn with_private_ca(info: ConnectionInfo, path: &std::path::Path) -> Result<ConnectionInfo, ConfigError> {
+    let pem = std::fs::read(path).map_err(|source| ConfigError::RedisCaFile { path: path.to_owned(), source })?;
+    let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(pem) };
+    let client =
+        redis::Client::build_with_tls(info, certs).map_err(|e| ConfigError::RedisTls { reason: e.to_string() })?;
+    Ok(client.get_connection_info().clone())
 }
 
 impl fmt::Debug for RedisTarget {
@@ -629,6 +688,30 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// `None`: text search is off and `"text"` queries get 422.
     pub embedder: Option<EmbedderSettings>,
+    /// Who may call which routes (see `api::auth`).
+    pub access: AccessSettings,
+    /// Searches running at once before new ones get 503 `overloaded`.
+    pub max_concurrent_searches: usize,
+    /// Empty: CORS is off.
+    pub cors_origins: Vec<String>,
+}
+
+/// API keys. `Debug` shows how many, never which.
+#[derive(Clone, Default)]
+pub struct AccessSettings {
+    /// Empty: search routes are open.
+    pub api_keys: Vec<Secret>,
+    /// Empty: admin routes are open on a loopback bind only.
+    pub admin_keys: Vec<Secret>,
+}
+
+impl fmt::Debug for AccessSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessSettings")
+            .field("api_keys", &self.api_keys.len())
+            .field("admin_keys", &self.admin_keys.len())
+            .finish()
+    }
 }
 
 /// How to embed question text and cache the result. `Debug` shows the URL's
@@ -757,7 +840,17 @@ impl Settings {
             at_least("SEMSEARCH_DIM", dim, 1)?;
         }
         let keys = KeySpace::new(&args.embedding_pattern, &args.quick_key, &args.context_prefix)?;
+        at_least("SEMSEARCH_MAX_CONCURRENT_SEARCHES", args.max_concurrent_searches, 1)?;
+        let cors_origins: Vec<String> =
+            args.cors_origins.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
+        if let Some(bad) = cors_origins.iter().find(|o| !is_origin(o)) {
+            return Err(ConfigError::BadCorsOrigin { origin: bad.clone() });
+        }
+        let non_empty = |keys: &[Secret]| keys.iter().filter(|k| !k.expose().trim().is_empty()).cloned().collect();
         Ok(Self {
+            access: AccessSettings { api_keys: non_empty(&args.api_keys), admin_keys: non_empty(&args.admin_keys) },
+            max_concurrent_searches: args.max_concurrent_searches,
+            cors_origins,
             bind: args.bind,
             redis: RedisTarget::from_args(&args.redis)?,
             embedder: EmbedderSettings::from_args(&args.embedder, &keys)?,
@@ -795,6 +888,18 @@ impl Settings {
         args.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         Self::from_args(&args)
     }
+}
+
+/// `*`, or `scheme://host[:port]` with nothing after: what browsers send in `Origin`.
+fn is_origin(origin: &str) -> bool {
+    origin == "*"
+        || reqwest::Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.path() == "/"
+                && !origin.ends_with('/')
+                && u.query().is_none()
+        })
 }
 
 impl ServeArgs {
@@ -838,6 +943,8 @@ mod tests {
             password: None,
             username: None,
             db: 0,
+            tls: false,
+            tls_ca_file: None,
         })
         .expect("valid url");
         assert_eq!(t.display(), "redis://db.example:6380/3");
@@ -879,6 +986,26 @@ mod tests {
         assert!(!format!("{settings:?}").contains("hunter2"), "the embedder URL's password is not printed");
         args.embedder.query_cache_prefix = "cache:embedding:questions:".into();
         assert!(matches!(Settings::from_args(&args), Err(ConfigError::Keys(KeyError::BadQueryCachePrefix { .. }))));
+    }
+
+    #[test]
+    fn api_keys_are_split_on_commas_and_never_printed() {
+        let cli = Cli::try_parse_from(["semsearch", "--api-keys", "k1,k2", "--admin-keys", "adm1"]).expect("valid");
+        let settings = Settings::from_args(&cli.into_serve_args()).expect("valid");
+        let exposed: Vec<&str> = settings.access.api_keys.iter().map(Secret::expose).collect();
+        assert_eq!(exposed, ["k1", "k2"]);
+        assert!(!format!("{settings:?}").contains("k1") && !format!("{settings:?}").contains("adm1"));
+    }
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let mut args = ServeArgs::defaults();
+        args.cors_origins = vec!["https://app.example".into(), "http://localhost:3000".into()];
+        assert_eq!(Settings::from_args(&args).expect("valid").cors_origins.len(), 2);
+        for bad in ["app.example", "https://app.example/", "https://app.example/x", "ftp://x"] {
+            args.cors_origins = vec![bad.into()];
+            assert!(matches!(Settings::from_args(&args), Err(ConfigError::BadCorsOrigin { .. })), "{bad}");
+        }
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //! - [`search`]: kernels (chosen once per process), top-k selection with the
 //!   tie rule in [`search::topk`], one-pass batch scans and the coalescing of
 //!   concurrent queries;
-//! - [`api`]: HTTP handlers and errors;
+//! - [`api`]: HTTP handlers and errors, API keys, limits, `/metrics` and the
+//!   OpenAPI document generated from the handlers (`openapi.yaml`);
 //! - [`app`]: wiring and background tasks; [`shutdown`]: signals; [`telemetry`]: logs;
 //! - tools around the service: [`corpus`] (JSONL corpus files), [`commands`]
 //!   (`seed`, `healthcheck`), [`demo`] (a private Redis, the demo corpus, the

@@ -1,9 +1,11 @@
 //! Thin shim: parse settings, start logging, build the app, run it.
 //! `semsearch embed` embeds one text and prints it, for debugging a provider;
-//! the other subcommands dispatch to their library modules.
+//! the other subcommands dispatch to their library modules. `semsearch openapi` prints the
+//! OpenAPI document.
 
 use anyhow::Context;
 use semsearch::{
+    api,
     app::App,
     commands,
     config::{BenchSettings, Command, SeedSettings, Settings},
@@ -15,6 +17,10 @@ use semsearch::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Settings::from_cli();
+    if let Some(Command::Openapi) = &cli.command {
+        print!("{}", api::openapi::yaml());
+        return Ok(());
+    }
     if let Some(Command::Embed(args)) = &cli.command {
         let settings = Settings::from_args(&args.serve).context("invalid configuration")?;
         let embedder = settings.embedder.as_ref().context("SEMSEARCH_EMBEDDER is not set: nothing to embed with")?;

@@ -53,7 +53,7 @@ use crate::{
 };
 
 /// Why a full reload happened; shown in `/v1/stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReloadReason {
     Startup,
@@ -66,7 +66,7 @@ pub enum ReloadReason {
 }
 
 /// The last full reload, for `/v1/stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReloadInfo {
     pub reason: ReloadReason,
     pub duration_ms: f64,

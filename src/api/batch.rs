@@ -14,9 +14,10 @@ use std::{sync::Arc, time::Instant};
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
-    error::ApiError,
+    error::{ApiError, Problem, PROBLEM_JSON},
     extract::Json,
     search::{
         answer, extra_candidates, keep_live, prepare, ContextRef, FewerReason, Prepared, SearchRequest, SearchResult,
@@ -29,13 +30,15 @@ use crate::{
 };
 
 /// Body of `POST /v1/search/batch`: each element is a `/v1/search` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({"queries": [{"vector": [0.12, -0.03, 0.51], "k": 2}, {"id": "https://example.org/a", "k": 3}]}))]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     pub queries: Vec<SearchRequest>,
 }
 
-#[derive(Debug, Serialize)]
+/// Answers of a batch, in request order.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchResponse {
     /// One list per query, in request order, each shaped like `/v1/search` results.
     pub results: Vec<Vec<SearchResult>>,
@@ -47,11 +50,33 @@ pub struct BatchResponse {
     pub index_version: u64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/search/batch",
+    operation_id = "search_batch",
+    tag = "search",
+    request_body = BatchRequest,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "One result list per query, in request order", body = BatchResponse),
+        (status = 400, description = "`invalid_json`", body = Problem, content_type = PROBLEM_JSON),
+        (status = 401, description = "`unauthorized`: API keys are configured and none was sent", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "`document_not_found`: an `id` query names no live document", body = Problem, content_type = PROBLEM_JSON),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM_JSON),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "`invalid_batch_size`, or a query of the wrong shape: see `code`", body = Problem, content_type = PROBLEM_JSON),
+        (status = 502, description = "`embedder_failed` or `embedder_wrong_dimension` (text queries)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 503, description = "`not_ready`, `overloaded` or `timeout`; see Retry-After", body = Problem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        (status = 504, description = "`embedder_timeout` (text queries)", body = Problem, content_type = PROBLEM_JSON),
+    )
+)]
 pub async fn search_batch(
     State(state): State<AppState>,
     Json(req): Json<BatchRequest>,
 ) -> Result<axum::Json<BatchResponse>, ApiError> {
     let started = Instant::now();
+    let _permit = state.searches.try_acquire()?;
     let got = req.queries.len();
     if got == 0 || got > state.max_batch {
         return Err(ApiError::InvalidBatchSize { got, max: state.max_batch });
@@ -63,7 +88,9 @@ pub async fn search_batch(
     }
     let now = now_ms();
     let prepared = Arc::new(prepared);
+    let scan_started = Instant::now();
     let hits = scan_batch(Arc::clone(&index), Arc::clone(&prepared), now).await?;
+    super::metrics::record_search(scan_started.elapsed().as_secs_f64());
     let (mut results, mut fewer_results_reasons, mut contexts) =
         (Vec::with_capacity(got), Vec::with_capacity(got), Vec::with_capacity(got));
     for ((q, p), hits) in req.queries.iter().zip(prepared.iter()).zip(hits) {

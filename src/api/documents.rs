@@ -13,17 +13,24 @@ use axum::extract::{
     Path, Query, State,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{error::ApiError, query::live_row, AppState};
+use super::{
+    error::{ApiError, Problem, PROBLEM_JSON},
+    query::live_row,
+    AppState,
+};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DocumentQuery {
     /// Include the vector (384 floats for the chatbot: most of the response).
     #[serde(default)]
     pub with_embedding: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// One document as the index holds it.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DocumentResponse {
     pub id: String,
     pub url: String,
@@ -45,6 +52,25 @@ pub struct DocumentResponse {
 /// # Errors
 /// 404 `document_not_found` for an unknown or expired id; 503 `not_ready`
 /// before the first load; 422 `invalid_type` for a malformed query string.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{*id}",
+    operation_id = "get_document",
+    tag = "search",
+    params(
+        ("id" = String, Path, description = "Document id (for the chatbot, the article URL; slashes allowed, percent-encode `%`, `?` and `#`)"),
+        DocumentQuery,
+    ),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The document", body = DocumentResponse),
+        (status = 401, description = "`unauthorized`: API keys are configured and none was sent", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "`document_not_found`: no live document has this id", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "`invalid_type`: malformed query string", body = Problem, content_type = PROBLEM_JSON),
+        (status = 503, description = "`not_ready` or `timeout`", body = Problem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn document(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

@@ -9,11 +9,71 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use utoipa::ToSchema;
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Declares [`ProblemCode`] once: the enum (whose variants utoipa lists in
+/// the `ProblemCode` schema of `openapi.yaml`), its string form and `ALL`.
+macro_rules! problem_codes {
+    ($($variant:ident => $code:literal,)*) => {
+        /// Every stable `code` a problem response can carry; new codes may be
+        /// added, existing ones never change meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ProblemCode {
+            $($variant,)*
+        }
+
+        impl ProblemCode {
+            pub const ALL: &[ProblemCode] = &[$(ProblemCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ProblemCode::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+problem_codes! {
+    InvalidJson => "invalid_json",
+    UnsupportedMediaType => "unsupported_media_type",
+    PayloadTooLarge => "payload_too_large",
+    MissingField => "missing_field",
+    UnknownField => "unknown_field",
+    InvalidType => "invalid_type",
+    NullElement => "null_element",
+    NonFinite => "non_finite",
+    EmptyVector => "empty_vector",
+    WrongDimension => "wrong_dimension",
+    ZeroVector => "zero_vector",
+    InvalidK => "invalid_k",
+    InvalidContextKey => "invalid_context_key",
+    InvalidBatchSize => "invalid_batch_size",
+    Unauthorized => "unauthorized",
+    Forbidden => "forbidden",
+    ReloadFailed => "reload_failed",
+    NotFound => "not_found",
+    DocumentNotFound => "document_not_found",
+    MethodNotAllowed => "method_not_allowed",
+    NotReady => "not_ready",
+    Timeout => "timeout",
+    Overloaded => "overloaded",
+    QueryRequired => "query_required",
+    AmbiguousQuery => "ambiguous_query",
+    TextSearchDisabled => "text_search_disabled",
+    EmptyText => "empty_text",
+    TextTooLong => "text_too_long",
+    EmbedderFailed => "embedder_failed",
+    EmbedderTimeout => "embedder_timeout",
+    EmbedderWrongDimension => "embedder_wrong_dimension",
+    Internal => "internal",
+}
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -56,7 +116,12 @@ pub enum ApiError {
     /// 422 `invalid_context_key`: `context_key` is not 1..=256 printable ASCII bytes.
     #[error("context_key must be 1 to 256 bytes of printable ASCII without spaces")]
     InvalidContextKey,
-    /// 403 `forbidden`: the route is disabled in this configuration.
+    /// 401 `unauthorized`: the route needs a Bearer API key and none, or an
+    /// unknown one, was sent. Answered with `WWW-Authenticate: Bearer`.
+    #[error("send a valid API key as `Authorization: Bearer <key>`")]
+    Unauthorized,
+    /// 403 `forbidden`: the route is disabled in this configuration, or the
+    /// key is valid but not an admin key.
     #[error("{0}")]
     Forbidden(String),
     /// 503 `reload_failed`: a forced reload could not read Redis; the previous index still serves.
@@ -75,8 +140,13 @@ pub enum ApiError {
     #[error("the index is not loaded yet: {0}")]
     NotReady(String),
     /// 503 `timeout`: the request took longer than the configured limit.
-    #[error("the request took longer than {secs} s")]
-    Timeout { secs: u64 },
+    #[error("the request took longer than the limit of {limit_ms} ms")]
+    Timeout { limit_ms: u128 },
+    /// 503 `overloaded`: `limit` searches are already running; retry after
+    /// `Retry-After` seconds. Refused at once rather than queued, so a burst
+    /// cannot pile up behind the CPU-bound scans.
+    #[error("{limit} searches are already running; retry shortly")]
+    Overloaded { limit: usize },
     /// 422 `query_required`: none of `vector`, `text` and `id` was sent.
     #[error("send a query: \"vector\" (an embedding), \"text\" (a question) or \"id\" (a document, for more like it)")]
     QueryRequired,
@@ -136,63 +206,88 @@ impl ApiError {
             | Self::TextTooLong { .. }
             | Self::InvalidContextKey
             | Self::InvalidBatchSize { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::ReloadFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::EmbedderFailed { .. } | Self::EmbedderWrongDimension { .. } => StatusCode::BAD_GATEWAY,
             Self::EmbedderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::NotFound(_) | Self::DocumentNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotReady(_) | Self::Timeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady(_) | Self::Timeout { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// Stable machine-readable code; clients switch on this, not on text.
     pub fn code(&self) -> &'static str {
+        self.problem_code().as_str()
+    }
+
+    /// The code as a type: the exhaustive match below is what keeps the
+    /// list in `openapi.yaml` ([`ProblemCode`]) complete.
+    pub fn problem_code(&self) -> ProblemCode {
         match self {
-            Self::InvalidJson(_) => "invalid_json",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::MissingField(_) => "missing_field",
-            Self::UnknownField(_) => "unknown_field",
-            Self::InvalidType(_) => "invalid_type",
-            Self::NullElement { .. } => "null_element",
-            Self::NonFinite { .. } => "non_finite",
-            Self::EmptyVector => "empty_vector",
-            Self::WrongDimension { .. } => "wrong_dimension",
-            Self::ZeroVector => "zero_vector",
-            Self::InvalidK { .. } => "invalid_k",
-            Self::InvalidContextKey => "invalid_context_key",
-            Self::Forbidden(_) => "forbidden",
-            Self::ReloadFailed(_) => "reload_failed",
-            Self::InvalidBatchSize { .. } => "invalid_batch_size",
-            Self::NotFound(_) => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::NotReady(_) => "not_ready",
-            Self::Timeout { .. } => "timeout",
-            Self::QueryRequired => "query_required",
-            Self::AmbiguousQuery => "ambiguous_query",
-            Self::DocumentNotFound { .. } => "document_not_found",
-            Self::TextSearchDisabled => "text_search_disabled",
-            Self::EmptyText => "empty_text",
-            Self::TextTooLong { .. } => "text_too_long",
-            Self::EmbedderFailed { .. } => "embedder_failed",
-            Self::EmbedderTimeout { .. } => "embedder_timeout",
-            Self::EmbedderWrongDimension { .. } => "embedder_wrong_dimension",
-            Self::Internal(_) => "internal",
+            Self::InvalidJson(_) => ProblemCode::InvalidJson,
+            Self::UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
+            Self::PayloadTooLarge { .. } => ProblemCode::PayloadTooLarge,
+            Self::MissingField(_) => ProblemCode::MissingField,
+            Self::UnknownField(_) => ProblemCode::UnknownField,
+            Self::InvalidType(_) => ProblemCode::InvalidType,
+            Self::NullElement { .. } => ProblemCode::NullElement,
+            Self::NonFinite { .. } => ProblemCode::NonFinite,
+            Self::EmptyVector => ProblemCode::EmptyVector,
+            Self::WrongDimension { .. } => ProblemCode::WrongDimension,
+            Self::ZeroVector => ProblemCode::ZeroVector,
+            Self::InvalidK { .. } => ProblemCode::InvalidK,
+            Self::InvalidContextKey => ProblemCode::InvalidContextKey,
+            Self::InvalidBatchSize { .. } => ProblemCode::InvalidBatchSize,
+            Self::Unauthorized => ProblemCode::Unauthorized,
+            Self::Forbidden(_) => ProblemCode::Forbidden,
+            Self::ReloadFailed(_) => ProblemCode::ReloadFailed,
+            Self::NotFound(_) => ProblemCode::NotFound,
+            Self::DocumentNotFound { .. } => ProblemCode::DocumentNotFound,
+            Self::MethodNotAllowed => ProblemCode::MethodNotAllowed,
+            Self::NotReady(_) => ProblemCode::NotReady,
+            Self::Timeout { .. } => ProblemCode::Timeout,
+            Self::Overloaded { .. } => ProblemCode::Overloaded,
+            Self::QueryRequired => ProblemCode::QueryRequired,
+            Self::AmbiguousQuery => ProblemCode::AmbiguousQuery,
+            Self::TextSearchDisabled => ProblemCode::TextSearchDisabled,
+            Self::EmptyText => ProblemCode::EmptyText,
+            Self::TextTooLong { .. } => ProblemCode::TextTooLong,
+            Self::EmbedderFailed { .. } => ProblemCode::EmbedderFailed,
+            Self::EmbedderTimeout { .. } => ProblemCode::EmbedderTimeout,
+            Self::EmbedderWrongDimension { .. } => ProblemCode::EmbedderWrongDimension,
+            Self::Internal(_) => ProblemCode::Internal,
         }
     }
 }
 
-/// The RFC 9457 body.
-#[derive(Debug, Serialize)]
+/// The RFC 9457 body of every error (`application/problem+json`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(
+    title = "Problem",
+    example = json!({
+        "type": "urn:semsearch:problem:wrong_dimension",
+        "title": "Unprocessable Entity",
+        "status": 422,
+        "detail": "vector has 2 elements but the index dimension is 384",
+        "code": "wrong_dimension"
+    })
+)]
 pub struct Problem {
+    /// `urn:semsearch:problem:<code>`.
     #[serde(rename = "type")]
     pub type_: String,
+    /// The HTTP reason phrase of `status`.
+    #[schema(value_type = String)]
     pub title: &'static str,
+    /// The HTTP status, repeated for clients that lose it.
     pub status: u16,
+    /// What went wrong, for humans; never parse it.
     pub detail: String,
-    pub code: &'static str,
+    /// What went wrong, for programs: stable across releases.
+    pub code: ProblemCode,
 }
 
 impl IntoResponse for ApiError {
@@ -206,14 +301,37 @@ impl IntoResponse for ApiError {
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: self.to_string(),
-            code: self.code(),
+            code: self.problem_code(),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (status, bytes).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_code_serializes_as_its_string() {
+        for code in ProblemCode::ALL {
+            let json = serde_json::to_value(code).expect("a unit variant serializes");
+            assert_eq!(json, code.as_str(), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn unauthorized_asks_for_a_bearer_token() {
+        let res = ApiError::Unauthorized.into_response();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(res.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()), Some("Bearer"));
     }
 }

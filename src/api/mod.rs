@@ -2,10 +2,14 @@
 //! and render [`error::ApiError`] as problem+json. No Redis here.
 
 pub mod admin;
+pub mod auth;
 pub mod batch;
 pub mod documents;
 pub mod error;
 pub mod extract;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
 pub mod query;
 pub mod search;
 pub mod stats;
@@ -13,18 +17,21 @@ pub mod stats;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    extract::{DefaultBodyLimit, Request},
-    http::StatusCode,
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::{HeaderName, StatusCode},
+    middleware,
     response::IntoResponse,
-    routing::{get, post},
     Extension, Router,
 };
 use tower::ServiceBuilder;
 use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
     trace::{DefaultOnFailure, TraceLayer},
 };
 use tracing::Level;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     embed::QueryEmbedder,
@@ -33,8 +40,10 @@ use crate::{
     search::coalesce::Coalescer,
     store::{context::ContextQueue, keys::KeySpace},
 };
+use auth::AccessKeys;
 use error::ApiError;
 use extract::BodyLimit;
+use limits::SearchSlots;
 
 /// What every handler may read. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -45,9 +54,10 @@ pub struct AppState {
     /// `None` when context writes are off (`SEMSEARCH_CONTEXT_TTL_SECS=0`).
     pub contexts: Option<ContextQueue>,
     pub refresh: RefreshHandle,
-    /// Admin routes answer only when the server is bound to loopback (until
-    /// admin keys exist; see the API issue).
-    pub admin_open: bool,
+    /// API keys, checked by the route layers of [`routes`].
+    pub access: Arc<AccessKeys>,
+    /// Shared by every endpoint that scans, so the limit counts scans, not routes.
+    pub searches: SearchSlots,
     /// `None` when text search is not configured.
     pub embedder: Option<Arc<QueryEmbedder>>,
     /// Most queries one batch request may carry (`SEMSEARCH_MAX_BATCH`).
@@ -69,41 +79,83 @@ impl AppState {
 }
 
 /// Limits applied to every route.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// Empty: CORS off.
+    pub cors_origins: Vec<String>,
 }
 
+/// Every route with its OpenAPI annotations, grouped by who may call it.
+///
+/// To add a route: annotate the handler with `#[utoipa::path]` (an
+/// `operation_id`, its responses, `security` matching its group) and add it
+/// with `routes!` to the group whose layer guards it. `openapi.yaml` then
+/// follows from [`openapi::spec`]; the drift test in `tests/api/openapi.rs`
+/// says how to regenerate it, and the auth test checks every operation that
+/// declares a security scheme is really guarded.
+pub fn routes() -> OpenApiRouter<AppState> {
+    let open = OpenApiRouter::new()
+        .routes(routes!(stats::healthz))
+        .routes(routes!(stats::readyz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi::openapi_yaml))
+        .routes(routes!(openapi::docs))
+        .routes(routes!(openapi::docs_script));
+    let search = OpenApiRouter::new()
+        .routes(routes!(search::search))
+        .routes(routes!(batch::search_batch))
+        .routes(routes!(documents::document))
+        .routes(routes!(stats::stats))
+        .route_layer(middleware::from_fn(auth::require_search_key));
+    let admin =
+        OpenApiRouter::new().routes(routes!(admin::reload)).route_layer(middleware::from_fn(auth::require_admin_key));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(open).merge(search).merge(admin)
+}
+
+/// The header carrying the request id, taken from the client or generated.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 pub fn router(state: AppState, limits: Limits) -> Router {
-    let timeout_secs = limits.request_timeout.as_secs();
-    Router::new()
-        .route("/v1/search", post(search::search))
-        .route("/v1/search/batch", post(batch::search_batch))
-        .route("/v1/stats", get(stats::stats))
-        .route("/v1/documents/{*id}", get(documents::document))
-        .route("/v1/admin/reload", post(admin::reload))
-        .route("/healthz", get(stats::healthz))
-        .route("/readyz", get(stats::readyz))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(
-            ServiceBuilder::new()
-                // 503 while loading is expected; genuine internal errors are logged by ApiError.
-                .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
-                .layer(axum::middleware::map_response(move |res: axum::response::Response| async move {
-                    // TimeoutLayer answers an empty 408; turn it into our problem+json.
-                    if res.status() == StatusCode::REQUEST_TIMEOUT {
-                        ApiError::Timeout { secs: timeout_secs }.into_response()
-                    } else {
-                        res
-                    }
-                }))
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
-                .layer(Extension(BodyLimit(limits.max_body_bytes)))
-                .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
-        )
+    let timeout_ms = limits.request_timeout.as_millis();
+    let access = Arc::clone(&state.access);
+    let (routes, _) = routes().split_for_parts();
+    let router = routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state).layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            // 503 while loading is expected; genuine internal errors are logged by ApiError.
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+            )
+            .layer(middleware::from_fn(metrics::track))
+            .layer(axum::middleware::map_response(move |res: axum::response::Response| async move {
+                // TimeoutLayer answers an empty 408; turn it into our problem+json.
+                if res.status() == StatusCode::REQUEST_TIMEOUT {
+                    ApiError::Timeout { limit_ms: timeout_ms }.into_response()
+                } else {
+                    res
+                }
+            }))
+            .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+            .layer(Extension(access))
+            .layer(Extension(BodyLimit(limits.max_body_bytes)))
+            .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
+    );
+    match limits::cors(&limits.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// One span per request: every log line of the request carries its id and route.
+fn request_span(req: &Request) -> tracing::Span {
+    let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!("request", method = %req.method(), route, request_id)
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -13,8 +13,14 @@ use std::{sync::Arc, time::Instant};
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{error::ApiError, extract::Json, query::resolve_query_or_id, AppState};
+use super::{
+    error::{ApiError, Problem, PROBLEM_JSON},
+    extract::Json,
+    query::resolve_query_or_id,
+    AppState,
+};
 use crate::{
     index::{now_ms, Index},
     search::{coalesce::Snapshot, Hit},
@@ -33,46 +39,60 @@ fn default_true() -> bool {
 }
 
 /// Body of `POST /v1/search`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"vector": [0.12, -0.03, 0.51], "k": 3, "min_score": 0.2, "with_text": false}))]
 pub struct SearchRequest {
-    /// Query embedding; any length-scaling is irrelevant (cosine).
-    /// Exactly one of `vector`, `text` and `id` (see [`resolve_query_or_id`]).
+    /// Query embedding, as long as the index dimension (`GET /v1/stats`);
+    /// its length does not matter (cosine). Send exactly one of `vector`,
+    /// `text` and `id`.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<f64>>, min_items = 1)]
     pub vector: Option<Vec<Option<f64>>>,
-    /// Question text, embedded server-side by the configured provider.
+    /// Question text, embedded server-side by the configured provider
+    /// (422 `text_search_disabled` when none is). At most 8 KiB.
     #[serde(default)]
+    #[schema(max_length = 8192)]
     pub text: Option<String>,
     /// A document id (for the chatbot, the article URL): find documents like
     /// it. Its stored vector is the query and it is left out of the results.
     #[serde(default)]
     pub id: Option<String>,
+    /// How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000).
     #[serde(default = "default_k")]
+    #[schema(default = 3, minimum = 1)]
     pub k: i64,
     /// Drop results scoring below this.
     #[serde(default)]
     pub min_score: Option<f32>,
     /// Include each article's text (the bulk of the response).
     #[serde(default = "default_true")]
+    #[schema(default = true)]
     pub with_text: bool,
-    /// Suffix of the `cache:context:<key>` the results are stored under;
-    /// default: a hash of the query, k and min_score.
+    /// Suffix of the `cache:context:<key>` the results are stored under
+    /// (1 to 256 printable ASCII bytes, no spaces); default: a hash of the
+    /// query, k and min_score.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub context_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One article. Results are ordered by descending score, ties by ascending url.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SearchResult {
+    /// The embedding's Redis key without its prefix.
     pub id: String,
     pub url: String,
     pub title: Option<String>,
+    /// Absent when the request said `with_text: false`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// Cosine similarity, in [-1, 1].
     pub score: f32,
 }
 
 /// Why fewer than k results came back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FewerReason {
     /// The index holds fewer than k documents.
@@ -81,10 +101,19 @@ pub enum FewerReason {
     MinScore,
 }
 
-#[derive(Debug, Serialize)]
+/// Answer of `POST /v1/search`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "results": [{"id": "https://example.org/a", "url": "https://example.org/a", "title": "A", "score": 0.83}],
+    "took_us": 412,
+    "index_version": 7,
+    "context": {"key": "cache:context:3f2a", "queued": true}
+}))]
 pub struct SearchResponse {
     pub results: Vec<SearchResult>,
+    /// Server-side time, in microseconds.
     pub took_us: u64,
+    /// The snapshot that answered; changes on every reload or update.
     pub index_version: u64,
     /// Present only when `results` has fewer than k entries.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,7 +124,8 @@ pub struct SearchResponse {
     pub context: Option<ContextRef>,
 }
 
-#[derive(Debug, Serialize)]
+/// Where the results were cached for the chatbot.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ContextRef {
     /// The full Redis key (`cache:context:…`).
     pub key: String,
@@ -113,14 +143,39 @@ struct ContextPayload<'a> {
     created_at: String,
 }
 
+/// Nearest articles to a query vector or question text (exact cosine top-k).
+#[utoipa::path(
+    post,
+    path = "/v1/search",
+    operation_id = "search",
+    tag = "search",
+    request_body = SearchRequest,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "The k best articles (fewer when the index is smaller or `min_score` removed some)", body = SearchResponse),
+        (status = 400, description = "`invalid_json`", body = Problem, content_type = PROBLEM_JSON),
+        (status = 401, description = "`unauthorized`: API keys are configured and none was sent", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "`document_not_found`: an `id` query names no live document", body = Problem, content_type = PROBLEM_JSON),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM_JSON),
+        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "The body is JSON of the wrong shape: see `code`", body = Problem, content_type = PROBLEM_JSON),
+        (status = 502, description = "`embedder_failed` or `embedder_wrong_dimension` (text queries)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 503, description = "`not_ready`, `overloaded` or `timeout`; see Retry-After", body = Problem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+        (status = 504, description = "`embedder_timeout` (text queries)", body = Problem, content_type = PROBLEM_JSON),
+    )
+)]
 pub async fn search(
     State(state): State<AppState>,
     Json(req): Json<SearchRequest>,
 ) -> Result<axum::Json<SearchResponse>, ApiError> {
     let started = Instant::now();
+    let _permit = state.searches.try_acquire()?;
     let index = state.ready_index()?;
     let prepared = prepare(&state, &index, &req).await?;
+    let scan_started = Instant::now();
     let hits = scan_live(&state, Arc::clone(&index), &prepared).await?;
+    super::metrics::record_search(scan_started.elapsed().as_secs_f64());
     let answer = answer(&state, &index, &req, &prepared, &hits)?;
     Ok(axum::Json(SearchResponse {
         results: answer.results,

@@ -4,8 +4,12 @@ use std::sync::atomic::Ordering;
 
 use axum::{extract::State, Json};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::{error::ApiError, AppState};
+use super::{
+    error::{ApiError, Problem, PROBLEM_JSON},
+    AppState,
+};
 use crate::{
     index::{now_ms, Index},
     refresh::ReloadInfo,
@@ -13,7 +17,8 @@ use crate::{
     store::loader::SkipCounts,
 };
 
-#[derive(Debug, Serialize)]
+/// What the index holds and how it got there.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct StatsResponse {
     pub documents: usize,
     pub dimension: usize,
@@ -24,11 +29,14 @@ pub struct StatsResponse {
     /// Keys found by the last full load (valid or not).
     pub keys_scanned: usize,
     /// Keys skipped by the last full load, by reason.
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
     pub skipped: SkipCounts,
     pub load_duration_ms: f64,
     pub index_version: u64,
     /// When this snapshot was published; RFC 3339, UTC.
     pub loaded_at: String,
+    /// The dot-product kernel chosen for this CPU.
+    #[schema(value_type = String)]
     pub kernel: &'static str,
     /// Documents past their Redis deadline, hidden from results until the
     /// index drops them.
@@ -38,7 +46,8 @@ pub struct StatsResponse {
     pub contexts: Option<ContextCounters>,
 }
 
-#[derive(Debug, Serialize)]
+/// Live refresh since start.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RefreshStats {
     pub reloads: u64,
     pub reload_failures: u64,
@@ -48,12 +57,14 @@ pub struct RefreshStats {
     pub docs_updated: u64,
     pub docs_removed: u64,
     /// `connecting`, `tracking`, `unavailable` (reconcile only) or `reconnecting`.
+    #[schema(value_type = String)]
     pub change_feed: &'static str,
     /// Redis holds no embeddings; the last index keeps serving.
     pub redis_empty: bool,
 }
 
-#[derive(Debug, Serialize)]
+/// Context writes (`cache:context:*`) since start.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ContextCounters {
     pub ttl_secs: u64,
     pub written: u64,
@@ -102,34 +113,73 @@ impl StatsResponse {
     }
 }
 
+/// Index size, last load, refresh and context-write counters.
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    operation_id = "get_stats",
+    tag = "operations",
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "Statistics of the serving index", body = StatsResponse),
+        (status = 401, description = "`unauthorized`: API keys are configured and none was sent", body = Problem, content_type = PROBLEM_JSON),
+        (status = 503, description = "`not_ready` (first load not finished) or `timeout`", body = Problem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn stats(State(state): State<AppState>) -> Result<Json<StatsResponse>, ApiError> {
     let index = state.ready_index()?;
     Ok(Json(StatsResponse::new(&state, &index)))
 }
 
-#[derive(Debug, Serialize)]
+/// Liveness answer.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
+    /// Always `ok`.
+    #[schema(value_type = String, example = "ok")]
     pub status: &'static str,
 }
 
 /// Liveness: the process answers. Always 200.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "get_health",
+    tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Health))
+)]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-#[derive(Debug, Serialize)]
+/// Readiness answer.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Ready {
+    /// `ready`, or `ready_serving_last_index` when Redis holds no embeddings.
+    #[schema(value_type = String)]
     pub status: &'static str,
     pub index_version: u64,
     pub documents: usize,
     /// Redis holds no embeddings; answers come from the last index loaded.
     pub redis_empty: bool,
+    #[schema(value_type = String)]
     pub change_feed: &'static str,
 }
 
 /// Readiness: 200 once the first load has finished (and from then on, even
 /// if Redis goes away: the index in memory still answers), 503
 /// (problem+json, with the last load failure) before.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "get_ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "An index is loaded and answering", body = Ready),
+        (status = 503, description = "`not_ready`: the first load has not finished; `detail` has the last failure", body = Problem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     let index = state.ready_index()?;
     let s = &state.refresh.status;

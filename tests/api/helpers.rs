@@ -168,6 +168,13 @@ pub fn test_settings(redis: &TestRedis) -> Settings {
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     init_test_logs();
     let app = App::build(settings).await.expect("app builds");
+    run(app)
+}
+
+/// Runs an already built `App` in the background (for tests that need a
+/// handle from it first, such as its search slots).
+pub fn run(app: App) -> TestApp {
+    init_test_logs();
     let addr = app.local_addr().expect("bound address");
     let index = app.shared_index();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -38,3 +38,18 @@ mod demo;
 
 /// `semsearch bench` against a spawned app: report structure, zero errors, outputs, synthetic fill.
 mod harness;
+
+/// The contract: openapi.yaml equals the generated spec, is served as is, and declared security is enforced.
+mod openapi;
+
+/// API keys (401/403), limits (body, k, concurrency), CORS, request ids.
+mod security;
+
+/// `/metrics`: the exposition parses and carries request, search and index series.
+mod metrics;
+
+/// The release binary as a child process: Redis auth (requirepass, ACL user), secrets absent from logs, JSON logs with request ids.
+mod process;
+
+/// rediss:// against a TLS redis-server with a private CA (certificates from the openssl CLI).
+mod tls;

@@ -405,6 +405,25 @@ async fn a_slow_provider_gets_504_naming_the_provider() {
 }
 
 #[tokio::test]
+async fn a_request_over_the_request_timeout_gets_503_timeout() {
+    // Arrange: the provider would answer within its own timeout, but not within the request's.
+    let redis = TestRedis::start();
+    seed_corpus(&mut redis.conn().await).await;
+    let fake = FakeProvider::start(ProviderKind::Tei, Behaviour::Slow(Duration::from_secs(30))).await;
+    let mut settings = settings(&redis, ProviderKind::Tei, &fake.url(), |e| e.timeout_ms = 60_000);
+    settings.request_timeout = Duration::from_millis(200);
+    let app = ready_app(settings).await;
+
+    // Act
+    let res = app.post_search(&json!({"text": ground_truth()[0].query})).await;
+
+    // Assert
+    assert_eq!(res.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let problem = assert_problem(res, 503, "timeout").await;
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("200 ms")), "{problem}");
+}
+
+#[tokio::test]
 async fn concurrent_questions_respect_the_provider_concurrency_limit() {
     // Arrange
     let TextApp { app, fake, redis: _redis } =

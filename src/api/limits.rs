@@ -1,0 +1,80 @@
+//! Limits that protect the server, other than body size and request time
+//! (those are layers in [`super::router`]): concurrent searches and CORS.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderName, HeaderValue, Method};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use super::error::ApiError;
+
+/// At most `limit` searches at once. A search that finds no free slot is
+/// refused (503 `overloaded`, Retry-After) instead of waiting: scans are
+/// CPU-bound, so a queue would only add latency to every request behind it.
+#[derive(Debug, Clone)]
+pub struct SearchSlots {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+impl SearchSlots {
+    pub fn new(limit: usize) -> Self {
+        Self { permits: Arc::new(Semaphore::new(limit)), limit }
+    }
+
+    /// A slot, released when the permit is dropped (when the handler returns).
+    ///
+    /// # Errors
+    /// [`ApiError::Overloaded`] when all slots are taken.
+    pub fn try_acquire(&self) -> Result<OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
+            metrics::counter!("semsearch_searches_rejected_total").increment(1);
+            ApiError::Overloaded { limit: self.limit }
+        })
+    }
+
+    /// Searches running now (for `/metrics`).
+    pub fn in_use(&self) -> usize {
+        self.limit.saturating_sub(self.permits.available_permits())
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+/// The CORS layer for `origins` (`*` alone: any origin), or `None` when the
+/// list is empty: then no CORS headers are sent and browsers keep the
+/// same-origin policy.
+pub fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-request-id")])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER, header::WWW_AUTHENTICATE]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_slot_makes_the_next_search_overloaded() {
+        let slots = SearchSlots::new(1);
+        let held = slots.try_acquire().expect("one free slot");
+        assert!(matches!(slots.try_acquire(), Err(ApiError::Overloaded { limit: 1 })));
+        drop(held);
+        assert!(slots.try_acquire().is_ok(), "released on drop");
+    }
+}

@@ -1,0 +1,93 @@
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app, TestRedis};
+
+/// One sample of the Prometheus text format: name, labels, value.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: BTreeMap<String, String>,
+    value: f64,
+}
+
+/// A strict reader of the text exposition format (the subset exporters emit):
+/// `# HELP`/`# TYPE` comments, and `name{k="v",...} value` lines.
+fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let fail = |why: &str| format!("line {}: {why}: {line:?}", n + 1);
+        if line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        if line.starts_with('#') {
+            return Err(fail("unknown comment"));
+        }
+        let (series, value) = line.rsplit_once(' ').ok_or_else(|| fail("no value"))?;
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().map_err(|_| fail("value is not a number"))?,
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (name, rest.strip_suffix('}').ok_or_else(|| fail("unclosed labels"))?),
+            None => (series, ""),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            return Err(fail("bad metric name"));
+        }
+        let mut parsed = BTreeMap::new();
+        for pair in labels.split("\",").filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once("=\"").ok_or_else(|| fail("bad label"))?;
+            parsed.insert(k.to_owned(), v.trim_end_matches('"').to_owned());
+        }
+        samples.push(Sample { name: name.to_owned(), labels: parsed, value });
+    }
+    Ok(samples)
+}
+
+#[tokio::test]
+async fn metrics_expose_requests_latency_and_index_counters_in_prometheus_format() {
+    // Arrange
+    let redis = TestRedis::start();
+    let mut conn = redis.conn().await;
+    for (id, v) in [("a", "[1,0]"), ("b", "[0,1]"), ("bad", "not json")] {
+        let () =
+            redis::cmd("SET").arg(format!("cache:embedding:{id}")).arg(v).query_async(&mut conn).await.expect("set");
+    }
+    let app = spawn_app(&redis).await;
+    assert_eq!(app.post_search(&json!({"vector": [1, 0], "k": 1})).await.status(), 200);
+
+    // Act
+    let res = app.get("/metrics").await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().is_ok_and(|c| c.starts_with("text/plain; version=0.0.4")));
+    let text = res.text().await.expect("body");
+    let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let find = |name: &str, labels: &[(&str, &str)]| {
+        samples
+            .iter()
+            .find(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+    };
+    let searches = find("http_requests_total", &[("route", "/v1/search"), ("status", "200"), ("method", "POST")]);
+    assert!(searches.is_some_and(|s| s.value >= 1.0), "search requests counted by route and status:\n{text}");
+    assert!(find("http_request_duration_seconds_bucket", &[("route", "/v1/search"), ("le", "+Inf")]).is_some());
+    assert!(find("semsearch_search_duration_seconds_count", &[]).is_some_and(|s| s.value >= 1.0));
+    for name in ["semsearch_documents", "semsearch_index_bytes", "semsearch_reloads_total", "semsearch_ready"] {
+        assert!(find(name, &[]).is_some(), "{name} missing:\n{text}");
+    }
+    assert!(find("semsearch_skipped_keys", &[("reason", "invalid_json")]).is_some(), "{text}");
+    assert!(find("semsearch_context_writes_total", &[("outcome", "dropped")]).is_some(), "{text}");
+    assert!(find("semsearch_redis_errors_total", &[("source", "reload")]).is_some(), "{text}");
+}
+
+#[test]
+fn the_exposition_parser_rejects_what_prometheus_would() {
+    assert!(parse_exposition("up 1\nx{a=\"b\"} 2.5\n# TYPE x counter\n").is_ok());
+    assert!(parse_exposition("up one").is_err());
+    assert!(parse_exposition("x{a=\"b\" 1").is_err());
+    assert!(parse_exposition("bad-name 1").is_err());
+}
