@@ -54,30 +54,10 @@ async fn fill(conn: &mut MultiplexedConnection, n: usize) -> u64 {
     bytes
 }
 
-/// The baseline: the same SCAN and the same chunked, pipelined MGETs, values
-/// received and dropped unparsed.
+/// The baseline: the same SCAN (the loader's own) and the same chunked,
+/// pipelined MGETs, values received and dropped unparsed.
 async fn bare_mget(conn: &MultiplexedConnection, pattern: &str, scan_count: usize, chunk: usize) -> (usize, u64) {
-    let mut keys: Vec<Vec<u8>> = Vec::new();
-    let mut cursor = 0u64;
-    let mut c = conn.clone();
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(scan_count)
-            .query_async(&mut c)
-            .await
-            .expect("SCAN");
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    keys.sort_unstable();
-    keys.dedup();
+    let keys = loader::scan_all(conn, pattern, scan_count).await.expect("SCAN");
     let keys = Arc::new(keys);
     let mut replies = futures::stream::iter((0..keys.len()).step_by(chunk))
         .map(|first| {

@@ -20,6 +20,7 @@ use crate::{
         query_cache::QueryCache,
         watcher,
     },
+    telemetry::error_chain,
 };
 
 /// A bound, not yet running, semsearch.
@@ -206,14 +207,4 @@ async fn probe_embedder(embedder: Arc<QueryEmbedder>, shared: Arc<SharedIndex>, 
     } else {
         info!(provider = kind, host, model, dim = got, "embedding provider ready for text queries");
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.join(": ")
 }

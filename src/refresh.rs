@@ -50,6 +50,7 @@ use crate::{
         loader::{self, LoadError},
         watcher::Change,
     },
+    telemetry::error_chain,
 };
 
 /// Why a full reload happened; shown in `/v1/stats`.
@@ -518,14 +519,4 @@ impl Refresher {
             self.trigger_reload(st, ReloadReason::KeySetChanged, Duration::ZERO);
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.join(": ")
 }

@@ -13,3 +13,15 @@ pub fn init(filter: &str, format: LogFormat) {
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }
+
+/// An error's sources joined with ": " (the error itself excluded), for the
+/// `error.cause_chain` log field and readiness details.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
+}

@@ -13,6 +13,7 @@ use std::{sync::Arc, time::Instant};
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::{
@@ -281,32 +282,29 @@ pub fn answer(
 /// gives the same context key; a vector and its multiples share one (they
 /// have the same results).
 pub fn request_hash(query: &[f32], k: usize, min_score: Option<f32>) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(b"semsearch-context-v1\0");
-    for x in query {
-        h.update(x.to_le_bytes());
-    }
-    h.update((k as u64).to_le_bytes());
-    match min_score {
-        Some(m) => {
-            h.update([1]);
-            h.update(m.to_le_bytes());
+    context_hash(b"semsearch-context-v1\0", k, min_score, |h| {
+        for x in query {
+            h.update(x.to_le_bytes());
         }
-        None => h.update([0]),
-    }
-    hex::encode(h.finalize())
+    })
 }
 
 /// The context id of an `id` query: unlike [`request_hash`] it names the
 /// document, because its results (the document left out) differ from those
 /// of a vector query with the same vector.
 fn similar_hash(id: &str, k: usize, min_score: Option<f32>) -> String {
-    use sha2::{Digest, Sha256};
+    context_hash(b"semsearch-context-similar-v1\0", k, min_score, |h| {
+        h.update((id.len() as u64).to_le_bytes());
+        h.update(id.as_bytes());
+    })
+}
+
+/// SHA-256 (hex) of a domain tag, the query as `write_query` feeds it, k and
+/// min_score: the one layout both context hashes share.
+fn context_hash(domain: &[u8], k: usize, min_score: Option<f32>, write_query: impl FnOnce(&mut Sha256)) -> String {
     let mut h = Sha256::new();
-    h.update(b"semsearch-context-similar-v1\0");
-    h.update((id.len() as u64).to_le_bytes());
-    h.update(id.as_bytes());
+    h.update(domain);
+    write_query(&mut h);
     h.update((k as u64).to_le_bytes());
     match min_score {
         Some(m) => {

@@ -228,38 +228,21 @@ pub async fn fingerprint(
     keys: &KeySpace,
     count: usize,
 ) -> redis::RedisResult<KeySetFingerprint> {
-    let mut conn = conn.clone();
-    let mut seen = std::collections::HashSet::new();
     let mut fingerprint = KeySetFingerprint::default();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(keys.embedding_pattern())
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut conn)
-            .await?;
-        for key in batch {
-            if seen.insert(crate::store::keys::key_hash(&key)) {
-                fingerprint.insert(&key);
-            }
-        }
-        if next == 0 {
-            return Ok(fingerprint);
-        }
-        cursor = next;
+    for key in scan_all(conn, keys.embedding_pattern(), count).await? {
+        fingerprint.insert(&key);
     }
+    Ok(fingerprint)
 }
 
-/// Every distinct key matching `pattern`, sorted (so rows come out in id order).
-async fn scan_keys(
-    mut conn: MultiplexedConnection,
-    pattern: &str,
-    count: usize,
-    builder: &mut Builder,
-) -> Result<Vec<String>, LoadError> {
+/// Every distinct key matching `pattern`, sorted byte-wise: SCAN with MATCH
+/// and a COUNT hint (never KEYS, which blocks Redis), deduplicated because
+/// SCAN may return a key more than once.
+///
+/// # Errors
+/// [`redis::RedisError`] when a SCAN call fails.
+pub async fn scan_all(conn: &MultiplexedConnection, pattern: &str, count: usize) -> redis::RedisResult<Vec<Vec<u8>>> {
+    let mut conn = conn.clone();
     let mut raw: Vec<Vec<u8>> = Vec::new();
     let mut cursor: u64 = 0;
     loop {
@@ -277,9 +260,19 @@ async fn scan_keys(
         }
         cursor = next;
     }
-    // SCAN may return a key more than once.
     raw.sort_unstable();
     raw.dedup();
+    Ok(raw)
+}
+
+/// Every distinct key matching `pattern`, sorted (so rows come out in id order).
+async fn scan_keys(
+    conn: MultiplexedConnection,
+    pattern: &str,
+    count: usize,
+    builder: &mut Builder,
+) -> Result<Vec<String>, LoadError> {
+    let raw = scan_all(&conn, pattern, count).await?;
     for key in &raw {
         builder.report.fingerprint.insert(key);
     }
