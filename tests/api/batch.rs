@@ -182,3 +182,54 @@ async fn concurrent_single_searches_are_coalesced_without_changing_any_result() 
         assert_eq!(&got, want, "query {:?}\n{}", q.query, side_by_side(want, &got));
     }
 }
+
+#[tokio::test]
+async fn batch_items_take_ids_explain_short_lists_and_write_their_contexts() {
+    // Arrange: three 3-d documents.
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    for (id, v) in [("a", "[1,0,0]"), ("b", "[0.9,0.1,0]"), ("c", "[0,0,1]")] {
+        let () = redis::cmd("SET").arg(format!("cache:embedding:{id}")).arg(v).query_async(&mut c).await.expect("SET");
+    }
+    let app = spawn_app(&redis).await;
+    let single_by_id: Value = app.post_search(&json!({"id": "a", "k": 2})).await.json().await.expect("JSON");
+
+    // Act
+    let res = post_batch(
+        &app,
+        &json!({"queries": [
+            {"id": "a", "k": 2},
+            {"vector": [0, 0, 1], "k": 5, "context_key": "batch-item-2"},
+        ]}),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("JSON");
+    assert_eq!(pairs(&body["results"][0]), pairs(&single_by_id["results"]), "an id item answers like /v1/search");
+    assert!(!pairs(&body["results"][0]).iter().any(|(u, _)| u == "a"), "the document itself is left out");
+    assert_eq!(body["fewer_results_reasons"], json!([null, "index_smaller_than_k"]));
+    assert_eq!(body["contexts"][1]["key"], "cache:context:batch-item-2");
+    let mut stored: Option<String> = None;
+    for _ in 0..500 {
+        stored = redis::cmd("GET").arg("cache:context:batch-item-2").query_async(&mut c).await.expect("GET");
+        if stored.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let stored: Value = serde_json::from_str(&stored.expect("context written")).expect("JSON");
+    assert_eq!(stored["results"][0]["url"], "c");
+}
+
+#[tokio::test]
+async fn an_unknown_id_in_a_batch_is_404() {
+    let redis = TestRedis::start();
+    seed_corpus(&mut redis.conn().await).await;
+    let app = spawn_app(&redis).await;
+
+    let res = post_batch(&app, &json!({"queries": [{"id": "https://nowhere.example/x"}]})).await;
+
+    assert_problem(res, 404, "document_not_found").await;
+}
