@@ -35,7 +35,7 @@ pub const ADMIN_KEY: &str = "admin_key";
         title = "semsearch",
         description = "Exact cosine top-k search over the article embeddings a chatbot keeps in Redis.
 
-Results are ordered by descending `score` (cosine similarity). Equal scores are ordered by ascending `url`; \
+Results are ordered by descending `score` (cosine similarity). Equal scores are ordered by ascending `id` (byte-wise; for the chatbot the id is the article URL); \
 this tie rule is defined once, in `src/search/topk.rs`, and holds for every endpoint that returns results.
 
 Errors are RFC 9457 `application/problem+json` bodies (schema `Problem`). Switch on `code` \

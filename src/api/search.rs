@@ -144,7 +144,7 @@ struct ContextPayload<'a> {
     created_at: String,
 }
 
-/// Nearest articles to a query vector or question text (exact cosine top-k).
+/// Nearest articles to a query vector, question text or document (exact cosine top-k).
 #[utoipa::path(
     post,
     path = "/v1/search",
