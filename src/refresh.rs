@@ -144,13 +144,20 @@ struct State {
     waiters: Vec<oneshot::Sender<Result<Arc<Index>, String>>>,
     pending_keys: BTreeSet<String>,
     keys_due: Option<Instant>,
-    /// The running per-key update, its keys, and the version it patches.
-    apply: Option<(JoinHandle<ApplyResult>, Vec<String>, u64)>,
+    /// The running per-key update, its keys, the version it patches, and when it started.
+    apply: Option<(JoinHandle<ApplyResult>, Vec<String>, u64, Instant)>,
+    /// No per-key update starts before this: each update copies the whole
+    /// matrix, so a stream of changes (the chatbot re-embedding every
+    /// article) must not keep a core busy with back-to-back copies.
+    apply_not_before: Instant,
     quick_deadline: Option<Instant>,
     quick_present: Option<bool>,
     reconcile_due: Instant,
     reconcile: Option<JoinHandle<ReconcileResult>>,
 }
+
+/// After a per-key update that took `t`, the next waits `APPLY_PAUSE_FACTOR × t`.
+const APPLY_PAUSE_FACTOR: u32 = 3;
 
 /// Sleeps until `at`, or forever when there is nothing scheduled.
 async fn until(at: Option<Instant>) {
@@ -181,6 +188,7 @@ impl Refresher {
             waiters: Vec::new(),
             pending_keys: BTreeSet::new(),
             keys_due: None,
+            apply_not_before: now,
             apply: None,
             quick_deadline: None,
             quick_present: None,
@@ -190,7 +198,8 @@ impl Refresher {
         self.status.set_feed("connecting");
         loop {
             let reload_at = st.reload_due.filter(|_| st.reload.is_none()).map(|(at, _)| at);
-            let keys_at = st.keys_due.filter(|_| st.reload.is_none() && st.apply.is_none());
+            let keys_at =
+                st.keys_due.filter(|_| st.reload.is_none() && st.apply.is_none()).map(|t| t.max(st.apply_not_before));
             // While expired keys are being re-read, their deadlines stay in the past; don't re-fire.
             let expiry_at = if st.apply.is_none() && st.keys_due.is_none() { self.next_expiry() } else { None };
             let reconcile_at = Some(st.reconcile_due).filter(|_| st.reconcile.is_none());
@@ -396,11 +405,13 @@ impl Refresher {
                 .await
                 .map_err(|e| e.to_string())?
         });
-        st.apply = Some((task, keys, base_version));
+        st.apply = Some((task, keys, base_version, Instant::now()));
     }
 
     fn finish_apply(&mut self, st: &mut State, done: Result<ApplyResult, tokio::task::JoinError>) {
-        let Some((_, keys, base_version)) = st.apply.take() else { return };
+        let Some((_, keys, base_version, started)) = st.apply.take() else { return };
+        // Updates may use at most a quarter of the time: wait three times as long as this one took.
+        st.apply_not_before = Instant::now() + started.elapsed() * APPLY_PAUSE_FACTOR;
         match done.map_err(|e| e.to_string()).and_then(|r| r) {
             Ok((index, counts)) => {
                 // Patched from a snapshot a reload has replaced (or is about to):
