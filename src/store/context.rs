@@ -6,13 +6,15 @@
 //! the queue, pipelining whatever is waiting.
 //!
 //! Staleness: when a new index version is published, [`ContextQueue::retire_before`]
-//! raises a floor. Before its next write the writer UNLINKs every context
-//! under our prefix and from then on drops writes computed from older
-//! versions, so no context from a previous index survives a reload. The
-//! floor is raised *before* the swap, so the purge can only precede, never
-//! follow, the first write of the new version.
+//! raises a floor. Before its next write the writer UNLINKs every context it
+//! wrote (the first time, every key under our prefix, by SCAN, to include
+//! those of earlier processes) and from then on drops writes computed from
+//! older versions, so no context from a previous index survives a reload.
+//! The floor is raised *before* the swap, so the purge can only precede,
+//! never follow, the first write of the new version.
 
 use std::{
+    collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -72,6 +74,15 @@ pub struct ContextWriter {
     floor: watch::Receiver<u64>,
     stats: Arc<ContextStats>,
     ttl_secs: u64,
+    /// Keys this process wrote since the last purge, with when: a purge
+    /// UNLINKs exactly these instead of SCANning the whole keyspace, which
+    /// matters when per-key updates publish several versions a second.
+    written: HashMap<String, Instant>,
+    /// Size of `written` after its last pruning of entries Redis has expired.
+    pruned_at_len: usize,
+    /// Whether a purge by SCAN has run: the first one also removes contexts
+    /// left by earlier processes, which this one never tracked.
+    swept_once: bool,
 }
 
 /// A queue and its writer. `ttl_secs` is the context TTL (must be > 0).
@@ -81,7 +92,15 @@ pub fn channel(ttl_secs: u64) -> (ContextQueue, ContextWriter) {
     let stats = Arc::new(ContextStats::default());
     (
         ContextQueue { tx, floor: Arc::new(floor_tx), stats: Arc::clone(&stats), ttl_secs },
-        ContextWriter { rx, floor: floor_rx, stats, ttl_secs },
+        ContextWriter {
+            rx,
+            floor: floor_rx,
+            stats,
+            ttl_secs,
+            written: HashMap::new(),
+            pruned_at_len: 0,
+            swept_once: false,
+        },
     )
 }
 
@@ -168,9 +187,13 @@ impl ContextWriter {
             return;
         };
         let mut pipe = redis::pipe();
+        let now = Instant::now();
         for w in batch.drain(..) {
             pipe.cmd("SET").arg(w.key.as_str()).arg(w.payload).arg("EX").arg(self.ttl_secs).ignore();
+            // Tracked even if the write fails: it may have reached Redis.
+            self.written.insert(w.key.as_str().to_owned(), now);
         }
+        self.prune_expired();
         match pipe.query_async::<()>(c).await {
             Ok(()) => {
                 self.stats.written.fetch_add(n, Ordering::Relaxed);
@@ -194,8 +217,18 @@ impl ContextWriter {
             warn!("cannot purge stale contexts: Redis unreachable; they expire by TTL");
             return;
         };
-        match purge_prefix(c, &keys.context_pattern()).await {
+        let result = if self.swept_once {
+            self.prune_expired();
+            let tracked: Vec<String> = self.written.keys().cloned().collect();
+            unlink_all(c, &tracked).await
+        } else {
+            purge_prefix(c, &keys.context_pattern()).await
+        };
+        match result {
             Ok(n) => {
+                self.swept_once = true;
+                self.written.clear();
+                self.pruned_at_len = 0;
                 self.stats.purged.fetch_add(n, Ordering::Relaxed);
                 debug!(purged = n, "stale contexts removed");
             }
@@ -205,6 +238,26 @@ impl ContextWriter {
             }
         }
     }
+
+    /// Forgets keys Redis has expired by now, whenever the map has doubled.
+    fn prune_expired(&mut self) {
+        if self.written.len() < 2 * self.pruned_at_len.max(1024) {
+            return;
+        }
+        let ttl = Duration::from_secs(self.ttl_secs);
+        self.written.retain(|_, at| at.elapsed() < ttl);
+        self.pruned_at_len = self.written.len();
+    }
+}
+
+/// UNLINKs these keys (all under our context prefix) in chunks.
+async fn unlink_all(conn: &mut MultiplexedConnection, keys: &[String]) -> redis::RedisResult<u64> {
+    let mut purged = 0u64;
+    for chunk in keys.chunks(1000) {
+        let n: u64 = redis::cmd("UNLINK").arg(chunk).query_async(conn).await?;
+        purged += n;
+    }
+    Ok(purged)
 }
 
 /// SCAN + UNLINK of everything matching `pattern` (our context prefix only).

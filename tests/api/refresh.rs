@@ -397,3 +397,26 @@ async fn admin_reload_is_refused_unless_bound_to_loopback() {
 
     assert_problem(res, 403, "forbidden").await;
 }
+
+#[tokio::test]
+async fn contexts_left_by_an_earlier_process_are_purged_at_start_and_nothing_else() {
+    // Arrange: a context from a previous semsearch, and keys that are not ours.
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    small_corpus(&mut c).await;
+    let _: () = cmd(&mut c, &["SET", "cache:context:from-yesterday", "{}", "EX", "3600"]).await;
+    let _: () = cmd(&mut c, &["SET", "chat:history:7", "hello"]).await;
+
+    // Act
+    let _app = spawn_app(&redis).await;
+
+    // Assert
+    eventually("old context purged", || {
+        let mut c = c.clone();
+        async move { cmd::<Option<String>>(&mut c, &["GET", "cache:context:from-yesterday"]).await.is_none().then_some(()) }
+    })
+    .await;
+    let kept: Option<String> = cmd(&mut c, &["GET", "chat:history:7"]).await;
+    assert_eq!(kept.as_deref(), Some("hello"));
+    assert_eq!(cmd::<Option<String>>(&mut c, &["GET", QUICK]).await.as_deref(), Some("[]"));
+}
