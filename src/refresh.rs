@@ -13,8 +13,12 @@
 //!   and publish a snapshot with it upserted or removed;
 //! - a document reaching its own deadline → re-read it the same way (queries
 //!   already hide it from the deadline on; see `index`);
-//! - the change feed (re)armed, FLUSHDB, or every `reconcile_every` → compare
-//!   a fingerprint of Redis's key set with the index's; reload on mismatch;
+//! - the change feed re-armed after a disconnect → full reload (pushes are
+//!   at-most-once, and a rewritten value leaves the key set unchanged); the
+//!   first load waits for the feed to arm (at most 2 s) so nothing falls
+//!   between the two;
+//! - FLUSHDB, or every `reconcile_every` → compare a fingerprint of Redis's
+//!   key set with the index's; reload on mismatch;
 //! - `POST /v1/admin/reload` → immediate full reload.
 //!
 //! An empty keyspace while we hold documents (FLUSHDB, Redis restarted
@@ -58,6 +62,9 @@ use crate::{
 #[serde(rename_all = "snake_case")]
 pub enum ReloadReason {
     Startup,
+    /// The change feed came back after a disconnect: anything could have
+    /// changed meanwhile (values too, which the key-set fingerprint misses).
+    ChangeFeedRearmed,
     QuickKeyChanged,
     QuickKeyExpired,
     KeySetChanged,
@@ -152,9 +159,16 @@ struct State {
     apply_not_before: Instant,
     quick_deadline: Option<Instant>,
     quick_present: Option<bool>,
+    /// Whether the change feed has been armed at least once: a later arming
+    /// follows a disconnect and calls for a full reload.
+    feed_armed_before: bool,
     reconcile_due: Instant,
     reconcile: Option<JoinHandle<ReconcileResult>>,
 }
+
+/// Longest wait for the change feed before the first load starts anyway
+/// (Redis unreachable: the load would fail and retry regardless).
+const FEED_WAIT_AT_START: Duration = Duration::from_secs(2);
 
 /// After a per-key update that took `t`, the next waits `APPLY_PAUSE_FACTOR × t`.
 const APPLY_PAUSE_FACTOR: u32 = 3;
@@ -181,7 +195,9 @@ impl Refresher {
         let now = Instant::now();
         let mut st = State {
             conn: None,
-            reload_due: Some((now, ReloadReason::Startup)),
+            // The first load waits (briefly) for the change feed, so nothing
+            // written between the load's reads and the feed's arming is missed.
+            reload_due: Some((now + FEED_WAIT_AT_START, ReloadReason::Startup)),
             reload: None,
             reload_again: None,
             reload_backoff: Duration::from_millis(100),
@@ -192,6 +208,7 @@ impl Refresher {
             apply: None,
             quick_deadline: None,
             quick_present: None,
+            feed_armed_before: false,
             reconcile_due: now + self.settings.refresh.reconcile_every,
             reconcile: None,
         };
@@ -237,11 +254,26 @@ impl Refresher {
         match change {
             Change::Armed => {
                 self.status.set_feed("tracking");
-                // Pushes are at-most-once: whatever happened while unarmed is reconciled now.
+                if st.feed_armed_before {
+                    // Pushes are at-most-once: what changed while unarmed is unknown, values included.
+                    info!("change feed re-armed; reloading everything it may have missed");
+                    self.trigger_reload(st, ReloadReason::ChangeFeedRearmed, self.settings.refresh.reload_debounce);
+                } else {
+                    st.feed_armed_before = true;
+                    self.start_now_if_waiting_for_feed(st);
+                }
                 st.reconcile_due = Instant::now();
             }
-            Change::Unavailable(_) => self.status.set_feed("unavailable"),
-            Change::Lost => self.status.set_feed("reconnecting"),
+            Change::Unavailable(_) => {
+                self.status.set_feed("unavailable");
+                self.start_now_if_waiting_for_feed(st);
+            }
+            Change::Lost => {
+                self.status.set_feed("reconnecting");
+                // Redis is unreachable: the first load would fail anyway, and its
+                // error is what /readyz should show; don't hold it back.
+                self.start_now_if_waiting_for_feed(st);
+            }
             Change::All => {
                 info!("Redis reported FLUSHDB/FLUSHALL; reconciling");
                 st.reconcile_due = Instant::now();
@@ -272,6 +304,14 @@ impl Refresher {
                     }
                 }
             }
+        }
+    }
+
+    /// The first load waits for the change feed; once it has answered (armed,
+    /// refused, or Redis unreachable), there is nothing left to wait for.
+    fn start_now_if_waiting_for_feed(&self, st: &mut State) {
+        if let Some((due, ReloadReason::Startup)) = st.reload_due {
+            st.reload_due = Some((due.min(Instant::now()), ReloadReason::Startup));
         }
     }
 

@@ -420,3 +420,33 @@ async fn contexts_left_by_an_earlier_process_are_purged_at_start_and_nothing_els
     assert_eq!(kept.as_deref(), Some("hello"));
     assert_eq!(cmd::<Option<String>>(&mut c, &["GET", QUICK]).await.as_deref(), Some("[]"));
 }
+
+#[tokio::test]
+async fn a_value_rewritten_while_the_feed_was_down_is_picked_up_after_it_rearms() {
+    // Arrange: a snapshot where document a points elsewhere, saved aside;
+    // then Redis holds the original data and semsearch loads it.
+    let mut redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    small_corpus(&mut c).await;
+    let _: () = cmd(&mut c, &["SET", "cache:embedding:a", "[0,1,1]", "EX", "86400"]).await;
+    let _: () = cmd(&mut c, &["SAVE"]).await;
+    let dir = redis.socket().parent().expect("socket in its dir").to_path_buf();
+    std::fs::copy(dir.join("dump.rdb"), dir.join("rewritten.rdb")).expect("copy snapshot");
+    let _: () = cmd(&mut c, &["SET", "cache:embedding:a", "[1,0,0]", "EX", "86400"]).await;
+    let app = spawn_app(&redis).await;
+    feed_armed(&app).await;
+    assert_eq!(top_ids(&app, json!([1, 0, 0]), 1).await, ["a"]);
+
+    // Act: Redis dies and comes back with the rewritten value: no push ever
+    // announced it, and the key set (the reconcile's fingerprint) is unchanged.
+    redis.kill();
+    std::fs::copy(dir.join("rewritten.rdb"), dir.join("dump.rdb")).expect("restore snapshot");
+    redis.restart();
+
+    // Assert
+    eventually("the rewritten a served", || async {
+        (top_ids(&app, json!([0, 1, 1]), 1).await == ["a"]).then_some(())
+    })
+    .await;
+    assert_eq!(app.stats().await["refresh"]["last_reload"]["reason"], "change_feed_rearmed");
+}
