@@ -511,13 +511,13 @@ impl Refresher {
         st.reconcile_due = Instant::now() + self.settings.refresh.reconcile_every;
         let (client, settings, conn) = (self.client.clone(), self.settings.clone(), st.conn.clone());
         st.reconcile = Some(tokio::spawn(async move {
-            let mut conn = match Self::connection(client, &settings, conn).await {
+            let conn = match Self::connection(client, &settings, conn).await {
                 Ok(c) => c,
                 Err(LoadError::Redis(e)) => return Err(e),
                 Err(e) => return Err(redis::RedisError::from((redis::ErrorKind::Io, "connect", e.to_string()))),
             };
             let fingerprint = loader::fingerprint(&conn, &settings.keys, settings.load.scan_count).await?;
-            let quick_pttl: i64 = redis::cmd("PTTL").arg(settings.keys.quick_key()).query_async(&mut conn).await?;
+            let quick_pttl = loader::pttl(&conn, settings.keys.quick_key()).await?;
             Ok((fingerprint, quick_pttl))
         }));
     }

@@ -235,6 +235,15 @@ pub async fn fingerprint(
     Ok(fingerprint)
 }
 
+/// A key's remaining time to live in ms, as Redis's PTTL answers it: -1 for
+/// a key without a TTL, -2 for a key that does not exist.
+///
+/// # Errors
+/// [`redis::RedisError`] when the command fails.
+pub async fn pttl(conn: &MultiplexedConnection, key: &str) -> redis::RedisResult<i64> {
+    redis::cmd("PTTL").arg(key).query_async(&mut conn.clone()).await
+}
+
 /// Every distinct key matching `pattern`, sorted byte-wise: SCAN with MATCH
 /// and a COUNT hint (never KEYS, which blocks Redis), deduplicated because
 /// SCAN may return a key more than once.
