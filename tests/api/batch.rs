@@ -18,6 +18,21 @@ fn pairs(results: &Value) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// Each query's top-10 `(url, score)` from its own `/v1/search`, in order.
+async fn answered_alone(app: &TestApp, queries: &[crate::helpers::GroundTruth]) -> Vec<Vec<(String, f64)>> {
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
+        let body: Value = app
+            .post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false}))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        out.push(pairs(&body["results"]));
+    }
+    out
+}
+
 fn side_by_side(single: &[(String, f64)], batch: &[(String, f64)]) -> String {
     let mut out = String::from("rank | single (url, score) | batch (url, score)\n");
     for i in 0..single.len().max(batch.len()) {
@@ -35,16 +50,7 @@ async fn batch_results_equal_single_query_results_for_all_30_ground_truth_querie
     seed_corpus(&mut redis.conn().await).await;
     let app = spawn_app(&redis).await;
     let queries = ground_truth();
-    let mut singles = Vec::new();
-    for q in &queries {
-        let body: Value = app
-            .post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false}))
-            .await
-            .json()
-            .await
-            .expect("JSON");
-        singles.push(pairs(&body["results"]));
-    }
+    let singles = answered_alone(&app, &queries).await;
     let batch: Vec<Value> =
         queries.iter().map(|q| json!({"vector": q.embedding, "k": 10, "with_text": false})).collect();
 
@@ -157,16 +163,7 @@ async fn concurrent_single_searches_are_coalesced_without_changing_any_result() 
     seed_corpus(&mut redis.conn().await).await;
     let app = spawn_app(&redis).await;
     let queries = ground_truth();
-    let mut alone = Vec::new();
-    for q in &queries {
-        let body: Value = app
-            .post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false}))
-            .await
-            .json()
-            .await
-            .expect("JSON");
-        alone.push(pairs(&body["results"]));
-    }
+    let alone = answered_alone(&app, &queries).await;
 
     // Act: all 30 at once, so they queue behind each other's scans and share batches.
     let bodies = futures::future::join_all(queries.iter().map(|q| async {

@@ -61,22 +61,11 @@ fn sigterm_stops_the_process_with_exit_code_0_and_no_password_in_logs() {
     let mut redis = TestRedis::start();
     redis.restart_with(&["--requirepass", "hunter2-secret"]);
     let url = format!("redis+unix://{}?pass=hunter2-secret", redis.socket().display());
-    let child = Command::new(env!("CARGO_BIN_EXE_semsearch"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("REDIS_URL", &url)
-        .env("RUST_LOG", "debug")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn semsearch");
-    std::thread::sleep(Duration::from_millis(800));
 
     // Act
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    let out = child.wait_with_output().expect("wait");
+    let out = serve_then_sigterm(&[("REDIS_URL", url.as_str()), ("RUST_LOG", "debug")]);
 
     // Assert
-    assert!(killed.success());
     let logs = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "logs:\n{logs}");
     assert!(logs.contains("embeddings loaded"), "it authenticated and loaded:\n{logs}");
@@ -127,24 +116,29 @@ fn forcing_a_kernel_the_cpu_lacks_stops_start_up_with_a_clear_error() {
 fn a_forced_kernel_is_the_one_the_service_logs_at_start_up() {
     // Arrange: a real process with SEMSEARCH_KERNEL=scalar (every CPU has it).
     let redis = TestRedis::start();
-    let child = Command::new(env!("CARGO_BIN_EXE_semsearch"))
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("SEMSEARCH_KERNEL", "scalar")
-        .env("REDIS_URL", redis.url())
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn semsearch");
-    std::thread::sleep(Duration::from_millis(800));
 
     // Act
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    let out = child.wait_with_output().expect("wait");
+    let out = serve_then_sigterm(&[("SEMSEARCH_KERNEL", "scalar"), ("REDIS_URL", &redis.url()), ("RUST_LOG", "info")]);
 
     // Assert
-    assert!(killed.success());
     let logs = String::from_utf8_lossy(&out.stderr);
     let listening = logs.lines().find(|l| l.contains("semsearch listening")).unwrap_or_default();
     assert!(listening.contains("scalar"), "start-up line names the forced kernel:\n{logs}");
+}
+
+/// Runs `semsearch serve` on a free loopback port with `env`, lets it start
+/// (0.8 s), sends SIGTERM and returns how it ended.
+fn serve_then_sigterm(env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_semsearch"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn semsearch");
+    std::thread::sleep(Duration::from_millis(800));
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success(), "SIGTERM delivered");
+    child.wait_with_output().expect("wait")
 }
