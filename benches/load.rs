@@ -24,10 +24,7 @@ use redis::{aio::MultiplexedConnection, Value};
 mod common;
 
 use common::chatbot_value;
-use semsearch::{
-    config::Settings,
-    store::{child::ChildRedis, loader},
-};
+use semsearch::{config::Settings, store::loader, tools::redis_child::ChildRedis};
 
 const DEFAULT_N: usize = 100_000;
 const ROUNDS: usize = 3;
@@ -165,10 +162,10 @@ fn main() {
             let b = t.elapsed().as_secs_f64();
             assert_eq!((values, got), (n, bytes), "baseline saw every value");
             let t = Instant::now();
-            let index = loader::load_all(&conn, &settings.keys, &settings.load, None).await.expect("load");
+            let loaded = loader::load_all(&conn, &settings.keys, &settings.load, None).await.expect("load");
             let c = t.elapsed().as_secs_f64();
-            assert_eq!(index.len(), n, "loader kept every value");
-            drop(index);
+            assert_eq!(loaded.index.len(), n, "loader kept every value");
+            drop(loaded);
             println!("round {round}: bare MGET {b:.3} s, semsearch load {c:.3} s, ratio {:.2}", c / b);
             base.push(b);
             cand.push(c);

@@ -20,7 +20,7 @@ use std::{
 };
 
 use redis::aio::MultiplexedConnection;
-use semsearch::{app::App, config::Settings, store::child::ChildRedis};
+use semsearch::{app::App, config::Settings, tools::redis_child::ChildRedis};
 use serde_json::{json, Value};
 
 const ROUNDS: usize = 5;

@@ -13,7 +13,7 @@ use crate::{
     config::Settings,
     embed::{QueryEmbedder, PROBE_TEXT},
     index::SharedIndex,
-    refresh::{RefreshHandle, RefreshStatus, Refresher},
+    refresh::{RefreshHandle, RefreshStatus, Refresher, Source},
     search::{coalesce::Coalescer, kernel},
     store::{
         context::{self, ContextWriter},
@@ -61,7 +61,7 @@ impl App {
         // Installed before any request can record into it.
         api::metrics::handle();
         let index = Arc::new(SharedIndex::new());
-        let (contexts, context_writer) = match settings.refresh.context_ttl_secs {
+        let (contexts, context_writer) = match settings.context_ttl_secs {
             Some(ttl) => {
                 let (queue, writer) = context::channel(ttl);
                 (Some(queue), Some(writer))
@@ -73,7 +73,14 @@ impl App {
         let status = Arc::new(RefreshStatus::default());
         let refresher = Refresher {
             client: client.clone(),
-            settings: settings.clone(),
+            source: Source {
+                redis_display: settings.redis.display().to_owned(),
+                keys: settings.keys.clone(),
+                load: settings.load.clone(),
+                dim: settings.dim,
+                retry_max: settings.retry_max,
+            },
+            timing: settings.refresh.clone(),
             shared: Arc::clone(&index),
             contexts: contexts.clone(),
             status: Arc::clone(&status),

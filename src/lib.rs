@@ -1,40 +1,45 @@
 //! semsearch: exact cosine top-k over the embeddings a chatbot keeps in Redis.
 //!
-//! The modules follow a request's data path:
+//! The modules follow the data path, and each layer names only the layers
+//! above it in this list (`store` builds indexes; `index` knows no Redis;
+//! no component reads the configuration):
 //!
 //! ```text
-//!  Redis ──► store::loader ──► index ──► search (topk, kernel) ──► api
-//!   (SCAN + MGET, decode)    (unit rows,   (exact scan on rayon)   (axum, problem+json)
-//!                             id order)                              ▲
+//!  Redis ──► store::loader ──► index ──► search (kernel, topk) ──► api ──► store::context
+//!   (SCAN + MGET, decode)    (unit rows,   (exact scan on rayon)   (axum)   (cache:context:*,
+//!                             id order)                              ▲        read by the chatbot)
 //!                                                                    │ query vector
-//!  "text" ──► embed (normalize ──► cache: LRU, store::query_cache ──► providers: HTTP)
-//! ```
+//!  "text" ──► embed (normalize ──► cache: LRU, store::query_cache ──► providers)
 //!
-//! - [`config`]: flags and env vars (the only reader of the environment);
-//! - [`store`]: everything that speaks Redis (`keys`, `decode`, `loader`, `query_cache`);
-//! - [`embed`]: question text → query vector (`normalize`, `cache`, `providers`);
-//! - [`index`]: immutable snapshots and the [`index::SharedIndex`] swap;
-//! - [`search`]: kernels (chosen once per process), top-k selection with the
-//!   tie rule in [`search::topk`], one-pass batch scans and the coalescing of
-//!   concurrent queries;
-//! - [`api`]: HTTP handlers and errors, API keys, limits, `/metrics` and the
-//!   OpenAPI document generated from the handlers (`openapi.yaml`);
-//! - [`app`]: wiring and background tasks; [`shutdown`]: signals; [`telemetry`]: logs;
-//! - tools around the service: [`corpus`] (JSONL corpus files), [`commands`]
-//!   (`seed`, `healthcheck`), [`demo`] (a private Redis, the demo corpus, the
-//!   service), [`harness`] (`semsearch bench`: load generation and reports).
+//!  Redis ──► store::watcher (CLIENT TRACKING) ──► refresh ──► index::SharedIndex (swap)
+//! ```
+#![deny(unsafe_code)]
 
+/// HTTP: routes, request → prepared query, problem+json errors, auth, metrics, OpenAPI.
 pub mod api;
+/// Wiring: builds every part from [`config::Settings`] and spawns the background tasks.
 pub mod app;
-pub mod commands;
+/// The command line and its dispatch.
+pub mod cli;
+/// Flags and environment → each component's settings (the only env reader).
 pub mod config;
-pub mod corpus;
-pub mod demo;
+/// Question text → query vector: normalisation, caches, providers.
 pub mod embed;
-pub mod harness;
+/// Immutable snapshots of unit rows with their documents, and the swap point.
 pub mod index;
+/// Keeps the published index in step with Redis: reloads, per-key updates, reconcile.
 pub mod refresh;
+/// Exact top-k: SIMD kernels chosen once, the tie rule, batch scans, coalescing.
 pub mod search;
+/// A string that never prints (passwords, API keys).
+pub mod secret;
+/// The shutdown signal (SIGTERM, Ctrl-C).
 pub mod shutdown;
+/// Everything that speaks Redis: connections, key names, decoding, the bulk
+/// loader, the change feed, the context and query-embedding caches.
 pub mod store;
+/// Log set-up and error chains.
 pub mod telemetry;
+/// Tools around the service: demo, seed, bench, healthcheck, corpus files.
+#[cfg(feature = "tools")]
+pub mod tools;

@@ -27,7 +27,7 @@
 //! happens as soon as embeddings reappear.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeSet, HashSet},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex,
@@ -46,16 +46,26 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn, Instrument};
 
 use crate::{
-    config::Settings,
-    index::{now_ms, Index, SharedIndex},
+    index::{now_ms, ApplyCounts, Index, SharedIndex},
     store::{
         context::ContextQueue,
-        keys::KeySetFingerprint,
-        loader::{self, LoadError},
+        keys::{KeySetFingerprint, KeySpace},
+        loader::{self, LoadError, LoadReport, LoadSettings, Loaded},
         watcher::Change,
     },
     telemetry::error_chain,
 };
+
+/// Timing of live refresh, as the configuration layer builds it.
+#[derive(Debug, Clone)]
+pub struct RefreshSettings {
+    /// Every this often the key set is compared with Redis's.
+    pub reconcile_every: Duration,
+    /// A burst of invalidations within this window gives one reload.
+    pub reload_debounce: Duration,
+    /// Changed keys are collected this long, then applied together.
+    pub key_batch: Duration,
+}
 
 /// Why a full reload happened; shown in `/v1/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -96,6 +106,9 @@ pub struct RefreshStatus {
     pub change_feed: Mutex<&'static str>,
     /// Redis has no embeddings while we serve the last index we had.
     pub redis_empty: AtomicBool,
+    /// How the published snapshot was built, published with it: the index
+    /// version it belongs to, and its report (counts, skips, duration).
+    pub load_report: Mutex<Option<(u64, Arc<LoadReport>)>>,
 }
 
 impl RefreshStatus {
@@ -109,6 +122,15 @@ impl RefreshStatus {
 
     pub fn last_reload(&self) -> Option<ReloadInfo> {
         self.last_reload.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The report of the published snapshot, with the version it belongs to.
+    pub fn load_report(&self) -> Option<(u64, Arc<LoadReport>)> {
+        self.load_report.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_load_report(&self, version: u64, report: LoadReport) {
+        *self.load_report.lock().unwrap_or_else(|p| p.into_inner()) = Some((version, Arc::new(report)));
     }
 }
 
@@ -126,14 +148,15 @@ pub struct RefreshHandle {
     pub status: Arc<RefreshStatus>,
 }
 
-type ReloadResult = Result<Index, LoadError>;
-type ApplyResult = Result<(Index, crate::index::ApplyCounts), String>;
+type ReloadResult = Result<Loaded, LoadError>;
+type ApplyResult = Result<(Index, ApplyCounts, LoadReport), String>;
 type ReconcileResult = Result<(KeySetFingerprint, i64), redis::RedisError>;
 
 /// The task that owns index updates. Built in `app.rs`, run until cancelled.
 pub struct Refresher {
     pub client: redis::Client,
-    pub settings: Settings,
+    pub source: Source,
+    pub timing: RefreshSettings,
     pub shared: Arc<SharedIndex>,
     pub contexts: Option<ContextQueue>,
     pub status: Arc<RefreshStatus>,
@@ -141,9 +164,25 @@ pub struct Refresher {
     pub commands: mpsc::Receiver<Command>,
 }
 
+/// Where and how the refresher reads Redis.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Printable address (no credentials), for failure messages.
+    pub redis_display: String,
+    pub keys: KeySpace,
+    pub load: LoadSettings,
+    /// Configured index dimension, if any.
+    pub dim: Option<usize>,
+    /// Longest wait between reload attempts.
+    pub retry_max: Duration,
+}
+
 /// Mutable state of the refresher loop.
 struct State {
     conn: Option<MultiplexedConnection>,
+    /// The key account of the published snapshot, kept for the reconcile
+    /// and updated with each per-key update.
+    report: LoadReport,
     reload_due: Option<(Instant, ReloadReason)>,
     reload: Option<(JoinHandle<ReloadResult>, ReloadReason, Instant)>,
     reload_again: Option<ReloadReason>,
@@ -195,6 +234,7 @@ impl Refresher {
         let now = Instant::now();
         let mut st = State {
             conn: None,
+            report: LoadReport::default(),
             // The first load waits (briefly) for the change feed, so nothing
             // written between the load's reads and the feed's arming is missed.
             reload_due: Some((now + FEED_WAIT_AT_START, ReloadReason::Startup)),
@@ -209,7 +249,7 @@ impl Refresher {
             quick_deadline: None,
             quick_present: None,
             feed_armed_before: false,
-            reconcile_due: now + self.settings.refresh.reconcile_every,
+            reconcile_due: now + self.timing.reconcile_every,
             reconcile: None,
         };
         self.status.set_feed("connecting");
@@ -257,7 +297,7 @@ impl Refresher {
                 if st.feed_armed_before {
                     // Pushes are at-most-once: what changed while unarmed is unknown, values included.
                     info!("change feed re-armed; reloading everything it may have missed");
-                    self.trigger_reload(st, ReloadReason::ChangeFeedRearmed, self.settings.refresh.reload_debounce);
+                    self.trigger_reload(st, ReloadReason::ChangeFeedRearmed, self.timing.reload_debounce);
                 } else {
                     st.feed_armed_before = true;
                     self.start_now_if_waiting_for_feed(st);
@@ -279,7 +319,7 @@ impl Refresher {
                 st.reconcile_due = Instant::now();
             }
             Change::Keys(keys) => {
-                let k = &self.settings.keys;
+                let k = &self.source.keys;
                 for key in keys {
                     let Ok(key) = String::from_utf8(key) else {
                         // Not a valid id; the reconcile will account for it.
@@ -289,18 +329,14 @@ impl Refresher {
                     if key == k.quick_key() {
                         info!("quick key changed");
                         st.reconcile_due = Instant::now(); // re-reads its deadline
-                        self.trigger_reload(st, ReloadReason::QuickKeyChanged, self.settings.refresh.reload_debounce);
+                        self.trigger_reload(st, ReloadReason::QuickKeyChanged, self.timing.reload_debounce);
                     } else if k.doc_id(&key).is_some() && self.status.redis_empty.load(Ordering::Relaxed) {
                         // Writes after a flush rebuild the keyspace: load it whole
                         // rather than patching the last index we kept.
-                        self.trigger_reload(
-                            st,
-                            ReloadReason::EmbeddingsReappeared,
-                            self.settings.refresh.reload_debounce,
-                        );
+                        self.trigger_reload(st, ReloadReason::EmbeddingsReappeared, self.timing.reload_debounce);
                     } else if k.doc_id(&key).is_some() {
                         st.pending_keys.insert(key);
-                        st.keys_due.get_or_insert(Instant::now() + self.settings.refresh.key_batch);
+                        st.keys_due.get_or_insert(Instant::now() + self.timing.key_batch);
                     }
                 }
             }
@@ -331,7 +367,7 @@ impl Refresher {
 
     async fn connection(
         client: redis::Client,
-        settings: &Settings,
+        settings: &Source,
         conn: Option<MultiplexedConnection>,
     ) -> Result<MultiplexedConnection, LoadError> {
         match conn {
@@ -342,7 +378,7 @@ impl Refresher {
 
     fn start_reload(&mut self, st: &mut State) {
         let Some((_, reason)) = st.reload_due.take() else { return };
-        let (client, settings, conn) = (self.client.clone(), self.settings.clone(), st.conn.clone());
+        let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
         let span = tracing::info_span!("reload", reason = ?reason);
         let task = tokio::spawn(
             async move {
@@ -359,7 +395,7 @@ impl Refresher {
         let Some((_, reason, started)) = st.reload.take() else { return };
         let outcome = done.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| format!("{e}: {}", error_chain(&e))));
         match outcome {
-            Ok(index) => {
+            Ok(Loaded { index, report }) => {
                 st.reload_backoff = Duration::from_millis(100);
                 let current = self.shared.current();
                 if index.is_empty() && current.as_ref().is_some_and(|c| !c.is_empty()) {
@@ -372,7 +408,8 @@ impl Refresher {
                     }
                 } else {
                     self.status.redis_empty.store(false, Ordering::Relaxed);
-                    let published = self.publish(index);
+                    let published = self.publish(index, &report);
+                    st.report = report;
                     self.status.reloads.fetch_add(1, Ordering::Relaxed);
                     let info = ReloadInfo {
                         reason,
@@ -388,7 +425,7 @@ impl Refresher {
                     }
                 }
                 if let Some(again) = st.reload_again.take() {
-                    self.trigger_reload(st, again, self.settings.refresh.reload_debounce);
+                    self.trigger_reload(st, again, self.timing.reload_debounce);
                 }
                 if !st.pending_keys.is_empty() {
                     st.keys_due = Some(Instant::now());
@@ -398,7 +435,7 @@ impl Refresher {
                 st.conn = None;
                 self.status.reload_failures.fetch_add(1, Ordering::Relaxed);
                 warn!(error.message = %why, retry_in_ms = st.reload_backoff.as_millis() as u64, "reload failed; the current index keeps serving");
-                self.shared.set_failure(Some(format!("loading from {} failed: {why}", self.settings.redis.display())));
+                self.shared.set_failure(Some(format!("loading from {} failed: {why}", self.source.redis_display)));
                 for w in st.waiters.drain(..) {
                     let _ = w.send(Err(why.clone()));
                 }
@@ -408,18 +445,20 @@ impl Refresher {
                     ReloadReason::Retry
                 });
                 let backoff = st.reload_backoff;
-                st.reload_backoff = (st.reload_backoff * 2).min(self.settings.retry_max);
+                st.reload_backoff = (st.reload_backoff * 2).min(self.source.retry_max);
                 self.trigger_reload(st, retry, backoff);
             }
         }
     }
 
-    /// Publishes a snapshot, retiring contexts built from older versions first.
-    fn publish(&self, index: Index) -> Arc<Index> {
+    /// Publishes a snapshot and its report, retiring contexts built from
+    /// older versions first.
+    fn publish(&self, index: Index, report: &LoadReport) -> Arc<Index> {
         self.shared.replace_with(index, |version| {
             if let Some(c) = &self.contexts {
                 c.retire_before(version);
             }
+            self.status.set_load_report(version, report.clone());
         })
     }
 
@@ -431,19 +470,24 @@ impl Refresher {
             return;
         };
         let keys: Vec<String> = std::mem::take(&mut st.pending_keys).into_iter().collect();
-        let (client, settings, conn) = (self.client.clone(), self.settings.clone(), st.conn.clone());
+        let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
         let batch = keys.clone();
         let base_version = current.version();
+        let base_report = st.report.clone();
         let task = tokio::spawn(async move {
             let conn = Self::connection(client, &settings, conn).await.map_err(|e| e.to_string())?;
             let dim = settings.dim.or((current.dim() > 0).then_some(current.dim()));
             let fresh = loader::load_keys(&conn, &settings.keys, &settings.load, dim, batch.clone())
                 .await
                 .map_err(|e| e.to_string())?;
-            let prefix = settings.keys.embedding_prefix().to_owned();
-            tokio::task::spawn_blocking(move || current.apply(fresh, &batch, &prefix).map_err(|e| e.to_string()))
-                .await
-                .map_err(|e| e.to_string())?
+            tokio::task::spawn_blocking(move || {
+                let changed_ids: HashSet<&str> = batch.iter().filter_map(|k| settings.keys.doc_id(k)).collect();
+                let (merged, counts) = current.apply(&fresh.index, &changed_ids).map_err(|e| e.to_string())?;
+                let report = base_report.after_update(&settings.keys, &batch, &current, &fresh, &merged);
+                Ok((merged, counts, report))
+            })
+            .await
+            .map_err(|e| e.to_string())?
         });
         st.apply = Some((task, keys, base_version, Instant::now()));
     }
@@ -453,7 +497,7 @@ impl Refresher {
         // Updates may use at most a quarter of the time: wait three times as long as this one took.
         st.apply_not_before = Instant::now() + started.elapsed() * APPLY_PAUSE_FACTOR;
         match done.map_err(|e| e.to_string()).and_then(|r| r) {
-            Ok((index, counts)) => {
+            Ok((index, counts, report)) => {
                 // Patched from a snapshot a reload has replaced (or is about to):
                 // publishing it would undo the reload. Re-read the keys on top of the new one.
                 let base_is_current = self.shared.current().is_some_and(|c| c.version() == base_version);
@@ -462,7 +506,8 @@ impl Refresher {
                     st.keys_due.get_or_insert(Instant::now());
                     return;
                 }
-                let published = self.publish(index);
+                let published = self.publish(index, &report);
+                st.report = report;
                 self.status.docs_added.fetch_add(counts.added as u64, Ordering::Relaxed);
                 self.status.docs_updated.fetch_add(counts.updated as u64, Ordering::Relaxed);
                 self.status.docs_removed.fetch_add(counts.removed as u64, Ordering::Relaxed);
@@ -498,7 +543,7 @@ impl Refresher {
         let now = now_ms();
         let expired: Vec<String> = (0..index.len())
             .filter(|&r| index.is_expired(r, now))
-            .map(|r| self.settings.keys.embedding_key(&index.doc(r).id))
+            .map(|r| self.source.keys.embedding_key(&index.doc(r).id))
             .collect();
         if expired.is_empty() {
             return;
@@ -508,8 +553,8 @@ impl Refresher {
     }
 
     fn start_reconcile(&mut self, st: &mut State) {
-        st.reconcile_due = Instant::now() + self.settings.refresh.reconcile_every;
-        let (client, settings, conn) = (self.client.clone(), self.settings.clone(), st.conn.clone());
+        st.reconcile_due = Instant::now() + self.timing.reconcile_every;
+        let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
         st.reconcile = Some(tokio::spawn(async move {
             let conn = match Self::connection(client, &settings, conn).await {
                 Ok(c) => c,
@@ -541,7 +586,7 @@ impl Refresher {
         st.quick_deadline = u64::try_from(quick_pttl).ok().map(|ms| Instant::now() + Duration::from_millis(ms));
         if st.quick_present == Some(true) && !present {
             info!("quick key is gone (noticed by reconcile)");
-            self.trigger_reload(st, ReloadReason::QuickKeyChanged, self.settings.refresh.reload_debounce);
+            self.trigger_reload(st, ReloadReason::QuickKeyChanged, self.timing.reload_debounce);
         }
         st.quick_present = Some(present);
 
@@ -561,10 +606,10 @@ impl Refresher {
         if self.status.redis_empty.load(Ordering::Relaxed) {
             info!(keys = fingerprint.count, "embeddings reappeared in Redis");
             self.trigger_reload(st, ReloadReason::EmbeddingsReappeared, Duration::ZERO);
-        } else if fingerprint != current.report.fingerprint {
+        } else if fingerprint != st.report.fingerprint {
             info!(
                 redis_keys = fingerprint.count,
-                index_keys = current.report.fingerprint.count,
+                index_keys = st.report.fingerprint.count,
                 "key set differs from Redis"
             );
             self.trigger_reload(st, ReloadReason::KeySetChanged, Duration::ZERO);

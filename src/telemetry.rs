@@ -2,7 +2,14 @@
 
 use tracing_subscriber::{fmt, EnvFilter};
 
-use crate::config::LogFormat;
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One compact human-readable line per event.
+    Pretty,
+    /// One JSON object per event, fields flattened (for log shippers).
+    Json,
+}
 
 /// Installs the global subscriber. A second call is a no-op (tests call it per test).
 pub fn init(filter: &str, format: LogFormat) {

@@ -19,7 +19,34 @@ use axum::{
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
-use crate::config::Secret;
+use crate::secret::Secret;
+
+/// The keys configured for the two protected route groups. `Debug` shows
+/// how many, never which.
+#[derive(Clone, Default)]
+pub struct AccessSettings {
+    /// Empty: search routes are open.
+    pub api_keys: Vec<Secret>,
+    /// Empty: admin routes are open on a loopback bind only.
+    pub admin_keys: Vec<Secret>,
+}
+
+impl AccessSettings {
+    /// The given keys, blank entries dropped (a trailing comma in the list).
+    pub fn new(api_keys: Vec<Secret>, admin_keys: Vec<Secret>) -> Self {
+        let non_empty = |keys: Vec<Secret>| keys.into_iter().filter(|k| !k.expose().trim().is_empty()).collect();
+        Self { api_keys: non_empty(api_keys), admin_keys: non_empty(admin_keys) }
+    }
+}
+
+impl std::fmt::Debug for AccessSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessSettings")
+            .field("api_keys", &self.api_keys.len())
+            .field("admin_keys", &self.admin_keys.len())
+            .finish()
+    }
+}
 
 /// The configured keys, installed as a request extension by the router.
 #[derive(Debug, Clone, Default)]

@@ -1,11 +1,9 @@
 //! Limits that protect the server, other than body size and request time
-//! (those are layers in [`super::router`]): concurrent searches and CORS.
+//! (those are layers in [`super::router`]): concurrent searches.
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderName, HeaderValue, Method};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::error::ApiError;
 
@@ -42,27 +40,6 @@ impl SearchSlots {
     pub fn limit(&self) -> usize {
         self.limit
     }
-}
-
-/// The CORS layer for `origins` (`*` alone: any origin), or `None` when the
-/// list is empty: then no CORS headers are sent and browsers keep the
-/// same-origin policy.
-pub fn cors(origins: &[String]) -> Option<CorsLayer> {
-    if origins.is_empty() {
-        return None;
-    }
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
-    };
-    Some(
-        CorsLayer::new()
-            .allow_origin(allow)
-            .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-request-id")])
-            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER, header::WWW_AUTHENTICATE]),
-    )
 }
 
 #[cfg(test)]

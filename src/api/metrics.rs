@@ -123,8 +123,10 @@ fn copy_counters(state: &AppState) {
             gauge!("semsearch_metadata_bytes").set(index.metadata_bytes() as f64);
             gauge!("semsearch_index_version").set(index.version() as f64);
             gauge!("semsearch_expired_pending").set(index.expired_count(now_ms()) as f64);
-            for (reason, n) in index.report.skipped.by_name() {
-                gauge!("semsearch_skipped_keys", "reason" => reason).set(n as f64);
+            if let Some((_, report)) = s.load_report() {
+                for (reason, n) in report.skipped.by_name() {
+                    gauge!("semsearch_skipped_keys", "reason" => reason).set(n as f64);
+                }
             }
         }
         None => gauge!("semsearch_ready").set(0.0),

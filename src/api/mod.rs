@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod batch;
+pub mod cors;
 pub mod documents;
 pub mod error;
 pub mod extract;
@@ -145,7 +146,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             .layer(Extension(BodyLimit(limits.max_body_bytes)))
             .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
     );
-    match limits::cors(&limits.cors_origins) {
+    match cors::layer(&limits.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     }

@@ -120,7 +120,7 @@ async fn embed_text(embedder: &QueryEmbedder, text: &str, dim: usize) -> Result<
         });
     }
     let mut query = vector.to_vec();
-    crate::store::decode::normalize(&mut query).map_err(|_| ApiError::EmbedderFailed {
+    crate::index::unit::scale_to_unit(&mut query).map_err(|_| ApiError::EmbedderFailed {
         provider: provider.kind().as_str(),
         detail: format!("the {} embedding service returned an all-zero vector", provider.kind()),
     })?;

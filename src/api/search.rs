@@ -376,7 +376,7 @@ pub fn validate_k(k: i64, max_k: usize) -> Result<usize, ApiError> {
 /// # Errors
 /// `zero_vector` when every element is zero.
 pub fn normalized(mut query: Vec<f32>) -> Result<Vec<f32>, ApiError> {
-    crate::store::decode::normalize(&mut query).map_err(|_| ApiError::ZeroVector)?;
+    crate::index::unit::scale_to_unit(&mut query).map_err(|_| ApiError::ZeroVector)?;
     Ok(query)
 }
 

@@ -76,8 +76,9 @@ pub struct ContextCounters {
 
 impl StatsResponse {
     pub fn new(state: &AppState, index: &Index) -> Self {
-        let r = &index.report;
         let s = &state.refresh.status;
+        let report = s.load_report().map(|(_, r)| r).unwrap_or_default();
+        let r = &*report;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         Self {
             documents: index.len(),

@@ -26,11 +26,8 @@ use lru::LruCache;
 use serde::Serialize;
 use tracing::warn;
 
-use super::{EmbedError, Normalization, Provider};
-use crate::{
-    config::EmbedderSettings,
-    store::{keys::QueryDigest, query_cache::QueryCache},
-};
+use super::{EmbedError, EmbedderSettings, Normalization, Provider};
+use crate::store::{keys::QueryDigest, query_cache::QueryCache};
 
 /// Where an embedding came from; tests and logs use it to prove cache hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

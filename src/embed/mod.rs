@@ -6,7 +6,8 @@
 //!
 //! - [`normalize`]: what string is embedded and cached (`none` or the chatbot's rule);
 //! - [`cache`]: [`QueryEmbedder`], the entry point: in-process LRU, then Redis, then the provider;
-//! - [`providers`]: the `tei`, `hf` and `openai` wire protocols, timeouts, retries, concurrency.
+//! - [`providers`]: the `tei`, `hf` and `openai` wire protocols, timeouts, retries, concurrency;
+//! - [`settings`]: [`EmbedderSettings`], built by the configuration layer.
 //!
 //! This module knows nothing of the index: the dimension check against it is
 //! the caller's (`api::query`), so a mismatch is reported per request with both numbers.
@@ -14,14 +15,14 @@
 pub mod cache;
 pub mod normalize;
 pub mod providers;
+pub mod settings;
 
 use thiserror::Error;
 
 pub use cache::QueryEmbedder;
 pub use normalize::Normalization;
 pub use providers::{Provider, ProviderKind};
-
-use crate::config::EmbedderSettings;
+pub use settings::EmbedderSettings;
 
 /// Text embedded once at start-up to learn the provider's dimension. Never
 /// cached; test providers recognise it so it does not count as a question.

@@ -26,8 +26,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use super::EmbedError;
-use crate::config::{EmbedderSettings, Secret};
+use super::{EmbedError, EmbedderSettings};
+use crate::secret::Secret;
 
 /// Which protocol the embedding service speaks (`SEMSEARCH_EMBEDDER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -319,8 +319,8 @@ mod tests {
     async fn transport_errors_never_carry_the_url_or_its_credentials() {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
         let mut args = crate::config::ServeArgs::defaults();
-        args.embedder.provider = Some(ProviderKind::Tei);
-        args.embedder.url = Some(format!("http://user:hunter2@{closed}"));
+        args.embedder.embedder = Some(ProviderKind::Tei);
+        args.embedder.embedder_url = Some(format!("http://user:hunter2@{closed}"));
         let settings = crate::config::Settings::from_args(&args).expect("valid").embedder.expect("tei configured");
 
         let err = Provider::new(&settings).expect("client builds").embed("q").await.expect_err("nothing listens");

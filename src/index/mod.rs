@@ -6,27 +6,32 @@
 //! ascending id order (byte-wise), which is what makes the tie rule in
 //! `search::topk` a row comparison and id look-up a binary search.
 //! An `Index` is immutable; [`shared::SharedIndex`] swaps whole snapshots,
-//! and [`Index::apply`] builds the next snapshot from a few changed keys.
+//! and [`Index::apply`] builds the next snapshot from a few changed documents.
+//!
+//! This module knows nothing of Redis: `store` builds indexes with
+//! [`IndexBuilder`] and keeps its own account of keys (the loader's
+//! load report); ids here are plain document ids.
 //!
 //! Expiry: each document carries the deadline Redis will expire its key at
 //! (read with PTTL at load). A document past its deadline is never returned,
 //! even before Redis reclaims the key: searches ask for `k` plus the number
 //! of rows already expired ([`Index::expired_count`]) and drop those rows.
 
+pub mod builder;
 pub mod shared;
+pub mod unit;
 
 use std::{
     collections::HashSet,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use ndarray::Array2;
 use thiserror::Error;
 
+pub use builder::IndexBuilder;
 pub use shared::SharedIndex;
-
-use crate::store::loader::LoadReport;
 
 /// Why an index could not be assembled. These are programming errors in the
 /// loader, surfaced rather than hidden.
@@ -81,9 +86,6 @@ pub struct Index {
     deadlines: Vec<u64>,
     version: u64,
     loaded_at: SystemTime,
-    /// How this snapshot was built (counts, skips, duration, key set): what
-    /// `/v1/stats` shows and what the reconcile compares with Redis.
-    pub report: LoadReport,
 }
 
 /// What [`Index::apply`] changed.
@@ -100,7 +102,7 @@ impl Index {
     ///
     /// # Errors
     /// [`IndexError`] when rows and documents disagree or ids are unsorted.
-    pub fn new(matrix: Array2<f32>, docs: Vec<Arc<Document>>, report: LoadReport) -> Result<Self, IndexError> {
+    pub fn new(matrix: Array2<f32>, docs: Vec<Arc<Document>>) -> Result<Self, IndexError> {
         if matrix.nrows() != docs.len() {
             return Err(IndexError::RowCountMismatch { rows: matrix.nrows(), docs: docs.len() });
         }
@@ -110,7 +112,7 @@ impl Index {
         let matrix = if matrix.is_standard_layout() { matrix } else { matrix.as_standard_layout().into_owned() };
         let mut deadlines: Vec<u64> = docs.iter().filter_map(|d| d.expires_at_ms).collect();
         deadlines.sort_unstable();
-        Ok(Self { matrix, docs, deadlines, version: 0, loaded_at: SystemTime::now(), report })
+        Ok(Self { matrix, docs, deadlines, version: 0, loaded_at: SystemTime::now() })
     }
 
     pub fn len(&self) -> usize {
@@ -182,61 +184,37 @@ impl Index {
             + self.docs.capacity() * std::mem::size_of::<Arc<Document>>()
     }
 
-    pub fn load_duration(&self) -> Duration {
-        self.report.duration
-    }
-
     pub(crate) fn set_version(&mut self, version: u64) {
         self.version = version;
     }
 
-    /// The next snapshot after re-reading `changed_keys` from Redis.
+    /// The next snapshot after re-reading the documents `changed_ids`.
     ///
-    /// `fresh` holds what those keys hold now (loaded with this index's
-    /// dimension): its rows replace or add documents, its skipped keys stay
-    /// accounted for, and a changed key found in neither was deleted. The
-    /// key-set fingerprint is updated key by key, so the reconcile keeps
-    /// agreeing with Redis. `prefix` turns ids back into keys.
+    /// `fresh` holds what those documents are now: its rows replace or add
+    /// documents, and a changed id absent from `fresh` was deleted (or is no
+    /// longer valid). Rows of unchanged documents are copied; their
+    /// [`Document`]s are shared, not cloned.
     ///
     /// # Errors
     /// [`IndexError::DimensionMismatch`] if `fresh` has another dimension.
-    pub fn apply(
-        &self,
-        fresh: Index,
-        changed_keys: &[String],
-        prefix: &str,
-    ) -> Result<(Index, ApplyCounts), IndexError> {
+    pub fn apply(&self, fresh: &Index, changed_ids: &HashSet<&str>) -> Result<(Index, ApplyCounts), IndexError> {
         let dim = if self.dim() == 0 { fresh.dim() } else { self.dim() };
         if !fresh.is_empty() && fresh.dim() != dim {
             return Err(IndexError::DimensionMismatch { expected: dim, got: fresh.dim() });
         }
-        let changed_ids: HashSet<&str> = changed_keys.iter().filter_map(|k| k.strip_prefix(prefix)).collect();
-        let mut report = self.report.clone();
         let mut counts = ApplyCounts::default();
-        for key in changed_keys {
-            let Some(id) = key.strip_prefix(prefix) else { continue };
-            let before = self.find(id).is_some() || self.report.skipped_keys.contains(key);
-            let in_fresh = fresh.find(id).is_some();
-            let after = in_fresh || fresh.report.skipped_keys.contains(key);
-            match (before, after) {
-                (false, true) => report.fingerprint.insert(key.as_bytes()),
-                (true, false) => report.fingerprint.remove(key.as_bytes()),
-                _ => {}
-            }
-            match (self.find(id).is_some(), in_fresh) {
+        for id in changed_ids {
+            match (self.find(id).is_some(), fresh.find(id).is_some()) {
                 (false, true) => counts.added += 1,
                 (true, true) => counts.updated += 1,
                 (true, false) => counts.removed += 1,
                 (false, false) => {}
             }
-            report.skipped_keys.remove(key);
         }
-        report.skipped_keys.extend(fresh.report.skipped_keys.iter().cloned());
 
         // Merge two id-sorted row lists, dropping every changed id from the old one.
-        let capacity = self.len() + fresh.len();
-        let mut floats = Vec::with_capacity(capacity * dim);
-        let mut docs = Vec::with_capacity(capacity);
+        let mut merged = IndexBuilder::new(dim);
+        merged.reserve(self.len() + fresh.len());
         let (mut i, mut j) = (0, 0);
         while i < self.len() || j < fresh.len() {
             let take_old = match (self.docs.get(i), fresh.docs.get(j)) {
@@ -246,21 +224,15 @@ impl Index {
             };
             if take_old {
                 if !changed_ids.contains(&*self.docs[i].id) {
-                    floats.extend_from_slice(self.row(i));
-                    docs.push(Arc::clone(&self.docs[i]));
+                    merged.push(Arc::clone(&self.docs[i]), self.row(i));
                 }
                 i += 1;
             } else {
-                floats.extend_from_slice(fresh.row(j));
-                docs.push(Arc::clone(&fresh.docs[j]));
+                merged.push(Arc::clone(&fresh.docs[j]), fresh.row(j));
                 j += 1;
             }
         }
-        report.loaded = docs.len();
-        report.dim = dim;
-        let matrix =
-            Array2::from_shape_vec((docs.len(), dim), floats).expect("every merged row has exactly `dim` floats");
-        Ok((Index::new(matrix, docs, report)?, counts))
+        Ok((merged.finish()?, counts))
     }
 }
 
@@ -275,23 +247,19 @@ mod tests {
     fn index(rows: &[(&str, [f32; 2])]) -> Index {
         let floats: Vec<f32> = rows.iter().flat_map(|(_, v)| *v).collect();
         let m = Array2::from_shape_vec((rows.len(), 2), floats).expect("n x 2");
-        let mut report = LoadReport::default();
-        for (id, _) in rows {
-            report.fingerprint.insert(format!("k:{id}").as_bytes());
-        }
-        Index::new(m, rows.iter().map(|(id, _)| doc(id)).collect(), report).expect("valid")
+        Index::new(m, rows.iter().map(|(id, _)| doc(id)).collect()).expect("valid")
     }
 
     #[test]
     fn rejects_unsorted_ids() {
         let m = Array2::zeros((2, 1));
-        let got = Index::new(m, vec![doc("b"), doc("a")], LoadReport::default());
+        let got = Index::new(m, vec![doc("b"), doc("a")]);
         assert!(matches!(got, Err(IndexError::UnsortedIds { .. })));
     }
 
     #[test]
     fn rejects_row_count_mismatch() {
-        let got = Index::new(Array2::zeros((1, 1)), vec![], LoadReport::default());
+        let got = Index::new(Array2::zeros((1, 1)), vec![]);
         assert!(matches!(got, Err(IndexError::RowCountMismatch { rows: 1, docs: 0 })));
     }
 
@@ -308,10 +276,10 @@ mod tests {
         // Arrange
         let old = index(&[("a", [1.0, 0.0]), ("c", [0.0, 1.0]), ("e", [1.0, 0.0])]);
         let fresh = index(&[("b", [0.6, 0.8]), ("c", [0.8, 0.6])]);
-        let changed: Vec<String> = ["k:b", "k:c", "k:e"].iter().map(|s| s.to_string()).collect();
+        let changed: HashSet<&str> = ["b", "c", "e"].into_iter().collect();
 
         // Act
-        let (new, counts) = old.apply(fresh, &changed, "k:").expect("same dim");
+        let (new, counts) = old.apply(&fresh, &changed).expect("same dim");
 
         // Assert
         assert_eq!(counts, ApplyCounts { added: 1, updated: 1, removed: 1 });
@@ -319,8 +287,6 @@ mod tests {
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(new.row(2), &[0.8, 0.6]);
         assert_eq!(new.row(0), &[1.0, 0.0]);
-        let expected = index(&[("a", [1.0, 0.0]), ("b", [0.0, 0.0]), ("c", [0.0, 0.0])]);
-        assert_eq!(new.report.fingerprint, expected.report.fingerprint, "fingerprint tracks the key set");
     }
 
     #[test]
@@ -330,7 +296,7 @@ mod tests {
         let mut b = (*doc("b")).clone();
         b.expires_at_ms = Some(5_000);
         let m = Array2::from_shape_vec((3, 1), vec![1.0; 3]).expect("3x1");
-        let idx = Index::new(m, vec![Arc::new(a), Arc::new(b), doc("c")], LoadReport::default()).expect("valid");
+        let idx = Index::new(m, vec![Arc::new(a), Arc::new(b), doc("c")]).expect("valid");
         assert_eq!((idx.expired_count(999), idx.expired_count(1_000), idx.expired_count(10_000)), (0, 1, 2));
         assert!(idx.is_expired(0, 1_000) && !idx.is_expired(1, 1_000) && !idx.is_expired(2, u64::MAX));
         assert_eq!(idx.next_deadline_ms(), Some(1_000));

@@ -11,6 +11,7 @@
 //! never normalises again. Failures are [`SkipReason`]s: data, not errors.
 
 use super::json;
+use crate::index::unit::{scale_to_unit, NotUnit};
 
 /// Why a key was not loaded. Counted in `LoadReport`, shown in `/v1/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -73,7 +74,7 @@ pub struct Meta {
 pub fn decode_into(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
     let start = out.len();
     let result = decode_raw(value, out).and_then(|meta| {
-        normalize(&mut out[start..])?;
+        to_unit(&mut out[start..])?;
         Ok(meta)
     });
     if result.is_err() {
@@ -110,26 +111,13 @@ fn decode_raw(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
     Err(SkipReason::InvalidJson)
 }
 
-/// Scales `row` to unit length (computed in f64 for accuracy).
-///
-/// # Errors
-/// [`SkipReason::WrongDimension`] for an empty row, [`SkipReason::ZeroVector`]
-/// when every component is zero.
-pub fn normalize(row: &mut [f32]) -> Result<(), SkipReason> {
-    if row.is_empty() {
-        return Err(SkipReason::WrongDimension);
-    }
-    let norm = row.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
-    if norm == 0.0 {
-        return Err(SkipReason::ZeroVector);
-    }
-    if !norm.is_finite() {
-        return Err(SkipReason::NonFinite);
-    }
-    for x in row.iter_mut() {
-        *x = (f64::from(*x) / norm) as f32;
-    }
-    Ok(())
+/// Scales a decoded row to unit length, naming what stops it as a skip reason.
+fn to_unit(row: &mut [f32]) -> Result<(), SkipReason> {
+    scale_to_unit(row).map_err(|e| match e {
+        NotUnit::Empty => SkipReason::WrongDimension,
+        NotUnit::Zero => SkipReason::ZeroVector,
+        NotUnit::NonFinite => SkipReason::NonFinite,
+    })
 }
 
 fn looks_like_text(value: &[u8]) -> bool {

@@ -80,6 +80,21 @@ impl SeedKey {
 /// Longest client-chosen key suffix we accept, in bytes.
 pub const MAX_CONTEXT_KEY_BYTES: usize = 256;
 
+/// The chatbot's embedding keys: `cache:embedding:<article url>`.
+pub const DEFAULT_EMBEDDING_PATTERN: &str = "cache:embedding:*";
+/// The chatbot's "articles changed" key.
+pub const DEFAULT_QUICK_KEY: &str = "cache:processed_articles:quick";
+/// Where the chatbot reads cached retrieval results.
+pub const DEFAULT_CONTEXT_PREFIX: &str = "cache:context:";
+
+impl Default for KeySpace {
+    /// The chatbot's key names, for tools that need no flags to find them.
+    fn default() -> Self {
+        Self::new(DEFAULT_EMBEDDING_PATTERN, DEFAULT_QUICK_KEY, DEFAULT_CONTEXT_PREFIX)
+            .expect("the default key names are valid and do not overlap")
+    }
+}
+
 impl KeySpace {
     /// Validates the configured names.
     ///

@@ -1,4 +1,5 @@
-//! Bulk load of every embedding key into a fresh [`Index`].
+//! Bulk load of every embedding key into a fresh [`Index`], with the
+//! [`LoadReport`] that accounts for every key it saw.
 //!
 //! Pipeline: SCAN (MATCH + large COUNT, never KEYS) → sort and dedupe keys →
 //! MGET in chunks, a few in flight on one multiplexed connection → each chunk
@@ -18,7 +19,6 @@ use std::{
 };
 
 use futures::StreamExt;
-use ndarray::Array2;
 use redis::{aio::MultiplexedConnection, AsyncConnectionConfig, Value};
 use serde::Serialize;
 use thiserror::Error;
@@ -29,10 +29,25 @@ use super::{
     decode::{decode_into, Meta, SkipReason},
     keys::{KeySetFingerprint, KeySpace},
 };
-use crate::{
-    config::LoadSettings,
-    index::{now_ms, Document, Index, IndexError},
-};
+use crate::index::{now_ms, Document, Index, IndexBuilder, IndexError};
+
+/// Knobs of the bulk load from Redis.
+#[derive(Debug, Clone)]
+pub struct LoadSettings {
+    /// Keys asked for per SCAN call (the COUNT hint).
+    pub scan_count: usize,
+    /// Keys fetched per MGET.
+    pub chunk_keys: usize,
+    /// Redis response timeout while loading: multi-megabyte MGET replies on
+    /// a busy server outlast redis-rs's 500 ms default.
+    pub response_timeout: Duration,
+}
+
+impl Default for LoadSettings {
+    fn default() -> Self {
+        Self { scan_count: 1000, chunk_keys: 500, response_timeout: Duration::from_secs(30) }
+    }
+}
 
 /// MGET replies requested ahead of the parser. Two keeps Redis busy while a
 /// reply is in transit without holding many multi-megabyte replies at once.
@@ -82,7 +97,9 @@ impl Serialize for SkipCounts {
     }
 }
 
-/// What one load did: logged once and kept with the snapshot for `/v1/stats`.
+/// What one load did: logged once, published beside the snapshot for
+/// `/v1/stats`, and kept by the refresher, whose reconcile compares its key
+/// set with Redis.
 #[derive(Debug, Clone, Default)]
 pub struct LoadReport {
     /// Keys that exist but were skipped (not vanished ones): with the rows,
@@ -99,6 +116,46 @@ pub struct LoadReport {
     pub value_bytes: u64,
     pub dim: usize,
     pub duration: Duration,
+}
+
+/// A fresh snapshot and the account of the keys it was built from.
+#[derive(Debug)]
+pub struct Loaded {
+    pub index: Index,
+    pub report: LoadReport,
+}
+
+impl LoadReport {
+    /// The report after `changed_keys` were re-read into `fresh` (whose own
+    /// report is `fresh_report`) and merged into the snapshot `before` gave
+    /// rise to: the key-set fingerprint gains keys that now exist and loses
+    /// keys that are gone, key by key, so the reconcile keeps agreeing with
+    /// Redis; skipped keys are re-accounted; `loaded` and `dim` follow `merged`.
+    pub fn after_update(
+        &self,
+        keys: &KeySpace,
+        changed_keys: &[String],
+        before: &Index,
+        fresh: &Loaded,
+        merged: &Index,
+    ) -> LoadReport {
+        let mut report = self.clone();
+        for key in changed_keys {
+            let Some(id) = keys.doc_id(key) else { continue };
+            let existed = before.find(id).is_some() || self.skipped_keys.contains(key);
+            let exists = fresh.index.find(id).is_some() || fresh.report.skipped_keys.contains(key);
+            match (existed, exists) {
+                (false, true) => report.fingerprint.insert(key.as_bytes()),
+                (true, false) => report.fingerprint.remove(key.as_bytes()),
+                _ => {}
+            }
+            report.skipped_keys.remove(key);
+        }
+        report.skipped_keys.extend(fresh.report.skipped_keys.iter().cloned());
+        report.loaded = merged.len();
+        report.dim = merged.dim();
+        report
+    }
 }
 
 /// Opens a connection for bulk reads, with the response timeout set for
@@ -125,7 +182,7 @@ pub async fn load_all(
     keys: &KeySpace,
     settings: &LoadSettings,
     dim: Option<usize>,
-) -> Result<Index, LoadError> {
+) -> Result<Loaded, LoadError> {
     let started = Instant::now();
     let mut builder = Builder::new(dim, keys.embedding_prefix().len());
     let key_list = scan_keys(conn.clone(), keys.embedding_pattern(), settings.scan_count, &mut builder).await?;
@@ -144,7 +201,7 @@ pub async fn load_keys(
     settings: &LoadSettings,
     dim: Option<usize>,
     mut key_list: Vec<String>,
-) -> Result<Index, LoadError> {
+) -> Result<Loaded, LoadError> {
     let started = Instant::now();
     let mut builder = Builder::new(dim, keys.embedding_prefix().len());
     key_list.sort_unstable();
@@ -166,7 +223,7 @@ async fn load_sorted(
     mut builder: Builder,
     key_list: Vec<String>,
     started: Instant,
-) -> Result<Index, LoadError> {
+) -> Result<Loaded, LoadError> {
     let key_list: Arc<[String]> = key_list.into();
     builder.report.keys_scanned = key_list.len() + builder.report.skipped.get(SkipReason::InvalidKey) as usize;
     builder.expected_rows = key_list.len();
@@ -194,9 +251,9 @@ async fn load_sorted(
     // The producer has finished sending; a panic there would show up as a closed channel above.
     let _ = producer.await;
 
-    let mut index = builder.finish(keys)?;
-    index.report.duration = started.elapsed();
-    let r = &index.report;
+    let (index, mut report) = builder.finish(keys)?;
+    report.duration = started.elapsed();
+    let r = &report;
     info!(
         docs = r.loaded,
         keys = r.keys_scanned,
@@ -215,7 +272,7 @@ async fn load_sorted(
         duration_ms = r.duration.as_millis() as u64,
         "embeddings loaded"
     );
-    Ok(index)
+    Ok(Loaded { index, report })
 }
 
 /// The fingerprint of every key matching the embedding pattern, as a full
@@ -429,13 +486,6 @@ fn parse_chunk(chunk: FetchedChunk, keys: &[String]) -> ParsedChunk {
     out
 }
 
-/// Rows of one dimension, in key order.
-#[derive(Default)]
-struct Rows {
-    floats: Vec<f32>,
-    docs: Vec<Arc<Document>>,
-}
-
 /// Collects parsed chunks into the matrix of the index dimension.
 ///
 /// Rows of the first dimension seen (or the configured one) go straight into
@@ -444,8 +494,9 @@ struct Rows {
 struct Builder {
     configured_dim: Option<usize>,
     main_dim: Option<usize>,
-    main: Rows,
-    others: BTreeMap<usize, Rows>,
+    /// Rows of `main_dim`, created with the first row.
+    main: Option<IndexBuilder>,
+    others: BTreeMap<usize, IndexBuilder>,
     prefix_len: usize,
     expected_rows: usize,
     report: LoadReport,
@@ -456,7 +507,7 @@ impl Builder {
         Self {
             configured_dim,
             main_dim: configured_dim,
-            main: Rows::default(),
+            main: None,
             others: BTreeMap::new(),
             prefix_len,
             expected_rows: 0,
@@ -493,52 +544,48 @@ impl Builder {
             }
             let main_dim = *self.main_dim.get_or_insert(doc.dim);
             let rows = if doc.dim == main_dim {
-                if self.main.floats.capacity() == 0 {
+                self.main.get_or_insert_with(|| {
                     // Reserving once avoids doubling (and a 2x peak) while growing.
-                    let _ = self.main.floats.try_reserve_exact(self.expected_rows.saturating_mul(main_dim));
-                    let _ = self.main.docs.try_reserve_exact(self.expected_rows);
-                }
-                &mut self.main
+                    let mut rows = IndexBuilder::new(main_dim);
+                    rows.reserve(self.expected_rows);
+                    rows
+                })
             } else if self.configured_dim.is_some() {
                 self.skip(&keys[doc.key], SkipReason::WrongDimension);
                 continue;
             } else {
-                self.others.entry(doc.dim).or_default()
+                self.others.entry(doc.dim).or_insert_with(|| IndexBuilder::new(doc.dim))
             };
-            rows.floats.extend_from_slice(row);
-            rows.docs.push(Arc::new(to_document(&keys[doc.key][self.prefix_len..], doc.meta, doc.expires_at_ms)));
+            rows.push(Arc::new(to_document(&keys[doc.key][self.prefix_len..], doc.meta, doc.expires_at_ms)), row);
         }
     }
 
-    fn finish(mut self, keys: &KeySpace) -> Result<Index, LoadError> {
-        let main_dim = self.main_dim.unwrap_or(0);
+    fn finish(mut self, keys: &KeySpace) -> Result<(Index, LoadReport), LoadError> {
+        let main = self.main.take().unwrap_or_else(|| IndexBuilder::new(self.main_dim.unwrap_or(0)));
         let majority = self
             .others
             .iter()
-            .map(|(dim, rows)| (*dim, rows.docs.len()))
-            .filter(|(_, n)| *n > self.main.docs.len())
+            .map(|(dim, rows)| (*dim, rows.len()))
+            .filter(|(_, n)| *n > main.len())
             .max_by_key(|(_, n)| *n)
             .map(|(dim, _)| dim);
-        let (dim, mut rows) = match majority {
+        let rows = match majority {
             Some(dim) => {
-                let rows = self.others.remove(&dim).unwrap_or_default();
-                let losers = std::mem::take(&mut self.main);
-                self.others.insert(main_dim, losers);
-                (dim, rows)
+                let rows = self.others.remove(&dim).unwrap_or_else(|| IndexBuilder::new(dim));
+                self.others.insert(main.dim(), main);
+                rows
             }
-            None => (main_dim, std::mem::take(&mut self.main)),
+            None => main,
         };
-        let losers: Vec<Arc<Document>> = std::mem::take(&mut self.others).into_values().flat_map(|r| r.docs).collect();
+        let losers: Vec<Arc<Document>> =
+            std::mem::take(&mut self.others).into_values().flat_map(IndexBuilder::into_docs).collect();
         for doc in losers {
             self.skip(&keys.embedding_key(&doc.id), SkipReason::WrongDimension);
         }
-        rows.floats.shrink_to_fit();
-        rows.docs.shrink_to_fit();
-        self.report.loaded = rows.docs.len();
-        self.report.dim = dim;
-        let matrix = Array2::from_shape_vec((rows.docs.len(), dim), rows.floats)
-            .expect("every row appended to `rows` has exactly `dim` floats");
-        Ok(Index::new(matrix, rows.docs, self.report)?)
+        let index = rows.finish()?;
+        self.report.loaded = index.len();
+        self.report.dim = index.dim();
+        Ok((index, self.report))
     }
 }
 

@@ -1,21 +1,21 @@
-//! Everything that speaks Redis. Nothing outside this module sends a command.
+//! Everything that speaks Redis. Nothing else in the service sends a command
+//! (the tools' writers go through [`keys`] too).
 //!
-//! - [`child`]: a private `redis-server` process (demo, tests, benchmarks);
+//! In data-path order:
+//! - [`connect`]: where Redis is ([`connect::RedisTarget`]: URL or parts, TLS, private CA);
 //! - [`keys`]: every key name, and the rule that we write only under our prefixes;
-//! - [`decode`]: one value → unit vector + metadata, or a skip reason;
 //! - [`json`]: the single-pass reader for the chatbot's JSON values (the hot loop);
-//! - [`loader`]: SCAN + pipelined MGET (+ PTTL) into a fresh index;
+//! - [`decode`]: one value → unit vector + metadata, or a skip reason;
+//! - [`loader`]: SCAN + pipelined MGET (+ PTTL) into a fresh index and its load report;
+//! - [`context`]: the chatbot-readable `cache:context:*` entries and their asynchronous writer;
 //! - [`query_cache`]: cached question embeddings (best-effort GET / SET EX);
-//! - [`seed`]: writes documents in the chatbot's format (seed, demo, bench tools only);
-//! - [`context`]: the asynchronous writer of `cache:context:*`;
 //! - [`watcher`]: the change feed (CLIENT TRACKING) that drives `refresh`.
 
-pub mod child;
+pub mod connect;
 pub mod context;
 pub mod decode;
 pub mod json;
 pub mod keys;
 pub mod loader;
 pub mod query_cache;
-pub mod seed;
 pub mod watcher;

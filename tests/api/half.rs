@@ -1,9 +1,9 @@
 use semsearch::{
+    index::unit::scale_to_unit as normalize,
     search::{
         half::{top_k_half, HalfMatrix, HalfPath},
         top_k_with, Kernel,
     },
-    store::decode::normalize,
 };
 use serde_json::Value;
 

@@ -3,8 +3,8 @@
 
 use clap::Parser;
 use semsearch::{
-    config::{BenchSettings, Cli, Command},
-    harness,
+    cli::{Cli, Command},
+    tools::bench::{self as harness, BenchSettings},
 };
 
 use crate::helpers::{seed_corpus, shared_data, spawn_app, TestRedis};

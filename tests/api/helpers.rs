@@ -8,7 +8,7 @@ use std::{
 };
 
 use redis::aio::MultiplexedConnection;
-use semsearch::{app::App, config::Settings, index::SharedIndex, store::child::ChildRedis};
+use semsearch::{app::App, config::Settings, index::SharedIndex, tools::redis_child::ChildRedis};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -153,7 +153,7 @@ pub struct TestApp {
 
 pub fn init_test_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        semsearch::telemetry::init("info,semsearch=debug", semsearch::config::LogFormat::Pretty);
+        semsearch::telemetry::init("info,semsearch=debug", semsearch::telemetry::LogFormat::Pretty);
     }
 }
 

@@ -136,12 +136,12 @@ async fn a_key_deleted_between_scan_and_mget_counts_as_vanished() {
     let list = vec!["cache:embedding:here".to_owned(), "cache:embedding:gone".to_owned(), "chat:history:1".to_owned()];
 
     // Act
-    let index =
+    let loaded =
         semsearch::store::loader::load_keys(&conn, &settings.keys, &settings.load, None, list).await.expect("load");
 
     // Assert
     use semsearch::store::decode::SkipReason;
-    assert_eq!(index.len(), 1);
-    assert_eq!(index.report.skipped.get(SkipReason::Vanished), 1);
-    assert_eq!(index.report.skipped.get(SkipReason::InvalidKey), 1, "a key outside the pattern is refused");
+    assert_eq!(loaded.index.len(), 1);
+    assert_eq!(loaded.report.skipped.get(SkipReason::Vanished), 1);
+    assert_eq!(loaded.report.skipped.get(SkipReason::InvalidKey), 1, "a key outside the pattern is refused");
 }

@@ -25,8 +25,9 @@ use axum::{
     Router,
 };
 use semsearch::{
-    config::{EmbedderArgs, Secret, ServeArgs, Settings},
+    config::{EmbedderArgs, ServeArgs, Settings},
     embed::{Normalization, ProviderKind, PROBE_TEXT},
+    secret::Secret,
 };
 use serde_json::{json, Value};
 
@@ -183,10 +184,10 @@ fn settings(redis: &TestRedis, kind: ProviderKind, url: &str, tweak: impl FnOnce
     let mut args = ServeArgs::defaults();
     args.redis.url = Some(redis.url().parse::<Secret>().expect("infallible"));
     args.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    args.embedder.provider = Some(kind);
-    args.embedder.url = Some(url.to_owned());
-    args.embedder.retry_base_ms = 1;
-    args.embedder.timeout_ms = 5_000;
+    args.embedder.embedder = Some(kind);
+    args.embedder.embedder_url = Some(url.to_owned());
+    args.embedder.embedder_retry_base_ms = 1;
+    args.embedder.embedder_timeout_ms = 5_000;
     tweak(&mut args.embedder);
     let mut settings = Settings::from_args(&args).expect("test settings are valid");
     settings.retry_max = Duration::from_millis(200);
@@ -270,8 +271,8 @@ async fn every_provider_protocol_is_understood() {
     for (kind, nested) in cases {
         let fake = FakeProvider::start_with(kind, Behaviour::Answer, nested).await;
         let app = ready_app(settings(&redis, kind, &fake.url(), |e| {
-            e.api_key = Some("test-key".parse().expect("infallible"));
-            e.model = "org/some-model".into();
+            e.embedder_api_key = Some("test-key".parse().expect("infallible"));
+            e.embedder_model = "org/some-model".into();
             e.query_cache_ttl_secs = 0;
         }))
         .await;
@@ -361,7 +362,7 @@ async fn the_lru_answers_while_redis_is_down_and_new_questions_still_work() {
 async fn a_429_is_retried_after_retry_after_and_then_answered() {
     // Arrange
     let TextApp { app, fake, redis: _redis } =
-        text_app(ProviderKind::Hf, Behaviour::RateLimitedFirst(2), |e| e.max_retries = 2).await;
+        text_app(ProviderKind::Hf, Behaviour::RateLimitedFirst(2), |e| e.embedder_max_retries = 2).await;
     let q = &ground_truth()[0];
 
     // Act
@@ -376,7 +377,7 @@ async fn a_429_is_retried_after_retry_after_and_then_answered() {
 async fn a_provider_that_keeps_failing_gets_502_after_bounded_retries() {
     // Arrange
     let TextApp { app, fake, redis: _redis } =
-        text_app(ProviderKind::Openai, Behaviour::Unavailable, |e| e.max_retries = 2).await;
+        text_app(ProviderKind::Openai, Behaviour::Unavailable, |e| e.embedder_max_retries = 2).await;
 
     // Act
     let res = app.post_search(&json!({"text": ground_truth()[0].query})).await;
@@ -393,7 +394,7 @@ async fn a_provider_that_keeps_failing_gets_502_after_bounded_retries() {
 async fn a_slow_provider_gets_504_naming_the_provider() {
     // Arrange
     let TextApp { app, fake, redis: _redis } =
-        text_app(ProviderKind::Tei, Behaviour::Slow(Duration::from_secs(30)), |e| e.timeout_ms = 100).await;
+        text_app(ProviderKind::Tei, Behaviour::Slow(Duration::from_secs(30)), |e| e.embedder_timeout_ms = 100).await;
 
     // Act
     let res = app.post_search(&json!({"text": ground_truth()[0].query})).await;
@@ -410,7 +411,7 @@ async fn a_request_over_the_request_timeout_gets_503_timeout() {
     let redis = TestRedis::start();
     seed_corpus(&mut redis.conn().await).await;
     let fake = FakeProvider::start(ProviderKind::Tei, Behaviour::Slow(Duration::from_secs(30))).await;
-    let mut settings = settings(&redis, ProviderKind::Tei, &fake.url(), |e| e.timeout_ms = 60_000);
+    let mut settings = settings(&redis, ProviderKind::Tei, &fake.url(), |e| e.embedder_timeout_ms = 60_000);
     settings.request_timeout = Duration::from_millis(200);
     let app = ready_app(settings).await;
 
@@ -427,7 +428,7 @@ async fn a_request_over_the_request_timeout_gets_503_timeout() {
 async fn concurrent_questions_respect_the_provider_concurrency_limit() {
     // Arrange
     let TextApp { app, fake, redis: _redis } =
-        text_app(ProviderKind::Tei, Behaviour::Slow(Duration::from_millis(50)), |e| e.concurrency = 2).await;
+        text_app(ProviderKind::Tei, Behaviour::Slow(Duration::from_millis(50)), |e| e.embedder_concurrency = 2).await;
     let gt = ground_truth();
 
     // Act: six different questions at once.

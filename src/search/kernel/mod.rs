@@ -13,9 +13,11 @@
 //! pass a [`Kernel`] explicitly instead (see [`Kernel::available`]).
 
 #[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)] // SIMD intrinsics, behind proof tokens: see the module docs.
 pub mod aarch64;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)] // SIMD intrinsics, behind proof tokens: see the module docs.
 pub mod x86_64;
 
 use std::{fmt, str::FromStr, sync::OnceLock};

@@ -1,5 +1,5 @@
 //! Scale-test data: N random unit vectors written to Redis under the
-//! embedding prefix through `store::seed` (so the same never-overwrite rule
+//! embedding prefix through `tools::seed` (so the same never-overwrite rule
 //! and key checks apply), as the chatbot's JSON or as a raw f32 blob.
 //! Generated lazily, one batch at a time: 100k × 384 never sits in memory.
 
@@ -7,11 +7,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::{rngs::StdRng, SeedableRng};
 use serde::Serialize;
 
+use super::SyntheticSettings;
 use super::{queries::random_unit, HarnessError};
-use crate::{
-    config::SyntheticSettings,
-    corpus::CorpusError,
-    store::seed::{self, SeedDoc, SeedOptions, SeedReport},
+use crate::tools::{
+    corpus::{CorpusDoc, CorpusError},
+    seed::{self, SeedOptions, SeedReport},
 };
 
 /// Value format of synthetic documents; the loader accepts both.
@@ -38,7 +38,7 @@ pub fn documents(
     dim: usize,
     format: SyntheticFormat,
     seed: u64,
-) -> impl Iterator<Item = Result<SeedDoc, CorpusError>> {
+) -> impl Iterator<Item = Result<CorpusDoc, CorpusError>> {
     let mut rng = StdRng::seed_from_u64(seed ^ DOCS_SEED_SALT);
     (0..n).map(move |i| {
         let vector = random_unit(&mut rng, dim);
@@ -53,7 +53,7 @@ pub fn documents(
             .expect("a JSON value of strings and floats always serializes"),
             SyntheticFormat::Blob => vector.iter().flat_map(|x| x.to_le_bytes()).collect(),
         };
-        Ok(SeedDoc { id, value })
+        Ok(CorpusDoc { id, value })
     })
 }
 
@@ -83,8 +83,8 @@ mod tests {
 
     #[test]
     fn both_formats_decode_to_the_same_unit_vector() {
-        let json: Vec<SeedDoc> = documents(2, 16, SyntheticFormat::Json, 1).map(|d| d.expect("doc")).collect();
-        let blob: Vec<SeedDoc> = documents(2, 16, SyntheticFormat::Blob, 1).map(|d| d.expect("doc")).collect();
+        let json: Vec<CorpusDoc> = documents(2, 16, SyntheticFormat::Json, 1).map(|d| d.expect("doc")).collect();
+        let blob: Vec<CorpusDoc> = documents(2, 16, SyntheticFormat::Blob, 1).map(|d| d.expect("doc")).collect();
 
         for (j, b) in json.iter().zip(&blob) {
             let (mut from_json, mut from_blob) = (Vec::new(), Vec::new());

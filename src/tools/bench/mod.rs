@@ -13,6 +13,7 @@
 //! - [`load`]: the request loops and the per-level numbers;
 //! - [`report`]: the report (table and JSON);
 //! - [`chart`]: the SVG latency chart;
+//! - [`settings`]: the flags and their validated form;
 //! - [`synthetic`]: filling a Redis with N random documents for scale tests.
 //!
 //! Not for production use against someone else's server: it sends as fast
@@ -22,6 +23,7 @@ pub mod chart;
 pub mod load;
 pub mod queries;
 pub mod report;
+pub mod settings;
 pub mod synthetic;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
@@ -34,7 +36,9 @@ use tracing::info;
 
 pub use synthetic::SyntheticFormat;
 
-use crate::{config::BenchSettings, store::seed::SeedError};
+pub use settings::{BenchArgs, BenchSettings, SyntheticSettings};
+
+use crate::tools::seed::SeedError;
 use report::{BenchReport, ServerInfo};
 
 /// Longest a single request may take before it counts as a `timeout` error.

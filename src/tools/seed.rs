@@ -10,16 +10,102 @@
 //! the rest with `SET … NX`, so a key created meanwhile by the chatbot is
 //! still not overwritten. Both kinds of refusal count as `skipped_existing`.
 
-use std::time::Duration;
+use std::{fs::File, path::PathBuf, time::Duration};
 
-use indicatif::ProgressBar;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
 use redis::{aio::MultiplexedConnection, AsyncConnectionConfig, ConnectionInfo};
 use serde::Serialize;
 use thiserror::Error;
 use tracing::warn;
 
-use super::keys::{KeyError, KeySpace, SeedKey};
-use crate::corpus::CorpusError;
+use super::corpus::{self, CorpusDoc, CorpusError};
+use crate::{
+    config::{ConfigError, RedisArgs},
+    store::{
+        connect::RedisTarget,
+        keys::{KeyError, KeySpace, SeedKey, DEFAULT_CONTEXT_PREFIX, DEFAULT_EMBEDDING_PATTERN, DEFAULT_QUICK_KEY},
+    },
+};
+
+/// Flags of `semsearch seed`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// JSONL file, one chatbot value per line (`{"title","url","text","embedding"}`);
+    /// gzip is detected from the content.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// SCAN pattern of the embedding keys (as for serve); documents go under its prefix.
+    #[arg(long, env = "SEMSEARCH_EMBEDDING_PATTERN", default_value = DEFAULT_EMBEDDING_PATTERN)]
+    pub embedding_pattern: String,
+    /// Expiry of every key, in seconds (the chatbot uses 86400); 0: no expiry.
+    #[arg(long, default_value_t = 86_400)]
+    pub ttl_secs: u64,
+    /// Replace keys that exist. Without it they are left alone and counted as skipped.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// No progress bar (it is also hidden when stderr is not a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Validated `semsearch seed` flags.
+#[derive(Debug, Clone)]
+pub struct SeedSettings {
+    pub file: PathBuf,
+    pub redis: RedisTarget,
+    pub keys: KeySpace,
+    pub options: SeedOptions,
+    pub progress: bool,
+}
+
+impl SeedSettings {
+    /// # Errors
+    /// [`ConfigError`] for a bad Redis URL or embedding pattern.
+    pub fn from_args(args: &SeedArgs) -> Result<Self, ConfigError> {
+        // The quick key and context prefix are not used by seed, but KeySpace
+        // checks the embedding prefix against them, as serve would.
+        Ok(Self {
+            file: args.file.clone(),
+            redis: args.redis.target()?,
+            keys: KeySpace::new(&args.embedding_pattern, DEFAULT_QUICK_KEY, DEFAULT_CONTEXT_PREFIX)?,
+            options: SeedOptions { ttl_secs: (args.ttl_secs > 0).then_some(args.ttl_secs), overwrite: args.overwrite },
+            progress: !args.no_progress,
+        })
+    }
+}
+
+/// Why `semsearch seed FILE` stopped.
+#[derive(Debug, Error)]
+pub enum SeedFileError {
+    #[error("cannot read {path}")]
+    Open { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+}
+
+/// `semsearch seed FILE`: loads the corpus into Redis with a progress bar
+/// over the file's bytes (hidden when asked, or when stderr is not a terminal).
+///
+/// # Errors
+/// [`SeedFileError`] when the file cannot be read or Redis fails.
+pub async fn seed_file(settings: &SeedSettings) -> Result<SeedReport, SeedFileError> {
+    let open_error = |source| SeedFileError::Open { path: settings.file.clone(), source };
+    let file = File::open(&settings.file).map_err(open_error)?;
+    let len = file.metadata().map_err(open_error)?.len();
+    let progress = if settings.progress { ProgressBar::new(len) } else { ProgressBar::hidden() };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} [{wide_bar}] {eta} {msg}")
+            .expect("the template is a valid literal")
+            .progress_chars("=> "),
+    );
+    let reader = corpus::open(progress.wrap_read(file)).map_err(open_error)?;
+    let mut conn = connect(&settings.redis.info).await?;
+    let report = seed(&mut conn, &settings.keys, corpus::documents(reader), settings.options, &progress).await?;
+    progress.finish_and_clear();
+    Ok(report)
+}
 
 /// Documents per pipeline: large enough to amortise round trips, small
 /// enough (~5 MB of chatbot values) not to stall Redis for other clients.
@@ -35,13 +121,6 @@ pub enum SeedError {
     Corpus(#[from] CorpusError),
     #[error(transparent)]
     Key(#[from] KeyError),
-}
-
-/// One document to write: its id (the key suffix) and the exact value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SeedDoc {
-    pub id: String,
-    pub value: Vec<u8>,
 }
 
 /// How to write.
@@ -92,7 +171,7 @@ pub async fn connect(info: &ConnectionInfo) -> Result<MultiplexedConnection, See
 pub async fn seed(
     conn: &mut MultiplexedConnection,
     keys: &KeySpace,
-    docs: impl Iterator<Item = Result<SeedDoc, CorpusError>>,
+    docs: impl Iterator<Item = Result<CorpusDoc, CorpusError>>,
     options: SeedOptions,
     progress: &ProgressBar,
 ) -> Result<SeedReport, SeedError> {

@@ -9,7 +9,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::Deserialize;
 
 use super::HarnessError;
-use crate::corpus;
+use crate::tools::corpus;
 
 #[derive(Deserialize)]
 struct Line {
@@ -47,7 +47,7 @@ pub fn random(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
 pub fn random_unit(rng: &mut StdRng, dim: usize) -> Vec<f32> {
     loop {
         let mut v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-        if crate::store::decode::normalize(&mut v).is_ok() {
+        if crate::index::unit::scale_to_unit(&mut v).is_ok() {
             return v;
         }
     }

@@ -14,13 +14,19 @@ use flate2::bufread::MultiGzDecoder;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::store::seed::SeedDoc;
-
 /// The demo corpus shipped in the repo: `corpus-dev.jsonl` (2,000 Debian
 /// package descriptions with all-MiniLM-L6-v2 embeddings), gzip -9. Built
 /// into the binary so `semsearch demo` runs from any directory and in the
 /// container image.
-pub const DEMO_CORPUS_GZ: &[u8] = include_bytes!("../data/demo-corpus.jsonl.gz");
+pub const DEMO_CORPUS_GZ: &[u8] = include_bytes!("../../data/demo-corpus.jsonl.gz");
+
+/// One document of a corpus: its id (the key suffix, the article URL) and
+/// the value exactly as the chatbot stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorpusDoc {
+    pub id: String,
+    pub value: Vec<u8>,
+}
 
 #[derive(Debug, Error)]
 pub enum CorpusError {
@@ -47,7 +53,7 @@ pub fn open(inner: impl Read + 'static) -> io::Result<Box<dyn BufRead>> {
 }
 
 /// The documents of a corpus, in file order.
-pub fn documents(reader: Box<dyn BufRead>) -> impl Iterator<Item = Result<SeedDoc, CorpusError>> {
+pub fn documents(reader: Box<dyn BufRead>) -> impl Iterator<Item = Result<CorpusDoc, CorpusError>> {
     reader.lines().enumerate().filter_map(|(i, line)| {
         let line_no = i as u64 + 1;
         match line {
@@ -63,9 +69,9 @@ struct UrlOnly {
     url: String,
 }
 
-fn parse_line(line: String, line_no: u64) -> Result<SeedDoc, CorpusError> {
+fn parse_line(line: String, line_no: u64) -> Result<CorpusDoc, CorpusError> {
     match serde_json::from_str::<UrlOnly>(&line) {
-        Ok(UrlOnly { url }) if !url.is_empty() => Ok(SeedDoc { id: url, value: line.into_bytes() }),
+        Ok(UrlOnly { url }) if !url.is_empty() => Ok(CorpusDoc { id: url, value: line.into_bytes() }),
         _ => Err(CorpusError::BadLine { line_no }),
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Life cycle: a temp dir → a private redis-server in it (its own process
 //! group, a unix socket only, no persistence) → the demo corpus seeded with
-//! `store::seed`, exactly as `semsearch seed` and the chatbot write it → the
+//! `tools::seed`, exactly as `semsearch seed` and the chatbot write it → the
 //! real [`App`] on the given address → example requests printed once the
 //! index is loaded. On the shutdown signal it unwinds in reverse: the service
 //! drains, the server is killed, the dir is removed. Nothing outlives the
@@ -20,25 +20,36 @@ use std::{
 };
 
 use anyhow::Context;
+use clap::Args;
 use indicatif::ProgressBar;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::{
-    app::App,
-    config::Settings,
-    corpus::{self, DEMO_CORPUS_GZ},
-    index::SharedIndex,
-    store::{
-        child::ChildRedis,
-        seed::{self, SeedDoc, SeedOptions},
-    },
+use super::{
+    corpus::{self, CorpusDoc, DEMO_CORPUS_GZ},
+    redis_child::ChildRedis,
+    seed::{self, SeedOptions},
 };
+use crate::{app::App, config::Settings, index::SharedIndex};
 
 /// The document the "more like this" example uses when the corpus has it.
 const PREFERRED_EXAMPLE_ID: &str = "https://packages.debian.org/bookworm/curl";
 /// Longest wait for the first index load before giving up on the banner.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Flags of `semsearch demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Address the demo listens on (loopback: the demo is for this machine).
+    #[arg(long, env = "SEMSEARCH_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// A corpus file to load instead of the built-in one (JSONL or .jsonl.gz).
+    #[arg(long)]
+    pub corpus: Option<PathBuf>,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "warn,semsearch=info")]
+    pub log: String,
+}
 
 /// What `semsearch demo` was asked to do.
 #[derive(Debug, Clone)]
@@ -141,12 +152,12 @@ async fn wait_until_loaded(index: &SharedIndex) -> bool {
 /// The documents the printed examples use, noted while seeding.
 #[derive(Default)]
 struct Examples {
-    first_two: Vec<SeedDoc>,
+    first_two: Vec<CorpusDoc>,
     preferred_seen: bool,
 }
 
 impl Examples {
-    fn see(&mut self, doc: &SeedDoc) {
+    fn see(&mut self, doc: &CorpusDoc) {
         self.preferred_seen |= doc.id == PREFERRED_EXAMPLE_ID;
         if self.first_two.len() < 2 {
             self.first_two.push(doc.clone());
@@ -211,8 +222,8 @@ fn announce(
 mod tests {
     use super::*;
 
-    fn doc(id: &str) -> SeedDoc {
-        SeedDoc { id: id.to_owned(), value: format!("{{\"url\":\"{id}\",\"embedding\":[0.6,0.8]}}").into_bytes() }
+    fn doc(id: &str) -> CorpusDoc {
+        CorpusDoc { id: id.to_owned(), value: format!("{{\"url\":\"{id}\",\"embedding\":[0.6,0.8]}}").into_bytes() }
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! The command line: [`Cli`], its [`Command`]s, and [`run`], which
+//! dispatches each to the library code that implements it. `main.rs` only
+//! calls [`run`].
+//!
+//! `serve` (the default) and `openapi` are the service; the other
+//! subcommands are tools (see [`crate::tools`]) and exist only when the
+//! `tools` feature is on.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[cfg(feature = "tools")]
+use crate::telemetry::LogFormat;
+#[cfg(feature = "tools")]
+use crate::tools::{
+    bench::{self, BenchArgs, BenchSettings},
+    demo::{self, DemoArgs, DemoSettings},
+    embed_once::{self, EmbedArgs},
+    healthcheck::{self, HealthcheckArgs},
+    seed::{self, SeedArgs, SeedSettings},
+};
+use crate::{
+    api,
+    app::App,
+    config::{ServeArgs, Settings},
+    shutdown::shutdown_signal,
+    telemetry,
+};
+
+/// `semsearch`: exact cosine top-k over the embeddings a chatbot keeps in Redis.
+#[derive(Debug, Parser)]
+#[command(name = "semsearch", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, accepted without the subcommand too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load embeddings from Redis and serve search over HTTP (the default).
+    Serve(ServeArgs),
+    /// Print the OpenAPI document (YAML) this build serves at /openapi.yaml;
+    /// `semsearch openapi > openapi.yaml` regenerates the checked-in copy.
+    Openapi,
+    /// Embed one text with the configured provider and print the vector and
+    /// its dimension (no cache, no Redis): to debug a provider set-up.
+    #[cfg(feature = "tools")]
+    Embed(EmbedArgs),
+    /// Load a corpus file (JSONL, or .jsonl.gz) in the chatbot's format into
+    /// Redis, as `SET cache:embedding:<url> <line> EX <ttl>`.
+    #[cfg(feature = "tools")]
+    Seed(SeedArgs),
+    /// Try semsearch with nothing but redis-server installed: start a private
+    /// Redis, load the built-in demo corpus, serve, print example requests.
+    /// Ctrl-C stops the service and the Redis.
+    #[cfg(feature = "tools")]
+    Demo(DemoArgs),
+    /// GET /readyz on the local server; exit 0 when ready (the container HEALTHCHECK).
+    #[cfg(feature = "tools")]
+    Healthcheck(HealthcheckArgs),
+    /// Measure a running semsearch: QPS and latency percentiles per concurrency level.
+    #[cfg(feature = "tools")]
+    Bench(BenchArgs),
+}
+
+impl Cli {
+    /// The serve flags, whether or not `serve` was spelled out.
+    pub fn into_serve_args(self) -> ServeArgs {
+        match self.command {
+            Some(Command::Serve(args)) => args,
+            _ => self.serve,
+        }
+    }
+}
+
+/// Parses the process's command line and runs what it asks for.
+///
+/// # Errors
+/// Whatever the chosen command fails with, with context for the user.
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Openapi) => {
+            print!("{}", api::openapi::yaml());
+            Ok(())
+        }
+        #[cfg(feature = "tools")]
+        Some(Command::Embed(args)) => {
+            println!("{}", embed_once::run(&args).await?);
+            Ok(())
+        }
+        #[cfg(feature = "tools")]
+        Some(Command::Demo(args)) => {
+            telemetry::init(&args.log, LogFormat::Pretty);
+            demo::run(DemoSettings { bind: args.bind, corpus: args.corpus }, shutdown_signal()).await
+        }
+        #[cfg(feature = "tools")]
+        Some(Command::Healthcheck(args)) => {
+            let timeout = std::time::Duration::from_secs(args.timeout_secs.max(1));
+            healthcheck::healthcheck(args.bind, timeout).await.context("semsearch is not ready")
+        }
+        #[cfg(feature = "tools")]
+        Some(Command::Bench(args)) => {
+            let settings = BenchSettings::from_args(&args).context("invalid configuration")?;
+            telemetry::init("warn,semsearch=info", LogFormat::Pretty);
+            let report = bench::run(&settings).await.context("benchmark")?;
+            print!("{}", report.table());
+            bench::write_outputs(&settings, &report).context("writing the benchmark outputs")
+        }
+        #[cfg(feature = "tools")]
+        Some(Command::Seed(args)) => {
+            let settings = SeedSettings::from_args(&args).context("invalid configuration")?;
+            telemetry::init("warn", LogFormat::Pretty);
+            let report = seed::seed_file(&settings).await.context("seeding Redis")?;
+            println!(
+                "seed: {} written, {} skipped (existing keys), {} bad lines, into {}",
+                report.written,
+                report.skipped_existing,
+                report.bad_lines,
+                settings.redis.display()
+            );
+            Ok(())
+        }
+        Some(Command::Serve(args)) => serve(&args).await,
+        None => serve(&cli.serve).await,
+    }
+}
+
+/// `semsearch serve`: build the settings, start logging, build the app, run it.
+async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::from_args(args).context("invalid configuration")?;
+    telemetry::init(&settings.log, settings.log_format);
+    let app = App::build(settings).await?;
+    app.run_until_stopped(shutdown_signal()).await
+}

@@ -1,0 +1,46 @@
+//! [`EmbedderSettings`]: how text queries are embedded and cached, as the
+//! configuration layer builds it. Owned here so `embed` reads no flags.
+
+use std::{fmt, time::Duration};
+
+use super::{providers::RetryPolicy, Normalization, ProviderKind};
+use crate::{secret::Secret, store::keys::QueryCacheKeys};
+
+/// How to embed question text and cache the result. `Debug` shows the URL's
+/// host only: a URL may carry credentials.
+#[derive(Clone)]
+pub struct EmbedderSettings {
+    pub provider: ProviderKind,
+    pub url: reqwest::Url,
+    pub model: String,
+    pub api_key: Option<Secret>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub concurrency: usize,
+    pub normalization: Normalization,
+    pub cache_keys: QueryCacheKeys,
+    /// 0: no Redis tier.
+    pub cache_ttl_secs: u64,
+    /// 0: no in-process tier.
+    pub cache_capacity: usize,
+    pub cache_timeout: Duration,
+}
+
+impl fmt::Debug for EmbedderSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbedderSettings")
+            .field("provider", &self.provider)
+            .field("host", &self.url.host_str())
+            .field("model", &self.model)
+            .field("api_key", &self.api_key)
+            .field("request_timeout", &self.request_timeout)
+            .field("retry", &self.retry)
+            .field("concurrency", &self.concurrency)
+            .field("normalization", &self.normalization)
+            .field("cache_keys", &self.cache_keys)
+            .field("cache_ttl_secs", &self.cache_ttl_secs)
+            .field("cache_capacity", &self.cache_capacity)
+            .finish_non_exhaustive()
+    }
+}

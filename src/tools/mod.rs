@@ -1,0 +1,23 @@
+//! Tools around the service, not the service: the subcommands other than
+//! `serve` and `openapi`. Built only with the default-on `tools` cargo
+//! feature, so a service-only build (`--no-default-features`) leaves their
+//! dependencies (plotters, indicatif, flate2, tempfile, rand) out.
+//!
+//! - [`corpus`]: corpus files (JSONL, gzip) and the document type they hold;
+//! - [`seed`]: writing documents into Redis as the chatbot does (`semsearch seed`);
+//! - [`redis_child`]: a private `redis-server` process (demo, tests, benchmarks);
+//! - [`demo`]: a private Redis, the demo corpus and the service (`semsearch demo`);
+//! - [`bench`]: a load generator with reports (`semsearch bench`);
+//! - [`healthcheck`]: GET /readyz for the container HEALTHCHECK;
+//! - [`embed_once`]: one text through the configured embedder (`semsearch embed`).
+//!
+//! Tools may write to Redis (seed, bench's synthetic fill), always through
+//! `store::keys` so nothing lands outside the embedding prefix.
+
+pub mod bench;
+pub mod corpus;
+pub mod demo;
+pub mod embed_once;
+pub mod healthcheck;
+pub mod redis_child;
+pub mod seed;
