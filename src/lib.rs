@@ -1,8 +1,10 @@
 //! semsearch: exact cosine top-k over the embeddings a chatbot keeps in Redis.
 //!
-//! The modules follow the data path, and each layer names only the layers
-//! above it in this list (`store` builds indexes; `index` knows no Redis;
-//! no component reads the configuration):
+//! The modules are listed in data-path order. Dependencies point one way:
+//! `store` builds indexes (`index` knows no Redis), `api` and `refresh` use
+//! `store`, `index`, `search` and `embed`, `app` wires them, and only
+//! `config`, `cli`, `app` and `tools` name the configuration; every
+//! component owns its own settings type:
 //!
 //! ```text
 //!  Redis ──► store::loader ──► index ──► search (kernel, topk) ──► api ──► store::context
@@ -15,29 +17,29 @@
 //! ```
 #![deny(unsafe_code)]
 
-/// HTTP: routes, request → prepared query, problem+json errors, auth, metrics, OpenAPI.
-pub mod api;
-/// Wiring: builds every part from [`config::Settings`] and spawns the background tasks.
-pub mod app;
-/// The command line and its dispatch.
-pub mod cli;
-/// Flags and environment → each component's settings (the only env reader).
-pub mod config;
-/// Question text → query vector: normalisation, caches, providers.
-pub mod embed;
+/// Everything that speaks Redis: connections, key names, decoding, the bulk
+/// loader, the change feed, the context and query-embedding caches.
+pub mod store;
 /// Immutable snapshots of unit rows with their documents, and the swap point.
 pub mod index;
-/// Keeps the published index in step with Redis: reloads, per-key updates, reconcile.
-pub mod refresh;
 /// Exact top-k: SIMD kernels chosen once, the tie rule, batch scans, coalescing.
 pub mod search;
+/// Question text → query vector: normalisation, caches, providers.
+pub mod embed;
+/// HTTP: routes, request → prepared query, problem+json errors, auth, metrics, OpenAPI.
+pub mod api;
+/// Keeps the published index in step with Redis: reloads, per-key updates, reconcile.
+pub mod refresh;
+/// Wiring: builds every part from [`config::Settings`] and spawns the background tasks.
+pub mod app;
+/// Flags and environment → each component's settings (the only env reader).
+pub mod config;
+/// The command line and its dispatch.
+pub mod cli;
 /// A string that never prints (passwords, API keys).
 pub mod secret;
 /// The shutdown signal (SIGTERM, Ctrl-C).
 pub mod shutdown;
-/// Everything that speaks Redis: connections, key names, decoding, the bulk
-/// loader, the change feed, the context and query-embedding caches.
-pub mod store;
 /// Log set-up and error chains.
 pub mod telemetry;
 /// Tools around the service: demo, seed, bench, healthcheck, corpus files.

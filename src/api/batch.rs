@@ -13,42 +13,19 @@
 use std::{sync::Arc, time::Instant};
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::{
-    error::{ApiError, Problem, PROBLEM_JSON},
+    dto::{BatchRequest, BatchResponse},
+    error::{ApiError, SearchErrors},
     extract::Json,
-    search::{
-        answer, extra_candidates, keep_live, prepare, ContextRef, FewerReason, Prepared, SearchRequest, SearchResult,
-    },
+    query::{prepare, Prepared},
+    search::{answer, extra_candidates, keep_live},
     AppState,
 };
 use crate::{
     index::{now_ms, Index},
     search::{self, BatchQuery, Hit},
 };
-
-/// Body of `POST /v1/search/batch`: each element is a `/v1/search` body.
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(example = json!({"queries": [{"vector": [0.12, -0.03, 0.51], "k": 2}, {"id": "https://example.org/a", "k": 3}]}))]
-#[serde(deny_unknown_fields)]
-pub struct BatchRequest {
-    pub queries: Vec<SearchRequest>,
-}
-
-/// Answers of a batch, in request order.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BatchResponse {
-    /// One list per query, in request order, each shaped like `/v1/search` results.
-    pub results: Vec<Vec<SearchResult>>,
-    /// Per query, why fewer than k results came back (null when k came back).
-    pub fewer_results_reasons: Vec<Option<FewerReason>>,
-    /// Per query, where its results were cached (null when context writes are off).
-    pub contexts: Vec<Option<ContextRef>>,
-    pub took_us: u64,
-    pub index_version: u64,
-}
 
 #[utoipa::path(
     post,
@@ -59,16 +36,7 @@ pub struct BatchResponse {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "One result list per query, in request order", body = BatchResponse),
-        (status = 400, description = "`invalid_json`", body = Problem, content_type = PROBLEM_JSON),
-        (status = 401, description = "`unauthorized`: API keys are configured and none was sent", body = Problem, content_type = PROBLEM_JSON),
-        (status = 404, description = "`document_not_found`: an `id` query names no live document", body = Problem, content_type = PROBLEM_JSON),
-        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM_JSON),
-        (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM_JSON),
-        (status = 422, description = "`invalid_batch_size`, or a query of the wrong shape: see `code`", body = Problem, content_type = PROBLEM_JSON),
-        (status = 502, description = "`embedder_failed` or `embedder_wrong_dimension` (text queries)", body = Problem, content_type = PROBLEM_JSON),
-        (status = 503, description = "`not_ready`, `overloaded` or `timeout`; see Retry-After", body = Problem, content_type = PROBLEM_JSON,
-            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
-        (status = 504, description = "`embedder_timeout` (text queries)", body = Problem, content_type = PROBLEM_JSON),
+        SearchErrors,
     )
 )]
 pub async fn search_batch(

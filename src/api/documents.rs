@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
-    error::{ApiError, Problem, PROBLEM_JSON},
+    error::{ApiError, Problem, Unauthorized, PROBLEM_JSON},
     query::live_row,
     AppState,
 };
@@ -64,7 +64,7 @@ pub struct DocumentResponse {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The document", body = DocumentResponse),
-        (status = 401, description = "`unauthorized`: API keys are configured and none was sent", body = Problem, content_type = PROBLEM_JSON),
+        Unauthorized,
         (status = 404, description = "`document_not_found`: no live document has this id", body = Problem, content_type = PROBLEM_JSON),
         (status = 422, description = "`invalid_type`: malformed query string", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "`not_ready` or `timeout`", body = Problem, content_type = PROBLEM_JSON,

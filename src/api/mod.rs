@@ -1,19 +1,30 @@
-//! HTTP surface (axum). Handlers validate, hand CPU work to `search` on rayon,
-//! and render [`error::ApiError`] as problem+json. No Redis here.
+//! HTTP surface (axum). A request goes: [`extract`] (our `Json`, every
+//! rejection a problem) → [`dto`] (the bodies) → [`query`] (validated,
+//! resolved to a unit vector: a `Prepared` query) → the handler
+//! ([`search`], [`batch`], [`documents`]) hands the scan to `search` on rayon
+//! and renders the answer; the results go to `store::context` for the
+//! chatbot. Errors are [`error::ApiError`], rendered as problem+json. No
+//! Redis command is sent from here.
+//!
+//! Around them: [`auth`] (API keys), [`cors`], [`limits`] (concurrent
+//! searches), [`health`] (liveness, readiness), [`stats`], [`admin`],
+//! [`metrics`] (Prometheus) and [`openapi`] (the spec, from these handlers).
 
-pub mod admin;
-pub mod auth;
-pub mod batch;
-pub mod cors;
-pub mod documents;
-pub mod error;
 pub mod extract;
-pub mod limits;
-pub mod metrics;
-pub mod openapi;
+pub mod dto;
 pub mod query;
 pub mod search;
+pub mod batch;
+pub mod documents;
+pub mod error;
+pub mod auth;
+pub mod cors;
+pub mod limits;
+pub mod health;
 pub mod stats;
+pub mod admin;
+pub mod metrics;
+pub mod openapi;
 
 use std::{sync::Arc, time::Duration};
 
@@ -98,8 +109,8 @@ pub struct Limits {
 /// declares a security scheme is really guarded.
 pub fn routes() -> OpenApiRouter<AppState> {
     let open = OpenApiRouter::new()
-        .routes(routes!(stats::healthz))
-        .routes(routes!(stats::readyz))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
         .routes(routes!(metrics::metrics))
         .routes(routes!(openapi::openapi_yaml))
         .routes(routes!(openapi::docs))

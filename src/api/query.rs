@@ -1,7 +1,9 @@
-//! A request's `vector`, `text` or `id` → the unit-length query vector to scan with.
+//! A request → a [`Prepared`] query: validated, resolved to the unit-length
+//! vector to scan with, and with the context key its results go under.
 //!
-//! Shared by every endpoint that takes a query ([`resolve_query`]), so a
-//! single search and a batch item follow the same rules and error codes.
+//! Shared by every endpoint that takes a query ([`prepare`] for search and
+//! each batch item, [`resolve_query`] for the vector or text alone), so they
+//! follow the same rules and error codes.
 //! [`resolve_query_or_id`] adds "more like this": an `id` query scans with
 //! that document's stored row and names the row to leave out of the results.
 //! Owns the mapping of [`EmbedError`] to [`ApiError`] and the dimension check
@@ -10,15 +12,53 @@
 
 use tracing::warn;
 
-use super::{
-    error::ApiError,
-    search::{normalized, validate_vector},
-    AppState,
-};
+use super::{dto::SearchRequest, error::ApiError, AppState};
 use crate::{
     embed::{EmbedError, QueryEmbedder},
     index::{now_ms, Index},
+    store::{context, keys::WritableKey},
 };
+
+/// A validated query, ready to scan; owned so it can move to a rayon worker.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Unit-length query vector.
+    pub vector: Vec<f32>,
+    pub k: usize,
+    pub min_score: Option<f32>,
+    /// For an `id` query: the document's own row, never returned.
+    pub exclude_row: Option<usize>,
+    /// Where the results go in Redis, if context writes are on.
+    pub context_key: Option<WritableKey>,
+}
+
+/// Validates one request against `index` (shared by `/v1/search` and each
+/// batch item, so both answer the same error codes).
+///
+/// # Errors
+/// `invalid_k`, `invalid_context_key`, and those of [`resolve_query_or_id`].
+pub async fn prepare(state: &AppState, index: &Index, req: &SearchRequest) -> Result<Prepared, ApiError> {
+    let k = validate_k(req.k, state.max_k)?;
+    let chosen_key = match &req.context_key {
+        Some(suffix) => Some(state.keys.context_key(suffix).map_err(|_| ApiError::InvalidContextKey)?),
+        None => None,
+    };
+    let resolved =
+        resolve_query_or_id(state, index, req.vector.as_deref(), req.text.as_deref(), req.id.as_deref()).await?;
+    let min_score = req.min_score;
+    let context_key = match (&state.contexts, chosen_key) {
+        (None, _) => None,
+        (Some(_), Some(key)) => Some(key),
+        (Some(_), None) => {
+            let hash = match &req.id {
+                Some(id) => context::similar_hash(id, k, min_score),
+                None => context::request_hash(&resolved.vector, k, min_score),
+            };
+            Some(state.keys.context_key(&hash).map_err(|_| ApiError::InvalidContextKey)?)
+        }
+    };
+    Ok(Prepared { vector: resolved.vector, k, min_score, exclude_row: resolved.exclude_row, context_key })
+}
 
 /// Longest `text` sent to a provider, in bytes. Questions are short; this
 /// stops a 1 MB body from becoming a 1 MB (and billed) provider request.
@@ -141,5 +181,74 @@ fn to_api_error(e: EmbedError) -> ApiError {
         | EmbedError::Closed { provider } => {
             ApiError::EmbedderFailed { provider: provider.as_str(), detail: e.to_string() }
         }
+    }
+}
+
+/// # Errors
+/// [`ApiError::InvalidK`] unless `1 <= k <= max_k`.
+pub fn validate_k(k: i64, max_k: usize) -> Result<usize, ApiError> {
+    match usize::try_from(k) {
+        Ok(k) if (1..=max_k).contains(&k) => Ok(k),
+        _ => Err(ApiError::InvalidK { k, max: max_k }),
+    }
+}
+
+/// Scales a validated query to unit length.
+///
+/// # Errors
+/// `zero_vector` when every element is zero.
+pub fn normalized(mut query: Vec<f32>) -> Result<Vec<f32>, ApiError> {
+    crate::index::unit::scale_to_unit(&mut query).map_err(|_| ApiError::ZeroVector)?;
+    Ok(query)
+}
+
+/// Checks a query vector and returns it as f32 (not yet normalised).
+///
+/// `dim = 0` (an empty index with no known dimension) accepts any length.
+///
+/// # Errors
+/// `empty_vector`, `null_element`, `non_finite`, `wrong_dimension` or `zero_vector`.
+pub fn validate_vector(vector: &[Option<f64>], dim: usize) -> Result<Vec<f32>, ApiError> {
+    if vector.is_empty() {
+        return Err(ApiError::EmptyVector);
+    }
+    let mut out = Vec::with_capacity(vector.len());
+    for (index, x) in vector.iter().enumerate() {
+        let x = x.ok_or(ApiError::NullElement { index })? as f32;
+        if !x.is_finite() {
+            return Err(ApiError::NonFinite { index });
+        }
+        out.push(x);
+    }
+    if dim != 0 && out.len() != dim {
+        return Err(ApiError::WrongDimension { expected: dim, got: out.len() });
+    }
+    if out.iter().all(|&x| x == 0.0) {
+        return Err(ApiError::ZeroVector);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn k_bounds() {
+        assert!(validate_k(0, 10).is_err());
+        assert!(validate_k(-1, 10).is_err());
+        assert!(validate_k(11, 10).is_err());
+        assert_eq!(validate_k(10, 10).ok(), Some(10));
+    }
+
+    #[test]
+    fn vector_checks() {
+        assert!(matches!(validate_vector(&[], 2), Err(ApiError::EmptyVector)));
+        assert!(matches!(validate_vector(&[Some(1.0), None], 2), Err(ApiError::NullElement { index: 1 })));
+        assert!(matches!(validate_vector(&[Some(1e300), Some(1.0)], 2), Err(ApiError::NonFinite { index: 0 })));
+        assert!(matches!(validate_vector(&[Some(1.0)], 2), Err(ApiError::WrongDimension { expected: 2, got: 1 })));
+        assert!(matches!(validate_vector(&[Some(0.0), Some(-0.0)], 2), Err(ApiError::ZeroVector)));
+        assert_eq!(validate_vector(&[Some(3.0), Some(4.0)], 2).ok(), Some(vec![3.0, 4.0]));
+        assert_eq!(normalized(vec![3.0, 4.0]).ok(), Some(vec![0.6, 0.8]));
     }
 }

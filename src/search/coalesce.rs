@@ -21,12 +21,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::{top_k, top_k_batch, BatchQuery, Hit};
 
 /// What a coalescer scans: a snapshot holding a row-major matrix.
-pub trait Snapshot: Send + Sync + 'static {
+pub trait RowSource: Send + Sync + 'static {
     /// The `n × dim` matrix, row-major.
     fn rows(&self) -> &[f32];
 }
 
-impl Snapshot for Vec<f32> {
+impl RowSource for Vec<f32> {
     fn rows(&self) -> &[f32] {
         self
     }
@@ -58,7 +58,7 @@ struct Pending<S> {
     reply: tokio::sync::oneshot::Sender<Vec<Hit>>,
 }
 
-impl<S: Snapshot> Coalescer<S> {
+impl<S: RowSource> Coalescer<S> {
     /// A coalescer that scans at most `max_batch` (at least 1) queries at once.
     pub fn new(max_batch: usize) -> Arc<Self> {
         Arc::new(Self {
@@ -123,7 +123,7 @@ impl<S: Snapshot> Coalescer<S> {
 }
 
 /// Scans one group of queries over one snapshot and answers each.
-fn scan<S: Snapshot>(batch: Vec<Pending<S>>) {
+fn scan<S: RowSource>(batch: Vec<Pending<S>>) {
     let rows = batch[0].snapshot.rows();
     if let [one] = batch.as_slice() {
         let hits = top_k(rows, &one.query, one.k, one.min_score);

@@ -1,4 +1,7 @@
-//! Writes each search's results to `cache:context:<key>` for the chatbot.
+//! `cache:context:<key>`: what the chatbot reads back after each search, and
+//! the writer that puts it there. This module is the one owner of the
+//! entry's layout ([`encode_payload`]) and of its default key
+//! ([`request_hash`], [`similar_hash`]).
 //!
 //! Writes are asynchronous through a bounded queue: a search only pays for a
 //! `try_send`, so a slow or absent Redis never delays or fails it; when the
@@ -24,11 +27,93 @@ use std::{
 
 use redis::{aio::MultiplexedConnection, AsyncConnectionConfig};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::keys::{KeySpace, WritableKey};
+
+/// One result as the chatbot reads it from a context entry (the same
+/// fields, in the same order, as the API's search result with text).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ContextEntry<'a> {
+    pub id: &'a str,
+    pub url: &'a str,
+    pub title: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<&'a str>,
+    pub score: f32,
+}
+
+/// What is stored in `cache:context:<key>`.
+#[derive(Debug, Serialize)]
+struct ContextPayload<'a> {
+    results: &'a [ContextEntry<'a>],
+    k: usize,
+    min_score: Option<f32>,
+    index_version: u64,
+    created_at: String,
+}
+
+/// The value of one context entry: the results with title and text, the
+/// query's k and min_score, the index version that answered, and when.
+///
+/// # Errors
+/// Only if serialisation fails, which plain strings and numbers cannot.
+pub fn encode_payload(
+    results: &[ContextEntry<'_>],
+    k: usize,
+    min_score: Option<f32>,
+    index_version: u64,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&ContextPayload {
+        results,
+        k,
+        min_score,
+        index_version,
+        created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+    })
+}
+
+/// Stable hex id of a query: SHA-256 over the unit query vector (little
+/// endian f32; for text, its embedding), k and min_score. The same question
+/// gives the same context key; a vector and its multiples share one (they
+/// have the same results).
+pub fn request_hash(query: &[f32], k: usize, min_score: Option<f32>) -> String {
+    context_hash(b"semsearch-context-v1\0", k, min_score, |h| {
+        for x in query {
+            h.update(x.to_le_bytes());
+        }
+    })
+}
+
+/// The context id of an `id` query: unlike [`request_hash`] it names the
+/// document, because its results (the document left out) differ from those
+/// of a vector query with the same vector.
+pub fn similar_hash(id: &str, k: usize, min_score: Option<f32>) -> String {
+    context_hash(b"semsearch-context-similar-v1\0", k, min_score, |h| {
+        h.update((id.len() as u64).to_le_bytes());
+        h.update(id.as_bytes());
+    })
+}
+
+/// SHA-256 (hex) of a domain tag, the query as `write_query` feeds it, k and
+/// min_score: the one layout both context hashes share.
+fn context_hash(domain: &[u8], k: usize, min_score: Option<f32>, write_query: impl FnOnce(&mut Sha256)) -> String {
+    let mut h = Sha256::new();
+    h.update(domain);
+    write_query(&mut h);
+    h.update((k as u64).to_le_bytes());
+    match min_score {
+        Some(m) => {
+            h.update([1]);
+            h.update(m.to_le_bytes());
+        }
+        None => h.update([0]),
+    }
+    hex::encode(h.finalize())
+}
 
 /// Writes waiting at most; beyond this, writes are dropped.
 pub const QUEUE_CAPACITY: usize = 4096;

@@ -12,10 +12,10 @@
 //! - [`watcher`]: the change feed (CLIENT TRACKING) that drives `refresh`.
 
 pub mod connect;
-pub mod context;
-pub mod decode;
-pub mod json;
 pub mod keys;
+pub mod json;
+pub mod decode;
 pub mod loader;
+pub mod context;
 pub mod query_cache;
 pub mod watcher;
