@@ -6,8 +6,13 @@
 //! 2. a bare JSON array of numbers;
 //! 3. a raw little-endian f32 blob (length a multiple of 4, not JSON text).
 //!
-//! A value that starts like JSON text but does not parse is `invalid_json`,
-//! never reinterpreted as a blob. Rows leave here L2-normalised, so the index
+//! The rule that tells them apart: a value that *looks like JSON* (its first
+//! non-whitespace byte is `{` or `[` and the whole value is printable UTF-8
+//! text) is JSON, and if it does not parse it is `invalid_json`, never a
+//! blob. Every other value whose length is a multiple of 4 is a blob and
+//! decodes to exactly its floats, whatever its bytes happen to spell (a
+//! blob's bytes may be printable, e.g. `7e 66 70 3f` is 0.939; or start
+//! with `{"`). Issue 16 found both cases lost before this rule. Rows leave here L2-normalised, so the index
 //! never normalises again. Failures are [`SkipReason`]s: data, not errors.
 
 use super::json;
@@ -84,6 +89,7 @@ pub fn decode_into(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason>
 }
 
 fn decode_raw(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
+    let start = out.len();
     let first = value.iter().copied().find(|b| !b.is_ascii_whitespace());
     if matches!(first, Some(b'{' | b'[')) {
         let parsed = if first == Some(b'{') {
@@ -94,14 +100,17 @@ fn decode_raw(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
         match parsed {
             Ok(meta) => return Ok(meta),
             Err(reason) if looks_like_text(value) => return Err(reason),
-            Err(_) => {} // binary that happens to start with '{' or '[': try the blob
+            // Binary that happens to start with '{' or '[': a blob. The
+            // failed parse may have appended floats already; drop them.
+            Err(_) => out.truncate(start),
         }
     }
-    if !value.is_empty() && value.len().is_multiple_of(4) && !looks_like_text(value) {
+    if !value.is_empty() && value.len().is_multiple_of(4) {
         out.reserve(value.len() / 4);
         for c in value.chunks_exact(4) {
             let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             if !x.is_finite() {
+                out.truncate(start);
                 return Err(SkipReason::NonFinite);
             }
             out.push(x);
@@ -173,6 +182,21 @@ mod tests {
     }
 
     #[test]
+    fn issue_16_printable_blobs_and_blobs_starting_like_json_decode_to_their_floats() {
+        // 0.939 (7e 66 70 3f) and 0.172 (3e 3f 30 3e): every byte printable ASCII.
+        let printable: Vec<u8> =
+            [f32::from_bits(0x3f70_667e), f32::from_bits(0x3e30_3f3e)].iter().flat_map(|x| x.to_le_bytes()).collect();
+        assert!(std::str::from_utf8(&printable).is_ok(), "the blob spells text");
+        let (_, v) = decode(&printable).expect("a blob");
+        assert_eq!(v.len(), 2);
+        // '[' then '1': the JSON reader appends 1.0 before failing.
+        let mut bracket = vec![b'[', b'1', 0x80, 0x3f];
+        bracket.extend_from_slice(&0.5f32.to_le_bytes());
+        let (_, v) = decode(&bracket).expect("a blob");
+        assert_eq!(v.len(), 2, "no float of the failed JSON attempt is left behind");
+    }
+
+    #[test]
     fn malformed_arrays_are_invalid_json() {
         for v in [&b"[1,2]x"[..], b"[1,,2]", b"[1 2]", b"[1,2", b"[1,]", b"[1e]", b"[--1]", b"[1,true]"] {
             assert_eq!(decode(v).unwrap_err(), SkipReason::InvalidJson, "{}", String::from_utf8_lossy(v));
@@ -187,12 +211,82 @@ mod tests {
         assert_eq!(decode(br#"{"embedding":[1,"a"]}"#).unwrap_err(), SkipReason::InvalidJson);
         assert_eq!(decode(b"hello").unwrap_err(), SkipReason::InvalidJson);
         assert_eq!(decode(b"").unwrap_err(), SkipReason::InvalidJson);
-        assert_eq!(decode(b"abcd").unwrap_err(), SkipReason::InvalidJson, "text is never a blob");
+        assert_eq!(decode(b"{abcdefg").unwrap_err(), SkipReason::InvalidJson, "JSON-looking text is never a blob");
+        assert_eq!(decode(b"hello").unwrap_err(), SkipReason::InvalidJson, "not a multiple of 4 bytes");
         assert_eq!(decode(br#"{"embedding":[1,NaN]}"#).unwrap_err(), SkipReason::NonFinite);
         assert_eq!(decode(b"[1, Infinity]").unwrap_err(), SkipReason::NonFinite);
         assert_eq!(decode(b"[1e39, 1]").unwrap_err(), SkipReason::NonFinite);
         assert_eq!(decode(&f32::NAN.to_le_bytes().repeat(2)).unwrap_err(), SkipReason::NonFinite);
         assert_eq!(decode(b"[0, 0.0, -0]").unwrap_err(), SkipReason::ZeroVector);
         assert_eq!(decode(b"[]").unwrap_err(), SkipReason::WrongDimension);
+    }
+
+    /// The rule of the module docs, written as plainly as possible: the
+    /// oracle for the proptest below.
+    fn reference(value: &[u8]) -> Result<Vec<f32>, SkipReason> {
+        let first = value.iter().copied().find(|b| !b.is_ascii_whitespace());
+        let mut floats: Vec<f32> = if matches!(first, Some(b'{' | b'[')) && looks_like_text(value) {
+            let parsed: serde_json::Value = serde_json::from_slice(value).map_err(|_| SkipReason::InvalidJson)?;
+            let array = match &parsed {
+                serde_json::Value::Array(a) => a,
+                serde_json::Value::Object(o) => match o.get("embedding") {
+                    Some(serde_json::Value::Array(a)) => a,
+                    _ => return Err(SkipReason::InvalidJson),
+                },
+                _ => return Err(SkipReason::InvalidJson),
+            };
+            // Only whole-number JSON is generated below, so f64 -> f32 is exact.
+            array
+                .iter()
+                .map(|x| x.as_f64().map(|x| x as f32).ok_or(SkipReason::InvalidJson))
+                .collect::<Result<_, _>>()?
+        } else if !value.is_empty() && value.len() % 4 == 0 {
+            value.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        } else {
+            return Err(SkipReason::InvalidJson);
+        };
+        if floats.iter().any(|x| !x.is_finite()) {
+            return Err(SkipReason::NonFinite);
+        }
+        to_unit(&mut floats)?;
+        Ok(floats)
+    }
+
+    /// One value of a mixed chunk: a blob of arbitrary finite floats, a
+    /// chatbot object, a bare array, or random bytes.
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            prop::collection::vec(any::<u32>(), 1..8).prop_map(|bits| bits
+                .into_iter()
+                .map(|b| f32::from_bits(b & 0xbfff_ffff)) // clear one exponent bit: always finite
+                .flat_map(|x| x.to_le_bytes())
+                .collect()),
+            prop::collection::vec(-1000i32..1000, 1..8)
+                .prop_map(|v| format!(r#"{{"title":"t","embedding":{v:?}}}"#).into_bytes()),
+            prop::collection::vec(-1000i32..1000, 1..8).prop_map(|v| format!("{v:?}").into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..40),
+            // Bytes drawn from JSON's alphabet, to hit the partial-parse paths.
+            prop::collection::vec(prop::sample::select(b"[]{},:\"0123456789.-e \x80\x3f".to_vec()), 0..24),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2048, ..Default::default() })]
+
+        /// issue 16: every value decodes as the rule says, in any mix, with
+        /// one shared output buffer as the loader uses it.
+        #[test]
+        fn issue_16_mixed_chunks_decode_like_the_reference(values in proptest::collection::vec(any_value(), 1..12)) {
+            let mut out = Vec::new();
+            for value in &values {
+                let before = out.len();
+                let got = decode_into(value, &mut out).map(|_| out[before..].to_vec());
+                proptest::prop_assert_eq!(&got, &reference(value), "value {:?}", value);
+                if got.is_err() {
+                    proptest::prop_assert_eq!(out.len(), before, "a skipped value leaves nothing behind");
+                }
+            }
+        }
     }
 }

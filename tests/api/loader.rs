@@ -145,3 +145,54 @@ async fn a_key_deleted_between_scan_and_mget_counts_as_vanished() {
     assert_eq!(loaded.report.skipped.get(SkipReason::Vanished), 1);
     assert_eq!(loaded.report.skipped.get(SkipReason::InvalidKey), 1, "a key outside the pattern is refused");
 }
+
+/// issue 16: raw little-endian f32 blobs of random normal vectors all load,
+/// whatever their bytes look like. About 1% of random blobs start with `[`
+/// or `{`; every 10th one here is made to start like JSON (`[1`, `[-`,
+/// `{"`) by setting the low mantissa bytes of its first float, as the
+/// lost values of the issue's repro did.
+#[tokio::test]
+async fn issue_16_random_blob_vectors_all_load_with_none_skipped() {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+    // Arrange
+    const N: usize = 4_000;
+    const DIM: usize = 384;
+    let seed = 11;
+    println!("seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    let mut looks_like_json = 0;
+    for chunk in 0..N / 500 {
+        let mut pipe = redis::pipe();
+        for i in chunk * 500..(chunk + 1) * 500 {
+            // Box-Muller normal samples, then unit length, as the issue's repro.
+            let mut v: Vec<f32> = (0..DIM)
+                .map(|_| {
+                    let (u1, u2): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
+                    ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+                })
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter_mut().for_each(|x| *x /= norm);
+            let mut blob: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            if i % 10 == 0 {
+                let starts: [&[u8; 2]; 3] = [b"[1", b"[-", b"{\""];
+                blob[..2].copy_from_slice(starts[(i / 10) % 3]);
+            }
+            looks_like_json += usize::from(matches!(blob[0], b'[' | b'{'));
+            pipe.cmd("SET").arg(format!("cache:embedding:https://example.org/doc/{i:08}")).arg(blob).ignore();
+        }
+        let () = pipe.query_async(&mut c).await.expect("SET pipeline");
+    }
+
+    // Act
+    let app = spawn_app(&redis).await;
+    let stats = app.stats().await;
+
+    // Assert
+    println!("{looks_like_json} blobs start with '[' or '{{'");
+    assert_eq!(stats["documents"], N, "{stats}");
+    assert_eq!(stats["dimension"], DIM);
+    assert!(stats["skipped"].as_object().expect("object").values().all(|n| n == 0), "{stats}");
+}
