@@ -10,6 +10,7 @@ pub mod extract;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+mod playground;
 pub mod query;
 pub mod search;
 pub mod stats;
@@ -121,6 +122,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let timeout_ms = limits.request_timeout.as_millis();
     let access = Arc::clone(&state.access);
     let (routes, _) = routes().split_for_parts();
+    let routes = routes.merge(playground::routes());
     let router = routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
