@@ -8,7 +8,8 @@
 //!
 //! Around them: [`auth`] (API keys), [`cors`], [`limits`] (concurrent
 //! searches), [`health`] (liveness, readiness), [`stats`], [`admin`],
-//! [`metrics`] (Prometheus) and [`openapi`] (the spec, from these handlers).
+//! [`metrics`] (Prometheus), [`openapi`] (the spec, from these handlers) and
+//! the playground page at `/` (assets compiled in).
 
 pub mod extract;
 pub mod dto;
@@ -25,6 +26,7 @@ pub mod stats;
 pub mod admin;
 pub mod metrics;
 pub mod openapi;
+mod playground;
 
 use std::{sync::Arc, time::Duration};
 
@@ -133,6 +135,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let timeout_ms = limits.request_timeout.as_millis();
     let access = Arc::clone(&state.access);
     let (routes, _) = routes().split_for_parts();
+    let routes = routes.merge(playground::routes());
     let router = routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

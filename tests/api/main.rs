@@ -42,6 +42,9 @@ mod harness;
 /// The contract: openapi.yaml equals the generated spec, is served as is, and declared security is enforced.
 mod openapi;
 
+/// The playground at `/`: local assets only, its Content-Security-Policy, open without a key.
+mod playground;
+
 /// API keys (401/403), limits (body, k, concurrency), CORS, request ids.
 mod security;
 

@@ -1,0 +1,214 @@
+// The playground at `/` in Debian's headless chromium, driven like a person
+// would: enter the API key, search, follow "more like this", go back, make a
+// mistake. What the page shows is compared with what the API answers for the
+// same request, never with copied values. Run by .ci/browser.sh, which says
+// which environment variables it needs.
+//
+// The browser may reach the server under test and nothing else: every other
+// request is aborted and makes the test fail.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const base = new URL(requiredEnv('SEMSEARCH_URL'));
+const key = process.env.SEMSEARCH_API_KEY || '';
+const screenshot = requiredEnv('SEMSEARCH_SCREENSHOT');
+const K = 5;
+/** For a server with text search: a question about the demo corpus (Debian packages). */
+const QUESTION = 'command line tool to download files over HTTP';
+
+function requiredEnv(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`set ${name} (see .ci/browser.sh)`);
+  return value;
+}
+
+/** The API, asked directly: the oracle for what the page should show. */
+async function api(method, path, body) {
+  const headers = { 'content-type': 'application/json' };
+  if (key) headers.authorization = `Bearer ${key}`;
+  const res = await fetch(new URL(path, base), { method, headers, body: body && JSON.stringify(body) });
+  return { status: res.status, json: await res.json() };
+}
+
+async function searchIds(query) {
+  const { status, json } = await api('POST', 'v1/search', { ...query, k: K, with_text: false });
+  assert.equal(status, 200, JSON.stringify(json));
+  return json.results;
+}
+
+let browser;
+let page;
+const offSite = [];
+const scriptErrors = [];
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    // Names resolve only for the server under test (an IP literal needs no lookup).
+    args: [`--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE ${base.hostname}`],
+  });
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, serviceWorkers: 'block' });
+  await context.route('**/*', (route) => {
+    if (new URL(route.request().url()).origin === base.origin) return route.continue();
+    offSite.push(route.request().url());
+    return route.abort('blockedbyclient');
+  });
+  page = await context.newPage();
+  page.on('pageerror', (e) => scriptErrors.push(String(e)));
+  page.on('console', (msg) => {
+    // Chromium logs every non-2xx fetch as an error; the 401, 404 and the
+    // text-search probe's 422 are expected. Anything else (a CSP or Trusted
+    // Types violation, an exception) is not.
+    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource: the server responded')) {
+      scriptErrors.push(msg.text());
+    }
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test('the page loads its own assets only, and asks for a key when the server wants one', async () => {
+  const res = await page.goto(base.href);
+
+  assert.equal(res.status(), 200);
+  assert.match(res.headers()['content-security-policy'], /default-src 'none'/);
+  await page.getByRole('heading', { name: /semsearch/ }).waitFor();
+  if (key) {
+    await page.getByText('needs an API key').waitFor();
+    assert.equal(await page.locator('#key-panel').getAttribute('open'), '', 'the key panel opens by itself');
+  }
+  assert.deepEqual(offSite, []);
+});
+
+test('with the key, the status strip shows what /v1/stats says', async () => {
+  const stats = (await api('GET', 'v1/stats')).json;
+
+  if (key) {
+    await page.getByLabel('API key', { exact: true }).fill(key);
+    const sent = page.waitForRequest((r) => r.url().endsWith('/v1/stats'));
+    await page.getByRole('button', { name: 'Use key' }).click();
+    assert.equal((await sent).headers().authorization, `Bearer ${key}`);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('semsearch.apiKey')), key);
+    assert.equal(await page.evaluate(() => localStorage.length), 0, 'the key never reaches localStorage');
+  }
+
+  const stat = (name) => page.locator(`[data-stat="${name}"]`);
+  await page.waitForFunction(() => document.querySelector('#stats').dataset.state === 'ok');
+  assert.equal(await stat('documents').textContent(), stats.documents.toLocaleString('en'));
+  assert.equal(await stat('dimension').textContent(), String(stats.dimension));
+  assert.equal(await stat('index_version').textContent(), String(stats.index_version));
+  assert.match(await stat('kernel').textContent(), new RegExp(`^${stats.kernel}`));
+  assert.equal(await stat('change_feed').textContent(), stats.refresh.change_feed);
+  assert.match(await stat('last_reload').textContent(), /ago|now|loaded/);
+  assert.ok(stats.documents > K, `the server holds more than ${K} documents`);
+});
+
+/** Whether the server embeds questions, asked the way the page asks. */
+let textSearch;
+
+test('the page says which query mode is active, as the server answers', async () => {
+  const probe = await api('POST', 'v1/search', { text: ' ', k: 1 });
+  textSearch = probe.json.code === 'empty_text';
+  assert.ok(['empty_text', 'text_search_disabled'].includes(probe.json.code), JSON.stringify(probe.json));
+
+  // The page asks after /v1/stats answers; 'unknown' is what it shows until then.
+  await page.waitForFunction(() => ['on', 'off'].includes(document.querySelector('#search').dataset.textSearch));
+  const form = page.locator('#search');
+  assert.equal(await form.getAttribute('data-text-search'), textSearch ? 'on' : 'off');
+  assert.equal(await page.getByRole('radio', { name: 'Question' }).isDisabled(), !textSearch);
+  assert.match(await page.locator('#mode-note').textContent(), textSearch ? /Text search is on/ : /Text search is off/);
+});
+
+/** The ids the first search showed, for the Back check. */
+let firstIds;
+
+test('a search lists results with data-id, rank, score and link, as the API ranks them', async () => {
+  let query;
+  if (textSearch) {
+    query = { text: QUESTION };
+    await page.getByRole('radio', { name: 'Question' }).check();
+  } else {
+    const dim = (await api('GET', 'v1/stats')).json.dimension;
+    const probe = Array.from({ length: dim }, (_, i) => Math.sin(i + 1));
+    query = { id: (await searchIds({ vector: probe }))[0].id };
+    await page.getByRole('radio', { name: 'Document id' }).check();
+  }
+  const expected = await searchIds(query);
+
+  await page.getByRole('combobox', { name: 'Results' }).selectOption(String(K));
+  const box = page.locator('input[name="q"]');
+  await box.fill(query.text ?? query.id);
+  await box.press('Enter');
+
+  const items = page.locator('#results > li[data-id]');
+  await page.waitForFunction((k) => document.querySelectorAll('#results > li[data-id]').length === k, K);
+  const ids = await items.evaluateAll((lis) => lis.map((li) => li.dataset.id));
+  assert.deepEqual(ids, expected.map((r) => r.id));
+  if (query.id) assert.ok(!ids.includes(query.id), 'the query document is left out');
+  for (const [i, hit] of expected.entries()) {
+    const item = items.nth(i);
+    assert.equal(await item.locator('.rank').textContent(), String(i + 1));
+    assert.equal(await item.locator('.score .value').textContent(), hit.score.toFixed(4));
+    if (/^https?:/.test(hit.url)) assert.equal(await item.getByRole('link').getAttribute('href'), hit.url);
+  }
+  assert.match(await page.locator('#summary').textContent(), new RegExp(`^${K} results`));
+  firstIds = ids;
+});
+
+test('"more like this" searches by that result, moves focus to the results and is a link', async () => {
+  const items = page.locator('#results > li[data-id]');
+  const chosen = await items.nth(1).getAttribute('data-id');
+  const expected = await searchIds({ id: chosen });
+
+  await items.nth(1).getByRole('button', { name: /More like this/ }).click();
+
+  await page.waitForFunction(
+    (first) => document.querySelector('#results > li[data-id]')?.dataset.id === first
+      && document.querySelector('#results').getAttribute('aria-busy') === 'false',
+    expected[0].id,
+  );
+  const ids = await items.evaluateAll((lis) => lis.map((li) => li.dataset.id));
+  assert.deepEqual(ids, expected.map((r) => r.id));
+  assert.equal(await page.locator('input[name="q"]').inputValue(), chosen);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'results-title');
+  assert.equal(new URL(page.url()).searchParams.get('q'), chosen);
+  await page.screenshot({ path: screenshot, fullPage: true });
+});
+
+test('Back shows the previous search again', async () => {
+  await page.goBack();
+
+  await page.waitForFunction(
+    (first) => document.querySelector('#results > li[data-id]')?.dataset.id === first
+      && document.querySelector('#results').getAttribute('aria-busy') === 'false',
+    firstIds[0],
+  );
+  const ids = await page.locator('#results > li[data-id]').evaluateAll((lis) => lis.map((li) => li.dataset.id));
+  assert.deepEqual(ids, firstIds);
+});
+
+test('an unknown id shows the problem code and detail from the server', async () => {
+  const missing = `no-such-document-${Date.now()}`;
+  const { status, json } = await api('POST', 'v1/search', { id: missing });
+  assert.equal(status, 404);
+
+  await page.getByRole('radio', { name: 'Document id' }).check();
+  await page.locator('input[name="q"]').fill(missing);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+
+  const alert = page.getByRole('alert');
+  await alert.waitFor();
+  assert.equal(await alert.getAttribute('data-code'), json.code);
+  assert.match(await alert.textContent(), new RegExp(json.code));
+  assert.ok((await alert.textContent()).includes(json.detail));
+  assert.equal(await page.locator('#results > li').count(), 0);
+});
+
+test('nothing was fetched from anywhere else, and no script or policy error happened', () => {
+  assert.deepEqual(offSite, []);
+  assert.deepEqual(scriptErrors, []);
+});
