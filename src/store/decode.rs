@@ -240,7 +240,7 @@ mod tests {
                 .iter()
                 .map(|x| x.as_f64().map(|x| x as f32).ok_or(SkipReason::InvalidJson))
                 .collect::<Result<_, _>>()?
-        } else if !value.is_empty() && value.len() % 4 == 0 {
+        } else if !value.is_empty() && value.len().is_multiple_of(4) {
             value.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
         } else {
             return Err(SkipReason::InvalidJson);
