@@ -133,6 +133,7 @@ impl App {
         info!(addr = %listener.local_addr()?, redis = settings.redis.display(), kernel = kernel::name(), "semsearch listening");
 
         let mut tasks = vec![
+            tokio::spawn(api::metrics::run_upkeep(cancel.clone())),
             tokio::spawn(refresher.run(cancel.clone())),
             tokio::spawn(watcher::run(
                 settings.redis.info.clone(),

@@ -103,11 +103,13 @@ impl AccessKeys {
     /// key; 401 `unauthorized` without a valid key.
     fn check_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         if self.admin.is_empty() {
-            return if self.admin_on_loopback {
+            // Keyless admin only when no key at all is configured: an
+            // operator who closed search did not mean to leave admin open.
+            return if self.admin_on_loopback && self.search.is_empty() {
                 Ok(())
             } else {
                 Err(ApiError::Forbidden(
-                    "admin routes are disabled: set SEMSEARCH_ADMIN_KEYS, or bind semsearch to a loopback address"
+                    "admin routes are disabled: set SEMSEARCH_ADMIN_KEYS (or, with no API keys at all, bind semsearch to a loopback address)"
                         .into(),
                 ))
             };

@@ -37,6 +37,25 @@ const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.0
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often histogram samples are folded into their buckets when nobody
+/// scrapes: the recorder keeps every sample until upkeep runs, so without
+/// this a deployment that never scrapes grows ~32 bytes per request forever
+/// (issue 16).
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds pending histogram samples into their buckets every [`UPKEEP_EVERY`]
+/// until `cancel` fires. Spawned by `app.rs`.
+pub async fn run_upkeep(cancel: tokio_util::sync::CancellationToken) {
+    let mut every = tokio::time::interval(UPKEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = every.tick() => handle().run_upkeep(),
+        }
+    }
+}
+
 /// The process's recorder, installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {

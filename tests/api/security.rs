@@ -100,6 +100,23 @@ async fn keyless_admin_is_open_on_loopback() {
 }
 
 #[tokio::test]
+async fn issue_16_admin_stays_closed_on_loopback_when_only_search_keys_are_configured() {
+    // Arrange: search closed by a key, no admin key, loopback bind.
+    let redis = TestRedis::start();
+    let app = small_app(&redis, |s| s.access.api_keys = vec!["k1".parse().expect("infallible")]).await;
+
+    // Act
+    let without = send(&app, "POST", "/v1/admin/reload", None, None).await;
+    let junk = send(&app, "POST", "/v1/admin/reload", Some("junk"), None).await;
+    let search_key = send(&app, "POST", "/v1/admin/reload", Some("k1"), None).await;
+
+    // Assert
+    assert_problem(without, 403, "forbidden").await;
+    assert_problem(junk, 403, "forbidden").await;
+    assert_problem(search_key, 403, "forbidden").await;
+}
+
+#[tokio::test]
 async fn a_search_over_the_concurrency_limit_is_refused_with_retry_after() {
     // Arrange: one slot, held by the test, so the next search finds none.
     let redis = TestRedis::start();
