@@ -158,13 +158,12 @@ impl App {
         let embedder = state.embedder.clone();
         let router = api::router(state, limits);
         let stop = cancel.clone();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                stop.cancel();
-            })
-            .await
-            .context("serving HTTP");
+        let served = api::server::serve(listener, router, settings.server, async move {
+            shutdown.await;
+            stop.cancel();
+        })
+        .await
+        .context("serving HTTP");
         cancel.cancel();
         for task in tasks {
             let _ = task.await;

@@ -21,6 +21,7 @@ use crate::{
     api::{
         auth::AccessSettings,
         cors::{self, CorsError},
+        server::ServerSettings,
     },
     embed::{providers::RetryPolicy, EmbedderSettings, Normalization, ProviderKind},
     refresh::RefreshSettings,
@@ -133,12 +134,24 @@ pub struct ServeArgs {
     /// `/v1/search` queries scanned together in one pass.
     #[arg(long, env = "SEMSEARCH_MAX_BATCH", default_value_t = 256, help_heading = "HTTP and limits")]
     pub max_batch: usize,
-    /// Largest request body accepted, in bytes.
-    #[arg(long, env = "SEMSEARCH_MAX_BODY_BYTES", default_value_t = 1 << 20, help_heading = "HTTP and limits")]
-    pub max_body_bytes: usize,
+    /// Largest request body accepted, in bytes. Unset: large enough for a
+    /// full batch of vectors (SEMSEARCH_MAX_BATCH × 24 bytes per float ×
+    /// SEMSEARCH_DIM, 384 if unset, plus 64 KiB), and at least 1 MiB.
+    #[arg(long, env = "SEMSEARCH_MAX_BODY_BYTES", help_heading = "HTTP and limits")]
+    pub max_body_bytes: Option<usize>,
     /// Time a request may take before it is answered 503, in seconds.
     #[arg(long, env = "SEMSEARCH_REQUEST_TIMEOUT_SECS", default_value_t = 30, help_heading = "HTTP and limits")]
     pub request_timeout_secs: u64,
+    /// Seconds a connection may take to send a complete request head; also
+    /// how long an idle keep-alive connection stays open.
+    #[arg(long, env = "SEMSEARCH_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, help_heading = "HTTP and limits")]
+    pub header_read_timeout_secs: u64,
+    /// Connections open at once; beyond it new ones wait in the listen backlog.
+    #[arg(long, env = "SEMSEARCH_MAX_CONNECTIONS", default_value_t = 1024, help_heading = "HTTP and limits")]
+    pub max_connections: usize,
+    /// On shutdown, seconds open connections may take to finish before they are dropped.
+    #[arg(long, env = "SEMSEARCH_SHUTDOWN_GRACE_SECS", default_value_t = 10, help_heading = "HTTP and limits")]
+    pub shutdown_grace_secs: u64,
     /// Searches running at once; one more is answered 503 `overloaded` with
     /// Retry-After instead of queueing behind the CPU-bound scans.
     #[arg(long, env = "SEMSEARCH_MAX_CONCURRENT_SEARCHES", default_value_t = 64, help_heading = "HTTP and limits")]
@@ -370,6 +383,8 @@ pub struct Settings {
     pub max_concurrent_searches: usize,
     /// Empty: CORS is off. Checked by `api::cors::parse_origins`.
     pub cors_origins: Vec<String>,
+    /// Connection bounds of the HTTP server.
+    pub server: ServerSettings,
 }
 
 impl Settings {
@@ -384,12 +399,14 @@ impl Settings {
         at_least("SEMSEARCH_MAX_BATCH", args.max_batch, 1)?;
         at_least("SEMSEARCH_SCAN_COUNT", args.scan_count, 1)?;
         at_least("SEMSEARCH_LOAD_CHUNK", args.load_chunk, 1)?;
-        at_least("SEMSEARCH_MAX_BODY_BYTES", args.max_body_bytes, 64)?;
+        let max_body_bytes = args.max_body_bytes.unwrap_or_else(|| default_body_limit(args.max_batch, args.dim));
+        at_least("SEMSEARCH_MAX_BODY_BYTES", max_body_bytes, 64)?;
         if let Some(dim) = args.dim {
             at_least("SEMSEARCH_DIM", dim, 1)?;
         }
         let keys = args.keys.key_space()?;
         at_least("SEMSEARCH_MAX_CONCURRENT_SEARCHES", args.max_concurrent_searches, 1)?;
+        at_least("SEMSEARCH_MAX_CONNECTIONS", args.max_connections, 1)?;
         let cors_origins = cors::parse_origins(&args.cors_origins)?;
         Ok(Self {
             access: AccessSettings::new(args.api_keys.clone(), args.admin_keys.clone()),
@@ -403,7 +420,7 @@ impl Settings {
             max_batch: args.max_batch,
             kernel: args.kernel,
             dim: args.dim,
-            max_body_bytes: args.max_body_bytes,
+            max_body_bytes,
             load: LoadSettings {
                 scan_count: args.scan_count,
                 chunk_keys: args.load_chunk,
@@ -417,6 +434,11 @@ impl Settings {
                 key_batch: Duration::from_millis(args.key_batch_ms),
             },
             context_ttl_secs: (args.context_ttl_secs > 0).then_some(args.context_ttl_secs),
+            server: ServerSettings {
+                header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
+                max_connections: args.max_connections,
+                shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
+            },
             log: args.log.filter.clone(),
             log_format: args.log.log_format,
         })
@@ -432,6 +454,17 @@ impl Settings {
         args.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         Self::from_args(&args)
     }
+}
+
+/// Bytes of one vector element as JSON text, generously: `-0.0123456789012345,`.
+const JSON_BYTES_PER_FLOAT: usize = 24;
+
+/// The body limit when none is configured: a full batch of vectors fits
+/// (issue 16: the old fixed 1 MiB held only ~131-215 real 384-d queries,
+/// below the default batch limit of 256).
+fn default_body_limit(max_batch: usize, dim: Option<usize>) -> usize {
+    let per_query = JSON_BYTES_PER_FLOAT.saturating_mul(dim.unwrap_or(384)).saturating_add(256);
+    max_batch.saturating_mul(per_query).saturating_add(64 << 10).max(1 << 20)
 }
 
 impl ServeArgs {
@@ -550,6 +583,17 @@ mod tests {
             .output()
             .expect("run the test binary");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+
+    #[test]
+    fn issue_16_the_default_body_limit_fits_a_full_batch_of_384_d_vectors() {
+        let settings = Settings::from_args(&ServeArgs::defaults()).expect("valid");
+        // 256 queries of 384 floats printed as JavaScript prints them (up to 20 bytes each).
+        let batch_bytes = settings.max_batch * (384 * 20 + 64);
+        assert!(settings.max_body_bytes >= batch_bytes, "{} < {batch_bytes}", settings.max_body_bytes);
+        let mut args = ServeArgs::defaults();
+        args.max_body_bytes = Some(4096);
+        assert_eq!(Settings::from_args(&args).expect("valid").max_body_bytes, 4096, "an explicit limit wins");
     }
 
     #[test]

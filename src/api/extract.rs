@@ -15,6 +15,26 @@ use super::error::ApiError;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
+/// Middleware: a request whose `Content-Length` already exceeds the body
+/// limit is answered 413 at once, before its body is read. hyper sends
+/// `100 Continue` only when a handler starts reading the body, so a client
+/// that asked `Expect: 100-continue` for an over-limit body never gets one,
+/// and a client that declares 99999999999 bytes is not held until the
+/// request timeout (issue 16).
+pub async fn refuse_declared_oversize(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let limit = req.extensions().get::<BodyLimit>().map_or(usize::MAX, |l| l.0);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit as u64 => ApiError::PayloadTooLarge { limit }.into_response(),
+        _ => next.run(req).await,
+    }
+}
+
 /// A JSON body deserialized with the failing field's path in the error
 /// (`vector[3]: invalid type: string "a", expected f64`).
 pub struct Json<T>(pub T);

@@ -9,7 +9,8 @@
 //! Around them: [`auth`] (API keys), [`cors`], [`limits`] (concurrent
 //! searches), [`health`] (liveness, readiness), [`stats`], [`admin`],
 //! [`metrics`] (Prometheus), [`openapi`] (the spec, from these handlers) and
-//! the playground page at `/` (assets compiled in).
+//! the playground page at `/` (assets compiled in). [`server`] is the accept
+//! loop with its connection bounds.
 
 pub mod extract;
 pub mod dto;
@@ -27,6 +28,7 @@ pub mod admin;
 pub mod metrics;
 pub mod openapi;
 mod playground;
+pub mod server;
 
 use std::{sync::Arc, time::Duration};
 
@@ -155,9 +157,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                     res
                 }
             }))
+            .layer(Extension(BodyLimit(limits.max_body_bytes)))
+            .layer(middleware::from_fn(extract::refuse_declared_oversize))
             .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
             .layer(Extension(access))
-            .layer(Extension(BodyLimit(limits.max_body_bytes)))
             .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
     );
     match cors::layer(&limits.cors_origins) {

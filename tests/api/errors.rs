@@ -85,14 +85,15 @@ async fn wrong_content_type_is_415() {
 async fn body_over_the_limit_is_413() {
     let redis = TestRedis::start();
     let app = small_app(&redis).await;
+    let limit = crate::helpers::test_settings(&redis).max_body_bytes;
     let mut body = br#"{"vector":[1,0,0],"pad":""#.to_vec();
-    body.extend(std::iter::repeat_n(b'x', 2 << 20));
+    body.extend(std::iter::repeat_n(b'x', limit + (1 << 20)));
     body.extend(br#""}"#);
 
     let res = app.post_raw("/v1/search", "application/json", body).await;
 
     let problem = assert_problem(res, 413, "payload_too_large").await;
-    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("1048576")), "{problem}");
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains(&limit.to_string())), "{problem}");
 }
 
 #[tokio::test]

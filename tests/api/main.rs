@@ -56,3 +56,6 @@ mod process;
 
 /// rediss:// against a TLS redis-server with a private CA (certificates from the openssl CLI).
 mod tls;
+
+/// Connection bounds (issue 16): header-read timeout, connection cap, shutdown deadline, early 413.
+mod connections;
