@@ -12,7 +12,7 @@ use super::{
 };
 use crate::{
     index::{now_ms, Index},
-    refresh::ReloadInfo,
+    refresh::{FeedState, ReloadInfo},
     search::kernel,
     store::loader::SkipCounts,
 };
@@ -58,7 +58,7 @@ pub struct RefreshStats {
     pub docs_removed: u64,
     /// `connecting`, `tracking`, `unavailable` (reconcile only) or `reconnecting`.
     #[schema(value_type = String)]
-    pub change_feed: &'static str,
+    pub change_feed: FeedState,
     /// Redis holds no embeddings; the last index keeps serving.
     pub redis_empty: bool,
 }
@@ -164,7 +164,7 @@ pub struct Ready {
     /// Redis holds no embeddings; answers come from the last index loaded.
     pub redis_empty: bool,
     #[schema(value_type = String)]
-    pub change_feed: &'static str,
+    pub change_feed: FeedState,
 }
 
 /// Readiness: 200 once the first load has finished (and from then on, even
