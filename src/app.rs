@@ -69,7 +69,7 @@ impl App {
             None => (None, None),
         };
         let (changes_tx, changes_rx) = mpsc::unbounded_channel();
-        let (commands_tx, commands_rx) = mpsc::channel(16);
+        let (reloads_tx, reloads_rx) = mpsc::channel(16);
         let status = Arc::new(RefreshStatus::default());
         let refresher = Refresher {
             client: client.clone(),
@@ -85,7 +85,7 @@ impl App {
             contexts: contexts.clone(),
             status: Arc::clone(&status),
             changes: changes_rx,
-            commands: commands_rx,
+            reloads: reloads_rx,
         };
         let on_loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
         let access = AccessKeys::new(settings.access.api_keys.clone(), settings.access.admin_keys.clone(), on_loopback);
@@ -96,7 +96,7 @@ impl App {
             coalescer: Coalescer::new(settings.max_batch),
             keys: settings.keys.clone(),
             contexts,
-            refresh: RefreshHandle { commands: commands_tx, status },
+            refresh: RefreshHandle { reloads: reloads_tx, status },
             access: Arc::new(access),
             searches: SearchSlots::new(settings.max_concurrent_searches),
             embedder,

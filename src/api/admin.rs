@@ -9,7 +9,7 @@ use super::{
     stats::StatsResponse,
     AppState,
 };
-use crate::refresh::Command;
+use crate::refresh::ReloadRequest;
 
 /// Reload every embedding from Redis now and answer with the new statistics.
 #[utoipa::path(
@@ -32,13 +32,13 @@ pub async fn reload(State(state): State<AppState>) -> Result<Json<StatsResponse>
     let (tx, rx) = oneshot::channel();
     state
         .refresh
-        .commands
-        .send(Command::Reload(tx))
+        .reloads
+        .send(ReloadRequest { reply: tx })
         .await
         .map_err(|_| ApiError::Internal("the refresher is not running".into()))?;
     let index = rx
         .await
         .map_err(|_| ApiError::Internal("the refresher dropped the reload".into()))?
-        .map_err(ApiError::ReloadFailed)?;
+        .map_err(|e| ApiError::ReloadFailed(e.detail()))?;
     Ok(Json(StatsResponse::new(&state, &index)))
 }

@@ -11,6 +11,7 @@ use super::{
     error::{ApiError, Problem, PROBLEM_JSON},
     AppState,
 };
+use crate::refresh::FeedState;
 
 /// Liveness answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,7 +44,7 @@ pub struct Ready {
     /// Redis holds no embeddings; answers come from the last index loaded.
     pub redis_empty: bool,
     #[schema(value_type = String)]
-    pub change_feed: &'static str,
+    pub change_feed: FeedState,
 }
 
 /// Readiness: 200 once the first load has finished (and from then on, even

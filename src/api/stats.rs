@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     index::{now_ms, Index},
-    refresh::ReloadInfo,
+    refresh::{FeedState, ReloadInfo},
     search::kernel,
     store::loader::SkipCounts,
 };
@@ -59,7 +59,7 @@ pub struct RefreshStats {
     pub docs_removed: u64,
     /// `connecting`, `tracking`, `unavailable` (reconcile only) or `reconnecting`.
     #[schema(value_type = String)]
-    pub change_feed: &'static str,
+    pub change_feed: FeedState,
     /// Redis holds no embeddings; the last index keeps serving.
     pub redis_empty: bool,
 }

@@ -1,0 +1,508 @@
+//! Keeps the in-memory index in step with Redis without failing a query.
+//!
+//! One task, the [`Refresher`](crate::refresh::Refresher), owns every change to the published index:
+//! the first load, full reloads, per-key updates and expiry sweeps. It
+//! builds each new snapshot off to the side and swaps it in atomically, so
+//! queries are always answered by a complete old or new version.
+//!
+//! Triggers, and what they do:
+//! - quick key deleted, rewritten or past its deadline (read with PTTL, so we
+//!   don't wait for Redis to reclaim it) → full reload, debounced: a burst
+//!   gives one reload; a trigger during a reload queues exactly one more;
+//! - an embedding key set/deleted/expired → re-read just that key (batched)
+//!   and publish a snapshot with it upserted or removed;
+//! - a document reaching its own deadline → re-read it the same way (queries
+//!   already hide it from the deadline on; see `index`);
+//! - the change feed re-armed after a disconnect → full reload (pushes are
+//!   at-most-once, and a rewritten value leaves the key set unchanged); the
+//!   first load waits for the feed to arm (at most 2 s) so nothing falls
+//!   between the two;
+//! - FLUSHDB, or every `reconcile_every` → compare a fingerprint of Redis's
+//!   key set with the index's; reload on mismatch;
+//! - `POST /v1/admin/reload` → immediate full reload.
+//!
+//! An empty keyspace while we hold documents (FLUSHDB, Redis restarted
+//! without its data) is treated as an outage, not as "no articles": the last
+//! index keeps serving, `/v1/stats` and `/readyz` say so, and a reload
+//! happens as soon as embeddings reappear.
+//!
+//! Each rule above lives in a plain-data state machine, one per file, fed
+//! `now` (tokio's clock) and answering with what to start, so all of them
+//! are unit-tested under paused time without Redis:
+//! - [`reload`](crate::refresh::reload): debounce, "a trigger during a
+//!   reload queues exactly one more", the wait for the feed at start,
+//!   backoff capped at `retry_max`;
+//! - [`updates`](crate::refresh::updates): the batching window, pacing
+//!   (after an update that took `t`, the next waits `3 × t`), the
+//!   base-version rule;
+//! - [`reconcile`](crate::refresh::reconcile): its period, the quick key's
+//!   deadline and presence, the redis_empty rule.
+//!
+//! This file owns the I/O: the `select!` loop in
+//! [`Refresher::run`](crate::refresh::Refresher::run) sleeps until the
+//! earliest deadline, spawns loads, updates and reconciles, feeds their
+//! results back to the machines, and publishes snapshots.
+
+mod error;
+pub mod reconcile;
+pub mod reload;
+mod status;
+pub mod updates;
+
+use std::{collections::HashSet, sync::atomic::Ordering, sync::Arc, time::Duration};
+
+use redis::aio::MultiplexedConnection;
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::{JoinError, JoinHandle},
+    time::Instant,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn, Instrument};
+
+pub use self::{
+    error::RefreshError,
+    status::{FeedState, RefreshStatus, ReloadInfo, ReloadReason},
+};
+use self::{
+    reconcile::{KeySetVerdict, Observed, Ours, Reconcile},
+    reload::FullReload,
+    updates::{KeyUpdates, Verdict},
+};
+use crate::{
+    index::{now_ms, ApplyCounts, Index, SharedIndex},
+    store::{
+        context::ContextQueue,
+        keys::KeySpace,
+        loader::{self, LoadError, LoadReport, LoadSettings, Loaded},
+        watcher::Change,
+    },
+    telemetry::error_chain,
+};
+
+/// Timing of live refresh, as the configuration layer builds it.
+#[derive(Debug, Clone)]
+pub struct RefreshSettings {
+    /// Every this often the key set is compared with Redis's.
+    pub reconcile_every: Duration,
+    /// A burst of invalidations within this window gives one reload.
+    pub reload_debounce: Duration,
+    /// Changed keys are collected this long, then applied together.
+    pub key_batch: Duration,
+}
+
+/// What a reload request is answered with: the published snapshot, or why
+/// the reload failed. The error is shared because one reload answers every
+/// request that waited for it.
+pub type ReloadReply = Result<Arc<Index>, Arc<RefreshError>>;
+
+/// A full reload asked for by the API (`POST /v1/admin/reload`).
+#[derive(Debug)]
+pub struct ReloadRequest {
+    /// Answered when the next full reload has finished: published, failed,
+    /// or found Redis empty and kept the last index (which it then sends).
+    pub reply: oneshot::Sender<ReloadReply>,
+}
+
+/// Handle used by the API to reach the refresher.
+#[derive(Debug, Clone)]
+pub struct RefreshHandle {
+    pub reloads: mpsc::Sender<ReloadRequest>,
+    pub status: Arc<RefreshStatus>,
+}
+
+/// The task that owns index updates. Built in `app.rs`, run until cancelled.
+pub struct Refresher {
+    pub client: redis::Client,
+    pub source: Source,
+    pub timing: RefreshSettings,
+    pub shared: Arc<SharedIndex>,
+    pub contexts: Option<ContextQueue>,
+    pub status: Arc<RefreshStatus>,
+    pub changes: mpsc::UnboundedReceiver<Change>,
+    pub reloads: mpsc::Receiver<ReloadRequest>,
+}
+
+/// Where and how the refresher reads Redis.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Printable address (no credentials), for failure messages.
+    pub redis_display: String,
+    pub keys: KeySpace,
+    pub load: LoadSettings,
+    /// Configured index dimension, if any.
+    pub dim: Option<usize>,
+    /// Longest wait between reload attempts.
+    pub retry_max: Duration,
+}
+
+/// A per-key update computed off the loop: the merged snapshot, what
+/// changed, and the report that goes with it.
+struct Updated {
+    index: Index,
+    counts: ApplyCounts,
+    report: LoadReport,
+}
+
+/// The loop's state: the three machines, and the I/O in flight for each.
+/// A task handle is `Some` exactly while its machine says it is running.
+struct Loop {
+    conn: Option<MultiplexedConnection>,
+    /// The key account of the published snapshot, kept for the reconcile
+    /// and updated with each per-key update.
+    report: LoadReport,
+    reload: FullReload,
+    loading: Option<JoinHandle<Result<Loaded, RefreshError>>>,
+    /// Reload requests answered by the next reload that finishes.
+    waiters: Vec<oneshot::Sender<ReloadReply>>,
+    updates: KeyUpdates,
+    updating: Option<JoinHandle<Result<Updated, RefreshError>>>,
+    reconcile: Reconcile,
+    reconciling: Option<JoinHandle<Result<Observed, RefreshError>>>,
+}
+
+/// Sleeps until `at`, or forever when there is nothing scheduled.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Awaits a task if there is one, else never resolves.
+async fn join<T>(task: Option<&mut JoinHandle<T>>) -> Result<T, JoinError> {
+    match task {
+        Some(t) => t.await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Refresher {
+    /// Runs until `cancel` fires.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let now = Instant::now();
+        let mut st = Loop {
+            conn: None,
+            report: LoadReport::default(),
+            reload: FullReload::at_startup(now, self.timing.reload_debounce, self.source.retry_max),
+            loading: None,
+            waiters: Vec::new(),
+            updates: KeyUpdates::new(now, self.timing.key_batch),
+            updating: None,
+            reconcile: Reconcile::new(now, self.timing.reconcile_every),
+            reconciling: None,
+        };
+        self.status.set_feed(FeedState::Connecting);
+        loop {
+            let reload_at = st.reload.due();
+            let keys_at = st.updates.due(st.reload.is_running());
+            // While expired keys are being re-read, their deadlines stay in the past; don't re-fire.
+            let expiry_at = if st.updates.is_quiet() { self.next_expiry() } else { None };
+            let reconcile_at = st.reconcile.due();
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                Some(change) = self.changes.recv() => self.on_change(&mut st, change),
+                Some(ReloadRequest { reply }) = self.reloads.recv() => {
+                    st.waiters.push(reply);
+                    st.reload.trigger_now(ReloadReason::Admin, Instant::now());
+                }
+                () = until(reload_at) => self.start_reload(&mut st),
+                done = join(st.loading.as_mut()) => self.finish_reload(&mut st, done),
+                () = until(keys_at) => self.start_update(&mut st),
+                done = join(st.updating.as_mut()) => self.finish_update(&mut st, done),
+                () = until(st.reconcile.quick_deadline()) => {
+                    if let Some(reason) = st.reconcile.quick_deadline_passed(Instant::now()) {
+                        info!("quick key reached its deadline");
+                        st.reload.trigger_now(reason, Instant::now());
+                    }
+                }
+                () = until(expiry_at) => self.sweep_expired(&mut st),
+                () = until(reconcile_at) => self.start_reconcile(&mut st),
+                done = join(st.reconciling.as_mut()) => self.finish_reconcile(&mut st, done),
+            }
+        }
+        if let Some(task) = st.loading {
+            task.abort();
+        }
+        if let Some(task) = st.updating {
+            task.abort();
+        }
+        if let Some(task) = st.reconciling {
+            task.abort();
+        }
+    }
+
+    fn on_change(&mut self, st: &mut Loop, change: Change) {
+        let now = Instant::now();
+        match change {
+            Change::Armed => {
+                self.status.set_feed(FeedState::Tracking);
+                if st.reload.feed_armed(now) {
+                    info!("change feed re-armed; reloading everything it may have missed");
+                }
+                st.reconcile.request(now);
+            }
+            Change::Unavailable(_) => {
+                self.status.set_feed(FeedState::Unavailable);
+                st.reload.feed_answered(now);
+            }
+            Change::Lost => {
+                self.status.set_feed(FeedState::Reconnecting);
+                // Redis is unreachable: the first load would fail anyway, and its
+                // error is what /readyz should show; don't hold it back.
+                st.reload.feed_answered(now);
+            }
+            Change::All => {
+                info!("Redis reported FLUSHDB/FLUSHALL; reconciling");
+                st.reconcile.request(now);
+            }
+            Change::Keys(keys) => {
+                let k = &self.source.keys;
+                for key in keys {
+                    let Ok(key) = String::from_utf8(key) else {
+                        // Not a valid id; the reconcile will account for it.
+                        st.reconcile.request(now);
+                        continue;
+                    };
+                    if key == k.quick_key() {
+                        info!("quick key changed");
+                        st.reconcile.request(now); // re-reads its deadline
+                        st.reload.trigger(ReloadReason::QuickKeyChanged, now);
+                    } else if k.doc_id(&key).is_some() && self.status.redis_empty.load(Ordering::Relaxed) {
+                        // Writes after a flush rebuild the keyspace: load it whole
+                        // rather than patching the last index we kept.
+                        st.reload.trigger(ReloadReason::EmbeddingsReappeared, now);
+                    } else if k.doc_id(&key).is_some() {
+                        st.updates.changed(key, now);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn connection(
+        client: redis::Client,
+        settings: &Source,
+        conn: Option<MultiplexedConnection>,
+    ) -> Result<MultiplexedConnection, LoadError> {
+        match conn {
+            Some(c) => Ok(c),
+            None => loader::connect(&client, &settings.load).await,
+        }
+    }
+
+    fn start_reload(&mut self, st: &mut Loop) {
+        let Some(reason) = st.reload.start(Instant::now()) else { return };
+        let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
+        let span = tracing::info_span!("reload", reason = ?reason);
+        // Keys changed from here on may be missed by this reload's reads: they stay pending.
+        st.loading = Some(tokio::spawn(
+            async move {
+                let conn = Self::connection(client, &settings, conn).await?;
+                Ok(loader::load_all(&conn, &settings.keys, &settings.load, settings.dim).await?)
+            }
+            .instrument(span),
+        ));
+    }
+
+    fn finish_reload(&mut self, st: &mut Loop, done: Result<Result<Loaded, RefreshError>, JoinError>) {
+        st.loading = None;
+        let now = Instant::now();
+        match done.map_err(|source| RefreshError::TaskFailed { step: "reload", source }).and_then(|r| r) {
+            Ok(Loaded { index, report }) => {
+                let Some(finished) = st.reload.succeeded(now) else { return };
+                let current = self.shared.current();
+                if let Some(current) = current.filter(|c| index.is_empty() && !c.is_empty()) {
+                    if !self.status.redis_empty.swap(true, Ordering::Relaxed) {
+                        warn!("Redis has no embeddings; keeping the last index until they reappear");
+                    }
+                    for w in st.waiters.drain(..) {
+                        let _ = w.send(Ok(Arc::clone(&current)));
+                    }
+                } else {
+                    self.status.redis_empty.store(false, Ordering::Relaxed);
+                    let published = self.publish(index, &report);
+                    st.report = report;
+                    self.status.reloads.fetch_add(1, Ordering::Relaxed);
+                    let info = ReloadInfo {
+                        reason: finished.reason,
+                        duration_ms: finished.took.as_secs_f64() * 1000.0,
+                        documents: published.len(),
+                        index_version: published.version(),
+                        finished_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                    };
+                    info!(reason = ?info.reason, version = info.index_version, docs = info.documents, duration_ms = info.duration_ms, "index published");
+                    self.status.set_last_reload(info);
+                    for w in st.waiters.drain(..) {
+                        let _ = w.send(Ok(Arc::clone(&published)));
+                    }
+                }
+                st.updates.after_reload(now);
+            }
+            Err(e) => {
+                st.conn = None;
+                self.status.reload_failures.fetch_add(1, Ordering::Relaxed);
+                let Some(retry_in) = st.reload.failed(now) else { return };
+                warn!(error.message = %e, error.cause_chain = %error_chain(&e), retry_in_ms = retry_in.as_millis() as u64, "reload failed; the current index keeps serving");
+                self.shared.set_failure(Some(format!(
+                    "loading from {} failed: {}",
+                    self.source.redis_display,
+                    e.detail()
+                )));
+                let e = Arc::new(e);
+                for w in st.waiters.drain(..) {
+                    let _ = w.send(Err(Arc::clone(&e)));
+                }
+            }
+        }
+    }
+
+    /// Publishes a snapshot and its report, retiring contexts built from
+    /// older versions first.
+    fn publish(&self, index: Index, report: &LoadReport) -> Arc<Index> {
+        self.shared.replace_with(index, |version| {
+            if let Some(c) = &self.contexts {
+                c.retire_before(version);
+            }
+            self.status.set_load_report(version, report.clone());
+        })
+    }
+
+    fn start_update(&mut self, st: &mut Loop) {
+        let current = self.shared.current();
+        let base_version = current.as_ref().map(|c| c.version());
+        // Without a snapshot the machine drops the keys: the first full load reads them anyway.
+        let (Some(keys), Some(current)) = (st.updates.start(Instant::now(), base_version), current) else { return };
+        let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
+        let base_report = st.report.clone();
+        st.updating = Some(tokio::spawn(async move {
+            let conn = Self::connection(client, &settings, conn).await?;
+            let dim = settings.dim.or((current.dim() > 0).then_some(current.dim()));
+            let fresh = loader::load_keys(&conn, &settings.keys, &settings.load, dim, keys.clone()).await?;
+            tokio::task::spawn_blocking(move || {
+                let changed_ids: HashSet<&str> = keys.iter().filter_map(|k| settings.keys.doc_id(k)).collect();
+                let (index, counts) = current.apply(&fresh.index, &changed_ids)?;
+                let report = base_report.after_update(&settings.keys, &keys, &current, &fresh, &index);
+                Ok(Updated { index, counts, report })
+            })
+            .await
+            .map_err(|source| RefreshError::TaskFailed { step: "per-key merge", source })?
+        }));
+    }
+
+    fn finish_update(&mut self, st: &mut Loop, done: Result<Result<Updated, RefreshError>, JoinError>) {
+        st.updating = None;
+        let now = Instant::now();
+        match done.map_err(|source| RefreshError::TaskFailed { step: "per-key update", source }).and_then(|r| r) {
+            Ok(Updated { index, counts, report }) => {
+                let published_version = self.shared.current().map(|c| c.version());
+                // A snapshot patched from a base a reload has replaced (or is about
+                // to) would undo the reload; the machine requeues its keys instead.
+                let Some(Verdict::Publish(keys)) = st.updates.succeeded(now, published_version, st.reload.is_running())
+                else {
+                    return;
+                };
+                let published = self.publish(index, &report);
+                st.report = report;
+                self.status.docs_added.fetch_add(counts.added as u64, Ordering::Relaxed);
+                self.status.docs_updated.fetch_add(counts.updated as u64, Ordering::Relaxed);
+                self.status.docs_removed.fetch_add(counts.removed as u64, Ordering::Relaxed);
+                info!(
+                    keys = keys.len(),
+                    added = counts.added,
+                    updated = counts.updated,
+                    removed = counts.removed,
+                    version = published.version(),
+                    "per-key update published"
+                );
+            }
+            Err(e) => {
+                st.conn = None;
+                let Some(keys) = st.updates.failed(now, st.reload.backoff()) else { return };
+                warn!(error.message = %e, error.cause_chain = %error_chain(&e), keys, "per-key update failed; will retry");
+            }
+        }
+    }
+
+    /// When the earliest document deadline passes (expiry is hidden from
+    /// queries already), re-read the expired keys so the index drops them.
+    fn next_expiry(&self) -> Option<Instant> {
+        let index = self.shared.current()?;
+        let deadline = index.next_deadline_ms()?;
+        let wait = Duration::from_millis(deadline.saturating_sub(now_ms()));
+        Some(Instant::now() + wait)
+    }
+
+    fn sweep_expired(&mut self, st: &mut Loop) {
+        let Some(index) = self.shared.current() else { return };
+        let now = now_ms();
+        let expired: Vec<String> = (0..index.len())
+            .filter(|&r| index.is_expired(r, now))
+            .map(|r| self.source.keys.embedding_key(&index.doc(r).id))
+            .collect();
+        st.updates.expired(expired, Instant::now());
+    }
+
+    fn start_reconcile(&mut self, st: &mut Loop) {
+        if !st.reconcile.start(Instant::now()) {
+            return;
+        }
+        let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
+        st.reconciling = Some(tokio::spawn(async move {
+            let conn = Self::connection(client, &settings, conn).await.map_err(|e| match e {
+                LoadError::Redis(e) => RefreshError::Reconcile(e),
+                other => RefreshError::Load(other),
+            })?;
+            let fingerprint = loader::fingerprint(&conn, &settings.keys, settings.load.scan_count).await?;
+            let quick_pttl_ms = loader::pttl(&conn, settings.keys.quick_key()).await?;
+            Ok(Observed { fingerprint, quick_pttl_ms })
+        }));
+    }
+
+    fn finish_reconcile(&mut self, st: &mut Loop, done: Result<Result<Observed, RefreshError>, JoinError>) {
+        st.reconciling = None;
+        let seen = match done {
+            Ok(Ok(seen)) => seen,
+            Ok(Err(e)) => {
+                st.conn = None;
+                st.reconcile.failed();
+                warn!(error.message = %e, error.cause_chain = %error_chain(&e), "reconcile could not reach Redis");
+                return;
+            }
+            Err(source) => {
+                st.reconcile.failed();
+                let e = RefreshError::TaskFailed { step: "reconcile", source };
+                warn!(error.message = %e, error.cause_chain = %error_chain(&e), "reconcile task failed");
+                return;
+            }
+        };
+        let now = Instant::now();
+        let docs = self.shared.current().map(|c| c.len());
+        let ours = Ours {
+            docs,
+            fingerprint: st.report.fingerprint,
+            changing: st.reload.is_pending() || st.updates.is_busy(),
+            redis_empty: self.status.redis_empty.load(Ordering::Relaxed),
+        };
+        let findings = st.reconcile.finished(now, seen, &ours);
+        if findings.quick_key_gone {
+            info!("quick key is gone (noticed by reconcile)");
+            st.reload.trigger(ReloadReason::QuickKeyChanged, now);
+        }
+        match findings.key_set {
+            KeySetVerdict::NotJudged | KeySetVerdict::Agrees => {}
+            KeySetVerdict::Empty => {
+                if !self.status.redis_empty.swap(true, Ordering::Relaxed) {
+                    warn!(docs, "Redis has no embeddings (FLUSHDB or restart without data); keeping the last index");
+                }
+            }
+            KeySetVerdict::Reappeared => info!(keys = seen.fingerprint.count, "embeddings reappeared in Redis"),
+            KeySetVerdict::Differs { redis_keys, index_keys } => {
+                info!(redis_keys, index_keys, "key set differs from Redis");
+            }
+        }
+        if let Some(reason) = findings.key_set.reload() {
+            st.reload.trigger_now(reason, now);
+        }
+    }
+}
