@@ -73,6 +73,7 @@ use crate::{
     index::{now_ms, ApplyCounts, Index, SharedIndex},
     store::{
         context::ContextQueue,
+        decode::SkipReason,
         keys::KeySpace,
         loader::{self, LoadError, LoadReport, LoadSettings, Loaded},
         watcher::Change,
@@ -152,7 +153,13 @@ struct Loop {
     /// and updated with each per-key update.
     report: LoadReport,
     reload: FullReload,
-    loading: Option<JoinHandle<Result<Loaded, RefreshError>>>,
+    /// The index dimension: SEMSEARCH_DIM, else fixed by the first load that
+    /// found documents. Later loads and updates count other dimensions as
+    /// `wrong_dimension`, so 100k stray 2-d keys cannot flip a 384-d index
+    /// (issue 16); a deliberate change of dimension takes a restart.
+    dim: Option<usize>,
+    /// The running full reload; its answer carries whether the quick key exists.
+    loading: Option<JoinHandle<Result<(Loaded, bool), RefreshError>>>,
     /// Reload requests answered by the next reload that finishes.
     waiters: Vec<oneshot::Sender<ReloadReply>>,
     updates: KeyUpdates,
@@ -183,6 +190,7 @@ impl Refresher {
         let now = Instant::now();
         let mut st = Loop {
             conn: None,
+            dim: self.source.dim,
             report: LoadReport::default(),
             reload: FullReload::at_startup(now, self.timing.reload_debounce, self.source.retry_max),
             loading: None,
@@ -268,11 +276,10 @@ impl Refresher {
                         info!("quick key changed");
                         st.reconcile.request(now); // re-reads its deadline
                         st.reload.trigger(ReloadReason::QuickKeyChanged, now);
-                    } else if k.doc_id(&key).is_some() && self.status.redis_empty.load(Ordering::Relaxed) {
-                        // Writes after a flush rebuild the keyspace: load it whole
-                        // rather than patching the last index we kept.
-                        st.reload.trigger(ReloadReason::EmbeddingsReappeared, now);
                     } else if k.doc_id(&key).is_some() {
+                        // After a flush too: the refill patches the index we kept,
+                        // and the full reload waits until the refill is done
+                        // (see `reconcile` and `finish_reload`; issue 16).
                         st.updates.changed(key, now);
                     }
                 }
@@ -294,33 +301,49 @@ impl Refresher {
     fn start_reload(&mut self, st: &mut Loop) {
         let Some(reason) = st.reload.start(Instant::now()) else { return };
         let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
+        let dim = st.dim;
         let span = tracing::info_span!("reload", reason = ?reason);
         // Keys changed from here on may be missed by this reload's reads: they stay pending.
         st.loading = Some(tokio::spawn(
             async move {
                 let conn = Self::connection(client, &settings, conn).await?;
-                Ok(loader::load_all(&conn, &settings.keys, &settings.load, settings.dim).await?)
+                let loaded = loader::load_all(&conn, &settings.keys, &settings.load, dim).await?;
+                let quick_pttl = loader::pttl(&conn, settings.keys.quick_key()).await.map_err(LoadError::from)?;
+                Ok((loaded, quick_pttl != -2))
             }
             .instrument(span),
         ));
     }
 
-    fn finish_reload(&mut self, st: &mut Loop, done: Result<Result<Loaded, RefreshError>, JoinError>) {
+    fn finish_reload(&mut self, st: &mut Loop, done: Result<Result<(Loaded, bool), RefreshError>, JoinError>) {
         st.loading = None;
         let now = Instant::now();
         match done.map_err(|source| RefreshError::TaskFailed { step: "reload", source }).and_then(|r| r) {
-            Ok(Loaded { index, report }) => {
+            Ok((Loaded { index, report }, quick_present)) => {
                 let Some(finished) = st.reload.succeeded(now) else { return };
-                let current = self.shared.current();
-                if let Some(current) = current.filter(|c| index.is_empty() && !c.is_empty()) {
-                    if !self.status.redis_empty.swap(true, Ordering::Relaxed) {
+                let current = self.shared.current().filter(|c| !c.is_empty());
+                let refilling = self.status.redis_empty.load(Ordering::Relaxed)
+                    && !quick_present
+                    && !matches!(finished.reason, ReloadReason::EmbeddingsReappeared | ReloadReason::Admin);
+                if let Some(current) = current.filter(|_| index.is_empty() || refilling) {
+                    if index.is_empty() && !self.status.redis_empty.swap(true, Ordering::Relaxed) {
                         warn!("Redis has no embeddings; keeping the last index until they reappear");
+                    } else if !index.is_empty() {
+                        info!(
+                            found = index.len(),
+                            serving = current.len(),
+                            "Redis is being refilled; keeping the last index until the refill is done"
+                        );
                     }
                     for w in st.waiters.drain(..) {
                         let _ = w.send(Ok(Arc::clone(&current)));
                     }
                 } else {
                     self.status.redis_empty.store(false, Ordering::Relaxed);
+                    if st.dim.is_none() && !index.is_empty() {
+                        info!(dim = index.dim(), "index dimension fixed by the first load");
+                        st.dim = Some(index.dim());
+                    }
                     let published = self.publish(index, &report);
                     st.report = report;
                     self.status.reloads.fetch_add(1, Ordering::Relaxed);
@@ -375,12 +398,20 @@ impl Refresher {
         let (Some(keys), Some(current)) = (st.updates.start(Instant::now(), base_version), current) else { return };
         let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
         let base_report = st.report.clone();
+        let dim = st.dim.or((current.dim() > 0).then_some(current.dim()));
         st.updating = Some(tokio::spawn(async move {
             let conn = Self::connection(client, &settings, conn).await?;
-            let dim = settings.dim.or((current.dim() > 0).then_some(current.dim()));
             let fresh = loader::load_keys(&conn, &settings.keys, &settings.load, dim, keys.clone()).await?;
             tokio::task::spawn_blocking(move || {
-                let changed_ids: HashSet<&str> = keys.iter().filter_map(|k| settings.keys.doc_id(k)).collect();
+                // A document rewritten with another dimension keeps its last
+                // good row (counted as wrong_dimension): a stream of such
+                // rewrites must not shrink the live index key by key (issue 16).
+                let wrong_dim = |k: &String| fresh.report.skipped_keys.get(k) == Some(&SkipReason::WrongDimension);
+                let changed_ids: HashSet<&str> = keys
+                    .iter()
+                    .filter(|k| !(wrong_dim(k) && settings.keys.doc_id(k).is_some_and(|id| current.find(id).is_some())))
+                    .filter_map(|k| settings.keys.doc_id(k))
+                    .collect();
                 let (index, counts) = current.apply(&fresh.index, &changed_ids)?;
                 let report = base_report.after_update(&settings.keys, &keys, &current, &fresh, &index);
                 Ok(Updated { index, counts, report })
@@ -496,7 +527,12 @@ impl Refresher {
                     warn!(docs, "Redis has no embeddings (FLUSHDB or restart without data); keeping the last index");
                 }
             }
-            KeySetVerdict::Reappeared => info!(keys = seen.fingerprint.count, "embeddings reappeared in Redis"),
+            KeySetVerdict::Reappeared => {
+                info!(keys = seen.fingerprint.count, "embeddings reappeared in Redis; the refill is done")
+            }
+            KeySetVerdict::Refilling { redis_keys } => {
+                info!(redis_keys, "Redis is being refilled; keeping the last index until it settles")
+            }
             KeySetVerdict::Differs { redis_keys, index_keys } => {
                 info!(redis_keys, index_keys, "key set differs from Redis");
             }

@@ -11,8 +11,12 @@
 //!   one reconcile and gone at the next reloads (debounced) too;
 //! - redis_empty: an empty keyspace while we hold documents (FLUSHDB, Redis
 //!   restarted without its data) is an outage, not "no articles": flag it
-//!   and keep serving, no reload. The next key set seen after that reloads
-//!   at once (embeddings reappeared);
+//!   and keep serving, no reload. Keys seen after that mean a refill is
+//!   under way: keep serving the last index (the refill's writes patch it
+//!   key by key) and reload only when the refill is done: the quick key
+//!   exists again (the chatbot sets it after processing its articles), or
+//!   the key count is the same at two reconciles in a row (settled). A
+//!   partial refill is never published (issue 16);
 //! - otherwise a key set that differs from the published snapshot's reloads
 //!   at once;
 //! - nothing is judged while the index is about to change anyway (a reload
@@ -59,8 +63,12 @@ pub enum KeySetVerdict {
     /// Redis has no embeddings while we hold documents: flag `redis_empty`,
     /// keep serving, do not reload.
     Empty,
-    /// Embeddings are back after an empty keyspace: reload now.
+    /// Embeddings are back after an empty keyspace and the refill is done:
+    /// reload now.
     Reappeared,
+    /// Embeddings are coming back after an empty keyspace; the refill is not
+    /// done yet: keep serving the last index.
+    Refilling { redis_keys: u64 },
     /// The key sets differ (a change the feed missed): reload now.
     Differs { redis_keys: u64, index_keys: u64 },
 }
@@ -69,7 +77,7 @@ impl KeySetVerdict {
     /// The reload this verdict calls for, to start now.
     pub fn reload(self) -> Option<ReloadReason> {
         match self {
-            Self::NotJudged | Self::Agrees | Self::Empty => None,
+            Self::NotJudged | Self::Agrees | Self::Empty | Self::Refilling { .. } => None,
             Self::Reappeared => Some(ReloadReason::EmbeddingsReappeared),
             Self::Differs { .. } => Some(ReloadReason::KeySetChanged),
         }
@@ -98,11 +106,13 @@ pub struct Reconcile {
     quick_deadline: Option<Instant>,
     /// Whether the quick key existed at the last reconcile; `None` before the first.
     quick_present: Option<bool>,
+    /// During a refill, the key count the previous reconcile saw.
+    refill_count: Option<u64>,
 }
 
 impl Reconcile {
     pub fn new(now: Instant, every: Duration) -> Self {
-        Self { every, due: now + every, running: false, quick_deadline: None, quick_present: None }
+        Self { every, due: now + every, running: false, quick_deadline: None, quick_present: None, refill_count: None }
     }
 
     /// Reconcile as soon as possible (after the running one, if any).
@@ -154,8 +164,21 @@ impl Reconcile {
         let key_set = match ours.docs {
             None => KeySetVerdict::NotJudged,
             Some(_) if ours.changing || quick_key_gone => KeySetVerdict::NotJudged,
-            Some(docs) if seen.fingerprint.count == 0 && docs > 0 => KeySetVerdict::Empty,
-            Some(_) if ours.redis_empty => KeySetVerdict::Reappeared,
+            Some(docs) if seen.fingerprint.count == 0 && docs > 0 => {
+                self.refill_count = None;
+                KeySetVerdict::Empty
+            }
+            Some(_) if ours.redis_empty => {
+                let count = seen.fingerprint.count;
+                let settled = self.refill_count == Some(count);
+                self.refill_count = Some(count);
+                if present || settled {
+                    self.refill_count = None;
+                    KeySetVerdict::Reappeared
+                } else {
+                    KeySetVerdict::Refilling { redis_keys: count }
+                }
+            }
             Some(_) if seen.fingerprint != ours.fingerprint => {
                 KeySetVerdict::Differs { redis_keys: seen.fingerprint.count, index_keys: ours.fingerprint.count }
             }
@@ -217,11 +240,33 @@ mod tests {
         wait_and_start(&mut reconcile).await;
         let flushed = Ours { redis_empty: true, ..holding_three() };
 
-        // Act: one key written after the flush.
+        // Act: one key written after the flush, with the quick key there (PTTL -1).
         let findings = reconcile.finished(Instant::now(), seen(keys(&["x"])), &flushed);
 
         // Assert
         assert_eq!(findings.key_set.reload(), Some(ReloadReason::EmbeddingsReappeared));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn issue_16_a_refill_without_the_quick_key_reloads_only_once_the_key_count_settles() {
+        // Arrange
+        let mut reconcile = Reconcile::new(Instant::now(), EVERY);
+        let flushed = Ours { redis_empty: true, ..holding_three() };
+        let refill = |ids: &[&str]| Observed { fingerprint: keys(ids), quick_pttl_ms: -2 };
+
+        // Act: the chatbot writes one key, then two, then nothing more.
+        wait_and_start(&mut reconcile).await;
+        let first = reconcile.finished(Instant::now(), refill(&["x"]), &flushed);
+        wait_and_start(&mut reconcile).await;
+        let growing = reconcile.finished(Instant::now(), refill(&["x", "y"]), &flushed);
+        wait_and_start(&mut reconcile).await;
+        let settled = reconcile.finished(Instant::now(), refill(&["x", "y"]), &flushed);
+
+        // Assert
+        assert_eq!(first.key_set, KeySetVerdict::Refilling { redis_keys: 1 });
+        assert_eq!(first.key_set.reload(), None, "a partial refill is never loaded");
+        assert_eq!(growing.key_set, KeySetVerdict::Refilling { redis_keys: 2 });
+        assert_eq!(settled.key_set.reload(), Some(ReloadReason::EmbeddingsReappeared));
     }
 
     #[tokio::test(start_paused = true)]

@@ -13,7 +13,7 @@
 //! the log). Only Redis failures abort a load; the caller retries.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, VecDeque},
+    collections::{BTreeMap, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -104,7 +104,7 @@ impl Serialize for SkipCounts {
 pub struct LoadReport {
     /// Keys that exist but were skipped (not vanished ones): with the rows,
     /// the key set this snapshot accounts for.
-    pub skipped_keys: BTreeSet<String>,
+    pub skipped_keys: BTreeMap<String, SkipReason>,
     /// Digest of every key SCAN found (rows and skipped alike), compared with
     /// Redis by the periodic reconcile.
     pub fingerprint: KeySetFingerprint,
@@ -142,8 +142,8 @@ impl LoadReport {
         let mut report = self.clone();
         for key in changed_keys {
             let Some(id) = keys.doc_id(key) else { continue };
-            let existed = before.find(id).is_some() || self.skipped_keys.contains(key);
-            let exists = fresh.index.find(id).is_some() || fresh.report.skipped_keys.contains(key);
+            let existed = before.find(id).is_some() || self.skipped_keys.contains_key(key);
+            let exists = fresh.index.find(id).is_some() || fresh.report.skipped_keys.contains_key(key);
             match (existed, exists) {
                 (false, true) => report.fingerprint.insert(key.as_bytes()),
                 (true, false) => report.fingerprint.remove(key.as_bytes()),
@@ -151,7 +151,7 @@ impl LoadReport {
             }
             report.skipped_keys.remove(key);
         }
-        report.skipped_keys.extend(fresh.report.skipped_keys.iter().cloned());
+        report.skipped_keys.extend(fresh.report.skipped_keys.iter().map(|(k, r)| (k.clone(), *r)));
         report.loaded = merged.len();
         report.dim = merged.dim();
         report
@@ -518,7 +518,7 @@ impl Builder {
     fn skip(&mut self, key: &str, reason: SkipReason) {
         self.report.skipped.add(reason, 1);
         if !matches!(reason, SkipReason::Vanished | SkipReason::InvalidKey) {
-            self.report.skipped_keys.insert(key.to_owned());
+            self.report.skipped_keys.insert(key.to_owned(), reason);
         }
         let n = self.report.skipped.get(reason);
         if n <= LOGGED_SKIPS_PER_REASON {

@@ -295,7 +295,7 @@ async fn redis_killed_and_restarted_mid_run_recovers_and_rearms_tracking() {
 }
 
 #[tokio::test]
-async fn flushdb_keeps_the_last_index_serving_until_embeddings_reappear() {
+async fn issue_16_flushdb_keeps_the_last_index_serving_until_the_refill_is_done() {
     // Arrange
     let redis = TestRedis::start();
     let mut c = redis.conn().await;
@@ -314,9 +314,17 @@ async fn flushdb_keeps_the_last_index_serving_until_embeddings_reappear() {
     assert_eq!(ready["redis_empty"], true);
     assert_eq!(app.stats().await["documents"], 3);
 
-    // Embeddings reappear: reloaded, flag cleared.
+    // The refill starts: its first key patches the index we kept; no partial reload.
     let _: () = cmd(&mut c, &["SET", "cache:embedding:x", "[1,0,0]"]).await;
-    eventually("reloaded from the new data", || async {
+    eventually("the refilled key patched into the kept index", || async {
+        (app.stats().await["documents"] == 4).then_some(())
+    })
+    .await;
+    assert_eq!(app.stats().await["refresh"]["redis_empty"], true, "still refilling");
+
+    // The chatbot sets the quick key when it is done: reloaded, flag cleared.
+    let _: () = cmd(&mut c, &["SET", "cache:processed_articles:quick", "[]"]).await;
+    eventually("reloaded from the refilled data", || async {
         let s = app.stats().await;
         (s["refresh"]["redis_empty"] == false && s["documents"] == 1).then_some(())
     })
@@ -449,4 +457,43 @@ async fn a_value_rewritten_while_the_feed_was_down_is_picked_up_after_it_rearms(
     })
     .await;
     assert_eq!(app.stats().await["refresh"]["last_reload"]["reason"], "change_feed_rearmed");
+}
+
+#[tokio::test]
+async fn issue_16_the_first_load_fixes_the_dimension_against_stray_keys_and_rewrites() {
+    // Arrange: three 3-d documents loaded.
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    small_corpus(&mut c).await;
+    let app = spawn_app(&redis).await;
+    feed_armed(&app).await;
+
+    // Act 1: more 2-d keys than 3-d ones appear, then a full reload.
+    for i in 0..10 {
+        let _: () = cmd(&mut c, &["SET", &format!("cache:embedding:stray-{i:02}"), "[1,1]"]).await;
+    }
+    let _: () = cmd(&mut c, &["DEL", QUICK]).await;
+    let (stats, _) = eventually("reloaded with the strays counted", || async {
+        let s = app.stats().await;
+        (s["refresh"]["reloads"].as_u64() >= Some(2) && s["skipped"]["wrong_dimension"] == 10).then_some(s)
+    })
+    .await;
+
+    // Assert 1: the index keeps its dimension and documents.
+    assert_eq!(stats["dimension"], 3, "{stats}");
+    assert_eq!(stats["documents"], 3, "{stats}");
+
+    // Act 2: a document is rewritten in place with another dimension.
+    let version = stats["index_version"].as_u64().expect("version");
+    let _: () = cmd(&mut c, &["SET", "cache:embedding:a", "[1,0,0,0]"]).await;
+    let _: () = cmd(&mut c, &["SET", "cache:embedding:d", "[0,1,1]"]).await;
+    let (stats, _) = eventually("the update applied", || async {
+        let s = app.stats().await;
+        (s["index_version"].as_u64() > Some(version) && s["documents"] == 4).then_some(s)
+    })
+    .await;
+
+    // Assert 2: the rewritten document keeps its last good row; the index never shrinks.
+    assert_eq!(stats["dimension"], 3, "{stats}");
+    assert_eq!(top_ids(&app, json!([1, 0, 0]), 1).await, ["a"]);
 }
