@@ -148,6 +148,12 @@ impl Index {
         self.docs.binary_search_by(|d| (*d.id).cmp(id)).ok()
     }
 
+    /// The first row whose id sorts after `id` (`len()` if none): where a
+    /// walk over the documents in id order resumes.
+    pub fn first_row_after(&self, id: &str) -> usize {
+        self.docs.partition_point(|d| *d.id <= *id)
+    }
+
     /// How many documents are past their deadline at `now_ms`: a search must
     /// look at that many extra candidates to still fill k.
     pub fn expired_count(&self, now_ms: u64) -> usize {

@@ -58,7 +58,7 @@ use tokio::{
     time::Instant,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn, Instrument};
+use tracing::{debug, info, warn, Instrument};
 
 pub use self::{
     error::RefreshError,
@@ -140,9 +140,35 @@ pub struct Source {
 /// A per-key update computed off the loop: the merged snapshot, what
 /// changed, and the report that goes with it.
 struct Updated {
-    index: Index,
+    /// `None` when every re-read document was as we had it: nothing to publish.
+    index: Option<Index>,
     counts: ApplyCounts,
     report: LoadReport,
+}
+
+/// Without a change feed, every value is re-read within this many
+/// reconcile periods (see `Refresher::recheck_values`).
+pub const RECHECK_PERIODS: usize = 3;
+
+/// How far apart two reads of one key's deadline may be and still be the
+/// same TTL: the deadline is measured from when the read was sent.
+const SAME_DEADLINE_MS: u64 = 1_000;
+
+/// Whether row `row` of `current` and row `fresh_row` of `fresh` are the
+/// same document: the same vector bits, metadata and (within
+/// [`SAME_DEADLINE_MS`]) deadline. A re-read that finds this publishes
+/// nothing, so checking values costs no index version and purges no context.
+fn same_document(current: &Index, row: usize, fresh: &Index, fresh_row: usize) -> bool {
+    let (a, b) = (current.doc(row), fresh.doc(fresh_row));
+    let same_deadline = match (a.expires_at_ms, b.expires_at_ms) {
+        (Some(x), Some(y)) => x.abs_diff(y) <= SAME_DEADLINE_MS,
+        (x, y) => x == y,
+    };
+    same_deadline
+        && a.url() == b.url()
+        && a.title == b.title
+        && a.text == b.text
+        && current.row(row).iter().map(|x| x.to_bits()).eq(fresh.row(fresh_row).iter().map(|x| x.to_bits()))
 }
 
 /// The loop's state: the three machines, and the I/O in flight for each.
@@ -158,6 +184,8 @@ struct Loop {
     /// `wrong_dimension`, so 100k stray 2-d keys cannot flip a 384-d index
     /// (issue 16); a deliberate change of dimension takes a restart.
     dim: Option<usize>,
+    /// Where the rolling value check resumes: the last id it re-read.
+    recheck_after: Option<Box<str>>,
     /// The running full reload; its answer carries whether the quick key exists.
     loading: Option<JoinHandle<Result<(Loaded, bool), RefreshError>>>,
     /// Reload requests answered by the next reload that finishes.
@@ -191,6 +219,7 @@ impl Refresher {
         let mut st = Loop {
             conn: None,
             dim: self.source.dim,
+            recheck_after: None,
             report: LoadReport::default(),
             reload: FullReload::at_startup(now, self.timing.reload_debounce, self.source.retry_max),
             loading: None,
@@ -407,14 +436,22 @@ impl Refresher {
                 // good row (counted as wrong_dimension): a stream of such
                 // rewrites must not shrink the live index key by key (issue 16).
                 let wrong_dim = |k: &String| fresh.report.skipped_keys.get(k) == Some(&SkipReason::WrongDimension);
+                let unchanged = |id: &str| match (current.find(id), fresh.index.find(id)) {
+                    (Some(row), Some(fresh_row)) => same_document(&current, row, &fresh.index, fresh_row),
+                    _ => false,
+                };
                 let changed_ids: HashSet<&str> = keys
                     .iter()
                     .filter(|k| !(wrong_dim(k) && settings.keys.doc_id(k).is_some_and(|id| current.find(id).is_some())))
                     .filter_map(|k| settings.keys.doc_id(k))
+                    .filter(|id| !unchanged(id))
                     .collect();
+                if changed_ids.is_empty() {
+                    return Ok(Updated { index: None, counts: ApplyCounts::default(), report: base_report });
+                }
                 let (index, counts) = current.apply(&fresh.index, &changed_ids)?;
                 let report = base_report.after_update(&settings.keys, &keys, &current, &fresh, &index);
-                Ok(Updated { index, counts, report })
+                Ok(Updated { index: Some(index), counts, report })
             })
             .await
             .map_err(|source| RefreshError::TaskFailed { step: "per-key merge", source })?
@@ -431,6 +468,10 @@ impl Refresher {
                 // to) would undo the reload; the machine requeues its keys instead.
                 let Some(Verdict::Publish(keys)) = st.updates.succeeded(now, published_version, st.reload.is_running())
                 else {
+                    return;
+                };
+                let Some(index) = index else {
+                    debug!(keys = keys.len(), "re-read keys hold what the index has; nothing to publish");
                     return;
                 };
                 let published = self.publish(index, &report);
@@ -539,6 +580,25 @@ impl Refresher {
         }
         if let Some(reason) = findings.key_set.reload() {
             st.reload.trigger_now(reason, now);
+        } else if self.status.change_feed() != FeedState::Tracking && !ours.changing {
+            self.recheck_values(st, now);
         }
+    }
+
+    /// Without the change feed, a value rewritten in place leaves the key set
+    /// as it was, so the fingerprint cannot see it. Each reconcile then
+    /// re-reads the next third of the documents (in id order, wrapping)
+    /// through the per-key update path, which publishes only what differs:
+    /// every value is checked within [`RECHECK_PERIODS`] reconcile periods.
+    fn recheck_values(&mut self, st: &mut Loop, now: Instant) {
+        let Some(index) = self.shared.current().filter(|i| !i.is_empty()) else { return };
+        let n = index.len();
+        let start = st.recheck_after.as_deref().map_or(0, |id| index.first_row_after(id));
+        let start = if start >= n { 0 } else { start };
+        let rows = start..(start + n.div_ceil(RECHECK_PERIODS)).min(n);
+        st.recheck_after = Some(index.doc(rows.end - 1).id.clone());
+        let keys: Vec<String> = rows.map(|r| self.source.keys.embedding_key(&index.doc(r).id)).collect();
+        debug!(keys = keys.len(), "re-reading values without a change feed");
+        st.updates.expired(keys, now);
     }
 }

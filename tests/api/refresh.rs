@@ -497,3 +497,37 @@ async fn issue_16_the_first_load_fixes_the_dimension_against_stray_keys_and_rewr
     assert_eq!(stats["dimension"], 3, "{stats}");
     assert_eq!(top_ids(&app, json!([1, 0, 0]), 1).await, ["a"]);
 }
+
+#[tokio::test]
+async fn issue_16_without_tracking_a_value_rewritten_in_place_is_served_and_unchanged_values_publish_nothing() {
+    // Arrange: no change feed (CLIENT disabled), a fast reconcile.
+    let mut redis = TestRedis::start();
+    redis.restart_with(&["--rename-command", "CLIENT", ""]);
+    let mut c = redis.conn().await;
+    small_corpus(&mut c).await;
+    let mut settings = test_settings(&redis);
+    settings.refresh.reconcile_every = Duration::from_millis(300);
+    let app = spawn_app_with(settings).await;
+    app.wait_ready().await;
+    eventually("feed reported unavailable", || async {
+        (app.stats().await["refresh"]["change_feed"] == "unavailable").then_some(())
+    })
+    .await;
+    let version = app.stats().await["index_version"].as_u64().expect("version");
+
+    // Act 1: several periods pass with nothing changed (each re-reads a third of the values).
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let after_quiet = app.stats().await["index_version"].as_u64().expect("version");
+
+    // Act 2: a value is rewritten in place: same key, same vector, new title.
+    let rewritten = r#"{"title":"Renamed","url":"a","embedding":[1,0,0]}"#;
+    let _: () = cmd(&mut c, &["SET", "cache:embedding:a", rewritten, "KEEPTTL"]).await;
+
+    // Assert
+    assert_eq!(after_quiet, version, "re-reading unchanged values published nothing");
+    eventually("the new title served", || async {
+        let body: Value = app.post_search(&json!({"vector": [1, 0, 0], "k": 1})).await.json().await.ok()?;
+        (body["results"][0]["title"] == "Renamed").then_some(())
+    })
+    .await;
+}
