@@ -93,6 +93,7 @@ impl App {
             index,
             max_k: settings.max_k,
             max_batch: settings.max_batch,
+            budget: settings.budget,
             coalescer: Coalescer::new(settings.max_batch),
             keys: settings.keys.clone(),
             contexts,

@@ -21,6 +21,7 @@ use crate::{
     api::{
         auth::AccessSettings,
         cors::{self, CorsError},
+        search::Budget,
         server::ServerSettings,
     },
     embed::{providers::RetryPolicy, EmbedderSettings, Normalization, ProviderKind},
@@ -142,6 +143,13 @@ pub struct ServeArgs {
     /// Time a request may take before it is answered 503, in seconds.
     #[arg(long, env = "SEMSEARCH_REQUEST_TIMEOUT_SECS", default_value_t = 30, help_heading = "HTTP and limits")]
     pub request_timeout_secs: u64,
+    /// The k of all queries of one request, added up, at most (a batch of
+    /// 256 × k = 1000 would otherwise build a 129 MB answer).
+    #[arg(long, env = "SEMSEARCH_MAX_RESULTS_PER_REQUEST", default_value_t = 10_000, help_heading = "HTTP and limits")]
+    pub max_results_per_request: usize,
+    /// Bytes of result titles and texts in one response, at most.
+    #[arg(long, env = "SEMSEARCH_MAX_RESPONSE_TEXT_BYTES", default_value_t = 32 << 20, help_heading = "HTTP and limits")]
+    pub max_response_text_bytes: usize,
     /// Seconds a connection may take to send a complete request head; also
     /// how long an idle keep-alive connection stays open.
     #[arg(long, env = "SEMSEARCH_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, help_heading = "HTTP and limits")]
@@ -385,6 +393,8 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Connection bounds of the HTTP server.
     pub server: ServerSettings,
+    /// What one request may cost.
+    pub budget: Budget,
 }
 
 impl Settings {
@@ -407,6 +417,7 @@ impl Settings {
         let keys = args.keys.key_space()?;
         at_least("SEMSEARCH_MAX_CONCURRENT_SEARCHES", args.max_concurrent_searches, 1)?;
         at_least("SEMSEARCH_MAX_CONNECTIONS", args.max_connections, 1)?;
+        at_least("SEMSEARCH_MAX_RESULTS_PER_REQUEST", args.max_results_per_request, args.max_k.max(1))?;
         let cors_origins = cors::parse_origins(&args.cors_origins)?;
         Ok(Self {
             access: AccessSettings::new(args.api_keys.clone(), args.admin_keys.clone()),
@@ -434,6 +445,7 @@ impl Settings {
                 key_batch: Duration::from_millis(args.key_batch_ms),
             },
             context_ttl_secs: (args.context_ttl_secs > 0).then_some(args.context_ttl_secs),
+            budget: Budget { max_results: args.max_results_per_request, max_text_bytes: args.max_response_text_bytes },
             server: ServerSettings {
                 header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
                 max_connections: args.max_connections,

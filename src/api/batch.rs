@@ -19,7 +19,7 @@ use super::{
     error::{ApiError, SearchErrors},
     extract::Json,
     query::{prepare, Prepared},
-    search::{answer, extra_candidates, keep_live},
+    search::{answer, extra_candidates, keep_live, Spent},
     AppState,
 };
 use crate::{
@@ -54,16 +54,21 @@ pub async fn search_batch(
     for q in &req.queries {
         prepared.push(prepare(&state, &index, q).await?);
     }
+    let asked: usize = prepared.iter().map(|p| p.k).sum();
+    if asked > state.budget.max_results {
+        return Err(ApiError::TooManyResults { asked, max: state.budget.max_results });
+    }
     let now = now_ms();
     let prepared = Arc::new(prepared);
     let scan_started = Instant::now();
     let hits = scan_batch(Arc::clone(&index), Arc::clone(&prepared), now).await?;
     super::metrics::record_search(scan_started.elapsed().as_secs_f64());
+    let mut spent = Spent::default();
     let (mut results, mut fewer_results_reasons, mut contexts) =
         (Vec::with_capacity(got), Vec::with_capacity(got), Vec::with_capacity(got));
     for ((q, p), hits) in req.queries.iter().zip(prepared.iter()).zip(hits) {
         let hits = keep_live(&index, p, hits, now);
-        let a = answer(&state, &index, q, p, &hits)?;
+        let a = answer(&state, &index, q, p, &hits, &mut spent)?;
         results.push(a.results);
         fewer_results_reasons.push(a.fewer_results_reason);
         contexts.push(a.context);

@@ -115,6 +115,8 @@ problem_codes! {
     InvalidK => "invalid_k",
     InvalidContextKey => "invalid_context_key",
     InvalidBatchSize => "invalid_batch_size",
+    TooManyResults => "too_many_results",
+    ResponseTooLarge => "response_too_large",
     Unauthorized => "unauthorized",
     Forbidden => "forbidden",
     ReloadFailed => "reload_failed",
@@ -190,6 +192,14 @@ pub enum ApiError {
     /// 422 `invalid_batch_size`: a batch holds no queries or more than `max_batch`.
     #[error("a batch must hold between 1 and {max} queries (got {got})")]
     InvalidBatchSize { got: usize, max: usize },
+    /// 422 `too_many_results`: the k of all queries of one request add up to
+    /// more than the per-request budget.
+    #[error("the queries ask for {asked} results in all; one request may ask for at most {max}")]
+    TooManyResults { asked: usize, max: usize },
+    /// 422 `response_too_large`: the texts and titles of the results exceed
+    /// the per-request budget; ask for fewer results or `with_text: false`.
+    #[error("the results' texts would take more than {max_bytes} bytes; ask for fewer results or with_text: false")]
+    ResponseTooLarge { max_bytes: usize },
     /// 404 `not_found`: no such route.
     #[error("no route for {0}")]
     NotFound(String),
@@ -265,7 +275,9 @@ impl ApiError {
             | Self::EmptyText
             | Self::TextTooLong { .. }
             | Self::InvalidContextKey
-            | Self::InvalidBatchSize { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::InvalidBatchSize { .. }
+            | Self::TooManyResults { .. }
+            | Self::ResponseTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::ReloadFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -300,6 +312,8 @@ impl ApiError {
             Self::ZeroVector => ProblemCode::ZeroVector,
             Self::InvalidK { .. } => ProblemCode::InvalidK,
             Self::InvalidContextKey => ProblemCode::InvalidContextKey,
+            Self::TooManyResults { .. } => ProblemCode::TooManyResults,
+            Self::ResponseTooLarge { .. } => ProblemCode::ResponseTooLarge,
             Self::InvalidBatchSize { .. } => ProblemCode::InvalidBatchSize,
             Self::Unauthorized => ProblemCode::Unauthorized,
             Self::Forbidden(_) => ProblemCode::Forbidden,

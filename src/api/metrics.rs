@@ -155,6 +155,7 @@ fn copy_counters(state: &AppState) {
         for (outcome, n) in [
             ("written", load(&c.written)),
             ("dropped", load(&c.dropped)),
+            ("too_large", load(&c.too_large)),
             ("stale", load(&c.stale)),
             ("failed", load(&c.failed)),
             ("purged", load(&c.purged)),

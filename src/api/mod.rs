@@ -78,6 +78,8 @@ pub struct AppState {
     pub embedder: Option<Arc<QueryEmbedder>>,
     /// Most queries one batch request may carry (`SEMSEARCH_MAX_BATCH`).
     pub max_batch: usize,
+    /// What one request may cost (results, text bytes); see [`search::Budget`].
+    pub budget: search::Budget,
     /// Scans concurrent `/v1/search` queries together (see `search::coalesce`).
     pub coalescer: Arc<Coalescer<Index>>,
 }

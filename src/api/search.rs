@@ -50,7 +50,7 @@ pub async fn search(
     let scan_started = Instant::now();
     let hits = scan_live(&state, Arc::clone(&index), &prepared).await?;
     super::metrics::record_search(scan_started.elapsed().as_secs_f64());
-    let answer = answer(&state, &index, &req, &prepared, &hits)?;
+    let answer = answer(&state, &index, &req, &prepared, &hits, &mut Spent::default())?;
     Ok(axum::Json(SearchResponse {
         results: answer.results,
         took_us: started.elapsed().as_micros() as u64,
@@ -58,6 +58,29 @@ pub async fn search(
         fewer_results_reason: answer.fewer_results_reason,
         context: answer.context,
     }))
+}
+
+/// What one request may cost, checked before and while answering so that
+/// no request builds a response of unbounded size (issue 16: a 738 KB batch
+/// asked for 129 MB of results and 128 MB of contexts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The k of all queries of one request, added up (`SEMSEARCH_MAX_RESULTS_PER_REQUEST`).
+    pub max_results: usize,
+    /// Bytes of titles and texts in one response (`SEMSEARCH_MAX_RESPONSE_TEXT_BYTES`).
+    pub max_text_bytes: usize,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self { max_results: 10_000, max_text_bytes: 32 << 20 }
+    }
+}
+
+/// What a request has used of its [`Budget`] so far.
+#[derive(Debug, Default)]
+pub struct Spent {
+    pub text_bytes: usize,
 }
 
 /// What a request gets back, apart from timing.
@@ -78,7 +101,21 @@ pub fn answer(
     req: &SearchRequest,
     p: &Prepared,
     hits: &[Hit],
+    spent: &mut Spent,
 ) -> Result<Answer, ApiError> {
+    if req.with_text {
+        let bytes: usize = hits
+            .iter()
+            .map(|h| {
+                let doc = index.doc(h.row as usize);
+                doc.text.as_deref().map_or(0, str::len) + doc.title.as_deref().map_or(0, str::len)
+            })
+            .sum();
+        spent.text_bytes += bytes;
+        if spent.text_bytes > state.budget.max_text_bytes {
+            return Err(ApiError::ResponseTooLarge { max_bytes: state.budget.max_text_bytes });
+        }
+    }
     let searchable = index.len() - usize::from(p.exclude_row.is_some());
     let fewer_results_reason = (hits.len() < p.k).then(|| {
         if p.min_score.is_none() || hits.len() == searchable {

@@ -70,6 +70,8 @@ pub struct ContextCounters {
     pub ttl_secs: u64,
     pub written: u64,
     pub dropped: u64,
+    /// Not written: the value exceeded the 1 MiB cap.
+    pub too_large: u64,
     pub stale: u64,
     pub failed: u64,
     pub purged: u64,
@@ -107,6 +109,7 @@ impl StatsResponse {
                 ttl_secs: c.ttl_secs(),
                 written: load(&c.stats.written),
                 dropped: load(&c.stats.dropped),
+                too_large: load(&c.stats.too_large),
                 stale: load(&c.stats.stale),
                 failed: load(&c.stats.failed),
                 purged: load(&c.stats.purged),

@@ -19,7 +19,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -117,6 +117,12 @@ fn context_hash(domain: &[u8], k: usize, min_score: Option<f32>, write_query: im
 
 /// Writes waiting at most; beyond this, writes are dropped.
 pub const QUEUE_CAPACITY: usize = 4096;
+/// Payload bytes waiting at most: the count alone let a paused Redis hold
+/// 4096 large contexts (1.8 GB in issue 16's test); beyond this, dropped.
+pub const QUEUE_BYTES: usize = 64 << 20;
+/// Largest single context value; a larger one is not written (counted as
+/// `too_large`): the chatbot reads a handful of articles, not megabytes.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
 /// Writes sent to Redis in one pipeline.
 const PIPELINE_MAX: usize = 128;
 /// Don't try to reconnect more often than this while Redis is away.
@@ -134,8 +140,10 @@ pub struct ContextWrite {
 #[derive(Debug, Default, Serialize)]
 pub struct ContextStats {
     pub written: AtomicU64,
-    /// Dropped because the queue was full (Redis slow or away).
+    /// Dropped because the queue was full, by count or bytes (Redis slow or away).
     pub dropped: AtomicU64,
+    /// Not written because the value exceeded [`MAX_VALUE_BYTES`].
+    pub too_large: AtomicU64,
     /// Dropped because a newer index version was published meanwhile.
     pub stale: AtomicU64,
     /// Sent but refused or lost by Redis.
@@ -148,6 +156,8 @@ pub struct ContextStats {
 #[derive(Debug, Clone)]
 pub struct ContextQueue {
     tx: mpsc::Sender<ContextWrite>,
+    /// Payload bytes queued and not yet taken by the writer.
+    queued_bytes: Arc<AtomicUsize>,
     floor: Arc<watch::Sender<u64>>,
     pub stats: Arc<ContextStats>,
     ttl_secs: u64,
@@ -156,6 +166,7 @@ pub struct ContextQueue {
 /// The consumer side, moved into the writer task.
 pub struct ContextWriter {
     rx: mpsc::Receiver<ContextWrite>,
+    queued_bytes: Arc<AtomicUsize>,
     floor: watch::Receiver<u64>,
     stats: Arc<ContextStats>,
     ttl_secs: u64,
@@ -175,10 +186,18 @@ pub fn channel(ttl_secs: u64) -> (ContextQueue, ContextWriter) {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     let (floor_tx, floor_rx) = watch::channel(0);
     let stats = Arc::new(ContextStats::default());
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
     (
-        ContextQueue { tx, floor: Arc::new(floor_tx), stats: Arc::clone(&stats), ttl_secs },
+        ContextQueue {
+            tx,
+            queued_bytes: Arc::clone(&queued_bytes),
+            floor: Arc::new(floor_tx),
+            stats: Arc::clone(&stats),
+            ttl_secs,
+        },
         ContextWriter {
             rx,
+            queued_bytes,
             floor: floor_rx,
             stats,
             ttl_secs,
@@ -190,15 +209,27 @@ pub fn channel(ttl_secs: u64) -> (ContextQueue, ContextWriter) {
 }
 
 impl ContextQueue {
-    /// Queues a write without waiting; returns whether it was queued.
+    /// Queues a write without waiting; returns whether it was queued. Refused
+    /// when the value is over [`MAX_VALUE_BYTES`], or when the queue is full
+    /// by count ([`QUEUE_CAPACITY`]) or bytes ([`QUEUE_BYTES`]).
     pub fn enqueue(&self, write: ContextWrite) -> bool {
-        match self.tx.try_send(write) {
-            Ok(()) => true,
-            Err(_) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                false
-            }
+        let bytes = write.payload.len();
+        if bytes > MAX_VALUE_BYTES {
+            self.stats.too_large.fetch_add(1, Ordering::Relaxed);
+            return false;
         }
+        let reserved = self
+            .queued_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| (q + bytes <= QUEUE_BYTES).then_some(q + bytes))
+            .is_ok();
+        if reserved && self.tx.try_send(write).is_ok() {
+            return true;
+        }
+        if reserved {
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        }
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        false
     }
 
     /// Marks every context computed from a version below `version` as stale:
@@ -236,6 +267,8 @@ impl ContextWriter {
                     if n == 0 {
                         break;
                     }
+                    let taken: usize = batch.iter().map(|w| w.payload.len()).sum();
+                    self.queued_bytes.fetch_sub(taken, Ordering::AcqRel);
                     if self.floor.has_changed().unwrap_or(false) {
                         self.floor.mark_unchanged();
                         self.purge(&client, &keys, &mut conn, &mut last_attempt).await;
@@ -379,4 +412,43 @@ async fn connection<'c>(
         }
     }
     conn.as_mut()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(queue_keys: &KeySpace, bytes: usize) -> ContextWrite {
+        let key = queue_keys.context_key("k").expect("valid suffix");
+        ContextWrite { key, payload: vec![b'x'; bytes], index_version: 1 }
+    }
+
+    #[test]
+    fn issue_16_a_value_over_the_cap_is_not_queued_and_is_counted() {
+        let (queue, _writer) = channel(60);
+        let keys = KeySpace::default();
+
+        assert!(!queue.enqueue(write(&keys, MAX_VALUE_BYTES + 1)));
+        assert!(queue.enqueue(write(&keys, MAX_VALUE_BYTES)));
+
+        assert_eq!(queue.stats.too_large.load(Ordering::Relaxed), 1);
+        assert_eq!(queue.stats.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn issue_16_the_queue_is_bounded_in_bytes_not_only_in_count() {
+        // Arrange: nobody drains the queue (Redis paused).
+        let (queue, _writer) = channel(60);
+        let keys = KeySpace::default();
+        let fits = QUEUE_BYTES / MAX_VALUE_BYTES;
+        assert!(fits < QUEUE_CAPACITY, "the byte bound is the one reached first here");
+
+        // Act
+        let queued = (0..fits + 5).filter(|_| queue.enqueue(write(&keys, MAX_VALUE_BYTES))).count();
+
+        // Assert
+        assert_eq!(queued, fits);
+        assert_eq!(queue.stats.dropped.load(Ordering::Relaxed), 5);
+        assert!(queue.enqueue(write(&keys, 0)), "an empty payload still fits");
+    }
 }

@@ -216,3 +216,51 @@ async fn request_ids_are_echoed_or_generated() {
     let id = generated.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert_eq!(id.len(), 36, "a generated UUID: {id:?}");
 }
+
+#[tokio::test]
+async fn issue_16_a_batch_asking_for_more_results_than_the_budget_is_422() {
+    // Arrange
+    let redis = TestRedis::start();
+    let app = small_app(&redis, |s| s.budget.max_results = 2_500).await;
+    let query = json!({"vector": [1, 0, 0], "k": 1000, "with_text": true});
+
+    // Act
+    let over = send(&app, "POST", "/v1/search/batch", None, Some(json!({"queries": [query, query, query]}))).await;
+    let within = send(&app, "POST", "/v1/search/batch", None, Some(json!({"queries": [query, query]}))).await;
+
+    // Assert
+    let problem = assert_problem(over, 422, "too_many_results").await;
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("3000") && d.contains("2500")), "{problem}");
+    assert_eq!(within.status(), 200);
+}
+
+#[tokio::test]
+async fn issue_16_results_whose_texts_exceed_the_response_budget_are_422() {
+    // Arrange: documents with texts, and a 20-byte text budget.
+    let redis = TestRedis::start();
+    let mut conn = redis.conn().await;
+    for (id, v) in [("t1", "[1,0,0]"), ("t2", "[0.9,0.1,0]")] {
+        let value = format!(r#"{{"title":"T","url":"{id}","text":"0123456789abcdef","embedding":{v}}}"#);
+        let () = redis::cmd("SET")
+            .arg(format!("cache:embedding:{id}"))
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .expect("set");
+    }
+    let mut settings = test_settings(&redis);
+    settings.budget.max_text_bytes = 20;
+    let app = spawn_app_with(settings).await;
+    app.wait_ready().await;
+
+    // Act
+    let with_text = send(&app, "POST", "/v1/search", None, Some(json!({"vector": [1, 0, 0], "k": 2}))).await;
+    let without =
+        send(&app, "POST", "/v1/search", None, Some(json!({"vector": [1, 0, 0], "k": 2, "with_text": false}))).await;
+    let one = send(&app, "POST", "/v1/search", None, Some(json!({"vector": [1, 0, 0], "k": 1}))).await;
+
+    // Assert
+    assert_problem(with_text, 422, "response_too_large").await;
+    assert_eq!(without.status(), 200);
+    assert_eq!(one.status(), 200, "17 bytes of title and text fit");
+}
