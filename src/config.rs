@@ -550,7 +550,7 @@ mod tests {
 
     #[test]
     fn api_keys_are_split_on_commas_and_never_printed() {
-        let cli = crate::cli::Cli::try_parse_from(["semsearch", "--api-keys", "k1,k2", "--admin-keys", "adm1"])
+        let cli = crate::cli::Cli::try_parse_from(["semsearch", "--api-keys", "k1, k2,", "--admin-keys", "adm1"])
             .expect("valid");
         let settings = Settings::from_args(&cli.into_serve_args()).expect("valid");
         let exposed: Vec<&str> = settings.access.api_keys.iter().map(Secret::expose).collect();

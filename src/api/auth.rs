@@ -32,9 +32,12 @@ pub struct AccessSettings {
 }
 
 impl AccessSettings {
-    /// The given keys, blank entries dropped (a trailing comma in the list).
+    /// The given keys, trimmed (`k1, k2` means `k2`, not ` k2`: issue 16),
+    /// blank entries dropped (a trailing comma in the list).
     pub fn new(api_keys: Vec<Secret>, admin_keys: Vec<Secret>) -> Self {
-        let non_empty = |keys: Vec<Secret>| keys.into_iter().filter(|k| !k.expose().trim().is_empty()).collect();
+        let non_empty = |keys: Vec<Secret>| {
+            keys.into_iter().map(|k| Secret::new(k.expose().trim())).filter(|k| !k.expose().is_empty()).collect()
+        };
         Self { api_keys: non_empty(api_keys), admin_keys: non_empty(admin_keys) }
     }
 }

@@ -51,8 +51,15 @@ pub async fn search_batch(
     }
     let index = state.ready_index()?;
     let mut prepared = Vec::with_capacity(got);
-    for q in &req.queries {
-        prepared.push(prepare(&state, &index, q).await?);
+    let mut failed = Vec::new();
+    for (i, q) in req.queries.iter().enumerate() {
+        match prepare(&state, &index, q).await {
+            Ok(p) => prepared.push(p),
+            Err(e) => failed.push((i, e)),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(ApiError::BatchItems(failed));
     }
     let asked: usize = prepared.iter().map(|p| p.k).sum();
     if asked > state.budget.max_results {

@@ -116,6 +116,7 @@ pub struct ContextRef {
 #[schema(example = json!({"queries": [{"vector": [0.12, -0.03, 0.51], "k": 2}, {"id": "https://example.org/a", "k": 3}]}))]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    #[serde(deserialize_with = "super::extract::objects")]
     pub queries: Vec<SearchRequest>,
 }
 

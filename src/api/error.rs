@@ -137,6 +137,18 @@ problem_codes! {
     Internal => "internal",
 }
 
+/// Longest client-sent value echoed in a problem `detail`, in characters.
+pub const MAX_ECHO_CHARS: usize = 200;
+
+/// A client-sent value as an error message may repeat it: at most
+/// [`MAX_ECHO_CHARS`] characters, then `…` (a 1 MB id was echoed whole).
+pub fn echo(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(MAX_ECHO_CHARS) {
+        Some((cut, _)) => format!("{}…", &value[..cut]).into(),
+        None => value.into(),
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum ApiError {
     /// 400 `invalid_json`: the body is not syntactically valid JSON.
@@ -200,8 +212,12 @@ pub enum ApiError {
     /// the per-request budget; ask for fewer results or `with_text: false`.
     #[error("the results' texts would take more than {max_bytes} bytes; ask for fewer results or with_text: false")]
     ResponseTooLarge { max_bytes: usize },
+    /// The status and `code` of the first failing item of a batch; the
+    /// problem's `errors` lists every failing item with a JSON pointer.
+    #[error("queries[{}]: {}", .0[0].0, .0[0].1)]
+    BatchItems(Vec<(usize, ApiError)>),
     /// 404 `not_found`: no such route.
-    #[error("no route for {0}")]
+    #[error("no route for {}", echo(.0))]
     NotFound(String),
     /// 405 `method_not_allowed`: the route exists with another method.
     #[error("method not allowed on this route")]
@@ -225,7 +241,7 @@ pub enum ApiError {
     AmbiguousQuery,
     /// 404 `document_not_found`: no live document has this id (never
     /// loaded, deleted, or past its Redis expiry).
-    #[error("no document with id {id:?}")]
+    #[error("no document with id {:?}", echo(id))]
     DocumentNotFound { id: String },
     /// 422 `text_search_disabled`: `text` was sent but no embedding provider is configured.
     #[error("text search is not configured on this server (SEMSEARCH_EMBEDDER is unset); send \"vector\" instead")]
@@ -287,6 +303,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::NotReady(_) | Self::Timeout { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BatchItems(items) => items.first().map_or(StatusCode::UNPROCESSABLE_ENTITY, |(_, e)| e.status()),
         }
     }
 
@@ -333,8 +350,18 @@ impl ApiError {
             Self::EmbedderTimeout { .. } => ProblemCode::EmbedderTimeout,
             Self::EmbedderWrongDimension { .. } => ProblemCode::EmbedderWrongDimension,
             Self::Internal(_) => ProblemCode::Internal,
+            Self::BatchItems(items) => items.first().map_or(ProblemCode::InvalidBatchSize, |(_, e)| e.problem_code()),
         }
     }
+}
+
+/// One failing item of a batch.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemProblem {
+    /// JSON pointer to the item in the request body, e.g. `/queries/3`.
+    pub pointer: String,
+    pub code: ProblemCode,
+    pub detail: String,
 }
 
 /// The RFC 9457 body of every error (`application/problem+json`).
@@ -362,6 +389,10 @@ pub struct Problem {
     pub detail: String,
     /// What went wrong, for programs: stable across releases.
     pub code: ProblemCode,
+    /// Batch requests only: every failing query, in request order (`code`
+    /// and `status` above are those of the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ItemProblem>>,
 }
 
 impl IntoResponse for ApiError {
@@ -376,6 +407,19 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail: self.to_string(),
             code: self.problem_code(),
+            errors: match &self {
+                Self::BatchItems(items) => Some(
+                    items
+                        .iter()
+                        .map(|(i, e)| ItemProblem {
+                            pointer: format!("/queries/{i}"),
+                            code: e.problem_code(),
+                            detail: e.to_string(),
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            },
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         let mut response = (status, bytes).into_response();

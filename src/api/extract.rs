@@ -6,7 +6,9 @@ use axum::{
     extract::{FromRequest, Request},
     http::{header, StatusCode},
 };
-use serde::de::DeserializeOwned;
+use std::{fmt, marker::PhantomData};
+
+use serde::de::{value::MapAccessDeserializer, Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor};
 
 use super::error::ApiError;
 
@@ -81,9 +83,39 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         return Err(ApiError::InvalidJson("the body is empty".into()));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(classify)?;
+    let ObjectOnly(value) = serde_path_to_error::deserialize(&mut de).map_err(classify)?;
     de.end().map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     Ok(value)
+}
+
+/// A body (or batch item) that must be a JSON object. serde's derived
+/// `Deserialize` also accepts a struct as a positional array, so
+/// `[v,null,null,2,null,false]` was a search with k = 2 (issue 16).
+pub struct ObjectOnly<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Objects<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Objects<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(Objects(PhantomData)).map(ObjectOnly)
+    }
+}
+
+/// `#[serde(deserialize_with)]` for a list of objects (batch `queries`).
+///
+/// # Errors
+/// When an element is not a JSON object of type `T`.
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    let items: Vec<ObjectOnly<T>> = Vec::deserialize(deserializer)?;
+    Ok(items.into_iter().map(|ObjectOnly(t)| t).collect())
 }
 
 fn classify(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -91,7 +123,15 @@ fn classify(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let path = err.path().to_string();
     let inner = err.inner();
     let message = inner.to_string();
+    // serde_json refuses numbers beyond f64 (1e309) as a syntax error, while
+    // 1e39 parses and only overflows f32: both are one class, non_finite.
+    let out_of_range = message.starts_with("number out of range");
+    let element = path.rsplit_once('[').and_then(|(_, rest)| rest.strip_suffix(']')).and_then(|n| n.parse().ok());
     match inner.classify() {
+        Category::Syntax if out_of_range => match element {
+            Some(index) => ApiError::NonFinite { index },
+            None => ApiError::InvalidType(format!("{path}: {message}")),
+        },
         Category::Syntax | Category::Eof | Category::Io => ApiError::InvalidJson(message),
         Category::Data => {
             let detail = if path == "." { message.clone() } else { format!("{path}: {message}") };

@@ -38,6 +38,9 @@ pub enum KeyError {
         "query cache prefix {prefix:?} must be non-empty and must not overlap the embedding prefix {embedding_prefix:?} or the context prefix {context_prefix:?}"
     )]
     BadQueryCachePrefix { prefix: String, embedding_prefix: String, context_prefix: String },
+    /// The quick key is empty or lies under the context or embedding prefix.
+    #[error("the quick key {quick_key:?} must be non-empty and outside the embedding and context prefixes")]
+    BadQuickKey { quick_key: String },
     /// A client-chosen key suffix was empty, too long or not printable.
     #[error("context key must be 1..=256 bytes of printable ASCII without spaces")]
     BadContextKey,
@@ -118,6 +121,12 @@ impl KeySpace {
                 embedding_prefix: prefix.to_owned(),
             });
         }
+        // The quick key under our context prefix would be deleted by the
+        // start-up sweep; under the embedding prefix it would be loaded as a
+        // document (issue 16).
+        if quick_key.is_empty() || quick_key.starts_with(context_prefix) || quick_key.starts_with(prefix) {
+            return Err(KeyError::BadQuickKey { quick_key: quick_key.to_owned() });
+        }
         Ok(Self {
             embedding_pattern: embedding_pattern.to_owned(),
             embedding_prefix: prefix.to_owned(),
@@ -144,7 +153,9 @@ impl KeySpace {
     /// The document id of an embedding key: the suffix after the prefix
     /// (for the chatbot, the article URL). `None` for keys outside the pattern.
     pub fn doc_id<'k>(&self, key: &'k str) -> Option<&'k str> {
-        key.strip_prefix(self.embedding_prefix.as_str())
+        // The bare prefix names no document (its id would be "", which no
+        // route can fetch): it is an invalid key, not a row (issue 16).
+        key.strip_prefix(self.embedding_prefix.as_str()).filter(|id| !id.is_empty())
     }
 
     /// The Redis key of a document id.
@@ -304,6 +315,20 @@ mod tests {
         let k = chatbot();
         assert_eq!(k.doc_id("cache:embedding:https://a/b"), Some("https://a/b"));
         assert_eq!(k.doc_id("chat:history:1"), None);
+        assert_eq!(k.doc_id("cache:embedding:"), None, "issue 16: the bare prefix is no document");
+    }
+
+    #[test]
+    fn issue_16_a_quick_key_under_our_prefixes_is_refused() {
+        for quick in ["cache:context:quick", "cache:embedding:quick", ""] {
+            assert!(
+                matches!(
+                    KeySpace::new("cache:embedding:*", quick, "cache:context:"),
+                    Err(KeyError::BadQuickKey { .. })
+                ),
+                "{quick:?}"
+            );
+        }
     }
 
     #[test]

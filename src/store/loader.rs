@@ -185,7 +185,15 @@ pub async fn load_all(
 ) -> Result<Loaded, LoadError> {
     let started = Instant::now();
     let mut builder = Builder::new(dim, keys.embedding_prefix().len());
-    let key_list = scan_keys(conn.clone(), keys.embedding_pattern(), settings.scan_count, &mut builder).await?;
+    let mut key_list = scan_keys(conn.clone(), keys.embedding_pattern(), settings.scan_count, &mut builder).await?;
+    // SCAN MATCH also returns the bare prefix, which names no document.
+    key_list.retain(|k| {
+        let ours = keys.doc_id(k).is_some();
+        if !ours {
+            builder.skip(k, SkipReason::InvalidKey);
+        }
+        ours
+    });
     load_sorted(conn, keys, settings, builder, key_list, started).await
 }
 

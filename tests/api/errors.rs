@@ -104,3 +104,76 @@ async fn unknown_route_and_wrong_method_are_problems() {
     assert_problem(app.get("/v1/nope").await, 404, "not_found").await;
     assert_problem(app.get("/v1/search").await, 405, "method_not_allowed").await;
 }
+
+#[tokio::test]
+async fn issue_16_positional_arrays_are_not_requests() {
+    // Arrange
+    let redis = TestRedis::start();
+    let app = small_app(&redis).await;
+
+    // Act: serde's derive would read these as (vector, text, id, k, ...).
+    let top = app.post_raw("/v1/search", "application/json", br#"[[1,0,0],null,null,2,null,false]"#.to_vec()).await;
+    let item =
+        app.post_raw("/v1/search/batch", "application/json", br#"{"queries":[[[1,0,0],null,null,2]]}"#.to_vec()).await;
+
+    // Assert
+    let problem = assert_problem(top, 422, "invalid_type").await;
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("JSON object")), "{problem}");
+    let problem = assert_problem(item, 422, "invalid_type").await;
+    assert!(problem["detail"].as_str().is_some_and(|d| d.contains("queries[0]")), "{problem}");
+}
+
+#[tokio::test]
+async fn issue_16_out_of_range_numbers_are_one_error_class() {
+    // Arrange
+    let redis = TestRedis::start();
+    let app = small_app(&redis).await;
+
+    for huge in ["1e39", "1e309"] {
+        // Act
+        let body = format!(r#"{{"vector":[1,{huge},0]}}"#).into_bytes();
+        let res = app.post_raw("/v1/search", "application/json", body).await;
+
+        // Assert
+        let problem = assert_problem(res, 422, "non_finite").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains('1')), "{huge}: {problem}");
+    }
+}
+
+#[tokio::test]
+async fn issue_16_a_huge_id_is_not_echoed_whole() {
+    // Arrange
+    let redis = TestRedis::start();
+    let app = small_app(&redis).await;
+    let id = "x".repeat(100_000);
+
+    // Act
+    let res = app.post_search(&serde_json::json!({"id": id})).await;
+
+    // Assert
+    let problem = assert_problem(res, 404, "document_not_found").await;
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.len() < 400 && detail.contains('…'), "{} bytes", detail.len());
+}
+
+#[tokio::test]
+async fn issue_16_a_batch_names_every_failing_item() {
+    // Arrange
+    let redis = TestRedis::start();
+    let app = small_app(&redis).await;
+    let body = serde_json::json!({"queries": [
+        {"vector": [1, 0, 0]},
+        {"vector": [1, 0]},
+        {"vector": [1, 0, 0], "k": 0},
+    ]});
+
+    // Act
+    let res = app.http.post(app.url("/v1/search/batch")).json(&body).send().await.expect("sent");
+
+    // Assert
+    let problem = assert_problem(res, 422, "wrong_dimension").await;
+    let errors = problem["errors"].as_array().expect("errors array");
+    let pointers: Vec<&str> = errors.iter().filter_map(|e| e["pointer"].as_str()).collect();
+    assert_eq!(pointers, ["/queries/1", "/queries/2"], "{problem}");
+    assert_eq!(errors[1]["code"], "invalid_k");
+}

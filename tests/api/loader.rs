@@ -196,3 +196,19 @@ async fn issue_16_random_blob_vectors_all_load_with_none_skipped() {
     assert_eq!(stats["dimension"], DIM);
     assert!(stats["skipped"].as_object().expect("object").values().all(|n| n == 0), "{stats}");
 }
+
+#[tokio::test]
+async fn issue_16_the_bare_prefix_key_is_an_invalid_key() {
+    // Arrange
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    set(&mut c, "cache:embedding:", "[1,0]").await;
+    set(&mut c, "cache:embedding:a", "[0,1]").await;
+
+    // Act
+    let stats = spawn_app(&redis).await.stats().await;
+
+    // Assert
+    assert_eq!(stats["documents"], 1, "{stats}");
+    assert_eq!(stats["skipped"]["invalid_key"], 1, "{stats}");
+}
