@@ -22,14 +22,14 @@ use crate::tools::{
 use crate::{
     api,
     app::App,
-    config::{ServeArgs, Settings},
+    config::{stderr_color, ServeArgs, Settings},
     shutdown::shutdown_signal,
     telemetry,
 };
 
 /// `semsearch`: exact cosine top-k over the embeddings a chatbot keeps in Redis.
 #[derive(Debug, Parser)]
-#[command(name = "semsearch", version, about, args_conflicts_with_subcommands = true)]
+#[command(name = "semsearch", version = crate::build_info::LONG_VERSION, about, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -41,7 +41,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load embeddings from Redis and serve search over HTTP (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the OpenAPI document (YAML) this build serves at /openapi.yaml;
     /// `semsearch openapi > openapi.yaml` regenerates the checked-in copy.
     Openapi,
@@ -70,7 +70,7 @@ impl Cli {
     /// The serve flags, whether or not `serve` was spelled out.
     pub fn into_serve_args(self) -> ServeArgs {
         match self.command {
-            Some(Command::Serve(args)) => args,
+            Some(Command::Serve(args)) => *args,
             _ => self.serve,
         }
     }
@@ -94,7 +94,7 @@ pub async fn run() -> anyhow::Result<()> {
         }
         #[cfg(feature = "tools")]
         Some(Command::Demo(args)) => {
-            telemetry::init(&args.log, LogFormat::Pretty);
+            telemetry::init(&args.log, LogFormat::Pretty, stderr_color());
             demo::run(DemoSettings { bind: args.bind, corpus: args.corpus }, shutdown_signal()).await
         }
         #[cfg(feature = "tools")]
@@ -105,7 +105,7 @@ pub async fn run() -> anyhow::Result<()> {
         #[cfg(feature = "tools")]
         Some(Command::Bench(args)) => {
             let settings = BenchSettings::from_args(&args).context("invalid configuration")?;
-            telemetry::init("warn,semsearch=info", LogFormat::Pretty);
+            telemetry::init("warn,semsearch=info", LogFormat::Pretty, stderr_color());
             let report = bench::run(&settings).await.context("benchmark")?;
             print!("{}", report.table());
             bench::write_outputs(&settings, &report).context("writing the benchmark outputs")
@@ -113,7 +113,7 @@ pub async fn run() -> anyhow::Result<()> {
         #[cfg(feature = "tools")]
         Some(Command::Seed(args)) => {
             let settings = SeedSettings::from_args(&args).context("invalid configuration")?;
-            telemetry::init("warn", LogFormat::Pretty);
+            telemetry::init("warn", LogFormat::Pretty, stderr_color());
             let report = seed::seed_file(&settings).await.context("seeding Redis")?;
             println!(
                 "seed: {} written, {} skipped (existing keys), {} bad lines, into {}",
@@ -132,7 +132,7 @@ pub async fn run() -> anyhow::Result<()> {
 /// `semsearch serve`: build the settings, start logging, build the app, run it.
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::from_args(args).context("invalid configuration")?;
-    telemetry::init(&settings.log, settings.log_format);
+    telemetry::init(&settings.log, settings.log_format, stderr_color());
     let app = App::build(settings).await?;
     app.run_until_stopped(shutdown_signal()).await
 }

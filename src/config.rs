@@ -468,6 +468,13 @@ impl Settings {
     }
 }
 
+/// Whether logs on stderr may use colour: only when stderr is a terminal,
+/// and never when `NO_COLOR` is set to anything (no-color.org).
+pub fn stderr_color() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Bytes of one vector element as JSON text, generously: `-0.0123456789012345,`.
 const JSON_BYTES_PER_FLOAT: usize = 24;
 

@@ -38,6 +38,8 @@ pub mod config;
 pub mod cli;
 /// A string that never prints (passwords, API keys).
 pub mod secret;
+/// Version and git commit of this build.
+pub mod build_info;
 /// The shutdown signal (SIGTERM, Ctrl-C).
 pub mod shutdown;
 /// Log set-up and error chains.

@@ -11,10 +11,12 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber. A second call is a no-op (tests call it per test).
-pub fn init(filter: &str, format: LogFormat) {
+/// Installs the global subscriber. A second call is a no-op (tests call it
+/// per test). `color`: ANSI colours in pretty logs, for a terminal only
+/// (see `config::stderr_color`): a log file must not fill with escape codes.
+pub fn init(filter: &str, format: LogFormat, color: bool) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(color);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),

@@ -34,7 +34,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
-    http::{HeaderName, StatusCode},
+    http::{header, HeaderName, HeaderValue, StatusCode},
     middleware,
     response::IntoResponse,
     Extension, Router,
@@ -151,6 +151,10 @@ pub fn router(state: AppState, limits: Limits) -> Router {
                     .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
             )
             .layer(middleware::from_fn(metrics::track))
+            .layer(axum::middleware::map_response(|mut res: axum::response::Response| async move {
+                res.headers_mut().insert(header::SERVER, HeaderValue::from_static(crate::build_info::SERVER));
+                res
+            }))
             .layer(axum::middleware::map_response(move |res: axum::response::Response| async move {
                 // TimeoutLayer answers an empty 408; turn it into our problem+json.
                 if res.status() == StatusCode::REQUEST_TIMEOUT {

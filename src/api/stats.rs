@@ -21,6 +21,12 @@ use crate::{
 /// What the index holds and how it got there.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatsResponse {
+    /// The semsearch version serving (`semsearch --version`).
+    #[schema(value_type = String, example = "0.1.0")]
+    pub version: &'static str,
+    /// The git commit it was built from, or `unknown`.
+    #[schema(value_type = String)]
+    pub git_sha: &'static str,
     pub documents: usize,
     pub dimension: usize,
     /// Bytes of the vector matrix.
@@ -84,6 +90,8 @@ impl StatsResponse {
         let r = &*report;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         Self {
+            version: crate::build_info::VERSION,
+            git_sha: crate::build_info::GIT_SHA,
             documents: index.len(),
             dimension: index.dim(),
             index_bytes: index.matrix_bytes(),

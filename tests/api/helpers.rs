@@ -153,7 +153,7 @@ pub struct TestApp {
 
 pub fn init_test_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
-        semsearch::telemetry::init("info,semsearch=debug", semsearch::telemetry::LogFormat::Pretty);
+        semsearch::telemetry::init("info,semsearch=debug", semsearch::telemetry::LogFormat::Pretty, false);
     }
 }
 

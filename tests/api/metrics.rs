@@ -91,3 +91,52 @@ fn the_exposition_parser_rejects_what_prometheus_would() {
     assert!(parse_exposition("x{a=\"b\" 1").is_err());
     assert!(parse_exposition("bad-name 1").is_err());
 }
+
+#[tokio::test]
+async fn issue_15_every_series_has_help_zero_counters_exist_and_the_build_is_named() {
+    // Arrange
+    let redis = TestRedis::start();
+    let mut conn = redis.conn().await;
+    let () = redis::cmd("SET").arg("cache:embedding:a").arg("[1,0]").query_async(&mut conn).await.expect("set");
+    let app = spawn_app(&redis).await;
+    let _ = app.get("/v1/documents/a").await;
+
+    // Act
+    let res = app.get("/metrics").await;
+
+    // Assert
+    assert_eq!(
+        res.headers().get("server").and_then(|v| v.to_str().ok()),
+        Some(format!("semsearch/{}", semsearch::build_info::VERSION).as_str())
+    );
+    let text = res.text().await.expect("body");
+    let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for sample in &samples {
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| sample.name.strip_suffix(s))
+            .filter(|f| text.contains(&format!("# TYPE {f} histogram")))
+            .unwrap_or(&sample.name);
+        assert!(text.contains(&format!("# HELP {family} ")), "no HELP for {family}:\n{text}");
+    }
+    let find = |name: &str| samples.iter().find(|s| s.name == name);
+    assert_eq!(find("semsearch_searches_rejected_total").map(|s| s.value), Some(0.0), "present at 0");
+    assert!(samples.iter().any(|s| s.name == "semsearch_query_embeddings_total"), "present without an embedder");
+    let build = find("semsearch_build_info").expect("build info");
+    assert_eq!(build.labels.get("version").map(String::as_str), Some(semsearch::build_info::VERSION));
+    assert!(build.labels.contains_key("git_sha") && build.labels.contains_key("kernel"), "{build:?}");
+    assert!(find("process_resident_memory_bytes").is_some_and(|s| s.value > 0.0), "{text}");
+    assert!(find("semsearch_last_reload_timestamp_seconds").is_some_and(|s| s.value > 1e9), "{text}");
+    assert!(
+        samples.iter().any(|s| s.labels.get("route").map(String::as_str) == Some("/v1/documents/{id}")),
+        "the route label as the spec writes it:\n{text}"
+    );
+    let smallest = samples
+        .iter()
+        .filter(|s| {
+            s.name == "semsearch_search_duration_seconds_bucket" || s.name == "http_request_duration_seconds_bucket"
+        })
+        .filter_map(|s| s.labels.get("le")?.parse::<f64>().ok())
+        .fold(f64::INFINITY, f64::min);
+    assert!(smallest <= 0.000_025, "smallest bucket {smallest}");
+}
