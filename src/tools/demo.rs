@@ -195,8 +195,9 @@ fn announce(
     let base = format!("http://{addr}");
     let pid = redis.pid().map_or_else(|| "?".to_owned(), |p| p.to_string());
     println!("semsearch demo is ready: {documents} documents ({dim} dimensions) from {source}");
-    println!("  service: {base}   (Ctrl-C stops it and its Redis)");
-    println!("  redis:   private redis-server, pid {pid}, socket {} (removed on exit)", redis.socket().display());
+    println!("  playground: {base}/   (open it in a browser)");
+    println!("  service:    {base}   (Ctrl-C stops it and its Redis)");
+    println!("  redis:      private redis-server, pid {pid}, socket {} (removed on exit)", redis.socket().display());
     println!();
     println!("Try:");
     if let Some(id) = examples.by_id() {
