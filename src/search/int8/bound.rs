@@ -105,6 +105,34 @@ impl QueryBound {
         let margin = self.residual_coef * f64::from(residual) + self.code_norm_coef * f64::from(code_norm);
         (center - margin, center + margin)
     }
+
+    /// How many rows' `hi` (as [`QueryBound::interval`] computes it) reach
+    /// `cut`: the branch-free pre-check that lets the scan skip a block of
+    /// rows without looking at each. Slices are one entry per row.
+    ///
+    /// Written so the compiler vectorises it (a compare and a count, no
+    /// early exit); the int8 kernels inline it into functions compiled for
+    /// their instruction set (`Int8Kernel::count_reaching`). The same IEEE
+    /// operations in the same order as `interval`, so the same bits.
+    #[inline(always)]
+    pub fn count_reaching(
+        &self,
+        scales: &[f32],
+        dots: &[i32],
+        residuals: &[f32],
+        code_norms: &[f32],
+        cut: f64,
+    ) -> usize {
+        let n = dots.len();
+        let (scales, residuals, code_norms) = (&scales[..n], &residuals[..n], &code_norms[..n]);
+        let mut count = 0;
+        for i in 0..n {
+            let center = self.scale * f64::from(scales[i]) * f64::from(dots[i]);
+            let margin = self.residual_coef * f64::from(residuals[i]) + self.code_norm_coef * f64::from(code_norms[i]);
+            count += usize::from(center + margin >= cut);
+        }
+        count
+    }
 }
 
 #[cfg(test)]

@@ -553,10 +553,26 @@ impl Pass {
     /// Bounds rows `first_row..first_row + dots.len()` from their int8 dot
     /// products and keeps those that can still reach the top-k.
     #[inline]
-    fn offer(&mut self, m: &QuantizedMatrix, bound: &QueryBound, first_row: usize, dots: &[i32], shared: &SharedCut) {
+    fn offer(
+        &mut self,
+        int8: Int8Kernel,
+        m: &QuantizedMatrix,
+        bound: &QueryBound,
+        first_row: usize,
+        dots: &[i32],
+        shared: &SharedCut,
+    ) {
         let mut cut = self.cut.max(shared.get());
         let end = first_row + dots.len();
-        let rows = m.scales[first_row..end].iter().zip(&m.residuals[first_row..end]).zip(&m.code_norms[first_row..end]);
+        self.rows_seen += dots.len();
+        let (scales, residuals, code_norms) =
+            (&m.scales[first_row..end], &m.residuals[first_row..end], &m.code_norms[first_row..end]);
+        // Most blocks hold no row reaching the cut: find out without a branch per row.
+        if int8.count_reaching(bound, scales, dots, residuals, code_norms, cut) == 0 {
+            self.cut = cut;
+            return;
+        }
+        let rows = scales.iter().zip(residuals).zip(code_norms);
         for (i, ((&scale, &residual), &code_norm)) in rows.enumerate() {
             let (lo, hi) = bound.interval(scale, dots[i], residual, code_norm);
             if hi >= cut {
@@ -572,7 +588,6 @@ impl Pass {
             self.cut = cut;
             shared.raise(cut);
         }
-        self.rows_seen += dots.len();
         if self.candidates.len() >= self.prune_at {
             self.prune();
         }
@@ -635,7 +650,7 @@ fn pass(int8: Int8Kernel, m: &QuantizedMatrix, queries: &[Prepared<'_>], plan: P
                     pass.overflow = true;
                     continue;
                 }
-                pass.offer(m, &q.bound, first_row, &dots[..valid], shared);
+                pass.offer(int8, m, &q.bound, first_row, &dots[..valid], shared);
                 if plan.fallback && pass.overflowing() {
                     pass.overflow = true;
                     shared.overflow.store(true, Ordering::Relaxed);

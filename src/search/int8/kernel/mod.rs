@@ -36,7 +36,7 @@ pub mod x86_64;
 
 use std::sync::OnceLock;
 
-use crate::search::Kernel;
+use crate::search::{int8::bound::QueryBound, Kernel};
 
 /// Rows per panel: the 16 i32 lanes of an AVX-512 register.
 pub const PANEL_ROWS: usize = 16;
@@ -133,6 +133,27 @@ impl Int8Kernel {
             Self::Avx2(k) => k.score_panels(panels, queries, dim4, out),
             #[cfg(target_arch = "x86_64")]
             Self::Avx512Vnni(k) => k.score_panels(panels, queries, dim4, out),
+        }
+    }
+
+    /// [`QueryBound::count_reaching`], compiled for this kernel's
+    /// instruction set (8 or 4 f64 lanes instead of SSE2's 2).
+    #[inline]
+    pub(crate) fn count_reaching(
+        self,
+        bound: &QueryBound,
+        scales: &[f32],
+        dots: &[i32],
+        residuals: &[f32],
+        code_norms: &[f32],
+        cut: f64,
+    ) -> usize {
+        match self {
+            Self::Scalar => bound.count_reaching(scales, dots, residuals, code_norms, cut),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2(k) => k.count_reaching(bound, scales, dots, residuals, code_norms, cut),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512Vnni(k) => k.count_reaching(bound, scales, dots, residuals, code_norms, cut),
         }
     }
 }
@@ -242,6 +263,29 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kernel_counts_the_rows_reaching_the_cut_like_the_interval() {
+        use crate::search::int8::quantize::quantize;
+        let dim = 20;
+        let mut codes = vec![0i8; dim];
+        let query: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();
+        let bound = QueryBound::new(&quantize(&query, &mut codes), dim).expect("bounded query");
+        let n = 77;
+        let scales: Vec<f32> = (0..n).map(|i| 0.001 + i as f32 * 1e-5).collect();
+        let residuals: Vec<f32> =
+            (0..n).map(|i| if i == 5 { f32::INFINITY } else { 0.004 + i as f32 * 1e-5 }).collect();
+        let code_norms = vec![1.0f32; n];
+        let dots: Vec<i32> = (0..n as i32).map(|i| (i * 7919 % 4001) - 2000).collect();
+        for cut in [f64::NEG_INFINITY, -1.0, 0.0, 0.2, 0.5, 10.0, f64::INFINITY] {
+            let want =
+                (0..n).filter(|&i| bound.interval(scales[i], dots[i], residuals[i], code_norms[i]).1 >= cut).count();
+            for kernel in Int8Kernel::available() {
+                let got = kernel.count_reaching(&bound, &scales, &dots, &residuals, &code_norms, cut);
+                assert_eq!(got, want, "{} cut={cut}", kernel.name());
             }
         }
     }

@@ -36,6 +36,7 @@
 use std::arch::x86_64::*;
 
 use super::{shape, PANEL_ROWS};
+use crate::search::int8::bound::QueryBound;
 
 /// Proof that this CPU supports AVX-512F, AVX-512BW and AVX-512 VNNI.
 /// Only [`Avx512Vnni::detect`] makes one.
@@ -73,6 +74,23 @@ impl Avx512Vnni {
     }
 }
 
+impl Avx512Vnni {
+    /// `QueryBound::count_reaching` compiled for AVX-512 (8 f64 lanes).
+    pub(crate) fn count_reaching(
+        self,
+        bound: &QueryBound,
+        scales: &[f32],
+        dots: &[i32],
+        residuals: &[f32],
+        code_norms: &[f32],
+        cut: f64,
+    ) -> usize {
+        // SAFETY: `self` proves AVX-512F; the function only uses safe,
+        // bounds-checked slice code (it is `unsafe` for its target feature).
+        unsafe { count_reaching_avx512(bound, scales, dots, residuals, code_norms, cut) }
+    }
+}
+
 /// Proof that this CPU supports AVX2. Only [`Avx2::detect`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Avx2(());
@@ -101,6 +119,55 @@ impl Avx2 {
             }
         }
     }
+}
+
+impl Avx2 {
+    /// `QueryBound::count_reaching` compiled for AVX2 (4 f64 lanes).
+    pub(crate) fn count_reaching(
+        self,
+        bound: &QueryBound,
+        scales: &[f32],
+        dots: &[i32],
+        residuals: &[f32],
+        code_norms: &[f32],
+        cut: f64,
+    ) -> usize {
+        // SAFETY: `self` proves AVX2; the function only uses safe,
+        // bounds-checked slice code (it is `unsafe` for its target feature).
+        unsafe { count_reaching_avx2(bound, scales, dots, residuals, code_norms, cut) }
+    }
+}
+
+/// The portable loop, inlined here so the compiler vectorises it for AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn count_reaching_avx512(
+    bound: &QueryBound,
+    scales: &[f32],
+    dots: &[i32],
+    residuals: &[f32],
+    code_norms: &[f32],
+    cut: f64,
+) -> usize {
+    bound.count_reaching(scales, dots, residuals, code_norms, cut)
+}
+
+/// The portable loop, inlined here so the compiler vectorises it for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn count_reaching_avx2(
+    bound: &QueryBound,
+    scales: &[f32],
+    dots: &[i32],
+    residuals: &[f32],
+    code_norms: &[f32],
+    cut: f64,
+) -> usize {
+    bound.count_reaching(scales, dots, residuals, code_norms, cut)
 }
 
 // ---------------------------------------------------------------- AVX-512 VNNI
