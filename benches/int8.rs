@@ -96,6 +96,8 @@ struct Data {
     n: usize,
     matrix: Vec<f32>,
     quantized: QuantizedMatrix,
+    /// Wall time of `QuantizedMatrix::from_rows` on the 2-thread global pool.
+    build: Duration,
     /// `RESCORE_QUERIES` unit queries, row-major; the first `BATCH` form the batch.
     queries: Vec<f32>,
 }
@@ -124,12 +126,18 @@ fn embeddings(file: &str) -> Option<Vec<Vec<f32>>> {
         .collect()
 }
 
+fn quantize(matrix: &[f32]) -> (QuantizedMatrix, Duration) {
+    let start = Instant::now();
+    let quantized = QuantizedMatrix::from_rows(matrix, DIM).expect("valid shape");
+    (quantized, start.elapsed())
+}
+
 fn random_data(n: usize) -> Data {
     let mut rng = SmallRng::seed_from_u64(SEED ^ n as u64);
     let matrix = unit_rows(n, DIM, &mut rng);
     let queries = unit_rows(RESCORE_QUERIES, DIM, &mut rng);
-    let quantized = QuantizedMatrix::from_rows(&matrix, DIM).expect("valid shape");
-    Data { name: "random", n, matrix, quantized, queries }
+    let (quantized, build) = quantize(&matrix);
+    Data { name: "random", n, matrix, quantized, build, queries }
 }
 
 fn corpus_data(n: usize) -> Option<Data> {
@@ -157,8 +165,8 @@ fn corpus_data(n: usize) -> Option<Data> {
         normalize(&mut q);
         queries.extend_from_slice(&q);
     }
-    let quantized = QuantizedMatrix::from_rows(&matrix, DIM).expect("valid shape");
-    Some(Data { name: "corpus", n, matrix, quantized, queries })
+    let (quantized, build) = quantize(&matrix);
+    Some(Data { name: "corpus", n, matrix, quantized, build, queries })
 }
 
 /// Reads every float once, with the pool's threads: the memory-bandwidth
@@ -441,7 +449,7 @@ fn rescored(data: &Data, pool: &ThreadPool) {
 fn memory(data: &Data) {
     let per_row = QuantizedMatrix::bytes_per_row(DIM);
     println!(
-        "memory {}/{}: int8 copy {} B/row (codes {} + scale, residual norm, code norm 12) vs f32 row {} B = {:.3}; heap {:.1} MB int8 + {:.1} MB f32",
+        "memory {}/{}: int8 copy {} B/row (codes {} + scale, residual norm, code norm 12) vs f32 row {} B = {:.3}; heap {:.1} MB int8 + {:.1} MB f32; built in {:.1} ms",
         data.name,
         data.n,
         per_row,
@@ -450,6 +458,7 @@ fn memory(data: &Data) {
         per_row as f64 / (DIM * 4) as f64,
         data.quantized.heap_bytes() as f64 / 1e6,
         (data.matrix.len() * 4) as f64 / 1e6,
+        ms(data.build),
     );
 }
 
