@@ -28,7 +28,7 @@ pub(crate) const MAX_NORM: f64 = (1u64 << 39) as f64;
 
 /// Largest code magnitude: ±127, never -128 (the AVX2 kernel's sign trick
 /// cannot negate -128, and symmetric codes keep x̂ = s·c symmetric).
-const CODE_MAX: f64 = 127.0;
+const CODE_MAX: i32 = 127;
 
 /// What the bound needs to know about one quantized vector.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,7 +54,7 @@ impl Quantized {
 pub(crate) fn quantize(x: &[f32], codes: &mut [i8]) -> Quantized {
     debug_assert_eq!(x.len(), codes.len());
     let d = x.len();
-    let sum_sq: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    let sum_sq = sum_lanes(x.iter().map(|&v| f64::from(v) * f64::from(v)));
     let norm = sum_sq.sqrt();
     // NaN (a non-finite entry) fails both tests.
     let zero = norm == 0.0;
@@ -66,24 +66,53 @@ pub(crate) fn quantize(x: &[f32], codes: &mut [i8]) -> Quantized {
     // max|x| ≥ ‖x‖/√d ≥ 2^-47 here, so the scale is a normal f32.
     let scale = x.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
     let s = f64::from(scale);
+    // Any codes are correct (the residual is measured from them); these
+    // are round-to-nearest up to the rounding of `inv`, computed without
+    // a libm call so the loop vectorises.
+    let inv = 1.0 / s;
+    let mut approx = [0.0f64; LANES];
     let (mut residual_sq, mut code_sq) = (0.0f64, 0.0f64);
-    for (c, &v) in codes.iter_mut().zip(x) {
-        let code = (f64::from(v) / s).round().clamp(-CODE_MAX, CODE_MAX);
-        *c = code as i8;
-        // s has 24 significant bits and |code| ≤ 127 has 7: the product is exact in f64.
-        let approx = s * code;
-        let e = f64::from(v) - approx;
-        residual_sq += e * e;
-        code_sq += approx * approx;
+    let mut chunks = x.chunks(LANES).zip(codes.chunks_mut(LANES));
+    for (xs, cs) in &mut chunks {
+        let mut e2 = [0.0f64; LANES];
+        let mut h2 = [0.0f64; LANES];
+        for (i, (c, &v)) in cs.iter_mut().zip(xs).enumerate() {
+            let y = f64::from(v) * inv;
+            // `as` truncates toward zero (and saturates): add ±0.5 first.
+            let code = ((y + 0.5f64.copysign(y)) as i32).clamp(-CODE_MAX, CODE_MAX);
+            *c = code as i8;
+            // s has 24 significant bits and |code| ≤ 127 has 7: exact in f64.
+            approx[i] = s * f64::from(code);
+            let e = f64::from(v) - approx[i];
+            e2[i] = e * e;
+            h2[i] = approx[i] * approx[i];
+        }
+        residual_sq += sum_lanes(e2.into_iter());
+        code_sq += sum_lanes(h2.into_iter());
     }
     Quantized { scale, residual: norm_up(residual_sq, d), code_norm: norm_up(code_sq, d), norm: norm_up(sum_sq, d) }
+}
+
+/// Independent f64 accumulators: the sums below are in [`LANES`] lanes
+/// so they vectorise; [`norm_up`]'s error bound holds for any order.
+const LANES: usize = 8;
+
+/// The sum of `terms` in [`LANES`] interleaved accumulators.
+#[inline]
+fn sum_lanes(terms: impl Iterator<Item = f64>) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    for (i, t) in terms.enumerate() {
+        acc[i % LANES] += t;
+    }
+    acc.iter().sum()
 }
 
 /// An f32 at least the Euclidean norm whose square was summed in f64 from
 /// `d` terms.
 ///
 /// Each term carries at most 2 roundings (the subtraction and the square;
-/// products of an f32 and a code are exact), the sum at most d − 1 more,
+/// products of an f32 and a code are exact), the sum at most d − 1 more
+/// whatever the order (accumulators included),
 /// the square root one more: the computed norm is within a factor
 /// (1 ± (d + 3)·2^-53) of the true one (γ_{d+3} in Higham's notation, for
 /// d·2^-53 ≪ 1). Multiplying by 1 + (d + 8)·2^-50, eight times that and
