@@ -4,7 +4,7 @@
 //! A vector x (a row or a query) becomes codes c_i ∈ [-127, 127] and a
 //! scale s = max|x_i| / 127 (an f32), with x̂ = s·c. Beside them we keep
 //! upper bounds on ‖e‖ = ‖x − x̂‖, ‖x̂‖ and ‖x‖, computed in f64 and
-//! rounded up to f32 by [`norm_up`]. Whatever codes come out, the residual
+//! rounded up to f32 by `norm_up`. Whatever codes come out, the residual
 //! is measured from *those* codes and *that* scale, so the bound never
 //! depends on the quantizer being good, only on its arithmetic being
 //! accounted for.
