@@ -22,6 +22,7 @@
 
 pub mod coalesce;
 pub mod half;
+pub mod int8;
 pub mod kernel;
 pub mod topk;
 

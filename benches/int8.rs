@@ -1,0 +1,491 @@
+//! The int8 scan with exact rescoring (`search::int8`) against the cost of
+//! reading the f32 matrix once, the f32 scan, and numpy (issue 12).
+//!
+//! Every figure is a ratio from one run (this machine is shared): each
+//! group holds its baseline, and after criterion's lines the bench prints
+//! `ratio` lines from interleaved runs (A, B, A, B, …; medians), which is
+//! what the goals are judged on.
+//!
+//! Data sets, at N = 100k and 1M, D = 384:
+//! - `random`: seeded random unit rows, random unit queries;
+//! - `corpus`: the 2,000 real MiniLM rows of `corpus-dev.jsonl` replicated
+//!   to N, each copy moved by noise of norm [`NOISE`] and renormalised; the
+//!   queries are the 30 real queries of `queries-dev.jsonl` plus noisy
+//!   copies of corpus rows (skipped, loudly, without the shared data).
+//!
+//! Groups:
+//! - `single/{data}/{n}`: k = 10, one query: the f32 read floor (summing
+//!   the matrix, as in `benches/search.rs`), the f32 scan and the int8 scan,
+//!   on a 1- and a 2-thread pool. Goal: int8 ÷ read floor ≤ 0.35.
+//! - `batch/{data}/{n}`: 64 queries, k = 10: f32 batch scan and int8 batch
+//!   scan, 2 threads; then numpy's `Q @ X.T` + argpartition in a child
+//!   process (benches/int8_numpy.py), interleaved. Goal: int8 ≤ 0.5× numpy.
+//! - rescored rows per query (median, p99, max) for k = 1, 10, 100 over
+//!   [`RESCORE_QUERIES`] queries, printed (no timing).
+//! - memory: bytes per row of the int8 copy against the f32 row, printed.
+//!
+//! ```text
+//! cargo bench --bench int8                        # everything (~10 min, ~6 GB at 1M)
+//! cargo bench --bench int8 -- random/100000       # one data set and size
+//! cargo bench --bench int8 -- single              # one group, every data set and size
+//! ```
+//! numpy: `.venv/bin/python` if it exists, else `python3`
+//! (`SEMSEARCH_BENCH_PYTHON` overrides); without numpy that part is skipped.
+
+use std::{
+    hint::black_box,
+    io::{BufRead, BufReader, Write},
+    path::PathBuf,
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+use rayon::{prelude::*, ThreadPool, ThreadPoolBuilder};
+use semsearch::search::{
+    self,
+    int8::{self, kernel as int8_kernel, QuantizedMatrix, ScanPath},
+    kernel, BatchQuery,
+};
+
+const SEED: u64 = 0x1E8_5EED;
+const DIM: usize = 384;
+const NS: [usize; 2] = [100_000, 1_000_000];
+const K: usize = 10;
+const BATCH: usize = 64;
+const RESCORE_KS: [usize; 3] = [1, 10, 100];
+/// Queries behind each rescored-rows line.
+const RESCORE_QUERIES: usize = 200;
+/// Norm of the noise added to each replicated corpus row before
+/// renormalising: copies of one document end up at cosine ≈ 0.995 from it,
+/// near-duplicates whose scores differ by ~0.005, inside the int8 bound
+/// (~0.014): the hard case for rescoring.
+const NOISE: f32 = 0.1;
+/// Norm of the noise that turns a corpus row into an extra query.
+const QUERY_NOISE: f32 = 0.6;
+/// Same block size as `benches/search.rs`'s floor.
+const FLOOR_BLOCK_FLOATS: usize = 64 * 1024;
+
+fn pool(threads: usize) -> ThreadPool {
+    ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool of 1 or 2 threads builds")
+}
+
+fn normalize(row: &mut [f32]) {
+    let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+    row.iter_mut().for_each(|x| *x /= norm);
+}
+
+/// A random direction scaled to `norm`.
+fn noise(dim: usize, norm: f32, rng: &mut SmallRng) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    normalize(&mut v);
+    v.iter_mut().for_each(|x| *x *= norm);
+    v
+}
+
+fn unit_rows(n: usize, dim: usize, rng: &mut SmallRng) -> Vec<f32> {
+    let mut m: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    m.par_chunks_mut(dim).for_each(normalize);
+    m
+}
+
+/// One data set: the f32 matrix, its int8 copy, and queries.
+struct Data {
+    name: &'static str,
+    n: usize,
+    matrix: Vec<f32>,
+    quantized: QuantizedMatrix,
+    /// Wall time of `QuantizedMatrix::from_rows` on the 2-thread global pool.
+    build: Duration,
+    /// `RESCORE_QUERIES` unit queries, row-major; the first `BATCH` form the batch.
+    queries: Vec<f32>,
+}
+
+impl Data {
+    fn query(&self, i: usize) -> &[f32] {
+        &self.queries[i * DIM..][..DIM]
+    }
+}
+
+fn shared_data() -> PathBuf {
+    std::env::var_os("SEMSEARCH_SHARED_DATA")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"), PathBuf::from)
+}
+
+/// Embeddings of a JSON Lines file (`"embedding": [...]` per line).
+fn embeddings(file: &str) -> Option<Vec<Vec<f32>>> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        embedding: Vec<f32>,
+    }
+    let text = std::fs::read_to_string(shared_data().join(file)).ok()?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<Line>(l).ok().map(|l| l.embedding))
+        .collect()
+}
+
+fn quantize(matrix: &[f32]) -> (QuantizedMatrix, Duration) {
+    let start = Instant::now();
+    let quantized = QuantizedMatrix::from_rows(matrix, DIM).expect("valid shape");
+    (quantized, start.elapsed())
+}
+
+fn random_data(n: usize) -> Data {
+    let mut rng = SmallRng::seed_from_u64(SEED ^ n as u64);
+    let matrix = unit_rows(n, DIM, &mut rng);
+    let queries = unit_rows(RESCORE_QUERIES, DIM, &mut rng);
+    let (quantized, build) = quantize(&matrix);
+    Data { name: "random", n, matrix, quantized, build, queries }
+}
+
+fn corpus_data(n: usize) -> Option<Data> {
+    let (Some(docs), Some(real)) = (embeddings("corpus-dev.jsonl"), embeddings("queries-dev.jsonl")) else {
+        println!("SKIPPED corpus/{n}: no shared data in {}", shared_data().display());
+        return None;
+    };
+    let mut rng = SmallRng::seed_from_u64(SEED ^ 7 ^ n as u64);
+    let mut matrix = Vec::with_capacity(n * DIM);
+    for i in 0..n {
+        let mut row: Vec<f32> =
+            docs[i % docs.len()].iter().zip(noise(DIM, NOISE, &mut rng)).map(|(x, e)| x + e).collect();
+        normalize(&mut row);
+        matrix.extend_from_slice(&row);
+    }
+    let mut queries: Vec<f32> = Vec::with_capacity(RESCORE_QUERIES * DIM);
+    for q in &real {
+        let mut q = q.clone();
+        normalize(&mut q);
+        queries.extend_from_slice(&q);
+    }
+    while queries.len() < RESCORE_QUERIES * DIM {
+        let doc = &docs[rng.random_range(0..docs.len())];
+        let mut q: Vec<f32> = doc.iter().zip(noise(DIM, QUERY_NOISE, &mut rng)).map(|(x, e)| x + e).collect();
+        normalize(&mut q);
+        queries.extend_from_slice(&q);
+    }
+    let (quantized, build) = quantize(&matrix);
+    Some(Data { name: "corpus", n, matrix, quantized, build, queries })
+}
+
+/// Reads every float once, with the pool's threads: the memory-bandwidth
+/// floor an f32 scan cannot beat (the same loop as `benches/search.rs`).
+fn read_floor(matrix: &[f32]) -> f32 {
+    matrix
+        .par_chunks(FLOOR_BLOCK_FLOATS)
+        .map(|block| {
+            let mut acc = [0.0f32; 32];
+            for c in block.chunks_exact(32) {
+                for i in 0..32 {
+                    acc[i] += c[i];
+                }
+            }
+            acc.iter().sum::<f32>() + block.chunks_exact(32).remainder().iter().sum::<f32>()
+        })
+        .sum()
+}
+
+fn time(f: &mut dyn FnMut()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Median wall times of `reps` interleaved runs of `a` and `b`.
+fn paired_medians(reps: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
+    let (ta, tb): (Vec<Duration>, Vec<Duration>) = (0..reps).map(|_| (time(&mut a), time(&mut b))).unzip();
+    (median(ta), median(tb))
+}
+
+fn filter() -> Option<String> {
+    std::env::args().skip(1).find(|a| !a.starts_with('-'))
+}
+
+/// Whether a benchmark named `group/data/n` could match the filter, so
+/// gigabytes are only generated for what will run.
+fn wanted(group: &str, data: &str, n: usize) -> bool {
+    let tag = format!("{group}/{data}/{n}");
+    filter().is_none_or(|f| tag.contains(&f) || f.contains(&tag) || format!("{data}/{n}").contains(&f))
+}
+
+fn tune(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, n: usize) {
+    group.sampling_mode(SamplingMode::Flat);
+    if n >= 1_000_000 {
+        group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
+    } else {
+        group.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    }
+}
+
+fn single(c: &mut Criterion, data: &Data, pools: &[(usize, ThreadPool)]) {
+    let (f32k, i8k) = (kernel::active(), int8_kernel::active());
+    let query = data.query(0);
+    let bytes = data.matrix.len() * 4;
+    let mut group = c.benchmark_group(format!("single/{}/{}", data.name, data.n));
+    tune(&mut group, data.n);
+    group.throughput(Throughput::Bytes(bytes as u64));
+    for (threads, pool) in pools {
+        let t = format!("{threads}t");
+        group.bench_function(BenchmarkId::new("read_floor", &t), |b| {
+            pool.install(|| b.iter(|| read_floor(black_box(&data.matrix))))
+        });
+        group.bench_function(BenchmarkId::new(format!("f32_{}", f32k.name()), &t), |b| {
+            pool.install(|| b.iter(|| search::top_k_with(f32k, black_box(&data.matrix), query, K, None)))
+        });
+        group.bench_function(BenchmarkId::new(format!("int8_{}", i8k.name()), &t), |b| {
+            pool.install(|| {
+                b.iter(|| int8::top_k_with(f32k, i8k, black_box(&data.quantized), &data.matrix, query, K, None))
+            })
+        });
+    }
+    group.finish();
+    let reps = if data.n >= 1_000_000 { 11 } else { 31 };
+    for (threads, pool) in pools {
+        // Each rep scans a different query, so one lucky query cannot set the figure.
+        let (mut qa, mut qb, mut qf) = (0, 0, 0);
+        let (floor, scan8) = pool.install(|| {
+            paired_medians(
+                reps,
+                || {
+                    let _ = black_box(read_floor(&data.matrix));
+                },
+                || {
+                    qa += 1;
+                    let _ =
+                        black_box(int8::top_k_with(f32k, i8k, &data.quantized, &data.matrix, data.query(qa), K, None));
+                },
+            )
+        });
+        let (scan32, scan8b) = pool.install(|| {
+            paired_medians(
+                reps,
+                || {
+                    qf += 1;
+                    let _ = black_box(search::top_k_with(f32k, &data.matrix, data.query(qf), K, None));
+                },
+                || {
+                    qb += 1;
+                    let _ =
+                        black_box(int8::top_k_with(f32k, i8k, &data.quantized, &data.matrix, data.query(qb), K, None));
+                },
+            )
+        });
+        println!(
+            "ratio single/{}/{} {threads}t {}: int8 {:.3} ms / f32 read floor {:.3} ms = {:.2} (goal <= 0.35); int8 {:.3} ms / f32 scan {:.3} ms = {:.2}",
+            data.name,
+            data.n,
+            i8k.name(),
+            ms(scan8),
+            ms(floor),
+            scan8.as_secs_f64() / floor.as_secs_f64(),
+            ms(scan8b),
+            ms(scan32),
+            scan8b.as_secs_f64() / scan32.as_secs_f64(),
+        );
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The numpy child: ready to answer "run" with one batch's seconds.
+struct Numpy {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Numpy {
+    fn start(n: usize) -> Option<Self> {
+        let python = std::env::var_os("SEMSEARCH_BENCH_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+            let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+            if venv.exists() {
+                venv
+            } else {
+                PathBuf::from("python3")
+            }
+        });
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/int8_numpy.py");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .args([n, DIM, BATCH, K].map(|v| v.to_string()))
+            .env_remove("OPENBLAS_CORETYPE")
+            .env_remove("OPENBLAS_L2_SIZE")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| println!("SKIPPED numpy: cannot start {}: {e}", python.display()))
+            .ok()?;
+        let stdin = child.stdin.take()?;
+        let mut stdout = BufReader::new(child.stdout.take()?);
+        let mut line = String::new();
+        if stdout.read_line(&mut line).ok()? == 0 || line.trim() != "ready" {
+            println!("SKIPPED numpy: {} did not start (is numpy installed?)", python.display());
+            let _ = child.kill();
+            return None;
+        }
+        Some(Self { child, stdin, stdout })
+    }
+
+    /// One batch, timed by numpy itself (no pipe or interpreter overhead).
+    fn run(&mut self) -> Option<Duration> {
+        writeln!(self.stdin, "run").ok()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).ok()?;
+        line.trim().parse::<f64>().ok().map(Duration::from_secs_f64)
+    }
+}
+
+impl Drop for Numpy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn batch(c: &mut Criterion, data: &Data, pool: &ThreadPool) {
+    let (f32k, i8k) = (kernel::active(), int8_kernel::active());
+    let batch: Vec<BatchQuery<'_>> =
+        (0..BATCH).map(|i| BatchQuery { vector: data.query(i), k: K, min_score: None }).collect();
+    let mut group = c.benchmark_group(format!("batch/{}/{}", data.name, data.n));
+    tune(&mut group, data.n);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function(BenchmarkId::new(format!("f32_{}", f32k.name()), "2t"), |b| {
+        pool.install(|| b.iter(|| search::top_k_batch_with(f32k, black_box(&data.matrix), &batch)))
+    });
+    group.bench_function(BenchmarkId::new(format!("int8_{}", i8k.name()), "2t"), |b| {
+        pool.install(|| b.iter(|| int8::top_k_batch_with(f32k, i8k, black_box(&data.quantized), &data.matrix, &batch)))
+    });
+    group.finish();
+    let reps = if data.n >= 1_000_000 { 5 } else { 11 };
+    let (t32, t8) = pool.install(|| {
+        paired_medians(
+            reps,
+            || {
+                let _ = black_box(search::top_k_batch_with(f32k, &data.matrix, &batch));
+            },
+            || {
+                let _ = black_box(int8::top_k_batch_with(f32k, i8k, &data.quantized, &data.matrix, &batch));
+            },
+        )
+    });
+    println!(
+        "ratio batch/{}/{} 2t: int8 batch{BATCH} {:.2} ms / f32 batch{BATCH} {:.2} ms = {:.2}",
+        data.name,
+        data.n,
+        ms(t8),
+        ms(t32),
+        t8.as_secs_f64() / t32.as_secs_f64()
+    );
+    let Some(mut numpy) = Numpy::start(data.n) else {
+        return;
+    };
+    let _ = numpy.run(); // warm-up: page in X and the result buffer
+    let mut int8_times = Vec::new();
+    let mut numpy_times = Vec::new();
+    for _ in 0..reps {
+        int8_times.push(pool.install(|| {
+            time(&mut || {
+                let _ = black_box(int8::top_k_batch_with(f32k, i8k, &data.quantized, &data.matrix, &batch));
+            })
+        }));
+        match numpy.run() {
+            Some(t) => numpy_times.push(t),
+            None => {
+                println!("SKIPPED numpy: the child stopped answering");
+                return;
+            }
+        }
+    }
+    let (t8, tnp) = (median(int8_times), median(numpy_times));
+    println!(
+        "ratio batch/{}/{} 2t: int8 batch{BATCH} {:.2} ms / numpy Q@X.T+argpartition {:.2} ms = {:.2} (goal <= 0.5)",
+        data.name,
+        data.n,
+        ms(t8),
+        ms(tnp),
+        t8.as_secs_f64() / tnp.as_secs_f64()
+    );
+}
+
+/// Rows rescored per query for each k: median, p99 and max over the
+/// data set's queries, and how many queries fell back to the f32 scan.
+fn rescored(data: &Data, pool: &ThreadPool) {
+    let (f32k, i8k) = (kernel::active(), int8_kernel::active());
+    for k in RESCORE_KS {
+        let mut rows: Vec<usize> = Vec::new();
+        let mut fallbacks = 0;
+        pool.install(|| {
+            for i in 0..RESCORE_QUERIES {
+                let a = int8::top_k_with(f32k, i8k, &data.quantized, &data.matrix, data.query(i), k, None);
+                if a.rescore.path != ScanPath::Int8 {
+                    fallbacks += 1;
+                }
+                rows.push(a.rescore.rows);
+            }
+        });
+        rows.sort_unstable();
+        let p = |q: f64| rows[((rows.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "rescored {}/{} k={k}: rows per query median {} p99 {} max {} ({} queries, {} answered by the f32 scan)",
+            data.name,
+            data.n,
+            p(0.5),
+            p(0.99),
+            rows[rows.len() - 1],
+            rows.len(),
+            fallbacks
+        );
+    }
+}
+
+fn memory(data: &Data) {
+    let per_row = QuantizedMatrix::bytes_per_row(DIM);
+    println!(
+        "memory {}/{}: int8 copy {} B/row (codes {} + scale, residual norm, code norm 12) vs f32 row {} B = {:.3}; heap {:.1} MB int8 + {:.1} MB f32; built in {:.1} ms",
+        data.name,
+        data.n,
+        per_row,
+        per_row - 12,
+        DIM * 4,
+        per_row as f64 / (DIM * 4) as f64,
+        data.quantized.heap_bytes() as f64 / 1e6,
+        (data.matrix.len() * 4) as f64 / 1e6,
+        ms(data.build),
+    );
+}
+
+fn all(c: &mut Criterion) {
+    let pools = [(1, pool(1)), (2, pool(2))];
+    for n in NS {
+        for name in ["random", "corpus"] {
+            let groups = ["single", "batch", "rescored"];
+            if !groups.iter().any(|g| wanted(g, name, n)) {
+                continue;
+            }
+            let Some(data) = (if name == "random" { Some(random_data(n)) } else { corpus_data(n) }) else {
+                continue;
+            };
+            memory(&data);
+            if wanted("rescored", name, n) {
+                rescored(&data, &pools[1].1);
+            }
+            if wanted("single", name, n) {
+                single(c, &data, &pools);
+            }
+            if wanted("batch", name, n) {
+                batch(c, &data, &pools[1].1);
+            }
+        }
+    }
+}
+
+criterion_group!(benches, all);
+criterion_main!(benches);

@@ -1,0 +1,423 @@
+//! x86_64 int8 kernels: AVX-512 VNNI (`vpdpbusd`) and AVX2
+//! (`vpmaddubsw` + `vpmaddwd`).
+//!
+//! One of the files where `unsafe` may live. As in `search::kernel::x86_64`,
+//! each instruction set is a zero-sized token ([`Avx512Vnni`], [`Avx2`]) that
+//! only its `detect()` can create; holding one is the proof the
+//! `#[target_feature]` functions below may run, and the token's safe
+//! `score_panels` checks the lengths the raw-pointer loops rely on (through
+//! `super::shape`).
+//!
+//! Invariants the `unsafe fn`s rely on (their `# Safety` sections):
+//! - the CPU supports the enabled features (guaranteed by the token);
+//! - every panel pointer is valid for `16 × dim4` reads and every query
+//!   pointer for `dim4` reads, `dim4` a multiple of 4 (checked by `shape`).
+//!
+//! Both kernels compute the exact integer sum (see `super` for the layout):
+//! - VNNI: `vpdpbusd` multiplies the biased row bytes (unsigned, code + 128)
+//!   by the query codes (signed) and adds each lane's 4 products to an i32
+//!   without saturation; `128 × Σ query` is subtracted at the end. Partial
+//!   sums may wrap, but wrapping arithmetic is exact modulo 2^32 and the
+//!   final value fits (`MAX_DIM4`).
+//! - AVX2: `vpmaddubsw` would saturate on biased bytes (255 × 127 × 2 >
+//!   32767), so the row is un-biased (XOR 0x80) and fed as |row| (unsigned)
+//!   times sign(row) · query (`vpsignb`): each i16 pair sum is at most
+//!   2 × 128 × 127 = 32512 < 32767, then `vpmaddwd` with ones widens to i32.
+//!   This needs query codes ≠ -128 (`vpsignb` cannot negate it).
+//!
+//! Register tiles: P panels × Q queries of accumulators, each panel chunk
+//! loaded once per Q queries and each query broadcast once per P panels.
+//! Leftover panels and queries are padded by repeating the last one (their
+//! results are not stored).
+
+#![allow(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use std::arch::x86_64::*;
+
+use super::{shape, PANEL_ROWS};
+use crate::search::int8::bound::QueryBound;
+
+/// Proof that this CPU supports AVX-512F, AVX-512BW and AVX-512 VNNI.
+/// Only [`Avx512Vnni::detect`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Avx512Vnni(());
+
+impl Avx512Vnni {
+    /// `Some` when the CPU reports AVX-512F, AVX-512BW and AVX-512 VNNI.
+    pub fn detect() -> Option<Self> {
+        (is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni"))
+        .then_some(Self(()))
+    }
+
+    /// See `Int8Kernel::score_panels`.
+    ///
+    /// # Panics
+    /// As `Int8Kernel::score_panels`.
+    pub fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
+        let (np, nq) = shape(panels, queries, dim4, out);
+        if np == 0 || nq == 0 {
+            return;
+        }
+        // SAFETY: `self` proves AVX-512F/BW/VNNI; `shape` checked that
+        // `panels` holds np whole panels, `queries` nq × dim4 codes, `out`
+        // nq × np × 16 scores, and that dim4 is a multiple of 4.
+        unsafe {
+            if nq == 1 {
+                block_vnni::<8, 1>(panels, np, queries, nq, dim4, out)
+            } else {
+                block_vnni::<4, 4>(panels, np, queries, nq, dim4, out)
+            }
+        }
+    }
+}
+
+impl Avx512Vnni {
+    /// `QueryBound::count_reaching` compiled for AVX-512 (8 f64 lanes).
+    pub(crate) fn count_reaching(
+        self,
+        bound: &QueryBound,
+        scales: &[f32],
+        dots: &[i32],
+        residuals: &[f32],
+        code_norms: &[f32],
+        cut: f64,
+    ) -> usize {
+        // SAFETY: `self` proves AVX-512F; the function only uses safe,
+        // bounds-checked slice code (it is `unsafe` for its target feature).
+        unsafe { count_reaching_avx512(bound, scales, dots, residuals, code_norms, cut) }
+    }
+}
+
+/// Proof that this CPU supports AVX2. Only [`Avx2::detect`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Avx2(());
+
+impl Avx2 {
+    /// `Some` when the CPU reports AVX2.
+    pub fn detect() -> Option<Self> {
+        is_x86_feature_detected!("avx2").then_some(Self(()))
+    }
+
+    /// See `Int8Kernel::score_panels`.
+    ///
+    /// # Panics
+    /// As `Int8Kernel::score_panels`.
+    pub fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
+        let (np, nq) = shape(panels, queries, dim4, out);
+        if np == 0 || nq == 0 {
+            return;
+        }
+        // SAFETY: `self` proves AVX2; `shape` checked the lengths as above.
+        unsafe {
+            if nq == 1 {
+                block_avx2::<2, 1>(panels, np, queries, nq, dim4, out)
+            } else {
+                block_avx2::<1, 4>(panels, np, queries, nq, dim4, out)
+            }
+        }
+    }
+}
+
+impl Avx2 {
+    /// `QueryBound::count_reaching` compiled for AVX2 (4 f64 lanes).
+    pub(crate) fn count_reaching(
+        self,
+        bound: &QueryBound,
+        scales: &[f32],
+        dots: &[i32],
+        residuals: &[f32],
+        code_norms: &[f32],
+        cut: f64,
+    ) -> usize {
+        // SAFETY: `self` proves AVX2; the function only uses safe,
+        // bounds-checked slice code (it is `unsafe` for its target feature).
+        unsafe { count_reaching_avx2(bound, scales, dots, residuals, code_norms, cut) }
+    }
+}
+
+/// The portable loop, inlined here so the compiler vectorises it for AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+unsafe fn count_reaching_avx512(
+    bound: &QueryBound,
+    scales: &[f32],
+    dots: &[i32],
+    residuals: &[f32],
+    code_norms: &[f32],
+    cut: f64,
+) -> usize {
+    bound.count_reaching(scales, dots, residuals, code_norms, cut)
+}
+
+/// The portable loop, inlined here so the compiler vectorises it for AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn count_reaching_avx2(
+    bound: &QueryBound,
+    scales: &[f32],
+    dots: &[i32],
+    residuals: &[f32],
+    code_norms: &[f32],
+    cut: f64,
+) -> usize {
+    bound.count_reaching(scales, dots, residuals, code_norms, cut)
+}
+
+// ---------------------------------------------------------------- AVX-512 VNNI
+
+/// Walks `np` panels × `nq` queries in P × Q register tiles.
+///
+/// # Safety
+/// The CPU must support AVX-512F/BW/VNNI; `panels` must hold `np × 16 ×
+/// dim4` bytes, `queries` `nq × dim4` codes, `out` `nq × np × 16` scores,
+/// `np, nq ≥ 1`, and `dim4` must be a multiple of 4.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn block_vnni<const P: usize, const Q: usize>(
+    panels: &[u8],
+    np: usize,
+    queries: &[i8],
+    nq: usize,
+    dim4: usize,
+    out: &mut [i32],
+) {
+    let rows = np * PANEL_ROWS;
+    let panel_bytes = PANEL_ROWS * dim4;
+    let mut q0 = 0;
+    while q0 < nq {
+        let mut qp = [queries.as_ptr(); Q];
+        let mut bias = [_mm512_setzero_si512(); Q];
+        for (j, (p, b)) in qp.iter_mut().zip(&mut bias).enumerate() {
+            let query = &queries[(q0 + j).min(nq - 1) * dim4..][..dim4];
+            *p = query.as_ptr();
+            // 128 × Σ codes ≤ 128 × 127 × 2^16 < 2^31: no overflow.
+            *b = _mm512_set1_epi32(128 * query.iter().map(|&c| i32::from(c)).sum::<i32>());
+        }
+        let mut p0 = 0;
+        while p0 < np {
+            let mut pp = [panels.as_ptr(); P];
+            for (j, p) in pp.iter_mut().enumerate() {
+                *p = panels[(p0 + j).min(np - 1) * panel_bytes..].as_ptr();
+            }
+            // SAFETY: panel and query indices are capped at np-1 and nq-1, so
+            // every pointer starts a whole panel or a whole query.
+            let acc = unsafe { tile_vnni::<P, Q>(pp, qp, dim4) };
+            for (j, (acc, bias)) in acc.iter().zip(&bias).enumerate().take(nq - q0) {
+                for (i, acc) in acc.iter().enumerate().take(np - p0) {
+                    let dst = &mut out[(q0 + j) * rows + (p0 + i) * PANEL_ROWS..][..PANEL_ROWS];
+                    // SAFETY: `dst` holds exactly 16 i32s.
+                    unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), _mm512_sub_epi32(*acc, *bias)) };
+                }
+            }
+            p0 += P;
+        }
+        q0 += Q;
+    }
+}
+
+/// P panels × Q queries of biased sums Σ (code + 128) × query, one i32 per
+/// row lane.
+///
+/// # Safety
+/// The CPU must support AVX-512F/BW/VNNI; every pointer in `panels` must be
+/// valid for `16 × dim4` reads and every pointer in `qs` for `dim4` reads;
+/// `dim4` must be a multiple of 4.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn tile_vnni<const P: usize, const Q: usize>(
+    panels: [*const u8; P],
+    qs: [*const i8; Q],
+    dim4: usize,
+) -> [[__m512i; P]; Q] {
+    let mut acc = [[_mm512_setzero_si512(); P]; Q];
+    let mut t = 0;
+    while t < dim4 {
+        let mut x = [_mm512_setzero_si512(); P];
+        for (x, p) in x.iter_mut().zip(panels) {
+            // SAFETY: t + 4 <= dim4, so the 64 bytes at 16·t (dims t..t+4 of
+            // the panel's 16 rows) lie within the panel.
+            *x = unsafe { _mm512_loadu_si512(p.add(PANEL_ROWS * t).cast()) };
+        }
+        for (acc, q) in acc.iter_mut().zip(qs) {
+            // SAFETY: t + 4 <= dim4: the 4 codes t..t+4 lie within the query.
+            let b = _mm512_set1_epi32(unsafe { q.add(t).cast::<i32>().read_unaligned() });
+            for (acc, x) in acc.iter_mut().zip(&x) {
+                *acc = _mm512_dpbusd_epi32(*acc, *x, b);
+            }
+        }
+        t += 4;
+    }
+    acc
+}
+
+// ---------------------------------------------------------------- AVX2
+
+/// Walks `np` panels × `nq` queries in P × Q register tiles.
+///
+/// # Safety
+/// As [`block_vnni`], with AVX2 instead of AVX-512.
+#[target_feature(enable = "avx2")]
+unsafe fn block_avx2<const P: usize, const Q: usize>(
+    panels: &[u8],
+    np: usize,
+    queries: &[i8],
+    nq: usize,
+    dim4: usize,
+    out: &mut [i32],
+) {
+    let rows = np * PANEL_ROWS;
+    let panel_bytes = PANEL_ROWS * dim4;
+    let mut q0 = 0;
+    while q0 < nq {
+        let mut qp = [queries.as_ptr(); Q];
+        for (j, p) in qp.iter_mut().enumerate() {
+            *p = queries[(q0 + j).min(nq - 1) * dim4..].as_ptr();
+        }
+        let mut p0 = 0;
+        while p0 < np {
+            let mut pp = [panels.as_ptr(); P];
+            for (j, p) in pp.iter_mut().enumerate() {
+                *p = panels[(p0 + j).min(np - 1) * panel_bytes..].as_ptr();
+            }
+            // SAFETY: panel and query indices are capped at np-1 and nq-1, so
+            // every pointer starts a whole panel or a whole query.
+            let acc = unsafe { tile_avx2::<P, Q>(pp, qp, dim4) };
+            for (j, acc) in acc.iter().enumerate().take(nq - q0) {
+                for (i, halves) in acc.iter().enumerate().take(np - p0) {
+                    let dst = &mut out[(q0 + j) * rows + (p0 + i) * PANEL_ROWS..][..PANEL_ROWS];
+                    // SAFETY: `dst` holds exactly 16 i32s: two 8-lane stores.
+                    unsafe {
+                        _mm256_storeu_si256(dst.as_mut_ptr().cast(), halves[0]);
+                        _mm256_storeu_si256(dst.as_mut_ptr().add(8).cast(), halves[1]);
+                    }
+                }
+            }
+            p0 += P;
+        }
+        q0 += Q;
+    }
+}
+
+/// P panels × Q queries of exact sums, rows 0..8 and 8..16 of each panel in
+/// two registers.
+///
+/// # Safety
+/// As [`tile_vnni`], with AVX2 instead of AVX-512.
+#[target_feature(enable = "avx2")]
+unsafe fn tile_avx2<const P: usize, const Q: usize>(
+    panels: [*const u8; P],
+    qs: [*const i8; Q],
+    dim4: usize,
+) -> [[[__m256i; 2]; P]; Q] {
+    let flip = _mm256_set1_epi8(i8::MIN);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[[_mm256_setzero_si256(); 2]; P]; Q];
+    let mut t = 0;
+    while t < dim4 {
+        let mut x = [[_mm256_setzero_si256(); 2]; P];
+        let mut magnitude = [[_mm256_setzero_si256(); 2]; P];
+        for ((x, m), p) in x.iter_mut().zip(&mut magnitude).zip(panels) {
+            for h in 0..2 {
+                // SAFETY: t + 4 <= dim4, so the 64 bytes at 16·t lie within
+                // the panel; this loads bytes 32h .. 32h+32 of them.
+                let biased = unsafe { _mm256_loadu_si256(p.add(PANEL_ROWS * t + 32 * h).cast()) };
+                x[h] = _mm256_xor_si256(biased, flip);
+                m[h] = _mm256_abs_epi8(x[h]);
+            }
+        }
+        for (acc, q) in acc.iter_mut().zip(qs) {
+            // SAFETY: t + 4 <= dim4: the 4 codes t..t+4 lie within the query.
+            let b = _mm256_set1_epi32(unsafe { q.add(t).cast::<i32>().read_unaligned() });
+            for ((acc, x), m) in acc.iter_mut().zip(&x).zip(&magnitude) {
+                for h in 0..2 {
+                    let pairs = _mm256_maddubs_epi16(m[h], _mm256_sign_epi8(b, x[h]));
+                    acc[h] = _mm256_add_epi32(acc[h], _mm256_madd_epi16(pairs, ones));
+                }
+            }
+        }
+        t += 4;
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::int8::kernel::{padded_dim, scalar, tests::codes, tests::pack};
+
+    /// Compares `kernel` with the scalar kernel on every dim4 tail, panel
+    /// count and query count a tile can leave over, and on extreme codes.
+    fn check_against_scalar(name: &str, kernel: impl Fn(&[u8], &[i8], usize, &mut [i32])) {
+        for dim in [1usize, 4, 7, 60, 64, 68, 383, 384, 1536] {
+            let dim4 = padded_dim(dim);
+            for rows in [1usize, 16, 17, 100, 16 * 9] {
+                let mut m = codes(rows * dim, (dim * rows) as u64);
+                m[..dim].fill(127);
+                if rows > 1 {
+                    m[dim..2 * dim].fill(-127);
+                }
+                let (panels, _) = pack(&m, dim);
+                for nq in [1usize, 2, 4, 5, 9] {
+                    let mut q = codes(nq * dim4, 3 + nq as u64);
+                    q[..dim4].fill(-127);
+                    let mut want = vec![0; nq * panels.len() / dim4];
+                    scalar::score_panels(&panels, &q, dim4, &mut want);
+                    let mut got = vec![i32::MIN; want.len()];
+                    kernel(&panels, &q, dim4, &mut got);
+                    assert_eq!(got, want, "{name} dim={dim} rows={rows} queries={nq}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn avx512_vnni_equals_scalar_exactly() {
+        let Some(k) = Avx512Vnni::detect() else {
+            eprintln!("SKIPPED avx512_vnni_equals_scalar_exactly: this CPU lacks AVX-512 VNNI");
+            return;
+        };
+        check_against_scalar("avx512vnni", |p, q, d, o| k.score_panels(p, q, d, o));
+    }
+
+    #[test]
+    fn avx2_equals_scalar_exactly() {
+        let Some(k) = Avx2::detect() else {
+            eprintln!("SKIPPED avx2_equals_scalar_exactly: this CPU lacks AVX2");
+            return;
+        };
+        check_against_scalar("avx2", |p, q, d, o| k.score_panels(p, q, d, o));
+    }
+
+    /// The signature every kernel's `score_panels` has.
+    type ScorePanels = dyn Fn(&[u8], &[i8], usize, &mut [i32]);
+
+    #[test]
+    fn the_largest_dimension_does_not_overflow() {
+        // Every code ±127 at dim4 = 2^16: |sum| = 127² × 2^16 ≈ 2^30.
+        let dim4 = crate::search::int8::kernel::MAX_DIM4;
+        let panels = vec![255u8; PANEL_ROWS * dim4]; // code +127 everywhere
+        let queries = [vec![127i8; dim4], vec![-127i8; dim4]].concat();
+        let want = [127 * 127 * dim4 as i32, -127 * 127 * dim4 as i32];
+        let run = |kernel: &ScorePanels| {
+            let mut out = vec![0; 2 * PANEL_ROWS];
+            kernel(&panels, &queries, dim4, &mut out);
+            out
+        };
+        let mut results = vec![("scalar", run(&scalar::score_panels))];
+        if let Some(k) = Avx512Vnni::detect() {
+            results.push(("avx512vnni", run(&move |p, q, d, o| k.score_panels(p, q, d, o))));
+        }
+        if let Some(k) = Avx2::detect() {
+            results.push(("avx2", run(&move |p, q, d, o| k.score_panels(p, q, d, o))));
+        }
+        for (name, out) in results {
+            assert!(out[..16].iter().all(|&s| s == want[0]), "{name}: {:?}", &out[..16]);
+            assert!(out[16..].iter().all(|&s| s == want[1]), "{name}: {:?}", &out[16..]);
+        }
+    }
+}
