@@ -5,7 +5,11 @@
 //!   threads per pass (the threads decision in `EmbedderOptions`);
 //! - `batch`: 1, 8 and 32 different questions in one pass, per text;
 //! - `split`: the cost of each step for one question: tokenize, forward
-//!   (encoder + mean pool + normalise), and the whole `embed`.
+//!   (encoder + mean pool + normalise), the whole `embed`, and `pool`: the
+//!   same through the inference pool (queue, worker thread, oneshot) from
+//!   an async caller, so `pool - embed` is the pool's overhead.
+//!
+//! First it prints the RSS growth from loading the model.
 //!
 //! Then, if a Python with numpy is available (`SEMSEARCH_BENCH_PYTHON`, else
 //! `python3`), `benches/embed_reference.py` times a plain numpy forward pass
@@ -24,11 +28,14 @@ use std::{
     hint::black_box,
     path::{Path, PathBuf},
     process::Command,
+    sync::Arc,
     time::Duration,
 };
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use semsearch::embed::local::{default_model_dir, EmbedderOptions, Kernel, LocalEmbedder, Scratch, Threads};
+use semsearch::embed::local::{
+    default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
+};
 
 /// Ten words, 12 word pieces with [CLS] and [SEP]: a typical chatbot question.
 const QUESTION: &str = "how do I download a file from the command line";
@@ -67,6 +74,7 @@ fn benches(c: &mut Criterion) {
         eprintln!("embed bench skipped: no model files (set SEMSEARCH_MODEL_DIR or run `semsearch model fetch`)");
         return;
     };
+    report_load_rss(&dir);
     let best = Kernel::detect();
 
     let mut group = c.benchmark_group("question");
@@ -103,9 +111,40 @@ fn benches(c: &mut Criterion) {
     group.bench_function("tokenize", |b| b.iter(|| e.tokenize(black_box(&[QUESTION])).expect("tokenize")));
     group.bench_function("forward", |b| b.iter(|| e.forward(black_box(&batch), &mut scratch).expect("forward")));
     group.bench_function("embed", |b| b.iter(|| e.embed(black_box(&[QUESTION]), &mut scratch).expect("embed")));
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let pool = InferencePool::start(Arc::new(e), PoolSettings::default()).expect("pool");
+    group.bench_function("pool", |b| {
+        b.iter(|| rt.block_on(pool.embed(vec![black_box(QUESTION).to_owned()])).expect("pool embed"))
+    });
     group.finish();
 
     run_python_reference(&dir);
+}
+
+/// Resident set size of this process, in bytes (Linux `/proc/self/statm`).
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Prints how much the resident set grows by loading the model once, next
+/// to the size of `model.safetensors` (the bar: at most 1.5×).
+fn report_load_rss(dir: &Path) {
+    let file = std::fs::metadata(dir.join("model.safetensors")).map(|m| m.len()).unwrap_or(0);
+    let before = rss_bytes();
+    let e = load(dir, Kernel::detect(), Threads::One);
+    let after = rss_bytes();
+    if let (Some(before), Some(after)) = (before, after) {
+        let growth = after.saturating_sub(before);
+        println!(
+            "RSS growth from loading the model: {:.1} MB for a {:.1} MB model.safetensors ({:.2}x); weights held {:.1} MB",
+            growth as f64 / 1e6,
+            file as f64 / 1e6,
+            growth as f64 / file as f64,
+            e.model_bytes() as f64 / 1e6
+        );
+    }
 }
 
 /// Times the numpy (and onnxruntime) forward passes in this same run.

@@ -8,13 +8,27 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
 };
 
-use semsearch::embed::local::{default_model_dir, EmbedderOptions, Kernel, LocalEmbedder, Scratch, Threads};
+use semsearch::embed::local::{
+    default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
+};
 use serde_json::Value;
 
 use crate::helpers::{ground_truth, shared_data};
+
+/// The heavy checks (200 documents, every kernel) take minutes in an
+/// unoptimised build; there they print a skip line naming the release command.
+fn skip_in_debug(test: &str) -> bool {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "SKIPPED {test} in a debug build (minutes unoptimised): run `cargo test --release --test api embed_local`"
+        );
+        return true;
+    }
+    false
+}
 
 /// Every query and document must match sentence-transformers this closely.
 const MIN_COSINE: f64 = 0.99999;
@@ -34,14 +48,16 @@ fn model_dir() -> Option<PathBuf> {
 
 /// The embedder loaded once per test binary, or `None` (with the reason
 /// printed) when the model files are not there.
-fn embedder(test: &str) -> Option<&'static LocalEmbedder> {
-    static EMBEDDER: OnceLock<Option<LocalEmbedder>> = OnceLock::new();
+fn embedder(test: &str) -> Option<&'static Arc<LocalEmbedder>> {
+    static EMBEDDER: OnceLock<Option<Arc<LocalEmbedder>>> = OnceLock::new();
     let loaded = EMBEDDER.get_or_init(|| {
         let dir = model_dir()?;
         if !dir.join("model.safetensors").is_file() {
             return None;
         }
-        Some(LocalEmbedder::load(&dir, EmbedderOptions::default()).expect("model files present but not loadable"))
+        let loaded =
+            LocalEmbedder::load(&dir, EmbedderOptions::default()).expect("model files present but not loadable");
+        Some(Arc::new(loaded))
     });
     if loaded.is_none() {
         eprintln!(
@@ -123,6 +139,9 @@ fn every_dev_query_matches_sentence_transformers() {
 
 #[test]
 fn the_first_200_dev_documents_match_sentence_transformers_in_batches() {
+    if skip_in_debug("the_first_200_dev_documents_match_sentence_transformers_in_batches") {
+        return;
+    }
     let Some(embedder) = embedder("the_first_200_dev_documents_match_sentence_transformers_in_batches") else {
         return;
     };
@@ -167,6 +186,9 @@ fn every_dev_document_over_256_word_pieces_matches_sentence_transformers() {
 
 #[test]
 fn every_kernel_and_thread_count_gives_the_same_vectors() {
+    if skip_in_debug("every_kernel_and_thread_count_gives_the_same_vectors") {
+        return;
+    }
     let Some(reference) = embedder("every_kernel_and_thread_count_gives_the_same_vectors") else { return };
     let dir = model_dir().expect("dir known when the model loaded");
     let texts = ["relational database server", "a tool to check the spelling of documents in many languages"];
@@ -174,8 +196,9 @@ fn every_kernel_and_thread_count_gives_the_same_vectors() {
 
     for kernel in Kernel::available() {
         for threads in [Threads::One, Threads::Two] {
-            let e =
-                LocalEmbedder::load(Path::new(&dir), EmbedderOptions { threads, kernel: Some(kernel) }).expect("load");
+            // The shared embedder verified the files' sha256 already.
+            let options = EmbedderOptions { threads, kernel: Some(kernel) };
+            let e = LocalEmbedder::load_unverified(Path::new(&dir), options).expect("load");
             let got = e.embed(&texts, &mut Scratch::default()).expect("embed");
             for (g, w) in got.iter().zip(&want) {
                 let (abs, _) = compare(&g.vector, &w.vector);
@@ -233,4 +256,53 @@ fn empty_and_whitespace_texts_are_refused_with_their_index() {
     assert!(empty.to_string().contains("text 1 is empty"), "{empty}");
     assert!(blank.to_string().contains("text 0 is empty"), "{blank}");
     assert!(nothing.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_long_texts_all_succeed_within_the_memory_bound() {
+    if skip_in_debug("sixty_four_concurrent_long_texts_all_succeed_within_the_memory_bound") {
+        return;
+    }
+    // Arrange
+    let Some(embedder) = embedder("sixty_four_concurrent_long_texts_all_succeed_within_the_memory_bound") else {
+        return;
+    };
+    let settings = PoolSettings::default();
+    let pool = Arc::new(InferencePool::start(Arc::clone(embedder), settings).expect("start the pool"));
+    let texts: Vec<String> =
+        (0..64).map(|i| format!("text {i}: ") + &"a long package description with many words ".repeat(70)).collect();
+
+    // Act
+    let handles: Vec<_> = texts
+        .iter()
+        .map(|t| {
+            let (pool, t) = (Arc::clone(&pool), t.clone());
+            tokio::spawn(async move { pool.embed(vec![t]).await })
+        })
+        .collect();
+    let answers = futures::future::join_all(handles).await;
+
+    // Assert
+    let stats = pool.stats();
+    let per_token = semsearch::embed::local::bert::Scratch::bytes_per_token(embedder.config());
+    let bound = settings.max_batch_tokens * per_token + (1 << 20);
+    println!(
+        "64 long texts: {} passes, largest {} texts, scratch {:.1} MB (bound {:.1} MB)",
+        stats.batches,
+        stats.largest_batch,
+        stats.scratch_bytes as f64 / 1e6,
+        bound as f64 / 1e6
+    );
+    let mut scratch = Scratch::default();
+    for (i, (text, answer)) in texts.iter().zip(answers).enumerate() {
+        let got = answer.expect("join").expect("embedded");
+        assert!(got[0].truncated, "text {i} is over 256 word pieces");
+        if i % 16 == 0 {
+            let alone = embedder.embed(&[text.as_str()], &mut scratch).expect("alone");
+            let (abs, _) = compare(&got[0].vector, &alone[0].vector);
+            assert!(abs <= 1e-6, "text {i}: pooled and alone differ by {abs:.3e}");
+        }
+    }
+    assert!(stats.scratch_bytes <= bound, "scratch {} > bound {bound}", stats.scratch_bytes);
+    assert!(stats.batches >= 8, "2,048-token passes hold at most 8 texts of 256: {stats:?}");
 }

@@ -63,8 +63,8 @@ pub enum BertError {
     Weights(#[from] WeightsError),
 }
 
-/// Why one forward pass was refused. Both are caught before any work.
-#[derive(Debug, Error, PartialEq, Eq)]
+/// Why one forward pass was refused. All are caught before any work.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum ForwardError {
     #[error("token id {id} is outside the vocabulary of {vocab}")]
     TokenOutOfRange { id: u32, vocab: usize },
@@ -189,15 +189,23 @@ struct AttentionScratch {
     scores: Vec<f32>,
 }
 
-/// Grows `buf` to at least `len` and returns its first `len` values.
+/// Grows `buf` to at least `len` (exactly: the pool's memory bound is
+/// rows × widths, not twice that) and returns its first `len` values.
 fn sized(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     if buf.len() < len {
+        buf.reserve_exact(len - buf.len());
         buf.resize(len, 0.0);
     }
     &mut buf[..len]
 }
 
 impl Scratch {
+    /// Bytes one row (token) of a pass needs for a model of `config`:
+    /// hidden state twice, Q, K and V, attention output, intermediate.
+    pub fn bytes_per_token(config: &BertConfig) -> usize {
+        4 * (6 * config.hidden_size + config.intermediate_size)
+    }
+
     /// Bytes held, for memory reports.
     pub fn bytes(&self) -> usize {
         let attention: usize = self.attention.iter().map(|a| a.k_t.capacity() + a.scores.capacity()).sum();

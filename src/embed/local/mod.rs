@@ -11,6 +11,7 @@
 //! - [`tokenize`]: the model's tokenizer with sentence-transformers' truncation;
 //! - [`bert`]: the forward pass, over [`ops`] compiled per ISA by [`kernel`];
 //! - [`weights`]: tensors read from `model.safetensors`;
+//! - [`pool`]: the bounded inference pool that coalesces concurrent requests;
 //! - [`LocalEmbedder`]: all of it loaded once, callable from any thread.
 //!
 //! [`LocalEmbedder`] is synchronous and CPU-bound: services call it through
@@ -21,6 +22,7 @@ pub mod bert;
 pub mod files;
 pub mod kernel;
 pub mod ops;
+pub mod pool;
 pub mod tokenize;
 pub mod weights;
 
@@ -31,9 +33,11 @@ use thiserror::Error;
 pub use bert::{Scratch, Threads};
 pub use files::{default_model_dir, ModelFileError, MODEL_NAME};
 pub use kernel::Kernel;
+pub use pool::{InferencePool, PoolError, PoolSettings, PoolStats};
 pub use tokenize::{TokenBatch, TokenizeError, MAX_TOKENS};
 
-use bert::{BertConfig, BertError, BertModel, ForwardError};
+pub use bert::BertConfig;
+use bert::{BertError, BertModel, ForwardError};
 use tokenize::{TokenizerLoadError, WordPieces};
 use weights::TensorFile;
 
@@ -185,6 +189,11 @@ impl LocalEmbedder {
 
     pub fn threads(&self) -> Threads {
         self.threads
+    }
+
+    /// The model's shape (from `config.json`).
+    pub fn config(&self) -> &BertConfig {
+        self.model.config()
     }
 
     /// Bytes of weights held in memory (the packed model).

@@ -112,7 +112,8 @@ impl TokenBatch {
         self.truncated.clear();
     }
 
-    fn push(&mut self, ids: &[u32], truncated: bool) {
+    /// Appends one text's ids (with its specials) and whether it was truncated.
+    pub fn push(&mut self, ids: &[u32], truncated: bool) {
         self.ids.extend_from_slice(ids);
         self.bounds.push(self.ids.len());
         self.truncated.push(truncated);
