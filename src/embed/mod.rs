@@ -13,6 +13,7 @@
 //! the caller's (`api::query`), so a mismatch is reported per request with both numbers.
 
 pub mod cache;
+pub mod local;
 pub mod normalize;
 pub mod providers;
 pub mod settings;

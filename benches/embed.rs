@@ -1,0 +1,175 @@
+//! The in-process MiniLM embedder (`embed::local`, issue 11).
+//!
+//! Groups (criterion's time is per forward pass; `thrpt` is texts/s):
+//! - `question`: one 10-word question, every kernel this CPU has × 1 or 2
+//!   threads per pass (the threads decision in `EmbedderOptions`);
+//! - `batch`: 1, 8 and 32 different questions in one pass, per text;
+//! - `split`: the cost of each step for one question: tokenize, forward
+//!   (encoder + mean pool + normalise), the whole `embed`, and `pool`: the
+//!   same through the inference pool (queue, worker thread, oneshot) from
+//!   an async caller, so `pool - embed` is the pool's overhead.
+//!
+//! First it prints the RSS growth from loading the model.
+//!
+//! Then, if a Python with numpy is available (`SEMSEARCH_BENCH_PYTHON`, else
+//! `python3`), `benches/embed_reference.py` times a plain numpy forward pass
+//! (and onnxruntime when installed) on the same question in the same run,
+//! with `OPENBLAS_CORETYPE`/`OPENBLAS_L2_SIZE` removed for that command only
+//! so OpenBLAS picks its fastest kernels.
+//!
+//! Needs the model files: `SEMSEARCH_MODEL_DIR`, else the default cache dir.
+//!
+//! ```text
+//! cargo bench --bench embed
+//! cargo bench --bench embed -- question
+//! ```
+
+use std::{
+    hint::black_box,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+    time::Duration,
+};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use semsearch::embed::local::{
+    default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
+};
+
+/// Ten words, 12 word pieces with [CLS] and [SEP]: a typical chatbot question.
+const QUESTION: &str = "how do I download a file from the command line";
+const BATCHES: [usize; 3] = [1, 8, 32];
+
+fn model_dir() -> Option<PathBuf> {
+    std::env::var_os("SEMSEARCH_MODEL_DIR").map(PathBuf::from).or_else(|| {
+        let xdg = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from);
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        default_model_dir(xdg.as_deref(), home.as_deref())
+    })
+}
+
+/// 32 distinct short questions (the dev queries are 2-8 words; these are 6-12).
+fn questions() -> Vec<String> {
+    let topics = [
+        "download a file from the command line",
+        "check the spelling of my documents",
+        "play mp3 audio from the terminal",
+        "run a relational database server locally",
+        "convert images between formats in batch",
+        "monitor network traffic on my server",
+        "edit a PDF form without a browser",
+        "back up my home directory every night",
+    ];
+    let starts = ["how do I", "what package can", "is there a tool to", "best way to"];
+    starts.iter().flat_map(|s| topics.iter().map(move |t| format!("{s} {t}"))).collect()
+}
+
+fn load(dir: &Path, kernel: Kernel, threads: Threads) -> LocalEmbedder {
+    LocalEmbedder::load(dir, EmbedderOptions { threads, kernel: Some(kernel) }).expect("load the model")
+}
+
+fn benches(c: &mut Criterion) {
+    let Some(dir) = model_dir().filter(|d| d.join("model.safetensors").is_file()) else {
+        eprintln!("embed bench skipped: no model files (set SEMSEARCH_MODEL_DIR or run `semsearch model fetch`)");
+        return;
+    };
+    report_load_rss(&dir);
+    let best = Kernel::detect();
+
+    let mut group = c.benchmark_group("question");
+    group.throughput(Throughput::Elements(1));
+    for kernel in Kernel::available() {
+        for threads in [Threads::One, Threads::Two] {
+            let e = load(&dir, kernel, threads);
+            let batch = e.tokenize(&[QUESTION]).expect("tokenize");
+            let mut scratch = Scratch::default();
+            let id = BenchmarkId::new(kernel.name(), format!("{threads:?}").to_lowercase());
+            group.bench_function(id, |b| b.iter(|| e.forward(black_box(&batch), &mut scratch).expect("forward")));
+        }
+    }
+    group.finish();
+
+    let questions = questions();
+    let mut group = c.benchmark_group("batch");
+    for threads in [Threads::One, Threads::Two] {
+        let e = load(&dir, best, threads);
+        for n in BATCHES {
+            let batch = e.tokenize(&questions[..n]).expect("tokenize");
+            let mut scratch = Scratch::default();
+            group.throughput(Throughput::Elements(n as u64));
+            let id = BenchmarkId::new(format!("{best}/{threads:?}").to_lowercase(), n);
+            group.bench_function(id, |b| b.iter(|| e.forward(black_box(&batch), &mut scratch).expect("forward")));
+        }
+    }
+    group.finish();
+
+    let e = load(&dir, best, Threads::One);
+    let mut group = c.benchmark_group("split");
+    let mut scratch = Scratch::default();
+    let batch = e.tokenize(&[QUESTION]).expect("tokenize");
+    group.bench_function("tokenize", |b| b.iter(|| e.tokenize(black_box(&[QUESTION])).expect("tokenize")));
+    group.bench_function("forward", |b| b.iter(|| e.forward(black_box(&batch), &mut scratch).expect("forward")));
+    group.bench_function("embed", |b| b.iter(|| e.embed(black_box(&[QUESTION]), &mut scratch).expect("embed")));
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let pool = InferencePool::start(Arc::new(e), PoolSettings::default()).expect("pool");
+    group.bench_function("pool", |b| {
+        b.iter(|| rt.block_on(pool.embed(vec![black_box(QUESTION).to_owned()])).expect("pool embed"))
+    });
+    group.finish();
+
+    run_python_reference(&dir);
+}
+
+/// Resident set size of this process, in bytes (Linux `/proc/self/statm`).
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Prints how much the resident set grows by loading the model once, next
+/// to the size of `model.safetensors` (the issue's bar: at most 1.5×).
+fn report_load_rss(dir: &Path) {
+    let file = std::fs::metadata(dir.join("model.safetensors")).map(|m| m.len()).unwrap_or(0);
+    let before = rss_bytes();
+    let e = load(dir, Kernel::detect(), Threads::One);
+    let after = rss_bytes();
+    if let (Some(before), Some(after)) = (before, after) {
+        let growth = after.saturating_sub(before);
+        println!(
+            "RSS growth from loading the model: {:.1} MB for a {:.1} MB model.safetensors ({:.2}x); weights held {:.1} MB",
+            growth as f64 / 1e6,
+            file as f64 / 1e6,
+            growth as f64 / file as f64,
+            e.model_bytes() as f64 / 1e6
+        );
+    }
+}
+
+/// Times the numpy (and onnxruntime) forward passes in this same run.
+fn run_python_reference(dir: &Path) {
+    let python = std::env::var_os("SEMSEARCH_BENCH_PYTHON").unwrap_or_else(|| "python3".into());
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/embed_reference.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg("--model-dir")
+        .arg(dir)
+        .arg("--question")
+        .arg(QUESTION)
+        .env_remove("OPENBLAS_CORETYPE")
+        .env_remove("OPENBLAS_L2_SIZE")
+        .output();
+    match out {
+        Ok(out) if out.status.success() => print!("{}", String::from_utf8_lossy(&out.stdout)),
+        Ok(out) => eprintln!("python reference skipped: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        Err(e) => eprintln!("python reference skipped: cannot run {python:?}: {e}"),
+    }
+}
+
+criterion_group! {
+    name = embed;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = benches
+}
+criterion_main!(embed);

@@ -1,0 +1,701 @@
+//! The bounded inference pool: embedding requests from async handlers run
+//! on one dedicated thread, concurrent requests coalesced into one batch.
+//!
+//! ```text
+//!  embed(texts).await ──admit──► queue (≤ texts, ≤ bytes) ──► worker thread:
+//!       ▲   (or Overloaded /            pull while the batch has room,
+//!       │    TooLarge at once)          tokenize, one forward pass,
+//!       └────────── oneshot ◄────────── reply per request
+//! ```
+//!
+//! - Off the tokio workers: a forward pass is milliseconds of CPU; the
+//!   handler only awaits a oneshot.
+//! - Coalescing without waiting: while a pass runs, new requests queue;
+//!   the next pass takes every waiting request that fits (up to
+//!   `max_batch_texts` texts and `max_batch_tokens` word pieces). A lone
+//!   request never waits for company.
+//! - Bounded: admission refuses a request at once when the queue would
+//!   exceed `max_queued_texts` or `max_queued_bytes` ([`PoolError::Overloaded`]),
+//!   and the forward pass's scratch never exceeds `max_batch_tokens` rows
+//!   (15 KB each for MiniLM: `Scratch::bytes_per_token`), so memory is bounded whatever the load.
+//! - Never a panic into a caller: a panic in a pass is caught; that batch's
+//!   callers get [`PoolError::WorkerFailed`] and the worker goes on.
+//! - A request whose caller went away (dropped future) is skipped unrun.
+
+use std::{
+    collections::VecDeque,
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Condvar, Mutex, MutexGuard,
+    },
+    thread::JoinHandle,
+};
+
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+use super::{
+    bert::{ForwardError, Scratch},
+    tokenize::{TokenBatch, TokenizeError, MAX_TOKENS},
+    Embedding, LocalEmbedder,
+};
+
+/// Limits of the pool. Phase 2's config builds it from flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Texts per forward pass at most (coalesced from concurrent requests).
+    pub max_batch_texts: usize,
+    /// Word pieces per forward pass at most: the scratch memory bound
+    /// (rows of the pass). Raised to [`MAX_TOKENS`] if lower, so one
+    /// longest text always fits.
+    pub max_batch_tokens: usize,
+    /// Texts waiting at most; a request that would exceed it is refused.
+    pub max_queued_texts: usize,
+    /// Bytes of text waiting at most; likewise.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for PoolSettings {
+    /// 32 texts or 2,048 word pieces per pass (31.5 MB of scratch for MiniLM), 256
+    /// texts or 4 MiB queued.
+    fn default() -> Self {
+        Self { max_batch_texts: 32, max_batch_tokens: 2048, max_queued_texts: 256, max_queued_bytes: 4 << 20 }
+    }
+}
+
+/// Why a request was not embedded.
+#[derive(Debug, Error)]
+pub enum PoolError {
+    /// The queue is full; retry later (phase 2: 503 with Retry-After).
+    #[error("the embedder is overloaded: {queued_texts} texts ({queued_bytes} bytes) already waiting")]
+    Overloaded { queued_texts: usize, queued_bytes: usize },
+    /// The request alone exceeds the queue's bounds; it can never be admitted.
+    #[error("{texts} texts of {bytes} bytes exceed the embedder's queue ({max_texts} texts, {max_bytes} bytes)")]
+    TooLarge { texts: usize, bytes: usize, max_texts: usize, max_bytes: usize },
+    /// A text is empty or cannot be tokenised (the caller's input).
+    #[error(transparent)]
+    Tokenize(#[from] TokenizeError),
+    /// The forward pass refused the batch (a bug: the tokenizer made it).
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
+    /// The pass serving this request panicked; the worker goes on.
+    #[error("the embedder failed on this batch")]
+    WorkerFailed,
+    /// The pool is shut down.
+    #[error("the embedder is shut down")]
+    Closed,
+}
+
+/// What the pool runs: [`LocalEmbedder`] in production; tests use fakes.
+pub trait BatchModel: Send + Sync + 'static {
+    /// Appends text `index`'s word pieces to `batch`.
+    ///
+    /// # Errors
+    /// The text cannot be embedded (empty, tokenizer failure).
+    fn tokenize_into(&self, index: usize, text: &str, batch: &mut TokenBatch) -> Result<(), TokenizeError>;
+
+    /// One vector per text of `batch`, in order.
+    ///
+    /// # Errors
+    /// The batch is malformed.
+    fn forward(&self, batch: &TokenBatch, scratch: &mut Scratch) -> Result<Vec<Embedding>, ForwardError>;
+}
+
+impl BatchModel for LocalEmbedder {
+    fn tokenize_into(&self, index: usize, text: &str, batch: &mut TokenBatch) -> Result<(), TokenizeError> {
+        LocalEmbedder::tokenize_into(self, index, text, batch)
+    }
+
+    fn forward(&self, batch: &TokenBatch, scratch: &mut Scratch) -> Result<Vec<Embedding>, ForwardError> {
+        LocalEmbedder::forward(self, batch, scratch)
+    }
+}
+
+/// Counters for `/metrics` and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PoolStats {
+    /// Forward passes run.
+    pub batches: u64,
+    /// Texts embedded (each request's texts count once).
+    pub texts: u64,
+    /// Largest number of texts in one pass so far.
+    pub largest_batch: usize,
+    /// Bytes the worker's scratch holds (grows to the largest pass, then stays).
+    pub scratch_bytes: usize,
+    /// Texts waiting in the queue now.
+    pub queued_texts: usize,
+}
+
+type Reply = oneshot::Sender<Result<Vec<Embedding>, PoolError>>;
+
+struct Request {
+    texts: Vec<String>,
+    bytes: usize,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct Queue {
+    requests: VecDeque<Request>,
+    texts: usize,
+    bytes: usize,
+    closed: bool,
+}
+
+impl Queue {
+    /// Admission: refuse at once what would exceed the bounds.
+    fn admit(&self, settings: &PoolSettings, texts: usize, bytes: usize) -> Result<(), PoolError> {
+        if self.closed {
+            return Err(PoolError::Closed);
+        }
+        if texts > settings.max_queued_texts || bytes > settings.max_queued_bytes {
+            return Err(PoolError::TooLarge {
+                texts,
+                bytes,
+                max_texts: settings.max_queued_texts,
+                max_bytes: settings.max_queued_bytes,
+            });
+        }
+        if self.texts + texts > settings.max_queued_texts || self.bytes + bytes > settings.max_queued_bytes {
+            return Err(PoolError::Overloaded { queued_texts: self.texts, queued_bytes: self.bytes });
+        }
+        Ok(())
+    }
+}
+
+struct Shared {
+    settings: PoolSettings,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    batches: AtomicU64,
+    texts: AtomicU64,
+    largest_batch: AtomicUsize,
+    scratch_bytes: AtomicUsize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The queue's invariants hold between statements, so a panic while
+        // holding the lock (there is none: no user code runs under it)
+        // leaves it usable.
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The pool: a handle to the queue and its worker thread. Cheap to share
+/// behind an `Arc`; dropping it closes the queue (see [`Self::close`]).
+pub struct InferencePool {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for InferencePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InferencePool").field("settings", &self.shared.settings).finish_non_exhaustive()
+    }
+}
+
+impl InferencePool {
+    /// Starts the worker thread for `model`.
+    ///
+    /// # Errors
+    /// The OS refused a thread.
+    pub fn start<M: BatchModel>(model: Arc<M>, settings: PoolSettings) -> std::io::Result<Self> {
+        let settings = PoolSettings {
+            max_batch_texts: settings.max_batch_texts.max(1),
+            max_batch_tokens: settings.max_batch_tokens.max(MAX_TOKENS),
+            ..settings
+        };
+        let shared = Arc::new(Shared {
+            settings,
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            batches: AtomicU64::new(0),
+            texts: AtomicU64::new(0),
+            largest_batch: AtomicUsize::new(0),
+            scratch_bytes: AtomicUsize::new(0),
+        });
+        let worker_shared = Arc::clone(&shared);
+        let worker = std::thread::Builder::new()
+            .name("embed-pool".to_owned())
+            .spawn(move || Worker::new(model, worker_shared).run())?;
+        Ok(Self { shared, worker: Mutex::new(Some(worker)) })
+    }
+
+    pub fn settings(&self) -> PoolSettings {
+        self.shared.settings
+    }
+
+    /// Embeds `texts` (in order), sharing a forward pass with whatever
+    /// other requests are waiting. No texts is no work.
+    ///
+    /// # Errors
+    /// Refused at once: [`PoolError::Overloaded`], [`PoolError::TooLarge`],
+    /// [`PoolError::Closed`]. After running: an empty or untokenisable
+    /// text, or [`PoolError::WorkerFailed`].
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Embedding>, PoolError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bytes = texts.iter().map(String::len).sum();
+        let (reply, answer) = oneshot::channel();
+        {
+            let mut queue = self.shared.lock();
+            queue.admit(&self.shared.settings, texts.len(), bytes)?;
+            queue.texts += texts.len();
+            queue.bytes += bytes;
+            queue.requests.push_back(Request { texts, bytes, reply });
+        }
+        self.shared.wake.notify_one();
+        // The worker answers every request it takes; a dropped sender means
+        // the worker thread is gone.
+        answer.await.unwrap_or(Err(PoolError::WorkerFailed))
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            texts: self.shared.texts.load(Ordering::Relaxed),
+            largest_batch: self.shared.largest_batch.load(Ordering::Relaxed),
+            scratch_bytes: self.shared.scratch_bytes.load(Ordering::Relaxed),
+            queued_texts: self.shared.lock().texts,
+        }
+    }
+
+    /// Refuses new requests; the worker finishes those already queued, then
+    /// exits. Idempotent.
+    pub fn close(&self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_all();
+    }
+
+    /// [`Self::close`], then waits for the worker to finish (blocking: call
+    /// it from `spawn_blocking` or a plain thread).
+    pub fn join(&self) {
+        self.close();
+        let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            // A panic inside a pass is caught there; one escaping the loop
+            // itself has already been reported by the panic hook.
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for InferencePool {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A request taken off the queue, tokenised, partly or not yet embedded.
+struct Active {
+    tokens: TokenBatch,
+    done: Vec<Embedding>,
+    reply: Reply,
+}
+
+impl Active {
+    fn next(&self) -> usize {
+        self.done.len()
+    }
+}
+
+struct Worker<M> {
+    model: Arc<M>,
+    shared: Arc<Shared>,
+    active: VecDeque<Active>,
+    scratch: Scratch,
+}
+
+impl<M: BatchModel> Worker<M> {
+    fn new(model: Arc<M>, shared: Arc<Shared>) -> Self {
+        Self { model, shared, active: VecDeque::new(), scratch: Scratch::default() }
+    }
+
+    fn run(mut self) {
+        while self.pull() {
+            self.run_batch();
+        }
+    }
+
+    /// Moves waiting requests into `active` until the next pass is full.
+    /// Blocks only when there is nothing to do. `false`: closed and drained.
+    fn pull(&mut self) -> bool {
+        loop {
+            let unrun: usize = self.active.iter().map(|a| a.tokens.len() - a.next()).sum();
+            if unrun >= self.shared.settings.max_batch_texts {
+                return true;
+            }
+            let request = {
+                let mut queue = self.shared.lock();
+                while queue.requests.is_empty() && self.active.is_empty() && !queue.closed {
+                    queue = self.shared.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+                }
+                match queue.requests.pop_front() {
+                    Some(r) => {
+                        queue.texts -= r.texts.len();
+                        queue.bytes -= r.bytes;
+                        r
+                    }
+                    None => return !self.active.is_empty(),
+                }
+            };
+            if request.reply.is_closed() {
+                continue;
+            }
+            self.tokenize(request);
+        }
+    }
+
+    fn tokenize(&mut self, request: Request) {
+        let mut tokens = TokenBatch::new();
+        let model = &self.model;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            request.texts.iter().enumerate().try_for_each(|(i, t)| model.tokenize_into(i, t, &mut tokens))
+        }));
+        match result {
+            Ok(Ok(())) => self.active.push_back(Active { tokens, done: Vec::new(), reply: request.reply }),
+            Ok(Err(e)) => {
+                let _ = request.reply.send(Err(e.into()));
+            }
+            Err(_) => {
+                let _ = request.reply.send(Err(PoolError::WorkerFailed));
+            }
+        }
+    }
+
+    /// One forward pass over the front of `active`, within both budgets
+    /// (always at least one text), then the replies of finished requests.
+    fn run_batch(&mut self) {
+        let settings = self.shared.settings;
+        let mut batch = TokenBatch::new();
+        // (index in `active`, texts taken from it)
+        let mut parts: Vec<(usize, usize)> = Vec::new();
+        'fill: for (a, active) in self.active.iter().enumerate() {
+            let mut taken = 0;
+            for t in active.next()..active.tokens.len() {
+                let ids = active.tokens.text(t);
+                let full =
+                    batch.len() >= settings.max_batch_texts || batch.tokens() + ids.len() > settings.max_batch_tokens;
+                if full && !batch.is_empty() {
+                    if taken > 0 {
+                        parts.push((a, taken));
+                    }
+                    break 'fill;
+                }
+                batch.push(ids, active.tokens.truncated(t));
+                taken += 1;
+            }
+            if taken > 0 {
+                parts.push((a, taken));
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let (model, scratch) = (&self.model, &mut self.scratch);
+        let result = catch_unwind(AssertUnwindSafe(|| model.forward(&batch, scratch)));
+        self.shared.batches.fetch_add(1, Ordering::Relaxed);
+        self.shared.texts.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.shared.largest_batch.fetch_max(batch.len(), Ordering::Relaxed);
+        let failure = match result {
+            Ok(Ok(vectors)) if vectors.len() == batch.len() => {
+                let mut vectors = vectors.into_iter();
+                for &(a, n) in &parts {
+                    self.active[a].done.extend(vectors.by_ref().take(n));
+                }
+                None
+            }
+            Ok(Err(e)) => Some(Some(e)),
+            Ok(Ok(_)) | Err(_) => {
+                // A panic may leave the scratch half-written; start clean.
+                self.scratch = Scratch::default();
+                Some(None)
+            }
+        };
+        self.shared.scratch_bytes.store(self.scratch.bytes(), Ordering::Relaxed);
+        // The batch came from a prefix of `active`.
+        let in_batch = parts.last().map_or(0, |&(a, _)| a + 1);
+        if let Some(forward_error) = failure {
+            for active in self.active.drain(..in_batch) {
+                let error = forward_error.clone().map_or(PoolError::WorkerFailed, PoolError::Forward);
+                let _ = active.reply.send(Err(error));
+            }
+            return;
+        }
+        let mut unfinished = VecDeque::with_capacity(self.active.len());
+        for active in self.active.drain(..) {
+            if active.next() == active.tokens.len() {
+                let _ = active.reply.send(Ok(active.done));
+            } else {
+                unfinished.push_back(active);
+            }
+        }
+        self.active = unfinished;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pool with a fake model: each text's "vector" encodes the text's
+    //! word count and first word's length, so a reply can be matched to its
+    //! request; a gate holds the worker inside a pass to fill the queue.
+
+    use std::{sync::Condvar, time::Duration};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Fake {
+        gate: Mutex<bool>,
+        opened: Condvar,
+        batches: Mutex<Vec<usize>>,
+        /// Passes started (the worker may be waiting at the gate in the last).
+        entered: AtomicUsize,
+    }
+
+    impl Fake {
+        fn closed_gate() -> Arc<Self> {
+            Arc::new(Self { gate: Mutex::new(false), ..Self::default() })
+        }
+
+        fn open_gate() -> Arc<Self> {
+            Arc::new(Self { gate: Mutex::new(true), ..Self::default() })
+        }
+
+        fn open(&self) {
+            *self.gate.lock().expect("gate") = true;
+            self.opened.notify_all();
+        }
+
+        fn batch_sizes(&self) -> Vec<usize> {
+            self.batches.lock().expect("batches").clone()
+        }
+    }
+
+    /// What the fake embeds for `text`.
+    fn expected(text: &str) -> Vec<f32> {
+        let words = text.split_whitespace().count() as f32;
+        let first = text.split_whitespace().next().map_or(0, str::len) as f32;
+        vec![words, first]
+    }
+
+    impl BatchModel for Fake {
+        fn tokenize_into(&self, index: usize, text: &str, batch: &mut TokenBatch) -> Result<(), TokenizeError> {
+            if text.trim().is_empty() {
+                return Err(TokenizeError::EmptyText { index });
+            }
+            assert!(!text.contains("tokenizer-panic"), "fake tokenizer panic");
+            let v = expected(text);
+            let mut ids = vec![101, v[1] as u32];
+            ids.resize(v[0] as usize + 2, 7);
+            ids.truncate(MAX_TOKENS);
+            batch.push(&ids, v[0] as usize + 2 > MAX_TOKENS);
+            Ok(())
+        }
+
+        fn forward(&self, batch: &TokenBatch, _scratch: &mut Scratch) -> Result<Vec<Embedding>, ForwardError> {
+            self.entered.fetch_add(1, Ordering::SeqCst);
+            let mut open = self.gate.lock().expect("gate");
+            while !*open {
+                open = self.opened.wait(open).expect("gate");
+            }
+            drop(open);
+            self.batches.lock().expect("batches").push(batch.len());
+            (0..batch.len())
+                .map(|i| {
+                    let ids = batch.text(i);
+                    assert!(ids[1] != 99, "fake forward panic");
+                    Ok(Embedding { vector: vec![(ids.len() - 2) as f32, ids[1] as f32], truncated: batch.truncated(i) })
+                })
+                .collect()
+        }
+    }
+
+    fn settings() -> PoolSettings {
+        PoolSettings { max_batch_texts: 16, max_batch_tokens: 512, max_queued_texts: 64, max_queued_bytes: 1 << 20 }
+    }
+
+    fn texts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// Waits (bounded) until `n` texts are queued behind the gated pass.
+    async fn until_queued(pool: &InferencePool, n: usize) {
+        for _ in 0..2000 {
+            if pool.stats().queued_texts >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("{n} texts never queued: {:?}", pool.stats());
+    }
+
+    /// Starts a pass that blocks on the fake's gate, and waits until the
+    /// worker is inside it.
+    async fn hold_worker(
+        pool: &Arc<InferencePool>,
+        fake: &Fake,
+    ) -> tokio::task::JoinHandle<Result<Vec<Embedding>, PoolError>> {
+        let first = {
+            let pool = Arc::clone(pool);
+            tokio::spawn(async move { pool.embed(texts(&["first request"])).await })
+        };
+        for _ in 0..2000 {
+            if fake.entered.load(Ordering::SeqCst) >= 1 {
+                return first;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("the worker never started the first pass");
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_share_one_pass_and_each_gets_its_own_vectors() {
+        // Arrange
+        let fake = Fake::closed_gate();
+        let pool = Arc::new(InferencePool::start(Arc::clone(&fake), settings()).expect("start"));
+        let first = hold_worker(&pool, &fake).await;
+        let requests: Vec<Vec<String>> =
+            (1..=7).map(|i| vec![format!("{} words", "w".repeat(i)), "and another text here".to_owned()]).collect();
+
+        // Act
+        let handles: Vec<_> = requests
+            .iter()
+            .cloned()
+            .map(|t| {
+                let pool = Arc::clone(&pool);
+                tokio::spawn(async move { pool.embed(t).await })
+            })
+            .collect();
+        until_queued(&pool, 14).await;
+        fake.open();
+        let answers = futures::future::join_all(handles).await;
+
+        // Assert
+        first.await.expect("join").expect("first request");
+        for (request, answer) in requests.iter().zip(answers) {
+            let got = answer.expect("join").expect("embedded");
+            let want: Vec<Vec<f32>> = request.iter().map(|t| expected(t)).collect();
+            assert_eq!(got.iter().map(|e| e.vector.clone()).collect::<Vec<_>>(), want, "request {request:?}");
+        }
+        assert_eq!(fake.batch_sizes(), vec![1, 14], "the 7 waiting requests ran as one pass");
+        assert_eq!(pool.stats().largest_batch, 14);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_with_overloaded() {
+        let fake = Fake::closed_gate();
+        let limits = PoolSettings { max_queued_texts: 4, ..settings() };
+        let pool = Arc::new(InferencePool::start(Arc::clone(&fake), limits).expect("start"));
+        let first = hold_worker(&pool, &fake).await;
+        let waiting = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.embed(texts(&["a", "b", "c"])).await })
+        };
+        until_queued(&pool, 3).await;
+
+        let refused = pool.embed(texts(&["d", "e"])).await;
+
+        assert!(matches!(refused, Err(PoolError::Overloaded { queued_texts: 3, .. })), "{refused:?}");
+        fake.open();
+        assert_eq!(waiting.await.expect("join").expect("queued request runs").len(), 3);
+        first.await.expect("join").expect("first");
+    }
+
+    #[tokio::test]
+    async fn a_request_larger_than_the_queue_is_refused_as_too_large() {
+        let pool = InferencePool::start(Fake::open_gate(), PoolSettings { max_queued_bytes: 10, ..settings() })
+            .expect("start");
+
+        let err = pool.embed(texts(&["this text is longer than ten bytes"])).await;
+
+        assert!(matches!(err, Err(PoolError::TooLarge { max_bytes: 10, .. })), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_empty_text_fails_only_its_own_request() {
+        let fake = Fake::closed_gate();
+        let pool = Arc::new(InferencePool::start(Arc::clone(&fake), settings()).expect("start"));
+        let first = hold_worker(&pool, &fake).await;
+        let spawn = |t: Vec<String>| {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.embed(t).await })
+        };
+        let good = spawn(texts(&["fine text"]));
+        let bad = spawn(texts(&["fine", "   "]));
+        until_queued(&pool, 3).await;
+
+        fake.open();
+
+        let bad = bad.await.expect("join");
+        assert!(matches!(bad, Err(PoolError::Tokenize(TokenizeError::EmptyText { index: 1 }))), "{bad:?}");
+        assert_eq!(good.await.expect("join").expect("good")[0].vector, expected("fine text"));
+        first.await.expect("join").expect("first");
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_pass_fails_that_batch_and_the_worker_goes_on() {
+        let pool = InferencePool::start(Fake::open_gate(), settings()).expect("start");
+        // 99-letter first word: the fake's forward panics on it.
+        let poison = format!("{} boom", "x".repeat(99));
+
+        let failed = pool.embed(vec![poison]).await;
+        let tokenizer_failed = pool.embed(texts(&["tokenizer-panic please"])).await;
+        let after = pool.embed(texts(&["still working"])).await;
+
+        assert!(matches!(failed, Err(PoolError::WorkerFailed)), "{failed:?}");
+        assert!(matches!(tokenizer_failed, Err(PoolError::WorkerFailed)), "{tokenizer_failed:?}");
+        assert_eq!(after.expect("the worker survived")[0].vector, expected("still working"));
+    }
+
+    #[tokio::test]
+    async fn a_big_request_is_split_into_passes_within_both_budgets_and_keeps_its_order() {
+        let fake = Fake::open_gate();
+        // 40 texts; 16 per pass by count; 100 words each = 102 tokens, so
+        // at most 5 per 512-token pass.
+        let pool = InferencePool::start(Arc::clone(&fake), settings()).expect("start");
+        let many: Vec<String> = (0..40).map(|i| format!("{} {}", "y".repeat(i + 1), "w ".repeat(99))).collect();
+
+        let got = pool.embed(many.clone()).await.expect("embedded");
+
+        let want: Vec<Vec<f32>> = many.iter().map(|t| expected(t)).collect();
+        assert_eq!(got.into_iter().map(|e| e.vector).collect::<Vec<_>>(), want);
+        let sizes = fake.batch_sizes();
+        assert!(sizes.iter().all(|&n| n <= 5), "token budget: {sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 40);
+    }
+
+    #[tokio::test]
+    async fn a_closed_pool_refuses_and_no_texts_is_no_work() {
+        let fake = Fake::open_gate();
+        let pool = InferencePool::start(Arc::clone(&fake), settings()).expect("start");
+
+        let nothing = pool.embed(Vec::new()).await;
+        pool.close();
+        let closed = pool.embed(texts(&["late"])).await;
+
+        assert!(nothing.expect("no texts").is_empty());
+        assert!(matches!(closed, Err(PoolError::Closed)), "{closed:?}");
+        assert!(fake.batch_sizes().is_empty());
+    }
+
+    #[test]
+    fn join_lets_queued_requests_finish_first() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
+        let pool = Arc::new(InferencePool::start(Fake::open_gate(), settings()).expect("start"));
+        let answer = {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || rt.block_on(pool.embed(texts(&["one", "two"]))))
+        };
+        while pool.stats().texts < 2 && !answer.is_finished() {
+            std::thread::yield_now();
+        }
+
+        pool.join();
+
+        assert_eq!(answer.join().expect("thread").expect("answered").len(), 2);
+    }
+}
