@@ -54,7 +54,15 @@ impl App {
                 let redis_tier = (es.cache_ttl_secs > 0).then(|| {
                     QueryCache::new(client.clone(), es.cache_keys.clone(), es.cache_ttl_secs, es.cache_timeout)
                 });
-                Some(Arc::new(QueryEmbedder::new(es, redis_tier).context("preparing the embedding provider")?))
+                match QueryEmbedder::new(es, redis_tier) {
+                    Ok(embedder) => Some(Arc::new(embedder)),
+                    // Found by default, not asked for: serve vectors without it.
+                    Err(e) if es.local.as_ref().is_some_and(|l| l.implicit) => {
+                        warn!(error.message = %e, error.cause_chain = %error_chain(&e), "the local model in the default directory did not load; text search is off (run `semsearch model fetch`)");
+                        None
+                    }
+                    Err(e) => return Err(e).context("preparing the embedder (SEMSEARCH_EMBEDDER)"),
+                }
             }
             None => None,
         };
@@ -170,6 +178,7 @@ impl App {
             let _ = task.await;
         }
         if let Some(embedder) = &embedder {
+            embedder.provider().close();
             let c = embedder.counts();
             info!(
                 lru_hits = c.lru_hits,

@@ -17,6 +17,7 @@ use crate::tools::{
     demo::{self, DemoArgs, DemoSettings},
     embed_once::{self, EmbedArgs},
     healthcheck::{self, HealthcheckArgs},
+    model::{self, ModelCommand},
     seed::{self, SeedArgs, SeedSettings},
 };
 use crate::{
@@ -64,6 +65,10 @@ pub enum Command {
     /// Measure a running semsearch: QPS and latency percentiles per concurrency level.
     #[cfg(feature = "tools")]
     Bench(BenchArgs),
+    /// The in-process embedder's model files: `semsearch model fetch`.
+    #[cfg(feature = "tools")]
+    #[command(subcommand)]
+    Model(ModelCommand),
 }
 
 impl Cli {
@@ -122,6 +127,16 @@ pub async fn run() -> anyhow::Result<()> {
                 report.bad_lines,
                 settings.redis.display()
             );
+            Ok(())
+        }
+        #[cfg(feature = "tools")]
+        Some(Command::Model(ModelCommand::Fetch(args))) => {
+            let dir = args
+                .dir
+                .or_else(crate::config::model_dir)
+                .context("no model directory: pass --dir, or set SEMSEARCH_MODEL_DIR, XDG_CACHE_HOME or HOME")?;
+            let report = model::fetch(dir, std::io::IsTerminal::is_terminal(&std::io::stderr())).await?;
+            println!("{}", report.dir.display());
             Ok(())
         }
         Some(Command::Serve(args)) => serve(&args).await,

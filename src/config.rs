@@ -24,7 +24,11 @@ use crate::{
         search::Budget,
         server::ServerSettings,
     },
-    embed::{providers::RetryPolicy, EmbedderSettings, Normalization, ProviderKind},
+    embed::{
+        local::{default_model_dir, EmbedderOptions, PoolSettings, MODEL_NAME},
+        providers::RetryPolicy,
+        EmbedderSettings, LocalSettings, Normalization, ProviderKind,
+    },
     refresh::RefreshSettings,
     search::kernel::KernelChoice,
     secret::Secret,
@@ -234,9 +238,16 @@ pub struct LogArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Text search")]
 pub struct EmbedderArgs {
-    /// Embedding service for `"text"` queries: tei, hf or openai. Unset: text search is off.
+    /// Embedder for `"text"` queries: local (all-MiniLM-L6-v2 in process),
+    /// tei, hf or openai. Unset: local when the model files are in
+    /// SEMSEARCH_MODEL_DIR, else text search is off.
     #[arg(long, env = "SEMSEARCH_EMBEDDER", value_enum)]
     pub embedder: Option<ProviderKind>,
+    /// Directory of the local model (config.json, tokenizer.json,
+    /// model.safetensors; `semsearch model fetch` fills it). Unset:
+    /// $XDG_CACHE_HOME (or ~/.cache)/semsearch/models/all-MiniLM-L6-v2.
+    #[arg(long, env = "SEMSEARCH_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
     /// Base URL of the embedding service. Required for tei; defaults to
     /// `https://router.huggingface.co/hf-inference` for hf and `https://api.openai.com` for openai.
     #[arg(long, env = "SEMSEARCH_EMBEDDER_URL")]
@@ -296,29 +307,50 @@ impl EmbedderArgs {
     /// # Errors
     /// [`ConfigError`] naming the flag that is wrong.
     pub fn settings(&self, keys: &KeySpace) -> Result<Option<EmbedderSettings>, ConfigError> {
-        let Some(provider) = self.embedder else { return Ok(None) };
-        let url = match (&self.embedder_url, provider) {
-            (Some(url), _) => url.clone(),
-            (None, ProviderKind::Hf) => "https://router.huggingface.co/hf-inference".to_owned(),
-            (None, ProviderKind::Openai) => "https://api.openai.com".to_owned(),
-            (None, ProviderKind::Tei) => return Err(ConfigError::MissingEmbedderUrl { provider }),
+        let model_dir = self.model_dir.clone().or_else(model_dir);
+        let (provider, implicit) = match self.embedder {
+            Some(provider) => (provider, false),
+            // On by default once the model is here (the demo fetches it).
+            None if model_dir.as_deref().is_some_and(model_files_present) => (ProviderKind::Local, true),
+            None => return Ok(None),
         };
-        let url = reqwest::Url::parse(&url)
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
-            .ok_or(ConfigError::BadEmbedderUrl)?;
+        let (url, local, model) = if provider == ProviderKind::Local {
+            let model_dir = model_dir.ok_or(ConfigError::NoModelDir)?;
+            let local = LocalSettings {
+                model_dir,
+                options: EmbedderOptions::default(),
+                pool: PoolSettings::default(),
+                implicit,
+            };
+            (None, Some(local), MODEL_NAME.to_owned())
+        } else {
+            let url = match (&self.embedder_url, provider) {
+                (Some(url), _) => url.clone(),
+                (None, ProviderKind::Hf) => "https://router.huggingface.co/hf-inference".to_owned(),
+                (None, ProviderKind::Openai) => "https://api.openai.com".to_owned(),
+                (None, ProviderKind::Tei | ProviderKind::Local) => {
+                    return Err(ConfigError::MissingEmbedderUrl { provider })
+                }
+            };
+            let url = reqwest::Url::parse(&url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .ok_or(ConfigError::BadEmbedderUrl)?;
+            (Some(url), None, self.embedder_model.clone())
+        };
         if self.embedder_concurrency < 1 {
             return Err(ConfigError::TooSmall { name: "SEMSEARCH_EMBEDDER_CONCURRENCY", min: 1 });
         }
         let provider_key = match provider {
             ProviderKind::Hf => &self.huggingface_api_key,
             ProviderKind::Openai => &self.openai_api_key,
-            ProviderKind::Tei => &None,
+            ProviderKind::Tei | ProviderKind::Local => &None,
         };
         Ok(Some(EmbedderSettings {
             provider,
             url,
-            model: self.embedder_model.clone(),
+            local,
+            model,
             api_key: self.embedder_api_key.clone().or_else(|| provider_key.clone()).filter(|k| !k.expose().is_empty()),
             connect_timeout: Duration::from_millis(self.embedder_connect_timeout_ms.max(1)),
             request_timeout: Duration::from_millis(self.embedder_timeout_ms.max(1)),
@@ -344,6 +376,9 @@ pub enum ConfigError {
     Redis(#[from] TargetError),
     #[error(transparent)]
     Keys(#[from] KeyError),
+    /// No model directory given and no home or cache directory to default to.
+    #[error("SEMSEARCH_EMBEDDER=local needs SEMSEARCH_MODEL_DIR (no $XDG_CACHE_HOME or $HOME to default to)")]
+    NoModelDir,
     /// tei has no public endpoint to default to.
     #[error("SEMSEARCH_EMBEDDER={provider} needs SEMSEARCH_EMBEDDER_URL")]
     MissingEmbedderUrl { provider: ProviderKind },
@@ -468,6 +503,18 @@ impl Settings {
     }
 }
 
+/// The local model's directory: SEMSEARCH_MODEL_DIR, else the user cache
+/// dir ($XDG_CACHE_HOME or ~/.cache) + `semsearch/models/all-MiniLM-L6-v2`.
+pub fn model_dir() -> Option<PathBuf> {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("SEMSEARCH_MODEL_DIR").or_else(|| default_model_dir(env("XDG_CACHE_HOME").as_deref(), env("HOME").as_deref()))
+}
+
+/// Whether `dir` holds the local model's files (checked, by sha256, when loaded).
+fn model_files_present(dir: &std::path::Path) -> bool {
+    ["config.json", "tokenizer.json", "model.safetensors"].iter().all(|f| dir.join(f).is_file())
+}
+
 /// Whether logs on stderr may use colour: only when stderr is a terminal,
 /// and never when `NO_COLOR` is set to anything (no-color.org).
 pub fn stderr_color() -> bool {
@@ -527,7 +574,7 @@ mod tests {
         let settings = Settings::from_args(&args).expect("valid");
         let embedder = settings.embedder.as_ref().expect("hf configured");
         assert_eq!(embedder.api_key.as_ref().map(Secret::expose), Some("hf_secret"));
-        assert_eq!(embedder.url.as_str(), "https://router.huggingface.co/hf-inference");
+        assert_eq!(embedder.url.as_ref().map(reqwest::Url::as_str), Some("https://router.huggingface.co/hf-inference"));
         assert!(!format!("{settings:?}{args:?}").contains("_secret"));
 
         args.embedder.embedder_api_key = Some(Secret::new("explicit"));
@@ -536,9 +583,21 @@ mod tests {
     }
 
     #[test]
-    fn text_search_is_off_unless_an_embedder_is_named() {
-        let settings = Settings::from_args(&ServeArgs::defaults()).expect("valid");
-        assert!(settings.embedder.is_none());
+    fn text_search_is_local_by_default_when_the_model_is_there_and_off_otherwise() {
+        let dir = std::env::temp_dir().join(format!("semsearch-config-test-{}", std::process::id()));
+        let mut args = ServeArgs::defaults();
+        args.embedder.model_dir = Some(dir.join("absent"));
+        assert!(Settings::from_args(&args).expect("valid").embedder.is_none(), "no model, no text search");
+
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+            std::fs::write(dir.join(f), b"{}").expect("write");
+        }
+        args.embedder.model_dir = Some(dir.clone());
+        let embedder = Settings::from_args(&args).expect("valid").embedder.expect("on by default");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(embedder.provider, ProviderKind::Local);
+        assert!(embedder.local.is_some_and(|l| l.implicit), "chosen by default, so a bad model only turns it off");
     }
 
     #[test]

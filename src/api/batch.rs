@@ -55,7 +55,7 @@ pub async fn search_batch(
     for (i, q) in req.queries.iter().enumerate() {
         match prepare(&state, &index, q).await {
             Ok(p) => prepared.push(p),
-            Err(e) => failed.push((i, e)),
+            Err(e) => failed.push((format!("/queries/{i}"), e)),
         }
     }
     if !failed.is_empty() {

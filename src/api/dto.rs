@@ -132,3 +132,31 @@ pub struct BatchResponse {
     pub took_us: u64,
     pub index_version: u64,
 }
+
+/// Body of `POST /v1/embed`: texts to embed with the server's embedder, as
+/// the article-embedding script would (the same model as the index).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"texts": ["how do I download a file from the command line"], "normalization": "none"}))]
+pub struct EmbedRequest {
+    /// 1 to SEMSEARCH_MAX_BATCH texts, each at most 64 KiB; longer than 256
+    /// word pieces is truncated as sentence-transformers does (`truncated`).
+    #[schema(min_items = 1)]
+    pub texts: Vec<String>,
+    /// Text preparation: `none` (trim; the default) or `chatbot` (the
+    /// chatbot's prepareTextForSearch).
+    #[serde(default)]
+    pub normalization: Option<crate::embed::Normalization>,
+}
+
+/// Answer of `POST /v1/embed`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbedResponse {
+    /// One unit-length vector per text, in request order.
+    pub embeddings: Vec<Vec<f32>>,
+    /// The model that embedded them, e.g. `all-MiniLM-L6-v2`.
+    pub model: String,
+    pub dimension: usize,
+    /// Per text, whether it was cut at 256 word pieces.
+    pub truncated: Vec<bool>,
+}

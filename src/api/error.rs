@@ -134,6 +134,7 @@ problem_codes! {
     EmbedderFailed => "embedder_failed",
     EmbedderTimeout => "embedder_timeout",
     EmbedderWrongDimension => "embedder_wrong_dimension",
+    EmbedderUnavailable => "embedder_unavailable",
     Internal => "internal",
 }
 
@@ -212,10 +213,15 @@ pub enum ApiError {
     /// the per-request budget; ask for fewer results or `with_text: false`.
     #[error("the results' texts would take more than {max_bytes} bytes; ask for fewer results or with_text: false")]
     ResponseTooLarge { max_bytes: usize },
-    /// The status and `code` of the first failing item of a batch; the
-    /// problem's `errors` lists every failing item with a JSON pointer.
-    #[error("queries[{}]: {}", .0[0].0, .0[0].1)]
-    BatchItems(Vec<(usize, ApiError)>),
+    /// The status and `code` of the first failing item of a list (batch
+    /// queries, texts to embed); the problem's `errors` lists every failing
+    /// item with its JSON pointer (`/queries/3`).
+    #[error("{}: {}", .0[0].0, .0[0].1)]
+    BatchItems(Vec<(String, ApiError)>),
+    /// 503 `embedder_unavailable`: the in-process embedder is overloaded or
+    /// failed on this request; retry after `Retry-After`.
+    #[error("{detail}")]
+    EmbedderUnavailable { detail: String },
     /// 404 `not_found`: no such route.
     #[error("no route for {}", echo(.0))]
     NotFound(String),
@@ -301,7 +307,9 @@ impl ApiError {
             Self::EmbedderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::NotFound(_) | Self::DocumentNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotReady(_) | Self::Timeout { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady(_) | Self::Timeout { .. } | Self::Overloaded { .. } | Self::EmbedderUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BatchItems(items) => items.first().map_or(StatusCode::UNPROCESSABLE_ENTITY, |(_, e)| e.status()),
         }
@@ -349,6 +357,7 @@ impl ApiError {
             Self::EmbedderFailed { .. } => ProblemCode::EmbedderFailed,
             Self::EmbedderTimeout { .. } => ProblemCode::EmbedderTimeout,
             Self::EmbedderWrongDimension { .. } => ProblemCode::EmbedderWrongDimension,
+            Self::EmbedderUnavailable { .. } => ProblemCode::EmbedderUnavailable,
             Self::Internal(_) => ProblemCode::Internal,
             Self::BatchItems(items) => items.first().map_or(ProblemCode::InvalidBatchSize, |(_, e)| e.problem_code()),
         }
@@ -411,8 +420,8 @@ impl IntoResponse for ApiError {
                 Self::BatchItems(items) => Some(
                     items
                         .iter()
-                        .map(|(i, e)| ItemProblem {
-                            pointer: format!("/queries/{i}"),
+                        .map(|(pointer, e)| ItemProblem {
+                            pointer: pointer.clone(),
                             code: e.problem_code(),
                             detail: e.to_string(),
                         })

@@ -18,6 +18,7 @@ pub mod query;
 pub mod search;
 pub mod batch;
 pub mod documents;
+pub mod embed;
 pub mod error;
 pub mod auth;
 pub mod cors;
@@ -125,6 +126,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(search::search))
         .routes(routes!(batch::search_batch))
         .routes(routes!(documents::document))
+        .routes(routes!(embed::embed))
         .routes(routes!(stats::stats))
         .route_layer(middleware::from_fn(auth::require_search_key));
     let admin =

@@ -167,8 +167,12 @@ async fn embed_text(embedder: &QueryEmbedder, text: &str, dim: usize) -> Result<
     Ok(query)
 }
 
-fn to_api_error(e: EmbedError) -> ApiError {
+/// How an embedding failure is answered.
+pub fn to_api_error(e: EmbedError) -> ApiError {
     match e {
+        EmbedError::Overloaded { .. } | EmbedError::LocalFailed { .. } | EmbedError::LocalLoad(_) => {
+            ApiError::EmbedderUnavailable { detail: e.to_string() }
+        }
         EmbedError::EmptyText => ApiError::EmptyText,
         EmbedError::Timeout { provider, timeout_ms } => {
             ApiError::EmbedderTimeout { provider: provider.as_str(), timeout_ms }

@@ -23,7 +23,7 @@ use thiserror::Error;
 pub use cache::QueryEmbedder;
 pub use normalize::Normalization;
 pub use providers::{Provider, ProviderKind};
-pub use settings::EmbedderSettings;
+pub use settings::{EmbedderSettings, LocalSettings};
 
 /// Text embedded once at start-up to learn the provider's dimension. Never
 /// cached; test providers recognise it so it does not count as a question.
@@ -64,6 +64,16 @@ pub enum EmbedError {
     /// The service is shutting down.
     #[error("the {provider} embedder is shutting down")]
     Closed { provider: ProviderKind },
+    /// The local model's files are missing, corrupt or unreadable; the
+    /// message names the file and the command that fixes it.
+    #[error(transparent)]
+    LocalLoad(#[from] local::LoadError),
+    /// The local model's queue is full (or the request can never fit it).
+    #[error("{reason}")]
+    Overloaded { reason: String },
+    /// The local model failed on this request.
+    #[error("the local embedder failed: {reason}")]
+    LocalFailed { reason: String },
 }
 
 /// Embeds `text` once, straight from the provider (no cache), as `semsearch

@@ -17,7 +17,10 @@
 //! so a client that already normalised gets the same cache key.
 
 /// How question text is prepared before embedding. See the module docs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Normalization {
     /// Send the text as received, trimmed of surrounding whitespace.
     #[default]

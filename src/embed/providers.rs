@@ -18,7 +18,7 @@
 //! connections are not retried: the caller is waiting, and the request timeout
 //! already bounds how long one attempt may take.
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use reqwest::{header::RETRY_AFTER, StatusCode};
 use serde::Deserialize;
@@ -26,12 +26,17 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use super::{EmbedError, EmbedderSettings};
+use super::{
+    local::{pool::PoolError, Embedding, InferencePool, LocalEmbedder, MODEL_NAME},
+    EmbedError, EmbedderSettings,
+};
 use crate::secret::Secret;
 
 /// Which protocol the embedding service speaks (`SEMSEARCH_EMBEDDER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProviderKind {
+    /// In process: all-MiniLM-L6-v2 from SEMSEARCH_MODEL_DIR (see `embed::local`).
+    Local,
     /// Hugging Face text-embeddings-inference (`/embed`).
     Tei,
     /// Hugging Face Inference API, feature-extraction task.
@@ -44,6 +49,7 @@ impl ProviderKind {
     /// The name used in config, logs and error messages.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Local => "local",
             Self::Tei => "tei",
             Self::Hf => "hf",
             Self::Openai => "openai",
@@ -80,11 +86,23 @@ impl RetryPolicy {
     }
 }
 
-/// A configured embedding service. Cheap to share behind an `Arc`.
+/// A configured embedder: the in-process model or an HTTP service. Cheap to
+/// share behind an `Arc`.
 pub struct Provider {
     kind: ProviderKind,
-    endpoint: reqwest::Url,
     model: String,
+    backend: Backend,
+}
+
+enum Backend {
+    Http(Box<Http>),
+    /// The bounded inference pool over the loaded model (off the tokio workers).
+    Local(Arc<InferencePool>),
+}
+
+/// An embedding service reached over HTTP.
+struct Http {
+    endpoint: reqwest::Url,
     api_key: Option<Secret>,
     http: reqwest::Client,
     /// Requests in flight (including their retry waits) towards the provider:
@@ -98,7 +116,7 @@ impl fmt::Debug for Provider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Provider")
             .field("kind", &self.kind)
-            .field("host", &self.endpoint.host_str())
+            .field("host", &self.host())
             .field("model", &self.model)
             .finish_non_exhaustive()
     }
@@ -112,11 +130,23 @@ impl Provider {
     /// [`EmbedError::BadUrl`] when the endpoint cannot be formed from the URL.
     pub fn new(settings: &EmbedderSettings) -> Result<Self, EmbedError> {
         let kind = settings.provider;
-        let base = settings.url.as_str().trim_end_matches('/');
+        let url = match (&settings.local, &settings.url) {
+            (Some(local), _) => {
+                let model = Arc::new(LocalEmbedder::load(&local.model_dir, local.options)?);
+                let pool = InferencePool::start(model, local.pool).map_err(|e| EmbedError::LocalFailed {
+                    reason: format!("cannot start the inference thread: {e}"),
+                })?;
+                return Ok(Self { kind, model: MODEL_NAME.to_owned(), backend: Backend::Local(Arc::new(pool)) });
+            }
+            (None, Some(url)) => url,
+            (None, None) => return Err(EmbedError::BadUrl { provider: kind }),
+        };
+        let base = url.as_str().trim_end_matches('/');
         let endpoint = match kind {
             ProviderKind::Tei => format!("{base}/embed"),
             ProviderKind::Hf => format!("{base}/models/{}", settings.model),
             ProviderKind::Openai => format!("{base}/v1/embeddings"),
+            ProviderKind::Local => return Err(EmbedError::BadUrl { provider: kind }),
         };
         let endpoint = reqwest::Url::parse(&endpoint).map_err(|_| EmbedError::BadUrl { provider: kind })?;
         let http = reqwest::Client::builder()
@@ -127,13 +157,15 @@ impl Provider {
             .map_err(|source| EmbedError::Client { provider: kind, source })?;
         Ok(Self {
             kind,
-            endpoint,
             model: settings.model.clone(),
-            api_key: settings.api_key.clone(),
-            http,
-            in_flight: Semaphore::new(settings.concurrency.max(1)),
-            retry: settings.retry,
-            request_timeout: settings.request_timeout,
+            backend: Backend::Http(Box::new(Http {
+                endpoint,
+                api_key: settings.api_key.clone(),
+                http,
+                in_flight: Semaphore::new(settings.concurrency.max(1)),
+                retry: settings.retry,
+                request_timeout: settings.request_timeout,
+            })),
         })
     }
 
@@ -145,25 +177,79 @@ impl Provider {
         &self.model
     }
 
-    /// Host of the endpoint, for logs (never the full URL: it may carry credentials).
+    /// Host of the endpoint, for logs (never the full URL: it may carry
+    /// credentials); `in-process` for the local model.
     pub fn host(&self) -> &str {
-        self.endpoint.host_str().unwrap_or("")
+        match &self.backend {
+            Backend::Http(http) => http.endpoint.host_str().unwrap_or(""),
+            Backend::Local(_) => "in-process",
+        }
     }
 
-    /// Embeds one text, retrying 429/5xx as the module docs describe.
+    /// Embeds one text.
     ///
     /// # Errors
-    /// [`EmbedError::Timeout`], [`EmbedError::Unreachable`],
-    /// [`EmbedError::Status`] (after the last retry) or [`EmbedError::BadResponse`].
+    /// As [`Provider::embed_many`].
     pub async fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        let _permit = self.in_flight.acquire().await.map_err(|_| EmbedError::Closed { provider: self.kind })?;
+        match &self.backend {
+            Backend::Http(http) => http.embed(self.kind, &self.model, text).await,
+            Backend::Local(pool) => Ok(local_embed(pool, vec![text.to_owned()]).await?.swap_remove(0).vector),
+        }
+    }
+
+    /// Embeds several texts; each answer says whether its text was
+    /// truncated (only the local model truncates; services do it unseen).
+    ///
+    /// # Errors
+    /// For HTTP services [`EmbedError::Timeout`], [`EmbedError::Unreachable`],
+    /// [`EmbedError::Status`] (after the last retry) or
+    /// [`EmbedError::BadResponse`]; for the local model
+    /// [`EmbedError::Overloaded`] or [`EmbedError::LocalFailed`].
+    pub async fn embed_many(&self, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
+        match &self.backend {
+            Backend::Http(http) => {
+                let mut out = Vec::with_capacity(texts.len());
+                for text in &texts {
+                    out.push(Embedding { vector: http.embed(self.kind, &self.model, text).await?, truncated: false });
+                }
+                Ok(out)
+            }
+            Backend::Local(pool) => local_embed(pool, texts).await,
+        }
+    }
+
+    /// Stops the local model's inference thread (no-op for services).
+    pub fn close(&self) {
+        if let Backend::Local(pool) = &self.backend {
+            pool.close();
+        }
+    }
+}
+
+/// One call into the local pool, its failures as [`EmbedError`]s.
+async fn local_embed(pool: &InferencePool, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
+    let n = texts.len();
+    let out = pool.embed(texts).await.map_err(|e| match e {
+        PoolError::Overloaded { .. } | PoolError::TooLarge { .. } => EmbedError::Overloaded { reason: e.to_string() },
+        other => EmbedError::LocalFailed { reason: other.to_string() },
+    })?;
+    if out.len() != n {
+        return Err(EmbedError::LocalFailed { reason: format!("{} embeddings for {n} texts", out.len()) });
+    }
+    Ok(out)
+}
+
+impl Http {
+    /// Embeds one text, retrying 429/5xx as the module docs describe.
+    async fn embed(&self, kind: ProviderKind, model: &str, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let _permit = self.in_flight.acquire().await.map_err(|_| EmbedError::Closed { provider: kind })?;
         let mut retry = 0;
         loop {
-            let response = self.request(text).send().await.map_err(|e| self.transport_error(e))?;
+            let response = self.request(kind, model, text).send().await.map_err(|e| self.transport_error(kind, e))?;
             let status = response.status();
             if status.is_success() {
-                let body = response.bytes().await.map_err(|e| self.transport_error(e))?;
-                return parse(self.kind, &body);
+                let body = response.bytes().await.map_err(|e| self.transport_error(kind, e))?;
+                return parse(kind, &body);
             }
             let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
             let retry_after = response
@@ -174,26 +260,22 @@ impl Provider {
                 .map(Duration::from_secs);
             match retryable.then(|| self.retry.delay(retry, retry_after)).flatten() {
                 Some(wait) => {
-                    debug!(provider = %self.kind, status = status.as_u16(), retry, wait_ms = wait.as_millis() as u64, "embedding provider asked us to retry");
+                    debug!(provider = %kind, status = status.as_u16(), retry, wait_ms = wait.as_millis() as u64, "embedding provider asked us to retry");
                     tokio::time::sleep(wait).await;
                     retry += 1;
                 }
                 None => {
-                    return Err(EmbedError::Status {
-                        provider: self.kind,
-                        status: status.as_u16(),
-                        attempts: retry + 1,
-                    })
+                    return Err(EmbedError::Status { provider: kind, status: status.as_u16(), attempts: retry + 1 })
                 }
             }
         }
     }
 
-    fn request(&self, text: &str) -> reqwest::RequestBuilder {
-        let body = match self.kind {
-            ProviderKind::Tei => json!({ "inputs": [text] }),
+    fn request(&self, kind: ProviderKind, model: &str, text: &str) -> reqwest::RequestBuilder {
+        let body = match kind {
+            ProviderKind::Tei | ProviderKind::Local => json!({ "inputs": [text] }),
             ProviderKind::Hf => json!({ "inputs": text }),
-            ProviderKind::Openai => json!({ "input": [text], "model": self.model }),
+            ProviderKind::Openai => json!({ "input": [text], "model": model }),
         };
         let request = self.http.post(self.endpoint.clone()).json(&body);
         match &self.api_key {
@@ -204,12 +286,12 @@ impl Provider {
 
     /// Drops the URL from the error: errors end up in logs, and a URL may
     /// carry credentials. Logs name the host instead.
-    fn transport_error(&self, e: reqwest::Error) -> EmbedError {
+    fn transport_error(&self, kind: ProviderKind, e: reqwest::Error) -> EmbedError {
         let e = e.without_url();
         if e.is_timeout() {
-            EmbedError::Timeout { provider: self.kind, timeout_ms: self.request_timeout.as_millis() as u64 }
+            EmbedError::Timeout { provider: kind, timeout_ms: self.request_timeout.as_millis() as u64 }
         } else {
-            EmbedError::Unreachable { provider: self.kind, source: e }
+            EmbedError::Unreachable { provider: kind, source: e }
         }
     }
 }
@@ -246,7 +328,7 @@ pub fn parse(kind: ProviderKind, body: &[u8]) -> Result<Vec<f32>, EmbedError> {
         n => Err(bad(format!("expected 1 embedding, got {n} (a model without pooling returns one per token)"))),
     };
     let vector = match kind {
-        ProviderKind::Tei => one(serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?)?,
+        ProviderKind::Tei | ProviderKind::Local => one(serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?)?,
         ProviderKind::Hf => match serde_json::from_slice(body).map_err(|e| bad(e.to_string()))? {
             HfBody::Flat(v) => v,
             HfBody::Nested(rows) => one(rows)?,

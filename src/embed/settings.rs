@@ -1,9 +1,13 @@
 //! [`EmbedderSettings`]: how text queries are embedded and cached, as the
 //! configuration layer builds it. Owned here so `embed` reads no flags.
 
-use std::{fmt, time::Duration};
+use std::{fmt, path::PathBuf, time::Duration};
 
-use super::{providers::RetryPolicy, Normalization, ProviderKind};
+use super::{
+    local::{EmbedderOptions, PoolSettings},
+    providers::RetryPolicy,
+    Normalization, ProviderKind,
+};
 use crate::{secret::Secret, store::keys::QueryCacheKeys};
 
 /// How to embed question text and cache the result. `Debug` shows the URL's
@@ -11,7 +15,10 @@ use crate::{secret::Secret, store::keys::QueryCacheKeys};
 #[derive(Clone)]
 pub struct EmbedderSettings {
     pub provider: ProviderKind,
-    pub url: reqwest::Url,
+    /// The service's base URL; `None` for the local model.
+    pub url: Option<reqwest::Url>,
+    /// The local model; `Some` exactly when `provider` is `local`.
+    pub local: Option<LocalSettings>,
     pub model: String,
     pub api_key: Option<Secret>,
     pub connect_timeout: Duration,
@@ -31,7 +38,8 @@ impl fmt::Debug for EmbedderSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmbedderSettings")
             .field("provider", &self.provider)
-            .field("host", &self.url.host_str())
+            .field("host", &self.url.as_ref().and_then(|u| u.host_str()))
+            .field("local", &self.local)
             .field("model", &self.model)
             .field("api_key", &self.api_key)
             .field("request_timeout", &self.request_timeout)
@@ -43,4 +51,18 @@ impl fmt::Debug for EmbedderSettings {
             .field("cache_capacity", &self.cache_capacity)
             .finish_non_exhaustive()
     }
+}
+
+/// The in-process model: where its files are and how it runs.
+#[derive(Debug, Clone)]
+pub struct LocalSettings {
+    /// Holds config.json, tokenizer.json and model.safetensors (sha256-checked at load).
+    pub model_dir: PathBuf,
+    pub options: EmbedderOptions,
+    /// Bounds of the inference pool's queue and batches.
+    pub pool: PoolSettings,
+    /// Chosen by default (the model was found), not asked for: a model that
+    /// fails to load then turns text search off with a warning instead of
+    /// stopping start-up.
+    pub implicit: bool,
 }

@@ -91,8 +91,10 @@ async fn seed_and_serve(
     dir: &Path,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    ensure_model().await;
     let mut serve = Settings::for_redis_url(&redis.url()).context("demo settings")?;
     serve.bind = settings.bind;
+    let text_search = serve.embedder.is_some();
     let (reader, source) = match &settings.corpus {
         Some(path) => {
             let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
@@ -128,11 +130,28 @@ async fn seed_and_serve(
         served = &mut run => return served,
         ready = wait_until_loaded(&index) => {
             if ready {
-                announce(addr, &index, &source, redis, dir, &examples)?;
+                announce(addr, &index, &source, redis, dir, &examples, text_search)?;
             }
         }
     }
     run.await
+}
+
+/// Fetches the local embedder's model on the first run (saying so, with
+/// progress), so the demo answers questions; on failure prints one line and
+/// the demo serves vector and id queries only.
+async fn ensure_model() {
+    let Some(dir) = crate::config::model_dir() else {
+        println!("text search is off: no cache directory for the model (set SEMSEARCH_MODEL_DIR)");
+        return;
+    };
+    if crate::embed::local::files::verify_dir(&dir, &crate::embed::local::files::MINILM_FILES).is_ok() {
+        return;
+    }
+    println!("first run: fetching the all-MiniLM-L6-v2 model (90 MB) into {} for text search", dir.display());
+    if let Err(e) = super::model::fetch(dir, std::io::IsTerminal::is_terminal(&std::io::stderr())).await {
+        println!("text search is off: the model could not be fetched ({e:#}); vector and id queries work");
+    }
 }
 
 /// True once an index is published; false after [`READY_TIMEOUT`].
@@ -183,6 +202,7 @@ impl Examples {
 }
 
 /// Prints where everything is and three requests to try, on stdout.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 fn announce(
     addr: SocketAddr,
     index: &SharedIndex,
@@ -190,6 +210,7 @@ fn announce(
     redis: &ChildRedis,
     dir: &Path,
     examples: &Examples,
+    text_search: bool,
 ) -> anyhow::Result<()> {
     let (documents, dim) = index.current().map_or((0, 0), |i| (i.len(), i.dim()));
     let base = format!("http://{addr}");
@@ -200,6 +221,13 @@ fn announce(
     println!("  redis:      private redis-server, pid {pid}, socket {} (removed on exit)", redis.socket().display());
     println!();
     println!("Try:");
+    if text_search {
+        let body =
+            serde_json::json!({"text": "how do I download a file from the command line", "k": 3, "with_text": false});
+        println!("  # ask a question: embedded in process by all-MiniLM-L6-v2, the corpus's model");
+        println!("  curl -s {base}/v1/search -H 'content-type: application/json' -d '{body}'");
+        println!();
+    }
     if let Some(id) = examples.by_id() {
         let body = serde_json::json!({"id": id, "k": 3, "with_text": false});
         println!("  # more like this: the 3 documents nearest to one article (ids are article URLs)");

@@ -9,7 +9,8 @@
 //! - [`demo`]: a private Redis, the demo corpus and the service (`semsearch demo`);
 //! - [`bench`]: a load generator with reports (`semsearch bench`);
 //! - [`healthcheck`]: GET /readyz for the container HEALTHCHECK;
-//! - [`embed_once`]: one text through the configured embedder (`semsearch embed`).
+//! - [`embed_once`]: one text through the configured embedder (`semsearch embed`);
+//! - [`model`]: `semsearch model fetch`, the local embedder's files.
 //!
 //! Tools may write to Redis (seed, bench's synthetic fill), always through
 //! `store::keys` so nothing lands outside the embedding prefix.
@@ -19,5 +20,6 @@ pub mod corpus;
 pub mod demo;
 pub mod embed_once;
 pub mod healthcheck;
+pub mod model;
 pub mod redis_child;
 pub mod seed;

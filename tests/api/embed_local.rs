@@ -334,3 +334,112 @@ async fn real_fetch_installs_files_that_load_and_verify() {
     let e = LocalEmbedder::load(&dir, EmbedderOptions::default()).expect("verified and loadable");
     assert_eq!(e.dim(), 384);
 }
+
+/// Settings for an app with text search through the local model, or `None`
+/// (skip printed) when the model files are absent.
+fn local_text_settings(redis: &crate::helpers::TestRedis, test: &str) -> Option<semsearch::config::Settings> {
+    let dir = model_dir().filter(|d| d.join("model.safetensors").is_file());
+    let Some(dir) = dir else {
+        eprintln!("SKIPPED {test}: no model files (run `semsearch model fetch`)");
+        return None;
+    };
+    let mut args = semsearch::config::ServeArgs::defaults();
+    args.embedder.embedder = Some(semsearch::embed::ProviderKind::Local);
+    args.embedder.model_dir = Some(dir);
+    args.embedder.query_cache_ttl_secs = 0;
+    args.redis.url = Some(semsearch::secret::Secret::new(redis.url()));
+    args.bind = ([127, 0, 0, 1], 0).into();
+    Some(semsearch::config::Settings::from_args(&args).expect("valid settings"))
+}
+
+#[tokio::test]
+async fn text_search_returns_the_same_top_10_as_the_stored_query_embedding() {
+    // Arrange: the real corpus, text search through the local model.
+    let redis = crate::helpers::TestRedis::start();
+    let Some(settings) = local_text_settings(&redis, "text_search_returns_the_same_top_10") else { return };
+    crate::helpers::seed_corpus(&mut redis.conn().await).await;
+    let app = crate::helpers::spawn_app_with(settings).await;
+    app.wait_ready().await;
+    // Every query in release; a third of them unoptimised (the forward pass is slow there).
+    let step = if cfg!(debug_assertions) { 3 } else { 1 };
+
+    for q in ground_truth().iter().step_by(step) {
+        // Act
+        let by_text: Value = app
+            .post_search(&serde_json::json!({"text": q.query, "k": 10, "with_text": false}))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+        let by_vector: Value = app
+            .post_search(&serde_json::json!({"vector": q.embedding, "k": 10, "with_text": false}))
+            .await
+            .json()
+            .await
+            .expect("JSON");
+
+        // Assert: same ids in the same order; scores within 1e-5.
+        let ids = |v: &Value| -> Vec<String> {
+            v["results"]
+                .as_array()
+                .map_or_else(Vec::new, |r| r.iter().map(|x| x["id"].as_str().unwrap_or("").to_owned()).collect())
+        };
+        assert_eq!(ids(&by_text), ids(&by_vector), "query {:?}", q.query);
+        for (a, b) in by_text["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(by_vector["results"].as_array().into_iter().flatten())
+        {
+            let (a, b) = (a["score"].as_f64().unwrap_or(f64::NAN), b["score"].as_f64().unwrap_or(0.0));
+            assert!((a - b).abs() <= 1e-5, "query {:?}: {a} vs {b}", q.query);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_embed_route_answers_unit_vectors_and_names_bad_texts() {
+    // Arrange
+    let redis = crate::helpers::TestRedis::start();
+    let Some(settings) = local_text_settings(&redis, "the_embed_route_answers_unit_vectors") else { return };
+    let () = redis::cmd("SET")
+        .arg("cache:embedding:a")
+        .arg(format!("[{}]", vec!["0.1"; 384].join(",")))
+        .query_async(&mut redis.conn().await)
+        .await
+        .expect("set");
+    let app = crate::helpers::spawn_app_with(settings).await;
+    app.wait_ready().await;
+    let long = "word ".repeat(400);
+
+    // Act
+    let ok: Value = app
+        .http
+        .post(app.url("/v1/embed"))
+        .json(&serde_json::json!({"texts": ["This is a test", long]}))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    let bad = app
+        .http
+        .post(app.url("/v1/embed"))
+        .json(&serde_json::json!({"texts": ["fine", " \n "]}))
+        .send()
+        .await
+        .expect("sent");
+    let none = app.http.post(app.url("/v1/embed")).json(&serde_json::json!({"texts": []})).send().await.expect("sent");
+
+    // Assert
+    assert_eq!(ok["model"], "all-MiniLM-L6-v2");
+    assert_eq!(ok["dimension"], 384);
+    assert_eq!(ok["truncated"], serde_json::json!([false, true]));
+    let first: Vec<f64> = ok["embeddings"][0].as_array().expect("vector").iter().filter_map(Value::as_f64).collect();
+    let norm = first.iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5, "unit length: {norm}");
+    let problem = crate::helpers::assert_problem(bad, 422, "empty_text").await;
+    assert_eq!(problem["errors"][0]["pointer"], "/texts/1");
+    crate::helpers::assert_problem(none, 422, "invalid_batch_size").await;
+}

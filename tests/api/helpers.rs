@@ -161,6 +161,9 @@ pub fn init_test_logs() {
 pub fn test_settings(redis: &TestRedis) -> Settings {
     let mut s = Settings::for_redis_url(&redis.url()).expect("test settings are valid");
     s.retry_max = Duration::from_millis(200);
+    // Text search is on by default once the local model is in the cache
+    // dir; tests that want it say so (tests/api/text.rs, embed_local.rs).
+    s.embedder = None;
     s
 }
 

@@ -131,6 +131,8 @@ fn a_forced_kernel_is_the_one_the_service_logs_at_start_up() {
 fn serve_then_sigterm(env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_semsearch"));
     cmd.args(["serve", "--bind", "127.0.0.1:0"])
+        // Not about text search: keep the local model (if cached) out of start-up.
+        .env("SEMSEARCH_MODEL_DIR", "/nonexistent/semsearch-model")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     for (k, v) in env {

@@ -30,6 +30,7 @@ impl Semsearch {
             .arg("serve")
             .env_clear()
             .env("SEMSEARCH_BIND", "127.0.0.1:0")
+            .env("SEMSEARCH_MODEL_DIR", "/nonexistent/semsearch-model")
             .env("RUST_LOG", "debug")
             .env("SEMSEARCH_LOG_FORMAT", "json")
             .env("SEMSEARCH_RETRY_MAX_MS", "200")

@@ -118,7 +118,7 @@ impl FakeProvider {
 async fn answer(State(fake): State<Arc<FakeState>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).expect("semsearch sends JSON");
     let (text, model) = match fake.kind {
-        ProviderKind::Tei => {
+        ProviderKind::Tei | ProviderKind::Local => {
             assert_eq!(uri.path(), "/embed");
             (body["inputs"][0].as_str(), None)
         }
@@ -167,7 +167,7 @@ async fn answer(State(fake): State<Arc<FakeState>>, uri: Uri, headers: HeaderMap
         }
     };
     let body = match fake.kind {
-        ProviderKind::Tei => json!([vector]),
+        ProviderKind::Tei | ProviderKind::Local => json!([vector]),
         ProviderKind::Hf if fake.nested => json!([vector]),
         ProviderKind::Hf => json!(vector),
         ProviderKind::Openai => json!({

@@ -20,6 +20,7 @@
 //! here reads the environment; the model directory is a parameter.
 
 pub mod bert;
+#[cfg(feature = "tools")]
 pub mod fetch;
 pub mod files;
 pub mod kernel;

@@ -1,0 +1,77 @@
+//! `POST /v1/embed`: texts → vectors with the server's embedder, so the
+//! chatbot's article-embedding script can use the same in-process model as
+//! text search (and drop its remote calls).
+
+use axum::extract::State;
+
+use super::{
+    dto::{EmbedRequest, EmbedResponse},
+    error::{ApiError, Problem, Unauthorized, PROBLEM_JSON},
+    extract::Json,
+    query::to_api_error,
+    AppState,
+};
+use crate::embed::EmbedError;
+
+/// Longest text accepted by `/v1/embed`, in bytes (an article; the model
+/// reads its first 256 word pieces).
+pub const MAX_EMBED_TEXT_BYTES: usize = 64 * 1024;
+
+/// Embed texts with the server's embedder (the model the index was built with).
+#[utoipa::path(
+    post,
+    path = "/v1/embed",
+    operation_id = "embed",
+    tag = "search",
+    request_body = EmbedRequest,
+    security(("api_key" = [])),
+    responses(
+        (status = 200, description = "One vector per text, in order", body = EmbedResponse),
+        (status = 400, description = "`invalid_json`", body = Problem, content_type = PROBLEM_JSON),
+        Unauthorized,
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "`text_search_disabled`, `invalid_batch_size`, `empty_text` or `text_too_long` (see `errors` for which text)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 502, description = "`embedder_failed` (an embedding service)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 503, description = "`embedder_unavailable` (the local model is busy or failed) or `timeout`", body = Problem, content_type = PROBLEM_JSON,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
+    )
+)]
+pub async fn embed(
+    State(state): State<AppState>,
+    Json(req): Json<EmbedRequest>,
+) -> Result<axum::Json<EmbedResponse>, ApiError> {
+    let embedder = state.embedder.as_deref().ok_or(ApiError::TextSearchDisabled)?;
+    let got = req.texts.len();
+    if got == 0 || got > state.max_batch {
+        return Err(ApiError::InvalidBatchSize { got, max: state.max_batch });
+    }
+    let normalization = req.normalization.unwrap_or_default();
+    let mut texts = Vec::with_capacity(got);
+    let mut failed = Vec::new();
+    for (i, text) in req.texts.iter().enumerate() {
+        let text = normalization.apply(text);
+        if text.is_empty() {
+            failed.push((format!("/texts/{i}"), ApiError::EmptyText));
+        } else if text.len() > MAX_EMBED_TEXT_BYTES {
+            failed.push((format!("/texts/{i}"), ApiError::TextTooLong { got: text.len(), max: MAX_EMBED_TEXT_BYTES }));
+        }
+        texts.push(text);
+    }
+    if !failed.is_empty() {
+        return Err(ApiError::BatchItems(failed));
+    }
+    let provider = embedder.provider();
+    let embedded = provider.embed_many(texts).await.map_err(to_api_error)?;
+    let dimension = embedded.first().map_or(0, |e| e.vector.len());
+    let mut embeddings = Vec::with_capacity(got);
+    let mut truncated = Vec::with_capacity(got);
+    for mut e in embedded {
+        // Services may answer unnormalised vectors; the response promises unit length.
+        crate::index::unit::scale_to_unit(&mut e.vector).map_err(|_| {
+            to_api_error(EmbedError::BadResponse { provider: provider.kind(), reason: "an all-zero vector".into() })
+        })?;
+        embeddings.push(e.vector);
+        truncated.push(e.truncated);
+    }
+    Ok(axum::Json(EmbedResponse { embeddings, model: provider.model().to_owned(), dimension, truncated }))
+}
