@@ -7,6 +7,7 @@
 //! model fetch`, or see `benches/embed_reference.py` for the pip wheel).
 
 use std::{
+    io::Write,
     path::{Path, PathBuf},
     sync::{Arc, OnceLock},
 };
@@ -22,12 +23,19 @@ use crate::helpers::{ground_truth, shared_data};
 /// unoptimised build; there they print a skip line naming the release command.
 fn skip_in_debug(test: &str) -> bool {
     if cfg!(debug_assertions) {
-        eprintln!(
-            "SKIPPED {test} in a debug build (minutes unoptimised): run `cargo test --release --test api embed_local`"
-        );
+        say_skipped(&format!(
+            "{test} in a debug build (minutes unoptimised): run `cargo test --release --test api embed_local`"
+        ));
         return true;
     }
     false
+}
+
+/// Prints a skip line that `cargo test` shows even for a passing test: it
+/// writes to the process's stderr directly, past the harness's capture of
+/// `eprintln!`.
+fn say_skipped(what: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED {what}");
 }
 
 /// Every query and document must match sentence-transformers this closely.
@@ -60,10 +68,10 @@ fn embedder(test: &str) -> Option<&'static Arc<LocalEmbedder>> {
         Some(Arc::new(loaded))
     });
     if loaded.is_none() {
-        eprintln!(
-            "SKIPPED {test}: no all-MiniLM-L6-v2 model files in {} (set SEMSEARCH_MODEL_DIR or run `semsearch model fetch`)",
+        say_skipped(&format!(
+            "{test}: no all-MiniLM-L6-v2 model files in {} (set SEMSEARCH_MODEL_DIR or run `semsearch model fetch`)",
             model_dir().map_or_else(|| "(no default dir: HOME unset)".to_owned(), |d| d.display().to_string())
-        );
+        ));
     }
     loaded.as_ref()
 }
