@@ -246,6 +246,8 @@ fn a_text_over_256_word_pieces_is_truncated_and_says_so() {
     let got = embedder.embed(&[fits.as_str(), over.as_str(), far_over.as_str()], &mut scratch).expect("embed");
 
     assert_eq!(embedder.tokenize(&[fits.as_str()]).expect("tokenize").tokens(), 256);
+    // The shipped tokenizer.json pads to 128; ours must not pad at all.
+    assert_eq!(embedder.tokenize(&["relational database server"]).expect("tokenize").tokens(), 5);
     assert!(!got[0].truncated, "254 pieces + 2 specials fit");
     assert!(got[1].truncated && got[2].truncated, "255 pieces do not");
     let (abs, _) = compare(&got[1].vector, &got[2].vector);
