@@ -103,11 +103,12 @@ fn assert_all_match(what: &str, results: &[(String, Vec<f32>, Vec<f32>)]) {
         }
     }
     println!(
-        "{what}: {} vectors, max abs diff {:.3e} ({:?}), min cosine {:.9} ({:?})",
+        "{what}: {} vectors, max abs diff {:.3e} ({:?}), min cosine {:.9} (1 - cos = {:.1e}, {:?})",
         results.len(),
         worst_abs.0,
         worst_abs.1,
         worst_cos.0,
+        1.0 - worst_cos.0,
         worst_cos.1
     );
     assert!(failures.is_empty(), "{what}: {} mismatches:\n{}", failures.len(), failures.join("\n"));
