@@ -29,7 +29,7 @@ use std::{
     path::{Path, PathBuf},
     process::Command,
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -90,6 +90,8 @@ fn benches(c: &mut Criterion) {
     }
     group.finish();
 
+    paired_threads_ratio(&dir, best);
+
     let questions = questions();
     let mut group = c.benchmark_group("batch");
     for threads in [Threads::One, Threads::Two] {
@@ -119,6 +121,37 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     run_python_reference(&dir);
+}
+
+/// One question with 1 and with 2 threads, interleaved run by run so a
+/// shared machine's changing load hits both alike; prints the medians and
+/// their ratio (the number the `EmbedderOptions` default rests on).
+fn paired_threads_ratio(dir: &Path, kernel: Kernel) {
+    const RUNS: usize = 300;
+    let one = load(dir, kernel, Threads::One);
+    let two = load(dir, kernel, Threads::Two);
+    let batch = one.tokenize(&[QUESTION]).expect("tokenize");
+    let (mut s1, mut s2) = (Scratch::default(), Scratch::default());
+    let (mut t1, mut t2) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        black_box(one.forward(&batch, &mut s1).expect("forward"));
+        t1.push(start.elapsed());
+        let start = Instant::now();
+        black_box(two.forward(&batch, &mut s2).expect("forward"));
+        t2.push(start.elapsed());
+    }
+    t1.sort();
+    t2.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "paired {kernel} forward, one question: 1 thread p50 {:.3} ms p99 {:.3} ms; 2 threads p50 {:.3} ms p99 {:.3} ms; ratio (1/2) {:.2}",
+        ms(t1[RUNS / 2]),
+        ms(t1[RUNS * 99 / 100]),
+        ms(t2[RUNS / 2]),
+        ms(t2[RUNS * 99 / 100]),
+        ms(t1[RUNS / 2]) / ms(t2[RUNS / 2])
+    );
 }
 
 /// Resident set size of this process, in bytes (Linux `/proc/self/statm`).

@@ -7,6 +7,7 @@
 //! model fetch`, or see `benches/embed_reference.py` for the pip wheel).
 
 use std::{
+    io::Write,
     path::{Path, PathBuf},
     sync::{Arc, OnceLock},
 };
@@ -22,12 +23,19 @@ use crate::helpers::{ground_truth, shared_data};
 /// unoptimised build; there they print a skip line naming the release command.
 fn skip_in_debug(test: &str) -> bool {
     if cfg!(debug_assertions) {
-        eprintln!(
-            "SKIPPED {test} in a debug build (minutes unoptimised): run `cargo test --release --test api embed_local`"
-        );
+        say_skipped(&format!(
+            "{test} in a debug build (minutes unoptimised): run `cargo test --release --test api embed_local`"
+        ));
         return true;
     }
     false
+}
+
+/// Prints a skip line that `cargo test` shows even for a passing test: it
+/// writes to the process's stderr directly, past the harness's capture of
+/// `eprintln!`.
+fn say_skipped(what: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED {what}");
 }
 
 /// Every query and document must match sentence-transformers this closely.
@@ -60,10 +68,10 @@ fn embedder(test: &str) -> Option<&'static Arc<LocalEmbedder>> {
         Some(Arc::new(loaded))
     });
     if loaded.is_none() {
-        eprintln!(
-            "SKIPPED {test}: no all-MiniLM-L6-v2 model files in {} (set SEMSEARCH_MODEL_DIR or run `semsearch model fetch`)",
+        say_skipped(&format!(
+            "{test}: no all-MiniLM-L6-v2 model files in {} (set SEMSEARCH_MODEL_DIR or run `semsearch model fetch`)",
             model_dir().map_or_else(|| "(no default dir: HOME unset)".to_owned(), |d| d.display().to_string())
-        );
+        ));
     }
     loaded.as_ref()
 }
@@ -95,11 +103,12 @@ fn assert_all_match(what: &str, results: &[(String, Vec<f32>, Vec<f32>)]) {
         }
     }
     println!(
-        "{what}: {} vectors, max abs diff {:.3e} ({:?}), min cosine {:.9} ({:?})",
+        "{what}: {} vectors, max abs diff {:.3e} ({:?}), min cosine {:.9} (1 - cos = {:.1e}, {:?})",
         results.len(),
         worst_abs.0,
         worst_abs.1,
         worst_cos.0,
+        1.0 - worst_cos.0,
         worst_cos.1
     );
     assert!(failures.is_empty(), "{what}: {} mismatches:\n{}", failures.len(), failures.join("\n"));
@@ -238,6 +247,8 @@ fn a_text_over_256_word_pieces_is_truncated_and_says_so() {
     let got = embedder.embed(&[fits.as_str(), over.as_str(), far_over.as_str()], &mut scratch).expect("embed");
 
     assert_eq!(embedder.tokenize(&[fits.as_str()]).expect("tokenize").tokens(), 256);
+    // The shipped tokenizer.json pads to 128; ours must not pad at all.
+    assert_eq!(embedder.tokenize(&["relational database server"]).expect("tokenize").tokens(), 5);
     assert!(!got[0].truncated, "254 pieces + 2 specials fit");
     assert!(got[1].truncated && got[2].truncated, "255 pieces do not");
     let (abs, _) = compare(&got[1].vector, &got[2].vector);

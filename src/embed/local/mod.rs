@@ -57,8 +57,16 @@ pub struct Embedding {
 /// How to run the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmbedderOptions {
-    /// Threads per forward pass; see the bench `embed` for the measurement
-    /// behind the default.
+    /// Threads per forward pass. Default [`Threads::One`]: on a quiet
+    /// machine two threads cut one question's forward pass by about a
+    /// third (bench `embed`, `question/avx512/{one,two}`), but each pass
+    /// then needs ~25 hand-offs between threads, and when the other core is
+    /// busy (search on rayon, other requests, a shared host) a hand-off can
+    /// wait for a whole time slice: measured interleaved on this project's
+    /// shared 2-core machine, 2.7 ms p50 with one thread against 10.5 ms
+    /// with two (`paired … ratio` line of the bench). Batches gain nothing
+    /// from a second thread there either; the pool's coalescing is what
+    /// scales under load. Choose `Two` only for an otherwise idle core.
     pub threads: Threads,
     /// `None`: the fastest kernel this CPU supports.
     pub kernel: Option<Kernel>,

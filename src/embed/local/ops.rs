@@ -1,9 +1,11 @@
 //! The forward pass's arithmetic, in safe portable Rust that LLVM vectorises.
 //!
-//! Every function here is `#[inline(always)]`: the per-ISA wrappers in
+//! The hot functions are `#[inline(always)]`: the per-ISA wrappers in
 //! [`super::kernel`] call them from `#[target_feature]` functions, so the
 //! same source is compiled once with AVX-512, once with AVX2+FMA and once
-//! with the baseline features (the portable kernel). Nothing here is `unsafe`.
+//! with the baseline features (the portable kernel). Nothing here is
+//! `unsafe`; the one piece LLVM would not keep in registers by itself, the
+//! linear layer's register tile, comes from the ISA's [`Tiles`] impl.
 //!
 //! # Blocked layout
 //! Activations of `rows × n` are stored *blocked*: `n / 32` column blocks,
@@ -14,14 +16,15 @@
 //!
 //! Weights of a linear layer (`[n][k]` in the file, as PyTorch stores them)
 //! are packed once at load into panels `[n / 32][k][32]` (see
-//! [`pack_panels`]), so the micro-kernel streams each panel exactly once
-//! per block of up to `MR` rows, with no packing at run time.
+//! [`pack_panels`]), so a register tile streams each panel exactly once
+//! per [`Tiles::MR`] rows, with no packing at run time.
 
 /// Width of a column block and of a weight panel; also the head size the
 /// attention code requires.
 pub const BLOCK: usize = 32;
 
-/// What a linear layer does to `x · Wᵀ + b` before storing it.
+/// What a linear layer does to `x · Wᵀ + b` once a panel is computed
+/// (while it is still in cache), instead of another pass over memory.
 #[derive(Debug, Clone, Copy)]
 pub enum Epilogue<'a> {
     /// Store as is (Q, K, V).
