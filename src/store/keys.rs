@@ -111,7 +111,11 @@ impl KeySpace {
             .strip_suffix('*')
             .filter(|p| !p.contains(['*', '?', '[', ']', '\\']))
             .ok_or_else(|| KeyError::BadPattern { pattern: embedding_pattern.to_owned() })?;
-        if context_prefix.is_empty()
+        // The start-up sweep SCANs `<context prefix>*` and UNLINKs every match:
+        // a glob character there would delete other keys ('*' deleted all of
+        // them in the fuzz run of issue 16).
+        if context_prefix.contains(['*', '?', '[', ']', '\\'])
+            || context_prefix.is_empty()
             || context_prefix.starts_with(prefix)
             || (!prefix.is_empty() && prefix.starts_with(context_prefix))
             || prefix.is_empty()
@@ -124,7 +128,13 @@ impl KeySpace {
         // The quick key under our context prefix would be deleted by the
         // start-up sweep; under the embedding prefix it would be loaded as a
         // document (issue 16).
-        if quick_key.is_empty() || quick_key.starts_with(context_prefix) || quick_key.starts_with(prefix) {
+        // A quick key that is a prefix of the embedding prefix makes Redis refuse
+        // the tracking prefixes as overlapping (the change feed would be off).
+        if quick_key.is_empty()
+            || quick_key.starts_with(context_prefix)
+            || quick_key.starts_with(prefix)
+            || prefix.starts_with(quick_key)
+        {
             return Err(KeyError::BadQuickKey { quick_key: quick_key.to_owned() });
         }
         Ok(Self {
@@ -200,7 +210,11 @@ impl KeySpace {
     /// or the embedding / context prefix starts with the other.
     pub fn query_cache(&self, prefix: &str) -> Result<QueryCacheKeys, KeyError> {
         let overlaps = |other: &str| prefix.starts_with(other) || other.starts_with(prefix);
-        if prefix.is_empty() || overlaps(&self.embedding_prefix) || overlaps(&self.context_prefix) {
+        if prefix.is_empty()
+            || prefix.contains(['*', '?', '[', ']', '\\'])
+            || overlaps(&self.embedding_prefix)
+            || overlaps(&self.context_prefix)
+        {
             return Err(KeyError::BadQueryCachePrefix {
                 prefix: prefix.to_owned(),
                 embedding_prefix: self.embedding_prefix.clone(),
@@ -319,8 +333,18 @@ mod tests {
     }
 
     #[test]
+    fn issue_16_a_context_prefix_with_glob_characters_is_refused() {
+        for prefix in ["*", "cache:ctx*", "c?x:", "c[x]:", "c\\x:"] {
+            assert!(
+                matches!(KeySpace::new("cache:embedding:*", "q", prefix), Err(KeyError::BadContextPrefix { .. })),
+                "{prefix:?}"
+            );
+        }
+    }
+
+    #[test]
     fn issue_16_a_quick_key_under_our_prefixes_is_refused() {
-        for quick in ["cache:context:quick", "cache:embedding:quick", ""] {
+        for quick in ["cache:context:quick", "cache:embedding:quick", "", "cache:", "cache:embedding"] {
             assert!(
                 matches!(
                     KeySpace::new("cache:embedding:*", quick, "cache:context:"),
