@@ -105,8 +105,8 @@ impl BenchReport {
         for l in &self.levels {
             if let Some(lag) = l.max_send_lag_ms.filter(|&lag| lag >= SEND_LAG_NOTE_MS) {
                 out += &format!(
-                    "at {}: a request left up to {lag:.1} ms after its scheduled time \
-                     (counted in latency; raise --max-in-flight or the client is saturated)\n",
+                    "at {}: a request left up to {lag:.1} ms after its scheduled time, counted in its \
+                     latency (--max-in-flight reached, or no CPU free to send on time)\n",
                     l.load.label()
                 );
             }
