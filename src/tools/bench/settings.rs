@@ -61,7 +61,7 @@ pub struct BenchArgs {
     /// comma-separated (e.g. 100,200,400). Requests leave on a fixed schedule
     /// whatever the answers, and latency counts from the scheduled send time,
     /// so time spent queued (in the server or in this client) is measured.
-    #[arg(long, value_delimiter = ',', conflicts_with = "concurrency", help_heading = "Load")]
+    #[arg(long, value_name = "QPS", value_delimiter = ',', conflicts_with = "concurrency", help_heading = "Load")]
     pub rate: Vec<f64>,
     /// Open loop: most requests in flight at once. When reached, sending waits
     /// and the wait counts in latency (the schedule does not move).
@@ -94,7 +94,7 @@ pub struct BenchArgs {
     pub seed: u64,
     /// A header sent with every request, as `Name: value`; repeatable, e.g.
     /// --header 'Authorization: Bearer …'. Values are never printed.
-    #[arg(long = "header", value_name = "NAME: VALUE", hide_env_values = true, help_heading = "Auth")]
+    #[arg(long = "header", value_name = "NAME: VALUE", help_heading = "Auth")]
     pub headers: Vec<Secret>,
     /// Send `Authorization: Bearer <key>` with every request (a search key,
     /// or an admin key when --synthetic must trigger a reload).
