@@ -62,7 +62,8 @@ pub enum Command {
     /// GET /readyz on the local server; exit 0 when ready (the container HEALTHCHECK).
     #[cfg(feature = "tools")]
     Healthcheck(HealthcheckArgs),
-    /// Measure a running semsearch: QPS and latency percentiles per concurrency level.
+    /// Measure a running semsearch: QPS, latency percentiles and errors per
+    /// level, in a closed loop (--concurrency) or an open loop (--rate).
     #[cfg(feature = "tools")]
     Bench(BenchArgs),
     /// The in-process embedder's model files: `semsearch model fetch`.

@@ -1,28 +1,36 @@
 //! `semsearch bench`: a load generator for a running semsearch.
 //!
-//! For each concurrency level it keeps that many `POST /v1/search` requests
-//! in flight (one worker task per slot, each sending its next request when
-//! the previous answer is fully read) for a warm-up and then a measured
-//! period, and reports QPS, latency percentiles and errors. Every loop is
-//! bounded twice, by time and by `--max-requests`, and requests go only to
-//! the `--url` given. Latency is measured on the client: it includes HTTP
-//! and JSON work on both sides, and on a small machine the client competes
-//! with the server for the same cores (say so next to any number).
+//! Each level loads `POST /v1/search` for a warm-up and then a measured
+//! period, in a closed loop (`--concurrency`: so many requests in flight)
+//! or an open loop (`--rate`: so many requests per second on a fixed
+//! schedule, latency counted from the scheduled send; see [`load`]), and
+//! reports every request sent, errors by problem `code`, QPS, latency
+//! (min, mean, p50 … p99.9, max) and response bytes. Every loop is bounded
+//! twice, by time and by `--max-requests`, and requests go only to the
+//! `--url` given, with the `--header`s / `--api-key` given (so a server with
+//! API keys can be measured as deployed). Latency is measured on the client:
+//! it includes HTTP and JSON work on both sides, and on a small machine the
+//! client competes with the server for the same cores (say so next to any
+//! number).
 //!
 //! - [`queries`]: the query set (a JSONL file, or seeded random unit vectors);
+//! - [`request`]: one request, and the name of its failure;
 //! - [`load`]: the request loops and the per-level numbers;
+//! - [`progress`]: the live progress line;
 //! - [`report`]: the report (table and JSON);
-//! - [`chart`]: the SVG latency chart;
+//! - [`chart`]: the SVG latency and QPS chart;
 //! - [`settings`]: the flags and their validated form;
 //! - [`synthetic`]: filling a Redis with N random documents for scale tests.
 //!
 //! Not for production use against someone else's server: it sends as fast
-//! as it can.
+//! as it is told to.
 
 pub mod chart;
 pub mod load;
+pub mod progress;
 pub mod queries;
 pub mod report;
+pub mod request;
 pub mod settings;
 pub mod synthetic;
 
@@ -39,9 +47,11 @@ pub use synthetic::SyntheticFormat;
 pub use settings::{BenchArgs, BenchSettings, SyntheticSettings};
 
 use crate::tools::seed::SeedError;
+use load::Load;
+use progress::{Live, Progress};
 use report::{BenchReport, ServerInfo};
 
-/// Longest a single request may take before it counts as a `timeout` error.
+/// Longest a single request may take before it counts as a `client_timeout` error.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Error)]
@@ -75,6 +85,11 @@ struct Stats {
     dimension: usize,
     kernel: String,
     index_version: u64,
+    /// Absent on servers older than issue 15.
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    git_sha: Option<String>,
 }
 
 /// Runs the whole benchmark: optional synthetic fill, then every level.
@@ -84,10 +99,19 @@ struct Stats {
 /// the index, or the first probe request is refused. Errors during the
 /// measured loops are counted in the report, not returned.
 pub async fn run(settings: &BenchSettings) -> Result<BenchReport, HarnessError> {
-    let max_concurrency = settings.concurrency.iter().copied().max().unwrap_or(1);
+    let max_in_flight = settings
+        .levels
+        .iter()
+        .map(|l| match *l {
+            Load::Closed { concurrency } => concurrency,
+            Load::Open { max_in_flight, .. } => max_in_flight,
+        })
+        .max()
+        .unwrap_or(1);
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
-        .pool_max_idle_per_host(max_concurrency)
+        .pool_max_idle_per_host(max_in_flight)
+        .default_headers(settings.headers.clone())
         .build()
         .map_err(|source| HarnessError::Http { url: settings.url.to_string(), source })?;
     let stats_url = join(&settings.url, "v1/stats");
@@ -114,29 +138,41 @@ pub async fn run(settings: &BenchSettings) -> Result<BenchReport, HarnessError> 
     let bodies: Arc<[Bytes]> = queries
         .iter()
         .map(|q| {
-            let body = serde_json::json!({"vector": q, "k": settings.k, "with_text": false});
-            Bytes::from(serde_json::to_vec(&body).expect("a JSON value of floats and ints always serializes"))
+            let body = serde_json::json!({"vector": q, "k": settings.k, "with_text": settings.with_text});
+            Bytes::from(serde_json::to_vec(&body).expect("a JSON value of floats, ints and bools always serializes"))
         })
         .collect();
 
-    let search_url = join(&settings.url, "v1/search");
+    let search_url: Arc<str> = join(&settings.url, "v1/search").into();
     probe(&client, &search_url, &bodies[0]).await?;
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let mut levels = Vec::with_capacity(settings.concurrency.len());
-    for &concurrency in &settings.concurrency {
-        info!(concurrency, duration_s = settings.duration.as_secs_f64(), "measuring");
-        let level = load::run_level(
-            &client,
-            &search_url,
-            Arc::clone(&bodies),
-            load::LevelConfig {
-                concurrency,
-                warmup: settings.warmup,
-                duration: settings.duration,
-                max_requests: settings.max_requests,
-            },
-        )
-        .await;
+    let progress = Progress::new(settings.progress);
+    let per_level = settings.warmup + settings.duration;
+    info!(
+        levels = settings.levels.len(),
+        planned_s = (per_level * settings.levels.len() as u32).as_secs(),
+        url = %settings.url,
+        "benchmark starts"
+    );
+    let live = Arc::new(Live::default());
+    let mut levels = Vec::with_capacity(settings.levels.len());
+    for &load in &settings.levels {
+        let send = {
+            let (client, url, bodies) = (client.clone(), Arc::clone(&search_url), Arc::clone(&bodies));
+            move |n: u64| {
+                let (client, url) = (client.clone(), Arc::clone(&url));
+                let body = bodies[(n % bodies.len() as u64) as usize].clone();
+                async move { request::post_json(&client, &url, body).await }
+            }
+        };
+        let config = load::LevelConfig {
+            load,
+            warmup: settings.warmup,
+            duration: settings.duration,
+            max_requests: settings.max_requests,
+        };
+        let level = load::run_level(send, config, &live, progress).await;
+        progress.level_done(&level);
         levels.push(level);
     }
     Ok(BenchReport {
@@ -149,8 +185,12 @@ pub async fn run(settings: &BenchSettings) -> Result<BenchReport, HarnessError> 
             dimension: stats.dimension,
             kernel: stats.kernel,
             index_version: stats.index_version,
+            version: stats.version,
+            git_sha: stats.git_sha,
         },
         k: settings.k,
+        with_text: settings.with_text,
+        headers: settings.headers.keys().map(|name| name.as_str().to_owned()).collect(),
         queries: described,
         query_count: queries.len(),
         warmup_s: settings.warmup.as_secs_f64(),

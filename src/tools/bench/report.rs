@@ -1,9 +1,10 @@
 //! The benchmark report: what was measured, where, and the numbers per level.
 //! Serialized as is for `--json`; [`BenchReport::table`] for the terminal.
+//! Header values (API keys) never enter it: only their names.
 
 use serde::Serialize;
 
-use super::load::LevelReport;
+use super::load::{Latency, LevelReport, Load};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
@@ -16,6 +17,10 @@ pub struct BenchReport {
     pub cores: usize,
     pub server: ServerInfo,
     pub k: usize,
+    /// Whether searches asked for the article texts.
+    pub with_text: bool,
+    /// Names of the headers sent with every request (values never written).
+    pub headers: Vec<String>,
     /// Where the query vectors came from.
     pub queries: String,
     pub query_count: usize,
@@ -32,28 +37,87 @@ pub struct ServerInfo {
     pub dimension: usize,
     pub kernel: String,
     pub index_version: u64,
+    /// The server's build, when it reports one.
+    pub version: Option<String>,
+    pub git_sha: Option<String>,
 }
 
 impl BenchReport {
-    /// A fixed-width table, one row per level.
+    /// A fixed-width table, one row per level, then the errors of each level
+    /// that had any, by kind.
     pub fn table(&self) -> String {
+        let server = self.server.version.as_deref().map_or_else(String::new, |v| {
+            format!(", semsearch {v} ({})", self.server.git_sha.as_deref().unwrap_or("unknown"))
+        });
         let mut out = format!(
-            "{} documents x {} dims, k = {}, kernel {}, {} ({} cores)\n",
-            self.server.documents, self.server.dimension, self.k, self.server.kernel, self.cpu, self.cores
+            "{} documents x {} dims, k = {}{}, kernel {}{server}\n{} ({} cores, shared by client and server if local)\n",
+            self.server.documents,
+            self.server.dimension,
+            self.k,
+            if self.with_text { ", with texts" } else { ", no texts" },
+            self.server.kernel,
+            self.cpu,
+            self.cores
         );
-        out += "concurrency  requests  errors        QPS   p50 ms   p95 ms   p99 ms   max ms\n";
+        let open = self.levels.iter().any(|l| matches!(l.load, Load::Open { .. }));
+        out += if open { "open loop: latency from the scheduled send time\n" } else { "closed loop\n" };
+        out += &format!(
+            "{:>11} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}\n",
+            if open { "rate/s" } else { "concurrency" },
+            "requests",
+            "errors",
+            "QPS",
+            "min ms",
+            "mean ms",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "bytes/resp"
+        );
         for l in &self.levels {
-            let (p50, p95, p99, max) = l
-                .latency
-                .map_or((f64::NAN, f64::NAN, f64::NAN, f64::NAN), |x| (x.p50_ms, x.p95_ms, x.p99_ms, x.max_ms));
+            let x = match l.load {
+                Load::Closed { concurrency } => concurrency.to_string(),
+                Load::Open { rate_qps, .. } => format!("{rate_qps}"),
+            };
+            let ms = |pick: fn(&Latency) -> f64| l.latency.as_ref().map_or(f64::NAN, pick);
             out += &format!(
-                "{:>11} {:>9} {:>7} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
-                l.concurrency, l.requests, l.errors, l.qps, p50, p95, p99, max
+                "{x:>11} {:>9} {:>7} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10.0}\n",
+                l.requests,
+                l.errors,
+                l.qps,
+                ms(|x| x.min_ms),
+                ms(|x| x.mean_ms),
+                ms(|x| x.p50_ms),
+                ms(|x| x.p95_ms),
+                ms(|x| x.p99_ms),
+                ms(|x| x.p999_ms),
+                ms(|x| x.max_ms),
+                l.mean_response_bytes.unwrap_or(f64::NAN)
             );
+        }
+        for l in self.levels.iter().filter(|l| l.errors > 0) {
+            let kinds: Vec<String> =
+                l.errors_by_kind.iter().map(|e| format!("{} x {}", e.failure.label(), e.count)).collect();
+            out += &format!("errors at {}: {}\n", l.load.label(), kinds.join(", "));
+        }
+        for l in &self.levels {
+            if let Some(lag) = l.max_send_lag_ms.filter(|&lag| lag >= SEND_LAG_NOTE_MS) {
+                out += &format!(
+                    "at {}: a request left up to {lag:.1} ms after its scheduled time, counted in its \
+                     latency (--max-in-flight reached, or no CPU free to send on time)\n",
+                    l.load.label()
+                );
+            }
         }
         out
     }
 }
+
+/// Send lag (open loop) above which the table adds a line about it: below
+/// it, tokio's 1 ms timer and scheduling noise explain it.
+const SEND_LAG_NOTE_MS: f64 = 10.0;
 
 /// The CPU model for the report.
 pub fn cpu_model() -> String {
