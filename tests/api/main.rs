@@ -10,9 +10,6 @@ mod search;
 /// `POST /v1/search/batch` (equals single queries, order, error codes) and coalesced singles.
 mod batch;
 
-/// f16 storage with exact rescoring (`search::half`) on the real dev embeddings.
-mod half;
-
 /// Every malformed request: status, problem+json content type, stable code.
 mod errors;
 
