@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     index::{now_ms, Index},
-    search::{Answer as Scanned, Hit},
+    search::{int8::ScanPath, Answer as Scanned, Hit},
     store::context::{self, ContextEntry, ContextWrite},
 };
 
@@ -168,6 +168,9 @@ async fn scan_live(state: &AppState, index: Arc<Index>, p: &Prepared) -> Result<
 /// Counts how a query was answered (`/v1/stats`, `/metrics`) and returns its hits.
 pub fn counted(state: &AppState, answer: Scanned) -> Vec<Hit> {
     state.scans.record(answer.rescore.as_ref());
+    if let Some(r) = answer.rescore.filter(|r| r.path == ScanPath::Int8) {
+        super::metrics::record_rescored(r.rows);
+    }
     answer.hits
 }
 
