@@ -86,6 +86,7 @@ fn coalesce(c: &mut Criterion) {
         let coalesced = |q: &[f32]| {
             futures::executor::block_on(coalescer.top_k(Arc::clone(&matrix), q.to_vec(), K, None))
                 .expect("scan answered")
+                .hits
         };
         let alone = |q: &[f32]| direct(&matrix, q);
         for clients in CONCURRENCY {

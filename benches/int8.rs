@@ -23,11 +23,16 @@
 //! - rescored rows per query (median, p99, max) for k = 1, 10, 100 over
 //!   [`RESCORE_QUERIES`] queries, printed (no timing).
 //! - memory: bytes per row of the int8 copy against the f32 row, printed.
+//! - `auto/{data}/{n}`: small N (1k to 50k), k = 10, 2 threads: int8 scan
+//!   ÷ f32 scan for one query and for a coalesced batch of 8, interleaved;
+//!   where the ratio drops below 1 is the size `SEMSEARCH_SCAN=auto` starts
+//!   using int8 at (`search::scan::AUTO_INT8_MIN_ROWS`).
 //!
 //! ```text
 //! cargo bench --bench int8                        # everything (~10 min, ~6 GB at 1M)
 //! cargo bench --bench int8 -- random/100000       # one data set and size
 //! cargo bench --bench int8 -- single              # one group, every data set and size
+//! cargo bench --bench int8 -- auto                # the size rule of SEMSEARCH_SCAN=auto
 //! ```
 //! numpy: `.venv/bin/python` if it exists, else `python3`
 //! (`SEMSEARCH_BENCH_PYTHON` overrides); without numpy that part is skipped.
@@ -52,6 +57,10 @@ use semsearch::search::{
 const SEED: u64 = 0x1E8_5EED;
 const DIM: usize = 384;
 const NS: [usize; 2] = [100_000, 1_000_000];
+/// Sizes around where the int8 scan starts to pay (the `auto` group).
+const AUTO_NS: [usize; 6] = [500, 1_000, 2_000, 5_000, 20_000, 100_000];
+/// Concurrent queries coalesced into one scan in the `auto` group.
+const AUTO_BATCH: usize = 8;
 const K: usize = 10;
 const BATCH: usize = 64;
 const RESCORE_KS: [usize; 3] = [1, 10, 100];
@@ -462,8 +471,70 @@ fn memory(data: &Data) {
     );
 }
 
+/// int8 ÷ f32 at small sizes, one query and a coalesced batch, paired
+/// medians, for every f32 kernel with its matching int8 kernel (what
+/// `SEMSEARCH_KERNEL` would pair them as).
+fn auto(data: &Data, pool: &ThreadPool) {
+    for f32k in kernel::Kernel::available() {
+        let i8k = int8_kernel::Int8Kernel::matching(f32k);
+        let reps = 101;
+        let (mut qa, mut qb) = (0, 0);
+        let (t32, t8) = pool.install(|| {
+            paired_medians(
+                reps,
+                || {
+                    qa = (qa + 1) % RESCORE_QUERIES;
+                    let _ = black_box(search::top_k_with(f32k, &data.matrix, data.query(qa), K, None));
+                },
+                || {
+                    qb = (qb + 1) % RESCORE_QUERIES;
+                    let _ =
+                        black_box(int8::top_k_with(f32k, i8k, &data.quantized, &data.matrix, data.query(qb), K, None));
+                },
+            )
+        });
+        let batch: Vec<BatchQuery<'_>> =
+            (0..AUTO_BATCH).map(|i| BatchQuery { vector: data.query(i), k: K, min_score: None }).collect();
+        let (b32, b8) = pool.install(|| {
+            paired_medians(
+                reps,
+                || {
+                    let _ = black_box(search::top_k_batch_with(f32k, &data.matrix, &batch));
+                },
+                || {
+                    let _ = black_box(int8::top_k_batch_with(f32k, i8k, &data.quantized, &data.matrix, &batch));
+                },
+            )
+        });
+        println!(
+            "ratio auto/{}/{} 2t f32 {} vs int8 {}: single int8 {:.1} us / f32 {:.1} us = {:.2}; batch{AUTO_BATCH} int8 {:.1} us / f32 {:.1} us = {:.2}",
+            data.name,
+            data.n,
+            f32k.name(),
+            i8k.name(),
+            t8.as_secs_f64() * 1e6,
+            t32.as_secs_f64() * 1e6,
+            t8.as_secs_f64() / t32.as_secs_f64(),
+            b8.as_secs_f64() * 1e6,
+            b32.as_secs_f64() * 1e6,
+            b8.as_secs_f64() / b32.as_secs_f64(),
+        );
+    }
+}
+
 fn all(c: &mut Criterion) {
     let pools = [(1, pool(1)), (2, pool(2))];
+    for n in AUTO_NS {
+        for name in ["random", "corpus"] {
+            if !wanted("auto", name, n) {
+                continue;
+            }
+            let Some(data) = (if name == "random" { Some(random_data(n)) } else { corpus_data(n) }) else {
+                continue;
+            };
+            auto(&data, &pools[1].1);
+        }
+    }
     for n in NS {
         for name in ["random", "corpus"] {
             let groups = ["single", "batch", "rescored"];

@@ -16,8 +16,7 @@
 //! the ~15 µs hand-off from the bench thread into the pool (the API pays
 //! that hand-off once per request, see `api::search::scan`).
 //!
-//! - `half/{n}x{dim}` (N >= 100k): the f16 scan with exact f32 rescoring
-//!   against the f32 scan.
+//! The int8 scan (`SEMSEARCH_SCAN=int8`) has its own bench: `benches/int8.rs`.
 //!
 //! After criterion's lines each size prints `ratio` lines (medians of a few
 //! extra timed runs): search ÷ read floor, and batch ÷ single throughput.
@@ -28,7 +27,6 @@
 //! cargo bench --bench search -- single            # one group, all sizes
 //! cargo bench --bench search -- single/10000x     # one group prefix
 //! cargo bench --bench search -- threshold
-//! cargo bench --bench search -- half
 //! ```
 
 use std::{
@@ -39,7 +37,7 @@ use std::{
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use rayon::{prelude::*, ThreadPool, ThreadPoolBuilder};
-use semsearch::search::{self, half::HalfMatrix, kernel, BatchQuery, Kernel};
+use semsearch::search::{self, kernel, BatchQuery, Kernel};
 
 const SEED: u64 = 0x5EED_5EA4;
 const K: usize = 10;
@@ -253,55 +251,5 @@ fn threshold(c: &mut Criterion) {
     group.finish();
 }
 
-/// f16 scan with exact f32 rescoring (`search::half`) against the f32 scan,
-/// both with the process kernel, on the sizes where the scan is memory-bound.
-fn half(c: &mut Criterion) {
-    let pools = [(1, pool(1)), (2, pool(2))];
-    let mut rng = SmallRng::seed_from_u64(SEED ^ 3);
-    for (n, dim) in sizes().filter(|(n, _)| *n >= 100_000) {
-        let tag = format!("{n}x{dim}");
-        if !wanted(&format!("half/{tag}")) {
-            continue;
-        }
-        let matrix = unit_rows(n, dim, &mut rng);
-        let half = HalfMatrix::from_f32(&matrix, dim);
-        let query = unit_rows(1, dim, &mut rng);
-        let best = kernel::active();
-        let mut group = c.benchmark_group(format!("half/{tag}"));
-        tune(&mut group, matrix.len() * 4);
-        for (threads, pool) in &pools {
-            group.bench_function(BenchmarkId::new("f32", format!("{threads}t")), |b| {
-                pool.install(|| b.iter(|| search::top_k_with(best, black_box(&matrix), &query, K, None)))
-            });
-            group.bench_function(BenchmarkId::new("f16+rescore", format!("{threads}t")), |b| {
-                pool.install(|| b.iter(|| search::half::top_k_half(best, black_box(&half), &matrix, &query, K, None)))
-            });
-        }
-        group.finish();
-        let reps = if matrix.len() * 4 >= 1 << 30 { 5 } else { 21 };
-        for (threads, pool) in &pools {
-            let (full, halved) = pool.install(|| {
-                paired_medians(
-                    reps,
-                    || {
-                        let _ = black_box(search::top_k_with(best, &matrix, &query, K, None));
-                    },
-                    || {
-                        let _ = black_box(search::half::top_k_half(best, &half, &matrix, &query, K, None));
-                    },
-                )
-            });
-            let (_, path) = search::half::top_k_half(best, &half, &matrix, &query, K, None);
-            println!(
-                "ratio half/{tag} {threads}t {}: f16+rescore {:.3} ms / f32 {:.3} ms = {:.2} ({path:?})",
-                best.name(),
-                halved.as_secs_f64() * 1e3,
-                full.as_secs_f64() * 1e3,
-                halved.as_secs_f64() / full.as_secs_f64(),
-            );
-        }
-    }
-}
-
-criterion_group!(benches, single, batch, threshold, half);
+criterion_group!(benches, single, batch, threshold);
 criterion_main!(benches);

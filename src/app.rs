@@ -14,7 +14,7 @@ use crate::{
     embed::{QueryEmbedder, PROBE_TEXT},
     index::SharedIndex,
     refresh::{RefreshHandle, RefreshStatus, Refresher, Source},
-    search::{coalesce::Coalescer, kernel},
+    search::{coalesce::Coalescer, int8, kernel},
     store::{
         context::{self, ContextWriter},
         query_cache::QueryCache,
@@ -86,6 +86,7 @@ impl App {
                 keys: settings.keys.clone(),
                 load: settings.load.clone(),
                 dim: settings.dim,
+                scan: settings.scan,
                 retry_max: settings.retry_max,
             },
             timing: settings.refresh.clone(),
@@ -103,6 +104,7 @@ impl App {
             max_batch: settings.max_batch,
             budget: settings.budget,
             coalescer: Coalescer::new(settings.max_batch),
+            scans: Arc::default(),
             keys: settings.keys.clone(),
             contexts,
             refresh: RefreshHandle { reloads: reloads_tx, status },
@@ -139,7 +141,7 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Self { listener, settings, client, state, refresher, context_writer, changes } = self;
         let cancel = CancellationToken::new();
-        info!(addr = %listener.local_addr()?, redis = settings.redis.display(), kernel = kernel::name(), "semsearch listening");
+        info!(addr = %listener.local_addr()?, redis = settings.redis.display(), kernel = kernel::name(), int8_kernel = int8::kernel::active().name(), scan = %settings.scan, "semsearch listening");
 
         let mut tasks = vec![
             tokio::spawn(api::metrics::run_upkeep(cancel.clone())),

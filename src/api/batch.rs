@@ -4,7 +4,8 @@
 //! same error codes, `vector`, `text` or `id`) and answered with the same
 //! result shape, in request order; each writes its context like a single
 //! search. The scan reads every row once for the whole batch
-//! ([`search::top_k_batch`]) on rayon, never on a tokio worker. The batch
+//! ([`Index::search`], int8 or f32 as the snapshot was built) on rayon,
+//! never on a tokio worker. The batch
 //! size is capped by `SEMSEARCH_MAX_BATCH` so one request cannot hold a
 //! rayon worker for an unbounded time. The body limit still applies: at
 //! the default 1 MiB a body holds roughly 200-250 queries of 384 floats as
@@ -19,12 +20,12 @@ use super::{
     error::{ApiError, SearchErrors},
     extract::Json,
     query::{prepare, Prepared},
-    search::{answer, extra_candidates, keep_live, Spent},
+    search::{answer, counted, extra_candidates, keep_live, Spent},
     AppState,
 };
 use crate::{
     index::{now_ms, Index},
-    search::{self, BatchQuery, Hit},
+    search::{Answer, BatchQuery},
 };
 
 #[utoipa::path(
@@ -73,8 +74,8 @@ pub async fn search_batch(
     let mut spent = Spent::default();
     let (mut results, mut fewer_results_reasons, mut contexts) =
         (Vec::with_capacity(got), Vec::with_capacity(got), Vec::with_capacity(got));
-    for ((q, p), hits) in req.queries.iter().zip(prepared.iter()).zip(hits) {
-        let hits = keep_live(&index, p, hits, now);
+    for ((q, p), scanned) in req.queries.iter().zip(prepared.iter()).zip(hits) {
+        let hits = keep_live(&index, p, counted(&state, scanned), now);
         let a = answer(&state, &index, q, p, &hits, &mut spent)?;
         results.push(a.results);
         fewer_results_reasons.push(a.fewer_results_reason);
@@ -91,12 +92,7 @@ pub async fn search_batch(
 
 /// Runs the batch scan on rayon and awaits it, keeping tokio workers free.
 /// Each query asks for its [`extra_candidates`] beyond k.
-async fn scan_batch(index: Arc<Index>, queries: Arc<Vec<Prepared>>, now: u64) -> Result<Vec<Vec<Hit>>, ApiError> {
-    if index.is_empty() {
-        // Nothing to scan, and with no configured dimension the queries may
-        // not even agree on a length.
-        return Ok(vec![Vec::new(); queries.len()]);
-    }
+async fn scan_batch(index: Arc<Index>, queries: Arc<Vec<Prepared>>, now: u64) -> Result<Vec<Answer>, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     rayon::spawn(move || {
         let batch: Vec<BatchQuery<'_>> = queries
@@ -107,7 +103,7 @@ async fn scan_batch(index: Arc<Index>, queries: Arc<Vec<Prepared>>, now: u64) ->
                 min_score: q.min_score,
             })
             .collect();
-        let _ = tx.send(search::top_k_batch(index.rows(), &batch));
+        let _ = tx.send(index.search(&batch));
     });
     rx.await.map_err(|_| ApiError::Internal("batch search worker dropped its result".into()))
 }

@@ -54,7 +54,7 @@ use crate::{
     embed::QueryEmbedder,
     index::{Index, SharedIndex},
     refresh::RefreshHandle,
-    search::coalesce::Coalescer,
+    search::{coalesce::Coalescer, scan::ScanCounters},
     store::{context::ContextQueue, keys::KeySpace},
 };
 use auth::AccessKeys;
@@ -83,6 +83,9 @@ pub struct AppState {
     pub budget: search::Budget,
     /// Scans concurrent `/v1/search` queries together (see `search::coalesce`).
     pub coalescer: Arc<Coalescer<Index>>,
+    /// How queries were answered (int8 or f32, rescored rows, fallbacks),
+    /// across snapshots; read by `/v1/stats` and `/metrics`.
+    pub scans: Arc<ScanCounters>,
 }
 
 impl AppState {

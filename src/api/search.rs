@@ -7,7 +7,8 @@
 //! The scan goes through the [`crate::search::coalesce::Coalescer`] in
 //! [`AppState`]: a lone query starts its scan at once, concurrent ones
 //! share one pass over the matrix. Either way it runs on rayon, never on a
-//! tokio worker, and returns exactly what `search::top_k` would.
+//! tokio worker, with the snapshot's scan (int8 or f32, `Index::search`),
+//! and returns exactly what `search::top_k` over the f32 rows would.
 
 use std::{sync::Arc, time::Instant};
 
@@ -22,7 +23,7 @@ use super::{
 };
 use crate::{
     index::{now_ms, Index},
-    search::{coalesce::RowSource, Hit},
+    search::{int8::ScanPath, Answer as Scanned, Hit},
     store::context::{self, ContextEntry, ContextWrite},
 };
 
@@ -156,12 +157,21 @@ pub fn answer(
 async fn scan_live(state: &AppState, index: Arc<Index>, p: &Prepared) -> Result<Vec<Hit>, ApiError> {
     let now = now_ms();
     let extra = extra_candidates(&index, p, now);
-    let hits = state
+    let answer = state
         .coalescer
         .top_k(Arc::clone(&index), p.vector.clone(), p.k + extra, p.min_score)
         .await
         .ok_or_else(|| ApiError::Internal("search worker dropped its result".into()))?;
-    Ok(keep_live(&index, p, hits, now))
+    Ok(keep_live(&index, p, counted(state, answer), now))
+}
+
+/// Counts how a query was answered (`/v1/stats`, `/metrics`) and returns its hits.
+pub fn counted(state: &AppState, answer: Scanned) -> Vec<Hit> {
+    state.scans.record(answer.rescore.as_ref());
+    if let Some(r) = answer.rescore.filter(|r| r.path == ScanPath::Int8) {
+        super::metrics::record_rescored(r.rows);
+    }
+    answer.hits
 }
 
 /// Rows a scan must return beyond k so that k live ones remain: those past
@@ -176,14 +186,6 @@ pub fn keep_live(index: &Index, p: &Prepared, mut hits: Vec<Hit>, now_ms: u64) -
     hits.retain(|h| !index.is_expired(h.row as usize, now_ms) && Some(h.row as usize) != p.exclude_row);
     hits.truncate(p.k);
     hits
-}
-
-/// The coalescer scans an index's matrix; queries over one snapshot are
-/// batched together, never across a reload.
-impl RowSource for Index {
-    fn rows(&self) -> &[f32] {
-        Index::rows(self)
-    }
 }
 
 pub(super) fn to_result(index: &Index, hit: Hit, with_text: bool) -> SearchResult {

@@ -14,7 +14,7 @@ use super::{
 use crate::{
     index::{now_ms, Index},
     refresh::{FeedState, ReloadInfo},
-    search::kernel,
+    search::{int8, kernel},
     store::loader::SkipCounts,
 };
 
@@ -31,6 +31,8 @@ pub struct StatsResponse {
     pub dimension: usize,
     /// Bytes of the vector matrix.
     pub index_bytes: usize,
+    /// Bytes of the int8 copy of the vectors; 0 when the index scans f32.
+    pub int8_bytes: usize,
     /// Bytes of ids, URLs, titles and texts.
     pub metadata_bytes: usize,
     /// Keys found by the last full load (valid or not).
@@ -48,9 +50,45 @@ pub struct StatsResponse {
     /// Documents past their Redis deadline, hidden from results until the
     /// index drops them.
     pub expired_pending: usize,
+    pub scan: ScanStats,
     pub refresh: RefreshStats,
     /// `null` when context writes are off.
     pub contexts: Option<ContextCounters>,
+}
+
+/// How searches read the vectors (`SEMSEARCH_SCAN`) and what the int8
+/// scan cost since start. Answers are the same in every mode.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanStats {
+    /// `SEMSEARCH_SCAN` as configured: `auto`, `f32` or `int8`.
+    #[schema(value_type = String, example = "auto")]
+    pub mode: String,
+    /// What the serving index is scanned with: `int8` (int8 copy, bounds,
+    /// exact f32 rescoring) or `f32`.
+    #[schema(value_type = String, example = "int8")]
+    pub active: &'static str,
+    /// The int8 dot-product kernel chosen for this CPU.
+    #[schema(value_type = String, example = "avx512vnni")]
+    pub int8_kernel: &'static str,
+    /// Queries answered by an index scanned in f32.
+    pub f32_queries: u64,
+    /// Queries answered by an index with an int8 copy (by either path).
+    pub int8_queries: u64,
+    /// Rows those queries rescored in f32 (every row for a fallback).
+    pub rescored_rows: u64,
+    /// int8 queries the f32 scan answered instead, by reason.
+    pub f32_fallbacks: ScanFallbacks,
+}
+
+/// Why an int8 query was answered by the f32 scan (same answer, slower).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanFallbacks {
+    /// The query vector is outside the range the int8 bound covers.
+    pub query_out_of_range: u64,
+    /// k (plus expired rows) above 1/8 of the documents.
+    pub large_k: u64,
+    /// Too many near-duplicate rows left undecided by the bounds.
+    pub too_many_candidates: u64,
 }
 
 /// Live refresh since start.
@@ -95,6 +133,7 @@ impl StatsResponse {
             documents: index.len(),
             dimension: index.dim(),
             index_bytes: index.matrix_bytes(),
+            int8_bytes: index.int8_bytes(),
             metadata_bytes: index.metadata_bytes(),
             keys_scanned: r.keys_scanned,
             skipped: r.skipped.clone(),
@@ -103,6 +142,19 @@ impl StatsResponse {
             loaded_at: humantime::format_rfc3339_millis(index.loaded_at()).to_string(),
             kernel: kernel::name(),
             expired_pending: index.expired_count(now_ms()),
+            scan: ScanStats {
+                mode: index.scan_mode().to_string(),
+                active: index.scan().name(),
+                int8_kernel: int8::kernel::active().name(),
+                f32_queries: load(&state.scans.f32_queries),
+                int8_queries: load(&state.scans.int8_queries),
+                rescored_rows: load(&state.scans.rescored_rows),
+                f32_fallbacks: ScanFallbacks {
+                    query_out_of_range: load(&state.scans.fallback_query_out_of_range),
+                    large_k: load(&state.scans.fallback_large_k),
+                    too_many_candidates: load(&state.scans.fallback_too_many_candidates),
+                },
+            },
             refresh: RefreshStats {
                 reloads: load(&s.reloads),
                 reload_failures: load(&s.reload_failures),

@@ -71,6 +71,7 @@ use self::{
 };
 use crate::{
     index::{now_ms, ApplyCounts, Index, SharedIndex},
+    search::ScanMode,
     store::{
         context::ContextQueue,
         decode::SkipReason,
@@ -133,6 +134,10 @@ pub struct Source {
     pub load: LoadSettings,
     /// Configured index dimension, if any.
     pub dim: Option<usize>,
+    /// How published snapshots are scanned (`SEMSEARCH_SCAN`): a reload
+    /// builds the int8 copy before publishing, and per-key updates keep the
+    /// mode of the snapshot they patch.
+    pub scan: ScanMode,
     /// Longest wait between reload attempts.
     pub retry_max: Duration,
 }
@@ -336,9 +341,14 @@ impl Refresher {
         st.loading = Some(tokio::spawn(
             async move {
                 let conn = Self::connection(client, &settings, conn).await?;
-                let loaded = loader::load_all(&conn, &settings.keys, &settings.load, dim).await?;
+                let Loaded { index, report } = loader::load_all(&conn, &settings.keys, &settings.load, dim).await?;
+                // Quantizing runs on rayon; this blocking thread only waits for it.
+                let scan = settings.scan;
+                let index = tokio::task::spawn_blocking(move || index.with_scan(scan))
+                    .await
+                    .map_err(|source| RefreshError::TaskFailed { step: "building the int8 copy", source })?;
                 let quick_pttl = loader::pttl(&conn, settings.keys.quick_key()).await.map_err(LoadError::from)?;
-                Ok((loaded, quick_pttl != -2))
+                Ok((Loaded { index, report }, quick_pttl != -2))
             }
             .instrument(span),
         ));

@@ -2,7 +2,8 @@
 //!
 //! A single query is memory-bound: it costs one read of the matrix. When
 //! several arrive together, scanning them as one batch
-//! ([`super::top_k_batch`]) reads the matrix once for all of them.
+//! ([`Searchable::search`] with all of them: [`super::top_k_batch`] or the
+//! int8 batch scan) reads the matrix once for all of them.
 //!
 //! There is no timer. The first query finds the coalescer idle and starts a
 //! drain job on rayon at once, so a lone query waits for nothing. Queries
@@ -13,22 +14,29 @@
 //!
 //! Invariants: a query is only ever batched with queries against the same
 //! snapshot (`Arc::ptr_eq`), so a reload never mixes versions; results are
-//! exactly what [`super::top_k`] returns for each query alone (a batch scores
-//! each pair with the same bits); at most one drain job runs at a time.
+//! exactly what each query alone gets (a batch scores each pair with the
+//! same bits); at most one drain job runs at a time.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{top_k, top_k_batch, BatchQuery, Hit};
+use super::{scan::Answer, top_k, top_k_batch, BatchQuery};
 
-/// What a coalescer scans: a snapshot holding a row-major matrix.
-pub trait RowSource: Send + Sync + 'static {
-    /// The `n × dim` matrix, row-major.
-    fn rows(&self) -> &[f32];
+/// What a coalescer scans: a snapshot that answers a group of queries in
+/// one pass.
+pub trait Searchable: Send + Sync + 'static {
+    /// One answer per query, in query order, each exactly what that query
+    /// scanned alone would get. Called on rayon.
+    fn search(&self, queries: &[BatchQuery<'_>]) -> Vec<Answer>;
 }
 
-impl RowSource for Vec<f32> {
-    fn rows(&self) -> &[f32] {
-        self
+/// A bare `n × dim` row-major matrix, scanned in f32.
+impl Searchable for Vec<f32> {
+    fn search(&self, queries: &[BatchQuery<'_>]) -> Vec<Answer> {
+        let hits = match queries {
+            [one] => vec![top_k(self, one.vector, one.k, one.min_score)],
+            _ => top_k_batch(self, queries),
+        };
+        hits.into_iter().map(|hits| Answer { hits, rescore: None }).collect()
     }
 }
 
@@ -55,10 +63,10 @@ struct Pending<S> {
     query: Vec<f32>,
     k: usize,
     min_score: Option<f32>,
-    reply: tokio::sync::oneshot::Sender<Vec<Hit>>,
+    reply: tokio::sync::oneshot::Sender<Answer>,
 }
 
-impl<S: RowSource> Coalescer<S> {
+impl<S: Searchable> Coalescer<S> {
     /// A coalescer that scans at most `max_batch` (at least 1) queries at once.
     pub fn new(max_batch: usize) -> Arc<Self> {
         Arc::new(Self {
@@ -67,15 +75,16 @@ impl<S: RowSource> Coalescer<S> {
         })
     }
 
-    /// The top-`k` of `query` over `snapshot`, as [`top_k`] would return it.
-    /// `None` only if the scan panicked (a bug).
+    /// The top-`k` of `query` over `snapshot`, as the snapshot's
+    /// [`Searchable::search`] answers it for this query alone. `None` only
+    /// if the scan panicked (a bug).
     pub async fn top_k(
         self: &Arc<Self>,
         snapshot: Arc<S>,
         query: Vec<f32>,
         k: usize,
         min_score: Option<f32>,
-    ) -> Option<Vec<Hit>> {
+    ) -> Option<Answer> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let start = {
             let mut queue = self.lock();
@@ -123,22 +132,15 @@ impl<S: RowSource> Coalescer<S> {
 }
 
 /// Scans one group of queries over one snapshot and answers each.
-fn scan<S: RowSource>(batch: Vec<Pending<S>>) {
-    let rows = batch[0].snapshot.rows();
-    if let [one] = batch.as_slice() {
-        let hits = top_k(rows, &one.query, one.k, one.min_score);
-        if let Some(p) = batch.into_iter().next() {
-            let _ = p.reply.send(hits);
-        }
-        return;
-    }
+fn scan<S: Searchable>(batch: Vec<Pending<S>>) {
+    let snapshot = Arc::clone(&batch[0].snapshot);
     let queries: Vec<BatchQuery<'_>> =
         batch.iter().map(|p| BatchQuery { vector: &p.query, k: p.k, min_score: p.min_score }).collect();
-    let results = top_k_batch(rows, &queries);
+    let answers = snapshot.search(&queries);
     drop(queries);
-    for (p, hits) in batch.into_iter().zip(results) {
+    for (p, answer) in batch.into_iter().zip(answers) {
         // The requester may have gone (timeout); its answer is simply dropped.
-        let _ = p.reply.send(hits);
+        let _ = p.reply.send(answer);
     }
 }
 
@@ -175,7 +177,7 @@ mod tests {
         // Assert
         for ((snap, q, k), task) in queries.iter().zip(tasks) {
             let got = task.await.expect("task").expect("scan answered");
-            assert_eq!(got, top_k(snap.rows(), q, *k, None), "k={k}");
+            assert_eq!(got.hits, top_k(snap, q, *k, None), "k={k}");
         }
         assert!(!coalescer.lock().draining, "the drain job ends when the queue is empty");
     }

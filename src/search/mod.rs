@@ -10,7 +10,9 @@
 //! Parts: [`top_k`] (one query, fused score-then-select per 64-row block,
 //! rayon over 256 KiB blocks), [`top_k_batch`] (many queries, one pass over
 //! the matrix), [`coalesce`] (concurrent single queries grouped into batch
-//! scans), [`half`] (f16 first pass with exact f32 rescoring; library only).
+//! scans), [`int8`] (the same answers from an int8 copy, with proven bounds
+//! and exact f32 rescoring), [`scan`] (which of the two an index uses:
+//! `SEMSEARCH_SCAN`).
 //!
 //! Invariants: with a given kernel, a row's score against a query is the
 //! same bits whether it was scored alone, in any block shape or in a batch
@@ -21,14 +23,15 @@
 //! O(n).
 
 pub mod coalesce;
-pub mod half;
 pub mod int8;
 pub mod kernel;
+pub mod scan;
 pub mod topk;
 
 use rayon::prelude::*;
 
 pub use kernel::Kernel;
+pub use scan::{Answer, Scan, ScanMode};
 pub use topk::{Hit, TopK};
 
 /// Rows scored per kernel call into a stack buffer, before selection looks

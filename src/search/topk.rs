@@ -2,9 +2,10 @@
 //!
 //! # Tie rule
 //! Results are ordered by score, highest first; equal scores are ordered by
-//! ascending document id. Rows of an [`crate::index::Index`] are stored in
-//! ascending id order, so "smaller id" is the same as "smaller row", and this
-//! module only ever compares rows. `openapi.yaml` and the README point here.
+//! ascending document id. Rows of an index (`index::Index`, which this module
+//! does not depend on) are stored in ascending id order, so "smaller id" is
+//! the same as "smaller row", and this module only ever compares rows.
+//! `openapi.yaml` and the README point here.
 //!
 //! Scores are compared with [`f32::total_cmp`]; the index never holds a NaN
 //! (the loader and the API reject non-finite input), so this is plain numeric

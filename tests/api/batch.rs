@@ -1,7 +1,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    assert_problem, ground_truth, seed_corpus, spawn_app, spawn_app_with, test_settings, TestApp, TestRedis,
+    assert_int8_pass_used, assert_problem, corpus_app, ground_truth, seed_corpus, spawn_app, spawn_app_with,
+    spawn_variant, test_settings, variants, TestApp, TestRedis,
 };
 
 async fn post_batch(app: &TestApp, body: &Value) -> reqwest::Response {
@@ -45,62 +46,64 @@ fn side_by_side(single: &[(String, f64)], batch: &[(String, f64)]) -> String {
 
 #[tokio::test]
 async fn batch_results_equal_single_query_results_for_all_30_ground_truth_queries() {
-    // Arrange
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let app = spawn_app(&redis).await;
-    let queries = ground_truth();
-    let singles = answered_alone(&app, &queries).await;
-    let batch: Vec<Value> =
-        queries.iter().map(|q| json!({"vector": q.embedding, "k": 10, "with_text": false})).collect();
+    for variant in variants() {
+        // Arrange
+        let (_redis, app) = corpus_app(variant).await;
+        let queries = ground_truth();
+        let singles = answered_alone(&app, &queries).await;
+        let batch: Vec<Value> =
+            queries.iter().map(|q| json!({"vector": q.embedding, "k": 10, "with_text": false})).collect();
 
-    // Act
-    let res = post_batch(&app, &json!({ "queries": batch })).await;
+        // Act
+        let res = post_batch(&app, &json!({ "queries": batch })).await;
 
-    // Assert: same urls, same scores (same kernel, same per-row arithmetic), and the ground truth.
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.expect("JSON");
-    assert_eq!(body["index_version"], 1);
-    assert!(body["took_us"].as_u64().is_some());
-    let results = body["results"].as_array().expect("results");
-    assert_eq!(results.len(), queries.len());
-    for ((q, single), got) in queries.iter().zip(&singles).zip(results) {
-        let got = pairs(got);
-        assert_eq!(&got, single, "query {:?}\n{}", q.query, side_by_side(single, &got));
-        assert_eq!(got[0].0, q.top10[0].url, "query {:?}: best hit is the ground truth's", q.query);
-        assert!(got.iter().all(|(_, s)| s.is_finite()));
+        // Assert: same urls, same scores (same kernel, same per-row arithmetic), and the ground truth.
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.expect("JSON");
+        assert_eq!(body["index_version"], 1);
+        assert!(body["took_us"].as_u64().is_some());
+        let results = body["results"].as_array().expect("results");
+        assert_eq!(results.len(), queries.len());
+        for ((q, single), got) in queries.iter().zip(&singles).zip(results) {
+            let got = pairs(got);
+            assert_eq!(&got, single, "{variant:?} query {:?}\n{}", q.query, side_by_side(single, &got));
+            assert_eq!(got[0].0, q.top10[0].url, "{variant:?} query {:?}: best hit is the ground truth's", q.query);
+            assert!(got.iter().all(|(_, s)| s.is_finite()));
+        }
+        assert_int8_pass_used(&app, variant).await;
     }
 }
 
 #[tokio::test]
 async fn batch_keeps_request_order_and_each_query_s_own_k_min_score_and_with_text() {
-    // Arrange: queries in reverse order, each with its own k, one with a score floor.
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let app = spawn_app(&redis).await;
-    let gt = ground_truth();
-    let cut = (gt[0].top10[1].score + gt[0].top10[2].score) / 2.0;
-    let batch = json!({"queries": [
-        {"vector": gt[2].embedding, "k": 1, "with_text": false},
-        {"vector": gt[1].embedding, "k": 5, "with_text": true},
-        {"vector": gt[0].embedding, "k": 10, "min_score": cut, "with_text": false},
-        {"vector": gt[2].embedding},
-    ]});
+    for variant in variants() {
+        // Arrange: queries in reverse order, each with its own k, one with a score floor.
+        let (_redis, app) = corpus_app(variant).await;
+        let gt = ground_truth();
+        let cut = (gt[0].top10[1].score + gt[0].top10[2].score) / 2.0;
+        let batch = json!({"queries": [
+            {"vector": gt[2].embedding, "k": 1, "with_text": false},
+            {"vector": gt[1].embedding, "k": 5, "with_text": true},
+            {"vector": gt[0].embedding, "k": 10, "min_score": cut, "with_text": false},
+            {"vector": gt[2].embedding},
+        ]});
 
-    // Act
-    let body: Value = post_batch(&app, &batch).await.json().await.expect("JSON");
+        // Act
+        let body: Value = post_batch(&app, &batch).await.json().await.expect("JSON");
 
-    // Assert
-    let results = body["results"].as_array().expect("results");
-    let urls = |i: usize| pairs(&results[i]).into_iter().map(|(u, _)| u).collect::<Vec<_>>();
-    let truth = |q: usize, k: usize| gt[q].top10[..k].iter().map(|e| e.url.clone()).collect::<Vec<_>>();
-    assert_eq!(urls(0), truth(2, 1));
-    assert_eq!(urls(1), truth(1, 5));
-    assert_eq!(urls(2), truth(0, 2), "min_score leaves exactly two");
-    assert_eq!(urls(3), truth(2, 3), "k defaults to 3 as in /v1/search");
-    assert!(results[0][0].get("text").is_none());
-    assert!(results[1][0]["text"].as_str().is_some_and(|t| !t.is_empty()), "with_text is per query");
-    assert!(results[3][0]["text"].is_string(), "with_text defaults to true");
+        // Assert
+        let results = body["results"].as_array().expect("results");
+        let urls = |i: usize| pairs(&results[i]).into_iter().map(|(u, _)| u).collect::<Vec<_>>();
+        let truth = |q: usize, k: usize| gt[q].top10[..k].iter().map(|e| e.url.clone()).collect::<Vec<_>>();
+        assert_eq!(urls(0), truth(2, 1), "{variant:?}");
+        assert_eq!(urls(1), truth(1, 5), "{variant:?}");
+        assert_eq!(urls(2), truth(0, 2), "{variant:?}: min_score leaves exactly two");
+        assert_eq!(urls(3), truth(2, 3), "{variant:?}: k defaults to 3 as in /v1/search");
+        assert!(results[0][0].get("text").is_none());
+        assert!(results[1][0]["text"].as_str().is_some_and(|t| !t.is_empty()), "with_text is per query");
+        assert!(results[3][0]["text"].is_string(), "with_text defaults to true");
+        assert_int8_pass_used(&app, variant).await;
+    }
 }
 
 #[tokio::test]
@@ -158,25 +161,26 @@ async fn batch_over_an_empty_index_returns_one_empty_list_per_query() {
 
 #[tokio::test]
 async fn concurrent_single_searches_are_coalesced_without_changing_any_result() {
-    // Arrange: the 30 ground-truth queries, each answered alone first.
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let app = spawn_app(&redis).await;
-    let queries = ground_truth();
-    let alone = answered_alone(&app, &queries).await;
+    for variant in variants() {
+        // Arrange: the 30 ground-truth queries, each answered alone first.
+        let (_redis, app) = corpus_app(variant).await;
+        let queries = ground_truth();
+        let alone = answered_alone(&app, &queries).await;
 
-    // Act: all 30 at once, so they queue behind each other's scans and share batches.
-    let bodies = futures::future::join_all(queries.iter().map(|q| async {
-        let res = app.post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false})).await;
-        assert_eq!(res.status(), 200);
-        res.json::<Value>().await.expect("JSON")
-    }))
-    .await;
+        // Act: all 30 at once, so they queue behind each other's scans and share batches.
+        let bodies = futures::future::join_all(queries.iter().map(|q| async {
+            let res = app.post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false})).await;
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.expect("JSON")
+        }))
+        .await;
 
-    // Assert
-    for ((q, want), body) in queries.iter().zip(&alone).zip(&bodies) {
-        let got = pairs(&body["results"]);
-        assert_eq!(&got, want, "query {:?}\n{}", q.query, side_by_side(want, &got));
+        // Assert
+        for ((q, want), body) in queries.iter().zip(&alone).zip(&bodies) {
+            let got = pairs(&body["results"]);
+            assert_eq!(&got, want, "{variant:?} query {:?}\n{}", q.query, side_by_side(want, &got));
+        }
+        assert_int8_pass_used(&app, variant).await;
     }
 }
 
@@ -188,36 +192,43 @@ async fn batch_items_take_ids_explain_short_lists_and_write_their_contexts() {
     for (id, v) in [("a", "[1,0,0]"), ("b", "[0.9,0.1,0]"), ("c", "[0,0,1]")] {
         let () = redis::cmd("SET").arg(format!("cache:embedding:{id}")).arg(v).query_async(&mut c).await.expect("SET");
     }
-    let app = spawn_app(&redis).await;
-    let single_by_id: Value = app.post_search(&json!({"id": "a", "k": 2})).await.json().await.expect("JSON");
+    for variant in variants() {
+        let app = spawn_variant(&redis, variant).await;
+        let single_by_id: Value = app.post_search(&json!({"id": "a", "k": 2})).await.json().await.expect("JSON");
 
-    // Act
-    let res = post_batch(
-        &app,
-        &json!({"queries": [
-            {"id": "a", "k": 2},
-            {"vector": [0, 0, 1], "k": 5, "context_key": "batch-item-2"},
-        ]}),
-    )
-    .await;
+        // Act
+        let res = post_batch(
+            &app,
+            &json!({"queries": [
+                {"id": "a", "k": 2},
+                {"vector": [0, 0, 1], "k": 5, "context_key": "batch-item-2"},
+            ]}),
+        )
+        .await;
 
-    // Assert
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.expect("JSON");
-    assert_eq!(pairs(&body["results"][0]), pairs(&single_by_id["results"]), "an id item answers like /v1/search");
-    assert!(!pairs(&body["results"][0]).iter().any(|(u, _)| u == "a"), "the document itself is left out");
-    assert_eq!(body["fewer_results_reasons"], json!([null, "index_smaller_than_k"]));
-    assert_eq!(body["contexts"][1]["key"], "cache:context:batch-item-2");
-    let mut stored: Option<String> = None;
-    for _ in 0..500 {
-        stored = redis::cmd("GET").arg("cache:context:batch-item-2").query_async(&mut c).await.expect("GET");
-        if stored.is_some() {
-            break;
+        // Assert
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.expect("JSON");
+        assert_eq!(
+            pairs(&body["results"][0]),
+            pairs(&single_by_id["results"]),
+            "{variant:?}: an id item answers like /v1/search"
+        );
+        assert!(!pairs(&body["results"][0]).iter().any(|(u, _)| u == "a"), "the document itself is left out");
+        assert_eq!(body["fewer_results_reasons"], json!([null, "index_smaller_than_k"]));
+        assert_eq!(body["contexts"][1]["key"], "cache:context:batch-item-2");
+        let mut stored: Option<String> = None;
+        for _ in 0..500 {
+            stored = redis::cmd("GET").arg("cache:context:batch-item-2").query_async(&mut c).await.expect("GET");
+            if stored.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let stored: Value = serde_json::from_str(&stored.expect("context written")).expect("JSON");
+        assert_eq!(stored["results"][0]["url"], "c", "{variant:?}");
+        let () = redis::cmd("DEL").arg("cache:context:batch-item-2").query_async(&mut c).await.expect("DEL");
     }
-    let stored: Value = serde_json::from_str(&stored.expect("context written")).expect("JSON");
-    assert_eq!(stored["results"][0]["url"], "c");
 }
 
 #[tokio::test]

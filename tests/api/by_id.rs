@@ -2,7 +2,10 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, ground_truth, seed_corpus, spawn_app, TestApp, TestRedis};
+use crate::helpers::{
+    assert_int8_pass_used, assert_problem, corpus_app, ground_truth, seed_corpus, spawn_app, variants, TestApp,
+    TestRedis,
+};
 
 /// Real corpus ids (article URLs, slashes included): the top hit of a few ground-truth queries.
 fn corpus_ids() -> Vec<String> {
@@ -27,32 +30,37 @@ async fn stored_vector(app: &TestApp, id: &str) -> Vec<f64> {
 
 #[tokio::test]
 async fn search_by_id_equals_a_vector_search_with_the_stored_vector_minus_the_document() {
-    // Arrange
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let app = spawn_app(&redis).await;
+    for variant in variants() {
+        // Arrange
+        let (_redis, app) = corpus_app(variant).await;
 
-    for id in corpus_ids() {
-        let vector = stored_vector(&app, &id).await;
+        for id in corpus_ids() {
+            let vector = stored_vector(&app, &id).await;
 
-        // Act
-        let by_id: Value =
-            app.post_search(&json!({"id": id, "k": 3, "with_text": false})).await.json().await.expect("JSON");
-        let by_vector: Value =
-            app.post_search(&json!({"vector": vector, "k": 4, "with_text": false})).await.json().await.expect("JSON");
+            // Act
+            let by_id: Value =
+                app.post_search(&json!({"id": id, "k": 3, "with_text": false})).await.json().await.expect("JSON");
+            let by_vector: Value = app
+                .post_search(&json!({"vector": vector, "k": 4, "with_text": false}))
+                .await
+                .json()
+                .await
+                .expect("JSON");
 
-        // Assert
-        let got = hits(&by_id);
-        let mut expected = hits(&by_vector);
-        expected.retain(|(u, _)| *u != id);
-        expected.truncate(3);
-        let table = format!("id {id}\nexpected {expected:?}\ngot      {got:?}");
-        assert_eq!(got.len(), 3, "{table}");
-        assert!(got.iter().all(|(u, _)| *u != id), "the document itself is excluded: {table}");
-        for ((eu, es), (gu, gs)) in expected.iter().zip(&got) {
-            assert_eq!(eu, gu, "{table}");
-            assert!((es - gs).abs() <= 1e-5, "{table}");
+            // Assert
+            let got = hits(&by_id);
+            let mut expected = hits(&by_vector);
+            expected.retain(|(u, _)| *u != id);
+            expected.truncate(3);
+            let table = format!("{variant:?} id {id}\nexpected {expected:?}\ngot      {got:?}");
+            assert_eq!(got.len(), 3, "{table}");
+            assert!(got.iter().all(|(u, _)| *u != id), "the document itself is excluded: {table}");
+            for ((eu, es), (gu, gs)) in expected.iter().zip(&got) {
+                assert_eq!(eu, gu, "{table}");
+                assert!((es - gs).abs() <= 1e-5, "{table}");
+            }
         }
+        assert_int8_pass_used(&app, variant).await;
     }
 }
 

@@ -8,7 +8,7 @@ use std::{
 };
 
 use redis::aio::MultiplexedConnection;
-use semsearch::{app::App, config::Settings, index::SharedIndex, tools::redis_child::ChildRedis};
+use semsearch::{app::App, config::Settings, index::SharedIndex, search::ScanMode, tools::redis_child::ChildRedis};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -192,6 +192,56 @@ pub async fn spawn_app(redis: &TestRedis) -> TestApp {
     let app = spawn_app_with(test_settings(redis)).await;
     app.wait_ready().await;
     app
+}
+
+/// One way of holding and scanning the index that must not change any
+/// answer: every exactness test runs once per [`variants`] entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Variant {
+    /// `SEMSEARCH_SCAN`, forced (`auto` resolves to one of these).
+    pub scan: ScanMode,
+}
+
+/// Every variant an exactness test runs with.
+pub fn variants() -> Vec<Variant> {
+    [ScanMode::F32, ScanMode::Int8].into_iter().map(|scan| Variant { scan }).collect()
+}
+
+/// Spawns the app against `redis` as `variant` asks and waits until ready.
+pub async fn spawn_variant(redis: &TestRedis, variant: Variant) -> TestApp {
+    let mut settings = test_settings(redis);
+    settings.scan = variant.scan;
+    let app = spawn_app_with(settings).await;
+    app.wait_ready().await;
+    let stats = app.stats().await;
+    let want = if variant.scan == ScanMode::Int8 && stats["documents"].as_u64() > Some(0) { "int8" } else { "f32" };
+    assert_eq!(stats["scan"]["active"], want, "{variant:?}: {}", stats["scan"]);
+    app
+}
+
+/// A private Redis holding the dev corpus, and the app serving it as
+/// `variant` asks.
+pub async fn corpus_app(variant: Variant) -> (TestRedis, TestApp) {
+    let redis = TestRedis::start();
+    seed_corpus(&mut redis.conn().await).await;
+    let app = spawn_variant(&redis, variant).await;
+    (redis, app)
+}
+
+/// For an int8 variant: asserts some of the queries answered so far went
+/// through the int8 pass (not all through its f32 fallbacks), so the test
+/// really exercised the int8 scan.
+pub async fn assert_int8_pass_used(app: &TestApp, variant: Variant) {
+    if variant.scan != ScanMode::Int8 {
+        return;
+    }
+    let scan = &app.stats().await["scan"];
+    let fallbacks: u64 = ["query_out_of_range", "large_k", "too_many_candidates"]
+        .iter()
+        .filter_map(|r| scan["f32_fallbacks"][r].as_u64())
+        .sum();
+    let int8 = scan["int8_queries"].as_u64().unwrap_or(0);
+    assert!(int8 > fallbacks, "{variant:?}: no query went through the int8 pass: {scan}");
 }
 
 impl TestApp {

@@ -4,14 +4,11 @@
 /// Test harness: private Redis, `spawn_app`, typed HTTP helpers, corpus seeding.
 mod helpers;
 
-/// Exactness: ground-truth top-10 over HTTP, response shape, k and min_score.
+/// Exactness: ground-truth top-10 over HTTP, response shape, k and min_score, in every scan mode (`helpers::variants`).
 mod search;
 
 /// `POST /v1/search/batch` (equals single queries, order, error codes) and coalesced singles.
 mod batch;
-
-/// f16 storage with exact rescoring (`search::half`) on the real dev embeddings.
-mod half;
 
 /// Every malformed request: status, problem+json content type, stable code.
 mod errors;

@@ -1,8 +1,9 @@
 use std::collections::BTreeMap;
 
+use semsearch::search::ScanMode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, TestRedis};
+use crate::helpers::{spawn_app, spawn_app_with, test_settings, TestRedis};
 
 /// One sample of the Prometheus text format: name, labels, value.
 #[derive(Debug)]
@@ -139,4 +140,56 @@ async fn issue_15_every_series_has_help_zero_counters_exist_and_the_build_is_nam
         .filter_map(|s| s.labels.get("le")?.parse::<f64>().ok())
         .fold(f64::INFINITY, f64::min);
     assert!(smallest <= 0.000_025, "smallest bucket {smallest}");
+}
+
+#[tokio::test]
+async fn int8_scans_are_counted_in_stats_and_metrics_with_fallbacks_by_reason() {
+    // Arrange: 40 documents scanned through a forced int8 copy.
+    let redis = TestRedis::start();
+    let mut conn = redis.conn().await;
+    for i in 0..40 {
+        let v: Vec<f32> = (0..8).map(|j| ((i * 7 + j * 3) % 11) as f32 - 5.0).collect();
+        let () = redis::cmd("SET")
+            .arg(format!("cache:embedding:doc{i:02}"))
+            .arg(serde_json::to_string(&v).expect("JSON"))
+            .query_async(&mut conn)
+            .await
+            .expect("set");
+    }
+    let mut settings = test_settings(&redis);
+    settings.scan = ScanMode::Int8;
+    let app = spawn_app_with(settings).await;
+    app.wait_ready().await;
+    let query = json!([1, 2, 3, 4, -1, -2, -3, 0.5]);
+
+    // Act: k = 2 goes through the int8 pass; k = 10 > 40 / 8 falls back to the f32 scan.
+    for k in [2, 10] {
+        assert_eq!(app.post_search(&json!({"vector": query, "k": k})).await.status(), 200);
+    }
+    let stats = app.stats().await;
+    let text = app.get("/metrics").await.text().await.expect("body");
+
+    // Assert
+    let scan = &stats["scan"];
+    assert_eq!((scan["mode"].as_str(), scan["active"].as_str()), (Some("int8"), Some("int8")), "{stats}");
+    assert_eq!((scan["int8_queries"].as_u64(), scan["f32_queries"].as_u64()), (Some(2), Some(0)), "{stats}");
+    assert_eq!(scan["f32_fallbacks"]["large_k"], 1, "{stats}");
+    assert_eq!(scan["f32_fallbacks"]["query_out_of_range"], 0, "{stats}");
+    assert!(scan["rescored_rows"].as_u64().is_some_and(|r| r > 40), "the fallback read all 40 rows: {stats}");
+    assert!(stats["int8_bytes"].as_u64().is_some_and(|b| b > 0), "{stats}");
+    let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let find = |name: &str, labels: &[(&str, &str)]| {
+        samples
+            .iter()
+            .find(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+    };
+    // The recorder is shared by every app of this test binary: counts are at least ours.
+    assert!(find("semsearch_rescored_rows_count", &[]).is_some_and(|s| s.value >= 1.0), "{text}");
+    assert!(find("semsearch_rescored_rows_bucket", &[("le", "20")]).is_some(), "{text}");
+    assert!(find("semsearch_scan_queries_total", &[("path", "int8")]).is_some_and(|s| s.value >= 1.0), "{text}");
+    assert!(find("semsearch_scan_queries_total", &[("path", "fallback_large_k")]).is_some_and(|s| s.value >= 1.0));
+    let build = samples.iter().find(|s| s.name == "semsearch_build_info" && s.value == 1.0);
+    let build = build.expect("a build_info series at 1");
+    assert!(matches!(build.labels.get("scan").map(String::as_str), Some("int8" | "f32")), "{build:?}");
+    assert!(build.labels.contains_key("int8_kernel"), "{build:?}");
 }

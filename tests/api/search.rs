@@ -1,6 +1,8 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{ground_truth, seed_corpus, spawn_app, TestRedis};
+use crate::helpers::{
+    assert_int8_pass_used, corpus_app, ground_truth, seed_corpus, spawn_app, spawn_variant, variants, TestRedis,
+};
 
 /// Formats expected and got side by side for a failing comparison.
 fn side_by_side(expected: &[(String, f64)], got: &[(String, f64)]) -> String {
@@ -15,36 +17,37 @@ fn side_by_side(expected: &[(String, f64)], got: &[(String, f64)]) -> String {
 
 #[tokio::test]
 async fn all_30_queries_return_their_ground_truth_top10() {
-    // Arrange
-    let redis = TestRedis::start();
-    let n = seed_corpus(&mut redis.conn().await).await;
-    let app = spawn_app(&redis).await;
-    assert_eq!(app.stats().await["documents"], n);
+    for variant in variants() {
+        // Arrange
+        let (_redis, app) = corpus_app(variant).await;
+        assert_eq!(app.stats().await["documents"], 2000);
 
-    for q in ground_truth() {
-        // Act
-        let res = app.post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false})).await;
+        for q in ground_truth() {
+            // Act
+            let res = app.post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false})).await;
 
-        // Assert
-        assert_eq!(res.status(), 200);
-        let body: Value = res.json().await.expect("JSON");
-        let got: Vec<(String, f64)> = body["results"]
-            .as_array()
-            .expect("results array")
-            .iter()
-            .map(|r| (r["url"].as_str().expect("url").to_owned(), r["score"].as_f64().expect("score")))
-            .collect();
-        let expected: Vec<(String, f64)> = q.top10.iter().map(|e| (e.url.clone(), e.score)).collect();
-        let table = side_by_side(&expected, &got);
-        assert_eq!(got.len(), 10, "query {:?}\n{table}", q.query);
-        for (rank, ((eu, es), (gu, gs))) in expected.iter().zip(&got).enumerate() {
-            // Ranks 10 and 11 may swap where the data says the gap is below f32 resolution.
-            let swappable = rank == 9 && q.gap_10_11 < 1e-5;
-            assert!(eu == gu || swappable, "query {:?}: rank {} differs\n{table}", q.query, rank + 1);
-            if eu == gu {
-                assert!((es - gs).abs() <= 1e-5, "query {:?}: score at rank {}\n{table}", q.query, rank + 1);
+            // Assert
+            assert_eq!(res.status(), 200);
+            let body: Value = res.json().await.expect("JSON");
+            let got: Vec<(String, f64)> = body["results"]
+                .as_array()
+                .expect("results array")
+                .iter()
+                .map(|r| (r["url"].as_str().expect("url").to_owned(), r["score"].as_f64().expect("score")))
+                .collect();
+            let expected: Vec<(String, f64)> = q.top10.iter().map(|e| (e.url.clone(), e.score)).collect();
+            let table = format!("{variant:?} query {:?}\n{}", q.query, side_by_side(&expected, &got));
+            assert_eq!(got.len(), 10, "{table}");
+            for (rank, ((eu, es), (gu, gs))) in expected.iter().zip(&got).enumerate() {
+                // Ranks 10 and 11 may swap where the data says the gap is below f32 resolution.
+                let swappable = rank == 9 && q.gap_10_11 < 1e-5;
+                assert!(eu == gu || swappable, "rank {} differs: {table}", rank + 1);
+                if eu == gu {
+                    assert!((es - gs).abs() <= 1e-5, "score at rank {}: {table}", rank + 1);
+                }
             }
         }
+        assert_int8_pass_used(&app, variant).await;
     }
 }
 
@@ -89,18 +92,23 @@ async fn with_text_false_omits_the_text() {
 
 #[tokio::test]
 async fn min_score_cut_is_explained() {
-    let redis = TestRedis::start();
-    seed_corpus(&mut redis.conn().await).await;
-    let app = spawn_app(&redis).await;
-    let q = &ground_truth()[0];
-    // Between the 2nd and 3rd best scores: exactly two results survive.
-    let cut = (q.top10[1].score + q.top10[2].score) / 2.0;
+    for variant in variants() {
+        let (_redis, app) = corpus_app(variant).await;
+        let q = &ground_truth()[0];
+        // Between the 2nd and 3rd best scores: exactly two results survive.
+        let cut = (q.top10[1].score + q.top10[2].score) / 2.0;
 
-    let body: Value =
-        app.post_search(&json!({"vector": q.embedding, "k": 10, "min_score": cut})).await.json().await.expect("JSON");
+        let body: Value = app
+            .post_search(&json!({"vector": q.embedding, "k": 10, "min_score": cut}))
+            .await
+            .json()
+            .await
+            .expect("JSON");
 
-    assert_eq!(body["results"].as_array().map(Vec::len), Some(2), "{body}");
-    assert_eq!(body["fewer_results_reason"], "min_score");
+        assert_eq!(body["results"].as_array().map(Vec::len), Some(2), "{variant:?}: {body}");
+        assert_eq!(body["fewer_results_reason"], "min_score", "{variant:?}");
+        assert_int8_pass_used(&app, variant).await;
+    }
 }
 
 #[tokio::test]
@@ -116,29 +124,34 @@ async fn index_smaller_than_k_is_explained_and_ties_break_by_ascending_id() {
             .await
             .expect("set");
     }
-    let app = spawn_app(&redis).await;
+    for variant in variants() {
+        let app = spawn_variant(&redis, variant).await;
 
-    // Act
-    let body: Value = app.post_search(&json!({"vector": [2, 4, 6], "k": 5})).await.json().await.expect("JSON");
+        // Act
+        let body: Value = app.post_search(&json!({"vector": [2, 4, 6], "k": 5})).await.json().await.expect("JSON");
 
-    // Assert
-    let ids: Vec<&str> = body["results"].as_array().expect("results").iter().filter_map(|r| r["id"].as_str()).collect();
-    assert_eq!(ids, ["a", "b", "c"], "equal scores rank by ascending id");
-    for r in body["results"].as_array().expect("results") {
-        assert!((r["score"].as_f64().expect("score") - 1.0).abs() < 1e-6);
+        // Assert
+        let ids: Vec<&str> =
+            body["results"].as_array().expect("results").iter().filter_map(|r| r["id"].as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"], "{variant:?}: equal scores rank by ascending id");
+        for r in body["results"].as_array().expect("results") {
+            assert!((r["score"].as_f64().expect("score") - 1.0).abs() < 1e-6, "{variant:?}");
+        }
+        assert_eq!(body["fewer_results_reason"], "index_smaller_than_k", "{variant:?}");
     }
-    assert_eq!(body["fewer_results_reason"], "index_smaller_than_k");
 }
 
 #[tokio::test]
 async fn empty_keyspace_is_ready_with_zero_documents() {
     let redis = TestRedis::start();
-    let app = spawn_app(&redis).await;
+    for variant in variants() {
+        let app = spawn_variant(&redis, variant).await;
 
-    let stats = app.stats().await;
-    let body: Value = app.post_search(&json!({"vector": [1, 0]})).await.json().await.expect("JSON");
+        let stats = app.stats().await;
+        let body: Value = app.post_search(&json!({"vector": [1, 0]})).await.json().await.expect("JSON");
 
-    assert_eq!(stats["documents"], 0);
-    assert_eq!(body["results"], json!([]));
-    assert_eq!(body["fewer_results_reason"], "index_smaller_than_k");
+        assert_eq!(stats["documents"], 0, "{variant:?}");
+        assert_eq!(body["results"], json!([]), "{variant:?}");
+        assert_eq!(body["fewer_results_reason"], "index_smaller_than_k", "{variant:?}");
+    }
 }

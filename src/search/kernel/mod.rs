@@ -167,20 +167,6 @@ impl Kernel {
         self.score_block(rows, query, query.len(), out);
     }
 
-    /// `out[i] = dot(row i, query)` with rows stored as f16 bits: the
-    /// approximate first pass of `search::half`. AVX-512 converts in
-    /// hardware; the other kernels use the portable conversion.
-    ///
-    /// # Panics
-    /// If `rows.len() != out.len() * query.len()`.
-    pub fn score_rows_f16(self, rows: &[u16], query: &[f32], out: &mut [f32]) {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Self::Avx512(k) => k.score_rows_f16(rows, query, out),
-            _ => scalar::score_rows_f16(rows, query, out),
-        }
-    }
-
     /// Scores a block of `nr` rows against `nq` queries (both row-major,
     /// `dim` long): `out[q * nr + r] = dot(row r, query q)`. The batch scan's
     /// unit: rows are loaded once per tile of queries, not once per query.

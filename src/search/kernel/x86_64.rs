@@ -103,26 +103,6 @@ impl Avx512 {
     }
 }
 
-impl Avx512 {
-    /// `out[i] = dot(row i, query)` with rows stored as f16 bits, widened
-    /// with `vcvtph2ps` (part of AVX-512F). Used by `search::half` for its
-    /// approximate first pass only, so its rounding need not match `score_block`.
-    ///
-    /// # Panics
-    /// If `rows.len() != out.len() * query.len()`.
-    pub fn score_rows_f16(self, rows: &[u16], query: &[f32], out: &mut [f32]) {
-        let dim = query.len();
-        assert_eq!(rows.len(), out.len() * dim, "rows must be out.len() × query.len()");
-        for (row, score) in rows.chunks_exact(dim.max(1)).zip(out.iter_mut()) {
-            // SAFETY: `self` proves AVX-512F; `row` and `query` both hold `dim` elements.
-            *score = unsafe { dot_f16_avx512(row.as_ptr(), query.as_ptr(), dim) };
-        }
-        if dim == 0 {
-            out.fill(0.0);
-        }
-    }
-}
-
 /// `(rows, queries)` of a block, after checking every length the raw-pointer
 /// loops rely on.
 ///
@@ -421,43 +401,6 @@ unsafe fn block_avx512<const R: usize, const Q: usize>(
     walk_tiles!(tile_avx512, R, Q, rows, nr, queries, nq, dim, out)
 }
 
-/// One f16 row against an f32 query; four accumulators.
-///
-/// # Safety
-/// The CPU must support AVX-512F; `row` and `q` must be valid for `dim` reads.
-#[target_feature(enable = "avx512f")]
-unsafe fn dot_f16_avx512(row: *const u16, q: *const f32, dim: usize) -> f32 {
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 64 <= dim {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            // SAFETY: i + 64 <= dim, so elements i+16j .. i+16j+16 are within both inputs.
-            let (x, y) = unsafe {
-                let halves = _mm256_loadu_si256(row.add(i + 16 * j).cast::<__m256i>());
-                (_mm512_cvtph_ps(halves), _mm512_loadu_ps(q.add(i + 16 * j)))
-            };
-            *acc = _mm512_fmadd_ps(x, y, *acc);
-        }
-        i += 64;
-    }
-    while i < dim {
-        let n = (dim - i).min(16);
-        // The last partial chunk goes through a zero-padded copy: AVX-512F has
-        // no masked 16-bit load (that needs AVX-512BW).
-        let mut buf = [0u16; 16];
-        // SAFETY: elements i .. i+n are within `row` (n <= dim - i).
-        unsafe { std::ptr::copy_nonoverlapping(row.add(i), buf.as_mut_ptr(), n) };
-        let mask = if n == 16 { 0xffff } else { tail_mask512(n) };
-        // SAFETY: `buf` holds 16 u16s; the mask reads only lanes i .. i+n of `q`.
-        let (x, y) = unsafe {
-            (_mm512_cvtph_ps(_mm256_loadu_si256(buf.as_ptr().cast::<__m256i>())), _mm512_maskz_loadu_ps(mask, q.add(i)))
-        };
-        acc[1] = _mm512_fmadd_ps(x, y, acc[1]);
-        i += n;
-    }
-    _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,24 +463,6 @@ mod tests {
             return;
         };
         check_against_scalar("avx512", |a, b| k.dot(a, b), |m, q, d, o| k.score_block(m, q, d, o));
-    }
-
-    #[test]
-    fn avx512_f16_rows_match_scalar_for_every_tail_length() {
-        let Some(k) = Avx512::detect() else {
-            eprintln!("SKIPPED avx512_f16_rows_match_scalar_for_every_tail_length: this CPU lacks AVX-512F");
-            return;
-        };
-        for dim in DIMS {
-            let q = values(dim, dim as u64);
-            let rows: Vec<u16> = values(5 * dim, 7 + dim as u64).into_iter().map(scalar::f32_to_f16).collect();
-            let (mut got, mut want) = (vec![f32::NAN; 5], vec![f32::NAN; 5]);
-            k.score_rows_f16(&rows, &q, &mut got);
-            scalar::score_rows_f16(&rows, &q, &mut want);
-            for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() <= 1e-4, "dim={dim}: {g} vs scalar {w}");
-            }
-        }
     }
 
     #[test]

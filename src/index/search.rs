@@ -1,0 +1,146 @@
+//! Answering queries from one snapshot with the scan it was built for:
+//! the int8 copy with exact rescoring, or the f32 rows.
+//!
+//! Whichever path runs, each answer is `search::top_k` over the f32 rows
+//! (same rows, order and score bits; `search::int8` says why), so callers
+//! never need to know which it was except for the counters in
+//! [`Answer::rescore`].
+
+use super::Index;
+use crate::search::{self, coalesce::Searchable, int8, Answer, BatchQuery};
+
+impl Index {
+    /// One answer per query, in query order, each exactly what the query
+    /// alone gets from `search::top_k` over this index's rows. CPU work:
+    /// call it on rayon.
+    ///
+    /// # Panics
+    /// If the index is not empty and a query's length is not [`Index::dim`]
+    /// (the API checks dimensions first).
+    pub fn search(&self, queries: &[BatchQuery<'_>]) -> Vec<Answer> {
+        if self.is_empty() {
+            // Nothing to scan, and with no configured dimension the queries
+            // may not even agree on a length.
+            return queries.iter().map(|_| Answer { hits: Vec::new(), rescore: None }).collect();
+        }
+        let rows = self.rows();
+        match (&self.int8, queries) {
+            (Some(q8), [one]) => {
+                let a = int8::top_k(q8, rows, one.vector, one.k, one.min_score);
+                vec![Answer { hits: a.hits, rescore: Some(a.rescore) }]
+            }
+            (Some(q8), _) => int8::top_k_batch(q8, rows, queries)
+                .into_iter()
+                .map(|a| Answer { hits: a.hits, rescore: Some(a.rescore) })
+                .collect(),
+            (None, [one]) => {
+                vec![Answer { hits: search::top_k(rows, one.vector, one.k, one.min_score), rescore: None }]
+            }
+            (None, _) => {
+                search::top_k_batch(rows, queries).into_iter().map(|hits| Answer { hits, rescore: None }).collect()
+            }
+        }
+    }
+}
+
+/// The coalescer groups queries per snapshot (never across a reload) and
+/// scans each group in one pass.
+impl Searchable for Index {
+    fn search(&self, queries: &[BatchQuery<'_>]) -> Vec<Answer> {
+        Index::search(self, queries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ndarray::Array2;
+
+    use super::*;
+    use crate::{
+        index::Document,
+        search::{int8::ScanPath, Scan, ScanMode},
+    };
+
+    fn index(n: usize, dim: usize) -> Index {
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let mut floats: Vec<f32> = (0..n * dim)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect();
+        for row in floats.chunks_exact_mut(dim) {
+            crate::index::unit::scale_to_unit(row).expect("random rows are not zero");
+        }
+        let docs = (0..n)
+            .map(|i| {
+                Arc::new(Document {
+                    id: format!("{i:06}").into(),
+                    url: None,
+                    title: None,
+                    text: None,
+                    expires_at_ms: None,
+                })
+            })
+            .collect();
+        Index::new(Array2::from_shape_vec((n, dim), floats).expect("n × dim"), docs).expect("sorted ids")
+    }
+
+    #[test]
+    fn every_scan_mode_answers_exactly_like_the_f32_scan() {
+        // Arrange
+        let f32_index = index(3000, 24);
+        let int8_index = index(3000, 24).with_scan(ScanMode::Int8);
+        let queries: Vec<Vec<f32>> = (0..5).map(|i| f32_index.row(i * 100).to_vec()).collect();
+        let batch: Vec<BatchQuery<'_>> =
+            queries.iter().enumerate().map(|(i, v)| BatchQuery { vector: v, k: 1 + i * 3, min_score: None }).collect();
+        assert_eq!((f32_index.scan(), int8_index.scan()), (Scan::F32, Scan::Int8));
+
+        for index in [&f32_index, &int8_index] {
+            // Act
+            let alone: Vec<Answer> = batch.iter().map(|q| index.search(std::slice::from_ref(q)).remove(0)).collect();
+            let together = index.search(&batch);
+
+            // Assert
+            for ((q, a), t) in batch.iter().zip(&alone).zip(&together) {
+                let want = search::top_k(f32_index.rows(), q.vector, q.k, q.min_score);
+                assert_eq!(a.hits, want, "{:?} alone", index.scan());
+                assert_eq!(t.hits, want, "{:?} in a batch", index.scan());
+                assert_eq!(a.rescore.is_some(), index.scan() == Scan::Int8);
+            }
+        }
+        assert!(int8_index.int8_bytes() > 0 && f32_index.int8_bytes() == 0);
+        let paths: Vec<ScanPath> = int8_index.search(&batch).iter().filter_map(|a| a.rescore.map(|r| r.path)).collect();
+        assert!(paths.contains(&ScanPath::Int8), "some query went through the int8 pass: {paths:?}");
+    }
+
+    #[test]
+    fn an_empty_index_answers_every_query_with_nothing_whatever_its_length() {
+        let empty = Index::new(Array2::zeros((0, 0)), Vec::new()).expect("empty").with_scan(ScanMode::Int8);
+        let (a, b) = ([1.0f32, 0.0], [1.0f32, 0.0, 0.0]);
+        let got = empty.search(&[
+            BatchQuery { vector: &a, k: 3, min_score: None },
+            BatchQuery { vector: &b, k: 3, min_score: None },
+        ]);
+        assert_eq!(got, vec![Answer { hits: Vec::new(), rescore: None }; 2]);
+        assert_eq!(empty.scan(), Scan::F32);
+    }
+
+    #[test]
+    fn apply_keeps_the_scan_mode_and_rebuilds_the_int8_copy() {
+        let old = index(2500, 8).with_scan(ScanMode::Int8);
+        let fresh = index(1, 8);
+        let changed: std::collections::HashSet<&str> = ["000000"].into_iter().collect();
+
+        let (new, _) = old.apply(&fresh, &changed).expect("same dim");
+
+        assert_eq!((new.scan_mode(), new.scan()), (ScanMode::Int8, Scan::Int8));
+        let q = new.row(7).to_vec();
+        let got = new.search(&[BatchQuery { vector: &q, k: 4, min_score: None }]).remove(0);
+        assert_eq!(got.hits, search::top_k(new.rows(), &q, 4, None));
+    }
+}
