@@ -28,6 +28,9 @@ use crate::{
     search::{Answer, BatchQuery},
 };
 
+/// Many searches in one request and one pass over the matrix.
+///
+/// Each query is a `/v1/search` body and gets the answer it would get alone, in request order.
 #[utoipa::path(
     post,
     path = "/v1/search/batch",

@@ -34,22 +34,29 @@ pub struct DocumentQuery {
 pub struct DocumentResponse {
     pub id: String,
     pub url: String,
+    /// Always present: null when the stored value has no title.
+    #[schema(required = true)]
     pub title: Option<String>,
+    /// Always present: null when the stored value has no text.
+    #[schema(required = true)]
     pub text: Option<String>,
     /// When Redis expires the key (RFC 3339, UTC, conservatively early);
-    /// absent for keys without a TTL.
+    /// absent (never null) for keys without a TTL.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, format = DateTime)]
     pub expires_at: Option<String>,
     /// The document's row in the index: the stored embedding scaled to unit
     /// length at load, so it is the vector searches score against, not the
     /// bytes in Redis (same direction, possibly another length). Only with
-    /// `?with_embedding=true`.
+    /// `?with_embedding=true` (absent otherwise, never null).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub embedding: Option<Vec<f32>>,
     pub index_version: u64,
 }
 
-/// # Errors
+/// One document by id, as the index holds it.
+///
 /// 404 `document_not_found` for an unknown or expired id; 503 `not_ready`
 /// before the first load; 422 `invalid_type` for a malformed query string.
 #[utoipa::path(

@@ -3,7 +3,17 @@
 //! [`super::query`], rendering in the handlers.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde_json::json;
+use utoipa::{
+    openapi::{
+        schema::{
+            AdditionalProperties, ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType,
+            Type,
+        },
+        Ref, RefOr, Schema,
+    },
+    PartialSchema, ToSchema,
+};
 
 /// k when the request does not say (the chatbot's default).
 pub const DEFAULT_K: i64 = 3;
@@ -16,55 +26,199 @@ fn default_true() -> bool {
     true
 }
 
-/// Body of `POST /v1/search`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// Body of `POST /v1/search` (and of each batch item), as the server reads
+/// it: every field optional, so that a missing or doubled query gets our
+/// own `query_required` / `ambiguous_query` answer (see `super::query`).
+///
+/// The OpenAPI document describes it more strictly, as a `oneOf` of the
+/// three kinds of query ([`QueryKind`]), so that generated clients reject
+/// `{}` and `{vector, id}` at compile time; see the `ToSchema` impl below.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"vector": [0.12, -0.03, 0.51], "k": 3, "min_score": 0.2, "with_text": false}))]
 pub struct SearchRequest {
-    /// Query embedding, as long as the index dimension (`GET /v1/stats`);
-    /// its length does not matter (cosine). Send exactly one of `vector`,
-    /// `text` and `id`.
+    /// Query embedding; see [`QueryKind::Vector`].
     #[serde(default)]
-    #[schema(value_type = Option<Vec<f64>>, min_items = 1)]
     pub vector: Option<Vec<Option<f64>>>,
-    /// Question text, embedded server-side by the configured provider
-    /// (422 `text_search_disabled` when none is). At most 8 KiB.
+    /// Question text; see [`QueryKind::Text`].
     #[serde(default)]
-    #[schema(max_length = 8192)]
     pub text: Option<String>,
-    /// A document id (for the chatbot, the article URL): find documents like
-    /// it. Its stored vector is the query and it is left out of the results.
+    /// A document id, "more like this"; see [`QueryKind::Id`].
     #[serde(default)]
     pub id: Option<String>,
-    /// How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000).
     #[serde(default = "default_k")]
-    #[schema(default = 3, minimum = 1)]
     pub k: i64,
-    /// Drop results scoring below this.
     #[serde(default)]
     pub min_score: Option<f32>,
-    /// Include each article's text (the bulk of the response).
     #[serde(default = "default_true")]
-    #[schema(default = true)]
     pub with_text: bool,
-    /// Suffix of the `cache:context:<key>` the results are stored under
-    /// (1 to 256 printable ASCII bytes, no spaces); default: a hash of the
-    /// query, k and min_score.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 256, pattern = "^[!-~]+$")]
     pub context_key: Option<String>,
 }
 
-/// One article. Results are ordered by descending score, ties by ascending url.
+/// The three kinds of query a search body carries exactly one of. Only the
+/// OpenAPI document names them (`VectorQuery`, `TextQuery`, `IdQuery`); the
+/// server reads all three into one [`SearchRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryKind {
+    Vector,
+    Text,
+    Id,
+}
+
+impl QueryKind {
+    pub const ALL: [QueryKind; 3] = [Self::Vector, Self::Text, Self::Id];
+
+    /// The body field that carries this kind of query.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Vector => "vector",
+            Self::Text => "text",
+            Self::Id => "id",
+        }
+    }
+
+    /// Its schema's name in the OpenAPI document.
+    pub fn schema_name(self) -> &'static str {
+        match self {
+            Self::Vector => "VectorQuery",
+            Self::Text => "TextQuery",
+            Self::Id => "IdQuery",
+        }
+    }
+
+    fn field_schema(self) -> RefOr<Schema> {
+        match self {
+            Self::Vector => ArrayBuilder::new()
+                .items(ObjectBuilder::new().schema_type(Type::Number).format(Some(SchemaFormat::KnownFormat(KnownFormat::Double))))
+                .min_items(Some(1))
+                .description(Some(
+                    "Query embedding, as long as the index dimension (`GET /v1/stats`); its length does not matter (cosine).",
+                ))
+                .into(),
+            Self::Text => ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(super::query::MAX_TEXT_BYTES))
+                .description(Some(
+                    "Question text, embedded server-side by the configured provider (422 `text_search_disabled` when none is). At most 8 KiB.",
+                ))
+                .into(),
+            Self::Id => ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "A document id (for the chatbot, the article URL): find documents like it. Its stored vector is the query and it is left out of the results.",
+                ))
+                .into(),
+        }
+    }
+
+    fn example(self) -> serde_json::Value {
+        match self {
+            Self::Vector => json!({"vector": [0.12, -0.03, 0.51], "k": 3, "min_score": 0.2, "with_text": false}),
+            Self::Text => json!({"text": "How do I reset my password?", "k": 3}),
+            Self::Id => json!({"id": "https://example.org/a", "k": 5, "with_text": false}),
+        }
+    }
+
+    /// One variant: its own field required, the other two allowed only as
+    /// null (which the server reads as absent; a TypeScript client sees
+    /// `id?: null`, so `{vector, id: "…"}` does not type-check), then the
+    /// options every kind shares. No `default:` keywords: openapi-typescript
+    /// makes a property with a default required (issue 14), so defaults are
+    /// stated in the descriptions.
+    fn schema(self) -> Schema {
+        let mut object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(match self {
+                Self::Vector => "A search by query embedding.",
+                Self::Text => "A search by question text, embedded server-side.",
+                Self::Id => "\"More like this\": a search by a stored document's vector, the document left out.",
+            }))
+            .required(self.field())
+            .property(self.field(), self.field_schema());
+        for other in Self::ALL.into_iter().filter(|&o| o != self) {
+            object = object.property(
+                other.field(),
+                ObjectBuilder::new().schema_type(Type::Null).description(Some(format!(
+                    "Not with `{}`: send exactly one of `vector`, `text` and `id` (null counts as absent).",
+                    self.field()
+                ))),
+            );
+        }
+        object
+            .property(
+                "k",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(1))
+                    .description(Some(format!(
+                        "How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: {DEFAULT_K}."
+                    ))),
+            )
+            .property(
+                "min_score",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Number, Type::Null]))
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Float)))
+                    .description(Some("Drop results scoring below this. Default: none.")),
+            )
+            .property(
+                "with_text",
+                ObjectBuilder::new()
+                    .schema_type(Type::Boolean)
+                    .description(Some("Include each article's text (the bulk of the response). Default: true.")),
+            )
+            .property(
+                "context_key",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .min_length(Some(1))
+                    .max_length(Some(256))
+                    .pattern(Some("^[!-~]+$"))
+                    .description(Some(
+                        "Suffix of the `cache:context:<key>` the results are stored under (1 to 256 printable ASCII bytes, no spaces). Default: a hash of the query and its options.",
+                    )),
+            )
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .examples([self.example()])
+            .into()
+    }
+}
+
+impl PartialSchema for SearchRequest {
+    fn schema() -> RefOr<Schema> {
+        QueryKind::ALL
+            .into_iter()
+            .fold(OneOfBuilder::new(), |one_of, kind| one_of.item(Ref::from_schema_name(kind.schema_name())))
+            .description(Some(
+                "Body of `POST /v1/search`: exactly one of `vector`, `text` and `id`, with the options every kind shares.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for SearchRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.extend(QueryKind::ALL.map(|kind| (kind.schema_name().to_owned(), RefOr::T(kind.schema()))));
+    }
+}
+
+/// One article. Results are ordered by descending score; equal scores by
+/// ascending `id` (byte-wise), the tie rule of `src/search/topk.rs`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SearchResult {
-    /// The embedding's Redis key without its prefix.
+    /// The embedding's Redis key without its prefix (for the chatbot, the article URL).
     pub id: String,
     pub url: String,
+    /// Always present: null when the stored value has no title.
+    #[schema(required = true)]
     pub title: Option<String>,
-    /// Absent when the request said `with_text: false`.
+    /// Present exactly when the request asked for texts (`with_text`, the
+    /// default): the article text, or null when the stored value has none.
+    /// Absent with `with_text: false`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    #[schema(value_type = Option<String>, required = false)]
+    pub text: Option<Option<String>>,
     /// Cosine similarity, in [-1, 1].
     pub score: f32,
 }
@@ -93,12 +247,14 @@ pub struct SearchResponse {
     pub took_us: u64,
     /// The snapshot that answered; changes on every reload or update.
     pub index_version: u64,
-    /// Present only when `results` has fewer than k entries.
+    /// Present only when `results` has fewer than k entries (never null).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub fewer_results_reason: Option<FewerReason>,
-    /// Where the results are cached for the chatbot; absent when context
-    /// writes are off.
+    /// Where the results are cached for the chatbot; absent (never null)
+    /// when context writes are off.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub context: Option<ContextRef>,
 }
 
@@ -116,7 +272,10 @@ pub struct ContextRef {
 #[schema(example = json!({"queries": [{"vector": [0.12, -0.03, 0.51], "k": 2}, {"id": "https://example.org/a", "k": 3}]}))]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    /// 1 to the server's SEMSEARCH_MAX_BATCH (default 256) queries, else 422 `invalid_batch_size`.
     #[serde(deserialize_with = "super::extract::objects")]
+    // maxItems is SEMSEARCH_MAX_BATCH's default; tests/api/openapi.rs keeps them equal.
+    #[schema(min_items = 1, max_items = 256)]
     pub queries: Vec<SearchRequest>,
 }
 
@@ -129,6 +288,7 @@ pub struct BatchResponse {
     pub fewer_results_reasons: Vec<Option<FewerReason>>,
     /// Per query, where its results were cached (null when context writes are off).
     pub contexts: Vec<Option<ContextRef>>,
+    /// Server-side time, in microseconds.
     pub took_us: u64,
     pub index_version: u64,
 }

@@ -16,12 +16,29 @@ use crate::refresh::FeedState;
 /// Liveness answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// Always `ok`.
-    #[schema(value_type = String, example = "ok")]
-    pub status: &'static str,
+    pub status: HealthStatus,
 }
 
-/// Liveness: the process answers. Always 200.
+/// What `/healthz` says: there is one answer, since a process that cannot
+/// give it does not answer at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+}
+
+/// Whether the index answering `/readyz` mirrors Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    /// An index is loaded and follows Redis.
+    Ready,
+    /// Redis holds no embeddings (flushed, or restarted empty); the last
+    /// index loaded keeps answering.
+    ReadyServingLastIndex,
+}
+
+/// Liveness: the process answers; always 200.
 #[utoipa::path(
     get,
     path = "/healthz",
@@ -30,26 +47,24 @@ pub struct Health {
     responses((status = 200, description = "The process is alive", body = Health))
 )]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+    Json(Health { status: HealthStatus::Ok })
 }
 
 /// Readiness answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Ready {
-    /// `ready`, or `ready_serving_last_index` when Redis holds no embeddings.
-    #[schema(value_type = String)]
-    pub status: &'static str,
+    pub status: ReadyStatus,
     pub index_version: u64,
     pub documents: usize,
     /// Redis holds no embeddings; answers come from the last index loaded.
     pub redis_empty: bool,
-    #[schema(value_type = String)]
     pub change_feed: FeedState,
 }
 
-/// Readiness: 200 once the first load has finished (and from then on, even
-/// if Redis goes away: the index in memory still answers), 503
-/// (problem+json, with the last load failure) before.
+/// Readiness: 200 once the first load has finished, 503 before.
+///
+/// From the first load on it stays 200 even if Redis goes away: the index in
+/// memory still answers. Before, the 503 problem carries the last load failure.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -65,7 +80,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
     let index = state.ready_index()?;
     let s = &state.refresh.status;
     Ok(Json(Ready {
-        status: if s.redis_empty.load(Ordering::Relaxed) { "ready_serving_last_index" } else { "ready" },
+        status: if s.redis_empty.load(Ordering::Relaxed) {
+            ReadyStatus::ReadyServingLastIndex
+        } else {
+            ReadyStatus::Ready
+        },
         index_version: index.version(),
         documents: index.len(),
         redis_empty: s.redis_empty.load(Ordering::Relaxed),

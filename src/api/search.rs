@@ -194,7 +194,7 @@ pub(super) fn to_result(index: &Index, hit: Hit, with_text: bool) -> SearchResul
         id: doc.id.to_string(),
         url: doc.url().to_owned(),
         title: doc.title.as_deref().map(str::to_owned),
-        text: if with_text { doc.text.as_deref().map(str::to_owned) } else { None },
+        text: with_text.then(|| doc.text.as_deref().map(str::to_owned)),
         score: hit.score,
     }
 }

@@ -5,7 +5,13 @@ use std::sync::atomic::Ordering;
 
 use axum::{extract::State, Json};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{
+    openapi::{
+        schema::{AdditionalProperties, KnownFormat, ObjectBuilder, SchemaFormat, Type},
+        RefOr, Schema,
+    },
+    PartialSchema, ToSchema,
+};
 
 use super::{
     error::{ApiError, Problem, Unauthorized, PROBLEM_JSON},
@@ -15,7 +21,7 @@ use crate::{
     index::{now_ms, Index},
     refresh::{FeedState, ReloadInfo},
     search::{int8, kernel},
-    store::loader::SkipCounts,
+    store::{decode::SkipReason, loader::SkipCounts},
 };
 
 /// What the index holds and how it got there.
@@ -38,14 +44,15 @@ pub struct StatsResponse {
     /// Keys found by the last full load (valid or not).
     pub keys_scanned: usize,
     /// Keys skipped by the last full load, by reason.
-    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
+    #[schema(value_type = SkippedKeys)]
     pub skipped: SkipCounts,
     pub load_duration_ms: f64,
     pub index_version: u64,
     /// When this snapshot was published; RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub loaded_at: String,
     /// The dot-product kernel chosen for this CPU.
-    #[schema(value_type = String)]
+    #[schema(value_type = KernelName)]
     pub kernel: &'static str,
     /// Documents past their Redis deadline, hidden from results until the
     /// index drops them.
@@ -101,8 +108,6 @@ pub struct RefreshStats {
     pub docs_added: u64,
     pub docs_updated: u64,
     pub docs_removed: u64,
-    /// `connecting`, `tracking`, `unavailable` (reconcile only) or `reconnecting`.
-    #[schema(value_type = String)]
     pub change_feed: FeedState,
     /// Redis holds no embeddings; the last index keeps serving.
     pub redis_empty: bool,
@@ -120,6 +125,46 @@ pub struct ContextCounters {
     pub failed: u64,
     pub purged: u64,
 }
+
+/// The dot-product kernels semsearch has, on any CPU architecture.
+// Schema only, listed in full so the document is the same wherever it is
+// generated; `search::kernel` names the kernel in use and the tests below
+// keep this list in step with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelName {
+    Scalar,
+    Avx2,
+    Avx512,
+    Neon,
+}
+
+/// The schema of `skipped`: one count per [`SkipReason`], every reason always
+/// present, so generated clients get named fields rather than a map.
+pub struct SkippedKeys;
+
+impl PartialSchema for SkippedKeys {
+    fn schema() -> RefOr<Schema> {
+        SkipReason::ALL
+            .iter()
+            .fold(ObjectBuilder::new().schema_type(Type::Object), |object, reason| {
+                object.required(reason.as_str()).property(
+                    reason.as_str(),
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                        .minimum(Some(0)),
+                )
+            })
+            .description(Some(
+                "Keys skipped by the last full load, by reason (see the README: bad values are skipped).",
+            ))
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .into()
+    }
+}
+
+impl ToSchema for SkippedKeys {}
 
 impl StatsResponse {
     pub fn new(state: &AppState, index: &Index) -> Self {
@@ -195,4 +240,29 @@ impl StatsResponse {
 pub async fn stats(State(state): State<AppState>) -> Result<Json<StatsResponse>, ApiError> {
     let index = state.ready_index()?;
     Ok(Json(StatsResponse::new(&state, &index)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kernel_this_cpu_can_run_has_its_name_in_the_kernel_enum() {
+        let listed = [KernelName::Scalar, KernelName::Avx2, KernelName::Avx512, KernelName::Neon]
+            .map(|k| serde_json::to_value(k).expect("a unit variant serializes"));
+        for kernel in kernel::Kernel::available() {
+            assert!(listed.contains(&serde_json::Value::from(kernel.name())), "{} is not in KernelName", kernel.name());
+        }
+    }
+
+    #[test]
+    fn skipped_serializes_exactly_the_properties_its_schema_lists() {
+        let counts = serde_json::to_value(SkipCounts::default()).expect("counts serialize");
+        let schema = serde_json::to_value(SkippedKeys::schema()).expect("schema serializes");
+        let mut sent: Vec<&String> = counts.as_object().expect("an object").keys().collect();
+        let mut listed: Vec<&String> = schema["properties"].as_object().expect("properties").keys().collect();
+        sent.sort();
+        listed.sort();
+        assert_eq!(sent, listed);
+    }
 }

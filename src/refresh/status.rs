@@ -37,13 +37,16 @@ pub struct ReloadInfo {
     pub duration_ms: f64,
     pub documents: usize,
     pub index_version: u64,
+    /// RFC 3339, UTC.
+    #[schema(format = DateTime)]
     pub finished_at: String,
 }
 
-/// Where the change feed (`store::watcher`) stands, as the refresher last
-/// heard from it. Serialized as the lowercase variant name; `/v1/stats` and
-/// `/readyz` document exactly these four strings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// Where the change feed stands: `tracking` when Redis pushes changes as they
+/// happen; otherwise only the periodic reconcile notices them.
+// As the refresher last heard from `store::watcher`. Serialized as the
+// lowercase variant name: an enum of exactly these four in the OpenAPI document.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FeedState {
     /// No answer from the feed yet (the state at start).

@@ -92,3 +92,70 @@ async fn declared_security_matches_what_each_route_enforces() {
         }
     }
 }
+
+/// What generated clients (openapi-typescript, openapi-python-client) and
+/// `@redocly/cli lint` need from every operation (issue 14): a one-line
+/// summary, and a security declaration even on open routes (`[]`).
+#[test]
+fn every_operation_has_a_summary_and_declares_its_security() {
+    let spec = serde_json::to_value(openapi::spec()).expect("spec serializes");
+
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            let summary = op["summary"].as_str().unwrap_or_default();
+            assert!(
+                !summary.is_empty() && !summary.contains('\n') && !summary.starts_with('#'),
+                "{method} {path}: {summary:?}"
+            );
+            assert!(op["security"].is_array(), "{method} {path} declares no security");
+        }
+    }
+}
+
+#[test]
+fn batch_max_items_is_the_default_max_batch() {
+    // Arrange
+    let redis = TestRedis::start();
+    let settings = test_settings(&redis);
+
+    // Act
+    let spec = serde_json::to_value(openapi::spec()).expect("spec serializes");
+
+    // Assert
+    let queries = &spec["components"]["schemas"]["BatchRequest"]["properties"]["queries"];
+    assert_eq!(queries["minItems"], 1);
+    assert_eq!(
+        queries["maxItems"], settings.max_batch,
+        "change the schema's max_items with SEMSEARCH_MAX_BATCH's default"
+    );
+}
+
+/// The request schema is a oneOf whose variants accept exactly the bodies the
+/// server reads as that kind of query: checked with the server's own parser
+/// on each variant's example, and by the variants' required fields.
+#[test]
+fn each_query_variant_requires_its_own_field_and_allows_the_others_only_as_null() {
+    let spec = serde_json::to_value(openapi::spec()).expect("spec serializes");
+    let schemas = &spec["components"]["schemas"];
+    let variants: Vec<&str> = schemas["SearchRequest"]["oneOf"]
+        .as_array()
+        .expect("SearchRequest is a oneOf")
+        .iter()
+        .filter_map(|v| v["$ref"].as_str()?.rsplit('/').next())
+        .collect();
+    assert_eq!(variants, ["VectorQuery", "TextQuery", "IdQuery"]);
+
+    for (name, field) in variants.iter().zip(["vector", "text", "id"]) {
+        let schema = &schemas[*name];
+        assert_eq!(schema["required"], json!([field]), "{name}");
+        assert_eq!(schema["additionalProperties"], false, "{name}");
+        for other in ["vector", "text", "id"].into_iter().filter(|o| *o != field) {
+            assert_eq!(schema["properties"][other]["type"], "null", "{name}.{other}");
+        }
+        for example in schema["examples"].as_array().expect("examples") {
+            let bytes = serde_json::to_vec(example).expect("example serializes");
+            let parsed: Result<semsearch::api::dto::SearchRequest, _> = semsearch::api::extract::parse(&bytes);
+            assert!(parsed.is_ok(), "{name} example {example} is a valid body");
+        }
+    }
+}

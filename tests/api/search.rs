@@ -155,3 +155,35 @@ async fn empty_keyspace_is_ready_with_zero_documents() {
         assert_eq!(body["fewer_results_reason"], "index_smaller_than_k", "{variant:?}");
     }
 }
+
+#[tokio::test]
+async fn issue_14_title_is_always_present_and_text_present_exactly_when_asked_null_when_missing() {
+    // Arrange: a bare array carries neither title nor text; a chatbot object carries both.
+    let redis = TestRedis::start();
+    let mut conn = redis.conn().await;
+    let () = redis::cmd("SET").arg("cache:embedding:bare").arg("[1, 0]").query_async(&mut conn).await.expect("set");
+    let () = redis::cmd("SET")
+        .arg("cache:embedding:full")
+        .arg(r#"{"title":"T","text":"X","embedding":[0.9, 0.1]}"#)
+        .query_async(&mut conn)
+        .await
+        .expect("set");
+    let app = spawn_app(&redis).await;
+
+    // Act
+    let with_text: Value = app.post_search(&json!({"vector": [1, 0], "k": 2})).await.json().await.expect("JSON");
+    let without: Value =
+        app.post_search(&json!({"vector": [1, 0], "k": 2, "with_text": false})).await.json().await.expect("JSON");
+    let document: Value = app.get("/v1/documents/bare").await.json().await.expect("JSON");
+
+    // Assert
+    let [bare, full] = [&with_text["results"][0], &with_text["results"][1]];
+    assert_eq!((&bare["id"], &full["id"]), (&json!("bare"), &json!("full")), "{with_text}");
+    assert_eq!(bare.get("title"), Some(&Value::Null), "title null, not absent: {bare}");
+    assert_eq!(bare.get("text"), Some(&Value::Null), "asked for text, the document has none: {bare}");
+    assert_eq!((&full["title"], &full["text"]), (&json!("T"), &json!("X")));
+    for r in without["results"].as_array().expect("results") {
+        assert!(r.get("text").is_none() && r.get("title").is_some(), "{r}");
+    }
+    assert_eq!((document.get("title"), document.get("text")), (Some(&Value::Null), Some(&Value::Null)), "{document}");
+}

@@ -20,10 +20,11 @@ from semsearch_client.models import (
     BatchResponse,
     DocumentResponse,
     Problem,
+    IdQuery,
     ProblemCode,
-    SearchRequest,
     SearchResponse,
     StatsResponse,
+    VectorQuery,
 )
 
 URL = os.environ["SEMSEARCH_URL"]
@@ -48,7 +49,7 @@ def client() -> AuthenticatedClient:
 
 def test_search_returns_the_ground_truth_top_10(client):
     for query in ground_truth(5):
-        response = search.sync(client=client, body=SearchRequest(vector=query["embedding"], k=10, with_text=False))
+        response = search.sync(client=client, body=VectorQuery(vector=query["embedding"], k=10, with_text=False))
 
         assert isinstance(response, SearchResponse), response
         got = [(r.url, r.score) for r in response.results]
@@ -66,7 +67,7 @@ def test_stats_count_the_corpus(client):
 
 
 def test_errors_arrive_as_typed_problems(client):
-    wrong_dimension = search.sync(client=client, body=SearchRequest(vector=[1.0, 0.0], k=3))
+    wrong_dimension = search.sync(client=client, body=VectorQuery(vector=[1.0, 0.0], k=3))
     unauthorized = get_stats.sync(client=Client(base_url=URL))
 
     assert isinstance(wrong_dimension, Problem), wrong_dimension
@@ -85,7 +86,7 @@ def test_open_routes_need_no_key():
 
 def test_batch_answers_every_query_in_order_like_single_searches(client):
     queries = ground_truth(5)
-    body = BatchRequest(queries=[SearchRequest(vector=q["embedding"], k=10, with_text=False) for q in queries])
+    body = BatchRequest(queries=[VectorQuery(vector=q["embedding"], k=10, with_text=False) for q in queries])
 
     response = search_batch.sync(client=client, body=body)
 
@@ -99,7 +100,7 @@ def test_more_like_this_and_document_lookup_by_url_id(client):
     first = ground_truth(1)[0]["top10"][0]["url"]
 
     doc = get_document.sync(id=first, client=client, with_embedding=True)
-    similar = search.sync(client=client, body=SearchRequest(id=first, k=3, with_text=False))
+    similar = search.sync(client=client, body=IdQuery(id=first, k=3, with_text=False))
 
     assert isinstance(doc, DocumentResponse), doc
     assert doc.url == first and len(doc.embedding) == len(ground_truth(1)[0]["embedding"])
