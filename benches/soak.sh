@@ -181,9 +181,10 @@ for i in $(seq "$slices"); do
     || fail "semsearch bench failed in interval $i (see bench.log)"
   kill -0 "$server_pid" 2>/dev/null || { echo "soak: the server died (see server.log)" >&2; exit 1; }
   if [ "$i" -lt "$slices" ]; then kill -0 "$churn_pid" 2>/dev/null || fail "the churn stopped early (see churn.log)"; fi
-  ok="$(json_field "$work/slice.json" 'd["levels"][0]["requests"]')"
-  non2xx="$(json_field "$work/slice.json" 'sum(n for k, n in d["levels"][0]["errors_by_kind"].items() if k.startswith("http_"))')"
-  transport="$(json_field "$work/slice.json" 'sum(n for k, n in d["levels"][0]["errors_by_kind"].items() if not k.startswith("http_"))')"
+  # bench's errors_by_kind: [{source: problem|status|client_timeout|connect|..., count}, ...]
+  ok="$(json_field "$work/slice.json" 'd["levels"][0]["ok"]')"
+  non2xx="$(json_field "$work/slice.json" 'sum(e["count"] for e in d["levels"][0]["errors_by_kind"] if e["source"] in ("problem", "status"))')"
+  transport="$(json_field "$work/slice.json" 'sum(e["count"] for e in d["levels"][0]["errors_by_kind"] if e["source"] not in ("problem", "status"))')"
   sent=$(( ok + non2xx + transport ))
   rss="$(rss_kib)"
   curl -s "$url/v1/stats" >"$work/stats.json"
