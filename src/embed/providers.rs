@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use tracing::debug;
 
 use super::{
-    local::{pool::PoolError, Embedding, InferencePool, LocalEmbedder, MODEL_NAME},
+    local::{pool::PoolError, Embedding, InferencePool, LocalEmbedder, TokenizeError, MODEL_NAME},
     EmbedError, EmbedderSettings,
 };
 use crate::secret::Secret;
@@ -230,6 +230,8 @@ impl Provider {
 async fn local_embed(pool: &InferencePool, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
     let n = texts.len();
     let out = pool.embed(texts).await.map_err(|e| match e {
+        // Control characters only, say: nothing to embed, the caller's mistake (422).
+        PoolError::Tokenize(TokenizeError::EmptyText { .. }) => EmbedError::EmptyText,
         PoolError::Overloaded { .. } | PoolError::TooLarge { .. } => EmbedError::Overloaded { reason: e.to_string() },
         other => EmbedError::LocalFailed { reason: other.to_string() },
     })?;

@@ -1209,7 +1209,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `text_search_disabled`, `invalid_batch_size`, `empty_text` or `text_too_long` (see `errors` for which text) */
+            /** @description `unsupported_media_type` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `text_search_disabled`, `invalid_batch_size`, `empty_text` (also a text of control characters only) or `text_too_long` (see `errors` for which text) */
             422: {
                 headers: {
                     [name: string]: unknown;
