@@ -116,7 +116,9 @@ done
 [ -n "$ready" ] || fail "semsearch serve was not ready after 2 minutes (see server.log)"
 
 # The churn: rewrites and quick key cycles until the deadline, counting both.
-python3 - "$sock" "$corpus" "$(( slices * report_secs ))" "$rewrite_secs" "$rewrite_keys" \
+# The deadline has a margin: on a loaded machine the load slices run late
+# (stats between them), and the churn must outlast them; it is killed on exit.
+python3 - "$sock" "$corpus" "$(( slices * report_secs * 3 / 2 + 60 ))" "$rewrite_secs" "$rewrite_keys" \
   "$quick_secs" "$quick_key" "$work/churn.json" 2>"$work/churn.log" <<'PY' &
 import gzip, json, os, random, socket, sys, time
 
