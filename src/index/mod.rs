@@ -304,7 +304,12 @@ impl Index {
                 }
                 i += 1;
             } else {
-                merged.push(Arc::clone(&fresh.docs[j]), fresh.row(j));
+                // Only documents that changed come from `fresh`: an unchanged
+                // one re-read with them keeps its old row (pushing both would
+                // duplicate its id).
+                if changed_ids.contains(&*fresh.docs[j].id) {
+                    merged.push(Arc::clone(&fresh.docs[j]), fresh.row(j));
+                }
                 j += 1;
             }
         }
@@ -363,6 +368,19 @@ mod tests {
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(new.row(2), &[0.8, 0.6]);
         assert_eq!(new.row(0), &[1.0, 0.0]);
+    }
+
+    #[test]
+    fn apply_keeps_an_unchanged_re_read_document_once() {
+        let old = index(&[("a", [1.0, 0.0]), ("b", [0.0, 1.0])]);
+        let fresh = index(&[("a", [1.0, 0.0]), ("b", [0.6, 0.8])]);
+        let changed: HashSet<&str> = ["b"].into_iter().collect();
+
+        let (new, counts) = old.apply(&fresh, &changed).expect("ids stay unique and sorted");
+
+        assert_eq!(counts, ApplyCounts { added: 0, updated: 1, removed: 0 });
+        assert_eq!(new.len(), 2);
+        assert_eq!(new.row(1), &[0.6, 0.8]);
     }
 
     #[test]
