@@ -48,6 +48,10 @@ use std::{
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use rayon::{prelude::*, ThreadPool, ThreadPoolBuilder};
+
+#[path = "common/floor.rs"]
+mod floor;
+use floor::read_floor;
 use semsearch::search::{
     self,
     int8::{self, kernel as int8_kernel, QuantizedMatrix, ScanPath},
@@ -73,8 +77,6 @@ const RESCORE_QUERIES: usize = 200;
 const NOISE: f32 = 0.1;
 /// Norm of the noise that turns a corpus row into an extra query.
 const QUERY_NOISE: f32 = 0.6;
-/// Same block size as `benches/search.rs`'s floor.
-const FLOOR_BLOCK_FLOATS: usize = 64 * 1024;
 
 fn pool(threads: usize) -> ThreadPool {
     ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool of 1 or 2 threads builds")
@@ -176,23 +178,6 @@ fn corpus_data(n: usize) -> Option<Data> {
     }
     let (quantized, build) = quantize(&matrix);
     Some(Data { name: "corpus", n, matrix, quantized, build, queries })
-}
-
-/// Reads every float once, with the pool's threads: the memory-bandwidth
-/// floor an f32 scan cannot beat (the same loop as `benches/search.rs`).
-fn read_floor(matrix: &[f32]) -> f32 {
-    matrix
-        .par_chunks(FLOOR_BLOCK_FLOATS)
-        .map(|block| {
-            let mut acc = [0.0f32; 32];
-            for c in block.chunks_exact(32) {
-                for i in 0..32 {
-                    acc[i] += c[i];
-                }
-            }
-            acc.iter().sum::<f32>() + block.chunks_exact(32).remainder().iter().sum::<f32>()
-        })
-        .sum()
 }
 
 fn time(f: &mut dyn FnMut()) -> Duration {

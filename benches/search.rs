@@ -36,7 +36,11 @@ use std::{
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-use rayon::{prelude::*, ThreadPool, ThreadPoolBuilder};
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+#[path = "common/floor.rs"]
+mod floor;
+use floor::read_floor;
 use semsearch::search::{self, kernel, BatchQuery, Kernel};
 
 const SEED: u64 = 0x5EED_5EA4;
@@ -46,8 +50,6 @@ const NS: [usize; 3] = [10_000, 100_000, 1_000_000];
 const DIMS: [usize; 3] = [384, 768, 1536];
 /// Sizes whose matrix is larger than this are skipped (1M × 1536 = 6.1 GB).
 const MAX_MATRIX_BYTES: usize = 6_000_000_000;
-/// Same block size as the scan, so the floor splits work the same way.
-const FLOOR_BLOCK_FLOATS: usize = 64 * 1024;
 /// Rows of the `threshold` group at D = 384 (24k .. 3.1M floats).
 const THRESHOLD_ROWS: [usize; 8] = [64, 128, 256, 512, 1024, 2048, 4096, 8192];
 const THRESHOLD_DIM: usize = 384;
@@ -64,23 +66,6 @@ fn unit_rows(n: usize, dim: usize, rng: &mut SmallRng) -> Vec<f32> {
         row.iter_mut().for_each(|x| *x /= norm);
     }
     m
-}
-
-/// Reads every float once, with the pool's threads: the memory-bandwidth
-/// floor a scan cannot beat. 32 independent lanes keep it load-bound.
-fn read_floor(matrix: &[f32]) -> f32 {
-    matrix
-        .par_chunks(FLOOR_BLOCK_FLOATS)
-        .map(|block| {
-            let mut acc = [0.0f32; 32];
-            for c in block.chunks_exact(32) {
-                for i in 0..32 {
-                    acc[i] += c[i];
-                }
-            }
-            acc.iter().sum::<f32>() + block.chunks_exact(32).remainder().iter().sum::<f32>()
-        })
-        .sum()
 }
 
 /// Median wall times of `reps` runs each of `a` and `b`, interleaved
