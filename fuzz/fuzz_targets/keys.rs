@@ -8,9 +8,11 @@
 //! rules (a small port of `stringmatchlen`, since SCAN MATCH is how both
 //! the loader and the start-up context sweep see the keys):
 //! - `new` accepts exactly a literal prefix + one `*`, with non-overlapping
-//!   non-empty prefixes;
+//!   non-empty prefixes free of glob characters, and a quick key outside
+//!   both that is not a prefix of the embedding prefix;
 //! - a key is a document (`doc_id` is `Some`) iff SCAN MATCH of the
-//!   embedding pattern returns it, and `doc_id(embedding_key(id)) == id`;
+//!   embedding pattern returns it and it is not the bare prefix, and
+//!   `doc_id(embedding_key(id)) == id` for every non-empty id;
 //! - every `WritableKey` starts with the context (or query cache) prefix,
 //!   is never a document and is found by the sweep's pattern;
 //! - the sweep's pattern (`context_pattern`) never matches a document, the
@@ -54,7 +56,7 @@ fuzz_target!(|input: Input| {
     let context = input.context_prefix.as_deref().unwrap_or(DEFAULT_CONTEXT_PREFIX);
 
     let got = KeySpace::new(pattern, quick, context);
-    check_acceptance(pattern, context, &got);
+    check_acceptance(pattern, quick, context, &got);
     let Ok(keys) = got else { return };
 
     check_names(&keys, pattern, quick);
@@ -67,12 +69,25 @@ fuzz_target!(|input: Input| {
 });
 
 /// `new` accepts exactly the documented names, refusing with the documented error.
-fn check_acceptance(pattern: &str, context: &str, got: &Result<KeySpace, KeyError>) {
-    let prefix = pattern.strip_suffix('*').filter(|p| !p.contains(['*', '?', '[', ']', '\\']));
+fn check_acceptance(pattern: &str, quick: &str, context: &str, got: &Result<KeySpace, KeyError>) {
+    let glob_chars = |s: &str| s.contains(['*', '?', '[', ']', '\\']);
+    let prefix = pattern.strip_suffix('*').filter(|p| !glob_chars(p));
     let want = match prefix {
         None => Err("BadPattern"),
-        Some(p) if p.is_empty() || context.is_empty() || p.starts_with(context) || context.starts_with(p) => {
+        Some(p)
+            if p.is_empty()
+                || context.is_empty()
+                || glob_chars(context)
+                || p.starts_with(context)
+                || context.starts_with(p) =>
+        {
             Err("BadContextPrefix")
+        }
+        // Under the context prefix the sweep deletes it; under the embedding
+        // prefix it is a document; a prefix of the embedding prefix makes
+        // CLIENT TRACKING refuse the change feed (issue 16).
+        Some(p) if quick.is_empty() || quick.starts_with(context) || quick.starts_with(p) || p.starts_with(quick) => {
+            Err("BadQuickKey")
         }
         Some(_) => Ok(()),
     };
@@ -80,10 +95,11 @@ fn check_acceptance(pattern: &str, context: &str, got: &Result<KeySpace, KeyErro
         Ok(_) => Ok(()),
         Err(KeyError::BadPattern { .. }) => Err("BadPattern"),
         Err(KeyError::BadContextPrefix { .. }) => Err("BadContextPrefix"),
-        Err(e) => Err(if matches!(e, KeyError::BadQueryCachePrefix { .. }) { "BadQueryCachePrefix" } else { "other" }),
+        Err(KeyError::BadQuickKey { .. }) => Err("BadQuickKey"),
+        Err(_) => Err("other"),
     };
     check(got_kind == want, "keyspace_acceptance", || {
-        format!("pattern {pattern:?}, context prefix {context:?}: got {got:?}, want {want:?}")
+        format!("pattern {pattern:?}, quick key {quick:?}, context prefix {context:?}: got {got:?}, want {want:?}")
     });
 }
 
@@ -100,14 +116,18 @@ fn check_documents(keys: &KeySpace, input: &Input) {
     let pattern = keys.embedding_pattern().as_bytes();
     let key = input.key.as_str();
     let id = keys.doc_id(key);
-    check(id.is_some() == glob(pattern, key.as_bytes()), "doc_id_equals_scan_match", || {
+    // The bare prefix matches the pattern but names no document (issue 16):
+    // its id would be "", which no route can fetch.
+    let is_document = glob(pattern, key.as_bytes()) && key != keys.embedding_prefix();
+    check(id.is_some() == is_document, "doc_id_equals_scan_match", || {
         format!("key {key:?} under pattern {:?}: doc_id {id:?}", keys.embedding_pattern())
     });
     if let Some(id) = id {
         check(keys.embedding_key(id) == key, "embedding_key_round_trips", || format!("{key:?} -> {id:?}"));
     }
     let built = keys.embedding_key(&input.id);
-    check(keys.doc_id(&built) == Some(input.id.as_str()), "doc_id_of_embedding_key", || {
+    let want = Some(input.id.as_str()).filter(|id| !id.is_empty());
+    check(keys.doc_id(&built) == want, "doc_id_of_embedding_key", || {
         format!("id {:?} -> key {built:?} -> {:?}", input.id, keys.doc_id(&built))
     });
     check(glob(pattern, built.as_bytes()), "embedding_key_is_scanned", || format!("{built:?}"));
@@ -181,7 +201,10 @@ fn check_tracking(keys: &KeySpace) {
 fn check_query_cache(keys: &KeySpace, prefix: &str, question: &str) {
     let overlaps = |other: &str| prefix.starts_with(other) || other.starts_with(prefix);
     let context_prefix = keys.context_pattern().strip_suffix('*').unwrap_or_default().to_owned();
-    let allowed = !prefix.is_empty() && !overlaps(keys.embedding_prefix()) && !overlaps(&context_prefix);
+    let allowed = !prefix.is_empty()
+        && !prefix.contains(['*', '?', '[', ']', '\\'])
+        && !overlaps(keys.embedding_prefix())
+        && !overlaps(&context_prefix);
     match keys.query_cache(prefix) {
         Ok(cache) => {
             check(allowed, "query_cache_prefix_rule", || format!("prefix {prefix:?} accepted"));

@@ -36,7 +36,8 @@ pub struct Prepared {
 /// batch item, so both answer the same error codes).
 ///
 /// # Errors
-/// `invalid_k`, `invalid_context_key`, and those of [`resolve_query_or_id`].
+/// `invalid_k`, `invalid_context_key`, `invalid_type` (a `min_score` beyond
+/// f32), and those of [`resolve_query_or_id`].
 pub async fn prepare(state: &AppState, index: &Index, req: &SearchRequest) -> Result<Prepared, ApiError> {
     let k = validate_k(req.k, state.max_k)?;
     let chosen_key = match &req.context_key {
@@ -45,7 +46,14 @@ pub async fn prepare(state: &AppState, index: &Index, req: &SearchRequest) -> Re
     };
     let resolved =
         resolve_query_or_id(state, index, req.vector.as_deref(), req.text.as_deref(), req.id.as_deref()).await?;
-    let min_score = req.min_score;
+    // serde reads `1e39` into an f32 as infinity; like the same number in
+    // `vector` it is refused, not served as "nothing reaches this score".
+    let min_score = match req.min_score {
+        Some(m) if !m.is_finite() => {
+            return Err(ApiError::InvalidType("min_score: the number is outside f32's range".into()))
+        }
+        m => m,
+    };
     let context_key = match (&state.contexts, chosen_key) {
         (None, _) => None,
         (Some(_), Some(key)) => Some(key),

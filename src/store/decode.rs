@@ -6,14 +6,23 @@
 //! 2. a bare JSON array of numbers;
 //! 3. a raw little-endian f32 blob (length a multiple of 4, not JSON text).
 //!
-//! The rule that tells them apart: a value that *looks like JSON* (its first
-//! non-whitespace byte is `{` or `[` and the whole value is printable UTF-8
-//! text) is JSON, and if it does not parse it is `invalid_json`, never a
-//! blob. Every other value whose length is a multiple of 4 is a blob and
-//! decodes to exactly its floats, whatever its bytes happen to spell (a
-//! blob's bytes may be printable, e.g. `7e 66 70 3f` is 0.939; or start
-//! with `{"`). Issue 16 found both cases lost before this rule. Rows leave here L2-normalised, so the index
-//! never normalises again. Failures are [`SkipReason`]s: data, not errors.
+//! The rule that tells them apart: a value whose first non-whitespace byte
+//! is `{` or `[` and that parses as one of the JSON shapes above is JSON.
+//! If it does not parse and the whole value is printable UTF-8 text (it
+//! *looks like JSON*), it is `invalid_json`, never a blob. Every other value
+//! whose length is a multiple of 4 is a blob and decodes to exactly its
+//! floats, whatever its bytes happen to spell (a blob's bytes may be
+//! printable, e.g. `7e 66 70 3f` is 0.939; or start with `{"`). Issue 16
+//! found both cases lost before this rule.
+//!
+//! "Parses as JSON" wins over "is text" on purpose (fuzz finding 1): a
+//! chatbot value with a raw DEL or an invalid UTF-8 byte in a field we skip
+//! is still the chatbot's document, while a blob of real floats that spells
+//! a whole JSON object with an `embedding` array does not occur; and the
+//! text check would cost a second pass over every value on the success path.
+//!
+//! Rows leave here L2-normalised, so the index never normalises again.
+//! Failures are [`SkipReason`]s: data, not errors.
 
 use super::json;
 use crate::index::unit::{scale_to_unit, NotUnit};

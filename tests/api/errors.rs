@@ -65,7 +65,15 @@ async fn syntax_errors_are_400_invalid_json() {
     let redis = TestRedis::start();
     let app = small_app(&redis).await;
 
-    for body in [&b"{\"vector\": [1, 0"[..], b"", b"not json", b"{\"vector\": [1,0,0]} trailing"] {
+    for body in [
+        &b"{\"vector\": [1, 0"[..],
+        b"",
+        b"not json",
+        b"{\"vector\": [1,0,0]} trailing",
+        // A shape error before the syntax error is still malformed (fuzz finding 2).
+        b"{\"k\":\"a\",",
+        b"{\"vector\":[1,0,0],\"k\":\"a\"",
+    ] {
         let res = app.post_raw("/v1/search", "application/json", body.to_vec()).await;
         assert_problem(res, 400, "invalid_json").await;
     }
@@ -137,6 +145,12 @@ async fn issue_16_out_of_range_numbers_are_one_error_class() {
         // Assert
         let problem = assert_problem(res, 422, "non_finite").await;
         assert!(problem["detail"].as_str().is_some_and(|d| d.contains('1')), "{huge}: {problem}");
+
+        // The same numbers as `min_score`: one 422 too, not a served empty answer.
+        let body = format!(r#"{{"vector":[1,0,0],"min_score":{huge}}}"#).into_bytes();
+        let res = app.post_raw("/v1/search", "application/json", body).await;
+        let problem = assert_problem(res, 422, "invalid_type").await;
+        assert!(problem["detail"].as_str().is_some_and(|d| d.contains("min_score")), "{huge}: {problem}");
     }
 }
 
