@@ -11,6 +11,15 @@
 //!
 //! First it prints the RSS growth from loading the model.
 //!
+//! Last, `http`: the whole text search through HTTP (the real `App` over a
+//! private `redis-server` holding the 2,000 shared documents, the local
+//! embedder, context writes on) under 8 concurrent clients, each question
+//! new (a counter appended, so neither cache tier answers it); then the same
+//! clients sending the vector of a question (no embedding), interleaved in
+//! rounds. p50/p99 of each, printed beside numpy's forward pass measured in
+//! the same run (the goal of issue 11: text search over HTTP faster than
+//! numpy's forward pass alone).
+//!
 //! Then, if a Python with numpy is available (`SEMSEARCH_BENCH_PYTHON`, else
 //! `python3`), `benches/embed_reference.py` times a plain numpy forward pass
 //! (and onnxruntime when installed) on the same question in the same run,
@@ -33,8 +42,13 @@ use std::{
 };
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use semsearch::embed::local::{
-    default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
+use semsearch::{
+    app::App,
+    config::Settings,
+    embed::local::{
+        default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
+    },
+    tools::redis_child::ChildRedis,
 };
 
 /// Ten words, 12 word pieces with [CLS] and [SEP]: a typical chatbot question.
@@ -121,6 +135,134 @@ fn benches(c: &mut Criterion) {
     group.finish();
 
     run_python_reference(&dir);
+    http_text_search(&dir);
+}
+
+/// Clients at once in the `http` part, as in issue 11.
+const HTTP_CLIENTS: usize = 8;
+/// Measured time per round and query kind; rounds alternate text and vector.
+const HTTP_ROUND: Duration = Duration::from_secs(4);
+const HTTP_ROUNDS: usize = 3;
+
+/// See the module docs, `http`.
+fn http_text_search(dir: &Path) {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/corpus-dev.jsonl");
+    let Ok(lines) = std::fs::read_to_string(&corpus) else {
+        eprintln!("http part skipped: no {}", corpus.display());
+        return;
+    };
+    // `serve`'s own rule: the local model from SEMSEARCH_MODEL_DIR.
+    std::env::set_var("SEMSEARCH_MODEL_DIR", dir);
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let redis = ChildRedis::start(tmp.path(), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let client = redis::Client::open(redis.url()).expect("client");
+        let mut c = client.get_multiplexed_async_connection().await.expect("connect");
+        let mut pipe = redis::pipe();
+        for line in lines.lines().filter(|l| !l.trim().is_empty()) {
+            let doc: serde_json::Value = serde_json::from_str(line).expect("corpus line");
+            let url = doc["url"].as_str().expect("url");
+            pipe.cmd("SET").arg(format!("cache:embedding:{url}")).arg(line).ignore();
+        }
+        pipe.cmd("SET").arg("cache:processed_articles:quick").arg("[]").ignore();
+        let () = pipe.query_async(&mut c).await.expect("seed");
+
+        let settings = Settings::for_redis_url(&redis.url()).expect("settings");
+        assert!(settings.embedder.is_some(), "the local embedder is on when the model files are present");
+        let app = App::build(settings).await.expect("app");
+        let base = format!("http://{}", app.local_addr().expect("addr"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        let http = reqwest::Client::builder().pool_max_idle_per_host(HTTP_CLIENTS).build().expect("client");
+        let ready = Instant::now();
+        while !http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status().is_success()) {
+            assert!(ready.elapsed() < Duration::from_secs(120), "not ready within 2 minutes");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let search = format!("{base}/v1/search");
+        let vector: Vec<f32> = {
+            let body: serde_json::Value = http
+                .post(format!("{base}/v1/embed"))
+                .json(&serde_json::json!({"texts": [QUESTION]}))
+                .send()
+                .await
+                .expect("embed")
+                .json()
+                .await
+                .expect("JSON");
+            serde_json::from_value(body["embeddings"][0].clone()).expect("one embedding")
+        };
+
+        let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let questions = Arc::new(questions());
+        let (mut text, mut vec, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..=HTTP_ROUNDS {
+            for as_text in [true, false] {
+                let mut tasks = Vec::new();
+                for _ in 0..HTTP_CLIENTS {
+                    let (http, search, counter, questions, vector) =
+                        (http.clone(), search.clone(), Arc::clone(&counter), Arc::clone(&questions), vector.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let (mut took, mut failed) = (Vec::new(), Vec::new());
+                        let end = Instant::now() + HTTP_ROUND;
+                        while Instant::now() < end {
+                            let body = if as_text {
+                                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let q = format!("{} ({n})", questions[n % questions.len()]);
+                                serde_json::json!({"text": q, "k": 10, "with_text": false})
+                            } else {
+                                serde_json::json!({"vector": vector, "k": 10, "with_text": false})
+                            };
+                            let t = Instant::now();
+                            let res = http.post(&search).json(&body).send().await.expect("search");
+                            let status = res.status();
+                            let body = res.bytes().await.expect("body");
+                            if status.is_success() {
+                                took.push(t.elapsed());
+                            } else {
+                                failed.push(format!("{status} {}", String::from_utf8_lossy(&body)));
+                            }
+                        }
+                        (took, failed)
+                    }));
+                }
+                let mut took = Vec::new();
+                for t in tasks {
+                    let (ok, failed) = t.await.expect("client task");
+                    took.extend(ok);
+                    errors.extend(failed);
+                }
+                // Round 0 warms both paths up and is not counted.
+                if round > 0 {
+                    if as_text { text.extend(took) } else { vec.extend(took) }
+                }
+            }
+        }
+        let q = |xs: &mut Vec<Duration>, p: f64| {
+            xs.sort();
+            xs[((xs.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1e3
+        };
+        let secs = (HTTP_ROUNDS as f64) * HTTP_ROUND.as_secs_f64();
+        let (tn, vn) = (text.len(), vec.len());
+        let (t50, t99, v50, v99) = (q(&mut text, 0.5), q(&mut text, 0.99), q(&mut vec, 0.5), q(&mut vec, 0.99));
+        println!(
+            "http text search, {HTTP_CLIENTS} clients, k = 10, every question new: p50 {t50:.2} ms, p99 {t99:.2} ms, {:.0} QPS ({tn} requests)",
+            tn as f64 / secs
+        );
+        println!(
+            "http vector search, same clients, interleaved: p50 {v50:.2} ms, p99 {v99:.2} ms, {:.0} QPS ({vn} requests)",
+            vn as f64 / secs
+        );
+        println!("http text ÷ vector: p50 {:.2}, p99 {:.2}", t50 / v50, t99 / v99);
+        println!("http failed requests: {}{}", errors.len(), errors.first().map_or(String::new(), |e| format!(" (first: {e})")));
+        let _ = stop.send(());
+        let _ = server.await;
+    });
+    // numpy's forward pass again, after the HTTP part, to bracket it.
+    run_python_reference(dir);
 }
 
 /// One question with 1 and with 2 threads, interleaved run by run so a
