@@ -10,7 +10,10 @@
 //! text rule calls it binary; any other non-empty value of 4n bytes is n
 //! little-endian f32s; anything else is `invalid_json`. Then unit length via
 //! `index::unit::scale_to_unit`.
-//! Decoded rows must equal the reference bit for bit.
+//! Decoded rows must equal the reference bit for bit. Attributes: serde_json's
+//! map of the object (the last of a repeated name wins) less the four known
+//! fields, its scalar values, through the same `DocAttributes::bounded`
+//! (the bounds rule itself is unit-tested in `index::attributes`).
 
 #![no_main]
 
@@ -20,7 +23,10 @@ mod common;
 use common::check;
 use libfuzzer_sys::fuzz_target;
 use semsearch::{
-    index::unit::{scale_to_unit, NotUnit},
+    index::{
+        attributes::{AttrValue, DocAttributes},
+        unit::{scale_to_unit, NotUnit},
+    },
     store::{
         decode::{decode_into, Meta, SkipReason},
         json::parse_f32,
@@ -131,8 +137,19 @@ struct Doc<'a> {
 fn reference_json(value: &[u8]) -> Result<(Meta, Vec<f32>), SkipReason> {
     let (meta, elements) = if value.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
         let doc: Doc = serde_json::from_slice(value).map_err(|_| SkipReason::InvalidJson)?;
-        let meta =
-            Meta { title: doc.title.map(Into::into), url: doc.url.map(Into::into), text: doc.text.map(Into::into) };
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(value).map_err(|_| SkipReason::InvalidJson)?;
+        let attributes = object
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "embedding" | "title" | "url" | "text"))
+            .filter_map(|(name, v)| AttrValue::from_json(v).map(|v| (name.as_str().into(), v)))
+            .collect();
+        let meta = Meta {
+            title: doc.title.map(Into::into),
+            url: doc.url.map(Into::into),
+            text: doc.text.map(Into::into),
+            attributes: DocAttributes::bounded(attributes),
+        };
         (meta, doc.embedding)
     } else {
         let elements: Vec<&RawValue> = serde_json::from_slice(value).map_err(|_| SkipReason::InvalidJson)?;

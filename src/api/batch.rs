@@ -94,19 +94,29 @@ pub async fn search_batch(
 }
 
 /// Runs the batch scan on rayon and awaits it, keeping tokio workers free.
-/// Each query asks for its [`extra_candidates`] beyond k.
+/// Each query asks for its [`extra_candidates`] beyond k. Unfiltered
+/// queries share one pass over the matrix; each filtered one scans only
+/// its own rows (`Index::search_filtered`).
 async fn scan_batch(index: Arc<Index>, queries: Arc<Vec<Prepared>>, now: u64) -> Result<Vec<Answer>, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     rayon::spawn(move || {
+        let k = |q: &Prepared| q.k + extra_candidates(&index, q, now);
         let batch: Vec<BatchQuery<'_>> = queries
             .iter()
-            .map(|q| BatchQuery {
-                vector: &q.vector,
-                k: q.k + extra_candidates(&index, q, now),
-                min_score: q.min_score,
+            .filter(|q| q.rows.is_none())
+            .map(|q| BatchQuery { vector: &q.vector, k: k(q), min_score: q.min_score })
+            .collect();
+        let mut shared = index.search(&batch).into_iter();
+        let answers: Option<Vec<Answer>> = queries
+            .iter()
+            .map(|q| match &q.rows {
+                Some(rows) => Some(index.search_filtered(&q.vector, rows, k(q), q.min_score)),
+                None => shared.next(),
             })
             .collect();
-        let _ = tx.send(index.search(&batch));
+        if let Some(answers) = answers {
+            let _ = tx.send(answers);
+        }
     });
     rx.await.map_err(|_| ApiError::Internal("batch search worker dropped its result".into()))
 }

@@ -53,6 +53,73 @@ pub struct SearchRequest {
     pub with_text: bool,
     #[serde(default)]
     pub context_key: Option<String>,
+    /// Only documents matching this; see [`SearchFilter`].
+    #[serde(default)]
+    pub filter: Option<SearchFilter>,
+}
+
+/// Most fields one filter may name.
+pub const MAX_FILTER_FIELDS: usize = 16;
+/// Most values one field's any-of list may hold.
+pub const MAX_FILTER_VALUES: usize = 256;
+/// Longest `url_prefix`, in bytes.
+pub const MAX_URL_PREFIX_BYTES: usize = 2048;
+
+/// `filter` of a search: every condition must hold (AND). Read as plain
+/// JSON values and checked in `super::query::row_filter`, so that a wrong
+/// shape gets our own `invalid_filter` answer with the field named.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFilter {
+    #[serde(default)]
+    pub url_prefix: Option<String>,
+    #[serde(default)]
+    pub fields: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl SearchFilter {
+    /// Its schema's name in the OpenAPI document.
+    pub const SCHEMA_NAME: &str = "SearchFilter";
+
+    fn schema() -> Schema {
+        let scalar = || {
+            OneOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::String))
+                .item(ObjectBuilder::new().schema_type(Type::Number))
+                .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        };
+        let value = OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(ArrayBuilder::new().items(scalar()).min_items(Some(1)).max_items(Some(MAX_FILTER_VALUES)))
+            .description(Some("One value (equality) or a list of values (any of them)."));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Search only the documents matching every condition; the answer is the exact top-k among them (same tie rule). Attributes are the stored value's extra string, number and boolean fields (all but `embedding`, `text`, `title`, `url`), at most 32 per document. 422 `unknown_filter_field` for a field no document has, `filter_type_mismatch` for a value of a type the field never holds, `invalid_filter` for any other wrong shape.",
+            ))
+            .property(
+                "url_prefix",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .max_length(Some(MAX_URL_PREFIX_BYTES))
+                    .description(Some("Keep documents whose url starts with this (byte-wise).")),
+            )
+            .property(
+                "fields",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+                    .max_properties(Some(MAX_FILTER_FIELDS))
+                    .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::OneOf(value.build())))))
+                    .description(Some(
+                        "Attribute name → value or list of values. Numbers compare as 64-bit floats (1 equals 1.0).",
+                    )),
+            )
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+            .examples([json!({"url_prefix": "https://help.example.com/en/", "fields": {"locale": "en", "product": ["a", "b"]}})])
+            .into()
+    }
 }
 
 /// The three kinds of query a search body carries exactly one of. Only the
@@ -114,7 +181,9 @@ impl QueryKind {
     fn example(self) -> serde_json::Value {
         match self {
             Self::Vector => json!({"vector": [0.12, -0.03, 0.51], "k": 3, "min_score": 0.2, "with_text": false}),
-            Self::Text => json!({"text": "How do I reset my password?", "k": 3}),
+            Self::Text => {
+                json!({"text": "How do I reset my password?", "k": 3, "filter": {"fields": {"locale": "en"}}})
+            }
             Self::Id => json!({"id": "https://example.org/a", "k": 5, "with_text": false}),
         }
     }
@@ -179,6 +248,13 @@ impl QueryKind {
                         "Suffix of the `cache:context:<key>` the results are stored under (1 to 256 printable ASCII bytes, no spaces). Default: a hash of the query and its options.",
                     )),
             )
+            .property(
+                "filter",
+                OneOfBuilder::new()
+                    .item(Ref::from_schema_name(SearchFilter::SCHEMA_NAME))
+                    .item(ObjectBuilder::new().schema_type(Type::Null))
+                    .description(Some("Search only documents matching this. Default: every document.")),
+            )
             .additional_properties(Some(AdditionalProperties::FreeForm(false)))
             .examples([self.example()])
             .into()
@@ -200,6 +276,7 @@ impl PartialSchema for SearchRequest {
 impl ToSchema for SearchRequest {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.extend(QueryKind::ALL.map(|kind| (kind.schema_name().to_owned(), RefOr::T(kind.schema()))));
+        schemas.push((SearchFilter::SCHEMA_NAME.to_owned(), RefOr::T(SearchFilter::schema())));
     }
 }
 
@@ -231,6 +308,8 @@ pub enum FewerReason {
     IndexSmallerThanK,
     /// `min_score` removed the rest.
     MinScore,
+    /// Fewer than k documents match the `filter`.
+    Filter,
 }
 
 /// Answer of `POST /v1/search`.

@@ -135,6 +135,9 @@ problem_codes! {
     EmbedderTimeout => "embedder_timeout",
     EmbedderWrongDimension => "embedder_wrong_dimension",
     EmbedderUnavailable => "embedder_unavailable",
+    InvalidFilter => "invalid_filter",
+    UnknownFilterField => "unknown_filter_field",
+    FilterTypeMismatch => "filter_type_mismatch",
     Internal => "internal",
 }
 
@@ -271,6 +274,17 @@ pub enum ApiError {
         "the {provider} embedding service returns {got}-dimensional vectors for model {model:?}, but the index holds {expected}-dimensional embeddings; configure the model that embedded the articles"
     )]
     EmbedderWrongDimension { provider: &'static str, model: String, expected: usize, got: usize },
+    /// 422 `invalid_filter`: `filter` has a wrong shape (a field value that
+    /// is not a string, number, boolean or a non-empty list of them; too many
+    /// fields or values; too long a `url_prefix`).
+    #[error("filter: {0}")]
+    InvalidFilter(String),
+    /// 422 `unknown_filter_field`: no document of the index has this attribute.
+    #[error("filter: no document has the attribute {:?}", echo(field))]
+    UnknownFilterField { field: String },
+    /// 422 `filter_type_mismatch`: the attribute never holds a value of this type.
+    #[error("filter: attribute {:?} holds {holds} values, not {got}", echo(field))]
+    FilterTypeMismatch { field: String, holds: String, got: &'static str },
     /// 500 `internal`: a bug. The cause is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -299,7 +313,10 @@ impl ApiError {
             | Self::InvalidContextKey
             | Self::InvalidBatchSize { .. }
             | Self::TooManyResults { .. }
-            | Self::ResponseTooLarge { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            | Self::ResponseTooLarge { .. }
+            | Self::InvalidFilter(_)
+            | Self::UnknownFilterField { .. }
+            | Self::FilterTypeMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::ReloadFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -358,6 +375,9 @@ impl ApiError {
             Self::EmbedderTimeout { .. } => ProblemCode::EmbedderTimeout,
             Self::EmbedderWrongDimension { .. } => ProblemCode::EmbedderWrongDimension,
             Self::EmbedderUnavailable { .. } => ProblemCode::EmbedderUnavailable,
+            Self::InvalidFilter(_) => ProblemCode::InvalidFilter,
+            Self::UnknownFilterField { .. } => ProblemCode::UnknownFilterField,
+            Self::FilterTypeMismatch { .. } => ProblemCode::FilterTypeMismatch,
             Self::Internal(_) => ProblemCode::Internal,
             Self::BatchItems(items) => items.first().map_or(ProblemCode::InvalidBatchSize, |(_, e)| e.problem_code()),
         }

@@ -10,12 +10,22 @@
 //! of embedded text against the index: a provider whose vectors have another
 //! length gets a 502 that says so, never a wrong answer.
 
+use std::{collections::BTreeMap, sync::Arc};
+
+use roaring::RoaringBitmap;
 use tracing::warn;
 
-use super::{dto::SearchRequest, error::ApiError, AppState};
+use super::{
+    dto::{SearchFilter, SearchRequest, MAX_FILTER_FIELDS, MAX_FILTER_VALUES, MAX_URL_PREFIX_BYTES},
+    error::ApiError,
+    AppState,
+};
 use crate::{
     embed::{EmbedError, QueryEmbedder},
-    index::{now_ms, Index},
+    index::{
+        attributes::{AttrValue, FilterError, RowFilter},
+        now_ms, Index,
+    },
     store::{context, keys::WritableKey},
 };
 
@@ -30,6 +40,9 @@ pub struct Prepared {
     pub exclude_row: Option<usize>,
     /// Where the results go in Redis, if context writes are on.
     pub context_key: Option<WritableKey>,
+    /// The rows the request's `filter` matches in the snapshot it was
+    /// prepared against; `None` without a filter (every row).
+    pub rows: Option<Arc<RoaringBitmap>>,
 }
 
 /// Validates one request against `index` (shared by `/v1/search` and each
@@ -37,9 +50,12 @@ pub struct Prepared {
 ///
 /// # Errors
 /// `invalid_k`, `invalid_context_key`, `invalid_type` (a `min_score` beyond
-/// f32), and those of [`resolve_query_or_id`].
+/// f32), those of [`matching_rows`] and of [`resolve_query_or_id`].
 pub async fn prepare(state: &AppState, index: &Index, req: &SearchRequest) -> Result<Prepared, ApiError> {
     let k = validate_k(req.k, state.max_k)?;
+    let filter = req.filter.as_ref().map(row_filter).transpose()?.filter(|f| !f.is_empty());
+    let rows = filter.as_ref().map(|f| matching_rows(index, f)).transpose()?.flatten().map(Arc::new);
+    let canonical = filter.as_ref().map(RowFilter::canonical);
     let chosen_key = match &req.context_key {
         Some(suffix) => Some(state.keys.context_key(suffix).map_err(|_| ApiError::InvalidContextKey)?),
         None => None,
@@ -59,13 +75,65 @@ pub async fn prepare(state: &AppState, index: &Index, req: &SearchRequest) -> Re
         (Some(_), Some(key)) => Some(key),
         (Some(_), None) => {
             let hash = match &req.id {
-                Some(id) => context::similar_hash(id, k, min_score),
-                None => context::request_hash(&resolved.vector, k, min_score),
+                Some(id) => context::similar_hash(id, k, min_score, canonical.as_deref()),
+                None => context::request_hash(&resolved.vector, k, min_score, canonical.as_deref()),
             };
             Some(state.keys.context_key(&hash).map_err(|_| ApiError::InvalidContextKey)?)
         }
     };
-    Ok(Prepared { vector: resolved.vector, k, min_score, exclude_row: resolved.exclude_row, context_key })
+    Ok(Prepared { vector: resolved.vector, k, min_score, exclude_row: resolved.exclude_row, context_key, rows })
+}
+
+/// A request's `filter` as a [`RowFilter`]: values sorted and deduplicated,
+/// so equal filters are equal however they were written.
+///
+/// # Errors
+/// [`ApiError::InvalidFilter`] for a value that is not a string, number,
+/// boolean or non-empty list of them, or past the bounds in `super::dto`.
+pub fn row_filter(filter: &SearchFilter) -> Result<RowFilter, ApiError> {
+    if filter.url_prefix.as_ref().is_some_and(|p| p.len() > MAX_URL_PREFIX_BYTES) {
+        return Err(ApiError::InvalidFilter(format!("url_prefix is longer than {MAX_URL_PREFIX_BYTES} bytes")));
+    }
+    let given = filter.fields.as_ref();
+    if given.is_some_and(|f| f.len() > MAX_FILTER_FIELDS) {
+        return Err(ApiError::InvalidFilter(format!("at most {MAX_FILTER_FIELDS} fields")));
+    }
+    let mut fields = BTreeMap::new();
+    for (name, value) in given.into_iter().flatten() {
+        let bad = |what: &str| ApiError::InvalidFilter(format!("fields.{}: {what}", super::error::echo(name)));
+        let scalar = |v: &serde_json::Value| {
+            AttrValue::from_json(v).ok_or_else(|| bad("a value must be a string, number or boolean"))
+        };
+        let mut values = match value {
+            serde_json::Value::Array(list) if list.is_empty() => {
+                return Err(bad("an empty list matches nothing; leave the field out or list values"))
+            }
+            serde_json::Value::Array(list) if list.len() > MAX_FILTER_VALUES => {
+                return Err(bad(&format!("at most {MAX_FILTER_VALUES} values")))
+            }
+            serde_json::Value::Array(list) => list.iter().map(scalar).collect::<Result<Vec<_>, _>>()?,
+            one => vec![scalar(one)?],
+        };
+        values.sort_unstable();
+        values.dedup();
+        fields.insert(name.as_str().into(), values);
+    }
+    Ok(RowFilter { url_prefix: filter.url_prefix.as_deref().map(Into::into), fields })
+}
+
+/// The rows of `index` that `filter` matches (`None`: every row).
+///
+/// # Errors
+/// `unknown_filter_field` or `filter_type_mismatch`.
+pub fn matching_rows(index: &Index, filter: &RowFilter) -> Result<Option<RoaringBitmap>, ApiError> {
+    index.matching(filter).map_err(|e| match e {
+        FilterError::UnknownField { field } => ApiError::UnknownFilterField { field },
+        FilterError::WrongType { field, holds, got } => ApiError::FilterTypeMismatch {
+            field,
+            holds: holds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" or "),
+            got: got.as_str(),
+        },
+    })
 }
 
 /// Longest `text` sent to a provider, in bytes. Questions are short; this

@@ -117,12 +117,21 @@ pub fn answer(
             return Err(ApiError::ResponseTooLarge { max_bytes: state.budget.max_text_bytes });
         }
     }
-    let searchable = index.len() - usize::from(p.exclude_row.is_some());
+    let excluded = |in_set: bool| usize::from(p.exclude_row.is_some() && in_set);
+    let (searchable, filtered_out) = match &p.rows {
+        Some(rows) => {
+            let excluded = excluded(p.exclude_row.is_some_and(|r| rows.contains(r as u32)));
+            (rows.len() as usize - excluded, (rows.len() as usize) < index.len())
+        }
+        None => (index.len() - excluded(true), false),
+    };
     let fewer_results_reason = (hits.len() < p.k).then(|| {
-        if p.min_score.is_none() || hits.len() == searchable {
-            FewerReason::IndexSmallerThanK
-        } else {
+        if p.min_score.is_some() && hits.len() < searchable {
             FewerReason::MinScore
+        } else if filtered_out {
+            FewerReason::Filter
+        } else {
+            FewerReason::IndexSmallerThanK
         }
     });
     let results: Vec<SearchResult> = hits.iter().map(|hit| to_result(index, *hit, req.with_text)).collect();
@@ -154,14 +163,24 @@ pub fn answer(
 
 /// Top-k over the documents whose Redis deadline has not passed, without
 /// the query's `exclude_row`. See [`extra_candidates`] and [`keep_live`].
+/// A filtered query scans its own rows on rayon; others go through the
+/// coalescer, which shares one pass over the matrix between them.
 async fn scan_live(state: &AppState, index: Arc<Index>, p: &Prepared) -> Result<Vec<Hit>, ApiError> {
     let now = now_ms();
     let extra = extra_candidates(&index, p, now);
-    let answer = state
-        .coalescer
-        .top_k(Arc::clone(&index), p.vector.clone(), p.k + extra, p.min_score)
-        .await
-        .ok_or_else(|| ApiError::Internal("search worker dropped its result".into()))?;
+    let answer = match &p.rows {
+        Some(rows) => {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let (snapshot, rows, query) = (Arc::clone(&index), Arc::clone(rows), p.vector.clone());
+            let (k, min_score) = (p.k + extra, p.min_score);
+            rayon::spawn(move || {
+                let _ = tx.send(snapshot.search_filtered(&query, &rows, k, min_score));
+            });
+            rx.await.ok()
+        }
+        None => state.coalescer.top_k(Arc::clone(&index), p.vector.clone(), p.k + extra, p.min_score).await,
+    }
+    .ok_or_else(|| ApiError::Internal("search worker dropped its result".into()))?;
     Ok(keep_live(&index, p, counted(state, answer), now))
 }
 

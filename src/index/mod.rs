@@ -21,7 +21,9 @@
 //! holds an int8 copy of its rows ([`Index::with_scan`]), and [`search`]
 //! answers queries through it; answers are the f32 scan's either way.
 
+pub mod attributes;
 pub mod builder;
+pub mod filtered;
 pub mod search;
 pub mod shared;
 pub mod unit;
@@ -64,6 +66,8 @@ pub struct Document {
     /// Unix time in ms at which Redis expires the key (conservatively early);
     /// `None` for keys without a TTL.
     pub expires_at_ms: Option<u64>,
+    /// Extra scalar fields of the stored value, for filters (`attributes`).
+    pub attributes: attributes::DocAttributes,
 }
 
 impl Document {
@@ -74,7 +78,12 @@ impl Document {
 
     fn heap_bytes(&self) -> usize {
         let len = |s: &Option<Box<str>>| s.as_ref().map_or(0, |s| s.len());
-        self.id.len() + len(&self.url) + len(&self.title) + len(&self.text) + std::mem::size_of::<Self>()
+        self.id.len()
+            + len(&self.url)
+            + len(&self.title)
+            + len(&self.text)
+            + self.attributes.heap_bytes()
+            + std::mem::size_of::<Self>()
     }
 }
 
@@ -98,6 +107,8 @@ pub struct Index {
     docs: Vec<Arc<Document>>,
     /// Every document deadline, ascending, for [`Index::expired_count`].
     deadlines: Vec<u64>,
+    /// Posting lists of the documents' attributes, for filtered search.
+    attributes: attributes::Attributes,
     version: u64,
     loaded_at: SystemTime,
 }
@@ -126,12 +137,14 @@ impl Index {
         let matrix = if matrix.is_standard_layout() { matrix } else { matrix.as_standard_layout().into_owned() };
         let mut deadlines: Vec<u64> = docs.iter().filter_map(|d| d.expires_at_ms).collect();
         deadlines.sort_unstable();
+        let attributes = attributes::Attributes::build(&docs);
         Ok(Self {
             matrix,
             int8: None,
             scan_mode: ScanMode::F32,
             docs,
             deadlines,
+            attributes,
             version: 0,
             loaded_at: SystemTime::now(),
         })
@@ -322,7 +335,14 @@ mod tests {
     use super::*;
 
     fn doc(id: &str) -> Arc<Document> {
-        Arc::new(Document { id: id.into(), url: None, title: None, text: None, expires_at_ms: None })
+        Arc::new(Document {
+            id: id.into(),
+            url: None,
+            title: None,
+            text: None,
+            expires_at_ms: None,
+            attributes: Default::default(),
+        })
     }
 
     fn index(rows: &[(&str, [f32; 2])]) -> Index {

@@ -84,6 +84,7 @@ mod tests {
                     title: None,
                     text: None,
                     expires_at_ms: None,
+                    attributes: Default::default(),
                 })
             })
             .collect();

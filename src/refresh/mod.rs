@@ -173,6 +173,7 @@ fn same_document(current: &Index, row: usize, fresh: &Index, fresh_row: usize) -
         && a.url() == b.url()
         && a.title == b.title
         && a.text == b.text
+        && a.attributes == b.attributes
         && current.row(row).iter().map(|x| x.to_bits()).eq(fresh.row(fresh_row).iter().map(|x| x.to_bits()))
 }
 

@@ -23,6 +23,7 @@
 //! O(n).
 
 pub mod coalesce;
+pub mod filter;
 pub mod int8;
 pub mod kernel;
 pub mod scan;

@@ -77,11 +77,13 @@ pub fn encode_payload(
 }
 
 /// Stable hex id of a query: SHA-256 over the unit query vector (little
-/// endian f32; for text, its embedding), k and min_score. The same question
-/// gives the same context key; a vector and its multiples share one (they
-/// have the same results).
-pub fn request_hash(query: &[f32], k: usize, min_score: Option<f32>) -> String {
-    context_hash(b"semsearch-context-v1\0", k, min_score, |h| {
+/// endian f32; for text, its embedding), k, min_score and the filter's
+/// canonical form (`index::attributes::RowFilter::canonical`; an unfiltered
+/// query hashes as before filters existed). The same question gives the
+/// same context key; a vector and its multiples share one (they have the
+/// same results).
+pub fn request_hash(query: &[f32], k: usize, min_score: Option<f32>, filter: Option<&str>) -> String {
+    context_hash(b"semsearch-context-v1\0", k, min_score, filter, |h| {
         for x in query {
             h.update(x.to_le_bytes());
         }
@@ -91,16 +93,23 @@ pub fn request_hash(query: &[f32], k: usize, min_score: Option<f32>) -> String {
 /// The context id of an `id` query: unlike [`request_hash`] it names the
 /// document, because its results (the document left out) differ from those
 /// of a vector query with the same vector.
-pub fn similar_hash(id: &str, k: usize, min_score: Option<f32>) -> String {
-    context_hash(b"semsearch-context-similar-v1\0", k, min_score, |h| {
+pub fn similar_hash(id: &str, k: usize, min_score: Option<f32>, filter: Option<&str>) -> String {
+    context_hash(b"semsearch-context-similar-v1\0", k, min_score, filter, |h| {
         h.update((id.len() as u64).to_le_bytes());
         h.update(id.as_bytes());
     })
 }
 
-/// SHA-256 (hex) of a domain tag, the query as `write_query` feeds it, k and
-/// min_score: the one layout both context hashes share.
-fn context_hash(domain: &[u8], k: usize, min_score: Option<f32>, write_query: impl FnOnce(&mut Sha256)) -> String {
+/// SHA-256 (hex) of a domain tag, the query as `write_query` feeds it, k,
+/// min_score and the canonical filter if any: the one layout both context
+/// hashes share.
+fn context_hash(
+    domain: &[u8],
+    k: usize,
+    min_score: Option<f32>,
+    filter: Option<&str>,
+    write_query: impl FnOnce(&mut Sha256),
+) -> String {
     let mut h = Sha256::new();
     h.update(domain);
     write_query(&mut h);
@@ -111,6 +120,11 @@ fn context_hash(domain: &[u8], k: usize, min_score: Option<f32>, write_query: im
             h.update(m.to_le_bytes());
         }
         None => h.update([0]),
+    }
+    if let Some(filter) = filter {
+        h.update([2]);
+        h.update((filter.len() as u64).to_le_bytes());
+        h.update(filter.as_bytes());
     }
     hex::encode(h.finalize())
 }

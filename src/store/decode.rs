@@ -2,7 +2,10 @@
 //!
 //! Accepted encodings, tried in this order:
 //! 1. the chatbot's JSON object `{"title","url","text","embedding":[...]}`
-//!    (extra fields ignored; `title`, `url`, `text` optional);
+//!    (`title`, `url`, `text` optional; other fields holding a string,
+//!    number or boolean become filterable attributes, the last one winning
+//!    when a name repeats, within `DocAttributes::bounded`'s limits; other
+//!    fields are ignored);
 //! 2. a bare JSON array of numbers;
 //! 3. a raw little-endian f32 blob (length a multiple of 4, not JSON text).
 //!
@@ -25,7 +28,10 @@
 //! Failures are [`SkipReason`]s: data, not errors.
 
 use super::json;
-use crate::index::unit::{scale_to_unit, NotUnit};
+use crate::index::{
+    attributes::DocAttributes,
+    unit::{scale_to_unit, NotUnit},
+};
 
 /// Why a key was not loaded. Counted in `LoadReport`, shown in `/v1/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,6 +84,9 @@ pub struct Meta {
     pub title: Option<Box<str>>,
     pub url: Option<Box<str>>,
     pub text: Option<Box<str>>,
+    /// The other scalar fields (strings, numbers, booleans), bounded: the
+    /// filterable attributes (`index::attributes`).
+    pub attributes: DocAttributes,
 }
 
 /// Decodes `value`, appends its unit-length vector to `out` and returns the

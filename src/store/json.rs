@@ -12,11 +12,12 @@
 //! Leniency: numbers follow `str::parse::<f32>` rules, a superset of JSON's
 //! (`01`, `1.` and `.5` are accepted). Everything else is strict JSON.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use serde::de::IgnoredAny;
 
 use super::decode::{Meta, SkipReason};
+use crate::index::attributes::{AttrValue, DocAttributes};
 
 const BAD: SkipReason = SkipReason::InvalidJson;
 
@@ -29,8 +30,9 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// Parses `{"title","url","text","embedding":[...], ...}`: appends the
-/// embedding to `out` and returns the metadata. Other fields are validated
-/// and ignored; a missing or duplicated `embedding` is `invalid_json`.
+/// embedding to `out` and returns the metadata. Other fields are validated;
+/// scalar ones become attributes (last one wins per name), the rest are
+/// ignored; a missing or duplicated `embedding` is `invalid_json`.
 ///
 /// # Errors
 /// `invalid_json`, or `non_finite` for NaN/Infinity/out-of-range numbers in
@@ -42,6 +44,7 @@ pub fn parse_object(b: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
     }
     i = skip_ws(b, i + 1);
     let mut meta = Meta::default();
+    let mut attributes: BTreeMap<Box<str>, AttrValue> = BTreeMap::new();
     let mut seen = [false; 4];
     if b.get(i) == Some(&b'}') {
         return Err(BAD);
@@ -82,7 +85,21 @@ pub fn parse_object(b: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
                     _ => meta.text = value,
                 }
             }
-            _ => i = skip_value(b, i)?,
+            _ => {
+                // Containers are skipped unparsed; a scalar is small.
+                let scalar = if matches!(b.get(i), Some(b'{' | b'[')) {
+                    i = skip_value(b, i)?;
+                    None
+                } else {
+                    let (value, end) = read_value(b, i)?;
+                    i = end;
+                    AttrValue::from_json(&value)
+                };
+                match scalar {
+                    Some(v) => attributes.insert(key.into(), v),
+                    None => attributes.remove(&*key),
+                };
+            }
         }
         i = skip_ws(b, i);
         match b.get(i) {
@@ -94,6 +111,7 @@ pub fn parse_object(b: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
     if skip_ws(b, i + 1) != b.len() || !seen[0] {
         return Err(BAD);
     }
+    meta.attributes = DocAttributes::bounded(attributes);
     Ok(meta)
 }
 
@@ -158,6 +176,15 @@ fn read_string(b: &[u8], i: usize) -> Result<(Cow<'_, str>, usize), SkipReason> 
         if j > b.len() {
             return Err(BAD);
         }
+    }
+}
+
+/// Reads the JSON value starting at `b[i]`; returns it and the index after it.
+fn read_value(b: &[u8], i: usize) -> Result<(serde_json::Value, usize), SkipReason> {
+    let mut values = serde_json::Deserializer::from_slice(&b[i..]).into_iter::<serde_json::Value>();
+    match values.next() {
+        Some(Ok(v)) => Ok((v, i + values.byte_offset())),
+        _ => Err(BAD),
     }
 }
 
@@ -356,6 +383,25 @@ mod tests {
         assert_eq!(meta.url, None);
         assert_eq!(meta.text.as_deref(), Some("plain é"));
         assert_eq!(out, vec![1.0, -0.25]);
+    }
+
+    #[test]
+    fn extra_scalar_fields_become_attributes_last_one_winning() {
+        use crate::index::attributes::AttrValue;
+
+        let (meta, _) = object(
+            r#"{"locale":"en","n":2,"ok":true,"nested":{"a":1},"list":[1],"nil":null,"dup":1,"dup":"x","gone":1,"gone":[2],"embedding":[1]}"#,
+        )
+        .expect("valid");
+
+        let a = &meta.attributes;
+        assert_eq!(a.get("locale"), Some(&AttrValue::Str("en".into())));
+        assert_eq!(a.get("n"), AttrValue::number(2.0).as_ref());
+        assert_eq!(a.get("ok"), Some(&AttrValue::Bool(true)));
+        assert_eq!(a.get("dup"), Some(&AttrValue::Str("x".into())));
+        assert_eq!((a.get("nested"), a.get("list"), a.get("nil"), a.get("gone")), (None, None, None, None));
+        assert_eq!((a.len(), a.dropped()), (4, 0));
+        assert!(object(r#"{"x":01,"embedding":[1]}"#).is_err(), "attribute numbers are strict JSON");
     }
 
     #[test]

@@ -277,6 +277,8 @@ async fn load_sorted(
         value_bytes = r.value_bytes,
         matrix_bytes = index.matrix_bytes(),
         metadata_bytes = index.metadata_bytes(),
+        attributes = index.attributes().field_count(),
+        attributes_dropped = index.attributes().dropped(),
         duration_ms = r.duration.as_millis() as u64,
         "embeddings loaded"
     );
@@ -599,5 +601,5 @@ impl Builder {
 
 fn to_document(id: &str, meta: Meta, expires_at_ms: Option<u64>) -> Document {
     let url = meta.url.filter(|u| **u != *id);
-    Document { id: id.into(), url, title: meta.title, text: meta.text, expires_at_ms }
+    Document { id: id.into(), url, title: meta.title, text: meta.text, expires_at_ms, attributes: meta.attributes }
 }

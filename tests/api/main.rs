@@ -25,6 +25,9 @@ mod text;
 /// The in-process MiniLM embedder: fidelity to sentence-transformers, truncation, batching (skips without model files).
 mod embed_local;
 
+/// Filtered search: synthetic attributes on the dev corpus against a filter-then-rank oracle, and the 422s.
+mod filter;
+
 /// Documents by id: `GET /v1/documents/{*id}` and "more like this" search with `{"id": …}`.
 mod by_id;
 /// Live refresh: context cache, reload on quick-key invalidation, per-key mirroring, outages.

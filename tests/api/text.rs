@@ -256,6 +256,30 @@ async fn text_search_equals_vector_search_for_the_same_embedding() {
 }
 
 #[tokio::test]
+async fn filtered_text_search_equals_the_filter_then_rank_oracle() {
+    // Arrange
+    let redis = TestRedis::start();
+    crate::filter::seed_with_attributes(&mut redis.conn().await).await;
+    let fake = FakeProvider::start(ProviderKind::Tei, Behaviour::Answer).await;
+    let app = ready_app(settings(&redis, ProviderKind::Tei, &fake.url(), |_| {})).await;
+    let corpus = crate::filter::corpus();
+
+    for (name, filter) in crate::filter::filters() {
+        for q in ground_truth().into_iter().step_by(7) {
+            // Act
+            let res = app.post_search(&json!({"text": q.query, "k": 10, "with_text": false, "filter": filter})).await;
+
+            // Assert
+            assert_eq!(res.status(), 200, "{name}");
+            let body: Value = res.json().await.expect("JSON");
+            let query: Vec<f64> = q.embedding.iter().map(|&x| f64::from(x)).collect();
+            let want = crate::filter::oracle(&corpus, &query, &filter, 10, None);
+            crate::filter::assert_same(&body["results"], &want, &format!("text {:?}, filter {name}", q.query));
+        }
+    }
+}
+
+#[tokio::test]
 async fn every_provider_protocol_is_understood() {
     // Arrange
     let redis = TestRedis::start();

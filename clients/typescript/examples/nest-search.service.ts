@@ -33,7 +33,7 @@
  * answers, only without articles.
  */
 import { Inject, Injectable, Logger } from "@nestjs/common";
-import { Semsearch, SemsearchError, type SearchRequest, type SearchResult } from "@semsearch/client";
+import { Semsearch, SemsearchError, type SearchFilter, type SearchRequest, type SearchResult } from "@semsearch/client";
 
 export const SEARCH_OPTIONS = Symbol("SEARCH_OPTIONS");
 
@@ -77,9 +77,13 @@ export class SearchService {
     });
   }
 
-  /** The best articles for a question, best first (ties by ascending URL id). */
-  async similaritySearch(question: string, k = this.options.k ?? 3): Promise<Article[]> {
-    const shared = { k, min_score: this.options.minScore ?? null, with_text: true };
+  /**
+   * The best articles for a question, best first (ties by ascending URL id),
+   * among those matching `filter` if given (e.g. the user's locale:
+   * `{ fields: { locale: "en" } }`); still the exact top-k.
+   */
+  async similaritySearch(question: string, k = this.options.k ?? 3, filter?: SearchFilter): Promise<Article[]> {
+    const shared = { k, min_score: this.options.minScore ?? null, with_text: true, ...(filter ? { filter } : {}) };
     const query: SearchRequest = this.options.embedQuestion
       ? { ...shared, vector: await this.options.embedQuestion(question) }
       : { ...shared, text: question };
@@ -91,10 +95,10 @@ export class SearchService {
    * The context block for the prompt, or "" when semsearch cannot help
    * right now (the reason is logged with its problem code).
    */
-  async buildContext(question: string, k?: number): Promise<string> {
+  async buildContext(question: string, k?: number, filter?: SearchFilter): Promise<string> {
     let articles: Article[];
     try {
-      articles = await this.similaritySearch(question, k);
+      articles = await this.similaritySearch(question, k, filter);
     } catch (e) {
       if (!(e instanceof SemsearchError)) throw e;
       this.logger.warn(`no context: semsearch ${e.code ?? (e.isTimeout ? "timeout" : "unreachable")} (${e.status})`);

@@ -21,8 +21,17 @@ export type SearchRequest = Schemas["SearchRequest"];
 export type VectorQuery = Schemas["VectorQuery"];
 export type TextQuery = Schemas["TextQuery"];
 export type IdQuery = Schemas["IdQuery"];
-/** The options every kind of query shares (`k`, `min_score`, `with_text`, …). */
+/** The options every kind of query shares (`k`, `min_score`, `with_text`, `filter`, …). */
 export type QueryOptions = Omit<VectorQuery, "vector" | "text" | "id">;
+/**
+ * Only documents matching every condition: `url_prefix`, and per attribute
+ * (the stored value's extra string/number/boolean fields) one value or a
+ * list of accepted values. The answer stays the exact top-k among them.
+ */
+export type SearchFilter = Schemas["SearchFilter"];
+export type EmbedRequest = Schemas["EmbedRequest"];
+export type EmbedResponse = Schemas["EmbedResponse"];
+export type Normalization = Schemas["Normalization"];
 export type SearchResponse = Schemas["SearchResponse"];
 export type SearchResult = Schemas["SearchResult"];
 export type BatchResponse = Schemas["BatchResponse"];
@@ -150,8 +159,20 @@ export class Semsearch {
     return this.call((signal) => this.raw.GET("/readyz", { signal }));
   }
 
-  // TODO(issue 14): `embed(text)` once the spec has `/v1/embed` (the
-  // in-process embedder lands on main separately); regenerate schema.ts first.
+  /**
+   * Embeds texts with the server's embedder, the model the index was built
+   * with: for the article side of the chatbot (new articles to store) or to
+   * reuse one question's vector across several searches. One text or many
+   * (1 to the server's SEMSEARCH_MAX_BATCH); 422 `text_search_disabled`
+   * when the server has no embedder.
+   */
+  embed(texts: string | string[], options: { normalization?: Normalization } = {}): Promise<EmbedResponse> {
+    const body: EmbedRequest = { texts: typeof texts === "string" ? [texts] : texts };
+    if (options.normalization !== undefined) {
+      body.normalization = options.normalization;
+    }
+    return this.call((signal) => this.raw.POST("/v1/embed", { body, signal }));
+  }
 
   /**
    * Runs one operation with a fresh timeout per attempt, retrying a 503

@@ -351,7 +351,7 @@ export interface components {
          * @description Why fewer than k results came back.
          * @enum {string}
          */
-        FewerReason: "index_smaller_than_k" | "min_score";
+        FewerReason: "index_smaller_than_k" | "min_score" | "filter";
         /** @description Liveness answer. */
         Health: {
             status: components["schemas"]["HealthStatus"];
@@ -391,6 +391,8 @@ export interface components {
             with_text?: boolean;
             /** @description Suffix of the `cache:context:<key>` the results are stored under (1 to 256 printable ASCII bytes, no spaces). Default: a hash of the query and its options. */
             context_key?: string | null;
+            /** @description Search only documents matching this. Default: every document. */
+            filter?: components["schemas"]["SearchFilter"] | null;
         };
         /** @description One failing item of a batch. */
         ItemProblem: {
@@ -445,7 +447,7 @@ export interface components {
          *     added, existing ones never change meaning.
          * @enum {string}
          */
-        ProblemCode: "invalid_json" | "unsupported_media_type" | "payload_too_large" | "missing_field" | "unknown_field" | "invalid_type" | "null_element" | "non_finite" | "empty_vector" | "wrong_dimension" | "zero_vector" | "invalid_k" | "invalid_context_key" | "invalid_batch_size" | "too_many_results" | "response_too_large" | "unauthorized" | "forbidden" | "reload_failed" | "not_found" | "document_not_found" | "method_not_allowed" | "not_ready" | "timeout" | "overloaded" | "query_required" | "ambiguous_query" | "text_search_disabled" | "empty_text" | "text_too_long" | "embedder_failed" | "embedder_timeout" | "embedder_wrong_dimension" | "embedder_unavailable" | "internal";
+        ProblemCode: "invalid_json" | "unsupported_media_type" | "payload_too_large" | "missing_field" | "unknown_field" | "invalid_type" | "null_element" | "non_finite" | "empty_vector" | "wrong_dimension" | "zero_vector" | "invalid_k" | "invalid_context_key" | "invalid_batch_size" | "too_many_results" | "response_too_large" | "unauthorized" | "forbidden" | "reload_failed" | "not_found" | "document_not_found" | "method_not_allowed" | "not_ready" | "timeout" | "overloaded" | "query_required" | "ambiguous_query" | "text_search_disabled" | "empty_text" | "text_too_long" | "embedder_failed" | "embedder_timeout" | "embedder_wrong_dimension" | "embedder_unavailable" | "invalid_filter" | "unknown_filter_field" | "filter_type_mismatch" | "internal";
         /** @description Readiness answer. */
         Ready: {
             status: components["schemas"]["ReadyStatus"];
@@ -556,6 +558,27 @@ export interface components {
             rescored_rows: number;
             /** @description int8 queries the f32 scan answered instead, by reason. */
             f32_fallbacks: components["schemas"]["ScanFallbacks"];
+        };
+        /**
+         * @description Search only the documents matching every condition; the answer is the exact top-k among them (same tie rule). Attributes are the stored value's extra string, number and boolean fields (all but `embedding`, `text`, `title`, `url`), at most 32 per document. 422 `unknown_filter_field` for a field no document has, `filter_type_mismatch` for a value of a type the field never holds, `invalid_filter` for any other wrong shape.
+         * @example {
+         *       "fields": {
+         *         "locale": "en",
+         *         "product": [
+         *           "a",
+         *           "b"
+         *         ]
+         *       },
+         *       "url_prefix": "https://help.example.com/en/"
+         *     }
+         */
+        SearchFilter: {
+            /** @description Keep documents whose url starts with this (byte-wise). */
+            url_prefix?: string | null;
+            /** @description Attribute name → value or list of values. Numbers compare as 64-bit floats (1 equals 1.0). */
+            fields?: {
+                [key: string]: string | number | boolean | (string | number | boolean)[];
+            } | null;
         };
         /** @description Body of `POST /v1/search`: exactly one of `vector`, `text` and `id`, with the options every kind shares. */
         SearchRequest: components["schemas"]["VectorQuery"] | components["schemas"]["TextQuery"] | components["schemas"]["IdQuery"];
@@ -681,6 +704,11 @@ export interface components {
         /**
          * @description A search by question text, embedded server-side.
          * @example {
+         *       "filter": {
+         *         "fields": {
+         *           "locale": "en"
+         *         }
+         *       },
          *       "k": 3,
          *       "text": "How do I reset my password?"
          *     }
@@ -706,6 +734,8 @@ export interface components {
             with_text?: boolean;
             /** @description Suffix of the `cache:context:<key>` the results are stored under (1 to 256 printable ASCII bytes, no spaces). Default: a hash of the query and its options. */
             context_key?: string | null;
+            /** @description Search only documents matching this. Default: every document. */
+            filter?: components["schemas"]["SearchFilter"] | null;
         };
         /**
          * @description A search by query embedding.
@@ -741,6 +771,8 @@ export interface components {
             with_text?: boolean;
             /** @description Suffix of the `cache:context:<key>` the results are stored under (1 to 256 printable ASCII bytes, no spaces). Default: a hash of the query and its options. */
             context_key?: string | null;
+            /** @description Search only documents matching this. Default: every document. */
+            filter?: components["schemas"]["SearchFilter"] | null;
         };
     };
     responses: never;

@@ -123,6 +123,56 @@ describe("against a live semsearch", { skip: url ? false : "SEMSEARCH_URL is not
     assert.ok(!Number.isNaN(Date.parse(stats.loaded_at)));
   });
 
+  it("a url_prefix filter keeps exactly the matching documents of the unfiltered ranking", async () => {
+    const [q] = groundTruth(1);
+    const all = await client.search({ vector: q!.embedding, k: 1000, with_text: false });
+    const prefix = q!.top10[0]!.url.slice(0, q!.top10[0]!.url.lastIndexOf("/") + 2);
+
+    const filtered = await client.search({ vector: q!.embedding, k: 10, with_text: false, filter: { url_prefix: prefix } });
+
+    const expected = all.results.filter((r) => r.url.startsWith(prefix)).slice(0, 10);
+    assert.ok(expected.length > 0, prefix);
+    assert.deepEqual(
+      filtered.results.map((r) => r.id),
+      expected.map((r) => r.id),
+    );
+    assert.equal(filtered.fewer_results_reason, expected.length < 10 ? "filter" : undefined);
+  });
+
+  it("a filter on an attribute no document has is 422 unknown_filter_field", async () => {
+    const [q] = groundTruth(1);
+
+    const error = await client
+      .search({ vector: q!.embedding, filter: { fields: { locale: "en" } } })
+      .catch((e: unknown) => e);
+
+    assert.ok(error instanceof SemsearchError);
+    assert.equal(error.code, "unknown_filter_field");
+  });
+
+  it("embed gives the vectors text search uses, or says text search is off like search does", async () => {
+    const [q] = groundTruth(1);
+
+    const embedded = await client.embed(q!.query).catch((e: unknown) => e);
+    const byText = await client.search({ text: q!.query, k: 5, with_text: false }).catch((e: unknown) => e);
+
+    if (embedded instanceof SemsearchError) {
+      assert.equal(embedded.code, "text_search_disabled");
+      assert.ok(byText instanceof SemsearchError && byText.code === "text_search_disabled", String(byText));
+      return;
+    }
+    assert.ok(!(embedded instanceof Error), String(embedded));
+    const answer = embedded as Awaited<ReturnType<Semsearch["embed"]>>;
+    assert.equal(answer.embeddings.length, 1);
+    assert.equal(answer.dimension, q!.embedding.length);
+    const byVector = await client.search({ vector: answer.embeddings[0]!, k: 5, with_text: false });
+    assert.ok(!(byText instanceof Error), String(byText));
+    assert.deepEqual(
+      (byText as Awaited<ReturnType<Semsearch["search"]>>).results.map((r) => r.id),
+      byVector.results.map((r) => r.id),
+    );
+  });
+
   it("errors arrive as SemsearchError with the problem code", async () => {
     const wrongDimension = await client.search({ vector: [1, 0] }).catch((e: unknown) => e);
     const missing = await client.document("https://example.org/no-such-article").catch((e: unknown) => e);

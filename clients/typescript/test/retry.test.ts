@@ -109,4 +109,18 @@ describe("retries and errors", () => {
     assert.equal(request.headers.get("authorization"), "Bearer k1");
     assert.equal(new URL(request.url).pathname, "/v1/documents/https%3A%2F%2Fhelp.example%2Fa%2Fb%3Fc");
   });
+
+  it("embed sends one text as a list and returns the server's vectors", async () => {
+    const answer = { embeddings: [[0.6, 0.8]], model: "m", dimension: 2, truncated: [false] };
+    const { fetch, calls } = scripted([
+      () => new Response(JSON.stringify(answer), { status: 200, headers: { "content-type": "application/json" } }),
+    ]);
+    const client = new Semsearch({ baseUrl: "http://semsearch.test", fetch });
+
+    const got = await client.embed("how do I pay", { normalization: "chatbot" });
+
+    assert.deepEqual(got, answer);
+    assert.equal(new URL(calls[0]!.request.url).pathname, "/v1/embed");
+    assert.deepEqual(JSON.parse(await calls[0]!.request.text()), { texts: ["how do I pay"], normalization: "chatbot" });
+  });
 });

@@ -7,6 +7,14 @@ export const justAVector: SearchRequest = { vector: [0.12, -0.03, 0.51] };
 export const textWithOptions: SearchRequest = { text: "How do I reset my password?", k: 5, with_text: false };
 export const moreLikeThis: SearchRequest = { id: "https://example.org/a", min_score: 0.2 };
 export const nullCountsAsAbsent: SearchRequest = { vector: [1], id: null };
+export const filtered: SearchRequest = {
+  text: "refund",
+  filter: { url_prefix: "https://help.example.com/en/", fields: { locale: "en", product: ["a", "b"], year: 2024 } },
+};
+// @ts-expect-error a filter value is a scalar or a list of scalars
+export const nestedFilter: SearchRequest = { vector: [1], filter: { fields: { locale: { lang: "en" } } } };
+// @ts-expect-error a misspelt filter key is an unknown_field
+export const filterTypo: SearchRequest = { vector: [1], filter: { url_prefx: "https://" } };
 
 // @ts-expect-error no query at all: the server answers 422 query_required
 export const nothing: SearchRequest = {};

@@ -1,0 +1,148 @@
+//! Filtered search against unfiltered search over the same 100k × 384
+//! matrix, in one run, so every result is a ratio on this shared machine.
+//!
+//! - `filtered/{pct}`: `search::filter::top_k_filtered` (the path it picks
+//!   by selectivity) for 100%, 10%, 1% and 0.1% of rows matching, scattered
+//!   at random, next to `unfiltered` (`search::top_k`), k = 10, 2 threads.
+//! - `cutover/{path}/{pct}`: the gather and skip paths forced, at
+//!   selectivities around the cut-over, to place `GATHER_BELOW`.
+//!
+//! After criterion's lines, `ratio` lines print the median of paired,
+//! interleaved runs: filtered ÷ unfiltered, and gather ÷ skip.
+//!
+//! ```text
+//! cargo bench --bench filter
+//! cargo bench --bench filter -- filtered
+//! cargo bench --bench filter -- cutover
+//! ```
+
+use std::{
+    hint::black_box,
+    time::{Duration, Instant},
+};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use rand::{rngs::SmallRng, Rng, SeedableRng};
+use rayon::ThreadPoolBuilder;
+use roaring::RoaringBitmap;
+use semsearch::search::{
+    self,
+    filter::{top_k_filtered, top_k_filtered_with, FilterPath},
+    kernel,
+};
+
+const SEED: u64 = 0xF117_E125;
+const N: usize = 100_000;
+const DIM: usize = 384;
+const K: usize = 10;
+/// Fractions of rows matching in `filtered`.
+const SELECTIVITIES: [f64; 4] = [1.0, 0.1, 0.01, 0.001];
+/// Fractions of rows matching in `cutover`.
+const CUTOVER: [f64; 7] = [0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0];
+const PAIRED_REPS: usize = 41;
+
+fn unit_rows(n: usize, dim: usize, rng: &mut SmallRng) -> Vec<f32> {
+    let mut m: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    for row in m.chunks_exact_mut(dim) {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        row.iter_mut().for_each(|x| *x /= norm);
+    }
+    m
+}
+
+/// Each row independently with probability `p` (at least one row).
+fn random_rows(p: f64, rng: &mut SmallRng) -> RoaringBitmap {
+    let mut rows: RoaringBitmap = (0..N as u32).filter(|_| rng.random_bool(p)).collect();
+    if rows.is_empty() {
+        rows.insert(0);
+    }
+    rows
+}
+
+fn label(p: f64) -> String {
+    format!("{}%", p * 100.0)
+}
+
+/// Median times of `a` and `b`, run interleaved so both see the same load.
+fn paired_medians(mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed()
+    };
+    let (mut ta, mut tb): (Vec<Duration>, Vec<Duration>) =
+        (0..PAIRED_REPS).map(|_| (time(&mut a), time(&mut b))).unzip();
+    ta.sort_unstable();
+    tb.sort_unstable();
+    (ta[PAIRED_REPS / 2], tb[PAIRED_REPS / 2])
+}
+
+fn bench(c: &mut Criterion) {
+    let mut rng = SmallRng::seed_from_u64(SEED);
+    let matrix = unit_rows(N, DIM, &mut rng);
+    let query = unit_rows(1, DIM, &mut rng);
+    let pool = ThreadPoolBuilder::new().num_threads(2).build().expect("a 2-thread pool builds");
+    let kernel = kernel::active();
+
+    let sets: Vec<(f64, RoaringBitmap)> = SELECTIVITIES.iter().map(|&p| (p, random_rows(p, &mut rng))).collect();
+    let mut group = c.benchmark_group("filtered");
+    group.bench_function("unfiltered", |b| {
+        pool.install(|| b.iter(|| black_box(search::top_k(&matrix, &query, K, None))))
+    });
+    for (p, rows) in &sets {
+        group.bench_with_input(BenchmarkId::from_parameter(label(*p)), rows, |b, rows| {
+            pool.install(|| b.iter(|| black_box(top_k_filtered(&matrix, &query, rows, K, None))))
+        });
+    }
+    group.finish();
+    for (p, rows) in &sets {
+        let (f, u) = pool.install(|| {
+            paired_medians(
+                || {
+                    black_box(top_k_filtered(&matrix, &query, rows, K, None));
+                },
+                || {
+                    black_box(search::top_k(&matrix, &query, K, None));
+                },
+            )
+        });
+        let path = FilterPath::choose(rows.len(), N);
+        println!(
+            "ratio filtered/{:<6} ÷ unfiltered: {:.3} ({path:?}, {f:?} vs {u:?})",
+            label(*p),
+            f.as_secs_f64() / u.as_secs_f64()
+        );
+    }
+
+    let sets: Vec<(f64, RoaringBitmap)> = CUTOVER.iter().map(|&p| (p, random_rows(p, &mut rng))).collect();
+    let mut group = c.benchmark_group("cutover");
+    for (p, rows) in &sets {
+        for path in [FilterPath::Gather, FilterPath::Skip] {
+            group.bench_with_input(BenchmarkId::new(format!("{path:?}"), label(*p)), rows, |b, rows| {
+                pool.install(|| b.iter(|| black_box(top_k_filtered_with(kernel, path, &matrix, &query, rows, K, None))))
+            });
+        }
+    }
+    group.finish();
+    let (matrix, query) = (&matrix, &query);
+    for (p, rows) in &sets {
+        let run = |path| {
+            move || {
+                black_box(top_k_filtered_with(kernel, path, matrix, query, rows, K, None));
+            }
+        };
+        let (g, s) = pool.install(|| paired_medians(run(FilterPath::Gather), run(FilterPath::Skip)));
+        println!(
+            "ratio cutover/{:<6} gather ÷ skip: {:.3} ({g:?} vs {s:?})",
+            label(*p),
+            g.as_secs_f64() / s.as_secs_f64()
+        );
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = bench
+}
+criterion_main!(benches);
