@@ -16,11 +16,13 @@
 
 use std::time::Duration;
 
-use redis::{aio::MultiplexedConnection, AsyncConnectionConfig};
 use thiserror::Error;
 use tokio::{sync::Mutex, time::Instant};
 
-use super::keys::{QueryCacheKeys, QueryDigest, WritableKey};
+use super::{
+    keys::{QueryCacheKeys, QueryDigest, WritableKey},
+    link::{RedisClient, RedisConn},
+};
 
 /// How long Redis is skipped after a failed command or connect.
 pub const RECONNECT_AFTER: Duration = Duration::from_secs(1);
@@ -41,13 +43,13 @@ pub enum QueryCacheError {
 /// The connection and, after a failure, when to try again.
 #[derive(Default)]
 struct Link {
-    conn: Option<MultiplexedConnection>,
+    conn: Option<RedisConn>,
     retry_at: Option<Instant>,
 }
 
 /// Query embeddings in Redis.
 pub struct QueryCache {
-    client: redis::Client,
+    client: RedisClient,
     keys: QueryCacheKeys,
     ttl_secs: u64,
     timeout: Duration,
@@ -63,7 +65,7 @@ impl std::fmt::Debug for QueryCache {
 impl QueryCache {
     /// Connects to nothing yet; the first lookup opens the connection.
     /// `ttl_secs` must be at least 1 (`SET … EX 0` is an error in Redis).
-    pub fn new(client: redis::Client, keys: QueryCacheKeys, ttl_secs: u64, timeout: Duration) -> Self {
+    pub fn new(client: RedisClient, keys: QueryCacheKeys, ttl_secs: u64, timeout: Duration) -> Self {
         Self { client, keys, ttl_secs: ttl_secs.max(1), timeout, link: Mutex::new(Link::default()) }
     }
 
@@ -93,7 +95,7 @@ impl QueryCache {
     }
 
     /// The open connection, or a new one unless a recent failure says wait.
-    async fn connection(&self) -> Result<MultiplexedConnection, QueryCacheError> {
+    async fn connection(&self) -> Result<RedisConn, QueryCacheError> {
         let mut link = self.link.lock().await;
         if let Some(conn) = &link.conn {
             return Ok(conn.clone());
@@ -101,10 +103,7 @@ impl QueryCache {
         if link.retry_at.is_some_and(|at| Instant::now() < at) {
             return Err(QueryCacheError::CoolingDown);
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        match self.client.get_multiplexed_async_connection_with_config(&config).await {
+        match self.client.connect(self.timeout, self.timeout).await {
             Ok(conn) => {
                 *link = Link { conn: Some(conn.clone()), retry_at: None };
                 Ok(conn)
