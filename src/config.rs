@@ -589,6 +589,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cluster_nodes_switch_to_cluster_mode_with_the_same_credentials() {
+        let mut args = ServeArgs::defaults();
+        args.redis.password = Some(Secret::new("hunter2"));
+        args.redis.cluster_nodes = vec!["10.0.0.1:7000".into(), "10.0.0.2:7000".into()];
+
+        let settings = Settings::from_args(&args).expect("valid");
+
+        assert_eq!(settings.redis_display(), "cluster redis://10.0.0.1:7000,10.0.0.2:7000");
+        let seeds = settings.redis_cluster.as_ref().expect("cluster mode").seed_infos();
+        assert_eq!(seeds[0].redis_settings().password(), Some("hunter2"));
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        args.redis.cluster_nodes = vec!["10.0.0.1".into()];
+        assert!(matches!(Settings::from_args(&args), Err(ConfigError::Redis(_))));
+        args.redis.cluster_nodes = Vec::new();
+        assert!(Settings::from_args(&args).expect("valid").redis_cluster.is_none());
+    }
+
+    #[test]
     fn password_is_not_in_debug_output_or_display() {
         let mut args = ServeArgs::defaults();
         args.redis.password = Some(Secret::new("hunter2"));

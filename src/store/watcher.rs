@@ -209,7 +209,14 @@ async fn connect_node(
         .set_response_timeout(Some(Duration::from_secs(5)))
         .set_push_sender(push_tx);
     let mut conn = client.get_multiplexed_async_connection_with_config(&config).await.map_err(ArmError::Unreachable)?;
-    arm(&mut conn, keys).await.map_err(ArmError::Refused)?;
+    arm(&mut conn, keys).await.map_err(|e| {
+        // A node that dies between connect and arm (a primary killed mid-re-arm) is unreachable, not refusing.
+        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+            ArmError::Unreachable(e)
+        } else {
+            ArmError::Refused(e)
+        }
+    })?;
     Ok(conn)
 }
 
