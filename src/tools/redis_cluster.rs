@@ -120,6 +120,27 @@ impl ChildCluster {
         self.wait_ok()
     }
 
+    /// The command that moves `slots` hash slots, with their keys, from
+    /// node `from` to node `to` (`redis-cli --cluster reshard`), as an
+    /// operator rebalancing would. Returned unstarted, so a test can query
+    /// while it runs; [`ChildCluster::wait_ok`] after it exits.
+    pub fn reshard_command(&self, from: usize, to: usize, slots: usize) -> Command {
+        let id = |i: usize| {
+            let r = reply(self.nodes[i].port, b"CLUSTER MYID\r\n").unwrap_or_default();
+            // A bulk string: "$40\r\n<id>\r\n".
+            r.lines().nth(1).unwrap_or_default().trim().to_owned()
+        };
+        let mut command = Command::new("redis-cli");
+        command
+            .args(["--cluster", "reshard", &format!("127.0.0.1:{}", self.nodes[from].port)])
+            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    }
+
     fn start_node(&mut self, i: usize) -> Result<(), ClusterError> {
         let node = &mut self.nodes[i];
         let port = node.port.to_string();
@@ -145,7 +166,10 @@ impl ChildCluster {
     }
 
     /// Waits until every running node reports `cluster_state:ok`.
-    fn wait_ok(&self) -> Result<(), ClusterError> {
+    ///
+    /// # Errors
+    /// [`ClusterError::NotOk`] when that takes longer than 20 s.
+    pub fn wait_ok(&self) -> Result<(), ClusterError> {
         let started = Instant::now();
         while started.elapsed() < START_TIMEOUT {
             let ok = self

@@ -332,3 +332,42 @@ async fn cluster_primary_killed_queries_are_answered_and_it_is_reloaded_after_it
     assert_eq!(app.get("/readyz").await.status(), 200);
     assert_ground_truth(&app).await;
 }
+
+#[tokio::test]
+async fn cluster_reshard_keeps_answers_exact_and_is_followed_by_a_reload() {
+    // Arrange
+    let cluster = TestCluster::start();
+    seed_cluster(&cluster.conn().await).await;
+    let app = spawn_app_with(cluster.settings()).await;
+    app.wait_ready().await;
+    feed_armed(&app).await;
+    let before = app.stats().await["refresh"]["reloads"].as_u64().expect("reloads");
+
+    // Act: 200 slots and their keys move from the first primary to the
+    // second, while every shared query keeps being asked.
+    let mut reshard = tokio::process::Command::from(cluster.nodes.reshard_command(0, 1, 200))
+        .spawn()
+        .expect("redis-cli --cluster reshard runs");
+    let mut rounds = 0;
+    let status = loop {
+        if let Some(status) = reshard.try_wait().expect("reshard status") {
+            break status;
+        }
+        assert_ground_truth(&app).await;
+        rounds += 1;
+    };
+    assert!(status.success(), "redis-cli --cluster reshard failed: {status}");
+    cluster.nodes.wait_ok().unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("{rounds} rounds of 30 queries answered exactly during the reshard");
+
+    // Assert: the feed saw the new topology and a full reload followed.
+    let (stats, took) = eventually("a reload after the reshard", || async {
+        let s = app.stats().await;
+        (s["refresh"]["reloads"].as_u64() > Some(before) && s["refresh"]["change_feed"] == "tracking").then_some(s)
+    })
+    .await;
+    eprintln!("reshard done -> reload published in {took:?} ({})", stats["refresh"]["last_reload"]);
+    assert_eq!(stats["refresh"]["last_reload"]["reason"], "change_feed_rearmed");
+    assert_eq!(stats["documents"], 2000);
+    assert_ground_truth(&app).await;
+}
