@@ -371,3 +371,65 @@ async fn cluster_reshard_keeps_answers_exact_and_is_followed_by_a_reload() {
     assert_eq!(stats["documents"], 2000);
     assert_ground_truth(&app).await;
 }
+
+/// Every `cache:context:*` key on every node, from each node's own view.
+async fn contexts_on_nodes(cluster: &TestCluster) -> Vec<String> {
+    let mut all = Vec::new();
+    for port in cluster.nodes.ports() {
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg("cache:context:*").query_async(&mut cluster.node(port).await).await.expect("KEYS");
+        all.extend(keys);
+    }
+    all
+}
+
+#[tokio::test]
+async fn cluster_contexts_are_written_to_every_primary_and_purged_from_all() {
+    // Arrange: contexts left by an earlier process on every primary.
+    let cluster = TestCluster::start();
+    let mut c = cluster.conn().await;
+    for port in cluster.nodes.ports() {
+        let _: () = cmd(&mut c, &["SET", &cluster.key_on(port, "a").await, "[1,0,0]", "EX", "86400"]).await;
+        let old = cluster.key_on(port, "x").await.replace("cache:embedding:", "cache:context:old-");
+        let _: () = cmd(&mut c, &["SET", &old, "{}", "EX", "3600"]).await;
+    }
+    let mut stale = contexts_on_nodes(&cluster).await;
+    stale.sort();
+
+    // Act 1: start (purges every context by SCAN on every primary), then search with 12 context keys.
+    let app = spawn_app_with(cluster.settings()).await;
+    app.wait_ready().await;
+    let names: Vec<String> = (0..12).map(|i| format!("session-{i}")).collect();
+    for name in &names {
+        let res = app.post_search(&json!({"vector": [1, 0, 0], "k": 1, "context_key": name})).await;
+        assert_eq!(res.status(), 200);
+    }
+
+    // Assert 1: the earlier process's contexts are gone; ours are on more than one primary.
+    let (written, _) = eventually("12 contexts written and the old ones purged", || async {
+        let mut now = contexts_on_nodes(&cluster).await;
+        now.sort();
+        (now.len() == names.len() && now.iter().all(|k| !stale.contains(k))).then_some(now)
+    })
+    .await;
+    let mut nodes_with_contexts = 0;
+    for port in cluster.nodes.ports() {
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg("cache:context:*").query_async(&mut cluster.node(port).await).await.expect("KEYS");
+        nodes_with_contexts += usize::from(!keys.is_empty());
+    }
+    assert!(nodes_with_contexts > 1, "12 context keys all on one primary: {written:?}");
+    let stored: Option<String> = cmd(&mut c, &["GET", "cache:context:session-3"]).await;
+    assert!(stored.is_some_and(|s| s.contains("\"results\"")));
+
+    // Act 2: a reload retires every context of the previous version.
+    let reload = app.http.post(app.url("/v1/admin/reload")).send().await.expect("reload");
+    assert_eq!(reload.status(), 200);
+
+    // Assert 2: purged from every primary (a multi-slot UNLINK); the embeddings stay.
+    eventually("contexts purged from every primary", || async {
+        contexts_on_nodes(&cluster).await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(app.stats().await["documents"], 3);
+}
