@@ -8,9 +8,10 @@
 //!   (no decimal round trip), 4 × dim bytes, and impossible to mistake for the
 //!   chatbot's JSON documents.
 //! - Best-effort by contract: every call returns a typed error that the caller
-//!   counts and then ignores. Nothing here retries. A connect or response
-//!   timeout of [`QueryCache::new`]'s `timeout` bounds how long a sick Redis
-//!   can delay a query, and after a failure Redis is skipped for
+//!   counts and then ignores. Nothing here retries. [`QueryCache::new`]'s
+//!   `timeout` bounds each call, connecting included (on a cluster too,
+//!   where redis-rs retries inside a call), so a sick Redis can delay a
+//!   query by at most that, and after a failure Redis is skipped for
 //!   [`RECONNECT_AFTER`] so a dead server costs one timeout, not one per query.
 //! - Writes take a [`WritableKey`] from `keys`, so they cannot leave our prefix.
 
@@ -76,8 +77,8 @@ impl QueryCache {
     pub async fn get(&self, digest: &QueryDigest) -> Result<Option<Vec<f32>>, QueryCacheError> {
         let key = self.keys.key(digest);
         let mut conn = self.connection().await?;
-        let value: Option<Vec<u8>> =
-            self.observe(redis::cmd("GET").arg(key.as_str()).query_async(&mut conn).await).await?;
+        let reply = self.bounded(redis::cmd("GET").arg(key.as_str()).query_async(&mut conn)).await;
+        let value: Option<Vec<u8>> = self.observe(reply).await?;
         value.map(|bytes| decode(&key, &bytes)).transpose()
     }
 
@@ -89,8 +90,9 @@ impl QueryCache {
         let key: WritableKey = self.keys.key(digest);
         let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
         let mut conn = self.connection().await?;
-        let reply: Result<(), _> =
-            redis::cmd("SET").arg(key.as_str()).arg(bytes).arg("EX").arg(self.ttl_secs).query_async(&mut conn).await;
+        let reply: Result<(), _> = self
+            .bounded(redis::cmd("SET").arg(key.as_str()).arg(bytes).arg("EX").arg(self.ttl_secs).query_async(&mut conn))
+            .await;
         self.observe(reply).await
     }
 
@@ -103,7 +105,7 @@ impl QueryCache {
         if link.retry_at.is_some_and(|at| Instant::now() < at) {
             return Err(QueryCacheError::CoolingDown);
         }
-        match self.client.connect(self.timeout, self.timeout).await {
+        match self.bounded(self.client.connect(self.timeout, self.timeout)).await {
             Ok(conn) => {
                 *link = Link { conn: Some(conn.clone()), retry_at: None };
                 Ok(conn)
@@ -113,6 +115,22 @@ impl QueryCache {
                 Err(e.into())
             }
         }
+    }
+
+    /// `call`, failed as a timeout once `timeout` has passed. On a cluster,
+    /// redis-rs retries a command against a dead primary with backoff
+    /// (up to 16 times) inside one call, so the per-attempt response
+    /// timeout alone would not bound how long a query waits here.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        tokio::time::timeout(self.timeout, call).await.unwrap_or_else(|_| {
+            Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "query-embedding cache call timed out",
+            )))
+        })
     }
 
     /// Drops the connection after a Redis error so the next call reconnects.
