@@ -24,7 +24,11 @@ use redis::{aio::MultiplexedConnection, Value};
 mod common;
 
 use common::chatbot_value;
-use semsearch::{config::Settings, store::loader, tools::redis_child::ChildRedis};
+use semsearch::{
+    config::Settings,
+    store::{link::RedisConn, loader},
+    tools::redis_child::ChildRedis,
+};
 
 const DEFAULT_N: usize = 100_000;
 const ROUNDS: usize = 3;
@@ -53,7 +57,7 @@ async fn fill(conn: &mut MultiplexedConnection, n: usize) -> u64 {
 
 /// The baseline: the same SCAN (the loader's own) and the same chunked,
 /// pipelined MGETs, values received and dropped unparsed.
-async fn bare_mget(conn: &MultiplexedConnection, pattern: &str, scan_count: usize, chunk: usize) -> (usize, u64) {
+async fn bare_mget(conn: &RedisConn, pattern: &str, scan_count: usize, chunk: usize) -> (usize, u64) {
     let keys = loader::scan_all(conn, pattern, scan_count).await.expect("SCAN");
     let keys = Arc::new(keys);
     let mut replies = futures::stream::iter((0..keys.len()).step_by(chunk))
@@ -152,6 +156,7 @@ fn main() {
             t.elapsed().as_secs_f64()
         );
 
+        let client = semsearch::store::link::RedisClient::node(&settings.redis).expect("client");
         let conn = loader::connect(&client, &settings.load).await.expect("connect");
         let (mut base, mut cand) = (Vec::new(), Vec::new());
         for round in 1..=ROUNDS {

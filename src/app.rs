@@ -17,6 +17,7 @@ use crate::{
     search::{coalesce::Coalescer, int8, kernel},
     store::{
         context::{self, ContextWriter},
+        link::RedisClient,
         query_cache::QueryCache,
         watcher,
     },
@@ -27,7 +28,7 @@ use crate::{
 pub struct App {
     listener: TcpListener,
     settings: Settings,
-    client: redis::Client,
+    client: RedisClient,
     state: AppState,
     refresher: Refresher,
     context_writer: Option<ContextWriter>,
@@ -48,7 +49,10 @@ impl App {
         let _ = rustls::crypto::ring::default_provider().install_default();
         kernel::select(settings.kernel).context("choosing the search kernel (SEMSEARCH_KERNEL)")?;
         let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
-        let client = redis::Client::open(settings.redis.info.clone()).context("preparing the Redis client")?;
+        let client = match &settings.redis_cluster {
+            Some(cluster) => RedisClient::cluster(cluster).context("preparing the Redis Cluster client")?,
+            None => RedisClient::node(&settings.redis).context("preparing the Redis client")?,
+        };
         let embedder = match &settings.embedder {
             Some(es) => {
                 let redis_tier = (es.cache_ttl_secs > 0).then(|| {
@@ -82,7 +86,7 @@ impl App {
         let refresher = Refresher {
             client: client.clone(),
             source: Source {
-                redis_display: settings.redis.display().to_owned(),
+                redis_display: settings.redis_display().to_owned(),
                 keys: settings.keys.clone(),
                 load: settings.load.clone(),
                 dim: settings.dim,
@@ -141,13 +145,13 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Self { listener, settings, client, state, refresher, context_writer, changes } = self;
         let cancel = CancellationToken::new();
-        info!(addr = %listener.local_addr()?, redis = settings.redis.display(), kernel = kernel::name(), int8_kernel = int8::kernel::active().name(), scan = %settings.scan, "semsearch listening");
+        info!(addr = %listener.local_addr()?, redis = settings.redis_display(), kernel = kernel::name(), int8_kernel = int8::kernel::active().name(), scan = %settings.scan, "semsearch listening");
 
         let mut tasks = vec![
             tokio::spawn(api::metrics::run_upkeep(cancel.clone())),
             tokio::spawn(refresher.run(cancel.clone())),
             tokio::spawn(watcher::run(
-                settings.redis.info.clone(),
+                client.clone(),
                 settings.keys.clone(),
                 settings.retry_max,
                 changes,

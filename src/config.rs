@@ -33,7 +33,7 @@ use crate::{
     search::{kernel::KernelChoice, ScanMode},
     secret::Secret,
     store::{
-        connect::{RedisParts, RedisTarget, TargetError},
+        connect::{ClusterTarget, RedisParts, RedisTarget, TargetError},
         keys::{
             KeyError, KeySpace, DEFAULT_CONTEXT_PREFIX, DEFAULT_EMBEDDING_PATTERN, DEFAULT_QUERY_CACHE_PREFIX,
             DEFAULT_QUICK_KEY,
@@ -73,6 +73,11 @@ pub struct RedisArgs {
     /// private CA. Unset: the Mozilla roots compiled in (webpki-roots).
     #[arg(long = "redis-tls-ca-file", env = "REDIS_TLS_CA_FILE")]
     pub tls_ca_file: Option<PathBuf>,
+    /// Redis Cluster seed nodes, `host:port,host:port,…`. Set: read the
+    /// cluster (SCAN and change feed on every primary), with the username,
+    /// password and TLS settings above (or those of REDIS_URL); its host is unused.
+    #[arg(long = "redis-cluster-nodes", env = "REDIS_CLUSTER_NODES", value_delimiter = ',')]
+    pub cluster_nodes: Vec<String>,
 }
 
 impl RedisArgs {
@@ -96,6 +101,17 @@ impl RedisArgs {
             Some(path) => target.with_ca_file(path)?,
             None => target,
         })
+    }
+
+    /// The cluster REDIS_CLUSTER_NODES names, if set.
+    ///
+    /// # Errors
+    /// [`ConfigError::Redis`] for an unusable node, URL or CA file.
+    pub fn cluster(&self) -> Result<Option<ClusterTarget>, ConfigError> {
+        if self.cluster_nodes.iter().all(|n| n.trim().is_empty()) {
+            return Ok(None);
+        }
+        Ok(Some(ClusterTarget::new(&self.cluster_nodes, self.target()?)?))
     }
 }
 
@@ -409,7 +425,10 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub bind: SocketAddr,
+    /// The node, or with `redis_cluster` the credentials and TLS settings of every cluster node.
     pub redis: RedisTarget,
+    /// Set by REDIS_CLUSTER_NODES: read this cluster instead of `redis`.
+    pub redis_cluster: Option<ClusterTarget>,
     pub keys: KeySpace,
     pub max_k: usize,
     pub max_batch: usize,
@@ -467,6 +486,7 @@ impl Settings {
             cors_origins,
             bind: args.bind,
             redis: args.redis.target()?,
+            redis_cluster: args.redis.cluster()?,
             embedder: args.embedder.settings(&keys)?,
             keys,
             max_k: args.max_k,
@@ -497,6 +517,11 @@ impl Settings {
             log: args.log.filter.clone(),
             log_format: args.log.log_format,
         })
+    }
+
+    /// Where the data is read from, for logs and messages: never credentials.
+    pub fn redis_display(&self) -> &str {
+        self.redis_cluster.as_ref().map_or(self.redis.display(), ClusterTarget::display)
     }
 
     /// Settings for tests and tools: defaults, the given Redis URL, port 0 on loopback.
@@ -562,6 +587,24 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_nodes_switch_to_cluster_mode_with_the_same_credentials() {
+        let mut args = ServeArgs::defaults();
+        args.redis.password = Some(Secret::new("hunter2"));
+        args.redis.cluster_nodes = vec!["10.0.0.1:7000".into(), "10.0.0.2:7000".into()];
+
+        let settings = Settings::from_args(&args).expect("valid");
+
+        assert_eq!(settings.redis_display(), "cluster redis://10.0.0.1:7000,10.0.0.2:7000");
+        let seeds = settings.redis_cluster.as_ref().expect("cluster mode").seed_infos();
+        assert_eq!(seeds[0].redis_settings().password(), Some("hunter2"));
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        args.redis.cluster_nodes = vec!["10.0.0.1".into()];
+        assert!(matches!(Settings::from_args(&args), Err(ConfigError::Redis(_))));
+        args.redis.cluster_nodes = Vec::new();
+        assert!(Settings::from_args(&args).expect("valid").redis_cluster.is_none());
+    }
 
     #[test]
     fn password_is_not_in_debug_output_or_display() {

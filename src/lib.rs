@@ -15,6 +15,10 @@
 //!
 //!  Redis ──► store::watcher (CLIENT TRACKING) ──► refresh ──► index::SharedIndex (swap)
 //! ```
+//!
+//! "Redis" is one node or a Redis Cluster (`REDIS_CLUSTER_NODES`): every
+//! path above reaches it through `store::link`, which SCANs and pipelines
+//! per primary; the watcher arms tracking on every primary.
 #![deny(unsafe_code)]
 
 /// Everything that speaks Redis: connections, key names, decoding, the bulk

@@ -51,7 +51,6 @@ pub mod updates;
 
 use std::{collections::HashSet, sync::atomic::Ordering, sync::Arc, time::Duration};
 
-use redis::aio::MultiplexedConnection;
 use tokio::{
     sync::{mpsc, oneshot},
     task::{JoinError, JoinHandle},
@@ -76,6 +75,7 @@ use crate::{
         context::ContextQueue,
         decode::SkipReason,
         keys::KeySpace,
+        link::{RedisClient, RedisConn},
         loader::{self, LoadError, LoadReport, LoadSettings, Loaded},
         watcher::Change,
     },
@@ -115,7 +115,7 @@ pub struct RefreshHandle {
 
 /// The task that owns index updates. Built in `app.rs`, run until cancelled.
 pub struct Refresher {
-    pub client: redis::Client,
+    pub client: RedisClient,
     pub source: Source,
     pub timing: RefreshSettings,
     pub shared: Arc<SharedIndex>,
@@ -180,7 +180,7 @@ fn same_document(current: &Index, row: usize, fresh: &Index, fresh_row: usize) -
 /// The loop's state: the three machines, and the I/O in flight for each.
 /// A task handle is `Some` exactly while its machine says it is running.
 struct Loop {
-    conn: Option<MultiplexedConnection>,
+    conn: Option<RedisConn>,
     /// The key account of the published snapshot, kept for the reconcile
     /// and updated with each per-key update.
     report: LoadReport,
@@ -323,10 +323,10 @@ impl Refresher {
     }
 
     async fn connection(
-        client: redis::Client,
+        client: RedisClient,
         settings: &Source,
-        conn: Option<MultiplexedConnection>,
-    ) -> Result<MultiplexedConnection, LoadError> {
+        conn: Option<RedisConn>,
+    ) -> Result<RedisConn, LoadError> {
         match conn {
             Some(c) => Ok(c),
             None => loader::connect(&client, &settings.load).await,

@@ -25,14 +25,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{aio::MultiplexedConnection, AsyncConnectionConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::keys::{KeySpace, WritableKey};
+use super::{
+    keys::{KeySpace, WritableKey},
+    link::{RedisClient, RedisConn, Scan},
+};
 
 /// One result as the chatbot reads it from a context entry (the same
 /// fields, in the same order, as the API's search result with text).
@@ -263,8 +265,8 @@ impl ContextQueue {
 
 impl ContextWriter {
     /// Drains the queue into Redis until cancelled.
-    pub async fn run(mut self, client: redis::Client, keys: KeySpace, cancel: CancellationToken) {
-        let mut conn: Option<MultiplexedConnection> = None;
+    pub async fn run(mut self, client: RedisClient, keys: KeySpace, cancel: CancellationToken) {
+        let mut conn: Option<RedisConn> = None;
         let mut last_attempt: Option<Instant> = None;
         let mut batch = Vec::with_capacity(PIPELINE_MAX);
         loop {
@@ -300,9 +302,9 @@ impl ContextWriter {
 
     async fn write(
         &mut self,
-        client: &redis::Client,
+        client: &RedisClient,
         batch: &mut Vec<ContextWrite>,
-        conn: &mut Option<MultiplexedConnection>,
+        conn: &mut Option<RedisConn>,
         last_attempt: &mut Option<Instant>,
     ) {
         let floor = *self.floor.borrow();
@@ -318,15 +320,18 @@ impl ContextWriter {
             batch.clear();
             return;
         };
-        let mut pipe = redis::pipe();
+        let mut sets = Vec::with_capacity(batch.len());
         let now = Instant::now();
         for w in batch.drain(..) {
-            pipe.cmd("SET").arg(w.key.as_str()).arg(w.payload).arg("EX").arg(self.ttl_secs).ignore();
+            let mut set = redis::cmd("SET");
+            set.arg(w.key.as_str()).arg(w.payload).arg("EX").arg(self.ttl_secs);
+            sets.push(set);
             // Tracked even if the write fails: it may have reached Redis.
             self.written.insert(w.key.as_str().to_owned(), now);
         }
         self.prune_expired();
-        match pipe.query_async::<()>(c).await {
+        // One pipeline on a node; on a cluster each SET goes to its key's primary.
+        match c.query_each(sets).await {
             Ok(()) => {
                 self.stats.written.fetch_add(n, Ordering::Relaxed);
             }
@@ -340,9 +345,9 @@ impl ContextWriter {
 
     async fn purge(
         &mut self,
-        client: &redis::Client,
+        client: &RedisClient,
         keys: &KeySpace,
-        conn: &mut Option<MultiplexedConnection>,
+        conn: &mut Option<RedisConn>,
         last_attempt: &mut Option<Instant>,
     ) {
         let Some(c) = connection(client, conn, last_attempt).await else {
@@ -383,7 +388,7 @@ impl ContextWriter {
 }
 
 /// UNLINKs these keys (all under our context prefix) in chunks.
-async fn unlink_all(conn: &mut MultiplexedConnection, keys: &[String]) -> redis::RedisResult<u64> {
+async fn unlink_all(conn: &mut RedisConn, keys: &[String]) -> redis::RedisResult<u64> {
     let mut purged = 0u64;
     for chunk in keys.chunks(1000) {
         let n: u64 = redis::cmd("UNLINK").arg(chunk).query_async(conn).await?;
@@ -392,35 +397,29 @@ async fn unlink_all(conn: &mut MultiplexedConnection, keys: &[String]) -> redis:
     Ok(purged)
 }
 
-/// SCAN + UNLINK of everything matching `pattern` (our context prefix only).
-async fn purge_prefix(conn: &mut MultiplexedConnection, pattern: &str) -> redis::RedisResult<u64> {
-    let mut cursor = 0u64;
+/// SCAN (every primary of a cluster) + UNLINK of everything matching
+/// `pattern` (our context prefix only).
+async fn purge_prefix(conn: &mut RedisConn, pattern: &str) -> redis::RedisResult<u64> {
+    let mut scan = Scan::start(conn, pattern, 1000).await?;
     let mut purged = 0u64;
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) =
-            redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000).query_async(conn).await?;
+    while let Some(batch) = scan.next(conn).await? {
         if !batch.is_empty() {
+            // redis-rs splits a multi-key UNLINK by slot on a cluster.
             let n: u64 = redis::cmd("UNLINK").arg(&batch).query_async(conn).await?;
             purged += n;
         }
-        if next == 0 {
-            return Ok(purged);
-        }
-        cursor = next;
     }
+    Ok(purged)
 }
 
 async fn connection<'c>(
-    client: &redis::Client,
-    conn: &'c mut Option<MultiplexedConnection>,
+    client: &RedisClient,
+    conn: &'c mut Option<RedisConn>,
     last_attempt: &mut Option<Instant>,
-) -> Option<&'c mut MultiplexedConnection> {
+) -> Option<&'c mut RedisConn> {
     if conn.is_none() && last_attempt.is_none_or(|t| t.elapsed() >= RECONNECT_EVERY) {
         *last_attempt = Some(Instant::now());
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)));
-        match client.get_multiplexed_async_connection_with_config(&config).await {
+        match client.connect(Duration::from_secs(1), Duration::from_secs(2)).await {
             Ok(c) => *conn = Some(c),
             Err(e) => debug!(error.message = %e, "context writer cannot reach Redis"),
         }

@@ -1,8 +1,10 @@
 //! Bulk load of every embedding key into a fresh [`Index`], with the
 //! [`LoadReport`] that accounts for every key it saw.
 //!
-//! Pipeline: SCAN (MATCH + large COUNT, never KEYS) → sort and dedupe keys →
-//! MGET in chunks, a few in flight on one multiplexed connection → each chunk
+//! Pipeline: SCAN (MATCH + large COUNT, never KEYS; on every primary of a
+//! cluster) → sort and dedupe keys → MGET in chunks, a few in flight on one
+//! multiplexed connection (on a cluster, each chunk split into one pipeline
+//! per primary and one MGET per hash slot) → each chunk
 //! parsed on rayon as soon as it arrives → rows appended to one pre-sized
 //! matrix. Raw values live only as long as their chunk, so there is never a
 //! second copy of all values in memory.
@@ -18,8 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
-use redis::{aio::MultiplexedConnection, AsyncConnectionConfig, Value};
+use futures::{future::try_join_all, StreamExt};
+use redis::Value;
 use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +30,7 @@ use tracing::{info, warn};
 use super::{
     decode::{decode_into, Meta, SkipReason},
     keys::{KeySetFingerprint, KeySpace},
+    link::{self, RedisClient, RedisConn, Topology},
 };
 use crate::index::{now_ms, Document, Index, IndexBuilder, IndexError};
 
@@ -163,11 +166,8 @@ impl LoadReport {
 ///
 /// # Errors
 /// [`LoadError::Redis`] when Redis cannot be reached or refuses the handshake.
-pub async fn connect(client: &redis::Client, settings: &LoadSettings) -> Result<MultiplexedConnection, LoadError> {
-    let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(settings.response_timeout));
-    Ok(client.get_multiplexed_async_connection_with_config(&config).await?)
+pub async fn connect(client: &RedisClient, settings: &LoadSettings) -> Result<RedisConn, LoadError> {
+    Ok(client.connect(Duration::from_secs(5), settings.response_timeout).await?)
 }
 
 /// Loads every key matching the embedding pattern into a new index.
@@ -178,7 +178,7 @@ pub async fn connect(client: &redis::Client, settings: &LoadSettings) -> Result<
 /// # Errors
 /// [`LoadError`] when Redis fails mid-load; bad values never fail a load.
 pub async fn load_all(
-    conn: &MultiplexedConnection,
+    conn: &RedisConn,
     keys: &KeySpace,
     settings: &LoadSettings,
     dim: Option<usize>,
@@ -204,7 +204,7 @@ pub async fn load_all(
 /// # Errors
 /// [`LoadError`] when Redis fails.
 pub async fn load_keys(
-    conn: &MultiplexedConnection,
+    conn: &RedisConn,
     keys: &KeySpace,
     settings: &LoadSettings,
     dim: Option<usize>,
@@ -225,7 +225,7 @@ pub async fn load_keys(
 }
 
 async fn load_sorted(
-    conn: &MultiplexedConnection,
+    conn: &RedisConn,
     keys: &KeySpace,
     settings: &LoadSettings,
     mut builder: Builder,
@@ -236,8 +236,12 @@ async fn load_sorted(
     builder.report.keys_scanned = key_list.len() + builder.report.skipped.get(SkipReason::InvalidKey) as usize;
     builder.expected_rows = key_list.len();
 
+    // Read once per load: a slot that moves meanwhile fails the load (MOVED
+    // on an addressed pipeline), and the refresher retries it whole.
+    let topology = Arc::new(conn.clone().topology().await?);
     let (tx, mut rx) = mpsc::channel(FETCHES_IN_FLIGHT);
-    let producer = tokio::spawn(fetch_chunks(conn.clone(), Arc::clone(&key_list), settings.chunk_keys.max(1), tx));
+    let producer =
+        tokio::spawn(fetch_chunks(conn.clone(), topology, Arc::clone(&key_list), settings.chunk_keys.max(1), tx));
 
     let mut parsing: VecDeque<oneshot::Receiver<ParsedChunk>> = VecDeque::new();
     while let Some(fetched) = rx.recv().await {
@@ -290,11 +294,7 @@ async fn load_sorted(
 ///
 /// # Errors
 /// [`redis::RedisError`] when SCAN fails.
-pub async fn fingerprint(
-    conn: &MultiplexedConnection,
-    keys: &KeySpace,
-    count: usize,
-) -> redis::RedisResult<KeySetFingerprint> {
+pub async fn fingerprint(conn: &RedisConn, keys: &KeySpace, count: usize) -> redis::RedisResult<KeySetFingerprint> {
     let mut fingerprint = KeySetFingerprint::default();
     for key in scan_all(conn, keys.embedding_pattern(), count).await? {
         fingerprint.insert(&key);
@@ -307,43 +307,22 @@ pub async fn fingerprint(
 ///
 /// # Errors
 /// [`redis::RedisError`] when the command fails.
-pub async fn pttl(conn: &MultiplexedConnection, key: &str) -> redis::RedisResult<i64> {
+pub async fn pttl(conn: &RedisConn, key: &str) -> redis::RedisResult<i64> {
     redis::cmd("PTTL").arg(key).query_async(&mut conn.clone()).await
 }
 
-/// Every distinct key matching `pattern`, sorted byte-wise: SCAN with MATCH
-/// and a COUNT hint (never KEYS, which blocks Redis), deduplicated because
-/// SCAN may return a key more than once.
+/// Every distinct key matching `pattern`, sorted byte-wise, from every
+/// node (see [`link::scan_all`]).
 ///
 /// # Errors
 /// [`redis::RedisError`] when a SCAN call fails.
-pub async fn scan_all(conn: &MultiplexedConnection, pattern: &str, count: usize) -> redis::RedisResult<Vec<Vec<u8>>> {
-    let mut conn = conn.clone();
-    let mut raw: Vec<Vec<u8>> = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut conn)
-            .await?;
-        raw.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    raw.sort_unstable();
-    raw.dedup();
-    Ok(raw)
+pub async fn scan_all(conn: &RedisConn, pattern: &str, count: usize) -> redis::RedisResult<Vec<Vec<u8>>> {
+    link::scan_all(conn, pattern, count).await
 }
 
 /// Every distinct key matching `pattern`, sorted (so rows come out in id order).
 async fn scan_keys(
-    conn: MultiplexedConnection,
+    conn: RedisConn,
     pattern: &str,
     count: usize,
     builder: &mut Builder,
@@ -374,7 +353,8 @@ struct FetchedChunk {
 }
 
 async fn fetch_chunks(
-    conn: MultiplexedConnection,
+    conn: RedisConn,
+    topology: Arc<Topology>,
     keys: Arc<[String]>,
     chunk_keys: usize,
     tx: mpsc::Sender<Result<FetchedChunk, LoadError>>,
@@ -383,7 +363,7 @@ async fn fetch_chunks(
     let mut replies = futures::stream::iter(starts)
         .map(|first| {
             let end = (first + chunk_keys).min(keys.len());
-            fetch_chunk(conn.clone(), Arc::clone(&keys), first, end)
+            fetch_chunk(conn.clone(), Arc::clone(&topology), Arc::clone(&keys), first, end)
         })
         .buffered(FETCHES_IN_FLIGHT);
     while let Some(reply) = replies.next().await {
@@ -395,7 +375,8 @@ async fn fetch_chunks(
 }
 
 async fn fetch_chunk(
-    mut conn: MultiplexedConnection,
+    conn: RedisConn,
+    topology: Arc<Topology>,
     keys: Arc<[String]>,
     first: usize,
     end: usize,
@@ -404,47 +385,99 @@ async fn fetch_chunk(
     // PTTL rides in the same pipeline so each document's deadline is read with
     // its value; measured from before sending, so deadlines err early.
     let sent_at_ms = now_ms();
-    let mut pipe = redis::pipe();
-    pipe.cmd("MGET").arg(chunk);
-    for key in chunk {
-        pipe.cmd("PTTL").arg(key);
-    }
-    let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
-    let ttls: Vec<i64> = replies.drain(1..).map(|v| if let Value::Int(ms) = v { ms } else { -1 }).collect();
-    let Some(Value::Array(items)) = replies.pop() else {
-        return Err(
-            redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "MGET did not answer an array")).into()
-        );
-    };
-    let mut values: Vec<Raw> = items
-        .into_iter()
-        .zip(ttls)
-        .map(|(v, ttl_ms)| {
-            let expires_at_ms = u64::try_from(ttl_ms).ok().map(|ms| sent_at_ms + ms);
-            match v {
-                Value::BulkString(bytes) => Raw::Value { bytes, expires_at_ms },
-                Value::SimpleString(s) => Raw::Value { bytes: s.into_bytes(), expires_at_ms },
-                _ => Raw::Nil(SkipReason::Vanished),
+    let groups = group_by_node(&topology, chunk)?;
+    let replies = try_join_all(groups.iter().map(|group| {
+        let mut conn = conn.clone();
+        let topology = Arc::clone(&topology);
+        async move {
+            let mut pipe = redis::pipe();
+            for mget in &group.mgets {
+                pipe.cmd("MGET").arg(mget.iter().map(|&i| chunk[i].as_str()).collect::<Vec<_>>());
             }
-        })
-        .collect();
+            for &i in group.mgets.iter().flatten() {
+                pipe.cmd("PTTL").arg(&chunk[i]);
+            }
+            conn.pipeline_on(&topology, group.node, &pipe).await
+        }
+    }))
+    .await?;
+    let mut values: Vec<Raw> = (0..chunk.len()).map(|_| Raw::Nil(SkipReason::Vanished)).collect();
+    for (group, mut replies) in groups.iter().zip(replies) {
+        let ttls: Vec<i64> =
+            replies.drain(group.mgets.len()..).map(|v| if let Value::Int(ms) = v { ms } else { -1 }).collect();
+        let mut ttls = ttls.into_iter();
+        for (mget, reply) in group.mgets.iter().zip(replies) {
+            let Value::Array(items) = reply else {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::UnexpectedReturnType,
+                    "MGET did not answer an array",
+                ))
+                .into());
+            };
+            for (&i, v) in mget.iter().zip(items) {
+                let ttl_ms = ttls.next().unwrap_or(-1);
+                let expires_at_ms = u64::try_from(ttl_ms).ok().map(|ms| sent_at_ms + ms);
+                values[i] = match v {
+                    Value::BulkString(bytes) => Raw::Value { bytes, expires_at_ms },
+                    Value::SimpleString(s) => Raw::Value { bytes: s.into_bytes(), expires_at_ms },
+                    _ => Raw::Nil(SkipReason::Vanished),
+                };
+            }
+        }
+    }
     // MGET answers nil both for a key of another type and for a key deleted
     // since SCAN; TYPE tells them apart.
     let nils: Vec<usize> =
         values.iter().enumerate().filter(|(_, v)| matches!(v, Raw::Nil(_))).map(|(i, _)| i).collect();
     if !nils.is_empty() {
-        let mut pipe = redis::pipe();
+        let mut by_node: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for &i in &nils {
-            pipe.cmd("TYPE").arg(&chunk[i]);
+            by_node.entry(topology.owner(chunk[i].as_bytes())?).or_default().push(i);
         }
-        let types: Vec<String> = pipe.query_async(&mut conn).await?;
-        for (&i, ty) in nils.iter().zip(types) {
-            if ty != "none" {
-                values[i] = Raw::Nil(SkipReason::WrongType);
+        let types = try_join_all(by_node.iter().map(|(&node, idx)| {
+            let mut conn = conn.clone();
+            let topology = Arc::clone(&topology);
+            async move {
+                let mut pipe = redis::pipe();
+                for &i in idx {
+                    pipe.cmd("TYPE").arg(&chunk[i]);
+                }
+                conn.pipeline_on(&topology, node, &pipe).await
+            }
+        }))
+        .await?;
+        for (idx, types) in by_node.values().zip(types) {
+            for (&i, ty) in idx.iter().zip(types) {
+                let none = matches!(&ty, Value::SimpleString(s) if s == "none")
+                    || matches!(&ty, Value::BulkString(b) if b == b"none");
+                if !none {
+                    values[i] = Raw::Nil(SkipReason::WrongType);
+                }
             }
         }
     }
     Ok(FetchedChunk { first_key: first, values })
+}
+
+/// The keys of one chunk that one node serves, as MGETs that each stay in one hash slot.
+struct NodeGroup {
+    node: usize,
+    /// Positions in the chunk, one list per MGET.
+    mgets: Vec<Vec<usize>>,
+}
+
+/// Splits a chunk by node, and within a node by hash slot (one MGET may
+/// not span slots in a cluster). A single node gets one MGET for all.
+fn group_by_node(topology: &Topology, chunk: &[String]) -> redis::RedisResult<Vec<NodeGroup>> {
+    if matches!(topology, Topology::Node) {
+        return Ok(vec![NodeGroup { node: 0, mgets: vec![(0..chunk.len()).collect()] }]);
+    }
+    let mut by_node: BTreeMap<usize, BTreeMap<u16, Vec<usize>>> = BTreeMap::new();
+    for (i, key) in chunk.iter().enumerate() {
+        let node = topology.owner(key.as_bytes())?;
+        by_node.entry(node).or_default().entry(super::slot::key_slot(key.as_bytes())).or_default().push(i);
+    }
+    Ok(by_node.into_iter().map(|(node, slots)| NodeGroup { node, mgets: slots.into_values().collect() }).collect())
 }
 
 /// One chunk, decoded: rows back to back in `floats`, in key order.

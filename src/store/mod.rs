@@ -3,6 +3,9 @@
 //!
 //! In data-path order:
 //! - [`connect`]: where Redis is ([`connect::RedisTarget`]: URL or parts, TLS, private CA);
+//! - [`slot`]: Redis Cluster's key → hash slot function;
+//! - [`link`]: one handle on a single node or a cluster ([`link::RedisClient`], [`link::RedisConn`]):
+//!   SCAN on every primary, pipelines per primary;
 //! - [`keys`]: every key name, and the rule that we write only under our prefixes;
 //! - [`json`]: the single-pass reader for the chatbot's JSON values (the hot loop);
 //! - [`decode`]: one value → unit vector + metadata, or a skip reason;
@@ -12,6 +15,8 @@
 //! - [`watcher`]: the change feed (CLIENT TRACKING) that drives `refresh`.
 
 pub mod connect;
+pub mod slot;
+pub mod link;
 pub mod keys;
 pub mod json;
 pub mod decode;

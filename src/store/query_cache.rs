@@ -8,19 +8,22 @@
 //!   (no decimal round trip), 4 × dim bytes, and impossible to mistake for the
 //!   chatbot's JSON documents.
 //! - Best-effort by contract: every call returns a typed error that the caller
-//!   counts and then ignores. Nothing here retries. A connect or response
-//!   timeout of [`QueryCache::new`]'s `timeout` bounds how long a sick Redis
-//!   can delay a query, and after a failure Redis is skipped for
+//!   counts and then ignores. Nothing here retries. [`QueryCache::new`]'s
+//!   `timeout` bounds each call, connecting included (on a cluster too,
+//!   where redis-rs retries inside a call), so a sick Redis can delay a
+//!   query by at most that, and after a failure Redis is skipped for
 //!   [`RECONNECT_AFTER`] so a dead server costs one timeout, not one per query.
 //! - Writes take a [`WritableKey`] from `keys`, so they cannot leave our prefix.
 
 use std::time::Duration;
 
-use redis::{aio::MultiplexedConnection, AsyncConnectionConfig};
 use thiserror::Error;
 use tokio::{sync::Mutex, time::Instant};
 
-use super::keys::{QueryCacheKeys, QueryDigest, WritableKey};
+use super::{
+    keys::{QueryCacheKeys, QueryDigest, WritableKey},
+    link::{RedisClient, RedisConn},
+};
 
 /// How long Redis is skipped after a failed command or connect.
 pub const RECONNECT_AFTER: Duration = Duration::from_secs(1);
@@ -41,13 +44,13 @@ pub enum QueryCacheError {
 /// The connection and, after a failure, when to try again.
 #[derive(Default)]
 struct Link {
-    conn: Option<MultiplexedConnection>,
+    conn: Option<RedisConn>,
     retry_at: Option<Instant>,
 }
 
 /// Query embeddings in Redis.
 pub struct QueryCache {
-    client: redis::Client,
+    client: RedisClient,
     keys: QueryCacheKeys,
     ttl_secs: u64,
     timeout: Duration,
@@ -63,7 +66,7 @@ impl std::fmt::Debug for QueryCache {
 impl QueryCache {
     /// Connects to nothing yet; the first lookup opens the connection.
     /// `ttl_secs` must be at least 1 (`SET … EX 0` is an error in Redis).
-    pub fn new(client: redis::Client, keys: QueryCacheKeys, ttl_secs: u64, timeout: Duration) -> Self {
+    pub fn new(client: RedisClient, keys: QueryCacheKeys, ttl_secs: u64, timeout: Duration) -> Self {
         Self { client, keys, ttl_secs: ttl_secs.max(1), timeout, link: Mutex::new(Link::default()) }
     }
 
@@ -74,8 +77,8 @@ impl QueryCache {
     pub async fn get(&self, digest: &QueryDigest) -> Result<Option<Vec<f32>>, QueryCacheError> {
         let key = self.keys.key(digest);
         let mut conn = self.connection().await?;
-        let value: Option<Vec<u8>> =
-            self.observe(redis::cmd("GET").arg(key.as_str()).query_async(&mut conn).await).await?;
+        let reply = self.bounded(redis::cmd("GET").arg(key.as_str()).query_async(&mut conn)).await;
+        let value: Option<Vec<u8>> = self.observe(reply).await?;
         value.map(|bytes| decode(&key, &bytes)).transpose()
     }
 
@@ -87,13 +90,14 @@ impl QueryCache {
         let key: WritableKey = self.keys.key(digest);
         let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
         let mut conn = self.connection().await?;
-        let reply: Result<(), _> =
-            redis::cmd("SET").arg(key.as_str()).arg(bytes).arg("EX").arg(self.ttl_secs).query_async(&mut conn).await;
+        let reply: Result<(), _> = self
+            .bounded(redis::cmd("SET").arg(key.as_str()).arg(bytes).arg("EX").arg(self.ttl_secs).query_async(&mut conn))
+            .await;
         self.observe(reply).await
     }
 
     /// The open connection, or a new one unless a recent failure says wait.
-    async fn connection(&self) -> Result<MultiplexedConnection, QueryCacheError> {
+    async fn connection(&self) -> Result<RedisConn, QueryCacheError> {
         let mut link = self.link.lock().await;
         if let Some(conn) = &link.conn {
             return Ok(conn.clone());
@@ -101,10 +105,7 @@ impl QueryCache {
         if link.retry_at.is_some_and(|at| Instant::now() < at) {
             return Err(QueryCacheError::CoolingDown);
         }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        match self.client.get_multiplexed_async_connection_with_config(&config).await {
+        match self.bounded(self.client.connect(self.timeout, self.timeout)).await {
             Ok(conn) => {
                 *link = Link { conn: Some(conn.clone()), retry_at: None };
                 Ok(conn)
@@ -114,6 +115,22 @@ impl QueryCache {
                 Err(e.into())
             }
         }
+    }
+
+    /// `call`, failed as a timeout once `timeout` has passed. On a cluster,
+    /// redis-rs retries a command against a dead primary with backoff
+    /// (up to 16 times) inside one call, so the per-attempt response
+    /// timeout alone would not bound how long a query waits here.
+    async fn bounded<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        tokio::time::timeout(self.timeout, call).await.unwrap_or_else(|_| {
+            Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "query-embedding cache call timed out",
+            )))
+        })
     }
 
     /// Drops the connection after a Redis error so the next call reconnects.

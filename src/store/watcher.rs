@@ -13,6 +13,10 @@
 //! is lost. So every (re)connection is reported as [`Change::Armed`], and the
 //! refresher answers it with a full reconcile. Tracking must be re-armed on
 //! every new connection; this module does that by reconnecting itself.
+//!
+//! On a Redis Cluster (issue 13) the same happens on one connection per
+//! primary, re-armed together whenever any of them drops or the topology
+//! changes (see [`run`]).
 
 use std::time::Duration;
 
@@ -23,7 +27,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::keys::KeySpace;
+use super::{
+    keys::KeySpace,
+    link::{RedisClient, RedisConn, Topology},
+};
 
 /// What the feed reports to the refresher.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,40 +48,80 @@ pub enum Change {
     All,
 }
 
-/// How often the feed PINGs its connection to notice a silent half-open socket.
+/// How often the feed PINGs its connections to notice a silent half-open
+/// socket (and, on a cluster, re-reads the topology).
 const PING_EVERY: Duration = Duration::from_secs(5);
 /// Retry interval after the server refused tracking.
 const REFUSED_RETRY: Duration = Duration::from_secs(60);
 
-/// Runs the feed until cancelled, reconnecting with capped backoff.
+/// Why a feed could not be armed.
+enum ArmError {
+    /// A node could not be reached: retried with backoff.
+    Unreachable(redis::RedisError),
+    /// A node refused CLIENT TRACKING: retried after [`REFUSED_RETRY`].
+    Refused(redis::RedisError),
+}
+
+/// The armed connections: one per node (every primary of a cluster), all
+/// pushing into one channel.
+struct Feed {
+    conns: Vec<MultiplexedConnection>,
+    /// On a cluster: the routing connection and the topology the feed was
+    /// armed for. A different topology (reshard, failover, a node added)
+    /// means some primary may be untracked, so the feed re-arms.
+    cluster: Option<(RedisConn, Topology)>,
+}
+
+impl Feed {
+    /// Whether every connection answers and the topology is unchanged.
+    async fn healthy(&mut self) -> bool {
+        for conn in &mut self.conns {
+            if redis::cmd("PING").query_async::<()>(conn).await.is_err() {
+                return false;
+            }
+        }
+        match &mut self.cluster {
+            Some((conn, armed)) => match conn.topology().await {
+                Ok(now) if now == *armed => true,
+                Ok(_) => {
+                    info!("cluster topology changed; re-arming the change feed on every primary");
+                    false
+                }
+                Err(e) => {
+                    warn!(error.message = %e, "cannot read the cluster topology; re-arming the change feed");
+                    false
+                }
+            },
+            None => true,
+        }
+    }
+}
+
+/// Runs the feed until cancelled, reconnecting with capped backoff. On a
+/// cluster, tracking is armed on every primary (CLIENT TRACKING is per
+/// connection and sees only that node's keys; the quick key is tracked on
+/// the primary that owns its slot like any other key), and the loss of any
+/// one of them, or a topology change, re-arms all and reports
+/// [`Change::Lost`] then [`Change::Armed`], which the refresher answers with
+/// a full reload.
 pub async fn run(
-    info: ConnectionInfo,
+    client: RedisClient,
     keys: KeySpace,
     retry_max: Duration,
     tx: mpsc::UnboundedSender<Change>,
     cancel: CancellationToken,
 ) {
-    let redis_settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-    let info = info.set_redis_settings(redis_settings);
     let mut delay = Duration::from_millis(100);
     let mut lost_reported = false;
     loop {
         let (push_tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
-        let connect = async {
-            let client = redis::Client::open(info.clone())?;
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(5)))
-                .set_response_timeout(Some(Duration::from_secs(5)))
-                .set_push_sender(push_tx);
-            client.get_multiplexed_async_connection_with_config(&config).await
-        };
-        let connected = tokio::select! {
+        let armed = tokio::select! {
             () = cancel.cancelled() => return,
-            r = connect => r,
+            r = connect_and_arm(&client, &keys, push_tx) => r,
         };
-        let mut conn = match connected {
-            Ok(conn) => conn,
-            Err(e) => {
+        let mut feed = match armed {
+            Ok(feed) => feed,
+            Err(ArmError::Unreachable(e)) => {
                 if !lost_reported {
                     warn!(error.message = %e, "change feed cannot reach Redis; retrying");
                     let _ = tx.send(Change::Lost);
@@ -86,16 +133,16 @@ pub async fn run(
                 delay = (delay * 2).min(retry_max);
                 continue;
             }
-        };
-        if let Err(e) = arm(&mut conn, &keys).await {
-            warn!(error.message = %e, "Redis refused CLIENT TRACKING; changes are picked up by the periodic reconcile only");
-            let _ = tx.send(Change::Unavailable(e.to_string()));
-            if sleep_or_cancel(REFUSED_RETRY, &cancel).await {
-                return;
+            Err(ArmError::Refused(e)) => {
+                warn!(error.message = %e, "Redis refused CLIENT TRACKING; changes are picked up by the periodic reconcile only");
+                let _ = tx.send(Change::Unavailable(e.to_string()));
+                if sleep_or_cancel(REFUSED_RETRY, &cancel).await {
+                    return;
+                }
+                continue;
             }
-            continue;
-        }
-        info!("change feed armed (CLIENT TRACKING BCAST)");
+        };
+        info!(nodes = feed.conns.len(), "change feed armed (CLIENT TRACKING BCAST)");
         delay = Duration::from_millis(100);
         let _ = tx.send(Change::Armed);
         let mut ping = tokio::time::interval(PING_EVERY);
@@ -111,16 +158,66 @@ pub async fn run(
                     Some(_) => {}
                 },
                 _ = ping.tick() => {
-                    if redis::cmd("PING").query_async::<()>(&mut conn).await.is_err() {
+                    if !feed.healthy().await {
                         break;
                     }
                 }
             }
         }
-        warn!("change feed lost its connection; reconnecting");
+        warn!("change feed lost a connection; reconnecting");
         let _ = tx.send(Change::Lost);
         lost_reported = true;
     }
+}
+
+/// Connects to the node, or to every primary of the cluster, and arms tracking on each.
+async fn connect_and_arm(
+    client: &RedisClient,
+    keys: &KeySpace,
+    push_tx: mpsc::UnboundedSender<PushInfo>,
+) -> Result<Feed, ArmError> {
+    match client {
+        RedisClient::Node(c) => {
+            let conn = connect_node(c.get_connection_info().clone(), push_tx, keys).await?;
+            Ok(Feed { conns: vec![conn], cluster: None })
+        }
+        RedisClient::Cluster(cluster) => {
+            let mut routing =
+                client.connect(Duration::from_secs(5), Duration::from_secs(5)).await.map_err(ArmError::Unreachable)?;
+            let topology = routing.topology().await.map_err(ArmError::Unreachable)?;
+            let mut conns = Vec::with_capacity(topology.node_count());
+            for primary in topology.primaries() {
+                let info = cluster.target.node_info(&primary.host, primary.port);
+                conns.push(connect_node(info, push_tx.clone(), keys).await?);
+            }
+            Ok(Feed { conns, cluster: Some((routing, topology)) })
+        }
+    }
+}
+
+/// A RESP3 connection to one node, pushing into `push_tx`, with tracking armed.
+async fn connect_node(
+    info: ConnectionInfo,
+    push_tx: mpsc::UnboundedSender<PushInfo>,
+    keys: &KeySpace,
+) -> Result<MultiplexedConnection, ArmError> {
+    let redis_settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    let info = info.set_redis_settings(redis_settings);
+    let client = redis::Client::open(info).map_err(ArmError::Unreachable)?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_push_sender(push_tx);
+    let mut conn = client.get_multiplexed_async_connection_with_config(&config).await.map_err(ArmError::Unreachable)?;
+    arm(&mut conn, keys).await.map_err(|e| {
+        // A node that dies between connect and arm (a primary killed mid-re-arm) is unreachable, not refusing.
+        if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+            ArmError::Unreachable(e)
+        } else {
+            ArmError::Refused(e)
+        }
+    })?;
+    Ok(conn)
 }
 
 async fn arm(conn: &mut MultiplexedConnection, keys: &KeySpace) -> redis::RedisResult<()> {

@@ -6,6 +6,7 @@
 //! - [`corpus`]: corpus files (JSONL, gzip) and the document type they hold;
 //! - [`seed`]: writing documents into Redis as the chatbot does (`semsearch seed`);
 //! - [`redis_child`]: a private `redis-server` process (demo, tests, benchmarks);
+//! - [`redis_cluster`]: a private 3-primary Redis Cluster (tests, the cluster load bench);
 //! - [`demo`]: a private Redis, the demo corpus and the service (`semsearch demo`);
 //! - [`bench`]: a load generator with reports (`semsearch bench`);
 //! - [`healthcheck`]: GET /readyz for the container HEALTHCHECK;
@@ -22,4 +23,5 @@ pub mod embed_once;
 pub mod healthcheck;
 pub mod model;
 pub mod redis_child;
+pub mod redis_cluster;
 pub mod seed;

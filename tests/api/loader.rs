@@ -131,7 +131,7 @@ async fn a_key_deleted_between_scan_and_mget_counts_as_vanished() {
     let mut c = redis.conn().await;
     set(&mut c, "cache:embedding:here", "[1,2]").await;
     let settings = crate::helpers::test_settings(&redis);
-    let client = redis::Client::open(redis.url()).expect("client");
+    let client = semsearch::store::link::RedisClient::node(&settings.redis).expect("client");
     let conn = semsearch::store::loader::connect(&client, &settings.load).await.expect("connect");
     let list = vec!["cache:embedding:here".to_owned(), "cache:embedding:gone".to_owned(), "chat:history:1".to_owned()];
 

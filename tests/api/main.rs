@@ -33,6 +33,9 @@ mod by_id;
 /// Live refresh: context cache, reload on quick-key invalidation, per-key mirroring, outages.
 mod refresh;
 
+/// Redis Cluster as the source (issue 13): load equals a single node's, per-key changes on every primary, a dead primary.
+mod cluster;
+
 /// `semsearch seed`: corpus files into Redis, TTLs, never overwriting unless told.
 mod seed;
 
