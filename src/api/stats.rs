@@ -39,8 +39,13 @@ pub struct StatsResponse {
     pub index_bytes: usize,
     /// Bytes of the int8 copy of the vectors; 0 when the index scans f32.
     pub int8_bytes: usize,
-    /// Bytes of ids, URLs, titles and texts.
+    /// Bytes of ids, URLs, titles, texts and attributes.
     pub metadata_bytes: usize,
+    /// Distinct attribute names that filters can use (`filter.fields`).
+    pub attribute_fields: usize,
+    /// Attributes of the documents served that the per-document bounds
+    /// dropped (32 fields, 64-byte names, 256-byte values, 2 KiB in all).
+    pub attributes_dropped: u64,
     /// Keys found by the last full load (valid or not).
     pub keys_scanned: usize,
     /// Keys skipped by the last full load, by reason.
@@ -180,6 +185,8 @@ impl StatsResponse {
             index_bytes: index.matrix_bytes(),
             int8_bytes: index.int8_bytes(),
             metadata_bytes: index.metadata_bytes(),
+            attribute_fields: index.attributes().field_count(),
+            attributes_dropped: index.attributes().dropped(),
             keys_scanned: r.keys_scanned,
             skipped: r.skipped.clone(),
             load_duration_ms: r.duration.as_secs_f64() * 1000.0,

@@ -11,8 +11,9 @@
 //!   only matching rows' scores to the selection. Sequential reads, no copy,
 //!   but a block with one match is scored whole.
 //!
-//! [`GATHER_BELOW`] is where one stops beating the other, measured with
-//! `cargo bench --bench filter` (see its value's doc). Both always scan the
+//! [`GATHER_BELOW`] picks between them, placed by measurement with
+//! `cargo bench --bench filter -- cutover` (its doc has the numbers and why
+//! it sits below the point where gather stopped winning). Both always scan the
 //! f32 rows, even when the snapshot also holds an int8 copy: an int8 pass
 //! pays off by pruning a full scan, and a selective filter has already
 //! pruned more than it would.

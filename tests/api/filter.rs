@@ -254,6 +254,24 @@ async fn a_filter_is_part_of_the_context_key_in_canonical_form() {
 }
 
 #[tokio::test]
+async fn stats_count_attribute_names_and_what_the_bounds_dropped() {
+    // Arrange
+    let redis = TestRedis::start();
+    let long = "v".repeat(257);
+    let value = format!(r#"{{"embedding":[1,0],"locale":"en","n":1,"too_long":"{long}","nested":{{"a":1}}}}"#);
+    let () =
+        redis::cmd("SET").arg("cache:embedding:a").arg(value).query_async(&mut redis.conn().await).await.expect("SET");
+
+    // Act
+    let app = spawn_variant(&redis, variants()[0]).await;
+    let stats = app.stats().await;
+
+    // Assert
+    assert_eq!(stats["attribute_fields"], 2, "locale and n; the nested object is no attribute: {stats}");
+    assert_eq!(stats["attributes_dropped"], 1, "the 257-byte value");
+}
+
+#[tokio::test]
 async fn bad_filters_get_422_with_a_specific_code() {
     // Arrange
     let (_redis, app) = filtered_app(variants()[0]).await;

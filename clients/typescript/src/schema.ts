@@ -675,8 +675,16 @@ export interface components {
             index_bytes: number;
             /** @description Bytes of the int8 copy of the vectors; 0 when the index scans f32. */
             int8_bytes: number;
-            /** @description Bytes of ids, URLs, titles and texts. */
+            /** @description Bytes of ids, URLs, titles, texts and attributes. */
             metadata_bytes: number;
+            /** @description Distinct attribute names that filters can use (`filter.fields`). */
+            attribute_fields: number;
+            /**
+             * Format: int64
+             * @description Attributes of the documents served that the per-document bounds
+             *     dropped (32 fields, 64-byte names, 256-byte values, 2 KiB in all).
+             */
+            attributes_dropped: number;
             /** @description Keys found by the last full load (valid or not). */
             keys_scanned: number;
             /** @description Keys skipped by the last full load, by reason. */
