@@ -37,11 +37,6 @@ use super::{ApplyCounts, Document, Index, IndexBuilder, IndexError, Segment, Seg
 /// Delta rows or tombstones at which a snapshot asks to be merged into a new base.
 pub const DELTA_MAX_ROWS: usize = 1024;
 
-/// Past this many, per-key updates wait for the running merge rather than
-/// grow the delta further (a merge that keeps losing to newer updates must
-/// still finish eventually; see `refresh`).
-pub const DELTA_HARD_MAX_ROWS: usize = 2 * DELTA_MAX_ROWS;
-
 impl Index {
     /// Where row `row` of the merged view is stored.
     ///
@@ -87,9 +82,50 @@ impl Index {
         self.delta.len().max(self.tombstones.len()) >= DELTA_MAX_ROWS
     }
 
-    /// Whether per-key updates should wait for a merge (see [`DELTA_HARD_MAX_ROWS`]).
-    pub fn merge_overdue(&self) -> bool {
-        self.delta.len().max(self.tombstones.len()) >= DELTA_HARD_MAX_ROWS
+    /// `merged` (built by [`Index::merged`] from `source`) with the updates
+    /// this snapshot has on top of `source` applied: what a background
+    /// merge publishes when per-key updates were published while it ran.
+    /// `None` when this snapshot does not descend from `source` by per-key
+    /// updates (a reload or another merge replaced the base). O(delta +
+    /// tombstones of both).
+    pub fn rebase(&self, source: &Index, merged: &Index) -> Option<Index> {
+        if !self.shares_base_with(source) {
+            return None;
+        }
+        // Every id either snapshot has touched since the base was built.
+        let touched: std::collections::BTreeSet<&str> = [self, source]
+            .into_iter()
+            .flat_map(|s| {
+                s.delta.docs().iter().map(|d| &*d.id).chain(s.tombstones.iter().map(|&t| &*s.base.doc(t as usize).id))
+            })
+            .collect();
+        let mut fresh = IndexBuilder::new(self.dim());
+        let mut changed = HashSet::new();
+        for id in touched {
+            let (now, then) = (self.find(id), source.find(id));
+            let same = match (now, then) {
+                (Some(a), Some(b)) => Arc::ptr_eq(self.doc_arc(a), source.doc_arc(b)),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                changed.insert(id);
+                if let Some(row) = now {
+                    fresh.push(Arc::clone(self.doc_arc(row)), self.row(row));
+                }
+            }
+        }
+        let fresh = fresh.finish().expect("a BTreeSet walks ids in order");
+        let (rebased, _) = merged.apply(&fresh, &changed).ok()?;
+        Some(rebased)
+    }
+
+    /// The shared document of one merged-view row.
+    fn doc_arc(&self, row: usize) -> &Arc<Document> {
+        match self.locate(row) {
+            SegmentRow::Base(i) => &self.base.docs()[i],
+            SegmentRow::Delta(j) => &self.delta.docs()[j],
+        }
     }
 
     /// Whether the base is shared with `other` (same base, maybe other deltas).
@@ -104,11 +140,7 @@ impl Index {
         let mut b = IndexBuilder::new(self.dim());
         b.reserve(self.len());
         for row in 0..self.len() {
-            let doc = match self.locate(row) {
-                SegmentRow::Base(i) => &self.base.docs()[i],
-                SegmentRow::Delta(j) => &self.delta.docs()[j],
-            };
-            b.push(Arc::clone(doc), self.row(row));
+            b.push(Arc::clone(self.doc_arc(row)), self.row(row));
         }
         let merged = b.finish().expect("the merged view is in ascending id order");
         merged.with_scan(self.scan_mode)
@@ -207,15 +239,7 @@ impl Index {
 /// Every document of `fresh` with its row, in id order (`fresh` is a small
 /// index of re-read keys; usually a bare base).
 fn fresh_docs(fresh: &Index) -> Vec<(Arc<Document>, &[f32])> {
-    (0..fresh.len())
-        .map(|r| {
-            let doc = match fresh.locate(r) {
-                SegmentRow::Base(i) => &fresh.base.docs()[i],
-                SegmentRow::Delta(j) => &fresh.delta.docs()[j],
-            };
-            (Arc::clone(doc), fresh.row(r))
-        })
-        .collect()
+    (0..fresh.len()).map(|r| (Arc::clone(fresh.doc_arc(r)), fresh.row(r))).collect()
 }
 
 #[cfg(test)]

@@ -100,7 +100,9 @@ proptest! {
         let model: Model = base_docs.into_iter().map(|(i, d)| (id(i), d)).collect();
         for mode in [ScanMode::F32, ScanMode::Int8, ScanMode::Auto] {
             let mut model = model.clone();
-            let mut index = build(&model).with_scan(mode);
+            let mut index = Arc::new(build(&model).with_scan(mode));
+            // A background merge started after batch `merge_after`: its source and result.
+            let mut merging: Option<(Arc<Index>, Index)> = None;
             for (b, batch) in batches.iter().enumerate() {
                 let mut fresh_model = Model::new();
                 let mut changed = HashSet::new();
@@ -120,9 +122,19 @@ proptest! {
                 let changed: HashSet<&str> = changed.iter().map(String::as_str).collect();
                 let (next, _) = index.apply(&build(&fresh_model), &changed).expect("same dim");
                 prop_assert!(next.shares_base_with(&index), "an update never copies the base");
-                index = if merge_after == Some(b) { next.merged() } else { next };
+                index = Arc::new(next);
+                if merge_after == Some(b) {
+                    merging = Some((Arc::clone(&index), index.merged()));
+                }
+            }
+            if let Some((source, merged)) = merging {
+                // Published like the refresher does: rebased on what came since.
+                let rebased = index.rebase(&source, &merged).expect("descends from the merge's source");
+                prop_assert!(rebased.shares_base_with(&merged));
+                index = Arc::new(rebased);
             }
             let want = build(&model).with_scan(mode);
+            prop_assert!(want.rebase(&index, &index.merged()).is_none(), "not descended from it");
             prop_assert_eq!(index.scan(), want.scan());
             assert_same_view(&index, &want, 1200);
             assert_same_answers(&index, &want, &queries);
