@@ -139,8 +139,19 @@ impl Index {
     pub fn merged(&self) -> Index {
         let mut b = IndexBuilder::new(self.dim());
         b.reserve(self.len());
+        // One linear walk: live base rows and delta rows interleave by id.
+        let (mut i, mut dead, mut j) = (0, 0, 0);
         for row in 0..self.len() {
-            b.push(Arc::clone(self.doc_arc(row)), self.row(row));
+            if self.delta_at.get(j).is_some_and(|&m| m as usize == row) {
+                b.push(Arc::clone(&self.delta.docs()[j]), self.delta.row(j));
+                j += 1;
+                continue;
+            }
+            while self.tombstones.get(dead).is_some_and(|&t| t as usize == i) {
+                (i, dead) = (i + 1, dead + 1);
+            }
+            b.push(Arc::clone(&self.base.docs()[i]), self.base.row(i));
+            i += 1;
         }
         let merged = b.finish().expect("the merged view is in ascending id order");
         merged.with_scan(self.scan_mode)
