@@ -176,3 +176,21 @@ fn a_snapshot_with_a_delta_still_answers_through_the_int8_pass() {
     assert_eq!(got.rescore.map(|r| r.path), Some(ScanPath::Int8));
     assert!(!next.needs_merge());
 }
+
+#[test]
+fn a_document_added_after_every_base_id_is_found_by_its_own_vector() {
+    for mode in [ScanMode::F32, ScanMode::Int8] {
+        let model: Model = (0..3000)
+            .map(|i| (id(i * 2), (unit((0..DIM).map(|d| (((i * 31 + d * 17) % 97) as f32) - 48.0).collect()), None)))
+            .collect();
+        let index = build(&model).with_scan(mode);
+        let v = unit(vec![1.0, -2.0, 3.0, 0.5, 0.25, -1.0, 2.0, 7.0]);
+        let fresh: Model = [(id(110_867), (v.clone(), None))].into_iter().collect();
+        let new_id = id(110_867);
+        let changed: HashSet<&str> = [new_id.as_str()].into_iter().collect();
+        let (next, _) = index.apply(&build(&fresh), &changed).expect("same dim");
+        let got = next.search(&[BatchQuery { vector: &v, k: 1, min_score: None }]).remove(0);
+        assert_eq!(got.hits.len(), 1, "{mode:?}");
+        assert_eq!(&*next.doc(got.hits[0].row as usize).id, id(110_867), "{mode:?}");
+    }
+}
