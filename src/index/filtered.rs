@@ -6,31 +6,64 @@
 //! copy (`search::filter` says why); their answers are what the unfiltered
 //! scan would rank among the matching rows, bit for bit.
 
+use std::sync::Arc;
+
 use roaring::RoaringBitmap;
 
 use super::{
     attributes::{Attributes, FilterError, RowFilter},
-    Index,
+    Document, Index, SegmentRow,
 };
-use crate::search::{filter::top_k_filtered, Answer};
+use crate::search::{filter::top_k_filtered, topk::rank_order, Answer, Hit};
+
+/// The merged view's documents and their posting lists, by view row.
+///
+/// Built once per snapshot, lazily: a per-key update (`index::delta`) then
+/// costs the changed rows, and only the first filtered query (or stats
+/// read) after it pays the O(documents) build.
+#[derive(Debug)]
+pub struct FilterView {
+    docs: Vec<Arc<Document>>,
+    attributes: Attributes,
+}
 
 impl Index {
-    /// The rows `filter` accepts; `None` when it has no condition.
+    fn filter_view(&self) -> &FilterView {
+        self.filter_view.get_or_init(|| {
+            let (base, delta) = self.segments();
+            let docs: Vec<Arc<Document>> = (0..self.len())
+                .map(|row| match self.locate(row) {
+                    SegmentRow::Base(i) => Arc::clone(&base.docs()[i]),
+                    SegmentRow::Delta(j) => Arc::clone(&delta.docs()[j]),
+                })
+                .collect();
+            let attributes = Attributes::build(&docs);
+            FilterView { docs, attributes }
+        })
+    }
+
+    /// The rows (of the merged view) `filter` accepts; `None` when it has
+    /// no condition.
     ///
     /// # Errors
     /// [`FilterError`] for a field no document holds or a value of a type
     /// the field never has.
     pub fn matching(&self, filter: &RowFilter) -> Result<Option<RoaringBitmap>, FilterError> {
-        self.attributes.matching(&self.docs, filter)
+        let view = self.filter_view();
+        view.attributes.matching(&view.docs, filter)
     }
 
     /// The posting lists (counts for `/v1/stats` and the load log).
     pub fn attributes(&self) -> &Attributes {
-        &self.attributes
+        &self.filter_view().attributes
     }
 
     /// The exact top-`k` of `query` among `rows` (from [`Index::matching`]
     /// on this snapshot). CPU work: call it on rayon.
+    ///
+    /// With a delta, the matching rows are split by segment, each segment
+    /// answers its own exact top-k over its f32 rows, and the two lists are
+    /// merged by the tie rule over view rows, as `Index::search` does.
     ///
     /// # Panics
     /// If the index is not empty and `query.len()` is not [`Index::dim`].
@@ -38,6 +71,110 @@ impl Index {
         if self.is_empty() {
             return Answer { hits: Vec::new(), rescore: None };
         }
-        Answer { hits: top_k_filtered(self.rows(), query, rows, k, min_score), rescore: None }
+        let (base, delta) = self.segments();
+        if delta.is_empty() && self.tombstones().is_empty() {
+            // View rows are base rows.
+            return Answer { hits: top_k_filtered(base.rows(), query, rows, k, min_score), rescore: None };
+        }
+        let (mut base_rows, mut delta_rows) = (RoaringBitmap::new(), RoaringBitmap::new());
+        for row in rows.iter().take_while(|&r| (r as usize) < self.len()) {
+            match self.locate(row as usize) {
+                SegmentRow::Base(i) => base_rows.insert(i as u32),
+                SegmentRow::Delta(j) => delta_rows.insert(j as u32),
+            };
+        }
+        let mut hits: Vec<Hit> = Vec::new();
+        if !base_rows.is_empty() {
+            hits.extend(top_k_filtered(base.rows(), query, &base_rows, k, min_score).into_iter().filter_map(|h| {
+                let row = self.base_row_in_view(h.row as usize)?;
+                Some(Hit { row: row as u32, score: h.score })
+            }));
+        }
+        if !delta_rows.is_empty() {
+            let in_view = self.delta_rows_in_view();
+            hits.extend(
+                top_k_filtered(delta.rows(), query, &delta_rows, k, min_score)
+                    .into_iter()
+                    .map(|h| Hit { row: in_view[h.row as usize], score: h.score }),
+            );
+        }
+        hits.sort_by(rank_order);
+        hits.truncate(k);
+        Answer { hits, rescore: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use ndarray::Array2;
+
+    use super::*;
+
+    fn doc(id: &str) -> Arc<Document> {
+        Arc::new(Document {
+            id: id.into(),
+            url: None,
+            title: None,
+            text: None,
+            expires_at_ms: None,
+            attributes: Default::default(),
+        })
+    }
+
+    /// Seeded rows with repeats, so ties cross segments.
+    fn rows(ids: &[String], seed: u32) -> Vec<(String, Vec<f32>)> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let t = (i as u32 * 7 + seed) % 5;
+                let v: Vec<f32> = (0..4).map(|d| ((t * 3 + d) % 4) as f32 + 0.5).collect();
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                (id.clone(), v.iter().map(|x| x / n).collect())
+            })
+            .collect()
+    }
+
+    fn index(rows: &[(String, Vec<f32>)]) -> Index {
+        let mut rows = rows.to_vec();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let m =
+            Array2::from_shape_vec((rows.len(), 4), rows.iter().flat_map(|r| r.1.clone()).collect()).expect("n x 4");
+        Index::new(m, rows.iter().map(|r| doc(&r.0)).collect()).expect("sorted, unique")
+    }
+
+    #[test]
+    fn filtered_search_over_base_delta_and_tombstones_equals_a_fresh_index() {
+        // Arrange: 40 documents, then 6 updated, 5 removed and 5 added per key.
+        let ids: Vec<String> = (0..40).map(|i| format!("d{i:02}")).collect();
+        let old = index(&rows(&ids, 0));
+        let updated_ids: Vec<String> = (0..6).map(|i| format!("d{:02}", i * 5)).collect();
+        let removed: Vec<String> = (0..5).map(|i| format!("d{:02}", i * 7 + 1)).collect();
+        let added: Vec<String> = (0..5).map(|i| format!("e{i}")).collect();
+        let changes = index(&rows(&updated_ids.iter().chain(&added).cloned().collect::<Vec<_>>(), 3));
+        let changed: HashSet<&str> = updated_ids.iter().chain(&removed).chain(&added).map(String::as_str).collect();
+        let (segmented, _) = old.apply(&changes, &changed).expect("same dim");
+        assert!(!segmented.segments().1.is_empty() && !segmented.tombstones().is_empty(), "a delta and tombstones");
+        let fresh = index(
+            &(0..segmented.len())
+                .map(|r| (segmented.doc(r).id.to_string(), segmented.row(r).to_vec()))
+                .collect::<Vec<_>>(),
+        );
+
+        for (every, k) in [(1, 10), (2, 5), (3, 40), (7, 3)] {
+            let mask: RoaringBitmap = (0..segmented.len() as u32).filter(|r| r % every == 0).collect();
+            for q in 0..5 {
+                let query = &rows(&["q".to_owned()], q)[0].1;
+
+                // Act
+                let got = segmented.search_filtered(query, &mask, k, None);
+                let want = fresh.search_filtered(query, &mask, k, None);
+
+                // Assert: same view rows, same score bits.
+                let bits = |a: &Answer| a.hits.iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "every {every}th row, k {k}, query {q}");
+            }
+        }
     }
 }

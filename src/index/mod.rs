@@ -1,12 +1,20 @@
-//! The in-memory index: one contiguous row-major matrix of unit vectors with
-//! the documents' metadata beside it.
+//! The in-memory index: unit vectors with the documents' metadata beside
+//! them, as an immutable snapshot of segments.
 //!
 //! Invariants, checked in [`Index::new`]: rows are unit length (the loader
 //! normalised them), there is one [`Document`] per row, and row order is
 //! ascending id order (byte-wise), which is what makes the tie rule in
 //! `search::topk` a row comparison and id look-up a binary search.
-//! An `Index` is immutable; [`shared::SharedIndex`] swaps whole snapshots,
-//! and [`Index::apply`] builds the next snapshot from a few changed documents.
+//! An `Index` is immutable; [`shared::SharedIndex`] swaps whole snapshots.
+//!
+//! Segments ([`segment`], [`delta`]): a snapshot is a base [`Segment`]
+//! (contiguous row-major f32 rows, the int8 copy, the documents), shared by
+//! `Arc` with the snapshots built from it, plus a small delta segment and
+//! tombstones. [`Index::apply`] builds the next snapshot from a few changed
+//! documents without copying the base; [`Index::merged`] folds the delta
+//! into a new base (the refresher does it in the background). Every row
+//! number this API hands out is one of the merged view (live documents in
+//! id order), so callers never see the segments.
 //!
 //! This module knows nothing of Redis: `store` builds indexes with
 //! [`IndexBuilder`] and keeps its own account of keys (the loader's
@@ -18,29 +26,30 @@
 //! of rows already expired ([`Index::expired_count`]) and drop those rows.
 //!
 //! Scan copy: an index built for `ScanMode` int8 (see `search::scan`) also
-//! holds an int8 copy of its rows ([`Index::with_scan`]), and [`search`]
+//! holds an int8 copy of its base rows ([`Index::with_scan`]), and [`search`]
 //! answers queries through it; answers are the f32 scan's either way.
 
 pub mod attributes;
 pub mod builder;
+pub mod delta;
 pub mod filtered;
 pub mod search;
+pub mod segment;
 pub mod shared;
 pub mod unit;
 
 use std::{
-    collections::HashSet,
     sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use ndarray::Array2;
 use thiserror::Error;
-use tracing::warn;
 
-use crate::search::{int8::QuantizedMatrix, Scan, ScanMode};
+use crate::search::{Scan, ScanMode};
 
 pub use builder::IndexBuilder;
+pub use segment::Segment;
 pub use shared::SharedIndex;
 
 /// Why an index could not be assembled. These are programming errors in the
@@ -92,23 +101,37 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// An immutable snapshot of every loaded document.
+/// An immutable snapshot of every loaded document: a base [`Segment`]
+/// shared by `Arc` with the snapshots built from it, a small delta segment
+/// of the documents added or rewritten since, and the tombstones of the base
+/// rows those updates removed or superseded (see [`delta`]).
+///
+/// Row numbers in this API (`doc`, `row`, `find`, search hits) are those of
+/// the merged view: the live documents in ascending id order, `0..len()`,
+/// exactly the rows a fresh index of the same documents would have.
 #[derive(Debug)]
 pub struct Index {
-    matrix: Array2<f32>,
-    /// The int8 copy of `matrix` the scan reads when `scan_mode` resolves
-    /// to int8 for this index; built by [`Index::with_scan`], on rayon.
-    int8: Option<QuantizedMatrix>,
+    base: Arc<Segment>,
+    /// Rows added or rewritten since `base` was built; scanned in f32.
+    delta: Segment,
+    /// Base rows removed or superseded, ascending.
+    tombstones: Vec<u32>,
+    /// Per tombstone `c`: live base rows before it (`tombstones[c] - c`),
+    /// to turn a live rank into a base row with one binary search.
+    live_before_tomb: Vec<u32>,
+    /// Deadlines of tombstoned base documents, ascending.
+    tomb_deadlines: Vec<u64>,
+    /// Per delta row: base rows whose id sorts before its id.
+    delta_pos: Vec<u32>,
+    /// Per delta row: its row in the merged view.
+    delta_at: Vec<u32>,
     /// What the operator asked for; kept so the snapshots [`Index::apply`]
     /// builds from this one are scanned the same way.
     scan_mode: ScanMode,
-    /// Shared with the snapshots built from this one by [`Index::apply`], so a
-    /// per-key update copies pointers, not article texts.
-    docs: Vec<Arc<Document>>,
-    /// Every document deadline, ascending, for [`Index::expired_count`].
-    deadlines: Vec<u64>,
-    /// Posting lists of the documents' attributes, for filtered search.
-    attributes: attributes::Attributes,
+    /// Posting lists of the merged view's attributes, built by the first
+    /// filtered query (or stats read) on this snapshot, so a per-key update
+    /// stays O(changed rows) (see `index::filtered`).
+    filter_view: std::sync::OnceLock<filtered::FilterView>,
     version: u64,
     loaded_at: SystemTime,
 }
@@ -121,6 +144,15 @@ pub struct ApplyCounts {
     pub removed: usize,
 }
 
+/// Where a row of the merged view lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentRow {
+    /// Row of the base segment.
+    Base(usize),
+    /// Row of the delta segment.
+    Delta(usize),
+}
+
 impl Index {
     /// Assembles a snapshot. `matrix` is `docs.len() × dim`; for an empty
     /// index `dim` may be 0 (no valid value seen and none configured).
@@ -128,62 +160,53 @@ impl Index {
     /// # Errors
     /// [`IndexError`] when rows and documents disagree or ids are unsorted.
     pub fn new(matrix: Array2<f32>, docs: Vec<Arc<Document>>) -> Result<Self, IndexError> {
-        if matrix.nrows() != docs.len() {
-            return Err(IndexError::RowCountMismatch { rows: matrix.nrows(), docs: docs.len() });
-        }
-        if let Some(w) = docs.windows(2).find(|w| w[0].id >= w[1].id) {
-            return Err(IndexError::UnsortedIds { id: w[1].id.to_string() });
-        }
-        let matrix = if matrix.is_standard_layout() { matrix } else { matrix.as_standard_layout().into_owned() };
-        let mut deadlines: Vec<u64> = docs.iter().filter_map(|d| d.expires_at_ms).collect();
-        deadlines.sort_unstable();
-        let attributes = attributes::Attributes::build(&docs);
-        Ok(Self {
-            matrix,
-            int8: None,
-            scan_mode: ScanMode::F32,
-            docs,
-            deadlines,
-            attributes,
-            version: 0,
-            loaded_at: SystemTime::now(),
-        })
+        let base = Segment::new(matrix, docs)?;
+        let dim = base.dim();
+        Ok(Self::from_base(Arc::new(base), Segment::empty(dim), ScanMode::F32))
     }
 
-    /// This index, scanned as `mode` asks: with an int8 copy of the rows
-    /// when `mode` resolves to int8 for this size and CPU
+    fn from_base(base: Arc<Segment>, delta: Segment, scan_mode: ScanMode) -> Self {
+        Self {
+            base,
+            delta,
+            tombstones: Vec::new(),
+            live_before_tomb: Vec::new(),
+            tomb_deadlines: Vec::new(),
+            delta_pos: Vec::new(),
+            delta_at: Vec::new(),
+            filter_view: std::sync::OnceLock::new(),
+            scan_mode,
+            version: 0,
+            loaded_at: SystemTime::now(),
+        }
+    }
+
+    /// This index, scanned as `mode` asks: with an int8 copy of the base
+    /// rows when `mode` resolves to int8 for this size and CPU
     /// ([`ScanMode::resolve`]), without one otherwise.
     ///
     /// CPU work (766 ms at 1M × 384): quantizes on the rayon pool, so call
     /// it from rayon or a blocking thread, never from a tokio worker.
     pub fn with_scan(mut self, mode: ScanMode) -> Self {
         self.scan_mode = mode;
-        let wanted = mode.resolve(self.len(), self.dim());
-        if wanted == self.scan() {
+        let wanted = mode.resolve(self.base.len(), self.base.dim());
+        if wanted == self.base.scan() {
             return self;
         }
-        self.int8 = match wanted {
-            Scan::F32 => None,
-            Scan::Int8 => match QuantizedMatrix::from_rows(self.rows(), self.dim()) {
-                Ok(q) => Some(q),
-                Err(e) => {
-                    // Unreachable for a loader-built index (dimensions are bounded
-                    // there); scanning f32 is the safe answer either way.
-                    warn!(error.message = %e, "no int8 copy; this index scans f32");
-                    None
-                }
-            },
-        };
+        match Arc::get_mut(&mut self.base) {
+            Some(base) => base.set_scan(wanted),
+            None => {
+                let mut base = self.base.clone_rows();
+                base.set_scan(wanted);
+                self.base = Arc::new(base);
+            }
+        }
         self
     }
 
-    /// What this snapshot is scanned with.
+    /// What this snapshot's base is scanned with (its delta is always f32).
     pub fn scan(&self) -> Scan {
-        if self.int8.is_some() {
-            Scan::Int8
-        } else {
-            Scan::F32
-        }
+        self.base.scan()
     }
 
     /// What the operator asked for (`SEMSEARCH_SCAN`).
@@ -193,62 +216,92 @@ impl Index {
 
     /// Bytes of the int8 copy; 0 when this snapshot scans f32.
     pub fn int8_bytes(&self) -> usize {
-        self.int8.as_ref().map_or(0, QuantizedMatrix::heap_bytes)
+        self.base.int8_bytes()
     }
 
+    /// Live documents: base rows not tombstoned, plus the delta rows.
     pub fn len(&self) -> usize {
-        self.docs.len()
+        self.base.len() - self.tombstones.len() + self.delta.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.docs.is_empty()
+        self.len() == 0
     }
 
     /// Vector dimension; 0 for an empty index with no configured dimension.
     pub fn dim(&self) -> usize {
-        self.matrix.ncols()
+        self.base.dim().max(self.delta.dim())
     }
 
-    /// The matrix as one contiguous row-major slice, for the search kernels.
-    pub fn rows(&self) -> &[f32] {
-        self.matrix.as_slice().expect("Index::new stores the matrix in standard layout")
-    }
-
-    /// The unit vector of one row.
+    /// The unit vector of one row (of the merged view).
+    ///
+    /// # Panics
+    /// If `row >= len()`.
     pub fn row(&self, row: usize) -> &[f32] {
-        let dim = self.dim();
-        &self.rows()[row * dim..(row + 1) * dim]
+        match self.locate(row) {
+            SegmentRow::Base(i) => self.base.row(i),
+            SegmentRow::Delta(j) => self.delta.row(j),
+        }
     }
 
+    /// The document of one row (of the merged view).
+    ///
+    /// # Panics
+    /// If `row >= len()`.
     pub fn doc(&self, row: usize) -> &Document {
-        &self.docs[row]
+        match self.locate(row) {
+            SegmentRow::Base(i) => self.base.doc(i),
+            SegmentRow::Delta(j) => self.delta.doc(j),
+        }
     }
 
     /// Row of the document with this id.
     pub fn find(&self, id: &str) -> Option<usize> {
-        self.docs.binary_search_by(|d| (*d.id).cmp(id)).ok()
+        if let Ok(j) = self.delta.find(id) {
+            return Some(self.delta_at[j] as usize);
+        }
+        let i = self.base.find(id).ok()?;
+        self.base_row_in_view(i)
     }
 
     /// The first row whose id sorts after `id` (`len()` if none): where a
     /// walk over the documents in id order resumes.
     pub fn first_row_after(&self, id: &str) -> usize {
-        self.docs.partition_point(|d| *d.id <= *id)
+        let through = self.base.rows_through(id);
+        let dead = self.tombstones.partition_point(|&t| (t as usize) < through);
+        through - dead + self.delta.rows_through(id)
     }
 
     /// How many documents are past their deadline at `now_ms`: a search must
     /// look at that many extra candidates to still fill k.
     pub fn expired_count(&self, now_ms: u64) -> usize {
-        self.deadlines.partition_point(|&t| t <= now_ms)
+        let upto = |d: &[u64]| d.partition_point(|&t| t <= now_ms);
+        upto(self.base.deadlines()) - upto(&self.tomb_deadlines) + upto(self.delta.deadlines())
     }
 
     /// Whether a row's key has expired in Redis by `now_ms`.
     pub fn is_expired(&self, row: usize, now_ms: u64) -> bool {
-        self.docs[row].expires_at_ms.is_some_and(|t| t <= now_ms)
+        self.doc(row).expires_at_ms.is_some_and(|t| t <= now_ms)
     }
 
-    /// The earliest document deadline, for the expiry sweep.
+    /// The earliest deadline of a live document, for the expiry sweep.
     pub fn next_deadline_ms(&self) -> Option<u64> {
-        self.deadlines.first().copied()
+        // Tombstoned deadlines are a sub-multiset of the base's, both sorted:
+        // skip the matching prefix pairs.
+        let (base, dead) = (self.base.deadlines(), &self.tomb_deadlines);
+        let mut j = 0;
+        let live_base = base.iter().find(|&&t| {
+            if dead.get(j) == Some(&t) {
+                j += 1;
+                false
+            } else {
+                true
+            }
+        });
+        match (live_base, self.delta.deadlines().first()) {
+            (Some(&a), Some(&b)) => Some(a.min(b)),
+            (a, b) => a.or(b).copied(),
+        }
     }
 
     /// Set by [`SharedIndex::replace`]; starts at 1 and grows by one per swap.
@@ -260,78 +313,25 @@ impl Index {
         self.loaded_at
     }
 
-    /// Bytes of the vector matrix.
+    /// Bytes of the vector matrices held (base, tombstoned rows included, and delta).
     pub fn matrix_bytes(&self) -> usize {
-        self.matrix.len() * std::mem::size_of::<f32>()
+        self.base.matrix_bytes() + self.delta.matrix_bytes()
     }
 
-    /// Bytes of metadata: strings plus the per-document headers.
+    /// Bytes of metadata held: strings plus the per-document headers.
     pub fn metadata_bytes(&self) -> usize {
-        self.docs.iter().map(|d| d.heap_bytes()).sum::<usize>()
-            + self.docs.capacity() * std::mem::size_of::<Arc<Document>>()
+        self.base.metadata_bytes() + self.delta.metadata_bytes()
     }
 
     pub(crate) fn set_version(&mut self, version: u64) {
         self.version = version;
     }
-
-    /// The next snapshot after re-reading the documents `changed_ids`.
-    ///
-    /// `fresh` holds what those documents are now: its rows replace or add
-    /// documents, and a changed id absent from `fresh` was deleted (or is no
-    /// longer valid). Rows of unchanged documents are copied; their
-    /// [`Document`]s are shared, not cloned. The result is scanned like
-    /// this index (its int8 copy, if any, is rebuilt: CPU work, see
-    /// [`Index::with_scan`]).
-    ///
-    /// # Errors
-    /// [`IndexError::DimensionMismatch`] if `fresh` has another dimension.
-    pub fn apply(&self, fresh: &Index, changed_ids: &HashSet<&str>) -> Result<(Index, ApplyCounts), IndexError> {
-        let dim = if self.dim() == 0 { fresh.dim() } else { self.dim() };
-        if !fresh.is_empty() && fresh.dim() != dim {
-            return Err(IndexError::DimensionMismatch { expected: dim, got: fresh.dim() });
-        }
-        let mut counts = ApplyCounts::default();
-        for id in changed_ids {
-            match (self.find(id).is_some(), fresh.find(id).is_some()) {
-                (false, true) => counts.added += 1,
-                (true, true) => counts.updated += 1,
-                (true, false) => counts.removed += 1,
-                (false, false) => {}
-            }
-        }
-
-        // Merge two id-sorted row lists, dropping every changed id from the old one.
-        let mut merged = IndexBuilder::new(dim);
-        merged.reserve(self.len() + fresh.len());
-        let (mut i, mut j) = (0, 0);
-        while i < self.len() || j < fresh.len() {
-            let take_old = match (self.docs.get(i), fresh.docs.get(j)) {
-                (Some(old), Some(new)) => old.id < new.id,
-                (Some(_), None) => true,
-                _ => false,
-            };
-            if take_old {
-                if !changed_ids.contains(&*self.docs[i].id) {
-                    merged.push(Arc::clone(&self.docs[i]), self.row(i));
-                }
-                i += 1;
-            } else {
-                // Only documents that changed come from `fresh`: an unchanged
-                // one re-read with them keeps its old row (pushing both would
-                // duplicate its id).
-                if changed_ids.contains(&*fresh.docs[j].id) {
-                    merged.push(Arc::clone(&fresh.docs[j]), fresh.row(j));
-                }
-                j += 1;
-            }
-        }
-        Ok((merged.finish()?.with_scan(self.scan_mode), counts))
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     fn doc(id: &str) -> Arc<Document> {

@@ -7,12 +7,17 @@
 //! [`Answer::rescore`].
 
 use super::Index;
-use crate::search::{self, coalesce::Searchable, int8, Answer, BatchQuery};
+use crate::search::{coalesce::Searchable, topk::rank_order, Answer, BatchQuery, Hit};
 
 impl Index {
     /// One answer per query, in query order, each exactly what the query
-    /// alone gets from `search::top_k` over this index's rows. CPU work:
-    /// call it on rayon.
+    /// alone gets from `search::top_k` over the rows of a fresh index of
+    /// this snapshot's documents: hits carry rows of the merged view. CPU
+    /// work: call it on rayon.
+    ///
+    /// With a delta (see `index::delta`): the base is asked for `k` plus
+    /// one hit per tombstone, dead rows are dropped, the delta is scanned in
+    /// f32, and the two lists are merged by the tie rule over merged rows.
     ///
     /// # Panics
     /// If the index is not empty and a query's length is not [`Index::dim`]
@@ -23,23 +28,46 @@ impl Index {
             // may not even agree on a length.
             return queries.iter().map(|_| Answer { hits: Vec::new(), rescore: None }).collect();
         }
-        let rows = self.rows();
-        match (&self.int8, queries) {
-            (Some(q8), [one]) => {
-                let a = int8::top_k(q8, rows, one.vector, one.k, one.min_score);
-                vec![Answer { hits: a.hits, rescore: Some(a.rescore) }]
-            }
-            (Some(q8), _) => int8::top_k_batch(q8, rows, queries)
-                .into_iter()
-                .map(|a| Answer { hits: a.hits, rescore: Some(a.rescore) })
-                .collect(),
-            (None, [one]) => {
-                vec![Answer { hits: search::top_k(rows, one.vector, one.k, one.min_score), rescore: None }]
-            }
-            (None, _) => {
-                search::top_k_batch(rows, queries).into_iter().map(|hits| Answer { hits, rescore: None }).collect()
-            }
+        let (base, delta) = self.segments();
+        let dead = self.tombstones().len();
+        if delta.is_empty() && dead == 0 {
+            return base.search(queries);
         }
+        let base_answers = (self.len() > delta.len()).then(|| {
+            let wider: Vec<BatchQuery<'_>> =
+                queries.iter().map(|q| BatchQuery { k: q.k.saturating_add(dead), ..*q }).collect();
+            base.search(&wider)
+        });
+        let delta_answers = (!delta.is_empty()).then(|| delta.search(queries));
+        let delta_rows = self.delta_rows_in_view();
+        (0..queries.len())
+            .map(|q| {
+                let k = queries[q].k;
+                let mut hits: Vec<Hit> = Vec::with_capacity(k.min(self.len()).saturating_mul(2));
+                let mut rescore = None;
+                if let Some(answers) = &base_answers {
+                    let a = &answers[q];
+                    rescore = a.rescore;
+                    hits.extend(a.hits.iter().filter_map(|h| {
+                        let row = self.base_row_in_view(h.row as usize)?;
+                        Some(Hit { row: row as u32, score: h.score })
+                    }));
+                }
+                if let Some(answers) = &delta_answers {
+                    hits.extend(
+                        answers[q].hits.iter().map(|h| Hit { row: delta_rows[h.row as usize], score: h.score }),
+                    );
+                    // Delta rows are scored in f32: count them as rescored.
+                    if let Some(r) = &mut rescore {
+                        r.rows += delta.len();
+                        r.candidates += delta.len();
+                    }
+                }
+                hits.sort_by(rank_order);
+                hits.truncate(k);
+                Answer { hits, rescore }
+            })
+            .collect()
     }
 }
 
@@ -58,6 +86,7 @@ mod tests {
     use ndarray::Array2;
 
     use super::*;
+    use crate::search;
     use crate::{
         index::Document,
         search::{int8::ScanPath, Scan, ScanMode},
@@ -108,7 +137,7 @@ mod tests {
 
             // Assert
             for ((q, a), t) in batch.iter().zip(&alone).zip(&together) {
-                let want = search::top_k(f32_index.rows(), q.vector, q.k, q.min_score);
+                let want = search::top_k(f32_index.segments().0.rows(), q.vector, q.k, q.min_score);
                 assert_eq!(a.hits, want, "{:?} alone", index.scan());
                 assert_eq!(t.hits, want, "{:?} in a batch", index.scan());
                 assert_eq!(a.rescore.is_some(), index.scan() == Scan::Int8);
@@ -142,6 +171,6 @@ mod tests {
         assert_eq!((new.scan_mode(), new.scan()), (ScanMode::Int8, Scan::Int8));
         let q = new.row(7).to_vec();
         let got = new.search(&[BatchQuery { vector: &q, k: 4, min_score: None }]).remove(0);
-        assert_eq!(got.hits, search::top_k(new.rows(), &q, 4, None));
+        assert_eq!(got.hits, new.merged().search(&[BatchQuery { vector: &q, k: 4, min_score: None }]).remove(0).hits);
     }
 }

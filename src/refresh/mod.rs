@@ -200,6 +200,9 @@ struct Loop {
     updating: Option<JoinHandle<Result<Updated, RefreshError>>>,
     reconcile: Reconcile,
     reconciling: Option<JoinHandle<Result<Observed, RefreshError>>>,
+    /// The running background merge of a snapshot's delta into a new base:
+    /// its source snapshot and the merged index (see `index::delta`).
+    merging: Option<JoinHandle<(Arc<Index>, Index)>>,
 }
 
 /// Sleeps until `at`, or forever when there is nothing scheduled.
@@ -234,6 +237,7 @@ impl Refresher {
             updating: None,
             reconcile: Reconcile::new(now, self.timing.reconcile_every),
             reconciling: None,
+            merging: None,
         };
         self.status.set_feed(FeedState::Connecting);
         loop {
@@ -262,6 +266,7 @@ impl Refresher {
                 () = until(expiry_at) => self.sweep_expired(&mut st),
                 () = until(reconcile_at) => self.start_reconcile(&mut st),
                 done = join(st.reconciling.as_mut()) => self.finish_reconcile(&mut st, done),
+                done = join(st.merging.as_mut()) => self.finish_merge(&mut st, done),
             }
         }
         if let Some(task) = st.loading {
@@ -271,6 +276,9 @@ impl Refresher {
             task.abort();
         }
         if let Some(task) = st.reconciling {
+            task.abort();
+        }
+        if let Some(task) = st.merging {
             task.abort();
         }
     }
@@ -498,6 +506,7 @@ impl Refresher {
                     version = published.version(),
                     "per-key update published"
                 );
+                self.start_merge(st, published);
             }
             Err(e) => {
                 st.conn = None;
@@ -505,6 +514,53 @@ impl Refresher {
                 warn!(error.message = %e, error.cause_chain = %error_chain(&e), keys, "per-key update failed; will retry");
             }
         }
+    }
+
+    /// Folds a snapshot's delta into a new base once it has grown past
+    /// `index::delta::DELTA_MAX_ROWS`, on a blocking thread (copying the
+    /// live rows and quantizing them is O(N): ~1 s at 1M × 384), so per-key
+    /// updates stay O(changed rows) and queries never wait for it.
+    fn start_merge(&self, st: &mut Loop, published: Arc<Index>) {
+        if st.merging.is_some() || !published.needs_merge() {
+            return;
+        }
+        debug!(version = published.version(), "merging the delta into a new base");
+        st.merging = Some(tokio::task::spawn_blocking(move || {
+            let merged = published.merged();
+            (published, merged)
+        }));
+    }
+
+    /// Publishes a finished merge, rebased on the per-key updates published
+    /// while it ran; dropped if a reload replaced the base meanwhile.
+    fn finish_merge(&mut self, st: &mut Loop, done: Result<(Arc<Index>, Index), JoinError>) {
+        st.merging = None;
+        let (source, merged) = match done {
+            Ok(done) => done,
+            Err(source) => {
+                warn!(error.message = %RefreshError::TaskFailed { step: "merging the delta", source }, "merge failed; the delta keeps serving");
+                return;
+            }
+        };
+        let Some(current) = self.shared.current() else { return };
+        let index = if current.version() == source.version() {
+            merged
+        } else {
+            match current.rebase(&source, &merged) {
+                Some(index) => index,
+                None => {
+                    debug!("the base was replaced while merging; merge dropped");
+                    return;
+                }
+            }
+        };
+        // Same documents as the snapshot it replaces, so the contexts computed
+        // from that one stay valid: nothing to retire.
+        let report = st.report.clone();
+        let published = self.shared.replace_with(index, |version| self.status.set_load_report(version, report));
+        info!(version = published.version(), docs = published.len(), "delta merged into a new base");
+        // Updates published during the merge may have filled the delta again.
+        self.start_merge(st, published);
     }
 
     /// When the earliest document deadline passes (expiry is hidden from

@@ -531,3 +531,39 @@ async fn issue_16_without_tracking_a_value_rewritten_in_place_is_served_and_unch
     })
     .await;
 }
+
+#[tokio::test]
+async fn issue_12_per_key_updates_past_the_delta_bound_are_merged_into_a_new_base() {
+    // Arrange: an int8 index of 3 documents; per-key updates go to the delta
+    // (scanned in f32) and only a merge rebuilds the base and its int8 copy.
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    small_corpus(&mut c).await;
+    let mut settings = test_settings(&redis);
+    settings.scan = semsearch::search::ScanMode::Int8;
+    let app = spawn_app_with(settings).await;
+    app.wait_ready().await;
+    feed_armed(&app).await;
+    let added = semsearch::index::delta::DELTA_MAX_ROWS + 76;
+
+    // Act: that many new keys, set one by one (each a per-key change).
+    let mut pipe = redis::pipe();
+    for i in 0..added {
+        pipe.cmd("SET").arg(format!("cache:embedding:n{i:05}")).arg(format!("[{},{},1]", i % 37, i / 37 + 1)).ignore();
+    }
+    let _: () = pipe.query_async(&mut c).await.expect("pipeline");
+
+    // Assert: every document served, the base rebuilt (its int8 copy now
+    // holds every row: the delta never gets one), answers still exact.
+    let (stats, took) = eventually("the delta merged into a new base", || async {
+        let s = app.stats().await;
+        let merged = s["int8_bytes"].as_u64().unwrap_or(0) >= ((added + 3) * 16) as u64;
+        (s["documents"] == added + 3 && merged).then_some(s)
+    })
+    .await;
+    eprintln!("{added} per-key SETs -> merged base after {took:?} (version {})", stats["index_version"]);
+    assert_eq!(stats["refresh"]["reloads"], 1, "no full reload: {}", stats["refresh"]);
+    assert_eq!(stats["scan"]["active"], "int8");
+    assert_eq!(top_ids(&app, json!([1, 0, 0]), 1).await, ["a"]);
+    assert_eq!(top_ids(&app, json!([5, 3, 1]), 1).await, ["n00079"]);
+}
