@@ -32,6 +32,7 @@ use crate::{
     refresh::RefreshSettings,
     search::{kernel::KernelChoice, ScanMode},
     secret::Secret,
+    shard::Shard,
     store::{
         connect::{RedisParts, RedisTarget, TargetError},
         keys::{
@@ -190,6 +191,10 @@ pub struct ServeArgs {
     /// CPUs with an AVX2 or AVX-512 VNNI int8 kernel.
     #[arg(long, env = "SEMSEARCH_SCAN", default_value_t = ScanMode::Auto, help_heading = "Index and loading")]
     pub scan: ScanMode,
+    /// Keep only shard i of n: documents whose key's Redis hash slot mod n
+    /// is i (for `semsearch router`). Unset: every document.
+    #[arg(long, env = "SEMSEARCH_SHARD", value_name = "I/N", help_heading = "Index and loading")]
+    pub shard: Option<Shard>,
     /// Index dimension. Unset: the most common dimension among valid values.
     #[arg(long, env = "SEMSEARCH_DIM", help_heading = "Index and loading")]
     pub dim: Option<usize>,
@@ -456,7 +461,7 @@ impl Settings {
         if let Some(dim) = args.dim {
             at_least("SEMSEARCH_DIM", dim, 1)?;
         }
-        let keys = args.keys.key_space()?;
+        let keys = args.keys.key_space()?.with_shard(args.shard);
         at_least("SEMSEARCH_MAX_CONCURRENT_SEARCHES", args.max_concurrent_searches, 1)?;
         at_least("SEMSEARCH_MAX_CONNECTIONS", args.max_connections, 1)?;
         at_least("SEMSEARCH_MAX_RESULTS_PER_REQUEST", args.max_results_per_request, args.max_k.max(1))?;

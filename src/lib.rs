@@ -17,6 +17,8 @@
 //! ```
 #![deny(unsafe_code)]
 
+/// Redis hash slots and `SEMSEARCH_SHARD=i/n`: which documents a shard keeps (no I/O).
+pub mod shard;
 /// Everything that speaks Redis: connections, key names, decoding, the bulk
 /// loader, the change feed, the context and query-embedding caches.
 pub mod store;

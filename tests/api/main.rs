@@ -59,3 +59,6 @@ mod tls;
 
 /// Connection bounds (issue 16): header-read timeout, connection cap, shutdown deadline, early 413.
 mod connections;
+
+/// `SEMSEARCH_SHARD=i/n`: hash slots equal Redis's CLUSTER KEYSLOT, shards partition the corpus, updates go to the owner.
+mod shard;
