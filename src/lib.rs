@@ -32,6 +32,8 @@ pub mod embed;
 pub mod api;
 /// Keeps the published index in step with Redis: reloads, per-key updates, reconcile.
 pub mod refresh;
+/// `semsearch router`: one HTTP front for exact shards (fan-out, merge, retries).
+pub mod router;
 /// Wiring: builds every part from [`config::Settings`] and spawns the background tasks.
 pub mod app;
 /// Flags and environment → each component's settings (the only env reader).

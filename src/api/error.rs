@@ -135,6 +135,7 @@ problem_codes! {
     EmbedderTimeout => "embedder_timeout",
     EmbedderWrongDimension => "embedder_wrong_dimension",
     EmbedderUnavailable => "embedder_unavailable",
+    ShardUnavailable => "shard_unavailable",
     Internal => "internal",
 }
 
@@ -271,6 +272,11 @@ pub enum ApiError {
         "the {provider} embedding service returns {got}-dimensional vectors for model {model:?}, but the index holds {expected}-dimensional embeddings; configure the model that embedded the articles"
     )]
     EmbedderWrongDimension { provider: &'static str, model: String, expected: usize, got: usize },
+    /// 503 `shard_unavailable` (`semsearch router` only): no replica of
+    /// this shard answered, so there is no exact answer; the router never
+    /// returns a partial one.
+    #[error("shard {shard} has no healthy replica ({replicas} tried); no partial answer is given")]
+    ShardUnavailable { shard: usize, replicas: usize },
     /// 500 `internal`: a bug. The cause is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -307,9 +313,11 @@ impl ApiError {
             Self::EmbedderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::NotFound(_) | Self::DocumentNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotReady(_) | Self::Timeout { .. } | Self::Overloaded { .. } | Self::EmbedderUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::NotReady(_)
+            | Self::Timeout { .. }
+            | Self::Overloaded { .. }
+            | Self::EmbedderUnavailable { .. }
+            | Self::ShardUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BatchItems(items) => items.first().map_or(StatusCode::UNPROCESSABLE_ENTITY, |(_, e)| e.status()),
         }
@@ -358,6 +366,7 @@ impl ApiError {
             Self::EmbedderTimeout { .. } => ProblemCode::EmbedderTimeout,
             Self::EmbedderWrongDimension { .. } => ProblemCode::EmbedderWrongDimension,
             Self::EmbedderUnavailable { .. } => ProblemCode::EmbedderUnavailable,
+            Self::ShardUnavailable { .. } => ProblemCode::ShardUnavailable,
             Self::Internal(_) => ProblemCode::Internal,
             Self::BatchItems(items) => items.first().map_or(ProblemCode::InvalidBatchSize, |(_, e)| e.problem_code()),
         }
