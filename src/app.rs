@@ -302,12 +302,20 @@ impl RouterApp {
         }
         let on_loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
         let access = AccessKeys::new(settings.access.api_keys.clone(), settings.access.admin_keys.clone(), on_loopback);
-        let routes = router::routes(state, Arc::new(access), settings.max_body_bytes).layer(
-            tower_http::timeout::TimeoutLayer::with_status_code(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        let timeout_ms = settings.request_timeout.as_millis();
+        let routes = router::routes(state, Arc::new(access), settings.max_body_bytes)
+            // As the service: a slow request gets 503 `timeout` as problem+json, not an empty 408.
+            .layer(axum::middleware::map_response(move |res: axum::response::Response| async move {
+                if res.status() == axum::http::StatusCode::REQUEST_TIMEOUT {
+                    axum::response::IntoResponse::into_response(api::error::ApiError::Timeout { limit_ms: timeout_ms })
+                } else {
+                    res
+                }
+            }))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
                 settings.request_timeout,
-            ),
-        );
+            ));
         let stop = cancel.clone();
         let served = api::server::serve(listener, routes, settings.server, async move {
             shutdown.await;

@@ -398,6 +398,8 @@ pub async fn stats(State(state): State<RouterState>) -> Result<Response, RouteEr
     let calls = (0..state.shards.count()).map(|shard| state.shards.call(shard, Method::GET, "/v1/stats", None));
     let mut shards = Vec::new();
     let mut documents = 0;
+    // The fields a single node's stats share with the router's (`semsearch bench` reads them).
+    let (mut dimension, mut kernel) = (Value::Null, Value::Null);
     for (shard, reply) in join_all(calls).await.into_iter().enumerate() {
         let reply = reply?;
         if !reply.is_success() {
@@ -405,6 +407,9 @@ pub async fn stats(State(state): State<RouterState>) -> Result<Response, RouteEr
         }
         let stats: Value = parse(&reply.body)?;
         documents += stats["documents"].as_u64().unwrap_or(0);
+        if shard == 0 {
+            (dimension, kernel) = (stats["dimension"].clone(), stats["kernel"].clone());
+        }
         let replicas: Vec<Value> = state.shards.groups[shard]
             .replicas
             .iter()
@@ -418,6 +423,8 @@ pub async fn stats(State(state): State<RouterState>) -> Result<Response, RouteEr
     Ok(axum::Json(json!({
         "version": crate::build_info::VERSION,
         "documents": documents,
+        "dimension": dimension,
+        "kernel": kernel,
         "router": {
             "shards": state.shards.count(),
             "shard_calls": c.calls.load(Ordering::Relaxed),

@@ -98,6 +98,11 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
 }
 
 async fn cluster() -> Cluster {
+    cluster_with(&[]).await
+}
+
+/// As [`cluster`], with extra environment for the router.
+async fn cluster_with(router_env: &[(&str, String)]) -> Cluster {
     let redis = TestRedis::start();
     seed_corpus(&mut redis.conn().await).await;
     let http = reqwest::Client::new();
@@ -119,14 +124,13 @@ async fn cluster() -> Cluster {
         bases.push(base);
     }
     let list = format!("{}|{},{},{}", bases[0], bases[1], bases[2], bases[3]);
-    let router = Process::start(
-        &["router"],
-        &[
-            ("REDIS_URL", redis.url()),
-            ("SEMSEARCH_ROUTER_SHARDS", list),
-            ("SEMSEARCH_ROUTER_SHARD_TIMEOUT_MS", "2000".to_owned()),
-        ],
-    );
+    let mut env = vec![
+        ("REDIS_URL", redis.url()),
+        ("SEMSEARCH_ROUTER_SHARDS", list),
+        ("SEMSEARCH_ROUTER_SHARD_TIMEOUT_MS", "2000".to_owned()),
+    ];
+    env.extend(router_env.iter().cloned());
+    let router = Process::start(&["router"], &env);
     let url = router.base().await;
     wait_ready(&http, &url).await;
     Cluster { redis, shards, router, url, http }
@@ -231,6 +235,7 @@ async fn router_serves_documents_stats_errors_and_writes_contexts_once() {
     assert_eq!(doc.status(), 200);
     assert_eq!(doc.json::<Value>().await.expect("JSON")["id"], id.as_str());
     assert_eq!(stats["documents"], 2000, "{stats}");
+    assert_eq!(stats["dimension"], 384, "semsearch bench reads it: {stats}");
     assert_eq!(stats["shards"].as_array().map(Vec::len), Some(3));
     assert_problem(missing, 404, "document_not_found").await;
     assert_problem(wrong_dim, 422, "wrong_dimension").await;
@@ -327,4 +332,33 @@ async fn a_shard_without_a_replica_answers_503_naming_it() {
     assert_problem(ready, 503, "shard_unavailable").await;
     assert_eq!(c.get("/healthz").await.status(), 200, "the router itself still runs");
     drop(c.router);
+}
+
+#[tokio::test]
+async fn text_queries_are_embedded_once_at_the_router_and_answer_the_ground_truth() {
+    // Arrange: the in-process MiniLM model, when its files are in the cache.
+    let Some(dir) = std::env::var_os("SEMSEARCH_MODEL_DIR").map(std::path::PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache/semsearch/models/all-MiniLM-L6-v2"))
+    }) else {
+        eprintln!("SKIPPED text_queries_are_embedded_once_at_the_router: HOME unset");
+        return;
+    };
+    if !dir.join("model.safetensors").is_file() {
+        eprintln!(
+            "SKIPPED text_queries_are_embedded_once_at_the_router: no model in {} (run `semsearch model fetch`)",
+            dir.display()
+        );
+        return;
+    }
+    let c = cluster_with(&[("SEMSEARCH_MODEL_DIR", dir.display().to_string())]).await;
+
+    for q in ground_truth().iter().take(3) {
+        // Act
+        let res = c.post("/v1/search", &json!({"text": q.query, "k": 10, "with_text": false})).await;
+
+        // Assert: the sentence-transformers ground truth of that question.
+        assert_eq!(res.status(), 200);
+        let routed: Value = res.json().await.expect("JSON");
+        assert_same_ranking(&q.query, &truth(q), &ranked(&routed));
+    }
 }
