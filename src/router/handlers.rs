@@ -399,7 +399,7 @@ pub async fn stats(State(state): State<RouterState>) -> Result<Response, RouteEr
     let mut shards = Vec::new();
     let mut documents = 0;
     // The fields a single node's stats share with the router's (`semsearch bench` reads them).
-    let (mut dimension, mut kernel) = (Value::Null, Value::Null);
+    let (mut dimension, mut kernel, mut index_version) = (Value::Null, Value::Null, 0);
     for (shard, reply) in join_all(calls).await.into_iter().enumerate() {
         let reply = reply?;
         if !reply.is_success() {
@@ -407,6 +407,7 @@ pub async fn stats(State(state): State<RouterState>) -> Result<Response, RouteEr
         }
         let stats: Value = parse(&reply.body)?;
         documents += stats["documents"].as_u64().unwrap_or(0);
+        index_version += stats["index_version"].as_u64().unwrap_or(0);
         if shard == 0 {
             (dimension, kernel) = (stats["dimension"].clone(), stats["kernel"].clone());
         }
@@ -422,6 +423,9 @@ pub async fn stats(State(state): State<RouterState>) -> Result<Response, RouteEr
         (state.overhead.sum_us.load(Ordering::Relaxed), state.overhead.count.load(Ordering::Relaxed));
     Ok(axum::Json(json!({
         "version": crate::build_info::VERSION,
+        "git_sha": crate::build_info::GIT_SHA,
+        // As in search answers: the sum of the shards' snapshot versions.
+        "index_version": index_version,
         "documents": documents,
         "dimension": dimension,
         "kernel": kernel,
