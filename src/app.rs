@@ -14,6 +14,7 @@ use crate::{
     embed::{QueryEmbedder, PROBE_TEXT},
     index::SharedIndex,
     refresh::{RefreshHandle, RefreshStatus, Refresher, Source},
+    router::{self, shards::Shards, RouterSettings, RouterState},
     search::{coalesce::Coalescer, int8, kernel},
     store::{
         context::{self, ContextWriter},
@@ -229,5 +230,111 @@ async fn probe_embedder(embedder: Arc<QueryEmbedder>, shared: Arc<SharedIndex>, 
         warn!(provider = kind, host, model, provider_dim = got, index_dim = expected, "embedding provider dimension differs from the index; text queries will answer 502 embedder_wrong_dimension");
     } else {
         info!(provider = kind, host, model, dim = got, "embedding provider ready for text queries");
+    }
+}
+
+/// A bound, not yet running, `semsearch router` (see [`crate::router`]).
+pub struct RouterApp {
+    listener: TcpListener,
+    settings: Settings,
+    client: RedisClient,
+    state: RouterState,
+    context_writer: Option<ContextWriter>,
+}
+
+impl RouterApp {
+    /// Binds the listener and prepares the shard client, the embedder and
+    /// the Redis client for contexts; connects to nothing yet.
+    ///
+    /// # Errors
+    /// When the address cannot be bound, or the embedder or a client cannot be built.
+    pub async fn build(settings: Settings, router: RouterSettings) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = TcpListener::bind(settings.bind).await.with_context(|| format!("binding {}", settings.bind))?;
+        let client = match &settings.redis_cluster {
+            Some(cluster) => RedisClient::cluster(cluster).context("preparing the Redis Cluster client")?,
+            None => RedisClient::node(&settings.redis).context("preparing the Redis client")?,
+        };
+        let shards = Shards::new(&router.shards, router.shard_timeout, router.shard_api_key.clone())
+            .context("preparing the HTTP client for the shards")?;
+        let embedder = match &settings.embedder {
+            Some(es) => match QueryEmbedder::new(es, None) {
+                Ok(embedder) => Some(Arc::new(embedder)),
+                Err(e) if es.local.as_ref().is_some_and(|l| l.implicit) => {
+                    warn!(error.message = %e, error.cause_chain = %error_chain(&e), "the local model did not load; text search is off");
+                    None
+                }
+                Err(e) => return Err(e).context("preparing the embedder (SEMSEARCH_EMBEDDER)"),
+            },
+            None => None,
+        };
+        let (contexts, context_writer) = match settings.context_ttl_secs {
+            Some(ttl) => {
+                let (queue, writer) = context::channel(ttl);
+                (Some(queue), Some(writer))
+            }
+            None => (None, None),
+        };
+        let state = RouterState {
+            shards: Arc::new(shards),
+            embedder,
+            keys: settings.keys.clone(),
+            contexts,
+            max_k: settings.max_k,
+            max_batch: settings.max_batch,
+            overhead: Arc::default(),
+        };
+        Ok(Self { listener, settings, client, state, context_writer })
+    }
+
+    /// The address actually bound (useful with port 0).
+    ///
+    /// # Errors
+    /// If the OS cannot report it.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves, then drains and stops the context writer.
+    ///
+    /// # Errors
+    /// When the HTTP server fails.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, settings, client, state, context_writer } = self;
+        let cancel = CancellationToken::new();
+        info!(addr = %listener.local_addr()?, shards = state.shards.count(), "semsearch router listening");
+        let mut tasks = Vec::new();
+        if let Some(writer) = context_writer {
+            tasks.push(tokio::spawn(writer.run(client, settings.keys.clone(), cancel.clone())));
+        }
+        let on_loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
+        let access = AccessKeys::new(settings.access.api_keys.clone(), settings.access.admin_keys.clone(), on_loopback);
+        let timeout_ms = settings.request_timeout.as_millis();
+        let routes = router::routes(state, Arc::new(access), settings.max_body_bytes)
+            // As the service: a slow request gets 503 `timeout` as problem+json, not an empty 408.
+            .layer(axum::middleware::map_response(move |res: axum::response::Response| async move {
+                if res.status() == axum::http::StatusCode::REQUEST_TIMEOUT {
+                    axum::response::IntoResponse::into_response(api::error::ApiError::Timeout { limit_ms: timeout_ms })
+                } else {
+                    res
+                }
+            }))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                settings.request_timeout,
+            ));
+        let stop = cancel.clone();
+        let served = api::server::serve(listener, routes, settings.server, async move {
+            shutdown.await;
+            stop.cancel();
+        })
+        .await
+        .context("serving HTTP");
+        cancel.cancel();
+        for task in tasks {
+            let _ = task.await;
+        }
+        info!("semsearch router stopped");
+        served
     }
 }

@@ -22,8 +22,8 @@ use crate::tools::{
 };
 use crate::{
     api,
-    app::App,
-    config::{stderr_color, ServeArgs, Settings},
+    app::{App, RouterApp},
+    config::{stderr_color, RouterArgs, ServeArgs, Settings},
     shutdown::shutdown_signal,
     telemetry,
 };
@@ -43,6 +43,10 @@ pub struct Cli {
 pub enum Command {
     /// Load embeddings from Redis and serve search over HTTP (the default).
     Serve(Box<ServeArgs>),
+    /// Serve the search API in front of exact shards (replicas started with
+    /// SEMSEARCH_SHARD=i/n): fan out to one replica per shard, merge the
+    /// per-shard top-k; answers equal a single node's.
+    Router(Box<RouterArgs>),
     /// Print the OpenAPI document (YAML) this build serves at /openapi.yaml;
     /// `semsearch openapi > openapi.yaml` regenerates the checked-in copy.
     Openapi,
@@ -141,6 +145,11 @@ pub async fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Serve(args)) => serve(&args).await,
+        Some(Command::Router(args)) => {
+            let (settings, router) = args.settings().context("invalid configuration")?;
+            telemetry::init(&settings.log, settings.log_format, stderr_color());
+            RouterApp::build(settings, router).await?.run_until_stopped(shutdown_signal()).await
+        }
         None => serve(&cli.serve).await,
     }
 }

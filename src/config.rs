@@ -30,8 +30,10 @@ use crate::{
         EmbedderSettings, LocalSettings, Normalization, ProviderKind,
     },
     refresh::RefreshSettings,
+    router::{parse_shard_list, RouterSettings, ShardListError},
     search::{kernel::KernelChoice, ScanMode},
     secret::Secret,
+    shard::Shard,
     store::{
         connect::{ClusterTarget, RedisParts, RedisTarget, TargetError},
         keys::{
@@ -206,6 +208,10 @@ pub struct ServeArgs {
     /// CPUs with an AVX2 or AVX-512 VNNI int8 kernel.
     #[arg(long, env = "SEMSEARCH_SCAN", default_value_t = ScanMode::Auto, help_heading = "Index and loading")]
     pub scan: ScanMode,
+    /// Keep only shard i of n: documents whose key's Redis hash slot mod n
+    /// is i (for `semsearch router`). Unset: every document.
+    #[arg(long, env = "SEMSEARCH_SHARD", value_name = "I/N", help_heading = "Index and loading")]
+    pub shard: Option<Shard>,
     /// Index dimension. Unset: the most common dimension among valid values.
     #[arg(long, env = "SEMSEARCH_DIM", help_heading = "Index and loading")]
     pub dim: Option<usize>,
@@ -418,6 +424,8 @@ pub enum ConfigError {
     /// A tool's own flag is wrong; the message names it.
     #[error("{0}")]
     Tool(String),
+    #[error(transparent)]
+    RouterShards(#[from] ShardListError),
 }
 
 /// Validated settings the application is built from: each field is the
@@ -475,7 +483,7 @@ impl Settings {
         if let Some(dim) = args.dim {
             at_least("SEMSEARCH_DIM", dim, 1)?;
         }
-        let keys = args.keys.key_space()?;
+        let keys = args.keys.key_space()?.with_shard(args.shard);
         at_least("SEMSEARCH_MAX_CONCURRENT_SEARCHES", args.max_concurrent_searches, 1)?;
         at_least("SEMSEARCH_MAX_CONNECTIONS", args.max_connections, 1)?;
         at_least("SEMSEARCH_MAX_RESULTS_PER_REQUEST", args.max_results_per_request, args.max_k.max(1))?;
@@ -533,6 +541,42 @@ impl Settings {
         args.redis.url = Some(Secret::new(url));
         args.bind = SocketAddr::from(([127, 0, 0, 1], 0));
         Self::from_args(&args)
+    }
+}
+
+/// Flags of `semsearch router`: its own, then every `serve` flag (bind,
+/// keys, limits, API keys, embedder, Redis and context TTL for the
+/// contexts it writes). `SEMSEARCH_SHARD` means nothing to the router.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RouterArgs {
+    /// The shards' replicas: `url|url,url|url,…`, a comma between shards
+    /// (in shard order: shard i runs SEMSEARCH_SHARD=i/n), `|` between the
+    /// replicas of one shard.
+    #[arg(long, env = "SEMSEARCH_ROUTER_SHARDS", help_heading = "Router")]
+    pub shards: String,
+    /// Longest wait for one replica's answer before trying the next.
+    #[arg(long, env = "SEMSEARCH_ROUTER_SHARD_TIMEOUT_MS", default_value_t = 2000, help_heading = "Router")]
+    pub shard_timeout_ms: u64,
+    /// Bearer key sent to the replicas (one of their SEMSEARCH_API_KEYS).
+    #[arg(long, env = "SEMSEARCH_ROUTER_SHARD_API_KEY", hide_env_values = true, help_heading = "Router")]
+    pub shard_api_key: Option<Secret>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+impl RouterArgs {
+    /// The service's settings and the router's own.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the flag that is wrong.
+    pub fn settings(&self) -> Result<(Settings, RouterSettings), ConfigError> {
+        let settings = Settings::from_args(&self.serve)?;
+        let router = RouterSettings {
+            shards: parse_shard_list(&self.shards)?,
+            shard_timeout: Duration::from_millis(self.shard_timeout_ms.max(1)),
+            shard_api_key: self.shard_api_key.clone(),
+        };
+        Ok((settings, router))
     }
 }
 

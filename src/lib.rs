@@ -21,6 +21,8 @@
 //! per primary; the watcher arms tracking on every primary.
 #![deny(unsafe_code)]
 
+/// Redis hash slots and `SEMSEARCH_SHARD=i/n`: which documents a shard keeps (no I/O).
+pub mod shard;
 /// Everything that speaks Redis: connections, key names, decoding, the bulk
 /// loader, the change feed, the context and query-embedding caches.
 pub mod store;
@@ -34,6 +36,8 @@ pub mod embed;
 pub mod api;
 /// Keeps the published index in step with Redis: reloads, per-key updates, reconcile.
 pub mod refresh;
+/// `semsearch router`: one HTTP front for exact shards (fan-out, merge, retries).
+pub mod router;
 /// Wiring: builds every part from [`config::Settings`] and spawns the background tasks.
 pub mod app;
 /// Flags and environment → each component's settings (the only env reader).

@@ -301,7 +301,7 @@ pub struct SearchResult {
 }
 
 /// Why fewer than k results came back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FewerReason {
     /// The index holds fewer than k documents.

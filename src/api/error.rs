@@ -138,6 +138,7 @@ problem_codes! {
     InvalidFilter => "invalid_filter",
     UnknownFilterField => "unknown_filter_field",
     FilterTypeMismatch => "filter_type_mismatch",
+    ShardUnavailable => "shard_unavailable",
     Internal => "internal",
 }
 
@@ -285,6 +286,11 @@ pub enum ApiError {
     /// 422 `filter_type_mismatch`: the attribute never holds a value of this type.
     #[error("filter: attribute {:?} holds {holds} values, not {got}", echo(field))]
     FilterTypeMismatch { field: String, holds: String, got: &'static str },
+    /// 503 `shard_unavailable` (`semsearch router` only): no replica of
+    /// this shard answered, so there is no exact answer; the router never
+    /// returns a partial one.
+    #[error("shard {shard} has no healthy replica ({replicas} tried); no partial answer is given")]
+    ShardUnavailable { shard: usize, replicas: usize },
     /// 500 `internal`: a bug. The cause is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -324,9 +330,11 @@ impl ApiError {
             Self::EmbedderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::NotFound(_) | Self::DocumentNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotReady(_) | Self::Timeout { .. } | Self::Overloaded { .. } | Self::EmbedderUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::NotReady(_)
+            | Self::Timeout { .. }
+            | Self::Overloaded { .. }
+            | Self::EmbedderUnavailable { .. }
+            | Self::ShardUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::BatchItems(items) => items.first().map_or(StatusCode::UNPROCESSABLE_ENTITY, |(_, e)| e.status()),
         }
@@ -378,6 +386,7 @@ impl ApiError {
             Self::InvalidFilter(_) => ProblemCode::InvalidFilter,
             Self::UnknownFilterField { .. } => ProblemCode::UnknownFilterField,
             Self::FilterTypeMismatch { .. } => ProblemCode::FilterTypeMismatch,
+            Self::ShardUnavailable { .. } => ProblemCode::ShardUnavailable,
             Self::Internal(_) => ProblemCode::Internal,
             Self::BatchItems(items) => items.first().map_or(ProblemCode::InvalidBatchSize, |(_, e)| e.problem_code()),
         }

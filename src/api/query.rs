@@ -216,7 +216,12 @@ pub fn live_row(index: &Index, id: &str) -> Result<usize, ApiError> {
         .ok_or_else(|| ApiError::DocumentNotFound { id: id.to_owned() })
 }
 
-async fn embed_text(embedder: &QueryEmbedder, text: &str, dim: usize) -> Result<Vec<f32>, ApiError> {
+/// A question embedded with `embedder`, at unit length; `dim` as in
+/// [`resolve_query`] (the router passes 0: its shards check the dimension).
+///
+/// # Errors
+/// As [`resolve_query`] for text.
+pub async fn embed_text(embedder: &QueryEmbedder, text: &str, dim: usize) -> Result<Vec<f32>, ApiError> {
     if text.len() > MAX_TEXT_BYTES {
         return Err(ApiError::TextTooLong { got: text.len(), max: MAX_TEXT_BYTES });
     }

@@ -62,10 +62,20 @@ pub struct StatsResponse {
     /// Documents past their Redis deadline, hidden from results until the
     /// index drops them.
     pub expired_pending: usize,
+    /// The shard this replica keeps (`SEMSEARCH_SHARD`); `null`: every document.
+    pub shard: Option<ShardStats>,
     pub scan: ScanStats,
     pub refresh: RefreshStats,
     /// `null` when context writes are off.
     pub contexts: Option<ContextCounters>,
+}
+
+/// Shard `index` of `count`: documents whose key's Redis hash slot mod
+/// `count` is `index`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShardStats {
+    pub index: u16,
+    pub count: u16,
 }
 
 /// How searches read the vectors (`SEMSEARCH_SCAN`) and what the int8
@@ -194,6 +204,7 @@ impl StatsResponse {
             loaded_at: humantime::format_rfc3339_millis(index.loaded_at()).to_string(),
             kernel: kernel::name(),
             expired_pending: index.expired_count(now_ms()),
+            shard: state.keys.shard().map(|s| ShardStats { index: s.index(), count: s.count() }),
             scan: ScanStats {
                 mode: index.scan_mode().to_string(),
                 active: index.scan().name(),

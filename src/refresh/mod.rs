@@ -319,7 +319,7 @@ impl Refresher {
                         info!("quick key changed");
                         st.reconcile.request(now); // re-reads its deadline
                         st.reload.trigger(ReloadReason::QuickKeyChanged, now);
-                    } else if k.doc_id(&key).is_some() {
+                    } else if k.doc_id(&key).is_some() && k.owns(key.as_bytes()) {
                         // After a flush too: the refill patches the index we kept,
                         // and the full reload waits until the refill is done
                         // (see `reconcile` and `finish_reload`; issue 16).

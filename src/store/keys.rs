@@ -15,6 +15,8 @@
 //! running service still cannot write an embedding.
 
 use sha2::{Digest, Sha256};
+
+use crate::shard::Shard;
 use thiserror::Error;
 
 /// Why a key configuration or a requested key was refused.
@@ -56,6 +58,9 @@ pub struct KeySpace {
     embedding_prefix: String,
     quick_key: String,
     context_prefix: String,
+    /// `Some` on a shard replica (`SEMSEARCH_SHARD`): embedding keys of other
+    /// shards are not ours to load, even though SCAN and the change feed see them.
+    shard: Option<Shard>,
 }
 
 /// A key semsearch is allowed to write. Only [`KeySpace`] constructs one.
@@ -142,7 +147,27 @@ impl KeySpace {
             embedding_prefix: prefix.to_owned(),
             quick_key: quick_key.to_owned(),
             context_prefix: context_prefix.to_owned(),
+            shard: None,
         })
+    }
+
+    /// The same names, keeping only the embedding keys of `shard`.
+    #[must_use]
+    pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// The shard this replica keeps, if it keeps one.
+    pub fn shard(&self) -> Option<Shard> {
+        self.shard
+    }
+
+    /// Whether this replica keeps the embedding key `key`: always without a
+    /// shard; with one, when the key's hash slot falls in it. Keys of other
+    /// shards are neither rows nor skipped keys: they are not in our key set.
+    pub fn owns(&self, key: &[u8]) -> bool {
+        self.shard.is_none_or(|s| s.owns(key))
     }
 
     /// The SCAN MATCH pattern for embeddings (`cache:embedding:*`).

@@ -185,7 +185,7 @@ pub async fn load_all(
 ) -> Result<Loaded, LoadError> {
     let started = Instant::now();
     let mut builder = Builder::new(dim, keys.embedding_prefix().len());
-    let mut key_list = scan_keys(conn.clone(), keys.embedding_pattern(), settings.scan_count, &mut builder).await?;
+    let mut key_list = scan_keys(conn.clone(), keys, settings.scan_count, &mut builder).await?;
     // SCAN MATCH also returns the bare prefix, which names no document.
     key_list.retain(|k| {
         let ours = keys.doc_id(k).is_some();
@@ -214,6 +214,8 @@ pub async fn load_keys(
     let mut builder = Builder::new(dim, keys.embedding_prefix().len());
     key_list.sort_unstable();
     key_list.dedup();
+    // Another shard's keys (a change-feed event, a recheck) are not ours.
+    key_list.retain(|k| keys.owns(k.as_bytes()));
     key_list.retain(|k| {
         let ours = keys.doc_id(k).is_some();
         if !ours {
@@ -296,8 +298,8 @@ async fn load_sorted(
 /// [`redis::RedisError`] when SCAN fails.
 pub async fn fingerprint(conn: &RedisConn, keys: &KeySpace, count: usize) -> redis::RedisResult<KeySetFingerprint> {
     let mut fingerprint = KeySetFingerprint::default();
-    for key in scan_all(conn, keys.embedding_pattern(), count).await? {
-        fingerprint.insert(&key);
+    for key in scan_all(conn, keys.embedding_pattern(), count).await?.iter().filter(|k| keys.owns(k)) {
+        fingerprint.insert(key);
     }
     Ok(fingerprint)
 }
@@ -320,14 +322,16 @@ pub async fn scan_all(conn: &RedisConn, pattern: &str, count: usize) -> redis::R
     link::scan_all(conn, pattern, count).await
 }
 
-/// Every distinct key matching `pattern`, sorted (so rows come out in id order).
+/// Every distinct key matching the embedding pattern that this replica
+/// keeps (all of them, or its shard's), sorted (so rows come out in id order).
 async fn scan_keys(
     conn: RedisConn,
-    pattern: &str,
+    keys: &KeySpace,
     count: usize,
     builder: &mut Builder,
 ) -> Result<Vec<String>, LoadError> {
-    let raw = scan_all(&conn, pattern, count).await?;
+    let mut raw = scan_all(&conn, keys.embedding_pattern(), count).await?;
+    raw.retain(|k| keys.owns(k));
     for key in &raw {
         builder.report.fingerprint.insert(key);
     }

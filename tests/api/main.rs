@@ -65,3 +65,9 @@ mod tls;
 
 /// Connection bounds (issue 16): header-read timeout, connection cap, shutdown deadline, early 413.
 mod connections;
+
+/// `SEMSEARCH_SHARD=i/n`: hash slots equal Redis's CLUSTER KEYSLOT, shards partition the corpus, updates go to the owner.
+mod shard;
+
+/// `semsearch router` over shard processes: exact merged answers, a replica killed under load, a shard with none → 503.
+mod router;

@@ -447,7 +447,7 @@ export interface components {
          *     added, existing ones never change meaning.
          * @enum {string}
          */
-        ProblemCode: "invalid_json" | "unsupported_media_type" | "payload_too_large" | "missing_field" | "unknown_field" | "invalid_type" | "null_element" | "non_finite" | "empty_vector" | "wrong_dimension" | "zero_vector" | "invalid_k" | "invalid_context_key" | "invalid_batch_size" | "too_many_results" | "response_too_large" | "unauthorized" | "forbidden" | "reload_failed" | "not_found" | "document_not_found" | "method_not_allowed" | "not_ready" | "timeout" | "overloaded" | "query_required" | "ambiguous_query" | "text_search_disabled" | "empty_text" | "text_too_long" | "embedder_failed" | "embedder_timeout" | "embedder_wrong_dimension" | "embedder_unavailable" | "invalid_filter" | "unknown_filter_field" | "filter_type_mismatch" | "internal";
+        ProblemCode: "invalid_json" | "unsupported_media_type" | "payload_too_large" | "missing_field" | "unknown_field" | "invalid_type" | "null_element" | "non_finite" | "empty_vector" | "wrong_dimension" | "zero_vector" | "invalid_k" | "invalid_context_key" | "invalid_batch_size" | "too_many_results" | "response_too_large" | "unauthorized" | "forbidden" | "reload_failed" | "not_found" | "document_not_found" | "method_not_allowed" | "not_ready" | "timeout" | "overloaded" | "query_required" | "ambiguous_query" | "text_search_disabled" | "empty_text" | "text_too_long" | "embedder_failed" | "embedder_timeout" | "embedder_wrong_dimension" | "embedder_unavailable" | "invalid_filter" | "unknown_filter_field" | "filter_type_mismatch" | "shard_unavailable" | "internal";
         /** @description Readiness answer. */
         Ready: {
             status: components["schemas"]["ReadyStatus"];
@@ -643,6 +643,16 @@ export interface components {
              */
             score: number;
         };
+        /**
+         * @description Shard `index` of `count`: documents whose key's Redis hash slot mod
+         *     `count` is `index`.
+         */
+        ShardStats: {
+            /** Format: int32 */
+            index: number;
+            /** Format: int32 */
+            count: number;
+        };
         /** @description Keys skipped by the last full load, by reason (see the README: bad values are skipped). */
         SkippedKeys: {
             /** Format: int64 */
@@ -705,6 +715,7 @@ export interface components {
              *     index drops them.
              */
             expired_pending: number;
+            shard?: components["schemas"]["ShardStats"] | null;
             scan: components["schemas"]["ScanStats"];
             refresh: components["schemas"]["RefreshStats"];
             contexts?: components["schemas"]["ContextCounters"] | null;
