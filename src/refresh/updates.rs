@@ -2,12 +2,13 @@
 //!
 //! Plain data. The loop in `mod.rs` reports changed and expired keys, sleeps
 //! until [`KeyUpdates::due`], and when [`KeyUpdates::start`] hands it a batch
-//! it re-reads those keys, merges them into a copy of the published snapshot
-//! and reports back. The machine keeps three rules:
+//! it re-reads those keys, adds them to the published snapshot's delta
+//! segment (`index::delta`) and reports back. The machine keeps three rules:
 //! - keys changed within `key_batch` of the first are applied together;
-//! - pacing: after an update that took `t`, the next waits `3 × t`, because
-//!   each update copies the whole matrix and a stream of changes (the chatbot
-//!   re-embedding every article) must not keep a core busy with copies;
+//! - pacing: after an update that took `t`, the next waits `3 × t`, so a
+//!   stream of changes (the chatbot re-embedding every article) cannot keep
+//!   a core busy with re-reads. Since updates cost the changed rows (issue 12)
+//!   `t` is mostly the Redis round trip, so the pause is short;
 //! - the base-version rule: an update is published only if the snapshot it
 //!   patched is still the published one and no full reload is running;
 //!   otherwise publishing it would undo the reload, so its keys are re-read
@@ -50,9 +51,9 @@ pub struct KeyUpdates {
     /// When the pending keys' batching window closes.
     due: Option<Instant>,
     running: Option<Running>,
-    /// No update starts before this: each update copies the whole matrix, so
-    /// a stream of changes (the chatbot re-embedding every article) must not
-    /// keep a core busy with back-to-back copies. Set by each finished update.
+    /// No update starts before this, so a stream of changes (the chatbot
+    /// re-embedding every article) cannot keep a core busy with back-to-back
+    /// re-reads. Set by each finished update.
     not_before: Instant,
     /// How long changed keys are collected before they are applied together.
     batch_window: Duration,
