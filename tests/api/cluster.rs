@@ -140,19 +140,12 @@ async fn seed_cluster(c: &ClusterConnection) -> usize {
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, for at most [`PATIENCE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> (T, Duration)
+async fn eventually<T, F, Fut>(what: &str, check: F) -> (T, Duration)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    while start.elapsed() < PATIENCE {
-        if let Some(v) = check().await {
-            return (v, start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out after {PATIENCE:?} waiting for: {what}");
+    crate::helpers::eventually_within(what, PATIENCE, Duration::from_millis(50), check).await
 }
 
 async fn feed_state(app: &TestApp) -> Value {

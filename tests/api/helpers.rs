@@ -317,3 +317,25 @@ pub async fn assert_problem(res: reqwest::Response, status: u16, code: &str) -> 
     assert!(body["title"].is_string() && body["detail"].is_string(), "title and detail: {body}");
     body
 }
+
+/// Polls `check` every `every` until it returns `Some`, for at most
+/// `patience`; the value and how long it took. Panics naming `what`.
+pub async fn eventually_within<T, F, Fut>(
+    what: &str,
+    patience: std::time::Duration,
+    every: std::time::Duration,
+    mut check: F,
+) -> (T, std::time::Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    while start.elapsed() < patience {
+        if let Some(v) = check().await {
+            return (v, start.elapsed());
+        }
+        tokio::time::sleep(every).await;
+    }
+    panic!("timed out after {patience:?} waiting for: {what}");
+}

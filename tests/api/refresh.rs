@@ -22,19 +22,12 @@ async fn cmd<T: redis::FromRedisValue>(c: &mut MultiplexedConnection, args: &[&s
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, for at most [`PATIENCE`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> (T, Duration)
+async fn eventually<T, F, Fut>(what: &str, check: F) -> (T, Duration)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let start = Instant::now();
-    while start.elapsed() < PATIENCE {
-        if let Some(v) = check().await {
-            return (v, start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out after {PATIENCE:?} waiting for: {what}");
+    crate::helpers::eventually_within(what, PATIENCE, Duration::from_millis(20), check).await
 }
 
 async fn top_ids(app: &TestApp, vector: Value, k: usize) -> Vec<String> {
