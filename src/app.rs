@@ -173,17 +173,7 @@ impl App {
         };
         let embedder = state.embedder.clone();
         let router = api::router(state, limits);
-        let stop = cancel.clone();
-        let served = api::server::serve(listener, router, settings.server, async move {
-            shutdown.await;
-            stop.cancel();
-        })
-        .await
-        .context("serving HTTP");
-        cancel.cancel();
-        for task in tasks {
-            let _ = task.await;
-        }
+        let served = serve_then_join(listener, router, &settings, shutdown, &cancel, tasks).await;
         if let Some(embedder) = &embedder {
             embedder.provider().close();
             let c = embedder.counts();
@@ -323,18 +313,32 @@ impl RouterApp {
                 axum::http::StatusCode::REQUEST_TIMEOUT,
                 settings.request_timeout,
             ));
-        let stop = cancel.clone();
-        let served = api::server::serve(listener, routes, settings.server, async move {
-            shutdown.await;
-            stop.cancel();
-        })
-        .await
-        .context("serving HTTP");
-        cancel.cancel();
-        for task in tasks {
-            let _ = task.await;
-        }
+        let served = serve_then_join(listener, routes, &settings, shutdown, &cancel, tasks).await;
         info!("semsearch router stopped");
         served
     }
+}
+
+/// Serves `routes` until `shutdown`, then cancels the background `tasks`
+/// and waits for them: the shared ending of `semsearch serve` and `router`.
+async fn serve_then_join(
+    listener: TcpListener,
+    routes: axum::Router,
+    settings: &Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    cancel: &CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    let stop = cancel.clone();
+    let served = api::server::serve(listener, routes, settings.server, async move {
+        shutdown.await;
+        stop.cancel();
+    })
+    .await
+    .context("serving HTTP");
+    cancel.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    served
 }
