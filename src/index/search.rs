@@ -15,8 +15,8 @@ impl Index {
     /// this snapshot's documents: hits carry rows of the merged view. CPU
     /// work: call it on rayon.
     ///
-    /// With a delta (see `index::delta`): the base is asked for `k` plus
-    /// one hit per tombstone, dead rows are dropped, the delta is scanned in
+    /// With a delta (see `index::delta`): the base is scanned without its
+    /// tombstoned rows ([`super::Segment::search_excluding`]), the delta in
     /// f32, and the two lists are merged by the tie rule over merged rows.
     ///
     /// # Panics
@@ -29,15 +29,11 @@ impl Index {
             return queries.iter().map(|_| Answer { hits: Vec::new(), rescore: None }).collect();
         }
         let (base, delta) = self.segments();
-        let dead = self.tombstones().len();
-        if delta.is_empty() && dead == 0 {
+        let dead = self.tombstones();
+        if delta.is_empty() && dead.is_empty() {
             return base.search(queries);
         }
-        let base_answers = (self.len() > delta.len()).then(|| {
-            let wider: Vec<BatchQuery<'_>> =
-                queries.iter().map(|q| BatchQuery { k: q.k.saturating_add(dead), ..*q }).collect();
-            base.search(&wider)
-        });
+        let base_answers = (self.len() > delta.len()).then(|| base.search_excluding(queries, dead));
         let delta_answers = (!delta.is_empty()).then(|| delta.search(queries));
         let delta_rows = self.delta_rows_in_view();
         (0..queries.len())
@@ -48,6 +44,7 @@ impl Index {
                 if let Some(answers) = &base_answers {
                     let a = &answers[q];
                     rescore = a.rescore;
+                    // `search_excluding` returned no tombstoned row.
                     hits.extend(a.hits.iter().filter_map(|h| {
                         let row = self.base_row_in_view(h.row as usize)?;
                         Some(Hit { row: row as u32, score: h.score })

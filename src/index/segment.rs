@@ -171,4 +171,31 @@ impl Segment {
             }
         }
     }
+
+    /// [`Segment::search`] as if the `excluded` rows (strictly ascending,
+    /// the tombstones of a snapshot) were not there: no hit is excluded,
+    /// and each answer is what the segment without them would return.
+    /// Through the int8 copy an excluded row costs nothing extra
+    /// (`int8::top_k_batch_excluding`); the f32 scan asks for `k +
+    /// excluded` rows and drops the excluded ones (a bigger heap, the same
+    /// pass over the rows).
+    pub fn search_excluding(&self, queries: &[BatchQuery<'_>], excluded: &[u32]) -> Vec<Answer> {
+        if excluded.is_empty() {
+            return self.search(queries);
+        }
+        if let Some(q8) = &self.int8 {
+            return int8::top_k_batch_excluding(q8, self.rows(), queries, excluded)
+                .into_iter()
+                .map(|a| Answer { hits: a.hits, rescore: Some(a.rescore) })
+                .collect();
+        }
+        let wider: Vec<BatchQuery<'_>> =
+            queries.iter().map(|q| BatchQuery { k: q.k.saturating_add(excluded.len()), ..*q }).collect();
+        let mut answers = self.search(&wider);
+        for (a, q) in answers.iter_mut().zip(queries) {
+            a.hits.retain(|h| excluded.binary_search(&h.row).is_err());
+            a.hits.truncate(q.k);
+        }
+        answers
+    }
 }

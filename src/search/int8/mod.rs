@@ -33,6 +33,14 @@
 //! holds more than 1/8 of its rows as candidates (many near-duplicates: the
 //! pass stops early). Rows outside the bounded range are always rescored.
 //!
+//! # Excluded rows
+//! [`top_k_batch_excluding`] answers as if some rows were not there (the
+//! tombstones of an index segment, see `index::delta`): an excluded row is
+//! never a candidate and its lower bound never raises τ, so it costs
+//! nothing beyond a binary search when its bound reaches the cut. The f32
+//! fallback asks for `k + excluded` rows and drops the excluded ones (at
+//! most that many of its best rows can be excluded).
+//!
 //! # Memory
 //! [`QuantizedMatrix::bytes_per_row`]: the codes (dim rounded up to a
 //! multiple of 4) plus three f32 per row (scale, residual norm, code norm):
@@ -282,7 +290,7 @@ pub fn top_k_with(
     let queries = [BatchQuery { vector: query, k, min_score }];
     check_shapes(quantized, exact, &queries);
     let plan = Plan::for_matrix(quantized, 1);
-    search(kernel, int8, quantized, exact, &queries, plan).pop().expect("one answer per query")
+    search(kernel, int8, quantized, exact, &queries, &[], plan).pop().expect("one answer per query")
 }
 
 /// [`top_k_batch_with`] with the process-wide kernels.
@@ -309,7 +317,27 @@ pub fn top_k_batch_with(
 ) -> Vec<Int8Answer> {
     check_shapes(quantized, exact, queries);
     let plan = Plan::for_matrix(quantized, queries.len());
-    search(kernel, int8, quantized, exact, queries, plan)
+    search(kernel, int8, quantized, exact, queries, &[], plan)
+}
+
+/// [`top_k_batch`] over every row except `excluded` (strictly ascending row
+/// numbers): each answer is what the f32 scan of the matrix without those
+/// rows returns, in the matrix's row numbers. An excluded row costs no
+/// rescoring, so a segment with many tombstones is scanned as fast as one
+/// without (see the module doc).
+///
+/// # Panics
+/// As [`top_k_with`], or if `excluded` is not strictly ascending.
+pub fn top_k_batch_excluding(
+    quantized: &QuantizedMatrix,
+    exact: &[f32],
+    queries: &[BatchQuery<'_>],
+    excluded: &[u32],
+) -> Vec<Int8Answer> {
+    check_shapes(quantized, exact, queries);
+    assert!(excluded.windows(2).all(|w| w[0] < w[1]), "excluded rows are strictly ascending");
+    let plan = Plan::for_matrix(quantized, queries.len());
+    search(super::kernel::active(), kernel::active(), quantized, exact, queries, excluded, plan)
 }
 
 fn check_shapes(quantized: &QuantizedMatrix, exact: &[f32], queries: &[BatchQuery<'_>]) {
@@ -364,12 +392,15 @@ impl<'a> Prepared<'a> {
     }
 }
 
+/// The search behind every public entry point; `excluded` rows (ascending)
+/// are treated as absent.
 fn search(
     kernel: Kernel,
     int8: Int8Kernel,
     m: &QuantizedMatrix,
     exact: &[f32],
     queries: &[BatchQuery<'_>],
+    excluded: &[u32],
     plan: Plan,
 ) -> Vec<Int8Answer> {
     let mut answers: Vec<Option<Int8Answer>> = vec![None; queries.len()];
@@ -392,7 +423,7 @@ fn search(
         }
     }
     if !prepared.is_empty() {
-        let passes = pass(int8, m, &prepared, plan);
+        let passes = pass(int8, m, &prepared, excluded, plan);
         let finished: Vec<Option<Int8Answer>> = prepared
             .par_iter()
             .zip(passes)
@@ -406,13 +437,23 @@ fn search(
         }
     }
     if !f32_queries.is_empty() {
-        // Same kernel, same bits: a batch scores each pair as a single scan does.
-        let batch: Vec<BatchQuery<'_>> = f32_queries.iter().map(|&(i, _)| queries[i]).collect();
-        let hits = if let [one] = batch.as_slice() {
+        // Same kernel, same bits: a batch scores each pair as a single scan
+        // does. At most `excluded.len()` of the best rows can be excluded.
+        let batch: Vec<BatchQuery<'_>> = f32_queries
+            .iter()
+            .map(|&(i, _)| BatchQuery { k: queries[i].k.saturating_add(excluded.len()), ..queries[i] })
+            .collect();
+        let mut hits = if let [one] = batch.as_slice() {
             vec![super::top_k_with(kernel, exact, one.vector, one.k, one.min_score)]
         } else {
             super::top_k_batch_with(kernel, exact, &batch)
         };
+        if !excluded.is_empty() {
+            for (hits, &(i, _)) in hits.iter_mut().zip(&f32_queries) {
+                hits.retain(|h| excluded.binary_search(&h.row).is_err());
+                hits.truncate(queries[i].k);
+            }
+        }
         for ((i, reason), hits) in f32_queries.into_iter().zip(hits) {
             let rescore = Rescore { rows: m.rows, candidates: m.rows, path: ScanPath::F32(reason) };
             answers[i] = Some(Int8Answer { hits, rescore });
@@ -551,8 +592,11 @@ impl Pass {
     }
 
     /// Bounds rows `first_row..first_row + dots.len()` from their int8 dot
-    /// products and keeps those that can still reach the top-k.
+    /// products and keeps those that can still reach the top-k, skipping
+    /// `excluded` rows (ascending): they are neither candidates nor lower
+    /// bounds for τ.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn offer(
         &mut self,
         int8: Int8Kernel,
@@ -560,6 +604,7 @@ impl Pass {
         bound: &QueryBound,
         first_row: usize,
         dots: &[i32],
+        excluded: &[u32],
         shared: &SharedCut,
     ) {
         let mut cut = self.cut.max(shared.get());
@@ -575,8 +620,9 @@ impl Pass {
         let rows = scales.iter().zip(residuals).zip(code_norms);
         for (i, ((&scale, &residual), &code_norm)) in rows.enumerate() {
             let (lo, hi) = bound.interval(scale, dots[i], residual, code_norm);
-            if hi >= cut {
-                self.candidates.push(Candidate { row: (first_row + i) as u32, upper: hi });
+            let row = (first_row + i) as u32;
+            if hi >= cut && (excluded.is_empty() || excluded.binary_search(&row).is_err()) {
+                self.candidates.push(Candidate { row, upper: hi });
                 if lo > cut {
                     if let Some(kth) = self.lower.push(lo) {
                         cut = cut.max(kth);
@@ -621,8 +667,8 @@ struct TaskState {
     dots: Vec<i32>,
 }
 
-/// The int8 pass over every row for every prepared query.
-fn pass(int8: Int8Kernel, m: &QuantizedMatrix, queries: &[Prepared<'_>], plan: Plan) -> Vec<Pass> {
+/// The int8 pass over every row except `excluded` for every prepared query.
+fn pass(int8: Int8Kernel, m: &QuantizedMatrix, queries: &[Prepared<'_>], excluded: &[u32], plan: Plan) -> Vec<Pass> {
     let nq = queries.len();
     let dim4 = m.dim4;
     let panel_bytes = PANEL_ROWS * dim4;
@@ -650,7 +696,7 @@ fn pass(int8: Int8Kernel, m: &QuantizedMatrix, queries: &[Prepared<'_>], plan: P
                     pass.overflow = true;
                     continue;
                 }
-                pass.offer(int8, m, &q.bound, first_row, &dots[..valid], shared);
+                pass.offer(int8, m, &q.bound, first_row, &dots[..valid], excluded, shared);
                 if plan.fallback && pass.overflowing() {
                     pass.overflow = true;
                     shared.overflow.store(true, Ordering::Relaxed);

@@ -185,7 +185,7 @@ fn check_one(
             for (parallel, fallback) in [(false, false), (true, false), (true, true)] {
                 let plan = Plan { block_panels, parallel, fallback };
                 let q = [BatchQuery { vector: query, k, min_score }];
-                let answer = search(kernel, int8, &m, matrix, &q, plan).pop().expect("one answer");
+                let answer = search(kernel, int8, &m, matrix, &q, &[], plan).pop().expect("one answer");
                 answers.push((format!("{plan:?}"), answer));
             }
             for (label, got) in answers {
@@ -266,13 +266,73 @@ proptest! {
                 let plan = Plan { block_panels: 2, parallel, fallback: false };
                 for (label, answers) in [
                     ("default", top_k_batch_with(kernel, int8, &m, &matrix, &batch)),
-                    ("no fallback", search(kernel, int8, &m, &matrix, &batch, plan)),
+                    ("no fallback", search(kernel, int8, &m, &matrix, &batch, &[], plan)),
                 ] {
                     prop_assert_eq!(answers.len(), batch.len());
                     for (i, (q, got)) in batch.iter().zip(&answers).enumerate() {
                         let want = f32_top_k(kernel, &matrix, q.vector, q.k, q.min_score);
                         prop_assert_eq!(bits(&got.hits), bits(&want), "{}/{} {} query {}\n{}",
                             kernel.name(), int8.name(), label, i, side_by_side(&want, &got.hits));
+                    }
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    /// Excluded rows (an index segment's tombstones) are as good as absent:
+    /// the answer is the f32 scan of the matrix without them, row numbers
+    /// mapped back, bit for bit, single and batch, with and without the f32
+    /// fallbacks, on the same adversarial data (the damaged rows are where
+    /// an excluded row's lower bound would wrongly raise τ).
+    #[test]
+    fn excluded_rows_are_as_good_as_absent(
+        n in 1usize..300,
+        dim in 1usize..50,
+        k in 1usize..40,
+        damaged in prop::option::of((damage(), 1usize..6)),
+        exclude_every in 1usize..8,
+        exclude_first in any::<bool>(),
+        block_panels in 1usize..5,
+        seed in any::<u64>(),
+    ) {
+        let (matrix, query) = case_data(n, dim, seed, damaged);
+        let m = QuantizedMatrix::from_rows(&matrix, dim).expect("valid shape");
+        // Every `exclude_every`-th row from 0 or 1: with exclude_every = 1
+        // and from 0, every row is excluded.
+        let excluded: Vec<u32> =
+            (usize::from(!exclude_first)..n).step_by(exclude_every).map(|r| r as u32).collect();
+        let kept: Vec<u32> = (0..n as u32).filter(|r| excluded.binary_search(r).is_err()).collect();
+        let rest: Vec<f32> = kept.iter().flat_map(|&r| matrix[r as usize * dim..][..dim].iter().copied()).collect();
+        let other: Vec<f32> = query.iter().rev().copied().collect();
+        let batch = [
+            BatchQuery { vector: &query, k, min_score: None },
+            BatchQuery { vector: &other, k: 1, min_score: Some(0.0) },
+            BatchQuery { vector: &query, k: n, min_score: None },
+        ];
+        for kernel in Kernel::available() {
+            for int8 in Int8Kernel::available() {
+                for fallback in [false, true] {
+                    let plan = Plan { block_panels, parallel: seed % 2 == 0, fallback };
+                    for q in 0..batch.len() {
+                        let alone = search(kernel, int8, &m, &matrix, &batch[q..=q], &excluded, plan);
+                        let together = search(kernel, int8, &m, &matrix, &batch, &excluded, plan);
+                        let want: Vec<Hit> = if rest.is_empty() {
+                            Vec::new()
+                        } else {
+                            f32_top_k(kernel, &rest, batch[q].vector, batch[q].k, batch[q].min_score)
+                                .into_iter()
+                                .map(|h| Hit { row: kept[h.row as usize], ..h })
+                                .collect()
+                        };
+                        for (label, got) in [("alone", &alone[0]), ("in a batch", &together[q])] {
+                            prop_assert_eq!(bits(&got.hits), bits(&want), "{}/{} fallback={} query {} {}: {} excluded\n{}",
+                                kernel.name(), int8.name(), fallback, q, label, excluded.len(),
+                                side_by_side(&want, &got.hits));
+                        }
                     }
                 }
             }
@@ -299,6 +359,7 @@ fn near_ties_below_int8_resolution_give_the_exact_order() {
             &m,
             &matrix,
             &q,
+            &[],
             Plan { block_panels: 1, parallel: false, fallback: false },
         )
         .pop()
@@ -324,7 +385,7 @@ fn k_near_and_above_n_is_exact_without_the_fallback() {
             let q = [BatchQuery { vector: &query, k, min_score: None }];
             let plan = Plan { block_panels: 1, parallel: true, fallback: false };
 
-            let got = search(kernel, kernel_int8(), &m, &matrix, &q, plan).pop().expect("one answer");
+            let got = search(kernel, kernel_int8(), &m, &matrix, &q, &[], plan).pop().expect("one answer");
 
             let want = f32_top_k(kernel, &matrix, &query, k, None);
             assert_eq!(bits(&got.hits), bits(&want), "{} k={k}", kernel.name());
@@ -475,7 +536,7 @@ fn exactly_quantized_rows_still_need_the_f32_rounding_slack() {
             let q = [BatchQuery { vector: &query, k, min_score: None }];
             let plan = Plan { block_panels: 2, parallel: false, fallback: false };
 
-            let got = search(kernel, kernel_int8(), &m, &matrix, &q, plan).pop().expect("one answer");
+            let got = search(kernel, kernel_int8(), &m, &matrix, &q, &[], plan).pop().expect("one answer");
 
             assert_eq!(bits(&got.hits), bits(&want), "{} k={k}\n{}", kernel.name(), side_by_side(&want, &got.hits));
         }
