@@ -30,6 +30,8 @@
 //! never depends on them): query codes lie in [-127, 127] (AVX2's sign trick
 //! cannot negate -128), and `dim4 <= MAX_DIM4` so no i32 sum can overflow.
 
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_64;
@@ -71,15 +73,16 @@ pub enum Int8Kernel {
     Avx2(x86_64::Avx2),
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni(x86_64::Avx512Vnni),
+    #[cfg(target_arch = "aarch64")]
+    NeonDot(aarch64::NeonDot),
 }
 
 impl Int8Kernel {
     /// Every int8 kernel this CPU can run, scalar first, fastest last.
     ///
-    /// aarch64 has only the scalar kernel for now: NEON `sdot` could not be
-    /// compiled or tested on the x86_64 build machine, and unsafe code that
-    /// was never run does not belong here. The compiler vectorises the
-    /// scalar loop with baseline NEON.
+    /// aarch64 without the dot-product extension (Cortex-A72 and older) has
+    /// only the scalar kernel, which the compiler vectorises with baseline
+    /// NEON.
     pub fn available() -> Vec<Self> {
         #[allow(unused_mut)]
         let mut kernels = vec![Self::Scalar];
@@ -88,6 +91,8 @@ impl Int8Kernel {
             kernels.extend(x86_64::Avx2::detect().map(Self::Avx2));
             kernels.extend(x86_64::Avx512Vnni::detect().map(Self::Avx512Vnni));
         }
+        #[cfg(target_arch = "aarch64")]
+        kernels.extend(aarch64::NeonDot::detect().map(Self::NeonDot));
         kernels
     }
 
@@ -114,6 +119,8 @@ impl Int8Kernel {
             Self::Avx2(_) => "avx2",
             #[cfg(target_arch = "x86_64")]
             Self::Avx512Vnni(_) => "avx512vnni",
+            #[cfg(target_arch = "aarch64")]
+            Self::NeonDot(_) => "neon-sdot",
         }
     }
 
@@ -133,11 +140,13 @@ impl Int8Kernel {
             Self::Avx2(k) => k.score_panels(panels, queries, dim4, out),
             #[cfg(target_arch = "x86_64")]
             Self::Avx512Vnni(k) => k.score_panels(panels, queries, dim4, out),
+            #[cfg(target_arch = "aarch64")]
+            Self::NeonDot(k) => k.score_panels(panels, queries, dim4, out),
         }
     }
 
     /// [`QueryBound::count_reaching`], compiled for this kernel's
-    /// instruction set (8 or 4 f64 lanes instead of SSE2's 2).
+    /// instruction set (on x86_64, 8 or 4 f64 lanes instead of SSE2's 2).
     #[inline]
     pub(crate) fn count_reaching(
         self,
@@ -154,6 +163,10 @@ impl Int8Kernel {
             Self::Avx2(k) => k.count_reaching(bound, scales, dots, residuals, code_norms, cut),
             #[cfg(target_arch = "x86_64")]
             Self::Avx512Vnni(k) => k.count_reaching(bound, scales, dots, residuals, code_norms, cut),
+            // NEON is the aarch64 baseline: the portable loop is already
+            // compiled for it.
+            #[cfg(target_arch = "aarch64")]
+            Self::NeonDot(_) => bound.count_reaching(scales, dots, residuals, code_norms, cut),
         }
     }
 }
@@ -189,7 +202,7 @@ mod tests {
     use super::*;
 
     /// Codes in [-127, 127] from a seed, without a RNG dependency.
-    pub(crate) fn codes(n: usize, seed: u64) -> Vec<i8> {
+    fn codes(n: usize, seed: u64) -> Vec<i8> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {
@@ -202,7 +215,7 @@ mod tests {
     }
 
     /// Packs row-major `rows × dim` codes into a biased panel buffer.
-    pub(crate) fn pack(codes: &[i8], dim: usize) -> (Vec<u8>, usize) {
+    fn pack(codes: &[i8], dim: usize) -> (Vec<u8>, usize) {
         let dim4 = padded_dim(dim);
         let rows = codes.len() / dim;
         let mut panels = vec![128u8; rows.div_ceil(PANEL_ROWS) * PANEL_ROWS * dim4];
@@ -264,6 +277,53 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Every SIMD kernel against the scalar one on every dim4 tail, panel
+    /// count and query count a register tile can leave over, and on extreme
+    /// codes. Runs whatever this CPU has (under qemu for aarch64, see
+    /// `.ci/aarch64.sh`).
+    #[test]
+    fn every_kernel_equals_the_scalar_kernel_on_every_tail() {
+        let kernels = Int8Kernel::available();
+        eprintln!("int8 kernels on this CPU: {:?}", kernels.iter().map(|k| k.name()).collect::<Vec<_>>());
+        for dim in [1usize, 4, 7, 60, 64, 68, 383, 384, 1536] {
+            let dim4 = padded_dim(dim);
+            for rows in [1usize, 16, 17, 100, 16 * 9] {
+                let mut m = codes(rows * dim, (dim * rows) as u64);
+                m[..dim].fill(127);
+                if rows > 1 {
+                    m[dim..2 * dim].fill(-127);
+                }
+                let (panels, _) = pack(&m, dim);
+                for nq in [1usize, 2, 4, 5, 9] {
+                    let mut q = codes(nq * dim4, 3 + nq as u64);
+                    q[..dim4].fill(-127);
+                    let mut want = vec![0; nq * panels.len() / dim4];
+                    scalar::score_panels(&panels, &q, dim4, &mut want);
+                    for kernel in &kernels {
+                        let mut got = vec![i32::MIN; want.len()];
+                        kernel.score_panels(&panels, &q, dim4, &mut got);
+                        assert_eq!(got, want, "{} dim={dim} rows={rows} queries={nq}", kernel.name());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_kernel_overflows_at_the_largest_dimension() {
+        // Every code ±127 at dim4 = 2^16: |sum| = 127² × 2^16 ≈ 2^30.
+        let dim4 = MAX_DIM4;
+        let panels = vec![255u8; PANEL_ROWS * dim4]; // code +127 everywhere
+        let queries = [vec![127i8; dim4], vec![-127i8; dim4]].concat();
+        let want = [127 * 127 * dim4 as i32, -127 * 127 * dim4 as i32];
+        for kernel in Int8Kernel::available() {
+            let mut out = vec![0; 2 * PANEL_ROWS];
+            kernel.score_panels(&panels, &queries, dim4, &mut out);
+            assert!(out[..16].iter().all(|&s| s == want[0]), "{}: {:?}", kernel.name(), &out[..16]);
+            assert!(out[16..].iter().all(|&s| s == want[1]), "{}: {:?}", kernel.name(), &out[16..]);
         }
     }
 
