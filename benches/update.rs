@@ -17,6 +17,12 @@
 //!    `ROUNDS`), ÷ `POST /v1/admin/reload` → its answer (read every key,
 //!    decode, build, quantize, publish). Measured with the default 100 ms
 //!    key-batching window and again with a 1 ms one, to show what dominates.
+//! 3. **search with a full delta**, in process: one query (k = 10) on a
+//!    snapshot holding `DELTA_MAX_ROWS - 1` rewritten documents (as many
+//!    tombstones and delta rows as there can be before a merge) ÷ the same
+//!    query on the merged index of the same documents, interleaved, median
+//!    of [`PAIRS`] paired runs; with the rows each rescored, and what the
+//!    base scan alone cost when it was asked for `k + tombstones` hits.
 
 use std::time::{Duration, Instant};
 
@@ -25,8 +31,8 @@ use redis::aio::MultiplexedConnection;
 use semsearch::{
     app::App,
     config::Settings,
-    index::{unit::scale_to_unit, Document, IndexBuilder},
-    search::ScanMode,
+    index::{delta::DELTA_MAX_ROWS, unit::scale_to_unit, Document, Index, IndexBuilder},
+    search::{BatchQuery, ScanMode},
     tools::redis_child::ChildRedis,
 };
 use serde_json::{json, Value};
@@ -37,6 +43,8 @@ const DIM: usize = 384;
 const ROUNDS: usize = 7;
 const SET_BATCH: usize = 1000;
 const PATIENCE: Duration = Duration::from_secs(30);
+/// Paired runs behind the full-delta search ratio.
+const PAIRS: usize = 41;
 
 fn unit_vector(rng: &mut StdRng) -> Vec<f32> {
     let mut v: Vec<f32> = (0..DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -116,6 +124,76 @@ fn index_part(n: usize) {
         ms(m),
         a.as_secs_f64() / m.as_secs_f64(),
         index.scan().name()
+    );
+    full_delta_search(&index, &mut rng);
+}
+
+fn doc(id: &str) -> std::sync::Arc<Document> {
+    Document { id: id.into(), url: None, title: None, text: None, expires_at_ms: None, attributes: Default::default() }
+        .into()
+}
+
+/// Part 3: what a delta and its tombstones add to a search, at their worst
+/// (one update short of a merge).
+fn full_delta_search(index: &Index, rng: &mut StdRng) {
+    let n = index.len();
+    let rewrites = DELTA_MAX_ROWS - 1;
+    let ids: Vec<String> = (0..rewrites).map(|i| id(i * (n / rewrites) * 2)).collect();
+    let mut fb = IndexBuilder::new(DIM);
+    for i in &ids {
+        fb.push(doc(i), &unit_vector(rng));
+    }
+    let fresh = fb.finish().expect("sorted");
+    let changed = ids.iter().map(String::as_str).collect();
+    let (segmented, _) = index.apply(&fresh, &changed).expect("same dim");
+    assert_eq!((segmented.tombstones().len(), segmented.needs_merge()), (rewrites, false));
+    let merged = segmented.merged();
+    let queries: Vec<Vec<f32>> = (0..PAIRS).map(|_| unit_vector(rng)).collect();
+    let run = |ix: &Index, q: &[f32]| {
+        let t = Instant::now();
+        let a = ix.search(&[BatchQuery { vector: q, k: 10, min_score: None }]).remove(0);
+        (t.elapsed(), a)
+    };
+    // What the base scan cost before tombstones were excluded inside the
+    // int8 pass: asked for k + tombstones hits, dead ones dropped after.
+    let widened = |q: &[f32]| {
+        let t = Instant::now();
+        let base = segmented.segments().0;
+        let a = base.search(&[BatchQuery { vector: q, k: 10 + rewrites, min_score: None }]).remove(0);
+        (t.elapsed(), a.rescore.map_or(0, |r| r.rows))
+    };
+    let (mut ratios, mut seg_t, mut mer_t, mut seg_rows, mut mer_rows) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut old_ratios, mut old_rows) = (vec![], vec![]);
+    for q in &queries {
+        let (ts, a) = run(&segmented, q);
+        let (tm, b) = run(&merged, q);
+        let (to, rows) = widened(q);
+        old_ratios.push(to.as_secs_f64() / tm.as_secs_f64());
+        old_rows.push(rows);
+        assert_eq!(a.hits, b.hits, "a delta never changes an answer");
+        ratios.push(ts.as_secs_f64() / tm.as_secs_f64());
+        seg_t.push(ts);
+        mer_t.push(tm);
+        seg_rows.push(a.rescore.map_or(0, |r| r.rows));
+        mer_rows.push(b.rescore.map_or(0, |r| r.rows));
+    }
+    ratios.sort_by(f64::total_cmp);
+    old_ratios.sort_by(f64::total_cmp);
+    seg_rows.sort_unstable();
+    mer_rows.sort_unstable();
+    old_rows.sort_unstable();
+    println!(
+        "update/full-delta/{n} ({rewrites} tombstones + delta rows, scan {}): search {:.3} ms vs merged {:.3} ms, \
+         median ratio of {PAIRS} pairs {:.3}; rows rescored median {} vs {}; \
+         before (base asked for k + tombstones): base alone ÷ merged {:.3}, {} rows rescored",
+        segmented.scan().name(),
+        ms(median(seg_t)),
+        ms(median(mer_t)),
+        ratios[PAIRS / 2],
+        seg_rows[PAIRS / 2],
+        mer_rows[PAIRS / 2],
+        old_ratios[PAIRS / 2],
+        old_rows[PAIRS / 2]
     );
 }
 

@@ -39,9 +39,13 @@ pub const AUTO_INT8_MIN_ROWS: usize = 2_000;
 /// What the operator asked for (`SEMSEARCH_SCAN`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ScanMode {
-    /// int8 where it pays: an int8 kernel faster than scalar (AVX2 or
-    /// AVX-512 VNNI; the scalar int8 kernel measured 1.8-3.8× slower than
-    /// the f32 scan at every size) and at least [`AUTO_INT8_MIN_ROWS`] rows.
+    /// int8 where it pays: an int8 kernel faster than scalar (AVX2,
+    /// AVX-512 VNNI or NEON sdot; the scalar int8 kernel measured 1.8-3.8×
+    /// slower than the f32 scan at every size) and at least
+    /// [`AUTO_INT8_MIN_ROWS`] rows. sdot was only run under qemu, never
+    /// timed on Arm hardware: it is in the rule because it reads a quarter
+    /// of the f32 bytes and does 16 multiply-adds per instruction against
+    /// NEON FMA's 4, as VNNI does against AVX-512F.
     #[default]
     Auto,
     /// The f32 rows only (no int8 copy, 26% less memory).
