@@ -30,6 +30,9 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 # ring (rustls) builds C for the target.
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+echo "aarch64: cargo clippy (the aarch64-only code is invisible to the x86_64 lint)"
+cargo clippy -q --target "$target" --lib --tests -- -D warnings
+
 kernels_test=search::int8::kernel::tests::every_kernel_equals_the_scalar_kernel_on_every_tail
 for cpu in max cortex-a72; do
   export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -cpu $cpu -L /usr/aarch64-linux-gnu"
