@@ -27,12 +27,17 @@
 //!   ÷ f32 scan for one query and for a coalesced batch of 8, interleaved;
 //!   where the ratio drops below 1 is the size `SEMSEARCH_SCAN=auto` starts
 //!   using int8 at (`search::scan::AUTO_INT8_MIN_ROWS`).
+//! - `kernels/{data}/{n}`: every int8 kernel this CPU has (scalar, AVX2,
+//!   AVX-512BW, AVX-512 VNNI, NEON sdot), k = 10: one query on 1 thread
+//!   and a batch of 64 on 2 threads, each paired with the fastest kernel
+//!   (interleaved medians): what a CPU without the fastest one gets.
 //!
 //! ```text
 //! cargo bench --bench int8                        # everything (~10 min, ~6 GB at 1M)
 //! cargo bench --bench int8 -- random/100000       # one data set and size
 //! cargo bench --bench int8 -- single              # one group, every data set and size
 //! cargo bench --bench int8 -- auto                # the size rule of SEMSEARCH_SCAN=auto
+//! cargo bench --bench int8 -- kernels/random/100000  # int8 kernels against each other
 //! ```
 //! numpy: `.venv/bin/python` if it exists, else `python3`
 //! (`SEMSEARCH_BENCH_PYTHON` overrides); without numpy that part is skipped.
@@ -507,8 +512,59 @@ fn auto(data: &Data, pool: &ThreadPool) {
     }
 }
 
+/// Every int8 kernel against the fastest, same data, same f32 kernel for
+/// the rescoring.
+fn kernels(data: &Data, pools: &[(usize, ThreadPool)]) {
+    let available = int8_kernel::Int8Kernel::available();
+    let best = *available.last().expect("scalar at least");
+    let f32k = kernel::active();
+    let batch: Vec<BatchQuery<'_>> =
+        (0..BATCH).map(|i| BatchQuery { vector: data.query(i), k: K, min_score: None }).collect();
+    for &i8k in &available {
+        let mut q = 0;
+        let mut single = |k| {
+            q = (q + 1) % RESCORE_QUERIES;
+            let _ = black_box(int8::top_k_with(f32k, k, &data.quantized, &data.matrix, data.query(q), K, None));
+        };
+        let (t, tb) = pools[0].1.install(|| paired_medians(21, || single(i8k), || single(best)));
+        let (b, bb) = pools[1].1.install(|| {
+            paired_medians(
+                7,
+                || {
+                    let _ = black_box(int8::top_k_batch_with(f32k, i8k, &data.quantized, &data.matrix, &batch));
+                },
+                || {
+                    let _ = black_box(int8::top_k_batch_with(f32k, best, &data.quantized, &data.matrix, &batch));
+                },
+            )
+        });
+        println!(
+            "ratio kernels/{}/{} {} vs {}: single 1t {:.3} ms / {:.3} ms = {:.2}; batch{BATCH} 2t {:.2} ms / {:.2} ms = {:.2}",
+            data.name,
+            data.n,
+            i8k.name(),
+            best.name(),
+            ms(t),
+            ms(tb),
+            t.as_secs_f64() / tb.as_secs_f64(),
+            ms(b),
+            ms(bb),
+            b.as_secs_f64() / bb.as_secs_f64(),
+        );
+    }
+}
+
 fn all(c: &mut Criterion) {
     let pools = [(1, pool(1)), (2, pool(2))];
+    for name in ["random", "corpus"] {
+        let n = NS[0];
+        if !wanted("kernels", name, n) {
+            continue;
+        }
+        if let Some(data) = if name == "random" { Some(random_data(n)) } else { corpus_data(n) } {
+            kernels(&data, &pools);
+        }
+    }
     for n in AUTO_NS {
         for name in ["random", "corpus"] {
             if !wanted("auto", name, n) {

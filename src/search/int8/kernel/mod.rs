@@ -72,6 +72,8 @@ pub enum Int8Kernel {
     #[cfg(target_arch = "x86_64")]
     Avx2(x86_64::Avx2),
     #[cfg(target_arch = "x86_64")]
+    Avx512Bw(x86_64::Avx512Bw),
+    #[cfg(target_arch = "x86_64")]
     Avx512Vnni(x86_64::Avx512Vnni),
     #[cfg(target_arch = "aarch64")]
     NeonDot(aarch64::NeonDot),
@@ -89,6 +91,7 @@ impl Int8Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             kernels.extend(x86_64::Avx2::detect().map(Self::Avx2));
+            kernels.extend(x86_64::Avx512Bw::detect().map(Self::Avx512Bw));
             kernels.extend(x86_64::Avx512Vnni::detect().map(Self::Avx512Vnni));
         }
         #[cfg(target_arch = "aarch64")]
@@ -98,7 +101,8 @@ impl Int8Kernel {
 
     /// The int8 kernel of the same family as the f32 `kernel`, so forcing
     /// `SEMSEARCH_KERNEL=avx2` (or `scalar`) also forces the int8 scan off
-    /// AVX-512. `avx512` uses VNNI when present, else the best below it.
+    /// AVX-512. `avx512` uses VNNI when present, else AVX-512BW, else the
+    /// best below it.
     pub fn matching(kernel: Kernel) -> Self {
         let available = Self::available();
         let best = *available.last().expect("scalar is always available");
@@ -117,6 +121,8 @@ impl Int8Kernel {
             Self::Scalar => "scalar",
             #[cfg(target_arch = "x86_64")]
             Self::Avx2(_) => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512Bw(_) => "avx512bw",
             #[cfg(target_arch = "x86_64")]
             Self::Avx512Vnni(_) => "avx512vnni",
             #[cfg(target_arch = "aarch64")]
@@ -138,6 +144,8 @@ impl Int8Kernel {
             Self::Scalar => scalar::score_panels(panels, queries, dim4, out),
             #[cfg(target_arch = "x86_64")]
             Self::Avx2(k) => k.score_panels(panels, queries, dim4, out),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512Bw(k) => k.score_panels(panels, queries, dim4, out),
             #[cfg(target_arch = "x86_64")]
             Self::Avx512Vnni(k) => k.score_panels(panels, queries, dim4, out),
             #[cfg(target_arch = "aarch64")]
@@ -161,6 +169,8 @@ impl Int8Kernel {
             Self::Scalar => bound.count_reaching(scales, dots, residuals, code_norms, cut),
             #[cfg(target_arch = "x86_64")]
             Self::Avx2(k) => k.count_reaching(bound, scales, dots, residuals, code_norms, cut),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512Bw(k) => k.count_reaching(bound, scales, dots, residuals, code_norms, cut),
             #[cfg(target_arch = "x86_64")]
             Self::Avx512Vnni(k) => k.count_reaching(bound, scales, dots, residuals, code_norms, cut),
             // NEON is the aarch64 baseline: the portable loop is already

@@ -1,5 +1,5 @@
-//! x86_64 int8 kernels: AVX-512 VNNI (`vpdpbusd`) and AVX2
-//! (`vpmaddubsw` + `vpmaddwd`).
+//! x86_64 int8 kernels: AVX-512 VNNI (`vpdpbusd`), AVX-512BW and AVX2
+//! (both `vpmaddubsw` + `vpmaddwd`).
 //!
 //! One of the files where `unsafe` may live. As in `search::kernel::x86_64`,
 //! each instruction set is a zero-sized token ([`Avx512Vnni`], [`Avx2`]) that
@@ -24,6 +24,11 @@
 //!   times sign(row) · query (`vpsignb`): each i16 pair sum is at most
 //!   2 × 128 × 127 = 32512 < 32767, then `vpmaddwd` with ones widens to i32.
 //!   This needs query codes ≠ -128 (`vpsignb` cannot negate it).
+//! - AVX-512BW (Skylake-SP and other AVX-512 CPUs without VNNI): the AVX2
+//!   scheme on a whole panel step per register. `vpsignb` has no 512-bit
+//!   form, so the query bytes are negated under the mask of the negative
+//!   row bytes (`vpmovb2m` + masked `vpsubb`); where a row byte is 0 its
+//!   magnitude is 0 and so is the product, as with `vpsignb`.
 //!
 //! Register tiles: P panels × Q queries of accumulators, each panel chunk
 //! loaded once per Q queries and each query broadcast once per P panels.
@@ -75,6 +80,52 @@ impl Avx512Vnni {
 }
 
 impl Avx512Vnni {
+    /// `QueryBound::count_reaching` compiled for AVX-512 (8 f64 lanes).
+    pub(crate) fn count_reaching(
+        self,
+        bound: &QueryBound,
+        scales: &[f32],
+        dots: &[i32],
+        residuals: &[f32],
+        code_norms: &[f32],
+        cut: f64,
+    ) -> usize {
+        // SAFETY: `self` proves AVX-512F; the function only uses safe,
+        // bounds-checked slice code (it is `unsafe` for its target feature).
+        unsafe { count_reaching_avx512(bound, scales, dots, residuals, code_norms, cut) }
+    }
+}
+
+/// Proof that this CPU supports AVX-512F and AVX-512BW. Only
+/// [`Avx512Bw::detect`] makes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Avx512Bw(());
+
+impl Avx512Bw {
+    /// `Some` when the CPU reports AVX-512F and AVX-512BW.
+    pub fn detect() -> Option<Self> {
+        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")).then_some(Self(()))
+    }
+
+    /// See `Int8Kernel::score_panels`.
+    ///
+    /// # Panics
+    /// As `Int8Kernel::score_panels`.
+    pub fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
+        let (np, nq) = shape(panels, queries, dim4, out);
+        if np == 0 || nq == 0 {
+            return;
+        }
+        // SAFETY: `self` proves AVX-512F/BW; `shape` checked the lengths as above.
+        unsafe {
+            if nq == 1 {
+                block_bw::<4, 1>(panels, np, queries, nq, dim4, out)
+            } else {
+                block_bw::<2, 4>(panels, np, queries, nq, dim4, out)
+            }
+        }
+    }
+
     /// `QueryBound::count_reaching` compiled for AVX-512 (8 f64 lanes).
     pub(crate) fn count_reaching(
         self,
@@ -248,6 +299,92 @@ unsafe fn tile_vnni<const P: usize, const Q: usize>(
             let b = _mm512_set1_epi32(unsafe { q.add(t).cast::<i32>().read_unaligned() });
             for (acc, x) in acc.iter_mut().zip(&x) {
                 *acc = _mm512_dpbusd_epi32(*acc, *x, b);
+            }
+        }
+        t += 4;
+    }
+    acc
+}
+
+// ---------------------------------------------------------------- AVX-512BW
+
+/// Walks `np` panels × `nq` queries in P × Q register tiles.
+///
+/// # Safety
+/// As [`block_vnni`], with AVX-512F/BW instead of VNNI.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn block_bw<const P: usize, const Q: usize>(
+    panels: &[u8],
+    np: usize,
+    queries: &[i8],
+    nq: usize,
+    dim4: usize,
+    out: &mut [i32],
+) {
+    let rows = np * PANEL_ROWS;
+    let panel_bytes = PANEL_ROWS * dim4;
+    let mut q0 = 0;
+    while q0 < nq {
+        let mut qp = [queries.as_ptr(); Q];
+        for (j, p) in qp.iter_mut().enumerate() {
+            *p = queries[(q0 + j).min(nq - 1) * dim4..].as_ptr();
+        }
+        let mut p0 = 0;
+        while p0 < np {
+            let mut pp = [panels.as_ptr(); P];
+            for (j, p) in pp.iter_mut().enumerate() {
+                *p = panels[(p0 + j).min(np - 1) * panel_bytes..].as_ptr();
+            }
+            // SAFETY: panel and query indices are capped at np-1 and nq-1, so
+            // every pointer starts a whole panel or a whole query.
+            let acc = unsafe { tile_bw::<P, Q>(pp, qp, dim4) };
+            for (j, acc) in acc.iter().enumerate().take(nq - q0) {
+                for (i, acc) in acc.iter().enumerate().take(np - p0) {
+                    let dst = &mut out[(q0 + j) * rows + (p0 + i) * PANEL_ROWS..][..PANEL_ROWS];
+                    // SAFETY: `dst` holds exactly 16 i32s.
+                    unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), *acc) };
+                }
+            }
+            p0 += P;
+        }
+        q0 += Q;
+    }
+}
+
+/// P panels × Q queries of exact sums, one i32 per row lane.
+///
+/// # Safety
+/// As [`tile_vnni`], with AVX-512F/BW instead of VNNI.
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn tile_bw<const P: usize, const Q: usize>(
+    panels: [*const u8; P],
+    qs: [*const i8; Q],
+    dim4: usize,
+) -> [[__m512i; P]; Q] {
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let ones = _mm512_set1_epi16(1);
+    let zero = _mm512_setzero_si512();
+    let mut acc = [[_mm512_setzero_si512(); P]; Q];
+    let mut t = 0;
+    while t < dim4 {
+        let mut magnitude = [_mm512_setzero_si512(); P];
+        let mut negative = [0 as __mmask64; P];
+        for ((m, neg), p) in magnitude.iter_mut().zip(&mut negative).zip(panels) {
+            // SAFETY: t + 4 <= dim4, so the 64 bytes at 16·t (dims t..t+4 of
+            // the panel's 16 rows) lie within the panel.
+            let biased = unsafe { _mm512_loadu_si512(p.add(PANEL_ROWS * t).cast()) };
+            let x = _mm512_xor_si512(biased, flip);
+            *m = _mm512_abs_epi8(x);
+            *neg = _mm512_movepi8_mask(x);
+        }
+        for (acc, q) in acc.iter_mut().zip(qs) {
+            // SAFETY: t + 4 <= dim4: the 4 codes t..t+4 lie within the query.
+            let b = _mm512_set1_epi32(unsafe { q.add(t).cast::<i32>().read_unaligned() });
+            for ((acc, m), &neg) in acc.iter_mut().zip(&magnitude).zip(&negative) {
+                // sign(row) · query: -query where the row byte is negative.
+                let signed = _mm512_mask_sub_epi8(b, neg, zero, b);
+                let pairs = _mm512_maddubs_epi16(*m, signed);
+                *acc = _mm512_add_epi32(*acc, _mm512_madd_epi16(pairs, ones));
             }
         }
         t += 4;
