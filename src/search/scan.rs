@@ -40,7 +40,7 @@ pub const AUTO_INT8_MIN_ROWS: usize = 2_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ScanMode {
     /// int8 where it pays: an int8 kernel faster than scalar (AVX2,
-    /// AVX-512 VNNI or NEON sdot; the scalar int8 kernel measured 1.8-3.8×
+    /// AVX-512BW, AVX-512 VNNI or NEON sdot; the scalar int8 kernel measured 1.8-3.8×
     /// slower than the f32 scan at every size) and at least
     /// [`AUTO_INT8_MIN_ROWS`] rows. sdot was only run under qemu, never
     /// timed on Arm hardware: it is in the rule because it reads a quarter
