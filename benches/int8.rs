@@ -521,12 +521,12 @@ fn kernels(data: &Data, pools: &[(usize, ThreadPool)]) {
     let batch: Vec<BatchQuery<'_>> =
         (0..BATCH).map(|i| BatchQuery { vector: data.query(i), k: K, min_score: None }).collect();
     for &i8k in &available {
-        let mut q = 0;
-        let mut single = |k| {
-            q = (q + 1) % RESCORE_QUERIES;
-            let _ = black_box(int8::top_k_with(f32k, k, &data.quantized, &data.matrix, data.query(q), K, None));
+        let single = |k, q: &mut usize| {
+            *q = (*q + 1) % RESCORE_QUERIES;
+            let _ = black_box(int8::top_k_with(f32k, k, &data.quantized, &data.matrix, data.query(*q), K, None));
         };
-        let (t, tb) = pools[0].1.install(|| paired_medians(21, || single(i8k), || single(best)));
+        let (mut qa, mut qb) = (0, 0);
+        let (t, tb) = pools[0].1.install(|| paired_medians(21, || single(i8k, &mut qa), || single(best, &mut qb)));
         let (b, bb) = pools[1].1.install(|| {
             paired_medians(
                 7,
