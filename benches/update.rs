@@ -78,15 +78,7 @@ fn index_part(n: usize) {
     let mut b = IndexBuilder::new(DIM);
     b.reserve(n);
     for i in 0..n {
-        let doc = Document {
-            id: id(i * 2).into(),
-            url: None,
-            title: None,
-            text: None,
-            expires_at_ms: None,
-            attributes: Default::default(),
-        };
-        b.push(doc.into(), &unit_vector(&mut rng));
+        b.push(doc(&id(i * 2)), &unit_vector(&mut rng));
     }
     let index = b.finish().expect("ids ascend").with_scan(ScanMode::Auto);
     let mut apply = Vec::new();
@@ -97,15 +89,7 @@ fn index_part(n: usize) {
         let mut fb = IndexBuilder::new(DIM);
         let (a, b2) = if new_id < old_id { (&new_id, &old_id) } else { (&old_id, &new_id) };
         for i in [a, b2] {
-            let doc = Document {
-                id: i.as_str().into(),
-                url: None,
-                title: None,
-                text: None,
-                expires_at_ms: None,
-                attributes: Default::default(),
-            };
-            fb.push(doc.into(), &unit_vector(&mut rng));
+            fb.push(doc(i), &unit_vector(&mut rng));
         }
         let fresh = fb.finish().expect("sorted");
         let changed = [new_id.as_str(), old_id.as_str()].into_iter().collect();
