@@ -107,36 +107,18 @@ unsafe fn block_sdot<const P: usize, const Q: usize>(
     dim4: usize,
     out: &mut [i32],
 ) {
-    let rows = np * PANEL_ROWS;
-    let panel_bytes = PANEL_ROWS * dim4;
-    let mut q0 = 0;
-    while q0 < nq {
-        let mut qp = [queries.as_ptr(); Q];
-        for (j, p) in qp.iter_mut().enumerate() {
-            *p = queries[(q0 + j).min(nq - 1) * dim4..].as_ptr();
-        }
-        let mut p0 = 0;
-        while p0 < np {
-            let mut pp = [panels.as_ptr(); P];
-            for (j, p) in pp.iter_mut().enumerate() {
-                *p = panels[(p0 + j).min(np - 1) * panel_bytes..].as_ptr();
+    walk_panels!(P, Q, panels, np, queries, nq, dim4, out,
+        // SAFETY: the walker hands over pointers that each start a whole
+        // panel or a whole query (indices capped at np-1 and nq-1).
+        tile: |pp, qp| unsafe { tile_sdot::<P, Q>(pp, qp, dim4) },
+        prepare: |_query| (),
+        store: |dst, quarters, _unit| {
+            for (r, quarter) in quarters.iter().enumerate() {
+                // SAFETY: `dst` holds exactly 16 i32s: four 4-lane stores.
+                unsafe { vst1q_s32(dst.as_mut_ptr().add(4 * r), *quarter) };
             }
-            // SAFETY: panel and query indices are capped at np-1 and nq-1, so
-            // every pointer starts a whole panel or a whole query.
-            let acc = unsafe { tile_sdot::<P, Q>(pp, qp, dim4) };
-            for (j, acc) in acc.iter().enumerate().take(nq - q0) {
-                for (i, quarters) in acc.iter().enumerate().take(np - p0) {
-                    let dst = &mut out[(q0 + j) * rows + (p0 + i) * PANEL_ROWS..][..PANEL_ROWS];
-                    for (r, quarter) in quarters.iter().enumerate() {
-                        // SAFETY: `dst` holds exactly 16 i32s: four 4-lane stores.
-                        unsafe { vst1q_s32(dst.as_mut_ptr().add(4 * r), *quarter) };
-                    }
-                }
-            }
-            p0 += P;
-        }
-        q0 += Q;
-    }
+        },
+    )
 }
 
 /// P panels × Q queries of exact sums, rows 4r..4r+4 of each panel in

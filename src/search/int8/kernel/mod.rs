@@ -30,6 +30,58 @@
 //! never depends on them): query codes lie in [-127, 127] (AVX2's sign trick
 //! cannot negate -128), and `dim4 <= MAX_DIM4` so no i32 sum can overflow.
 
+/// Walks `np` panels × `nq` queries in `P × Q` register tiles: the loop
+/// every SIMD kernel shares, so each kernel file holds only its tile and
+/// its store. The last tile of panels or queries is padded by repeating the
+/// last one (its extra results are not stored).
+///
+/// - `tile: |pp, qp| expr`: P panel pointers and Q query pointers (each
+///   the start of a whole panel or query) → `[[acc; P]; Q]`;
+/// - `prepare: |query| expr`: once per query per tile row, from its `dim4`
+///   codes (VNNI's bias; `()` for the others);
+/// - `store: |dst, acc, prepared| expr`: writes one panel's 16 scores.
+///
+/// Used inside the kernels' `#[target_feature]` functions, so the tile and
+/// store inline with those features (a macro, like the f32 `walk_tiles!`,
+/// not a generic function the compiler might not inline).
+macro_rules! walk_panels {
+    (
+        $P:expr, $Q:expr, $panels:expr, $np:expr, $queries:expr, $nq:expr, $dim4:expr, $out:expr,
+        tile: |$pp:ident, $qp:ident| $tile:expr,
+        prepare: |$query:ident| $prepare:expr,
+        store: |$dst:ident, $acc:ident, $prepared:ident| $store:expr $(,)?
+    ) => {{
+        let (panels, np, queries, nq, dim4, out): (&[u8], usize, &[i8], usize, usize, &mut [i32]) =
+            ($panels, $np, $queries, $nq, $dim4, $out);
+        let rows = np * $crate::search::int8::kernel::PANEL_ROWS;
+        let panel_bytes = $crate::search::int8::kernel::PANEL_ROWS * dim4;
+        let mut q0 = 0;
+        while q0 < nq {
+            let query_at = |j: usize| &queries[(q0 + j).min(nq - 1) * dim4..][..dim4];
+            let $qp: [*const i8; $Q] = std::array::from_fn(|j| query_at(j).as_ptr());
+            let prepared: [_; $Q] = std::array::from_fn(|j| {
+                let $query: &[i8] = query_at(j);
+                $prepare
+            });
+            let mut p0 = 0;
+            while p0 < np {
+                let $pp: [*const u8; $P] =
+                    std::array::from_fn(|j| panels[(p0 + j).min(np - 1) * panel_bytes..].as_ptr());
+                let acc = $tile;
+                for (j, (acc, $prepared)) in acc.iter().zip(&prepared).enumerate().take(nq - q0) {
+                    for (i, $acc) in acc.iter().enumerate().take(np - p0) {
+                        let $dst = &mut out[(q0 + j) * rows + (p0 + i) * $crate::search::int8::kernel::PANEL_ROWS..]
+                            [..$crate::search::int8::kernel::PANEL_ROWS];
+                        $store;
+                    }
+                }
+                p0 += $P;
+            }
+            q0 += $Q;
+        }
+    }};
+}
+
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64;
 pub mod scalar;

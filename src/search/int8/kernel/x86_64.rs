@@ -238,38 +238,15 @@ unsafe fn block_vnni<const P: usize, const Q: usize>(
     dim4: usize,
     out: &mut [i32],
 ) {
-    let rows = np * PANEL_ROWS;
-    let panel_bytes = PANEL_ROWS * dim4;
-    let mut q0 = 0;
-    while q0 < nq {
-        let mut qp = [queries.as_ptr(); Q];
-        let mut bias = [_mm512_setzero_si512(); Q];
-        for (j, (p, b)) in qp.iter_mut().zip(&mut bias).enumerate() {
-            let query = &queries[(q0 + j).min(nq - 1) * dim4..][..dim4];
-            *p = query.as_ptr();
-            // 128 × Σ codes ≤ 128 × 127 × 2^16 < 2^31: no overflow.
-            *b = _mm512_set1_epi32(128 * query.iter().map(|&c| i32::from(c)).sum::<i32>());
-        }
-        let mut p0 = 0;
-        while p0 < np {
-            let mut pp = [panels.as_ptr(); P];
-            for (j, p) in pp.iter_mut().enumerate() {
-                *p = panels[(p0 + j).min(np - 1) * panel_bytes..].as_ptr();
-            }
-            // SAFETY: panel and query indices are capped at np-1 and nq-1, so
-            // every pointer starts a whole panel or a whole query.
-            let acc = unsafe { tile_vnni::<P, Q>(pp, qp, dim4) };
-            for (j, (acc, bias)) in acc.iter().zip(&bias).enumerate().take(nq - q0) {
-                for (i, acc) in acc.iter().enumerate().take(np - p0) {
-                    let dst = &mut out[(q0 + j) * rows + (p0 + i) * PANEL_ROWS..][..PANEL_ROWS];
-                    // SAFETY: `dst` holds exactly 16 i32s.
-                    unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), _mm512_sub_epi32(*acc, *bias)) };
-                }
-            }
-            p0 += P;
-        }
-        q0 += Q;
-    }
+    walk_panels!(P, Q, panels, np, queries, nq, dim4, out,
+        // SAFETY: the walker hands over pointers that each start a whole
+        // panel or a whole query (indices capped at np-1 and nq-1).
+        tile: |pp, qp| unsafe { tile_vnni::<P, Q>(pp, qp, dim4) },
+        // 128 × Σ codes ≤ 128 × 127 × 2^16 < 2^31: no overflow.
+        prepare: |query| _mm512_set1_epi32(128 * query.iter().map(|&c| i32::from(c)).sum::<i32>()),
+        // SAFETY: `dst` holds exactly 16 i32s.
+        store: |dst, acc, bias| unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), _mm512_sub_epi32(*acc, *bias)) },
+    )
 }
 
 /// P panels × Q queries of biased sums Σ (code + 128) × query, one i32 per
@@ -321,34 +298,13 @@ unsafe fn block_bw<const P: usize, const Q: usize>(
     dim4: usize,
     out: &mut [i32],
 ) {
-    let rows = np * PANEL_ROWS;
-    let panel_bytes = PANEL_ROWS * dim4;
-    let mut q0 = 0;
-    while q0 < nq {
-        let mut qp = [queries.as_ptr(); Q];
-        for (j, p) in qp.iter_mut().enumerate() {
-            *p = queries[(q0 + j).min(nq - 1) * dim4..].as_ptr();
-        }
-        let mut p0 = 0;
-        while p0 < np {
-            let mut pp = [panels.as_ptr(); P];
-            for (j, p) in pp.iter_mut().enumerate() {
-                *p = panels[(p0 + j).min(np - 1) * panel_bytes..].as_ptr();
-            }
-            // SAFETY: panel and query indices are capped at np-1 and nq-1, so
-            // every pointer starts a whole panel or a whole query.
-            let acc = unsafe { tile_bw::<P, Q>(pp, qp, dim4) };
-            for (j, acc) in acc.iter().enumerate().take(nq - q0) {
-                for (i, acc) in acc.iter().enumerate().take(np - p0) {
-                    let dst = &mut out[(q0 + j) * rows + (p0 + i) * PANEL_ROWS..][..PANEL_ROWS];
-                    // SAFETY: `dst` holds exactly 16 i32s.
-                    unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), *acc) };
-                }
-            }
-            p0 += P;
-        }
-        q0 += Q;
-    }
+    walk_panels!(P, Q, panels, np, queries, nq, dim4, out,
+        // SAFETY: as in `block_vnni`.
+        tile: |pp, qp| unsafe { tile_bw::<P, Q>(pp, qp, dim4) },
+        prepare: |_query| (),
+        // SAFETY: `dst` holds exactly 16 i32s.
+        store: |dst, acc, _unit| unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), *acc) },
+    )
 }
 
 /// P panels × Q queries of exact sums, one i32 per row lane.
@@ -407,37 +363,16 @@ unsafe fn block_avx2<const P: usize, const Q: usize>(
     dim4: usize,
     out: &mut [i32],
 ) {
-    let rows = np * PANEL_ROWS;
-    let panel_bytes = PANEL_ROWS * dim4;
-    let mut q0 = 0;
-    while q0 < nq {
-        let mut qp = [queries.as_ptr(); Q];
-        for (j, p) in qp.iter_mut().enumerate() {
-            *p = queries[(q0 + j).min(nq - 1) * dim4..].as_ptr();
-        }
-        let mut p0 = 0;
-        while p0 < np {
-            let mut pp = [panels.as_ptr(); P];
-            for (j, p) in pp.iter_mut().enumerate() {
-                *p = panels[(p0 + j).min(np - 1) * panel_bytes..].as_ptr();
-            }
-            // SAFETY: panel and query indices are capped at np-1 and nq-1, so
-            // every pointer starts a whole panel or a whole query.
-            let acc = unsafe { tile_avx2::<P, Q>(pp, qp, dim4) };
-            for (j, acc) in acc.iter().enumerate().take(nq - q0) {
-                for (i, halves) in acc.iter().enumerate().take(np - p0) {
-                    let dst = &mut out[(q0 + j) * rows + (p0 + i) * PANEL_ROWS..][..PANEL_ROWS];
-                    // SAFETY: `dst` holds exactly 16 i32s: two 8-lane stores.
-                    unsafe {
-                        _mm256_storeu_si256(dst.as_mut_ptr().cast(), halves[0]);
-                        _mm256_storeu_si256(dst.as_mut_ptr().add(8).cast(), halves[1]);
-                    }
-                }
-            }
-            p0 += P;
-        }
-        q0 += Q;
-    }
+    walk_panels!(P, Q, panels, np, queries, nq, dim4, out,
+        // SAFETY: as in `block_vnni`.
+        tile: |pp, qp| unsafe { tile_avx2::<P, Q>(pp, qp, dim4) },
+        prepare: |_query| (),
+        // SAFETY: `dst` holds exactly 16 i32s: two 8-lane stores.
+        store: |dst, halves, _unit| unsafe {
+            _mm256_storeu_si256(dst.as_mut_ptr().cast(), halves[0]);
+            _mm256_storeu_si256(dst.as_mut_ptr().add(8).cast(), halves[1]);
+        },
+    )
 }
 
 /// P panels × Q queries of exact sums, rows 0..8 and 8..16 of each panel in
