@@ -113,8 +113,7 @@ fn index_part(n: usize) {
 }
 
 fn doc(id: &str) -> std::sync::Arc<Document> {
-    Document { id: id.into(), url: None, title: None, text: None, expires_at_ms: None, attributes: Default::default() }
-        .into()
+    Document { id: id.into(), ..Default::default() }.into()
 }
 
 /// Part 3: what a delta and its tombstones add to a search, at their worst

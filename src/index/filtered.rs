@@ -113,14 +113,7 @@ mod tests {
     use super::*;
 
     fn doc(id: &str) -> Arc<Document> {
-        Arc::new(Document {
-            id: id.into(),
-            url: None,
-            title: None,
-            text: None,
-            expires_at_ms: None,
-            attributes: Default::default(),
-        })
+        Arc::new(Document { id: id.into(), ..Default::default() })
     }
 
     /// Seeded rows with repeats, so ties cross segments.

@@ -66,7 +66,9 @@ pub enum IndexError {
 
 /// One searchable document. `url` is stored only when it differs from the id
 /// (for the chatbot the id *is* the URL), to keep metadata small.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Default` is the empty document: `Document { id, ..Default::default() }`
+/// is a bare id, as tests and benches build them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Document {
     pub id: Box<str>,
     pub url: Option<Box<str>>,
@@ -335,14 +337,7 @@ mod tests {
     use super::*;
 
     fn doc(id: &str) -> Arc<Document> {
-        Arc::new(Document {
-            id: id.into(),
-            url: None,
-            title: None,
-            text: None,
-            expires_at_ms: None,
-            attributes: Default::default(),
-        })
+        Arc::new(Document { id: id.into(), ..Default::default() })
     }
 
     fn index(rows: &[(&str, [f32; 2])]) -> Index {

@@ -102,18 +102,7 @@ mod tests {
         for row in floats.chunks_exact_mut(dim) {
             crate::index::unit::scale_to_unit(row).expect("random rows are not zero");
         }
-        let docs = (0..n)
-            .map(|i| {
-                Arc::new(Document {
-                    id: format!("{i:06}").into(),
-                    url: None,
-                    title: None,
-                    text: None,
-                    expires_at_ms: None,
-                    attributes: Default::default(),
-                })
-            })
-            .collect();
+        let docs = (0..n).map(|i| Arc::new(Document { id: format!("{i:06}").into(), ..Default::default() })).collect();
         Index::new(Array2::from_shape_vec((n, dim), floats).expect("n × dim"), docs).expect("sorted ids")
     }
 

@@ -48,14 +48,7 @@ fn vector() -> impl Strategy<Value = Vec<f32>> {
 fn build(model: &Model) -> Index {
     let mut b = IndexBuilder::new(DIM);
     for (id, (v, exp)) in model {
-        let doc = Document {
-            id: id.as_str().into(),
-            url: None,
-            title: None,
-            text: None,
-            expires_at_ms: *exp,
-            attributes: Default::default(),
-        };
+        let doc = Document { id: id.as_str().into(), expires_at_ms: *exp, ..Default::default() };
         b.push(Arc::new(doc), v);
     }
     b.finish().expect("a BTreeMap is in id order")
