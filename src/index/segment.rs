@@ -176,9 +176,8 @@ impl Segment {
     /// the tombstones of a snapshot) were not there: no hit is excluded,
     /// and each answer is what the segment without them would return.
     /// Through the int8 copy an excluded row costs nothing extra
-    /// (`int8::top_k_batch_excluding`); the f32 scan asks for `k +
-    /// excluded` rows and drops the excluded ones (a bigger heap, the same
-    /// pass over the rows).
+    /// (`int8::top_k_batch_excluding`); the f32 scan over-fetches
+    /// (`search::top_k_batch_excluding_with`).
     pub fn search_excluding(&self, queries: &[BatchQuery<'_>], excluded: &[u32]) -> Vec<Answer> {
         if excluded.is_empty() {
             return self.search(queries);
@@ -189,13 +188,9 @@ impl Segment {
                 .map(|a| Answer { hits: a.hits, rescore: Some(a.rescore) })
                 .collect();
         }
-        let wider: Vec<BatchQuery<'_>> =
-            queries.iter().map(|q| BatchQuery { k: q.k.saturating_add(excluded.len()), ..*q }).collect();
-        let mut answers = self.search(&wider);
-        for (a, q) in answers.iter_mut().zip(queries) {
-            a.hits.retain(|h| excluded.binary_search(&h.row).is_err());
-            a.hits.truncate(q.k);
-        }
-        answers
+        search::top_k_batch_excluding_with(search::kernel::active(), self.rows(), queries, excluded)
+            .into_iter()
+            .map(|hits| Answer { hits, rescore: None })
+            .collect()
     }
 }

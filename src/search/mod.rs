@@ -211,6 +211,37 @@ pub fn top_k_batch_with(kernel: Kernel, matrix: &[f32], queries: &[BatchQuery<'_
     scan_batch(kernel, matrix, queries, plan)
 }
 
+/// [`top_k_batch_with`] over every row except `excluded` (ascending row
+/// numbers, e.g. a segment's tombstones), in the matrix's row numbers: each
+/// query asks for `k + excluded` hits (at most that many of its best rows
+/// can be excluded) and the excluded ones are dropped. A bigger heap, the
+/// same one pass over the rows. One query alone goes through [`top_k_with`]
+/// (same bits: a batch scores each pair as a single scan does).
+///
+/// # Panics
+/// As [`top_k_batch_with`].
+pub fn top_k_batch_excluding_with(
+    kernel: Kernel,
+    matrix: &[f32],
+    queries: &[BatchQuery<'_>],
+    excluded: &[u32],
+) -> Vec<Vec<Hit>> {
+    let wider: Vec<BatchQuery<'_>> =
+        queries.iter().map(|q| BatchQuery { k: q.k.saturating_add(excluded.len()), ..*q }).collect();
+    let mut hits = if let [one] = wider.as_slice() {
+        vec![top_k_with(kernel, matrix, one.vector, one.k, one.min_score)]
+    } else {
+        top_k_batch_with(kernel, matrix, &wider)
+    };
+    if !excluded.is_empty() {
+        for (hits, q) in hits.iter_mut().zip(queries) {
+            hits.retain(|h| excluded.binary_search(&h.row).is_err());
+            hits.truncate(q.k);
+        }
+    }
+    hits
+}
+
 fn scan_batch(kernel: Kernel, matrix: &[f32], queries: &[BatchQuery<'_>], plan: Plan) -> Vec<Vec<Hit>> {
     let dim = queries[0].vector.len();
     // One contiguous m × dim block, so the kernel can tile queries as well as rows.

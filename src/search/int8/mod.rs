@@ -437,23 +437,9 @@ fn search(
         }
     }
     if !f32_queries.is_empty() {
-        // Same kernel, same bits: a batch scores each pair as a single scan
-        // does. At most `excluded.len()` of the best rows can be excluded.
-        let batch: Vec<BatchQuery<'_>> = f32_queries
-            .iter()
-            .map(|&(i, _)| BatchQuery { k: queries[i].k.saturating_add(excluded.len()), ..queries[i] })
-            .collect();
-        let mut hits = if let [one] = batch.as_slice() {
-            vec![super::top_k_with(kernel, exact, one.vector, one.k, one.min_score)]
-        } else {
-            super::top_k_batch_with(kernel, exact, &batch)
-        };
-        if !excluded.is_empty() {
-            for (hits, &(i, _)) in hits.iter_mut().zip(&f32_queries) {
-                hits.retain(|h| excluded.binary_search(&h.row).is_err());
-                hits.truncate(queries[i].k);
-            }
-        }
+        // Same kernel, same bits as the f32 scan of the query alone.
+        let batch: Vec<BatchQuery<'_>> = f32_queries.iter().map(|&(i, _)| queries[i]).collect();
+        let hits = super::top_k_batch_excluding_with(kernel, exact, &batch, excluded);
         for ((i, reason), hits) in f32_queries.into_iter().zip(hits) {
             let rescore = Rescore { rows: m.rows, candidates: m.rows, path: ScanPath::F32(reason) };
             answers[i] = Some(Int8Answer { hits, rescore });
