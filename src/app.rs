@@ -304,7 +304,9 @@ impl RouterApp {
             // As the service: a slow request gets 503 `timeout` as problem+json, not an empty 408.
             .layer(axum::middleware::map_response(move |res: axum::response::Response| async move {
                 if res.status() == axum::http::StatusCode::REQUEST_TIMEOUT {
-                    axum::response::IntoResponse::into_response(api::error::ApiError::Timeout { limit_ms: timeout_ms })
+                    axum::response::IntoResponse::into_response(crate::problem::ApiError::Timeout {
+                        limit_ms: timeout_ms,
+                    })
                 } else {
                     res
                 }

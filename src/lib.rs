@@ -23,6 +23,8 @@
 
 /// Redis hash slots and `SEMSEARCH_SHARD=i/n`: which documents a shard keeps (no I/O).
 pub mod shard;
+/// The one error that becomes HTTP (problem+json), shared by `api`, `router` and `query`.
+pub mod problem;
 /// Everything that speaks Redis: connections, key names, decoding, the bulk
 /// loader, the change feed, the context and query-embedding caches.
 pub mod store;

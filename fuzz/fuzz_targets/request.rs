@@ -32,10 +32,10 @@ use libfuzzer_sys::fuzz_target;
 use semsearch::{
     api::{
         dto::{BatchRequest, SearchRequest},
-        error::{ApiError, PROBLEM_JSON},
         extract::{parse, Json},
         query::{normalized, validate_k, validate_vector},
     },
+    problem::{ApiError, PROBLEM_JSON},
     store::keys::{KeySpace, MAX_CONTEXT_KEY_BYTES},
 };
 

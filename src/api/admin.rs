@@ -4,11 +4,8 @@
 use axum::{extract::State, Json};
 use tokio::sync::oneshot;
 
-use super::{
-    error::{ApiError, Problem, PROBLEM_JSON},
-    stats::StatsResponse,
-    AppState,
-};
+use super::{stats::StatsResponse, AppState};
+use crate::problem::{ApiError, Problem, PROBLEM_JSON};
 use crate::refresh::ReloadRequest;
 
 /// Reload every embedding from Redis now and answer with the new statistics.

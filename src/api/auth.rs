@@ -18,7 +18,7 @@ use axum::{
 };
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use crate::problem::ApiError;
 use crate::secret::Secret;
 
 /// The keys configured for the two protected route groups. `Debug` shows

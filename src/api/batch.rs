@@ -17,12 +17,13 @@ use axum::extract::State;
 
 use super::{
     dto::{BatchRequest, BatchResponse},
-    error::{ApiError, SearchErrors},
     extract::Json,
     query::{prepare, Prepared},
+    responses::SearchErrors,
     search::{answer, counted, extra_candidates, keep_live, Spent},
     AppState,
 };
+use crate::problem::ApiError;
 use crate::{
     index::{now_ms, Index},
     search::{Answer, BatchQuery},

@@ -15,11 +15,8 @@ use axum::extract::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{
-    error::{ApiError, Problem, Unauthorized, PROBLEM_JSON},
-    query::live_row,
-    AppState,
-};
+use super::{query::live_row, responses::Unauthorized, AppState};
+use crate::problem::{ApiError, Problem, PROBLEM_JSON};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -6,12 +6,13 @@ use axum::extract::State;
 
 use super::{
     dto::{EmbedRequest, EmbedResponse},
-    error::{ApiError, Problem, Unauthorized, PROBLEM_JSON},
     extract::Json,
     query::to_api_error,
+    responses::Unauthorized,
     AppState,
 };
 use crate::embed::EmbedError;
+use crate::problem::{ApiError, Problem, PROBLEM_JSON};
 
 /// Longest text accepted by `/v1/embed`, in bytes (an article; the model
 /// reads its first 256 word pieces).

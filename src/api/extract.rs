@@ -10,7 +10,7 @@ use std::{fmt, marker::PhantomData};
 
 use serde::de::{value::MapAccessDeserializer, Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor};
 
-use super::error::ApiError;
+use crate::problem::ApiError;
 
 /// The body size limit in force, put in request extensions by the router so
 /// the 413 can say what the limit is. axum's `DefaultBodyLimit` enforces it.

@@ -7,10 +7,8 @@ use axum::{extract::State, Json};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{
-    error::{ApiError, Problem, PROBLEM_JSON},
-    AppState,
-};
+use super::AppState;
+use crate::problem::{ApiError, Problem, PROBLEM_JSON};
 use crate::refresh::FeedState;
 
 /// Liveness answer.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::error::ApiError;
+use crate::problem::ApiError;
 
 /// At most `limit` searches at once. A search that finds no free slot is
 /// refused (503 `overloaded`, Retry-After) instead of waiting: scans are

@@ -3,7 +3,7 @@
 //! resolved to a unit vector: a `Prepared` query) → the handler
 //! ([`search`], [`batch`], [`documents`]) hands the scan to `search` on rayon
 //! and renders the answer; the results go to `store::context` for the
-//! chatbot. Errors are [`error::ApiError`], rendered as problem+json. No
+//! chatbot. Errors are [`crate::problem::ApiError`], rendered as problem+json. No
 //! Redis command is sent from here.
 //!
 //! Around them: [`auth`] (API keys), [`cors`], [`limits`] (concurrent
@@ -19,7 +19,7 @@ pub mod search;
 pub mod batch;
 pub mod documents;
 pub mod embed;
-pub mod error;
+pub mod responses;
 pub mod auth;
 pub mod cors;
 pub mod limits;
@@ -50,6 +50,7 @@ use tracing::Level;
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::problem::ApiError;
 use crate::{
     embed::QueryEmbedder,
     index::{Index, SharedIndex},
@@ -58,7 +59,6 @@ use crate::{
     store::{context::ContextQueue, keys::KeySpace},
 };
 use auth::AccessKeys;
-use error::ApiError;
 use extract::BodyLimit;
 use limits::SearchSlots;
 

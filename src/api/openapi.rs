@@ -18,7 +18,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 
-use super::error::{Problem, ProblemCode};
+use crate::problem::{Problem, ProblemCode};
 
 /// The command that regenerates `openapi.yaml`, printed by the drift test.
 pub const REGENERATE: &str = "cargo run -- openapi > openapi.yaml";

@@ -17,9 +17,9 @@ use tracing::warn;
 
 use super::{
     dto::{SearchFilter, SearchRequest, MAX_FILTER_FIELDS, MAX_FILTER_VALUES, MAX_URL_PREFIX_BYTES},
-    error::ApiError,
     AppState,
 };
+use crate::problem::ApiError;
 use crate::{
     embed::{EmbedError, QueryEmbedder},
     index::{
@@ -100,7 +100,7 @@ pub fn row_filter(filter: &SearchFilter) -> Result<RowFilter, ApiError> {
     }
     let mut fields = BTreeMap::new();
     for (name, value) in given.into_iter().flatten() {
-        let bad = |what: &str| ApiError::InvalidFilter(format!("fields.{}: {what}", super::error::echo(name)));
+        let bad = |what: &str| ApiError::InvalidFilter(format!("fields.{}: {what}", crate::problem::echo(name)));
         let scalar = |v: &serde_json::Value| {
             AttrValue::from_json(v).ok_or_else(|| bad("a value must be a string, number or boolean"))
         };

@@ -16,11 +16,12 @@ use axum::extract::State;
 
 use super::{
     dto::{ContextRef, FewerReason, SearchRequest, SearchResponse, SearchResult},
-    error::{ApiError, SearchErrors},
     extract::Json,
     query::{prepare, Prepared},
+    responses::SearchErrors,
     AppState,
 };
+use crate::problem::ApiError;
 use crate::{
     index::{now_ms, Index},
     search::{int8::ScanPath, Answer as Scanned, Hit},

@@ -13,10 +13,8 @@ use utoipa::{
     PartialSchema, ToSchema,
 };
 
-use super::{
-    error::{ApiError, Problem, Unauthorized, PROBLEM_JSON},
-    AppState,
-};
+use super::{responses::Unauthorized, AppState};
+use crate::problem::{ApiError, Problem, PROBLEM_JSON};
 use crate::{
     index::{now_ms, Index},
     refresh::{FeedState, ReloadInfo},

@@ -29,10 +29,10 @@ use super::{
     shards::{Reply, Unavailable},
     RouterState,
 };
+use crate::problem::ApiError;
 use crate::{
     api::{
         dto::{BatchRequest, BatchResponse, ContextRef, FewerReason, SearchRequest, SearchResponse, SearchResult},
-        error::ApiError,
         extract::Json,
         query::{embed_text, normalized, validate_k, validate_vector},
     },

@@ -30,10 +30,10 @@ use axum::{
     Extension, Router,
 };
 
+use crate::problem::ApiError;
 use crate::{
     api::{
         auth::{self, AccessKeys},
-        error::ApiError,
         extract::BodyLimit,
     },
     embed::QueryEmbedder,

@@ -2,7 +2,7 @@
 //!
 //! A failure is named by what a client of semsearch would branch on: the
 //! problem `code` of an error answer (`overloaded`, `unauthorized`, …; see
-//! `api::error`), the bare status when an answer is not problem+json (a
+//! `problem`), the bare status when an answer is not problem+json (a
 //! proxy's error page), or what went wrong on the client's side. A success
 //! is the number of body bytes read, so the report can show what `with_text`
 //! costs on the wire.

@@ -1,9 +1,14 @@
-//! `ApiError`: the only thing that becomes an HTTP error response.
+//! [`ApiError`]: the only thing that becomes an HTTP error response, for the
+//! node's routes, the router's, and the query path both share.
 //!
 //! Every variant maps to one status and one stable `code` (listed in
-//! `openapi.yaml`), rendered as RFC 9457 `application/problem+json`:
-//! `{"type","title","status","detail","code"}`. Internal causes are logged
-//! here once and never echoed to the client.
+//! `openapi.yaml`), written once in the table of `problems!`; answers are
+//! RFC 9457 `application/problem+json`: `{"type","title","status","detail","code"}`.
+//! Internal causes are logged here once and never echoed to the client.
+//!
+//! It sits at the crate's top, below `api`, `router` and `query`, because
+//! all three produce these errors; the OpenAPI response sets that list them
+//! per route stay in `api::responses`.
 
 use axum::{
     http::{header, HeaderValue, StatusCode},
@@ -16,70 +21,14 @@ use utoipa::ToSchema;
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// The error answers of the search routes (`/v1/search` and
-/// `/v1/search/batch`), listed once for both in the OpenAPI document.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)] // only its OpenAPI description is used
-pub enum SearchErrors {
-    #[response(status = 400, description = "`invalid_json`", content_type = "application/problem+json")]
-    InvalidJson(Problem),
-    #[response(
-        status = 401,
-        description = "`unauthorized`: API keys are configured and none was sent",
-        content_type = "application/problem+json"
-    )]
-    Unauthorized(Problem),
-    #[response(
-        status = 404,
-        description = "`document_not_found`: an `id` query names no live document",
-        content_type = "application/problem+json"
-    )]
-    DocumentNotFound(Problem),
-    #[response(status = 413, description = "`payload_too_large`", content_type = "application/problem+json")]
-    PayloadTooLarge(Problem),
-    #[response(status = 415, description = "`unsupported_media_type`", content_type = "application/problem+json")]
-    UnsupportedMediaType(Problem),
-    #[response(
-        status = 422,
-        description = "The body is JSON of the wrong shape (for a batch also `invalid_batch_size`): see `code`",
-        content_type = "application/problem+json"
-    )]
-    WrongShape(Problem),
-    #[response(
-        status = 502,
-        description = "`embedder_failed` or `embedder_wrong_dimension` (text queries)",
-        content_type = "application/problem+json"
-    )]
-    EmbedderFailed(Problem),
-    #[response(
-        status = 503,
-        description = "`not_ready`, `overloaded` or `timeout`; see Retry-After",
-        content_type = "application/problem+json",
-        headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))
-    )]
-    Unavailable(Problem),
-    #[response(
-        status = 504,
-        description = "`embedder_timeout` (text queries)",
-        content_type = "application/problem+json"
-    )]
-    EmbedderTimeout(Problem),
-}
-
-/// 401 on a route behind the search keys, listed once for the OpenAPI document.
-#[derive(utoipa::IntoResponses)]
-#[response(
-    status = 401,
-    description = "`unauthorized`: API keys are configured and none was sent",
-    content_type = "application/problem+json"
-)]
-#[allow(dead_code)] // only its OpenAPI description is used
-pub struct Unauthorized(Problem);
-
-/// Declares [`ProblemCode`] once: the enum (whose variants utoipa lists in
-/// the `ProblemCode` schema of `openapi.yaml`), its string form and `ALL`.
-macro_rules! problem_codes {
-    ($($variant:ident => $code:literal,)*) => {
+/// Declares, from one table, [`ProblemCode`] (whose variants utoipa lists
+/// in the `ProblemCode` schema of `openapi.yaml`), its string form and
+/// `ALL`, and [`ApiError::status`] and [`ApiError::problem_code`]: each
+/// variant of [`ApiError`] gets its status and code in exactly one line.
+/// A variant missing from the table does not compile (the matches are
+/// exhaustive); [`ApiError::BatchItems`] answers with its first item's.
+macro_rules! problems {
+    ($($variant:ident => $status:ident, $code:literal;)*) => {
         /// Every stable `code` a problem response can carry; new codes may be
         /// added, existing ones never change meaning.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -97,49 +46,71 @@ macro_rules! problem_codes {
                 }
             }
         }
+
+        impl ApiError {
+            pub fn status(&self) -> StatusCode {
+                match self {
+                    $(Self::$variant { .. } => StatusCode::$status,)*
+                    Self::BatchItems(items) => {
+                        items.first().map_or(StatusCode::UNPROCESSABLE_ENTITY, |(_, e)| e.status())
+                    }
+                }
+            }
+
+            /// The code as a type: the exhaustive match is what keeps the
+            /// list in `openapi.yaml` ([`ProblemCode`]) complete.
+            pub fn problem_code(&self) -> ProblemCode {
+                match self {
+                    $(Self::$variant { .. } => ProblemCode::$variant,)*
+                    Self::BatchItems(items) => {
+                        items.first().map_or(ProblemCode::InvalidBatchSize, |(_, e)| e.problem_code())
+                    }
+                }
+            }
+        }
     };
 }
 
-problem_codes! {
-    InvalidJson => "invalid_json",
-    UnsupportedMediaType => "unsupported_media_type",
-    PayloadTooLarge => "payload_too_large",
-    MissingField => "missing_field",
-    UnknownField => "unknown_field",
-    InvalidType => "invalid_type",
-    NullElement => "null_element",
-    NonFinite => "non_finite",
-    EmptyVector => "empty_vector",
-    WrongDimension => "wrong_dimension",
-    ZeroVector => "zero_vector",
-    InvalidK => "invalid_k",
-    InvalidContextKey => "invalid_context_key",
-    InvalidBatchSize => "invalid_batch_size",
-    TooManyResults => "too_many_results",
-    ResponseTooLarge => "response_too_large",
-    Unauthorized => "unauthorized",
-    Forbidden => "forbidden",
-    ReloadFailed => "reload_failed",
-    NotFound => "not_found",
-    DocumentNotFound => "document_not_found",
-    MethodNotAllowed => "method_not_allowed",
-    NotReady => "not_ready",
-    Timeout => "timeout",
-    Overloaded => "overloaded",
-    QueryRequired => "query_required",
-    AmbiguousQuery => "ambiguous_query",
-    TextSearchDisabled => "text_search_disabled",
-    EmptyText => "empty_text",
-    TextTooLong => "text_too_long",
-    EmbedderFailed => "embedder_failed",
-    EmbedderTimeout => "embedder_timeout",
-    EmbedderWrongDimension => "embedder_wrong_dimension",
-    EmbedderUnavailable => "embedder_unavailable",
-    InvalidFilter => "invalid_filter",
-    UnknownFilterField => "unknown_filter_field",
-    FilterTypeMismatch => "filter_type_mismatch",
-    ShardUnavailable => "shard_unavailable",
-    Internal => "internal",
+problems! {
+    InvalidJson => BAD_REQUEST, "invalid_json";
+    UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type";
+    PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload_too_large";
+    MissingField => UNPROCESSABLE_ENTITY, "missing_field";
+    UnknownField => UNPROCESSABLE_ENTITY, "unknown_field";
+    InvalidType => UNPROCESSABLE_ENTITY, "invalid_type";
+    NullElement => UNPROCESSABLE_ENTITY, "null_element";
+    NonFinite => UNPROCESSABLE_ENTITY, "non_finite";
+    EmptyVector => UNPROCESSABLE_ENTITY, "empty_vector";
+    WrongDimension => UNPROCESSABLE_ENTITY, "wrong_dimension";
+    ZeroVector => UNPROCESSABLE_ENTITY, "zero_vector";
+    InvalidK => UNPROCESSABLE_ENTITY, "invalid_k";
+    InvalidContextKey => UNPROCESSABLE_ENTITY, "invalid_context_key";
+    InvalidBatchSize => UNPROCESSABLE_ENTITY, "invalid_batch_size";
+    TooManyResults => UNPROCESSABLE_ENTITY, "too_many_results";
+    ResponseTooLarge => UNPROCESSABLE_ENTITY, "response_too_large";
+    Unauthorized => UNAUTHORIZED, "unauthorized";
+    Forbidden => FORBIDDEN, "forbidden";
+    ReloadFailed => SERVICE_UNAVAILABLE, "reload_failed";
+    NotFound => NOT_FOUND, "not_found";
+    DocumentNotFound => NOT_FOUND, "document_not_found";
+    MethodNotAllowed => METHOD_NOT_ALLOWED, "method_not_allowed";
+    NotReady => SERVICE_UNAVAILABLE, "not_ready";
+    Timeout => SERVICE_UNAVAILABLE, "timeout";
+    Overloaded => SERVICE_UNAVAILABLE, "overloaded";
+    QueryRequired => UNPROCESSABLE_ENTITY, "query_required";
+    AmbiguousQuery => UNPROCESSABLE_ENTITY, "ambiguous_query";
+    TextSearchDisabled => UNPROCESSABLE_ENTITY, "text_search_disabled";
+    EmptyText => UNPROCESSABLE_ENTITY, "empty_text";
+    TextTooLong => UNPROCESSABLE_ENTITY, "text_too_long";
+    EmbedderFailed => BAD_GATEWAY, "embedder_failed";
+    EmbedderTimeout => GATEWAY_TIMEOUT, "embedder_timeout";
+    EmbedderWrongDimension => BAD_GATEWAY, "embedder_wrong_dimension";
+    EmbedderUnavailable => SERVICE_UNAVAILABLE, "embedder_unavailable";
+    InvalidFilter => UNPROCESSABLE_ENTITY, "invalid_filter";
+    UnknownFilterField => UNPROCESSABLE_ENTITY, "unknown_filter_field";
+    FilterTypeMismatch => UNPROCESSABLE_ENTITY, "filter_type_mismatch";
+    ShardUnavailable => SERVICE_UNAVAILABLE, "shard_unavailable";
+    Internal => INTERNAL_SERVER_ERROR, "internal";
 }
 
 /// Longest client-sent value echoed in a problem `detail`, in characters.
@@ -297,99 +268,9 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::InvalidJson(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::MissingField(_)
-            | Self::UnknownField(_)
-            | Self::InvalidType(_)
-            | Self::NullElement { .. }
-            | Self::NonFinite { .. }
-            | Self::EmptyVector
-            | Self::WrongDimension { .. }
-            | Self::ZeroVector
-            | Self::InvalidK { .. }
-            | Self::QueryRequired
-            | Self::AmbiguousQuery
-            | Self::TextSearchDisabled
-            | Self::EmptyText
-            | Self::TextTooLong { .. }
-            | Self::InvalidContextKey
-            | Self::InvalidBatchSize { .. }
-            | Self::TooManyResults { .. }
-            | Self::ResponseTooLarge { .. }
-            | Self::InvalidFilter(_)
-            | Self::UnknownFilterField { .. }
-            | Self::FilterTypeMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::ReloadFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::EmbedderFailed { .. } | Self::EmbedderWrongDimension { .. } => StatusCode::BAD_GATEWAY,
-            Self::EmbedderTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            Self::NotFound(_) | Self::DocumentNotFound { .. } => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotReady(_)
-            | Self::Timeout { .. }
-            | Self::Overloaded { .. }
-            | Self::EmbedderUnavailable { .. }
-            | Self::ShardUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::BatchItems(items) => items.first().map_or(StatusCode::UNPROCESSABLE_ENTITY, |(_, e)| e.status()),
-        }
-    }
-
     /// Stable machine-readable code; clients switch on this, not on text.
     pub fn code(&self) -> &'static str {
         self.problem_code().as_str()
-    }
-
-    /// The code as a type: the exhaustive match below is what keeps the
-    /// list in `openapi.yaml` ([`ProblemCode`]) complete.
-    pub fn problem_code(&self) -> ProblemCode {
-        match self {
-            Self::InvalidJson(_) => ProblemCode::InvalidJson,
-            Self::UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
-            Self::PayloadTooLarge { .. } => ProblemCode::PayloadTooLarge,
-            Self::MissingField(_) => ProblemCode::MissingField,
-            Self::UnknownField(_) => ProblemCode::UnknownField,
-            Self::InvalidType(_) => ProblemCode::InvalidType,
-            Self::NullElement { .. } => ProblemCode::NullElement,
-            Self::NonFinite { .. } => ProblemCode::NonFinite,
-            Self::EmptyVector => ProblemCode::EmptyVector,
-            Self::WrongDimension { .. } => ProblemCode::WrongDimension,
-            Self::ZeroVector => ProblemCode::ZeroVector,
-            Self::InvalidK { .. } => ProblemCode::InvalidK,
-            Self::InvalidContextKey => ProblemCode::InvalidContextKey,
-            Self::TooManyResults { .. } => ProblemCode::TooManyResults,
-            Self::ResponseTooLarge { .. } => ProblemCode::ResponseTooLarge,
-            Self::InvalidBatchSize { .. } => ProblemCode::InvalidBatchSize,
-            Self::Unauthorized => ProblemCode::Unauthorized,
-            Self::Forbidden(_) => ProblemCode::Forbidden,
-            Self::ReloadFailed(_) => ProblemCode::ReloadFailed,
-            Self::NotFound(_) => ProblemCode::NotFound,
-            Self::DocumentNotFound { .. } => ProblemCode::DocumentNotFound,
-            Self::MethodNotAllowed => ProblemCode::MethodNotAllowed,
-            Self::NotReady(_) => ProblemCode::NotReady,
-            Self::Timeout { .. } => ProblemCode::Timeout,
-            Self::Overloaded { .. } => ProblemCode::Overloaded,
-            Self::QueryRequired => ProblemCode::QueryRequired,
-            Self::AmbiguousQuery => ProblemCode::AmbiguousQuery,
-            Self::TextSearchDisabled => ProblemCode::TextSearchDisabled,
-            Self::EmptyText => ProblemCode::EmptyText,
-            Self::TextTooLong { .. } => ProblemCode::TextTooLong,
-            Self::EmbedderFailed { .. } => ProblemCode::EmbedderFailed,
-            Self::EmbedderTimeout { .. } => ProblemCode::EmbedderTimeout,
-            Self::EmbedderWrongDimension { .. } => ProblemCode::EmbedderWrongDimension,
-            Self::EmbedderUnavailable { .. } => ProblemCode::EmbedderUnavailable,
-            Self::InvalidFilter(_) => ProblemCode::InvalidFilter,
-            Self::UnknownFilterField { .. } => ProblemCode::UnknownFilterField,
-            Self::FilterTypeMismatch { .. } => ProblemCode::FilterTypeMismatch,
-            Self::ShardUnavailable { .. } => ProblemCode::ShardUnavailable,
-            Self::Internal(_) => ProblemCode::Internal,
-            Self::BatchItems(items) => items.first().map_or(ProblemCode::InvalidBatchSize, |(_, e)| e.problem_code()),
-        }
     }
 }
 
