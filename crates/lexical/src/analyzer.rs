@@ -1,0 +1,259 @@
+//! Text → terms, the same way for documents and questions.
+//!
+//! The steps, in this order (the order is what the relevance study measured;
+//! `docs/text-search.md` has the figures):
+//! 1. Unicode NFKC (full-width letters, ligatures and compatibility forms become plain ones);
+//! 2. lower-casing (`str::to_lowercase`);
+//! 3. accent folding: NFD, every mark (general category M) dropped, NFC, then a few letters
+//!    without a decomposition (`ø→o`, `æ→ae`, `ß→ss`, …). Folding *before* stemming makes a
+//!    question typed without accents ("eletronica") analyse exactly like one with them
+//!    ("eletrônica"); the Portuguese stemmer's suffixes carry accents, so the other order does not;
+//! 4. tokens: maximal runs of alphanumeric characters (`char::is_alphanumeric`), so
+//!    apostrophes, hyphens and dots split words;
+//! 5. stop words: the Snowball list of the language, itself folded (`não` and `nao` both go);
+//! 6. the Snowball stemmer of the language.
+//!
+//! [`Language::None`] stops after step 4. Terms are kept with their
+//! multiplicity and in text order: BM25 counts repeats, and a question's
+//! terms are summed in its order, so every implementation adds the same
+//! floats in the same order.
+
+use std::{collections::HashSet, fmt, ops::Range, str::FromStr};
+
+use rust_stemmers::{Algorithm, Stemmer};
+use unicode_normalization::{char::is_combining_mark, UnicodeNormalization};
+
+/// Which language's stop words and stemmer the analyzer uses
+/// (`SEMSEARCH_LEXICAL_LANGUAGE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Language {
+    /// The chatbot's users: Brazilian Portuguese help articles.
+    #[default]
+    Portuguese,
+    English,
+    /// Normalisation, folding and tokens only: no stop words, no stemming.
+    None,
+}
+
+impl Language {
+    /// Every accepted spelling, for `--help` and errors.
+    pub const NAMES: &'static str = "portuguese, english, none";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Portuguese => "portuguese",
+            Self::English => "english",
+            Self::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for Language {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `SEMSEARCH_LEXICAL_LANGUAGE` value that names no language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownLanguage(pub String);
+
+impl fmt::Display for UnknownLanguage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown lexical language {:?}; expected one of: {}", self.0, Language::NAMES)
+    }
+}
+
+impl std::error::Error for UnknownLanguage {}
+
+impl FromStr for Language {
+    type Err = UnknownLanguage;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "portuguese" | "pt" | "pt-br" => Ok(Self::Portuguese),
+            "english" | "en" => Ok(Self::English),
+            "none" => Ok(Self::None),
+            _ => Err(UnknownLanguage(s.to_owned())),
+        }
+    }
+}
+
+const PORTUGUESE_STOP: &str = include_str!("stopwords/portuguese.txt");
+const ENGLISH_STOP: &str = include_str!("stopwords/english.txt");
+
+/// Turns text into terms (see the module doc). Cheap to share: build one
+/// per process and pass it by reference.
+pub struct Analyzer {
+    language: Language,
+    stemmer: Option<Stemmer>,
+    stop: HashSet<String>,
+}
+
+impl fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Analyzer").field("language", &self.language).field("stop_words", &self.stop.len()).finish()
+    }
+}
+
+impl Analyzer {
+    pub fn new(language: Language) -> Self {
+        let (stemmer, list) = match language {
+            Language::Portuguese => (Some(Stemmer::create(Algorithm::Portuguese)), PORTUGUESE_STOP),
+            Language::English => (Some(Stemmer::create(Algorithm::English)), ENGLISH_STOP),
+            Language::None => (None, ""),
+        };
+        let stop = list.lines().map(str::trim).filter(|w| !w.is_empty()).map(fold).collect();
+        Self { language, stemmer, stop }
+    }
+
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// The terms of `text`, in order, with repeats.
+    pub fn terms(&self, text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        self.each_term(&normalize(text), |t| out.push(t));
+        out
+    }
+
+    /// Calls `f` with each term of already normalised and folded text.
+    fn each_term(&self, folded: &str, mut f: impl FnMut(String)) {
+        for token in folded.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()) {
+            if self.stop.contains(token) {
+                continue;
+            }
+            match &self.stemmer {
+                Some(stemmer) => f(stemmer.stem(token).into_owned()),
+                None => f(token.to_owned()),
+            }
+        }
+    }
+
+    /// The words of `text` with the byte range each covers in `text` and
+    /// the terms it analyses to (none for a stop word): for snippets and
+    /// their highlights. A word is a run of characters that are
+    /// alphanumeric or marks in `text` itself, analysed on its own, so the
+    /// ranges point into the text as written; in rare texts (compatibility
+    /// characters that NFKC splits or joins) this differs slightly from
+    /// [`Analyzer::terms`], which is what scores.
+    pub fn words(&self, text: &str) -> Vec<(Range<usize>, Vec<String>)> {
+        let mut out = Vec::new();
+        let mut start: Option<usize> = None;
+        let close = |start: usize, end: usize, out: &mut Vec<(Range<usize>, Vec<String>)>| {
+            let mut terms = Vec::new();
+            self.each_term(&normalize(&text[start..end]), |t| terms.push(t));
+            out.push((start..end, terms));
+        };
+        for (i, c) in text.char_indices() {
+            let wordish = c.is_alphanumeric() || is_combining_mark(c);
+            match (wordish, start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    close(s, i, &mut out);
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            close(s, text.len(), &mut out);
+        }
+        out
+    }
+}
+
+/// Steps 1-3: NFKC, lower-case, fold. ASCII text is only lower-cased (the
+/// other steps leave it as it is).
+pub fn normalize(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    let lowered = text.nfkc().collect::<String>().to_lowercase();
+    fold(&lowered)
+}
+
+/// Accent folding (step 3): NFD, marks dropped, NFC, then the letters that
+/// have no decomposition.
+pub fn fold(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_owned();
+    }
+    let stripped: String = text.nfd().filter(|&c| !is_mark(c)).collect();
+    let mut out = String::with_capacity(stripped.len());
+    for c in stripped.nfc() {
+        match c {
+            'ø' => out.push('o'),
+            'æ' => out.push_str("ae"),
+            'œ' => out.push_str("oe"),
+            'ß' => out.push_str("ss"),
+            'đ' | 'ð' => out.push('d'),
+            'ł' => out.push('l'),
+            'ı' => out.push('i'),
+            'þ' => out.push_str("th"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// General category Mark (Mn, Mc, Me).
+fn is_mark(c: char) -> bool {
+    is_combining_mark(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accents_and_case_do_not_change_a_portuguese_term() {
+        let a = Analyzer::new(Language::Portuguese);
+        assert_eq!(a.terms("Planilha ELETRÔNICA"), a.terms("planilha eletronica"));
+        assert_eq!(a.terms("ação"), a.terms("acao"));
+    }
+
+    #[test]
+    fn stop_words_go_with_or_without_accents_and_repeats_stay() {
+        let a = Analyzer::new(Language::Portuguese);
+        assert_eq!(a.terms("não nao para o"), Vec::<String>::new());
+        let t = a.terms("jogo jogos de jogo");
+        assert_eq!(t.len(), 3);
+        assert!(t.iter().all(|x| x == &t[0]), "{t:?}");
+    }
+
+    #[test]
+    fn none_only_normalises_and_splits() {
+        let a = Analyzer::new(Language::None);
+        assert_eq!(a.terms("Ｆｕｌｌ-width ﬁle, O'Neil café"), ["full", "width", "file", "o", "neil", "cafe"]);
+    }
+
+    #[test]
+    fn english_stems_with_snowball() {
+        let a = Analyzer::new(Language::English);
+        assert_eq!(a.terms("The running databases"), ["run", "databas"]);
+    }
+
+    #[test]
+    fn letters_without_a_decomposition_are_folded_too() {
+        assert_eq!(fold("ørsted straße æon"), "orsted strasse aeon");
+    }
+
+    #[test]
+    fn words_point_into_the_text_as_written() {
+        let a = Analyzer::new(Language::Portuguese);
+        let text = "Edite planilhas — eletrônicas!";
+        let words = a.words(text);
+        let spans: Vec<&str> = words.iter().map(|(r, _)| &text[r.clone()]).collect();
+        assert_eq!(spans, ["Edite", "planilhas", "eletrônicas"]);
+        assert_eq!(words[2].1, a.terms("eletronica"));
+    }
+
+    #[test]
+    fn language_names_parse() {
+        assert_eq!("Portuguese".parse::<Language>(), Ok(Language::Portuguese));
+        assert_eq!("none".parse::<Language>(), Ok(Language::None));
+        assert!("klingon".parse::<Language>().is_err());
+    }
+}
