@@ -272,6 +272,7 @@ impl RouterApp {
             contexts,
             max_k: settings.max_k,
             max_batch: settings.max_batch,
+            budget: settings.budget,
             overhead: Arc::default(),
         };
         Ok(Self { listener, settings, client, state, context_writer })

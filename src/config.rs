@@ -21,9 +21,9 @@ use crate::{
     api::{
         auth::AccessSettings,
         cors::{self, CorsError},
-        search::Budget,
         server::ServerSettings,
     },
+    query::answer::Budget,
     embed::{
         local::{default_model_dir, EmbedderOptions, PoolSettings, MODEL_NAME},
         providers::RetryPolicy,

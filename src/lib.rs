@@ -34,6 +34,8 @@ pub mod index;
 pub mod search;
 /// Question text → query vector: normalisation, caches, providers.
 pub mod embed;
+/// The query path shared by the node and the router: request → plan → resolved search → answer.
+pub mod query;
 /// HTTP: routes, request → prepared query, problem+json errors, auth, metrics, OpenAPI.
 pub mod api;
 /// Keeps the published index in step with Redis: reloads, per-key updates, reconcile.

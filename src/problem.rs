@@ -100,6 +100,7 @@ problems! {
     QueryRequired => UNPROCESSABLE_ENTITY, "query_required";
     AmbiguousQuery => UNPROCESSABLE_ENTITY, "ambiguous_query";
     TextSearchDisabled => UNPROCESSABLE_ENTITY, "text_search_disabled";
+    ModeNeedsText => UNPROCESSABLE_ENTITY, "mode_needs_text";
     EmptyText => UNPROCESSABLE_ENTITY, "empty_text";
     TextTooLong => UNPROCESSABLE_ENTITY, "text_too_long";
     EmbedderFailed => BAD_GATEWAY, "embedder_failed";
@@ -224,9 +225,14 @@ pub enum ApiError {
     /// loaded, deleted, or past its Redis expiry).
     #[error("no document with id {:?}", echo(id))]
     DocumentNotFound { id: String },
-    /// 422 `text_search_disabled`: `text` was sent but no embedding provider is configured.
-    #[error("text search is not configured on this server (SEMSEARCH_EMBEDDER is unset); send \"vector\" instead")]
+    /// 422 `text_search_disabled`: a `text` query needs an embedding (mode
+    /// `hybrid`, the default, or `vector`) and no embedder is configured.
+    #[error("text search with embeddings is not configured on this server (no SEMSEARCH_EMBEDDER, or the local model's files are missing); send \"mode\": \"lexical\" to search by words, or \"vector\" instead of text")]
     TextSearchDisabled,
+    /// 422 `mode_needs_text`: `lexical` or `hybrid` ranking, or `hybrid`
+    /// options, asked for a `vector` or `id` query, which has no words.
+    #[error("{0}")]
+    ModeNeedsText(String),
     /// 422 `empty_text`: nothing is left of `text` after normalisation.
     #[error("text is empty after normalisation")]
     EmptyText,

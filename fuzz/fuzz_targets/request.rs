@@ -30,10 +30,10 @@ use axum::{
 use common::check;
 use libfuzzer_sys::fuzz_target;
 use semsearch::{
-    api::{
+    api::extract::{parse, Json},
+    query::{
         dto::{BatchRequest, SearchRequest},
-        extract::{parse, Json},
-        query::{normalized, validate_k, validate_vector},
+        plan::{normalized, validate_k, validate_vector},
     },
     problem::{ApiError, PROBLEM_JSON},
     store::keys::{KeySpace, MAX_CONTEXT_KEY_BYTES},

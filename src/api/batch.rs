@@ -1,32 +1,32 @@
 //! `POST /v1/search/batch`: many queries, one pass over the matrix.
 //!
-//! Each query is validated exactly like a `/v1/search` body (same fields,
-//! same error codes, `vector`, `text` or `id`) and answered with the same
-//! result shape, in request order; each writes its context like a single
-//! search. The scan reads every row once for the whole batch
-//! ([`Index::search`], int8 or f32 as the snapshot was built) on rayon,
-//! never on a tokio worker. The batch
-//! size is capped by `SEMSEARCH_MAX_BATCH` so one request cannot hold a
-//! rayon worker for an unbounded time. The body limit still applies: at
-//! the default 1 MiB a body holds roughly 200-250 queries of 384 floats as
-//! JSON, so raise `SEMSEARCH_MAX_BODY_BYTES` with a larger batch cap.
+//! Each query is planned, resolved and rendered exactly like a `/v1/search`
+//! body (`crate::query`: same fields, same error codes, `vector`, `text` or
+//! `id`), in request order, and writes its context like a single search. The
+//! scan reads every row once for the whole batch (`query::execute::batch`)
+//! on rayon, never on a tokio worker. The batch size is capped by
+//! `SEMSEARCH_MAX_BATCH` so one request cannot hold a rayon worker for an
+//! unbounded time, and the k of all queries by the result budget.
 
 use std::{sync::Arc, time::Instant};
 
 use axum::extract::State;
 
 use super::{
-    dto::{BatchRequest, BatchResponse},
     extract::Json,
-    query::{prepare, Prepared},
     responses::SearchErrors,
-    search::{answer, counted, extra_candidates, keep_live, Spent},
+    search::{counted, render_hits},
     AppState,
 };
-use crate::problem::ApiError;
 use crate::{
-    index::{now_ms, Index},
-    search::{Answer, BatchQuery},
+    problem::ApiError,
+    query::{
+        answer::Spent,
+        dto::{BatchRequest, BatchResponse},
+        execute,
+        resolve::Resolved,
+        Plan,
+    },
 };
 
 /// Many searches in one request and one pass over the matrix.
@@ -55,69 +55,45 @@ pub async fn search_batch(
         return Err(ApiError::InvalidBatchSize { got, max: state.max_batch });
     }
     let index = state.ready_index()?;
-    let mut prepared = Vec::with_capacity(got);
+    let rules = state.rules(&index);
+    let resolver = state.resolver();
+    let mut planned: Vec<(Plan, Resolved)> = Vec::with_capacity(got);
     let mut failed = Vec::new();
     for (i, q) in req.queries.iter().enumerate() {
-        match prepare(&state, &index, q).await {
-            Ok(p) => prepared.push(p),
+        let item = async {
+            let plan = Plan::new(q, &rules)?;
+            let resolved = resolver.resolve(&plan, &index).await?;
+            Ok::<_, ApiError>((plan, resolved))
+        };
+        match item.await {
+            Ok(p) => planned.push(p),
             Err(e) => failed.push((format!("/queries/{i}"), e)),
         }
     }
     if !failed.is_empty() {
         return Err(ApiError::BatchItems(failed));
     }
-    let asked: usize = prepared.iter().map(|p| p.k).sum();
-    if asked > state.budget.max_results {
-        return Err(ApiError::TooManyResults { asked, max: state.budget.max_results });
-    }
-    let now = now_ms();
-    let prepared = Arc::new(prepared);
+    state.budget.check_results(planned.iter().map(|(plan, _)| plan))?;
+    let searches = Arc::new(planned.iter().map(|(_, r)| r.search.clone()).collect::<Vec<_>>());
     let scan_started = Instant::now();
-    let hits = scan_batch(Arc::clone(&index), Arc::clone(&prepared), now).await?;
+    let answers = execute::batch(Arc::clone(&index), searches).await?;
     super::metrics::record_search(scan_started.elapsed().as_secs_f64());
     let mut spent = Spent::default();
     let (mut results, mut fewer_results_reasons, mut contexts) =
         (Vec::with_capacity(got), Vec::with_capacity(got), Vec::with_capacity(got));
-    for ((q, p), scanned) in req.queries.iter().zip(prepared.iter()).zip(hits) {
-        let hits = keep_live(&index, p, counted(&state, scanned), now);
-        let a = answer(&state, &index, q, p, &hits, &mut spent)?;
-        results.push(a.results);
-        fewer_results_reasons.push(a.fewer_results_reason);
-        contexts.push(a.context);
+    for ((plan, resolved), answer) in planned.iter().zip(answers) {
+        let hits = counted(&state, answer);
+        let rendered = render_hits(&state, &index, plan, resolved, &hits, &mut spent)?;
+        results.push(rendered.results);
+        fewer_results_reasons.push(rendered.fewer_results_reason);
+        contexts.push(rendered.context);
     }
     Ok(axum::Json(BatchResponse {
         results,
         fewer_results_reasons,
         contexts,
+        modes: planned.iter().map(|(plan, _)| plan.mode).collect(),
         took_us: started.elapsed().as_micros() as u64,
         index_version: index.version(),
     }))
-}
-
-/// Runs the batch scan on rayon and awaits it, keeping tokio workers free.
-/// Each query asks for its [`extra_candidates`] beyond k. Unfiltered
-/// queries share one pass over the matrix; each filtered one scans only
-/// its own rows (`Index::search_filtered`).
-async fn scan_batch(index: Arc<Index>, queries: Arc<Vec<Prepared>>, now: u64) -> Result<Vec<Answer>, ApiError> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    rayon::spawn(move || {
-        let k = |q: &Prepared| q.k + extra_candidates(&index, q, now);
-        let batch: Vec<BatchQuery<'_>> = queries
-            .iter()
-            .filter(|q| q.rows.is_none())
-            .map(|q| BatchQuery { vector: &q.vector, k: k(q), min_score: q.min_score })
-            .collect();
-        let mut shared = index.search(&batch).into_iter();
-        let answers: Option<Vec<Answer>> = queries
-            .iter()
-            .map(|q| match &q.rows {
-                Some(rows) => Some(index.search_filtered(&q.vector, rows, k(q), q.min_score)),
-                None => shared.next(),
-            })
-            .collect();
-        if let Some(answers) = answers {
-            let _ = tx.send(answers);
-        }
-    });
-    rx.await.map_err(|_| ApiError::Internal("batch search worker dropped its result".into()))
 }

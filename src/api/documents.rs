@@ -15,7 +15,8 @@ use axum::extract::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{query::live_row, responses::Unauthorized, AppState};
+use super::{responses::Unauthorized, AppState};
+use crate::query::resolve::live_row;
 use crate::problem::{ApiError, Problem, PROBLEM_JSON};
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -3,15 +3,15 @@
 //! text search (and drop its remote calls).
 
 use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
-    dto::{EmbedRequest, EmbedResponse},
     extract::Json,
-    query::to_api_error,
     responses::Unauthorized,
     AppState,
 };
-use crate::embed::EmbedError;
+use crate::{embed::EmbedError, query::resolve::to_api_error};
 use crate::problem::{ApiError, Problem, PROBLEM_JSON};
 
 /// Longest text accepted by `/v1/embed`, in bytes (an article; the model
@@ -76,4 +76,32 @@ pub async fn embed(
         truncated.push(e.truncated);
     }
     Ok(axum::Json(EmbedResponse { embeddings, model: provider.model().to_owned(), dimension, truncated }))
+}
+
+/// Body of `POST /v1/embed`: texts to embed with the server's embedder, as
+/// the article-embedding script would (the same model as the index).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"texts": ["how do I download a file from the command line"], "normalization": "none"}))]
+pub struct EmbedRequest {
+    /// 1 to SEMSEARCH_MAX_BATCH texts, each at most 64 KiB; longer than 256
+    /// word pieces is truncated as sentence-transformers does (`truncated`).
+    #[schema(min_items = 1)]
+    pub texts: Vec<String>,
+    /// Text preparation: `none` (trim; the default) or `chatbot` (the
+    /// chatbot's prepareTextForSearch).
+    #[serde(default)]
+    pub normalization: Option<crate::embed::Normalization>,
+}
+
+/// Answer of `POST /v1/embed`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbedResponse {
+    /// One unit-length vector per text, in request order.
+    pub embeddings: Vec<Vec<f32>>,
+    /// The model that embedded them, e.g. `all-MiniLM-L6-v2`.
+    pub model: String,
+    pub dimension: usize,
+    /// Per text, whether it was cut at 256 word pieces.
+    pub truncated: Vec<bool>,
 }

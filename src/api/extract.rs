@@ -6,9 +6,10 @@ use axum::{
     extract::{FromRequest, Request},
     http::{header, StatusCode},
 };
-use std::{fmt, marker::PhantomData};
 
-use serde::de::{value::MapAccessDeserializer, Deserialize, DeserializeOwned, Deserializer, MapAccess, Visitor};
+use serde::de::DeserializeOwned;
+
+use crate::query::dto::ObjectOnly;
 
 use crate::problem::ApiError;
 
@@ -96,36 +97,6 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|e| ApiError::InvalidJson(e.to_string()))?;
     Ok(value)
-}
-
-/// A body (or batch item) that must be a JSON object. serde's derived
-/// `Deserialize` also accepts a struct as a positional array, so
-/// `[v,null,null,2,null,false]` was a search with k = 2 (issue 16).
-pub struct ObjectOnly<T>(pub T);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Objects<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for Objects<T> {
-            type Value = T;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map))
-            }
-        }
-        deserializer.deserialize_map(Objects(PhantomData)).map(ObjectOnly)
-    }
-}
-
-/// `#[serde(deserialize_with)]` for a list of objects (batch `queries`).
-///
-/// # Errors
-/// When an element is not a JSON object of type `T`.
-pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
-    let items: Vec<ObjectOnly<T>> = Vec::deserialize(deserializer)?;
-    Ok(items.into_iter().map(|ObjectOnly(t)| t).collect())
 }
 
 /// Why `bytes` are not one JSON text (UTF-8, then serde_json's grammar), if

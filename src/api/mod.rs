@@ -13,10 +13,9 @@
 //! loop with its connection bounds.
 
 pub mod extract;
-pub mod dto;
-pub mod query;
 pub mod search;
 pub mod batch;
+pub mod shard;
 pub mod documents;
 pub mod embed;
 pub mod responses;
@@ -54,6 +53,7 @@ use crate::problem::ApiError;
 use crate::{
     embed::QueryEmbedder,
     index::{Index, SharedIndex},
+    query::{answer::Budget, resolve::Resolver, Rules},
     refresh::RefreshHandle,
     search::{coalesce::Coalescer, scan::ScanCounters},
     store::{context::ContextQueue, keys::KeySpace},
@@ -79,8 +79,8 @@ pub struct AppState {
     pub embedder: Option<Arc<QueryEmbedder>>,
     /// Most queries one batch request may carry (`SEMSEARCH_MAX_BATCH`).
     pub max_batch: usize,
-    /// What one request may cost (results, text bytes); see [`search::Budget`].
-    pub budget: search::Budget,
+    /// What one request may cost (results, text bytes); see [`Budget`].
+    pub budget: Budget,
     /// Scans concurrent `/v1/search` queries together (see `search::coalesce`).
     pub coalescer: Arc<Coalescer<Index>>,
     /// How queries were answered (int8 or f32, rescored rows, fallbacks),
@@ -89,6 +89,16 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// What a request is checked against on this node, with `index`'s dimension.
+    pub fn rules<'a>(&'a self, index: &Index) -> Rules<'a> {
+        Rules { max_k: self.max_k, keys: &self.keys, dim: index.dim() }
+    }
+
+    /// What resolves a plan on this node.
+    pub fn resolver(&self) -> Resolver<'_> {
+        Resolver { embedder: self.embedder.as_deref(), contexts: self.contexts.as_ref().map(|_| &self.keys) }
+    }
+
     /// The snapshot to answer with, or 503 `not_ready` with the last load failure.
     ///
     /// # Errors
@@ -144,7 +154,11 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let timeout_ms = limits.request_timeout.as_millis();
     let access = Arc::clone(&state.access);
     let (routes, _) = routes().split_for_parts();
-    let routes = routes.merge(playground::routes());
+    // Between semsearch processes (the router's shard calls), so not in the spec.
+    let shard_route = axum::Router::new()
+        .route("/v1/shard/search", axum::routing::post(shard::shard_search))
+        .route_layer(middleware::from_fn(auth::require_search_key));
+    let routes = routes.merge(playground::routes()).merge(shard_route);
     let router = routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state).layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -1,31 +1,24 @@
-//! `POST /v1/search`: validate the query, scan on rayon, attach metadata.
-//!
-//! An `id` query ("more like this") scans with that document's row and
-//! leaves the document out: it asks for one more hit and drops the row, the
-//! same way expired rows are dropped, so the result stays exact.
-//!
-//! The scan goes through the [`crate::search::coalesce::Coalescer`] in
-//! [`AppState`]: a lone query starts its scan at once, concurrent ones
-//! share one pass over the matrix. Either way it runs on rayon, never on a
-//! tokio worker, with the snapshot's scan (int8 or f32, `Index::search`),
-//! and returns exactly what `search::top_k` over the f32 rows would.
+//! `POST /v1/search`: the node's adapter over the query path
+//! (`crate::query`): plan, resolve against the current snapshot, execute on
+//! rayon, render. Everything a request is checked for lives there, so the
+//! router answers the same body the same way.
 
 use std::{sync::Arc, time::Instant};
 
 use axum::extract::State;
 
-use super::{
-    dto::{ContextRef, FewerReason, SearchRequest, SearchResponse, SearchResult},
-    extract::Json,
-    query::{prepare, Prepared},
-    responses::SearchErrors,
-    AppState,
-};
-use crate::problem::ApiError;
+use super::{extract::Json, responses::SearchErrors, AppState};
 use crate::{
-    index::{now_ms, Index},
-    search::{int8::ScanPath, Answer as Scanned, Hit},
-    store::context::{self, ContextEntry, ContextWrite},
+    index::Index,
+    problem::ApiError,
+    query::{
+        answer::{render, ContextTarget, HitView, Rendered, Spent},
+        dto::{SearchRequest, SearchResponse},
+        execute,
+        resolve::Resolved,
+        Plan,
+    },
+    search::{int8::ScanPath, Answer, Hit},
 };
 
 /// Nearest articles to a query vector, question text or document (exact cosine top-k).
@@ -48,173 +41,63 @@ pub async fn search(
     let started = Instant::now();
     let _permit = state.searches.try_acquire()?;
     let index = state.ready_index()?;
-    let prepared = prepare(&state, &index, &req).await?;
+    let plan = Plan::new(&req, &state.rules(&index))?;
+    let resolved = state.resolver().resolve(&plan, &index).await?;
     let scan_started = Instant::now();
-    let hits = scan_live(&state, Arc::clone(&index), &prepared).await?;
+    let answer = execute::one(&state.coalescer, Arc::clone(&index), &resolved.search).await?;
     super::metrics::record_search(scan_started.elapsed().as_secs_f64());
-    let answer = answer(&state, &index, &req, &prepared, &hits, &mut Spent::default())?;
+    let hits = counted(&state, answer);
+    let rendered = render_hits(&state, &index, &plan, &resolved, &hits, &mut Spent::default())?;
     Ok(axum::Json(SearchResponse {
-        results: answer.results,
+        results: rendered.results,
+        mode: plan.mode,
         took_us: started.elapsed().as_micros() as u64,
         index_version: index.version(),
-        fewer_results_reason: answer.fewer_results_reason,
-        context: answer.context,
+        fewer_results_reason: rendered.fewer_results_reason,
+        context: rendered.context,
     }))
 }
 
-/// What one request may cost, checked before and while answering so that
-/// no request builds a response of unbounded size (issue 16: a 738 KB batch
-/// asked for 129 MB of results and 128 MB of contexts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Budget {
-    /// The k of all queries of one request, added up (`SEMSEARCH_MAX_RESULTS_PER_REQUEST`).
-    pub max_results: usize,
-    /// Bytes of titles and texts in one response (`SEMSEARCH_MAX_RESPONSE_TEXT_BYTES`).
-    pub max_text_bytes: usize,
-}
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self { max_results: 10_000, max_text_bytes: 32 << 20 }
-    }
-}
-
-/// What a request has used of its [`Budget`] so far.
-#[derive(Debug, Default)]
-pub struct Spent {
-    pub text_bytes: usize,
-}
-
-/// What a request gets back, apart from timing.
-pub struct Answer {
-    pub results: Vec<SearchResult>,
-    pub fewer_results_reason: Option<FewerReason>,
-    pub context: Option<ContextRef>,
-}
-
-/// Attaches metadata to the hits, explains a short list, and queues the
-/// context write.
+/// Renders one resolved query's hits from `index` and queues its context.
 ///
 /// # Errors
-/// `internal` if the context cannot be serialised (it always can).
-pub fn answer(
+/// Those of [`render`].
+pub fn render_hits(
     state: &AppState,
     index: &Index,
-    req: &SearchRequest,
-    p: &Prepared,
+    plan: &Plan,
+    resolved: &Resolved,
     hits: &[Hit],
     spent: &mut Spent,
-) -> Result<Answer, ApiError> {
-    if req.with_text {
-        let bytes: usize = hits
-            .iter()
-            .map(|h| {
-                let doc = index.doc(h.row as usize);
-                doc.text.as_deref().map_or(0, str::len) + doc.title.as_deref().map_or(0, str::len)
-            })
-            .sum();
-        spent.text_bytes += bytes;
-        if spent.text_bytes > state.budget.max_text_bytes {
-            return Err(ApiError::ResponseTooLarge { max_bytes: state.budget.max_text_bytes });
-        }
-    }
-    let excluded = |in_set: bool| usize::from(p.exclude_row.is_some() && in_set);
-    let (searchable, filtered_out) = match &p.rows {
-        Some(rows) => {
-            let excluded = excluded(p.exclude_row.is_some_and(|r| rows.contains(r as u32)));
-            (rows.len() as usize - excluded, (rows.len() as usize) < index.len())
-        }
-        None => (index.len() - excluded(true), false),
-    };
-    let fewer_results_reason = (hits.len() < p.k).then(|| {
-        if p.min_score.is_some() && hits.len() < searchable {
-            FewerReason::MinScore
-        } else if filtered_out {
-            FewerReason::Filter
-        } else {
-            FewerReason::IndexSmallerThanK
-        }
-    });
-    let results: Vec<SearchResult> = hits.iter().map(|hit| to_result(index, *hit, req.with_text)).collect();
-    let context = match (&state.contexts, &p.context_key) {
-        (Some(queue), Some(key)) => {
-            // The chatbot reads title and text from the context, whatever this response carried.
-            let entries: Vec<ContextEntry<'_>> = hits
-                .iter()
-                .map(|hit| {
-                    let doc = index.doc(hit.row as usize);
-                    ContextEntry {
-                        id: &doc.id,
-                        url: doc.url(),
-                        title: doc.title.as_deref(),
-                        text: doc.text.as_deref(),
-                        score: hit.score,
-                    }
-                })
-                .collect();
-            let payload = context::encode_payload(&entries, p.k, p.min_score, index.version())
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            let queued = queue.enqueue(ContextWrite { key: key.clone(), payload, index_version: index.version() });
-            Some(ContextRef { key: key.as_str().to_owned(), queued })
-        }
+) -> Result<Rendered, ApiError> {
+    let views: Vec<HitView<'_>> = hits.iter().map(|h| hit_view(index, *h)).collect();
+    let context = match (&state.contexts, &resolved.context_key) {
+        (Some(queue), Some(key)) => Some(ContextTarget { queue, key, index_version: index.version() }),
         _ => None,
     };
-    Ok(Answer { results, fewer_results_reason, context })
+    render(plan, &views, resolved.search.reach(index), context, &state.budget, spent)
 }
 
-/// Top-k over the documents whose Redis deadline has not passed, without
-/// the query's `exclude_row`. See [`extra_candidates`] and [`keep_live`].
-/// A filtered query scans its own rows on rayon; others go through the
-/// coalescer, which shares one pass over the matrix between them.
-async fn scan_live(state: &AppState, index: Arc<Index>, p: &Prepared) -> Result<Vec<Hit>, ApiError> {
-    let now = now_ms();
-    let extra = extra_candidates(&index, p, now);
-    let answer = match &p.rows {
-        Some(rows) => {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let (snapshot, rows, query) = (Arc::clone(&index), Arc::clone(rows), p.vector.clone());
-            let (k, min_score) = (p.k + extra, p.min_score);
-            rayon::spawn(move || {
-                let _ = tx.send(snapshot.search_filtered(&query, &rows, k, min_score));
-            });
-            rx.await.ok()
-        }
-        None => state.coalescer.top_k(Arc::clone(&index), p.vector.clone(), p.k + extra, p.min_score).await,
+/// A hit with its document's fields, borrowed from the snapshot.
+pub fn hit_view(index: &Index, hit: Hit) -> HitView<'_> {
+    let doc = index.doc(hit.row as usize);
+    HitView {
+        id: &doc.id,
+        url: doc.url(),
+        title: doc.title.as_deref(),
+        text: doc.text.as_deref(),
+        score: hit.score,
+        vector_score: None,
+        lexical_score: None,
+        snippet: None,
     }
-    .ok_or_else(|| ApiError::Internal("search worker dropped its result".into()))?;
-    Ok(keep_live(&index, p, counted(state, answer), now))
 }
 
 /// Counts how a query was answered (`/v1/stats`, `/metrics`) and returns its hits.
-pub fn counted(state: &AppState, answer: Scanned) -> Vec<Hit> {
+pub fn counted(state: &AppState, answer: Answer) -> Vec<Hit> {
     state.scans.record(answer.rescore.as_ref());
     if let Some(r) = answer.rescore.filter(|r| r.path == ScanPath::Int8) {
         super::metrics::record_rescored(r.rows);
     }
     answer.hits
-}
-
-/// Rows a scan must return beyond k so that k live ones remain: those past
-/// their deadline (at most `expired_count`) plus the excluded row.
-pub fn extra_candidates(index: &Index, p: &Prepared, now_ms: u64) -> usize {
-    index.expired_count(now_ms) + usize::from(p.exclude_row.is_some())
-}
-
-/// Drops expired and excluded rows from a scan's hits and cuts them to k;
-/// with [`extra_candidates`] the result is exactly the live top-k.
-pub fn keep_live(index: &Index, p: &Prepared, mut hits: Vec<Hit>, now_ms: u64) -> Vec<Hit> {
-    hits.retain(|h| !index.is_expired(h.row as usize, now_ms) && Some(h.row as usize) != p.exclude_row);
-    hits.truncate(p.k);
-    hits
-}
-
-pub(super) fn to_result(index: &Index, hit: Hit, with_text: bool) -> SearchResult {
-    let doc = index.doc(hit.row as usize);
-    SearchResult {
-        id: doc.id.to_string(),
-        url: doc.url().to_owned(),
-        title: doc.title.as_deref().map(str::to_owned),
-        text: with_text.then(|| doc.text.as_deref().map(str::to_owned)),
-        score: hit.score,
-    }
 }

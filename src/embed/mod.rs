@@ -10,7 +10,7 @@
 //! - [`settings`]: [`EmbedderSettings`], built by the configuration layer.
 //!
 //! This module knows nothing of the index: the dimension check against it is
-//! the caller's (`api::query`), so a mismatch is reported per request with both numbers.
+//! the caller's (`query::resolve`), so a mismatch is reported per request with both numbers.
 
 pub mod cache;
 pub mod local;

@@ -2,7 +2,7 @@
 //!
 //! Owns the wire protocols, timeouts, retries and the concurrency limit. It
 //! does not cache, normalise text or know the index dimension (see
-//! `embed::cache` and `api::query`).
+//! `embed::cache` and `query::resolve`).
 //!
 //! | kind     | request                                              | response                          |
 //! |----------|------------------------------------------------------|-----------------------------------|

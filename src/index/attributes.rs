@@ -77,7 +77,8 @@ impl AttrValue {
         }
     }
 
-    fn to_json(&self) -> serde_json::Value {
+    /// The value as JSON (numbers as f64), as filters and their canonical form write it.
+    pub fn to_json(&self) -> serde_json::Value {
         match self {
             Self::Str(s) => serde_json::Value::String(s.to_string()),
             Self::Num(bits) => {
@@ -97,6 +98,13 @@ pub enum AttrKind {
 }
 
 impl AttrKind {
+    pub const ALL: [AttrKind; 3] = [Self::String, Self::Number, Self::Boolean];
+
+    /// The kind [`AttrKind::as_str`] names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::String => "string",
@@ -185,6 +193,23 @@ impl RowFilter {
     pub fn accepts(&self, doc: &Document) -> bool {
         self.url_prefix.as_deref().is_none_or(|p| doc.url().starts_with(p))
             && self.fields.iter().all(|(name, values)| doc.attributes.get(name).is_some_and(|v| values.contains(v)))
+    }
+
+    /// Whether the filter can be evaluated where `kinds` tells which value
+    /// kinds each field holds (`None`: no document has the field): the
+    /// first field, in name order, that is unknown or asked for a kind it
+    /// never holds is the error.
+    ///
+    /// # Errors
+    /// [`FilterError::UnknownField`] or [`FilterError::WrongType`].
+    pub fn check<'a>(&self, kinds: impl Fn(&str) -> Option<&'a [AttrKind]>) -> Result<(), FilterError> {
+        for (name, values) in &self.fields {
+            let held = kinds(name).ok_or_else(|| FilterError::UnknownField { field: name.to_string() })?;
+            if let Some(v) = values.iter().find(|v| !held.contains(&v.kind())) {
+                return Err(FilterError::WrongType { field: name.to_string(), holds: held.to_vec(), got: v.kind() });
+            }
+        }
+        Ok(())
     }
 
     /// One canonical JSON text per meaning (keys sorted, values sorted and
@@ -290,20 +315,29 @@ impl Attributes {
     /// [`FilterError::WrongType`] for a value of a kind no document holds
     /// for that name.
     pub fn matching(&self, docs: &[Arc<Document>], filter: &RowFilter) -> Result<Option<RoaringBitmap>, FilterError> {
+        filter.check(|name| self.kinds(name))?;
+        Ok(self.matching_unchecked(docs, filter))
+    }
+
+    /// The value kinds some document holds for field `name` (`None`: no
+    /// document has it). A sharded deployment adds these up over its
+    /// shards and runs [`RowFilter::check`] on the sum, as one node would.
+    pub fn kinds(&self, name: &str) -> Option<&[AttrKind]> {
+        self.fields.get(name).map(|f| f.kinds.as_slice())
+    }
+
+    /// [`Attributes::matching`] without the check: a field no document
+    /// holds, or a value of a kind it never has, matches no row. A shard
+    /// answers this way, because another shard may hold the field.
+    pub fn matching_unchecked(&self, docs: &[Arc<Document>], filter: &RowFilter) -> Option<RoaringBitmap> {
         let mut lists = Vec::with_capacity(filter.fields.len());
         for (name, values) in &filter.fields {
-            let field = self.fields.get(name).ok_or_else(|| FilterError::UnknownField { field: name.to_string() })?;
-            if let Some(v) = values.iter().find(|v| !field.kinds.contains(&v.kind())) {
-                return Err(FilterError::WrongType {
-                    field: name.to_string(),
-                    holds: field.kinds.clone(),
-                    got: v.kind(),
-                });
-            }
             let mut any: RoaringBitmap = RoaringBitmap::new();
-            for v in values {
-                if let Some(rows) = field.values.get(v) {
-                    any |= rows;
+            if let Some(field) = self.fields.get(name) {
+                for v in values {
+                    if let Some(rows) = field.values.get(v) {
+                        any |= rows;
+                    }
                 }
             }
             lists.push(any);
@@ -320,7 +354,7 @@ impl Attributes {
                 None => list,
             });
         }
-        Ok(rows)
+        rows
     }
 
     /// Rows whose url starts with `prefix`: one contiguous range in url order.

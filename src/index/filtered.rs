@@ -11,7 +11,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 
 use super::{
-    attributes::{Attributes, FilterError, RowFilter},
+    attributes::{AttrKind, Attributes, FilterError, RowFilter},
     Document, Index, SegmentRow,
 };
 use crate::search::{filter::top_k_filtered, topk::rank_order, Answer, Hit};
@@ -51,6 +51,21 @@ impl Index {
     pub fn matching(&self, filter: &RowFilter) -> Result<Option<RoaringBitmap>, FilterError> {
         let view = self.filter_view();
         view.attributes.matching(&view.docs, filter)
+    }
+
+    /// [`Index::matching`] as a shard evaluates a filter: a field or kind
+    /// this snapshot lacks matches nothing instead of failing, and the
+    /// kinds each of the filter's fields holds here come back, so that the
+    /// router can check the filter against all shards' kinds together
+    /// ([`RowFilter::check`]) exactly as one node would.
+    pub fn matching_on_shard(&self, filter: &RowFilter) -> (Option<RoaringBitmap>, Vec<(String, Vec<AttrKind>)>) {
+        let view = self.filter_view();
+        let kinds = filter
+            .fields
+            .keys()
+            .map(|name| (name.to_string(), view.attributes.kinds(name).map(<[AttrKind]>::to_vec).unwrap_or_default()))
+            .collect();
+        (view.attributes.matching_unchecked(&view.docs, filter), kinds)
     }
 
     /// The posting lists (counts for `/v1/stats` and the load log).

@@ -33,6 +33,8 @@ pub mod attributes;
 pub mod builder;
 pub mod delta;
 pub mod filtered;
+pub mod fusion;
+pub mod lexical;
 pub mod search;
 pub mod segment;
 pub mod shared;

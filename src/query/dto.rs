@@ -1,8 +1,13 @@
 //! Request and response bodies of the search routes, as the OpenAPI
-//! document describes them. Plain data: validation lives in
-//! [`super::query`], rendering in the handlers.
+//! document describes them, for the node and the router alike. Plain data:
+//! validation lives in [`super::plan`], rendering in [`super::answer`].
 
-use serde::{Deserialize, Serialize};
+use std::{fmt, marker::PhantomData};
+
+use serde::{
+    de::{value::MapAccessDeserializer, Deserializer, MapAccess, Visitor},
+    Deserialize, Serialize,
+};
 use serde_json::json;
 use utoipa::{
     openapi::{
@@ -56,6 +61,87 @@ pub struct SearchRequest {
     /// Only documents matching this; see [`SearchFilter`].
     #[serde(default)]
     pub filter: Option<SearchFilter>,
+    /// How a `text` query is ranked; see [`SearchMode`].
+    #[serde(default)]
+    pub mode: Option<SearchMode>,
+    /// Tuning of `hybrid` ranking; see [`HybridOptions`].
+    #[serde(default)]
+    pub hybrid: Option<HybridOptions>,
+    /// The passage of each hit that answers the question; see [`SnippetOptions`].
+    #[serde(default)]
+    pub snippet: Option<SnippetOptions>,
+}
+
+/// How a query is ranked. A `text` query is `hybrid` unless it says
+/// otherwise; `vector` and `id` queries can only be `vector` (they carry no
+/// words to match).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchMode {
+    /// Cosine similarity of the embeddings only.
+    Vector,
+    /// BM25F over title and text only (no embedding is made).
+    Lexical,
+    /// Both rankings fused (see `docs/text-search.md`): what finds
+    /// Portuguese questions an English embedding model ranks poorly.
+    Hybrid,
+}
+
+impl SearchMode {
+    pub const ALL: [SearchMode; 3] = [Self::Vector, Self::Lexical, Self::Hybrid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vector => "vector",
+            Self::Lexical => "lexical",
+            Self::Hybrid => "hybrid",
+        }
+    }
+
+    /// Whether this mode needs the question embedded.
+    pub fn uses_vectors(self) -> bool {
+        matches!(self, Self::Vector | Self::Hybrid)
+    }
+
+    /// Whether this mode matches the question's words.
+    pub fn uses_words(self) -> bool {
+        matches!(self, Self::Lexical | Self::Hybrid)
+    }
+}
+
+/// `hybrid` of a search.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HybridOptions {
+    /// The vector ranking's weight in the fused score, in (0, 1]; the rest
+    /// goes to the lexical ranking. Default: chosen per question from how
+    /// well the embedding model reads it (1 for a question it understands,
+    /// 0.4 for one it does not).
+    #[serde(default)]
+    #[schema(minimum = 0.0, exclusive_minimum = 0.0, maximum = 1.0)]
+    pub vector_weight: Option<f64>,
+}
+
+/// Longest snippet a request may ask for, in characters.
+pub const MAX_SNIPPET_CHARS: u32 = 10_000;
+
+/// `snippet` of a search.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnippetOptions {
+    /// The snippet's length limit, in characters (Unicode scalar values), 1 to 10000.
+    #[schema(minimum = 1, maximum = 10000)]
+    pub max_chars: u32,
+}
+
+/// The passage of a hit's text that best matches the question.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Snippet {
+    /// At most `max_chars` characters of the text, cut at word boundaries.
+    pub text: String,
+    /// The matched words as `[start, end)` offsets into `text`, in UTF-16
+    /// code units (JavaScript string indexes), ascending.
+    pub highlights: Vec<[usize; 2]>,
 }
 
 /// Most fields one filter may name.
@@ -68,12 +154,12 @@ pub const MAX_URL_PREFIX_BYTES: usize = 2048;
 /// `filter` of a search: every condition must hold (AND). Read as plain
 /// JSON values and checked in `super::query::row_filter`, so that a wrong
 /// shape gets our own `invalid_filter` answer with the field named.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchFilter {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_prefix: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -164,7 +250,7 @@ impl QueryKind {
                 .into(),
             Self::Text => ObjectBuilder::new()
                 .schema_type(Type::String)
-                .max_length(Some(super::query::MAX_TEXT_BYTES))
+                .max_length(Some(super::plan::MAX_TEXT_BYTES))
                 .description(Some(
                     "Question text, embedded server-side by the configured provider (422 `text_search_disabled` when none is). At most 8 KiB.",
                 ))
@@ -174,6 +260,37 @@ impl QueryKind {
                 .description(Some(
                     "A document id (for the chatbot, the article URL): find documents like it. Its stored vector is the query and it is left out of the results.",
                 ))
+                .into(),
+        }
+    }
+
+    /// `mode`: every mode for a text query; only `vector` for the others.
+    fn mode_schema(self) -> RefOr<Schema> {
+        match self {
+            Self::Text => OneOfBuilder::new()
+                .item(Ref::from_schema_name("SearchMode"))
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .description(Some("How the question is ranked. Default: `hybrid`."))
+                .into(),
+            Self::Vector | Self::Id => ObjectBuilder::new()
+                .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                .enum_values(Some(["vector"]))
+                .description(Some("Only `vector`: this query has no words to match (422 `mode_needs_text` otherwise)."))
+                .into(),
+        }
+    }
+
+    /// `hybrid`: options of the fusion, for a text query only.
+    fn hybrid_schema(self) -> RefOr<Schema> {
+        match self {
+            Self::Text => OneOfBuilder::new()
+                .item(Ref::from_schema_name("HybridOptions"))
+                .item(ObjectBuilder::new().schema_type(Type::Null))
+                .description(Some("Tuning of `hybrid` ranking. Default: the per-question weight."))
+                .into(),
+            Self::Vector | Self::Id => ObjectBuilder::new()
+                .schema_type(Type::Null)
+                .description(Some("Only for text queries."))
                 .into(),
         }
     }
@@ -255,6 +372,17 @@ impl QueryKind {
                     .item(ObjectBuilder::new().schema_type(Type::Null))
                     .description(Some("Search only documents matching this. Default: every document.")),
             )
+            .property("mode", self.mode_schema())
+            .property("hybrid", self.hybrid_schema())
+            .property(
+                "snippet",
+                OneOfBuilder::new()
+                    .item(Ref::from_schema_name("SnippetOptions"))
+                    .item(ObjectBuilder::new().schema_type(Type::Null))
+                    .description(Some(
+                        "Give each hit the passage of its text that best matches the question (the text's opening for a query without words). Default: none.",
+                    )),
+            )
             .additional_properties(Some(AdditionalProperties::FreeForm(false)))
             .examples([self.example()])
             .into()
@@ -277,6 +405,9 @@ impl ToSchema for SearchRequest {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.extend(QueryKind::ALL.map(|kind| (kind.schema_name().to_owned(), RefOr::T(kind.schema()))));
         schemas.push((SearchFilter::SCHEMA_NAME.to_owned(), RefOr::T(SearchFilter::schema())));
+        schemas.push(("SearchMode".to_owned(), <SearchMode as PartialSchema>::schema()));
+        schemas.push(("HybridOptions".to_owned(), <HybridOptions as PartialSchema>::schema()));
+        schemas.push(("SnippetOptions".to_owned(), <SnippetOptions as PartialSchema>::schema()));
     }
 }
 
@@ -296,8 +427,24 @@ pub struct SearchResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, required = false)]
     pub text: Option<Option<String>>,
-    /// Cosine similarity, in [-1, 1].
+    /// What the results are ordered by: in `vector` mode the cosine
+    /// similarity, in [-1, 1]; in `lexical` mode the BM25F score (≥ 0); in
+    /// `hybrid` mode the fused score (at most 1, the best possible;
+    /// comparable only between results of one question).
     pub score: f32,
+    /// `hybrid` mode: the cosine similarity. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub vector_score: Option<f32>,
+    /// `hybrid` and `lexical` modes: the BM25F score (0 when no word of the
+    /// question is in the document). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub lexical_score: Option<f64>,
+    /// Present when the request asked for `snippet`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub snippet: Option<Snippet>,
 }
 
 /// Why fewer than k results came back.
@@ -310,6 +457,8 @@ pub enum FewerReason {
     MinScore,
     /// Fewer than k documents match the `filter`.
     Filter,
+    /// `lexical` mode: fewer than k documents contain a word of the question.
+    NoMoreMatches,
 }
 
 /// Answer of `POST /v1/search`.
@@ -322,6 +471,8 @@ pub enum FewerReason {
 }))]
 pub struct SearchResponse {
     pub results: Vec<SearchResult>,
+    /// How the results were ranked.
+    pub mode: SearchMode,
     /// Server-side time, in microseconds.
     pub took_us: u64,
     /// The snapshot that answered; changes on every reload or update.
@@ -352,7 +503,7 @@ pub struct ContextRef {
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// 1 to the server's SEMSEARCH_MAX_BATCH (default 256) queries, else 422 `invalid_batch_size`.
-    #[serde(deserialize_with = "super::extract::objects")]
+    #[serde(deserialize_with = "objects")]
     // maxItems is SEMSEARCH_MAX_BATCH's default; tests/api/openapi.rs keeps them equal.
     #[schema(min_items = 1, max_items = 256)]
     pub queries: Vec<SearchRequest>,
@@ -367,35 +518,39 @@ pub struct BatchResponse {
     pub fewer_results_reasons: Vec<Option<FewerReason>>,
     /// Per query, where its results were cached (null when context writes are off).
     pub contexts: Vec<Option<ContextRef>>,
+    /// Per query, how its results were ranked.
+    pub modes: Vec<SearchMode>,
     /// Server-side time, in microseconds.
     pub took_us: u64,
     pub index_version: u64,
 }
 
-/// Body of `POST /v1/embed`: texts to embed with the server's embedder, as
-/// the article-embedding script would (the same model as the index).
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"texts": ["how do I download a file from the command line"], "normalization": "none"}))]
-pub struct EmbedRequest {
-    /// 1 to SEMSEARCH_MAX_BATCH texts, each at most 64 KiB; longer than 256
-    /// word pieces is truncated as sentence-transformers does (`truncated`).
-    #[schema(min_items = 1)]
-    pub texts: Vec<String>,
-    /// Text preparation: `none` (trim; the default) or `chatbot` (the
-    /// chatbot's prepareTextForSearch).
-    #[serde(default)]
-    pub normalization: Option<crate::embed::Normalization>,
+/// A body (or batch item) that must be a JSON object. serde's derived
+/// `Deserialize` also accepts a struct as a positional array, so
+/// `[v,null,null,2,null,false]` was a search with k = 2 (issue 16).
+pub struct ObjectOnly<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Objects<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Objects<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_map(Objects(PhantomData)).map(ObjectOnly)
+    }
 }
 
-/// Answer of `POST /v1/embed`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EmbedResponse {
-    /// One unit-length vector per text, in request order.
-    pub embeddings: Vec<Vec<f32>>,
-    /// The model that embedded them, e.g. `all-MiniLM-L6-v2`.
-    pub model: String,
-    pub dimension: usize,
-    /// Per text, whether it was cut at 256 word pieces.
-    pub truncated: Vec<bool>,
+/// `#[serde(deserialize_with)]` for a list of objects (batch `queries`).
+///
+/// # Errors
+/// When an element is not a JSON object of type `T`.
+pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    let items: Vec<ObjectOnly<T>> = Vec::deserialize(deserializer)?;
+    Ok(items.into_iter().map(|ObjectOnly(t)| t).collect())
 }

@@ -1,87 +1,214 @@
-//! A request → a [`Prepared`] query: validated, resolved to the unit-length
-//! vector to scan with, and with the context key its results go under.
+//! A request → a [`Plan`]: every check that needs nothing but the body and
+//! the server's limits, in one order, for the node and the router alike.
 //!
-//! Shared by every endpoint that takes a query ([`prepare`] for search and
-//! each batch item, [`resolve_query`] for the vector or text alone), so they
-//! follow the same rules and error codes.
-//! [`resolve_query_or_id`] adds "more like this": an `id` query scans with
-//! that document's stored row and names the row to leave out of the results.
-//! Owns the mapping of [`EmbedError`] to [`ApiError`] and the dimension check
-//! of embedded text against the index: a provider whose vectors have another
-//! length gets a 502 that says so, never a wrong answer.
+//! What needs more is done when the plan is resolved: embedding a text
+//! (`super::resolve`), finding an `id`'s row or a filter's rows in a
+//! snapshot (the node) or on the shards (the router). A check added here is
+//! therefore answered identically by both, which is the point: the router
+//! once re-implemented these rules and answered `min_score: 1e39` with
+//! unfiltered results where a node said 422.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
-use roaring::RoaringBitmap;
-use tracing::warn;
-
-use super::{
-    dto::{SearchFilter, SearchRequest, MAX_FILTER_FIELDS, MAX_FILTER_VALUES, MAX_URL_PREFIX_BYTES},
-    AppState,
+use super::dto::{
+    SearchFilter, SearchMode, SearchRequest, MAX_FILTER_FIELDS, MAX_FILTER_VALUES, MAX_SNIPPET_CHARS,
+    MAX_URL_PREFIX_BYTES,
 };
-use crate::problem::ApiError;
 use crate::{
-    embed::{EmbedError, QueryEmbedder},
-    index::{
-        attributes::{AttrValue, FilterError, RowFilter},
-        now_ms, Index,
-    },
-    store::{context, keys::WritableKey},
+    index::attributes::{AttrValue, RowFilter},
+    problem::{echo, ApiError},
+    store::keys::{KeySpace, WritableKey},
 };
 
-/// A validated query, ready to scan; owned so it can move to a rayon worker.
-#[derive(Debug)]
-pub struct Prepared {
-    /// Unit-length query vector.
-    pub vector: Vec<f32>,
-    pub k: usize,
-    pub min_score: Option<f32>,
-    /// For an `id` query: the document's own row, never returned.
-    pub exclude_row: Option<usize>,
-    /// Where the results go in Redis, if context writes are on.
-    pub context_key: Option<WritableKey>,
-    /// The rows the request's `filter` matches in the snapshot it was
-    /// prepared against; `None` without a filter (every row).
-    pub rows: Option<Arc<RoaringBitmap>>,
+/// Longest `text` accepted, in bytes. Questions are short; this stops a 1 MB
+/// body from becoming a 1 MB (and billed) provider request.
+pub const MAX_TEXT_BYTES: usize = 8 * 1024;
+
+/// What a request is checked against: the server's limits and what it
+/// knows of the index.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    /// Largest `k` (`SEMSEARCH_MAX_K`).
+    pub max_k: usize,
+    /// Where contexts go: a client's `context_key` must be a key under it.
+    pub keys: &'a KeySpace,
+    /// The index dimension a `vector` must have; 0 when unknown (an empty
+    /// index with no configured dimension, or a router before it has asked
+    /// its shards), then any length is accepted here and checked where the
+    /// dimension is known.
+    pub dim: usize,
 }
 
-/// Validates one request against `index` (shared by `/v1/search` and each
-/// batch item, so both answer the same error codes).
-///
-/// # Errors
-/// `invalid_k`, `invalid_context_key`, `invalid_type` (a `min_score` beyond
-/// f32), those of [`matching_rows`] and of [`resolve_query_or_id`].
-pub async fn prepare(state: &AppState, index: &Index, req: &SearchRequest) -> Result<Prepared, ApiError> {
-    let k = validate_k(req.k, state.max_k)?;
-    let filter = req.filter.as_ref().map(row_filter).transpose()?.filter(|f| !f.is_empty());
-    let rows = filter.as_ref().map(|f| matching_rows(index, f)).transpose()?.flatten().map(Arc::new);
-    let canonical = filter.as_ref().map(RowFilter::canonical);
-    let chosen_key = match &req.context_key {
-        Some(suffix) => Some(state.keys.context_key(suffix).map_err(|_| ApiError::InvalidContextKey)?),
-        None => None,
-    };
-    let resolved =
-        resolve_query_or_id(state, index, req.vector.as_deref(), req.text.as_deref(), req.id.as_deref()).await?;
-    // serde reads `1e39` into an f32 as infinity; like the same number in
-    // `vector` it is refused, not served as "nothing reaches this score".
-    let min_score = match req.min_score {
-        Some(m) if !m.is_finite() => {
-            return Err(ApiError::InvalidType("min_score: the number is outside f32's range".into()))
+/// The query of a request, exactly one of the three kinds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Query {
+    /// An embedding, scaled to unit length.
+    Vector(Vec<f32>),
+    /// A question, embedded when the plan is resolved.
+    Text(String),
+    /// A stored document: its row is the query, and it is left out.
+    Id(String),
+}
+
+/// A validated request: what to find and how to answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub query: Query,
+    pub k: usize,
+    /// Finite when present (f32 infinity from `1e39` is refused).
+    pub min_score: Option<f32>,
+    /// `None` when the request has no filter or an empty one (every row).
+    pub filter: Option<RowFilter>,
+    pub with_text: bool,
+    /// The key the client chose for the context; without one the key is a
+    /// hash of the resolved query ([`Plan::default_context_suffix`]).
+    pub context_key: Option<WritableKey>,
+    /// How the query is ranked; only a text query can be other than `vector`.
+    pub mode: SearchMode,
+    /// `hybrid.vector_weight`: a fixed weight instead of the per-question one.
+    pub vector_weight: Option<f64>,
+    /// `snippet.max_chars`.
+    pub snippet_chars: Option<usize>,
+}
+
+impl Plan {
+    /// Checks `req` in a fixed order (k, filter, context key, query, vector,
+    /// min_score, mode, hybrid, snippet), so that a request wrong in several
+    /// ways gets the same first error from a node and from the router.
+    ///
+    /// # Errors
+    /// `invalid_k`, those of [`row_filter`], `invalid_context_key`,
+    /// `query_required`, `ambiguous_query`, the vector checks of
+    /// [`validate_vector`], `text_too_long`, `invalid_type` for a
+    /// `min_score` beyond f32 or an option out of its range, and
+    /// `mode_needs_text`.
+    pub fn new(req: &SearchRequest, rules: &Rules<'_>) -> Result<Self, ApiError> {
+        let k = validate_k(req.k, rules.max_k)?;
+        let filter = req.filter.as_ref().map(row_filter).transpose()?.filter(|f| !f.is_empty());
+        let context_key = match &req.context_key {
+            Some(suffix) => Some(rules.keys.context_key(suffix).map_err(|_| ApiError::InvalidContextKey)?),
+            None => None,
+        };
+        let query = match (req.vector.as_deref(), req.text.as_deref(), req.id.as_deref()) {
+            (None, None, None) => return Err(ApiError::QueryRequired),
+            (Some(vector), None, None) => Query::Vector(normalized(validate_vector(vector, rules.dim)?)?),
+            (None, Some(text), None) if text.len() > MAX_TEXT_BYTES => {
+                return Err(ApiError::TextTooLong { got: text.len(), max: MAX_TEXT_BYTES })
+            }
+            (None, Some(text), None) => Query::Text(text.to_owned()),
+            (None, None, Some(id)) => Query::Id(id.to_owned()),
+            _ => return Err(ApiError::AmbiguousQuery),
+        };
+        // serde reads `1e39` into an f32 as infinity; like the same number in
+        // `vector` it is refused, not served as "nothing reaches this score".
+        let min_score = match req.min_score {
+            Some(m) if !m.is_finite() => {
+                return Err(ApiError::InvalidType("min_score: the number is outside f32's range".into()))
+            }
+            m => m,
+        };
+        let is_text = matches!(query, Query::Text(_));
+        // Intermediate step: the lexical index lands in the next commits;
+        // until then every query is ranked by vectors and says so.
+        let mode = req.mode.unwrap_or(SearchMode::Vector);
+        if mode != SearchMode::Vector && is_text {
+            return Err(ApiError::InvalidType(format!("mode {}: not available in this build", mode.as_str())));
         }
-        m => m,
-    };
-    let context_key = match (&state.contexts, chosen_key) {
-        (None, _) => None,
-        (Some(_), Some(key)) => Some(key),
-        (Some(_), None) => {
-            let hash = match &req.id {
-                Some(id) => context::similar_hash(id, k, min_score, canonical.as_deref()),
-                None => context::request_hash(&resolved.vector, k, min_score, canonical.as_deref()),
+        if mode != SearchMode::Vector && !is_text {
+            return Err(ApiError::ModeNeedsText(format!(
+                "mode {:?} ranks by the question's words; a vector or id query has none (send \"text\", or leave mode out)",
+                mode.as_str()
+            )));
+        }
+        let vector_weight = match req.hybrid.and_then(|h| h.vector_weight) {
+            _ if req.hybrid.is_some() && !is_text => {
+                return Err(ApiError::ModeNeedsText("hybrid options apply to text queries only".into()))
+            }
+            _ if req.hybrid.is_some() && mode != SearchMode::Hybrid => {
+                return Err(ApiError::InvalidType(format!("hybrid: options apply to mode hybrid, not {}", mode.as_str())))
+            }
+            Some(w) if !(w > 0.0 && w <= 1.0) => {
+                return Err(ApiError::InvalidType("hybrid.vector_weight: must be in (0, 1]".into()))
+            }
+            w => w,
+        };
+        let snippet_chars = match req.snippet {
+            Some(s) if s.max_chars == 0 || s.max_chars > MAX_SNIPPET_CHARS => {
+                return Err(ApiError::InvalidType(format!("snippet.max_chars: must be 1 to {MAX_SNIPPET_CHARS}")))
+            }
+            s => s.map(|s| s.max_chars as usize),
+        };
+        Ok(Self {
+            query,
+            k,
+            min_score,
+            filter,
+            with_text: req.with_text,
+            context_key,
+            mode,
+            vector_weight,
+            snippet_chars,
+        })
+    }
+
+    /// The question's words when the mode matches them.
+    pub fn words(&self) -> Option<&str> {
+        match &self.query {
+            Query::Text(text) if self.mode.uses_words() => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The context key's suffix when the client chose none: a hash of the
+    /// resolved query (`vector`: the unit vector a text or vector query
+    /// scans with), k, min_score and the filter's canonical form; an `id`
+    /// query hashes its id instead, because its results (the document left
+    /// out) differ from those of its vector.
+    pub fn default_context_suffix(&self, vector: &[f32]) -> String {
+        let canonical = self.filter.as_ref().map(RowFilter::canonical);
+        if self.mode != SearchMode::Vector || self.snippet_chars.is_some() {
+            // Words, mode and snippets change the entry: hash them too. A plain
+            // vector search keeps the key it had before modes existed.
+            let text = match &self.query {
+                Query::Text(text) => text.as_str(),
+                Query::Vector(_) | Query::Id(_) => "",
             };
-            Some(state.keys.context_key(&hash).map_err(|_| ApiError::InvalidContextKey)?)
+            let id = match &self.query {
+                Query::Id(id) => Some(id.as_str()),
+                _ => None,
+            };
+            return crate::store::context::search_hash(&crate::store::context::SearchHashParts {
+                mode: self.mode.as_str(),
+                text,
+                id,
+                vector: self.mode.uses_vectors().then_some(vector),
+                vector_weight: self.vector_weight,
+                snippet_chars: self.snippet_chars,
+                k: self.k,
+                min_score: self.min_score,
+                filter: canonical.as_deref(),
+            });
         }
-    };
-    Ok(Prepared { vector: resolved.vector, k, min_score, exclude_row: resolved.exclude_row, context_key, rows })
+        match &self.query {
+            Query::Id(id) => crate::store::context::similar_hash(id, self.k, self.min_score, canonical.as_deref()),
+            Query::Vector(_) | Query::Text(_) => {
+                crate::store::context::request_hash(vector, self.k, self.min_score, canonical.as_deref())
+            }
+        }
+    }
+
+    /// Where this query's context goes once its vector is known: the
+    /// client's key, else the default one.
+    ///
+    /// # Errors
+    /// `invalid_context_key` if the default key is refused (it never is:
+    /// a hex hash under our own prefix).
+    pub fn context_key(&self, keys: &KeySpace, vector: &[f32]) -> Result<WritableKey, ApiError> {
+        match &self.context_key {
+            Some(key) => Ok(key.clone()),
+            None => keys.context_key(&self.default_context_suffix(vector)).map_err(|_| ApiError::InvalidContextKey),
+        }
+    }
 }
 
 /// A request's `filter` as a [`RowFilter`]: values sorted and deduplicated,
@@ -100,7 +227,7 @@ pub fn row_filter(filter: &SearchFilter) -> Result<RowFilter, ApiError> {
     }
     let mut fields = BTreeMap::new();
     for (name, value) in given.into_iter().flatten() {
-        let bad = |what: &str| ApiError::InvalidFilter(format!("fields.{}: {what}", crate::problem::echo(name)));
+        let bad = |what: &str| ApiError::InvalidFilter(format!("fields.{}: {what}", echo(name)));
         let scalar = |v: &serde_json::Value| {
             AttrValue::from_json(v).ok_or_else(|| bad("a value must be a string, number or boolean"))
         };
@@ -119,154 +246,6 @@ pub fn row_filter(filter: &SearchFilter) -> Result<RowFilter, ApiError> {
         fields.insert(name.as_str().into(), values);
     }
     Ok(RowFilter { url_prefix: filter.url_prefix.as_deref().map(Into::into), fields })
-}
-
-/// The rows of `index` that `filter` matches (`None`: every row).
-///
-/// # Errors
-/// `unknown_filter_field` or `filter_type_mismatch`.
-pub fn matching_rows(index: &Index, filter: &RowFilter) -> Result<Option<RoaringBitmap>, ApiError> {
-    index.matching(filter).map_err(|e| match e {
-        FilterError::UnknownField { field } => ApiError::UnknownFilterField { field },
-        FilterError::WrongType { field, holds, got } => ApiError::FilterTypeMismatch {
-            field,
-            holds: holds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(" or "),
-            got: got.as_str(),
-        },
-    })
-}
-
-/// Longest `text` sent to a provider, in bytes. Questions are short; this
-/// stops a 1 MB body from becoming a 1 MB (and billed) provider request.
-pub const MAX_TEXT_BYTES: usize = 8 * 1024;
-
-/// The query vector at unit length, from exactly one of `vector` or `text`.
-///
-/// `dim` is the index dimension the answer will be scanned against (0: an
-/// empty index, any length accepted).
-///
-/// # Errors
-/// `query_required` or `ambiguous_query` unless exactly one is given; the
-/// vector checks of [`validate_vector`]; for text `text_search_disabled`,
-/// `empty_text`, `text_too_long`, `embedder_failed`, `embedder_timeout` or
-/// `embedder_wrong_dimension`.
-pub async fn resolve_query(
-    state: &AppState,
-    vector: Option<&[Option<f64>]>,
-    text: Option<&str>,
-    dim: usize,
-) -> Result<Vec<f32>, ApiError> {
-    match (vector, text) {
-        (Some(_), Some(_)) => Err(ApiError::AmbiguousQuery),
-        (None, None) => Err(ApiError::QueryRequired),
-        (Some(vector), None) => validate_vector(vector, dim).and_then(normalized),
-        (None, Some(text)) => {
-            let embedder = state.embedder.as_deref().ok_or(ApiError::TextSearchDisabled)?;
-            embed_text(embedder, text, dim).await
-        }
-    }
-}
-
-/// A query resolved against one snapshot.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResolvedQuery {
-    /// Unit length, of the snapshot's dimension.
-    pub vector: Vec<f32>,
-    /// For an `id` query: that document's row, which the results must not contain.
-    pub exclude_row: Option<usize>,
-}
-
-/// As [`resolve_query`], with `id` as a third, mutually exclusive kind of
-/// query: the document's row in `index` is the query vector (already unit
-/// length, so used as stored) and is excluded from the results.
-///
-/// # Errors
-/// `query_required` or `ambiguous_query` unless exactly one of the three is
-/// given; `document_not_found` for an id with no live row in `index`;
-/// otherwise those of [`resolve_query`].
-pub async fn resolve_query_or_id(
-    state: &AppState,
-    index: &Index,
-    vector: Option<&[Option<f64>]>,
-    text: Option<&str>,
-    id: Option<&str>,
-) -> Result<ResolvedQuery, ApiError> {
-    match id {
-        Some(_) if vector.is_some() || text.is_some() => Err(ApiError::AmbiguousQuery),
-        Some(id) => {
-            let row = live_row(index, id)?;
-            Ok(ResolvedQuery { vector: index.row(row).to_vec(), exclude_row: Some(row) })
-        }
-        None => {
-            let vector = resolve_query(state, vector, text, index.dim()).await?;
-            Ok(ResolvedQuery { vector, exclude_row: None })
-        }
-    }
-}
-
-/// The row of document `id`, unless it is absent or past its Redis deadline
-/// (an expired document is never returned, so it cannot be looked up either).
-///
-/// # Errors
-/// [`ApiError::DocumentNotFound`].
-pub fn live_row(index: &Index, id: &str) -> Result<usize, ApiError> {
-    index
-        .find(id)
-        .filter(|&row| !index.is_expired(row, now_ms()))
-        .ok_or_else(|| ApiError::DocumentNotFound { id: id.to_owned() })
-}
-
-/// A question embedded with `embedder`, at unit length; `dim` as in
-/// [`resolve_query`] (the router passes 0: its shards check the dimension).
-///
-/// # Errors
-/// As [`resolve_query`] for text.
-pub async fn embed_text(embedder: &QueryEmbedder, text: &str, dim: usize) -> Result<Vec<f32>, ApiError> {
-    if text.len() > MAX_TEXT_BYTES {
-        return Err(ApiError::TextTooLong { got: text.len(), max: MAX_TEXT_BYTES });
-    }
-    let provider = embedder.provider();
-    let (vector, _source) = embedder.embed(text).await.map_err(|e| {
-        if !matches!(e, EmbedError::EmptyText) {
-            warn!(provider = %provider.kind(), host = provider.host(), error.message = %e, error.cause_chain = ?e, "embedding a text query failed");
-        }
-        to_api_error(e)
-    })?;
-    if dim != 0 && vector.len() != dim {
-        return Err(ApiError::EmbedderWrongDimension {
-            provider: provider.kind().as_str(),
-            model: provider.model().to_owned(),
-            expected: dim,
-            got: vector.len(),
-        });
-    }
-    let mut query = vector.to_vec();
-    crate::index::unit::scale_to_unit(&mut query).map_err(|_| ApiError::EmbedderFailed {
-        provider: provider.kind().as_str(),
-        detail: format!("the {} embedding service returned an all-zero vector", provider.kind()),
-    })?;
-    Ok(query)
-}
-
-/// How an embedding failure is answered.
-pub fn to_api_error(e: EmbedError) -> ApiError {
-    match e {
-        EmbedError::Overloaded { .. } | EmbedError::LocalFailed { .. } | EmbedError::LocalLoad(_) => {
-            ApiError::EmbedderUnavailable { detail: e.to_string() }
-        }
-        EmbedError::EmptyText => ApiError::EmptyText,
-        EmbedError::Timeout { provider, timeout_ms } => {
-            ApiError::EmbedderTimeout { provider: provider.as_str(), timeout_ms }
-        }
-        EmbedError::Client { provider, .. }
-        | EmbedError::BadUrl { provider }
-        | EmbedError::Unreachable { provider, .. }
-        | EmbedError::Status { provider, .. }
-        | EmbedError::BadResponse { provider, .. }
-        | EmbedError::Closed { provider } => {
-            ApiError::EmbedderFailed { provider: provider.as_str(), detail: e.to_string() }
-        }
-    }
 }
 
 /// # Errors
@@ -289,7 +268,7 @@ pub fn normalized(mut query: Vec<f32>) -> Result<Vec<f32>, ApiError> {
 
 /// Checks a query vector and returns it as f32 (not yet normalised).
 ///
-/// `dim = 0` (an empty index with no known dimension) accepts any length.
+/// `dim = 0` (dimension unknown here) accepts any length.
 ///
 /// # Errors
 /// `empty_vector`, `null_element`, `non_finite`, `wrong_dimension` or `zero_vector`.
@@ -305,18 +284,34 @@ pub fn validate_vector(vector: &[Option<f64>], dim: usize) -> Result<Vec<f32>, A
         }
         out.push(x);
     }
-    if dim != 0 && out.len() != dim {
-        return Err(ApiError::WrongDimension { expected: dim, got: out.len() });
-    }
+    check_dimension(out.len(), dim)?;
     if out.iter().all(|&x| x == 0.0) {
         return Err(ApiError::ZeroVector);
     }
     Ok(out)
 }
 
+/// # Errors
+/// `wrong_dimension` unless `dim` is 0 (unknown) or `len`.
+pub fn check_dimension(len: usize, dim: usize) -> Result<(), ApiError> {
+    if dim != 0 && len != dim {
+        return Err(ApiError::WrongDimension { expected: dim, got: len });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keys() -> KeySpace {
+        KeySpace::default()
+    }
+
+    fn plan(body: serde_json::Value, dim: usize) -> Result<Plan, ApiError> {
+        let req: SearchRequest = serde_json::from_value(body).expect("a well-formed body");
+        Plan::new(&req, &Rules { max_k: 10, keys: &keys(), dim })
+    }
 
     #[test]
     fn k_bounds() {
@@ -335,5 +330,50 @@ mod tests {
         assert!(matches!(validate_vector(&[Some(0.0), Some(-0.0)], 2), Err(ApiError::ZeroVector)));
         assert_eq!(validate_vector(&[Some(3.0), Some(4.0)], 2).ok(), Some(vec![3.0, 4.0]));
         assert_eq!(normalized(vec![3.0, 4.0]).ok(), Some(vec![0.6, 0.8]));
+    }
+
+    #[test]
+    fn a_plan_holds_the_unit_vector_and_the_defaults() {
+        let got = plan(serde_json::json!({"vector": [3.0, 4.0]}), 2).expect("valid");
+        assert_eq!(got.query, Query::Vector(vec![0.6, 0.8]));
+        assert_eq!((got.k, got.min_score, got.with_text, got.filter.is_none()), (3, None, true, true));
+    }
+
+    #[test]
+    fn min_score_beyond_f32_is_refused_for_every_kind_of_query() {
+        for query in [serde_json::json!({"vector": [1.0]}), serde_json::json!({"text": "a"}), serde_json::json!({"id": "a"})]
+        {
+            for m in [1e39, -1e39] {
+                let mut body = query.clone();
+                body["min_score"] = serde_json::json!(m);
+                assert!(matches!(plan(body, 0), Err(ApiError::InvalidType(_))), "{query} with {m}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_error_follows_the_documented_order() {
+        // Wrong k and an ambiguous query: k is checked first.
+        assert!(matches!(plan(serde_json::json!({"vector": [1.0], "text": "a", "k": 0}), 1), Err(ApiError::InvalidK { .. })));
+        // Ambiguous and a bad min_score: the query is checked first.
+        assert!(matches!(
+            plan(serde_json::json!({"vector": [1.0], "id": "a", "min_score": 1e39}), 1),
+            Err(ApiError::AmbiguousQuery)
+        ));
+        assert!(matches!(plan(serde_json::json!({}), 1), Err(ApiError::QueryRequired)));
+    }
+
+    #[test]
+    fn an_empty_filter_is_no_filter_and_values_are_canonical() {
+        assert_eq!(plan(serde_json::json!({"id": "a", "filter": {}}), 0).expect("valid").filter, None);
+        let a = plan(serde_json::json!({"id": "a", "filter": {"fields": {"x": [2, 1, 2]}}}), 0).expect("valid");
+        let b = plan(serde_json::json!({"id": "a", "filter": {"fields": {"x": [1.0, 2]}}}), 0).expect("valid");
+        assert_eq!(a.filter, b.filter);
+    }
+
+    #[test]
+    fn a_text_longer_than_the_limit_is_refused_before_embedding() {
+        let long = "a".repeat(MAX_TEXT_BYTES + 1);
+        assert!(matches!(plan(serde_json::json!({"text": long}), 0), Err(ApiError::TextTooLong { .. })));
     }
 }

@@ -1,13 +1,14 @@
 //! The router's HTTP routes: the service's API, answered by fanning out to
 //! one replica per shard and merging ([`super::merge`]).
 //!
-//! A query is resolved once, here: a `text` is embedded at the router; an
-//! `id` is looked up on the shard that owns its key's hash slot, which then
-//! gets the `id` query itself (and leaves the document out, as a single node
-//! does), while every other shard gets the stored vector. Shards are called
-//! with texts whenever contexts are written, because the router writes
-//! contexts (once, with titles and texts) and the shards run with context
-//! writes off.
+//! A request takes the node's query path (`crate::query`): planned with the
+//! same rules, resolved here (a `text` is embedded once; an `id`'s stored
+//! vector comes from the shard that owns its key's hash slot, and every shard
+//! is told to leave that document out), sent to every shard as a typed
+//! [`ShardRequest`] on `/v1/shard/search`, merged exactly, and rendered with
+//! the node's `query::answer::render`. Shards are asked for texts whenever
+//! contexts are written, because the router writes contexts (once, with
+//! titles and texts) and the shards run with context writes off.
 
 use std::{
     sync::atomic::Ordering,
@@ -19,6 +20,7 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
+use bytes::Bytes;
 use futures::future::join_all;
 use reqwest::Method;
 use serde::Deserialize;
@@ -29,19 +31,22 @@ use super::{
     shards::{Reply, Unavailable},
     RouterState,
 };
-use crate::problem::ApiError;
 use crate::{
-    api::{
-        dto::{BatchRequest, BatchResponse, ContextRef, FewerReason, SearchRequest, SearchResponse, SearchResult},
-        extract::Json,
-        query::{embed_text, normalized, validate_k, validate_vector},
+    api::extract::Json,
+    problem::ApiError,
+    query::{
+        answer::{render, ContextTarget, HitView, Reach, Rendered, Spent},
+        dto::{BatchRequest, BatchResponse, SearchFilter, SearchRequest, SearchResponse},
+        resolve::embed_text,
+        shard::{check_filter_on_all, ShardAnswer, ShardHit, ShardQuery, ShardRequest, ShardResponse},
+        Plan, Query, Rules,
     },
     shard::Shard,
-    store::context::{self, ContextEntry, ContextWrite},
+    store::keys::WritableKey,
 };
 
 /// What a router route fails with: our own problem, or a shard's 4xx
-/// passed on as the shard wrote it.
+/// problem passed on as the shard wrote it.
 #[derive(Debug)]
 pub enum RouteError {
     Api(ApiError),
@@ -77,119 +82,66 @@ fn passthrough(reply: Reply) -> Response {
     res
 }
 
-/// One hit as a shard returns it.
-#[derive(Debug, Deserialize)]
-struct ShardHit {
-    id: String,
-    url: String,
-    title: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    score: f32,
-}
-
-impl Ranked for ShardHit {
-    fn score(&self) -> f32 {
-        self.score
-    }
-    fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct ShardSearch {
-    results: Vec<ShardHit>,
-    index_version: u64,
-    #[serde(default)]
-    fewer_results_reason: Option<FewerReason>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ShardBatch {
-    results: Vec<Vec<ShardHit>>,
-    fewer_results_reasons: Vec<Option<FewerReason>>,
-    index_version: u64,
-}
-
-/// A query resolved at the router: what each shard is asked.
+/// A query planned and resolved at the router: what each shard is asked
+/// ([`Routed::shard_query`]) and where its context goes.
 #[derive(Debug)]
-enum Resolved {
-    /// `vector` as the client sent it (each shard validates and normalises
-    /// it exactly as a single node would); `unit` for the context key.
-    Vector { raw: Vec<Option<f64>>, unit: Vec<f32> },
-    /// Embedded once, here.
-    Text { unit: Vec<f32> },
-    /// The owner gets the `id` query; the others the stored unit vector.
-    Id { id: String, owner: usize, stored: Vec<f32> },
+struct Routed {
+    plan: Plan,
+    /// Unit length: the client's vector, the text's embedding (made once,
+    /// here) or the `id`'s stored row (from the shard that owns it).
+    vector: Vec<f32>,
+    /// An `id` query's document, which the shard holding it leaves out.
+    exclude_id: Option<String>,
+    context_key: Option<WritableKey>,
 }
 
-#[derive(Debug)]
-struct Query {
-    resolved: Resolved,
-    k: usize,
-    min_score: Option<f32>,
-    with_text: bool,
-    context_suffix: Option<String>,
-}
-
-impl Query {
-    /// The body shard `shard` is sent.
-    fn body_for(&self, shard: usize, texts: bool) -> Value {
-        let mut body = json!({"k": self.k, "min_score": self.min_score, "with_text": texts});
-        let (field, value) = match &self.resolved {
-            Resolved::Vector { raw, .. } => ("vector", json!(raw)),
-            Resolved::Text { unit } => ("vector", json!(unit)),
-            Resolved::Id { id, owner, .. } if *owner == shard => ("id", json!(id)),
-            Resolved::Id { stored, .. } => ("vector", json!(stored)),
-        };
-        body[field] = value;
-        body
-    }
-}
-
-/// Validates a request and resolves its query (embedding, id lookup).
-async fn resolve(state: &RouterState, req: SearchRequest) -> Result<Query, RouteError> {
-    let k = validate_k(req.k, state.max_k)?;
-    // Filtered search (issue 14) landed beside the router, not through it:
-    // refuse rather than answer unfiltered.
-    if req.filter.is_some() {
-        return Err(ApiError::InvalidFilter(
-            "`semsearch router` does not forward filters yet; query a single replica".into(),
-        )
-        .into());
-    }
-    if let Some(suffix) = &req.context_key {
-        state.keys.context_key(suffix).map_err(|_| ApiError::InvalidContextKey)?;
-    }
-    let resolved = match (req.vector, req.text, req.id) {
-        (Some(raw), None, None) => {
-            let unit = validate_vector(&raw, 0).and_then(normalized)?;
-            Resolved::Vector { raw, unit }
+impl Routed {
+    fn shard_query(&self, texts: bool) -> ShardQuery {
+        ShardQuery {
+            vector: self.vector.clone(),
+            k: self.plan.k,
+            min_score: self.plan.min_score,
+            exclude_id: self.exclude_id.clone(),
+            filter: self.plan.filter.as_ref().map(SearchFilter::from_row_filter),
+            with_text: texts,
         }
-        (None, Some(text), None) => {
+    }
+}
+
+/// Plans a request with the node's rules ([`Plan::new`]) and resolves its
+/// query: a text is embedded here, an `id`'s vector comes from its owner.
+async fn resolve(state: &RouterState, req: &SearchRequest) -> Result<Routed, RouteError> {
+    // The shards check the dimension: the router does not know it.
+    let plan = Plan::new(req, &Rules { max_k: state.max_k, keys: &state.keys, dim: 0 })?;
+    let (vector, exclude_id) = match &plan.query {
+        Query::Vector(unit) => (unit.clone(), None),
+        Query::Text(text) => {
             let embedder = state.embedder.as_deref().ok_or(ApiError::TextSearchDisabled)?;
-            Resolved::Text { unit: embed_text(embedder, &text, 0).await? }
+            (embed_text(embedder, text, 0).await?, None)
         }
-        (None, None, Some(id)) => {
-            let owner = state.owner_of(&id);
-            let path = format!("/v1/documents/{}?with_embedding=true", encode_path(&id));
-            let reply = state.shards.call(owner, Method::GET, &path, None).await?;
-            if reply.status == StatusCode::NOT_FOUND {
-                return Err(ApiError::DocumentNotFound { id }.into());
-            }
-            if !reply.is_success() {
-                return Err(RouteError::Shard(reply));
-            }
-            let doc: Value = parse(&reply.body)?;
-            let stored: Vec<f32> = serde_json::from_value(doc["embedding"].clone())
-                .map_err(|e| ApiError::Internal(format!("shard {owner} sent a document without its embedding: {e}")))?;
-            Resolved::Id { id, owner, stored }
-        }
-        (None, None, None) => return Err(ApiError::QueryRequired.into()),
-        _ => return Err(ApiError::AmbiguousQuery.into()),
+        Query::Id(id) => (stored_vector(state, id).await?, Some(id.clone())),
     };
-    Ok(Query { resolved, k, min_score: req.min_score, with_text: req.with_text, context_suffix: req.context_key })
+    let context_key = state.contexts.as_ref().map(|_| plan.context_key(&state.keys, &vector)).transpose()?;
+    Ok(Routed { plan, vector, exclude_id, context_key })
+}
+
+/// The stored (unit) vector of document `id`, from the shard that owns it.
+async fn stored_vector(state: &RouterState, id: &str) -> Result<Vec<f32>, RouteError> {
+    let owner = state.owner_of(id);
+    let path = format!("/v1/documents/{}?with_embedding=true", encode_path(id));
+    let reply = state.shards.call(owner, Method::GET, &path, None).await?;
+    if reply.status == StatusCode::NOT_FOUND {
+        return Err(ApiError::DocumentNotFound { id: id.to_owned() }.into());
+    }
+    if !reply.is_success() {
+        return Err(RouteError::Shard(reply));
+    }
+    #[derive(Deserialize)]
+    struct Stored {
+        embedding: Option<Vec<f32>>,
+    }
+    let doc: Stored = parse(&reply.body)?;
+    doc.embedding.ok_or_else(|| ApiError::Internal(format!("shard {owner} sent a document without its embedding")).into())
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -210,84 +162,27 @@ pub fn encode_path(id: &str) -> String {
     out
 }
 
-/// The merged answer of one query, before rendering.
-struct Merged {
-    hits: Vec<ShardHit>,
-    fewer: Option<FewerReason>,
+impl Ranked for ShardHit {
+    fn score(&self) -> f32 {
+        self.score
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
 }
 
-/// Merges one query's shard answers. Fewer than k results: `min_score` if
-/// any shard cut by score (then some document was left out), else every
-/// shard returned all it had (`index_smaller_than_k`), as on one node.
-fn merge(lists: Vec<(Vec<ShardHit>, Option<FewerReason>)>, k: usize) -> Merged {
-    let min_score_cut = lists.iter().any(|(_, f)| *f == Some(FewerReason::MinScore));
-    let hits = merge_top_k(lists.into_iter().map(|(h, _)| h).collect(), k);
-    let fewer =
-        (hits.len() < k).then_some(if min_score_cut { FewerReason::MinScore } else { FewerReason::IndexSmallerThanK });
-    Merged { hits, fewer }
-}
-
-/// Renders merged hits and writes the context (once, here).
-fn finish(state: &RouterState, q: &Query, merged: Merged, version: u64) -> Result<Answer, ApiError> {
-    let context = match &state.contexts {
-        None => None,
-        Some(queue) => {
-            let suffix = match (&q.context_suffix, &q.resolved) {
-                (Some(s), _) => s.clone(),
-                (None, Resolved::Id { id, .. }) => context::similar_hash(id, q.k, q.min_score, None),
-                (None, Resolved::Vector { unit, .. } | Resolved::Text { unit }) => {
-                    context::request_hash(unit, q.k, q.min_score, None)
-                }
-            };
-            let key = state.keys.context_key(&suffix).map_err(|_| ApiError::InvalidContextKey)?;
-            let entries: Vec<ContextEntry<'_>> = merged
-                .hits
-                .iter()
-                .map(|h| ContextEntry {
-                    id: &h.id,
-                    url: &h.url,
-                    title: h.title.as_deref(),
-                    text: h.text.as_deref(),
-                    score: h.score,
-                })
-                .collect();
-            let payload = context::encode_payload(&entries, q.k, q.min_score, version)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            let queued = queue.enqueue(ContextWrite { key: key.clone(), payload, index_version: version });
-            Some(ContextRef { key: key.as_str().to_owned(), queued })
-        }
-    };
-    let results = merged
-        .hits
-        .into_iter()
-        .map(|h| SearchResult {
-            id: h.id,
-            url: h.url,
-            title: h.title,
-            text: q.with_text.then_some(h.text),
-            score: h.score,
-        })
-        .collect();
-    Ok(Answer { results, fewer: merged.fewer, context })
-}
-
-struct Answer {
-    results: Vec<SearchResult>,
-    fewer: Option<FewerReason>,
-    context: Option<ContextRef>,
-}
-
-/// Calls every shard at once; the first unavailable shard or 4xx wins.
-async fn fan_out(
-    state: &RouterState,
-    path: &str,
-    body_for: impl Fn(usize) -> Value,
-) -> Result<(Vec<Reply>, Duration), RouteError> {
+/// Sends the resolved queries to every shard at once, as one typed batch
+/// per shard; the first unavailable shard or 4xx wins.
+async fn fan_out(state: &RouterState, queries: Vec<ShardQuery>) -> Result<(Vec<ShardResponse>, Duration), RouteError> {
+    let n = queries.len();
+    let body = Bytes::from(
+        serde_json::to_vec(&ShardRequest { queries }).map_err(|e| ApiError::Internal(e.to_string()))?,
+    );
     let calls = (0..state.shards.count()).map(|shard| {
-        let body = body_for(shard);
-        async move { state.shards.call(shard, Method::POST, path, Some(&body)).await }
+        let body = body.clone();
+        async move { state.shards.call(shard, Method::POST, SHARD_SEARCH, Some(body)).await }
     });
-    let mut replies = Vec::with_capacity(state.shards.count());
+    let mut answers = Vec::with_capacity(state.shards.count());
     let mut slowest = Duration::ZERO;
     for reply in join_all(calls).await {
         let reply = reply?;
@@ -295,34 +190,81 @@ async fn fan_out(
             return Err(RouteError::Shard(reply));
         }
         slowest = slowest.max(reply.round_trip);
-        replies.push(reply);
+        let answer: ShardResponse = parse(&reply.body)?;
+        if answer.answers.len() != n {
+            return Err(ApiError::Internal("a shard answered a batch of another size".into()).into());
+        }
+        answers.push(answer);
     }
-    Ok((replies, slowest))
+    Ok((answers, slowest))
+}
+
+/// Where the node's shard route is.
+const SHARD_SEARCH: &str = "/v1/shard/search";
+
+/// One query's shard answers as one node's: the filter checked against
+/// every shard's kinds, the hits merged under the tie rule, reach added up.
+fn merge_answers(routed: &Routed, answers: Vec<ShardAnswer>) -> Result<(Vec<ShardHit>, Reach), ApiError> {
+    if let Some(filter) = &routed.plan.filter {
+        check_filter_on_all(filter, &answers.iter().collect::<Vec<_>>())?;
+    }
+    let reach = answers
+        .iter()
+        .fold(Reach::default(), |r, a| r + Reach { searchable: a.searchable, filtered: a.filtered, matches: a.matches });
+    let hits = merge_top_k(answers.into_iter().map(|a| a.hits).collect(), routed.plan.k);
+    Ok((hits, reach))
+}
+
+/// Renders merged hits and writes the context (once, here), as a node does.
+fn render_routed(
+    state: &RouterState,
+    routed: &Routed,
+    hits: &[ShardHit],
+    reach: Reach,
+    version: u64,
+    spent: &mut Spent,
+) -> Result<Rendered, ApiError> {
+    let views: Vec<HitView<'_>> = hits
+        .iter()
+        .map(|h| HitView {
+            id: &h.id,
+            url: &h.url,
+            title: h.title.as_deref(),
+            text: h.text.as_deref(),
+            score: h.score,
+            vector_score: h.vector_score,
+            lexical_score: h.lexical_score,
+            snippet: h.snippet.clone(),
+        })
+        .collect();
+    let context = match (&state.contexts, &routed.context_key) {
+        (Some(queue), Some(key)) => Some(ContextTarget { queue, key, index_version: version }),
+        _ => None,
+    };
+    render(&routed.plan, &views, reach, context, &state.budget, spent)
 }
 
 /// `POST /v1/search` across the shards.
 pub async fn search(State(state): State<RouterState>, Json(req): Json<SearchRequest>) -> Result<Response, RouteError> {
     let started = Instant::now();
-    let q = resolve(&state, req).await?;
-    let texts = q.with_text || state.contexts.is_some();
+    let routed = resolve(&state, &req).await?;
+    let texts = routed.plan.with_text || state.contexts.is_some();
     let fanned = Instant::now();
-    let (replies, slowest) = fan_out(&state, "/v1/search", |shard| q.body_for(shard, texts)).await?;
+    let (replies, slowest) = fan_out(&state, vec![routed.shard_query(texts)]).await?;
     let fan_out_time = fanned.elapsed();
-    let mut version = 0;
-    let mut lists = Vec::with_capacity(replies.len());
-    for reply in &replies {
-        let answer: ShardSearch = parse(&reply.body)?;
-        version += answer.index_version;
-        lists.push((answer.results, answer.fewer_results_reason));
-    }
-    let answer = finish(&state, &q, merge(lists, q.k), version)?;
+    // As in every answer: the sum of the shards' snapshot versions.
+    let version = replies.iter().map(|r| r.index_version).sum();
+    let answers = replies.into_iter().filter_map(|r| r.answers.into_iter().next()).collect();
+    let (hits, reach) = merge_answers(&routed, answers)?;
+    let rendered = render_routed(&state, &routed, &hits, reach, version, &mut Spent::default())?;
     state.record_overhead(fan_out_time.saturating_sub(slowest) + (fanned.elapsed() - fan_out_time));
     Ok(axum::Json(SearchResponse {
-        results: answer.results,
+        results: rendered.results,
+        mode: routed.plan.mode,
         took_us: started.elapsed().as_micros() as u64,
         index_version: version,
-        fewer_results_reason: answer.fewer,
-        context: answer.context,
+        fewer_results_reason: rendered.fewer_results_reason,
+        context: rendered.context,
     })
     .into_response())
 }
@@ -337,11 +279,11 @@ pub async fn search_batch(
     if n == 0 || n > state.max_batch {
         return Err(ApiError::InvalidBatchSize { got: n, max: state.max_batch }.into());
     }
-    let mut queries = Vec::with_capacity(n);
+    let mut routed = Vec::with_capacity(n);
     let mut errors = Vec::new();
-    for (i, item) in req.queries.into_iter().enumerate() {
+    for (i, item) in req.queries.iter().enumerate() {
         match resolve(&state, item).await {
-            Ok(q) => queries.push(q),
+            Ok(q) => routed.push(q),
             Err(RouteError::Api(e @ ApiError::ShardUnavailable { .. })) => return Err(e.into()),
             Err(RouteError::Api(e)) => errors.push((format!("/queries/{i}"), e)),
             Err(other) => return Err(other),
@@ -350,39 +292,43 @@ pub async fn search_batch(
     if !errors.is_empty() {
         return Err(ApiError::BatchItems(errors).into());
     }
-    let texts = queries.iter().any(|q| q.with_text) || state.contexts.is_some();
+    state.budget.check_results(routed.iter().map(|r| &r.plan))?;
+    let texts = routed.iter().any(|r| r.plan.with_text) || state.contexts.is_some();
     let fanned = Instant::now();
-    let (replies, slowest) = fan_out(
-        &state,
-        "/v1/search/batch",
-        |shard| json!({"queries": queries.iter().map(|q| q.body_for(shard, texts)).collect::<Vec<_>>()}),
-    )
-    .await?;
+    let (replies, slowest) = fan_out(&state, routed.iter().map(|r| r.shard_query(texts)).collect()).await?;
     let fan_out_time = fanned.elapsed();
-    let mut version = 0;
-    let mut per_query: Vec<Vec<(Vec<ShardHit>, Option<FewerReason>)>> = (0..n).map(|_| Vec::new()).collect();
-    for reply in &replies {
-        let answer: ShardBatch = parse(&reply.body)?;
-        if answer.results.len() != n || answer.fewer_results_reasons.len() != n {
-            return Err(ApiError::Internal("a shard answered a batch of another size".into()).into());
-        }
-        version += answer.index_version;
-        for ((slot, hits), fewer) in per_query.iter_mut().zip(answer.results).zip(answer.fewer_results_reasons) {
-            slot.push((hits, fewer));
+    let version = replies.iter().map(|r| r.index_version).sum();
+    let mut per_query: Vec<Vec<ShardAnswer>> = (0..n).map(|_| Vec::with_capacity(replies.len())).collect();
+    for reply in replies {
+        for (slot, answer) in per_query.iter_mut().zip(reply.answers) {
+            slot.push(answer);
         }
     }
     let mut response = BatchResponse {
-        results: Vec::new(),
-        fewer_results_reasons: Vec::new(),
-        contexts: Vec::new(),
+        results: Vec::with_capacity(n),
+        fewer_results_reasons: Vec::with_capacity(n),
+        contexts: Vec::with_capacity(n),
+        modes: routed.iter().map(|r| r.plan.mode).collect(),
         took_us: 0,
         index_version: version,
     };
-    for (q, lists) in queries.iter().zip(per_query) {
-        let answer = finish(&state, q, merge(lists, q.k), version)?;
-        response.results.push(answer.results);
-        response.fewer_results_reasons.push(answer.fewer);
-        response.contexts.push(answer.context);
+    let mut spent = Spent::default();
+    let mut errors = Vec::new();
+    for (i, (routed, answers)) in routed.iter().zip(per_query).enumerate() {
+        let (hits, reach) = match merge_answers(routed, answers) {
+            Ok(merged) => merged,
+            Err(e) => {
+                errors.push((format!("/queries/{i}"), e));
+                continue;
+            }
+        };
+        let rendered = render_routed(&state, routed, &hits, reach, version, &mut spent)?;
+        response.results.push(rendered.results);
+        response.fewer_results_reasons.push(rendered.fewer_results_reason);
+        response.contexts.push(rendered.context);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::BatchItems(errors).into());
     }
     state.record_overhead(fan_out_time.saturating_sub(slowest) + (fanned.elapsed() - fan_out_time));
     response.took_us = started.elapsed().as_micros() as u64;

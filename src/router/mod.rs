@@ -37,6 +37,7 @@ use crate::{
         extract::BodyLimit,
     },
     embed::QueryEmbedder,
+    query::answer::Budget,
     secret::Secret,
     store::{context::ContextQueue, keys::KeySpace},
 };
@@ -110,6 +111,8 @@ pub struct RouterState {
     pub contexts: Option<ContextQueue>,
     pub max_k: usize,
     pub max_batch: usize,
+    /// What one request may cost, as on a node.
+    pub budget: Budget,
     pub overhead: Arc<Overhead>,
 }
 

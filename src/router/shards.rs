@@ -131,7 +131,7 @@ impl Shards {
         shard: usize,
         method: Method,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<Bytes>,
     ) -> Result<Reply, Unavailable> {
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         let group = &self.groups[shard];
@@ -141,7 +141,7 @@ impl Shards {
         // Healthy replicas first, in turn; recently failed ones as a last resort.
         order.sort_by_key(|r| !r.is_healthy());
         for replica in order {
-            match self.attempt(replica, method.clone(), path, body).await {
+            match self.attempt(replica, method.clone(), path, body.clone()).await {
                 Ok(reply) => {
                     replica.down_until_ms.store(0, Ordering::Relaxed);
                     return Ok(reply);
@@ -163,7 +163,7 @@ impl Shards {
         replica: &Replica,
         method: Method,
         path: &str,
-        body: Option<&serde_json::Value>,
+        body: Option<Bytes>,
     ) -> Result<Reply, String> {
         let started = Instant::now();
         let mut req = self.http.request(method, format!("{}{}", replica.base, path)).timeout(self.timeout);
@@ -171,7 +171,7 @@ impl Shards {
             req = req.bearer_auth(key.expose());
         }
         if let Some(body) = body {
-            req = req.json(body);
+            req = req.header(header::CONTENT_TYPE, "application/json").body(body);
         }
         let res = req.send().await.map_err(|e| e.to_string())?;
         let status = res.status();

@@ -39,38 +39,50 @@ use super::{
 /// One result as the chatbot reads it from a context entry (the same
 /// fields, in the same order, as the API's search result with text).
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct ContextEntry<'a> {
+pub struct ContextEntry<'a, S: Serialize = ()> {
     pub id: &'a str,
     pub url: &'a str,
     pub title: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<&'a str>,
     pub score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector_score: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lexical_score: Option<f64>,
+    /// The passage that answers, when the search asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<&'a S>,
 }
 
 /// What is stored in `cache:context:<key>`.
 #[derive(Debug, Serialize)]
-struct ContextPayload<'a> {
-    results: &'a [ContextEntry<'a>],
+struct ContextPayload<'a, S: Serialize> {
+    results: &'a [ContextEntry<'a, S>],
+    /// How the results were ranked (`vector`, `lexical`, `hybrid`).
+    mode: &'a str,
     k: usize,
     min_score: Option<f32>,
     index_version: u64,
     created_at: String,
 }
 
-/// The value of one context entry: the results with title and text, the
-/// query's k and min_score, the index version that answered, and when.
+/// The value of one context entry: the results with title and text (and
+/// their snippets when asked), how they were ranked, the query's k and
+/// min_score, the index version that answered, and when.
 ///
 /// # Errors
 /// Only if serialisation fails, which plain strings and numbers cannot.
-pub fn encode_payload(
-    results: &[ContextEntry<'_>],
+pub fn encode_payload<S: Serialize>(
+    results: &[ContextEntry<'_, S>],
+    mode: &str,
     k: usize,
     min_score: Option<f32>,
     index_version: u64,
 ) -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_vec(&ContextPayload {
         results,
+        mode,
         k,
         min_score,
         index_version,
@@ -99,6 +111,43 @@ pub fn similar_hash(id: &str, k: usize, min_score: Option<f32>, filter: Option<&
     context_hash(b"semsearch-context-similar-v1\0", k, min_score, filter, |h| {
         h.update((id.len() as u64).to_le_bytes());
         h.update(id.as_bytes());
+    })
+}
+
+/// Everything that makes a search's results what they are, beyond a plain
+/// vector query's ([`request_hash`]): its mode, words, hybrid weight and
+/// snippet length.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchHashParts<'a> {
+    pub mode: &'a str,
+    /// The question (empty for vector and id queries).
+    pub text: &'a str,
+    /// An `id` query's document.
+    pub id: Option<&'a str>,
+    /// The unit query vector, when the mode ranks by it.
+    pub vector: Option<&'a [f32]>,
+    pub vector_weight: Option<f64>,
+    pub snippet_chars: Option<usize>,
+    pub k: usize,
+    pub min_score: Option<f32>,
+    pub filter: Option<&'a str>,
+}
+
+/// The context id of a search with a mode other than `vector` or with
+/// snippets: every part, length-prefixed, under its own domain tag.
+pub fn search_hash(p: &SearchHashParts<'_>) -> String {
+    context_hash(b"semsearch-context-search-v2\0", p.k, p.min_score, p.filter, |h| {
+        let mut field = |bytes: &[u8]| {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        };
+        field(p.mode.as_bytes());
+        field(p.text.as_bytes());
+        field(p.id.unwrap_or("").as_bytes());
+        let vector: Vec<u8> = p.vector.unwrap_or(&[]).iter().flat_map(|x| x.to_le_bytes()).collect();
+        field(&vector);
+        field(&p.vector_weight.map_or([0xff; 8], f64::to_le_bytes));
+        field(&(p.snippet_chars.map_or(u64::MAX, |c| c as u64)).to_le_bytes());
     })
 }
 

@@ -55,9 +55,14 @@ impl TestRedis {
         self.server.kill();
     }
 
+    /// A connection for arranging and checking: its response timeout is
+    /// generous (redis-rs's 500 ms default timed out seeding the corpus and
+    /// `SAVE` on a 2-core machine busy with other builds), and never a
+    /// measure of anything.
     pub async fn conn(&self) -> MultiplexedConnection {
         let client = redis::Client::open(self.url()).expect("redis url");
-        client.get_multiplexed_async_connection().await.expect("connect to test redis")
+        let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(30)));
+        client.get_multiplexed_async_connection_with_config(&config).await.expect("connect to test redis")
     }
 
     /// `redis-cli MONITOR` in the background; returns the lines it saw on `stop`.

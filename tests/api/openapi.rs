@@ -154,7 +154,7 @@ fn each_query_variant_requires_its_own_field_and_allows_the_others_only_as_null(
         }
         for example in schema["examples"].as_array().expect("examples") {
             let bytes = serde_json::to_vec(example).expect("example serializes");
-            let parsed: Result<semsearch::api::dto::SearchRequest, _> = semsearch::api::extract::parse(&bytes);
+            let parsed: Result<semsearch::query::dto::SearchRequest, _> = semsearch::api::extract::parse(&bytes);
             assert!(parsed.is_ok(), "{name} example {example} is a valid body");
         }
     }

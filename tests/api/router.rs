@@ -212,6 +212,71 @@ async fn router_over_three_shards_answers_exactly_the_single_node_top_10() {
 }
 
 #[tokio::test]
+async fn issue_20_node_and_router_answer_the_same_invalid_requests_alike() {
+    // Arrange: one node and a router over three shards, the same Redis.
+    let c = cluster().await;
+    let one = single_node(&c.redis).await;
+    let v = ground_truth()[0].embedding.clone();
+    let bad: Vec<(&str, Value)> = vec![
+        ("min_score 1e39", json!({"vector": v, "min_score": 1e39})),
+        ("min_score -1e39", json!({"vector": v, "min_score": -1e39})),
+        ("k = 0", json!({"vector": v, "k": 0})),
+        ("k huge", json!({"vector": v, "k": 1_000_000_000i64})),
+        ("wrong dimension", json!({"vector": [1.0, 2.0, 3.0]})),
+        ("unknown field", json!({"vector": v, "kk": 3})),
+        ("empty id", json!({"id": ""})),
+        ("wrong filter shape", json!({"vector": v, "filter": {"fields": {"lang": {"a": 1}}}})),
+        ("unknown filter field", json!({"vector": v, "filter": {"fields": {"lang": "pt"}}})),
+        ("no query", json!({"k": 3})),
+        ("two queries", json!({"vector": v, "id": "x"})),
+        ("null element", json!({"vector": [1.0, null]})),
+        ("bad context key", json!({"vector": v, "context_key": "has space"})),
+    ];
+
+    for (what, body) in &bad {
+        // Act
+        let node = one.post_search(body).await;
+        let routed = c.post("/v1/search", body).await;
+        let in_batch = c.post("/v1/search/batch", &json!({"queries": [body]})).await;
+        let node_batch = one.post_raw("/v1/search/batch", "application/json", json!({"queries": [body]}).to_string().into_bytes()).await;
+
+        // Assert: same status and code, single and in a batch.
+        let (ns, rs) = (node.status().as_u16(), routed.status().as_u16());
+        let (nb, rb) = (node_batch.status().as_u16(), in_batch.status().as_u16());
+        let code = |v: Value| v["code"].as_str().unwrap_or("(no code)").to_owned();
+        let (node, routed) = (code(node.json().await.expect("JSON")), code(routed.json().await.expect("JSON")));
+        let (node_b, routed_b) = (code(node_batch.json().await.expect("JSON")), code(in_batch.json().await.expect("JSON")));
+        assert!(ns >= 400, "{what}: the node accepted it");
+        assert_eq!((rs, routed.as_str()), (ns, node.as_str()), "{what}: router vs node");
+        assert_eq!((rb, routed_b.as_str()), (nb, node_b.as_str()), "{what}: in a batch, router vs node");
+    }
+}
+
+#[tokio::test]
+async fn issue_20_filtered_searches_through_the_router_equal_the_single_node() {
+    // Arrange
+    let c = cluster().await;
+    let one = single_node(&c.redis).await;
+    let queries = ground_truth();
+    let prefixes = ["https://packages.debian.org/bookworm/p", "https://packages.debian.org/bookworm/lib", "https://nowhere/"];
+
+    for q in queries.iter().take(6) {
+        for prefix in prefixes {
+            let body = json!({"vector": q.embedding, "k": 10, "with_text": false, "filter": {"url_prefix": prefix}});
+
+            // Act
+            let routed: Value = c.post("/v1/search", &body).await.json().await.expect("JSON");
+            let single: Value = one.post_search(&body).await.json().await.expect("JSON");
+
+            // Assert
+            assert_same_ranking(&format!("{} {prefix}", q.query), &ranked(&single), &ranked(&routed));
+            assert_eq!(routed["fewer_results_reason"], single["fewer_results_reason"], "{prefix}");
+            assert!(ranked(&routed).iter().all(|(id, _)| id.starts_with(prefix)), "{prefix}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn router_serves_documents_stats_errors_and_writes_contexts_once() {
     // Arrange
     let c = cluster().await;

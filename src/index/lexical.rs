@@ -1,0 +1,188 @@
+//! The lexical side of a snapshot: postings beside the vector rows,
+//! following every change exactly as the rows do.
+//!
+//! Like the rows, it is a base part shared by `Arc` between the snapshots
+//! built from one base, a small delta part rebuilt by each per-key update,
+//! and the tombstoned base documents' share of the statistics, which is
+//! subtracted: after any sequence of updates, the statistics and the
+//! postings are those a fresh index of the same documents would have, and
+//! an update costs the changed documents (plus the delta's analysed terms,
+//! kept so that rebuilding the delta's postings analyses nothing again),
+//! never the corpus. A merge rebuilds the base in the background, as the
+//! rows' merge does.
+//!
+//! Statistics are those of the snapshot's documents, expired or not: a
+//! document past its Redis deadline is hidden from results at once, but it
+//! counts in N, the document frequencies and the average lengths until the
+//! expiry sweep removes it (as Lucene counts deleted documents until a
+//! merge). The mean document vector, which hybrid ranking needs (see
+//! `super::fusion`), is kept the same way, as f64 sums.
+
+use std::{collections::HashMap, sync::Arc};
+
+use rayon::prelude::*;
+use semsearch_lexical::{Analyzer, Bm25Params, CorpusStats, DocTerms, FieldStats, FieldsRef, Postings, Scorer};
+
+use super::Document;
+
+/// What the lexical side is built with (`SEMSEARCH_LEXICAL_LANGUAGE`), shared by every snapshot.
+#[derive(Debug)]
+pub struct LexicalSettings {
+    pub analyzer: Analyzer,
+    pub params: Bm25Params,
+}
+
+/// One segment's lexical part: its postings and its rows' vector sums.
+#[derive(Debug, Default)]
+pub struct SegmentLexical {
+    pub postings: Postings,
+    /// Σ of the segment's rows, per dimension (f64).
+    pub vector_sum: Vec<f64>,
+    /// The analysed terms of every row, kept only for delta segments (a
+    /// base would double the lexical memory): the next update rebuilds the
+    /// delta's postings from them without analysing again.
+    pub terms: Vec<Arc<DocTerms>>,
+}
+
+fn fields(doc: &Document) -> FieldsRef<'_> {
+    FieldsRef { title: doc.title.as_deref().unwrap_or(""), text: doc.text.as_deref().unwrap_or("") }
+}
+
+/// Σ of `rows` (`n × dim`, row-major), per dimension, in row order.
+pub fn vector_sum(rows: &[f32], dim: usize) -> Vec<f64> {
+    let mut sum = vec![0.0f64; dim];
+    if dim == 0 {
+        return sum;
+    }
+    for row in rows.chunks_exact(dim) {
+        for (s, &x) in sum.iter_mut().zip(row) {
+            *s += f64::from(x);
+        }
+    }
+    sum
+}
+
+impl SegmentLexical {
+    /// A base segment's part: every document analysed on the rayon pool.
+    pub fn base(settings: &LexicalSettings, docs: &[Arc<Document>], rows: &[f32], dim: usize) -> Self {
+        let postings = Postings::build(&settings.analyzer, docs.par_iter().map(|d| fields(d)));
+        Self { postings, vector_sum: vector_sum(rows, dim), terms: Vec::new() }
+    }
+
+    /// A delta segment's part from its documents' terms (rows in order).
+    pub fn delta(terms: Vec<Arc<DocTerms>>, rows: &[f32], dim: usize) -> Self {
+        let owned: Vec<DocTerms> = terms.iter().map(|t| (**t).clone()).collect();
+        Self { postings: Postings::from_terms(&owned), vector_sum: vector_sum(rows, dim), terms }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.postings.heap_bytes()
+            + self.vector_sum.capacity() * 8
+            + self.terms.iter().map(|t| t.terms.iter().map(|(s, _, _)| s.len() + 24).sum::<usize>() + 48).sum::<usize>()
+    }
+}
+
+/// The tombstoned base documents' share of the statistics.
+#[derive(Debug, Clone, Default)]
+pub struct Tombstoned {
+    pub fields: FieldStats,
+    pub df: HashMap<Box<str>, u32>,
+    pub vector_sum: Vec<f64>,
+}
+
+impl Tombstoned {
+    /// Adds a base document now tombstoned, with its row.
+    pub fn add(&mut self, terms: &DocTerms, row: &[f32]) {
+        self.fields.add(FieldStats {
+            docs: 1,
+            title_len: u64::from(terms.title_len),
+            text_len: u64::from(terms.text_len),
+        });
+        for (term, _, _) in &terms.terms {
+            *self.df.entry(term.clone()).or_default() += 1;
+        }
+        if self.vector_sum.len() < row.len() {
+            self.vector_sum.resize(row.len(), 0.0);
+        }
+        for (s, &x) in self.vector_sum.iter_mut().zip(row) {
+            *s += f64::from(x);
+        }
+    }
+}
+
+/// A question's terms, analysed once per request.
+pub fn question_terms(settings: &LexicalSettings, text: &str) -> Vec<String> {
+    settings.analyzer.terms(text)
+}
+
+/// The statistics of `terms` over base − tombstoned + delta.
+pub fn corpus_stats(base: &Postings, tomb: &Tombstoned, delta: &Postings, terms: &[String]) -> CorpusStats {
+    let mut fields = base.stats();
+    fields.remove(tomb.fields);
+    fields.add(delta.stats());
+    let df = terms
+        .iter()
+        .map(|t| {
+            let dead = tomb.df.get(t.as_str()).copied().unwrap_or(0);
+            u64::from(base.df(t).saturating_sub(dead)) + u64::from(delta.df(t))
+        })
+        .collect();
+    CorpusStats { fields, df }
+}
+
+/// The mean document vector's dot product with `q` (the mean cosine, as
+/// `q` and the rows are unit length): `q · (base − tombstoned + delta) / n`.
+pub fn mean_cosine(q: &[f32], base: &[f64], tomb: &[f64], delta: &[f64], n: usize) -> f64 {
+    if n == 0 {
+        return 0.0;
+    }
+    let mut dot = 0.0f64;
+    for (i, &x) in q.iter().enumerate() {
+        let sum = base.get(i).copied().unwrap_or(0.0) - tomb.get(i).copied().unwrap_or(0.0)
+            + delta.get(i).copied().unwrap_or(0.0);
+        dot += f64::from(x) * sum;
+    }
+    dot / n as f64
+}
+
+/// BM25F of every document of one segment some term matches, summed per
+/// row in the question's term order: `(segment row, score)`, ascending rows.
+pub fn segment_scores(scorer: &Scorer, postings: &Postings) -> Vec<(u32, f64)> {
+    let mut acc: HashMap<u32, f64> = HashMap::new();
+    scorer.each_contribution(postings, |row, c| *acc.entry(row).or_insert(0.0) += c);
+    let mut out: Vec<(u32, f64)> = acc.into_iter().collect();
+    out.sort_unstable_by_key(|&(row, _)| row);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use semsearch_lexical::Language;
+
+    use super::*;
+
+    #[test]
+    fn the_mean_cosine_subtracts_tombstones_and_adds_the_delta() {
+        let q = [1.0f32, 0.0];
+        let got = mean_cosine(&q, &[3.0, 1.0], &[1.0, 0.0], &[0.5, 0.5], 3);
+        assert!((got - 2.5 / 3.0).abs() < 1e-15);
+        assert_eq!(mean_cosine(&q, &[], &[], &[], 0), 0.0);
+    }
+
+    #[test]
+    fn statistics_of_base_less_tombstones_plus_delta_equal_a_fresh_build() {
+        let s = LexicalSettings { analyzer: Analyzer::new(Language::English), params: Bm25Params::default() };
+        let doc = |t: &str| DocTerms::analyze(&s.analyzer, FieldsRef { title: t, text: "server" });
+        let (a, b, c) = (doc("alpha server"), doc("beta"), doc("gamma server"));
+        let base = Postings::from_terms(&[a.clone(), b.clone()]);
+        let mut tomb = Tombstoned::default();
+        tomb.add(&b, &[0.0]);
+        let delta = Postings::from_terms(std::slice::from_ref(&c));
+        let fresh = Postings::from_terms(&[a, c]);
+        let terms: Vec<String> = ["server", "beta", "gamma", "zeta"].map(String::from).to_vec();
+
+        let got = corpus_stats(&base, &tomb, &delta, &terms);
+
+        assert_eq!(got, corpus_stats(&fresh, &Tombstoned::default(), &Postings::default(), &terms));
+    }
+}

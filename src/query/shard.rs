@@ -1,0 +1,166 @@
+//! What the router and its shards say to each other: `POST /v1/shard/search`
+//! carries resolved queries ([`ShardRequest`]), each shard answers its exact
+//! top-k with what the router needs to answer as one node would
+//! ([`ShardResponse`]). Typed on both ends, so a field is never lost or
+//! misread in between (serde_json once wrote an f32 infinity as `null`,
+//! which a shard read as "no minimum").
+//!
+//! Not in `openapi.yaml`: clients talk to a node or to the router through
+//! the public routes; this route is between semsearch processes of one
+//! version (upgrade the shards before the router).
+//!
+//! Exactness across shards: each shard holds disjoint documents and returns
+//! the exact top-k of its own under the tie rule, so the merge is exact
+//! (`router::merge`); [`Reach`] adds up into the single node's; and a filter
+//! is evaluated leniently on each shard (a field it lacks matches nothing
+//! there) with the kinds each field holds returned, so the router checks the
+//! filter against the union, as one node holding everything would.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    dto::{SearchFilter, Snippet},
+    resolve::Search,
+};
+use crate::{
+    index::{
+        attributes::{AttrKind, RowFilter},
+        Index,
+    },
+    problem::ApiError,
+};
+
+/// Body of `POST /v1/shard/search`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardRequest {
+    pub queries: Vec<ShardQuery>,
+}
+
+/// One query, resolved by the router.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardQuery {
+    /// Unit length: a client's vector normalised, a text's embedding, or an
+    /// `id`'s stored row.
+    pub vector: Vec<f32>,
+    pub k: usize,
+    pub min_score: Option<f32>,
+    /// A document never returned: an `id` query's own (held by one shard).
+    #[serde(default)]
+    pub exclude_id: Option<String>,
+    /// The plan's filter in its canonical form.
+    #[serde(default)]
+    pub filter: Option<SearchFilter>,
+    /// Whether hits carry their text (the router asks for it when the
+    /// client does or when it writes contexts).
+    pub with_text: bool,
+}
+
+/// Answer of `POST /v1/shard/search`: one [`ShardAnswer`] per query, in order.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardResponse {
+    pub index_version: u64,
+    pub answers: Vec<ShardAnswer>,
+}
+
+/// One query's answer from one shard.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardAnswer {
+    /// The exact top-k of this shard's live documents, best first.
+    pub hits: Vec<ShardHit>,
+    pub searchable: usize,
+    pub filtered: bool,
+    /// Lexical mode: searchable documents holding a word of the question.
+    #[serde(default)]
+    pub matches: usize,
+    /// For a filtered query: per field of the filter, the value kinds some
+    /// document of this shard holds (`"string"`, `"number"`, `"boolean"`;
+    /// empty: no document here has the field).
+    #[serde(default)]
+    pub filter_kinds: BTreeMap<String, Vec<String>>,
+}
+
+/// One hit as a shard returns it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardHit {
+    pub id: String,
+    pub url: String,
+    pub title: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    pub score: f32,
+    #[serde(default)]
+    pub vector_score: Option<f32>,
+    #[serde(default)]
+    pub lexical_score: Option<f64>,
+    #[serde(default)]
+    pub snippet: Option<Snippet>,
+}
+
+impl SearchFilter {
+    /// A validated filter in its wire form (values sorted, deduplicated).
+    pub fn from_row_filter(filter: &RowFilter) -> Self {
+        let fields = (!filter.fields.is_empty()).then(|| {
+            filter
+                .fields
+                .iter()
+                .map(|(name, values)| {
+                    (name.to_string(), serde_json::Value::Array(values.iter().map(|v| v.to_json()).collect()))
+                })
+                .collect()
+        });
+        Self { url_prefix: filter.url_prefix.as_deref().map(str::to_owned), fields }
+    }
+}
+
+impl ShardQuery {
+    /// The search a shard runs for this query on `index`, with the kinds its
+    /// filter's fields hold here.
+    ///
+    /// # Errors
+    /// `wrong_dimension` for a vector of another length than the index's;
+    /// those of `super::plan::row_filter` for a malformed filter (a router
+    /// of another version).
+    pub fn resolve(&self, index: &Index) -> Result<(Search, BTreeMap<String, Vec<String>>), ApiError> {
+        super::plan::check_dimension(self.vector.len(), index.dim())?;
+        let exclude_row = self.exclude_id.as_deref().and_then(|id| index.find(id));
+        let (rows, kinds) = match &self.filter {
+            Some(filter) => {
+                let filter = super::plan::row_filter(filter)?;
+                let (rows, kinds) = index.matching_on_shard(&filter);
+                let kinds =
+                    kinds.into_iter().map(|(f, ks)| (f, ks.iter().map(|k| k.as_str().to_owned()).collect())).collect();
+                (rows.map(std::sync::Arc::new), kinds)
+            }
+            None => (None, BTreeMap::new()),
+        };
+        let search = Search { vector: self.vector.clone(), k: self.k, min_score: self.min_score, exclude_row, rows };
+        Ok((search, kinds))
+    }
+}
+
+/// The filter check of one node, run on the union of the shards' kinds.
+///
+/// # Errors
+/// `unknown_filter_field` or `filter_type_mismatch`, as one node holding
+/// every shard's documents would answer.
+pub fn check_filter_on_all(filter: &RowFilter, answers: &[&ShardAnswer]) -> Result<(), ApiError> {
+    let mut union: BTreeMap<&str, Vec<AttrKind>> = BTreeMap::new();
+    for answer in answers {
+        for (field, kinds) in &answer.filter_kinds {
+            let held = union.entry(field.as_str()).or_default();
+            held.extend(kinds.iter().filter_map(|k| AttrKind::from_name(k)));
+            held.sort_unstable();
+            held.dedup();
+        }
+    }
+    filter
+        .check(|name| union.get(name).filter(|kinds| !kinds.is_empty()).map(Vec::as_slice))
+        .map_err(super::resolve::filter_problem)
+}
