@@ -22,6 +22,9 @@ mod lifecycle;
 /// Text queries: provider protocols against a local fake, retries, errors, query-embedding cache.
 mod text;
 
+/// Relevance per ranking mode (vector, lexical, hybrid) on the Portuguese and English dev sets.
+mod relevance;
+
 /// The in-process MiniLM embedder: fidelity to sentence-transformers, truncation, batching (skips without model files).
 mod embed_local;
 
