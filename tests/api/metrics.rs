@@ -7,15 +7,15 @@ use crate::helpers::{spawn_app, spawn_app_with, test_settings, TestRedis};
 
 /// One sample of the Prometheus text format: name, labels, value.
 #[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
+pub(crate) struct Sample {
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) value: f64,
 }
 
 /// A strict reader of the text exposition format (the subset exporters emit):
 /// `# HELP`/`# TYPE` comments, and `name{k="v",...} value` lines.
-fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
+pub(crate) fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
     let mut samples = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let fail = |why: &str| format!("line {}: {why}: {line:?}", n + 1);
