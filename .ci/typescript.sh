@@ -45,14 +45,12 @@ echo "typescript: @redocly/cli lint openapi.yaml"
 
 echo "typescript: generated types up to date with openapi.yaml"
 work="$(mktemp -d -t semsearch-ts.XXXXXX)"
-redis_pid=""
-server_pid=""
+# shellcheck source=.ci/private-server.sh
+source .ci/private-server.sh
 cleanup() {
   local status=$?
   set +e
-  # Only the processes this script started, by pid.
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; fi
+  stop_private_server
   rm -rf "$work"
   exit "$status"
 }
@@ -71,36 +69,7 @@ shared_data="${SEMSEARCH_SHARED_DATA:-$(cd "$repo/.." && pwd)/shared/data}"
 url="${SEMSEARCH_URL:-}"
 key="${SEMSEARCH_API_KEY:-}"
 if [ -z "$url" ]; then
-  bin="${SEMSEARCH_BIN:-}"
-  if [ -z "$bin" ]; then
-    cargo build -q
-    bin="$repo/target/debug/semsearch"
-  fi
-  socket="$work/redis.sock"
-  echo "typescript: private redis-server on $socket, corpus-dev.jsonl"
-  redis-server --port 0 --unixsocket "$socket" --unixsocketperm 700 \
-    --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-  redis_pid=$!
-  for _ in $(seq 100); do redis-cli -s "$socket" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  "$bin" seed "$shared_data/corpus-dev.jsonl" --redis-url "unix://$socket" --no-progress
-
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  url="http://127.0.0.1:$port"
-  key="ts-$RANDOM$RANDOM$RANDOM"
-  REDIS_URL="unix://$socket" SEMSEARCH_BIND="127.0.0.1:$port" SEMSEARCH_API_KEYS="$key" RUST_LOG=warn \
-    "$bin" serve 2>"$work/server.log" &
-  server_pid=$!
-  ready=""
-  for _ in $(seq 600); do
-    if curl -fsS "$url/readyz" >/dev/null 2>&1; then ready=1; break; fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$ready" ]; then
-    echo "typescript: semsearch did not become ready; its log:" >&2
-    cat "$work/server.log" >&2
-    exit 1
-  fi
+  start_private_server typescript "$shared_data/corpus-dev.jsonl"
 fi
 
 echo "typescript: client tests against $url"
