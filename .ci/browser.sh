@@ -39,14 +39,12 @@ screenshot="${SEMSEARCH_SCREENSHOT:-$repo/target/browser/playground.png}"
 mkdir -p "$(dirname "$screenshot")"
 
 work="$(mktemp -d -t semsearch-browser.XXXXXX)"
-redis_pid=""
-server_pid=""
+# shellcheck source=.ci/private-server.sh
+source .ci/private-server.sh
 cleanup() {
   local status=$?
   set +e
-  # Only the processes this script started, by pid.
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; fi
+  stop_private_server
   rm -rf "$work"
   exit "$status"
 }
@@ -55,36 +53,7 @@ trap cleanup EXIT
 url="${SEMSEARCH_BROWSER_URL:-}"
 key="${SEMSEARCH_API_KEY:-}"
 if [ -z "$url" ]; then
-  bin="${SEMSEARCH_BIN:-}"
-  if [ -z "$bin" ]; then
-    cargo build -q
-    bin="$repo/target/debug/semsearch"
-  fi
-  socket="$work/redis.sock"
-  echo "browser: private redis-server on $socket, demo corpus"
-  redis-server --port 0 --unixsocket "$socket" --unixsocketperm 700 \
-    --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-  redis_pid=$!
-  for _ in $(seq 100); do redis-cli -s "$socket" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  "$bin" seed data/demo-corpus.jsonl.gz --redis-url "unix://$socket" --no-progress
-
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  url="http://127.0.0.1:$port"
-  key="browser-$RANDOM$RANDOM$RANDOM"
-  REDIS_URL="unix://$socket" SEMSEARCH_BIND="127.0.0.1:$port" SEMSEARCH_API_KEYS="$key" RUST_LOG=warn \
-    "$bin" serve 2>"$work/server.log" &
-  server_pid=$!
-  ready=""
-  for _ in $(seq 600); do
-    if curl -fsS "$url/readyz" >/dev/null 2>&1; then ready=1; break; fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$ready" ]; then
-    echo "browser: semsearch did not become ready; its log:" >&2
-    cat "$work/server.log" >&2
-    exit 1
-  fi
+  start_private_server browser data/demo-corpus.jsonl.gz
 fi
 
 echo "browser: playground test against $url"

@@ -4,7 +4,11 @@
 # the generated types checked for drift, everything type-checked with
 # `tsc --noEmit --strict` (test/types.check.ts proves `{vector}` compiles and
 # `{}` does not), then the package's tests (node's test runner) against a
-# live semsearch holding the shared corpus.
+# live semsearch holding the shared corpus. Last, the package as users get
+# it: `npm pack` (its contents checked, `npm publish --dry-run` accepting
+# it), the tarball installed into three fresh projects (install-test/:
+# CommonJS as NestJS compiles, nodenext CommonJS, ESM) that type-check and
+# call the same server.
 #
 # Environment (all optional):
 #   SEMSEARCH_URL          a running semsearch holding ../shared/data/corpus-dev.jsonl.
@@ -18,7 +22,8 @@
 #                          (default ../shared/data beside the repository).
 #   SEMSEARCH_BIN          the binary for the self-started server (default:
 #                          target/debug/semsearch, built here with `cargo build`).
-# npm's cache is ${XDG_CACHE_HOME:-$HOME/.cache}/semsearch/npm.
+# npm's cache is ${XDG_CACHE_HOME:-$HOME/.cache}/semsearch/npm: used when it
+# is there (--prefer-offline), filled from the registry when it is not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -33,21 +38,19 @@ fi
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/semsearch/npm"
 mkdir -p "$cache"
 echo "typescript: npm ci (versions pinned in clients/typescript/package-lock.json)"
-(cd "$pkg" && rm -rf node_modules dist && npm ci --cache "$cache" --prefer-offline --no-audit --no-fund --loglevel=error)
+(cd "$pkg" && rm -rf node_modules dist build && npm ci --cache "$cache" --prefer-offline --no-audit --no-fund --loglevel=error)
 
 echo "typescript: @redocly/cli lint openapi.yaml"
 (cd "$pkg" && npm run --silent lint:openapi)
 
 echo "typescript: generated types up to date with openapi.yaml"
 work="$(mktemp -d -t semsearch-ts.XXXXXX)"
-redis_pid=""
-server_pid=""
+# shellcheck source=.ci/private-server.sh
+source .ci/private-server.sh
 cleanup() {
   local status=$?
   set +e
-  # Only the processes this script started, by pid.
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null; wait "$redis_pid" 2>/dev/null; fi
+  stop_private_server
   rm -rf "$work"
   exit "$status"
 }
@@ -59,45 +62,58 @@ if ! diff -u "$pkg/src/schema.ts" "$work/schema.ts"; then
   exit 1
 fi
 
-echo "typescript: tsc --noEmit --strict, then build"
-(cd "$pkg" && npx tsc --noEmit --strict -p tsconfig.json && npx tsc -p tsconfig.json)
+echo "typescript: tsc --noEmit --strict, then build (the package: dist/esm, dist/cjs; the tests: build/)"
+(cd "$pkg" && npx tsc --noEmit --strict -p tsconfig.json && npm run --silent build && npm run --silent build:test)
 
 shared_data="${SEMSEARCH_SHARED_DATA:-$(cd "$repo/.." && pwd)/shared/data}"
 url="${SEMSEARCH_URL:-}"
 key="${SEMSEARCH_API_KEY:-}"
 if [ -z "$url" ]; then
-  bin="${SEMSEARCH_BIN:-}"
-  if [ -z "$bin" ]; then
-    cargo build -q
-    bin="$repo/target/debug/semsearch"
-  fi
-  socket="$work/redis.sock"
-  echo "typescript: private redis-server on $socket, corpus-dev.jsonl"
-  redis-server --port 0 --unixsocket "$socket" --unixsocketperm 700 \
-    --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
-  redis_pid=$!
-  for _ in $(seq 100); do redis-cli -s "$socket" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  "$bin" seed "$shared_data/corpus-dev.jsonl" --redis-url "unix://$socket" --no-progress
-
-  port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  url="http://127.0.0.1:$port"
-  key="ts-$RANDOM$RANDOM$RANDOM"
-  REDIS_URL="unix://$socket" SEMSEARCH_BIND="127.0.0.1:$port" SEMSEARCH_API_KEYS="$key" RUST_LOG=warn \
-    "$bin" serve 2>"$work/server.log" &
-  server_pid=$!
-  ready=""
-  for _ in $(seq 600); do
-    if curl -fsS "$url/readyz" >/dev/null 2>&1; then ready=1; break; fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$ready" ]; then
-    echo "typescript: semsearch did not become ready; its log:" >&2
-    cat "$work/server.log" >&2
-    exit 1
-  fi
+  start_private_server typescript "$shared_data/corpus-dev.jsonl"
 fi
 
 echo "typescript: client tests against $url"
 (cd "$pkg" && SEMSEARCH_URL="$url" SEMSEARCH_API_KEY="$key" SEMSEARCH_SHARED_DATA="$shared_data" npm test --silent)
+
+echo "typescript: npm pack, then the tarball installed into fresh projects (install-test/)"
+tarball="$work/$(cd "$pkg" && npm pack --pack-destination "$work" --silent --loglevel=error | tail -n 1)"
+tar tzf "$tarball" | sort > "$work/packed.txt"
+for want in package/package.json package/README.md package/dist/esm/index.js package/dist/esm/index.d.ts \
+  package/dist/cjs/index.js package/dist/cjs/index.d.ts package/dist/cjs/package.json; do
+  grep -qx "$want" "$work/packed.txt" || { echo "typescript: $want is not in the tarball" >&2; cat "$work/packed.txt" >&2; exit 1; }
+done
+if grep -v -e '^package/dist/' -e '^package/package.json$' -e '^package/README.md$' "$work/packed.txt"; then
+  echo "typescript: the tarball holds more than dist/, package.json and README.md (above)" >&2
+  exit 1
+fi
+(cd "$pkg" && npm publish --dry-run --ignore-scripts --loglevel=error >/dev/null) || {
+  echo "typescript: npm publish --dry-run refuses the package" >&2
+  exit 1
+}
+versions="$(cd "$pkg" && node -p 'const d = require("./package.json").devDependencies; `typescript@${d.typescript} @types/node@${d["@types/node"]}`')"
+for project in commonjs nodenext-commonjs esm; do
+  dir="$work/install-$project"
+  cp -r "$pkg/install-test/$project" "$dir"
+  cp "$pkg/install-test/main.ts" "$dir/"
+  # shellcheck disable=SC2086 # two package specs
+  (cd "$dir" && npm install --cache "$cache" --prefer-offline --no-audit --no-fund --loglevel=error \
+    "$tarball" $versions >/dev/null && node node_modules/typescript/bin/tsc -p tsconfig.json)
+  (cd "$dir" && SEMSEARCH_URL="$url" SEMSEARCH_API_KEY="$key" node dist/main.js "$project")
+done
+# The type check must be able to fail: the esm project with the package
+# swapped for a stub that types everything `any` breaks on the
+# @ts-expect-error line (TS2578: unused directive).
+dir="$work/install-untyped"
+cp -r "$work/install-esm" "$dir"
+stub="$dir/node_modules/@semsearch/client"
+rm -rf "$stub" && mkdir -p "$stub"
+printf '{"name": "@semsearch/client", "type": "module", "types": "index.d.ts"}\n' > "$stub/package.json"
+printf 'export const Semsearch: any, SemsearchError: any;\nexport type SearchRequest = any;\nexport type SearchResponse = any;\n' \
+  > "$stub/index.d.ts"
+if (cd "$dir" && node node_modules/typescript/bin/tsc -p tsconfig.json --noEmit) >"$work/untyped.out" 2>&1 \
+  || ! grep -q "TS2578" "$work/untyped.out"; then
+  echo "typescript: install-test type-checked against an untyped stub without TS2578; it proves nothing:" >&2
+  cat "$work/untyped.out" >&2
+  exit 1
+fi
 echo "typescript: ok"

@@ -112,6 +112,21 @@ function ago(rfc3339) {
   return rfc3339;
 }
 
+/**
+ * "avx512 · int8 (avx512vnni)": the f32 kernel, then how the serving index
+ * is scanned (`scan.active`), with the int8 kernel when that is int8.
+ */
+function kernelText(s) {
+  const scan = s.scan;
+  if (!scan) return s.kernel;
+  return `${s.kernel} · ${scan.active}${scan.active === 'int8' ? ` (${scan.int8_kernel})` : ''}`;
+}
+
+function scanTitle(scan) {
+  if (!scan) return '';
+  return `SEMSEARCH_SCAN=${scan.mode}; since start: ${scan.f32_queries} f32 and ${scan.int8_queries} int8 queries, ${scan.rescored_rows} rows rescored`;
+}
+
 const FEED_TONE = { tracking: 'ok', connecting: 'warn', reconnecting: 'warn', unavailable: 'muted' };
 
 function statusMessage(text) {
@@ -128,8 +143,8 @@ async function loadStats() {
     setStat('documents', s.documents.toLocaleString('en'));
     setStat('dimension', String(s.dimension));
     setStat('index_version', String(s.index_version), { title: `published ${s.loaded_at}` });
-    // `scan` is shown once /v1/stats reports how it scans (e.g. f16 storage).
-    setStat('kernel', s.scan ? `${s.kernel} · ${s.scan}` : s.kernel);
+    setStat('kernel', kernelText(s), { title: scanTitle(s.scan) });
+    showAttributeFields(s.attribute_fields);
     const last = s.refresh && s.refresh.last_reload;
     if (last) {
       setStat('last_reload', `${ago(last.finished_at)} (${last.reason})`, {
@@ -172,8 +187,8 @@ const MODES = {
 
 /**
  * The server has no "can you embed text?" field, so ask it: a blank question
- * is refused with `empty_text` when a provider is configured (before any
- * provider call) and with `text_search_disabled` when none is.
+ * is refused with `empty_text` when the server has an embedder (before any
+ * embedding) and with `text_search_disabled` when it has none.
  */
 async function detectTextSearch() {
   try {
@@ -196,10 +211,10 @@ function applyTextSearch() {
   const dim = server.dimension ? `${server.dimension} numbers` : 'as many numbers as the index dimension';
   const note = $('#mode-note');
   if (on === true) {
-    note.textContent = 'Text search is on: questions are embedded by the server’s provider. You can also search by a document id or a vector.';
+    note.textContent = 'Text search is on: questions are embedded by the server’s embedder. You can also search by a document id or a vector.';
     if (!input.value && selectedMode() === 'id' && !new URLSearchParams(location.search).has('q')) setMode('text');
   } else if (on === false) {
-    note.textContent = `Text search is off on this server (no embedding provider configured): search by a document id, or paste a vector of ${dim}.`;
+    note.textContent = `Text search is off on this server (it has no embedder; “semsearch model fetch” installs the local one): search by a document id, or paste a vector of ${dim}.`;
     if (selectedMode() === 'text') setMode('id');
   } else {
     note.textContent = 'Could not tell whether this server embeds questions (is an API key needed?). Document ids and vectors always work.';
@@ -253,15 +268,48 @@ function documentPath(id) {
   return `v1/documents/${encodeURIComponent(id).replace(/%2F/g, '/')}`;
 }
 
-/** What the (future) filter fields hold; nothing while the fieldset is hidden. */
+/** The request's `filter` from the filter fields; `{}` when they are empty. */
 function filters() {
-  const set = $('#filters');
-  if (set.hidden) return {};
   const filter = {};
-  for (const field of set.querySelectorAll('[name]')) {
-    if (field.value) filter[field.name] = field.value;
-  }
+  const prefix = $('#url-prefix').value;
+  if (prefix) filter.url_prefix = prefix;
+  const fields = parseFields($('#fields').value);
+  if (Object.keys(fields).length) filter.fields = fields;
   return Object.keys(filter).length ? { filter } : {};
+}
+
+/** `locale=en, product=a|b` → `{locale: 'en', product: ['a', 'b']}` (the note under the field says how). */
+function parseFields(text) {
+  const fields = {};
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const name = part.slice(0, eq).trim();
+    if (eq < 0 || !name) {
+      throw new Problem(0, { title: 'Not a condition', detail: `“${part}” is not name=value`, code: 'invalid_filter' });
+    }
+    const values = part.slice(eq + 1).split('|').map((v) => filterValue(v.trim()));
+    fields[name] = values.length === 1 ? values[0] : values;
+  }
+  return fields;
+}
+
+/** A number, `true`, `false` or a "quoted string" as its JSON value; anything else as text. */
+function filterValue(text) {
+  if (/^(true|false|-?\d+(\.\d+)?([eE][+-]?\d+)?|".*")$/.test(text)) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+function showAttributeFields(n) {
+  const note = $('#attribute-fields');
+  if (n === undefined) note.textContent = '';
+  else if (n === 0) note.textContent = 'This index has no attribute fields: filter by URL prefix.';
+  else note.textContent = `This index has ${n} attribute field${n === 1 ? '' : 's'}.`;
 }
 
 // ---- Search and results ---------------------------------------------------
@@ -386,9 +434,15 @@ function currentK() {
 
 // ---- Address bar: each search is a link, Back goes to the previous one ----
 
+/** The filter inputs, by id; each is also the address's parameter for it. */
+const FILTER_FIELDS = ['url-prefix', 'fields'];
+
 function remember(mode, q, k) {
   if (mode === 'vector') return; // Too long for an address.
   const params = new URLSearchParams({ by: mode, q, k: String(k) });
+  for (const id of FILTER_FIELDS) {
+    if ($(`#${id}`).value) params.set(id, $(`#${id}`).value);
+  }
   history.pushState(null, '', `?${params}`);
 }
 
@@ -401,6 +455,7 @@ function replay() {
   if (k && [...$('#k').options].some((o) => o.value === k)) $('#k').value = k;
   setMode(mode);
   input.value = q;
+  for (const id of FILTER_FIELDS) $(`#${id}`).value = params.get(id) || '';
   search(selectedMode(), q, currentK(), { push: false });
 }
 

@@ -1,12 +1,18 @@
 //! `GET /metrics`: Prometheus text exposition, rendered by our own route
 //! (the exporter runs no listener of its own).
 //!
-//! Two kinds of series. Request counters and latency histograms are recorded
-//! as they happen through the `metrics` facade ([`track`], the search
-//! handler). Everything the service already counts elsewhere (documents,
-//! reloads, skipped keys, context writes, Redis errors) is copied from
+//! Three kinds of series. Request counters and latency histograms are
+//! recorded as they happen through the `metrics` facade ([`track`], the
+//! search handler, and `embed::providers` for the embedder's latency).
+//! Everything the service already counts elsewhere (documents, reloads,
+//! skipped keys, context writes, Redis errors) is copied from
 //! `RefreshStatus`, `ContextStats`, the index and the query-embedding cache
-//! at scrape time, so there is one source of truth per number.
+//! at scrape time, so there is one source of truth per number. The
+//! `process_*` families are read at scrape time and appended to the text
+//! (`process`, which says why they bypass the facade).
+//!
+//! The dashboards and alert rules in `deploy/` query these names; a test
+//! (`tests/api/operations.rs`) fails when one of theirs is not exposed here.
 //!
 //! The recorder is process-global (the `metrics` facade allows one). Several
 //! apps in one process, as in tests, share it; the scrape-time series then
@@ -27,7 +33,7 @@ use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
-use crate::index::now_ms;
+use crate::{index::now_ms, refresh::FeedState};
 
 /// Content type of the Prometheus text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -72,6 +78,11 @@ const SERIES: &[(&str, Kind, &str)] = &[
     ("semsearch_docs_changed_total", Kind::Counter, "Documents changed by per-key updates, by change."),
     ("semsearch_redis_empty", Kind::Gauge, "1 while Redis holds no embeddings and the last index serves."),
     ("semsearch_ready", Kind::Gauge, "1 once an index is loaded."),
+    (
+        "semsearch_change_feed_state",
+        Kind::Gauge,
+        "1 for the change feed's state (tracking, connecting, reconnecting, unavailable), 0 for the others.",
+    ),
     ("semsearch_documents", Kind::Gauge, "Documents in the published index."),
     ("semsearch_dimension", Kind::Gauge, "Vector dimension of the published index."),
     ("semsearch_index_bytes", Kind::Gauge, "Bytes of the vector matrix."),
@@ -89,9 +100,11 @@ const SERIES: &[(&str, Kind, &str)] = &[
         Kind::Gauge,
         "1 for the labels in use (build, kernel, int8 kernel, scan of the published index), 0 for a scan no longer in use.",
     ),
-    ("process_resident_memory_bytes", Kind::Gauge, "Resident set size of this process."),
-    ("process_cpu_seconds_total", Kind::Counter, "User and system CPU time used by this process."),
-    ("process_start_time_seconds", Kind::Gauge, "Unix time this process started."),
+    (
+        "semsearch_embed_duration_seconds",
+        Kind::Histogram,
+        "Time of one call into the embedder (retries included), by provider and call: single (a question) or batch (POST /v1/embed).",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -119,7 +132,6 @@ fn register() {
     for source in ["lru", "redis", "provider"] {
         counter!("semsearch_query_embeddings_total", "source" => source).absolute(0);
     }
-    gauge!("process_start_time_seconds").set(crate::index::now_ms() as f64 / 1000.0);
 }
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -207,6 +219,16 @@ pub fn record_rescored(rows: usize) {
 const SCAN_PATHS: [&str; 5] =
     ["f32", "int8", "fallback_query_out_of_range", "fallback_large_k", "fallback_too_many_candidates"];
 
+/// Every change-feed state with its `state` label (the names `/v1/stats`
+/// uses), so each series exists from the first scrape and an alert can
+/// compare `tracking` with 0 instead of testing for absence.
+const FEED_STATES: [(FeedState, &str); 4] = [
+    (FeedState::Tracking, "tracking"),
+    (FeedState::Connecting, "connecting"),
+    (FeedState::Reconnecting, "reconnecting"),
+    (FeedState::Unavailable, "unavailable"),
+];
+
 /// The `scan` label last set to 1 on `semsearch_build_info`, so a change
 /// (auto crossing its size rule) sets the old series to 0 instead of
 /// leaving two at 1.
@@ -244,7 +266,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let handle = handle();
     copy_counters(&state);
     handle.run_upkeep();
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], handle.render())
+    let mut body = handle.render();
+    process::render(&mut body, &metrics_process::collector::collect());
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
 }
 
 /// Copies the counters other modules own into the recorder.
@@ -259,6 +283,10 @@ fn copy_counters(state: &AppState) {
     counter!("semsearch_docs_changed_total", "change" => "updated").absolute(load(&s.docs_updated));
     counter!("semsearch_docs_changed_total", "change" => "removed").absolute(load(&s.docs_removed));
     gauge!("semsearch_redis_empty").set(f64::from(u8::from(s.redis_empty.load(Ordering::Relaxed))));
+    let feed = s.change_feed();
+    for (state, name) in FEED_STATES {
+        gauge!("semsearch_change_feed_state", "state" => name).set(f64::from(u8::from(state == feed)));
+    }
     if let Some(at) = s.last_reload().and_then(|r| humantime::parse_rfc3339_weak(&r.finished_at).ok()) {
         let secs = at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         gauge!("semsearch_last_reload_timestamp_seconds").set(secs);
@@ -272,10 +300,6 @@ fn copy_counters(state: &AppState) {
     let int8_pass = load(&c.int8_queries).saturating_sub(fallbacks.iter().map(|(_, n)| n).sum());
     for (path, n) in [("f32", load(&c.f32_queries)), ("int8", int8_pass)].into_iter().chain(fallbacks) {
         counter!("semsearch_scan_queries_total", "path" => path).absolute(n);
-    }
-    if let Some(p) = process::sample() {
-        gauge!("process_resident_memory_bytes").set(p.resident_bytes as f64);
-        counter!("process_cpu_seconds_total").absolute(p.cpu_centis / 100);
     }
     let mut redis_errors = vec![("reload", load(&s.reload_failures))];
     let index = state.index.current();
@@ -325,27 +349,99 @@ fn copy_counters(state: &AppState) {
     }
 }
 
-/// This process's own numbers, read from `/proc` (Linux only; elsewhere
-/// the `process_*` series are absent).
+/// This process's own series, named and described as Prometheus's Go client
+/// names them (so stock dashboards and alerts work unchanged), read by the
+/// `metrics-process` crate. They are written here rather than through the
+/// `metrics` facade, whose counters are integers: CPU time must keep its
+/// fraction, or `rate(process_cpu_seconds_total[1m])` moves in steps of one
+/// core-second. A value the platform cannot read is left out.
 mod process {
-    /// One reading.
-    pub struct Sample {
-        pub resident_bytes: u64,
-        /// User + system CPU time, in hundredths of a second (clock ticks at
-        /// Linux's fixed USER_HZ of 100).
-        pub cpu_centis: u64,
+    use std::fmt::Write as _;
+
+    use metrics_process::collector::Metrics;
+
+    /// Appends the `process_*` families to an exposition.
+    pub fn render(out: &mut String, m: &Metrics) {
+        let as_f64 = |v: Option<u64>| v.map(|v| v as f64);
+        let series = [
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                m.cpu_seconds_total,
+            ),
+            ("process_open_fds", "gauge", "Number of open file descriptors.", as_f64(m.open_fds)),
+            ("process_max_fds", "gauge", "Maximum number of open file descriptors.", as_f64(m.max_fds)),
+            ("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", as_f64(m.virtual_memory_bytes)),
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                as_f64(m.resident_memory_bytes),
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                as_f64(m.start_time_seconds),
+            ),
+            ("process_threads", "gauge", "Number of OS threads in the process.", as_f64(m.threads)),
+        ];
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        for (name, kind, help, value) in series {
+            if let Some(value) = value.filter(|v| v.is_finite()) {
+                writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}")
+                    .expect("writing to a String cannot fail");
+            }
+        }
     }
 
-    pub fn sample() -> Option<Sample> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let rss_kb: u64 =
-            status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.split_whitespace().next()?.parse().ok()?;
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // Fields after the parenthesised command name, which may hold spaces.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-        let cpu_centis = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(Sample { resident_bytes: rss_kb * 1024, cpu_centis })
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn cpu_time_keeps_its_fraction_and_unread_values_are_left_out() {
+            // Arrange
+            let m = Metrics { cpu_seconds_total: Some(1.25), open_fds: Some(9), ..Metrics::default() };
+            let mut out = String::from("up 1");
+
+            // Act
+            render(&mut out, &m);
+
+            // Assert
+            assert!(out.starts_with("up 1\n# HELP process_cpu_seconds_total "), "{out}");
+            assert!(
+                out.contains("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1.25\n"),
+                "{out}"
+            );
+            assert!(out.contains("\nprocess_open_fds 9\n"), "{out}");
+            assert!(!out.contains("process_threads"), "an unread value is absent, not 0:\n{out}");
+        }
+
+        #[test]
+        fn this_process_reports_memory_open_files_and_start_time() {
+            // Act
+            let m = metrics_process::collector::collect();
+
+            // Assert: Linux and macOS, the platforms we build for, read all three.
+            assert!(m.resident_memory_bytes.is_some_and(|b| b > 0), "{m:?}");
+            assert!(m.open_fds.is_some_and(|n| n > 0), "{m:?}");
+            assert!(m.start_time_seconds.is_some_and(|t| t > 1_000_000_000), "{m:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_feed_labels_are_the_names_v1_stats_uses() {
+        for (state, name) in FEED_STATES {
+            assert_eq!(serde_json::to_value(state).ok(), Some(serde_json::Value::from(name)), "{state:?}");
+        }
     }
 }

@@ -18,7 +18,11 @@
 //! connections are not retried: the caller is waiting, and the request timeout
 //! already bounds how long one attempt may take.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use reqwest::{header::RETRY_AFTER, StatusCode};
 use serde::Deserialize;
@@ -191,10 +195,13 @@ impl Provider {
     /// # Errors
     /// As [`Provider::embed_many`].
     pub async fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        match &self.backend {
+        let started = Instant::now();
+        let vector = match &self.backend {
             Backend::Http(http) => http.embed(self.kind, &self.model, text).await,
-            Backend::Local(pool) => Ok(local_embed(pool, vec![text.to_owned()]).await?.swap_remove(0).vector),
-        }
+            Backend::Local(pool) => local_embed(pool, vec![text.to_owned()]).await.map(|mut e| e.swap_remove(0).vector),
+        };
+        self.record_duration("single", started);
+        vector
     }
 
     /// Embeds several texts; each answer says whether its text was
@@ -206,16 +213,22 @@ impl Provider {
     /// [`EmbedError::BadResponse`]; for the local model
     /// [`EmbedError::Overloaded`] or [`EmbedError::LocalFailed`].
     pub async fn embed_many(&self, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
-        match &self.backend {
-            Backend::Http(http) => {
-                let mut out = Vec::with_capacity(texts.len());
-                for text in &texts {
-                    out.push(Embedding { vector: http.embed(self.kind, &self.model, text).await?, truncated: false });
-                }
-                Ok(out)
-            }
+        let started = Instant::now();
+        let embeddings = match &self.backend {
+            Backend::Http(http) => http.embed_each(self.kind, &self.model, &texts).await,
             Backend::Local(pool) => local_embed(pool, texts).await,
-        }
+        };
+        self.record_duration("batch", started);
+        embeddings
+    }
+
+    /// The embedder's latency histogram (described in `api::metrics`): the
+    /// only cost of a text query that rivals the scan (the local model is
+    /// ~80x a 10k-document scan), so it gets its own series. Failed calls
+    /// are timed too: a provider that times out is the latency to see.
+    fn record_duration(&self, call: &'static str, started: Instant) {
+        metrics::histogram!("semsearch_embed_duration_seconds", "provider" => self.kind.as_str(), "call" => call)
+            .record(started.elapsed().as_secs_f64());
     }
 
     /// Stops the local model's inference thread (no-op for services).
@@ -242,6 +255,21 @@ async fn local_embed(pool: &InferencePool, texts: Vec<String>) -> Result<Vec<Emb
 }
 
 impl Http {
+    /// Embeds several texts one request at a time, in order (the services'
+    /// batch protocols differ; a batch is rare: `POST /v1/embed`).
+    async fn embed_each(
+        &self,
+        kind: ProviderKind,
+        model: &str,
+        texts: &[String],
+    ) -> Result<Vec<Embedding>, EmbedError> {
+        let mut out = Vec::with_capacity(texts.len());
+        for text in texts {
+            out.push(Embedding { vector: self.embed(kind, model, text).await?, truncated: false });
+        }
+        Ok(out)
+    }
+
     /// Embeds one text, retrying 429/5xx as the module docs describe.
     async fn embed(&self, kind: ProviderKind, model: &str, text: &str) -> Result<Vec<f32>, EmbedError> {
         let _permit = self.in_flight.acquire().await.map_err(|_| EmbedError::Closed { provider: kind })?;

@@ -60,6 +60,9 @@ mod security;
 /// `/metrics`: the exposition parses and carries request, search and index series.
 mod metrics;
 
+/// The operator's kit (deploy/prometheus, deploy/grafana): every series it queries is on `/metrics`.
+mod operations;
+
 /// The release binary as a child process: Redis auth (requirepass, ACL user), secrets absent from logs, JSON logs with request ids.
 mod process;
 

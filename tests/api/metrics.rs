@@ -7,15 +7,15 @@ use crate::helpers::{spawn_app, spawn_app_with, test_settings, TestRedis};
 
 /// One sample of the Prometheus text format: name, labels, value.
 #[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
+pub(crate) struct Sample {
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) value: f64,
 }
 
 /// A strict reader of the text exposition format (the subset exporters emit):
 /// `# HELP`/`# TYPE` comments, and `name{k="v",...} value` lines.
-fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
+pub(crate) fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
     let mut samples = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let fail = |why: &str| format!("line {}: {why}: {line:?}", n + 1);
@@ -127,6 +127,11 @@ async fn issue_15_every_series_has_help_zero_counters_exist_and_the_build_is_nam
     assert_eq!(build.labels.get("version").map(String::as_str), Some(semsearch::build_info::VERSION));
     assert!(build.labels.contains_key("git_sha") && build.labels.contains_key("kernel"), "{build:?}");
     assert!(find("process_resident_memory_bytes").is_some_and(|s| s.value > 0.0), "{text}");
+    assert!(find("process_open_fds").is_some_and(|s| s.value > 0.0), "{text}");
+    assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"), "{text}");
+    let feed: Vec<_> = samples.iter().filter(|s| s.name == "semsearch_change_feed_state").collect();
+    assert_eq!(feed.len(), 4, "one series per state:\n{text}");
+    assert_eq!(feed.iter().map(|s| s.value).sum::<f64>(), 1.0, "exactly one state at 1:\n{text}");
     assert!(find("semsearch_last_reload_timestamp_seconds").is_some_and(|s| s.value > 1e9), "{text}");
     assert!(
         samples.iter().any(|s| s.labels.get("route").map(String::as_str) == Some("/v1/documents/{id}")),

@@ -101,7 +101,11 @@ test('with the key, the status strip shows what /v1/stats says', async () => {
   assert.equal(await stat('documents').textContent(), stats.documents.toLocaleString('en'));
   assert.equal(await stat('dimension').textContent(), String(stats.dimension));
   assert.equal(await stat('index_version').textContent(), String(stats.index_version));
-  assert.match(await stat('kernel').textContent(), new RegExp(`^${stats.kernel}`));
+  // The f32 kernel, then how the serving index is scanned (its int8 kernel when int8).
+  const scan = stats.scan;
+  const kernel = `${stats.kernel} · ${scan.active}${scan.active === 'int8' ? ` (${scan.int8_kernel})` : ''}`;
+  assert.equal(await stat('kernel').textContent(), kernel);
+  assert.match(await stat('kernel').getAttribute('title'), new RegExp(`^SEMSEARCH_SCAN=${scan.mode};`));
   assert.equal(await stat('change_feed').textContent(), stats.refresh.change_feed);
   assert.match(await stat('last_reload').textContent(), /ago|now|loaded/);
   assert.ok(stats.documents > K, `the server holds more than ${K} documents`);
@@ -189,6 +193,50 @@ test('Back shows the previous search again', async () => {
   );
   const ids = await page.locator('#results > li[data-id]').evaluateAll((lis) => lis.map((li) => li.dataset.id));
   assert.deepEqual(ids, firstIds);
+});
+
+test('a URL prefix filter narrows the results as the API filters them, and the address keeps it', async () => {
+  // A prefix one character past the last slash of a result's URL: it keeps
+  // some documents of the index and drops others.
+  const url = (await searchIds({ id: firstIds[0] }))[1].url;
+  const prefix = url.slice(0, url.lastIndexOf('/') + 2);
+  const { status, json } = await api('POST', 'v1/search', { id: firstIds[0], k: K, with_text: false, filter: { url_prefix: prefix } });
+  assert.equal(status, 200, JSON.stringify(json));
+  assert.ok(json.results.length > 0 && json.results.every((r) => r.url.startsWith(prefix)), JSON.stringify(json));
+  const stats = (await api('GET', 'v1/stats')).json;
+
+  await page.getByRole('radio', { name: 'Document id' }).check();
+  await page.locator('input[name="q"]').fill(firstIds[0]);
+  await page.getByLabel('URL starts with').fill(prefix);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+
+  await page.waitForFunction(
+    (first) => document.querySelector('#results > li[data-id]')?.dataset.id === first
+      && document.querySelector('#results').getAttribute('aria-busy') === 'false',
+    json.results[0].id,
+  );
+  const ids = await page.locator('#results > li[data-id]').evaluateAll((lis) => lis.map((li) => li.dataset.id));
+  assert.deepEqual(ids, json.results.map((r) => r.id));
+  assert.equal(new URL(page.url()).searchParams.get('url-prefix'), prefix);
+  const fields = stats.attribute_fields;
+  assert.match(await page.locator('#attribute-fields').textContent(),
+    fields === 0 ? /no attribute fields/ : new RegExp(`has ${fields} attribute field`));
+  await page.getByLabel('URL starts with').fill('');
+});
+
+test('an attribute condition is sent as filter.fields, and the server\'s refusal is shown', async () => {
+  const { status, json } = await api('POST', 'v1/search', { id: firstIds[0], filter: { fields: { no_such_attribute: ['a', 2] } } });
+  assert.equal(status, 422, JSON.stringify(json));
+
+  await page.getByLabel('Attributes').fill('no_such_attribute=a|2');
+  const sent = page.waitForRequest((r) => r.url().endsWith('/v1/search') && r.method() === 'POST');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+
+  assert.deepEqual(JSON.parse((await sent).postData()).filter, { fields: { no_such_attribute: ['a', 2] } });
+  const alert = page.getByRole('alert');
+  await alert.waitFor();
+  assert.equal(await alert.getAttribute('data-code'), json.code);
+  await page.getByLabel('Attributes').fill('');
 });
 
 test('an unknown id shows the problem code and detail from the server', async () => {

@@ -1,8 +1,9 @@
 """Drives a live semsearch through the Python client generated from openapi.yaml.
 
-Run by .ci/run, which generates the client (package `semsearch_client`) into a
-temp dir on PYTHONPATH, starts Redis with ../shared/data/corpus-dev.jsonl and
-the server, and sets SEMSEARCH_URL, SEMSEARCH_API_KEY and SEMSEARCH_SHARED_DATA.
+Run by .ci/python-client.sh, which pip-installs the committed client
+(clients/python, package `semsearch_client`) into a fresh venv after checking
+it against a fresh generation, and sets SEMSEARCH_URL, SEMSEARCH_API_KEY and
+SEMSEARCH_SHARED_DATA for a server holding ../shared/data/corpus-dev.jsonl.
 Exactness is checked against the shared ground truth (queries-dev.jsonl).
 """
 

@@ -14,7 +14,7 @@
  *         baseUrl: process.env.SEMSEARCH_URL ?? "http://semsearch:8080",
  *         apiKey: process.env.SEMSEARCH_API_KEY,
  *         // The model that embedded the articles; omit to let semsearch embed
- *         // the question itself (needs SEMSEARCH_EMBEDDER on the server).
+ *         // the question itself (its embedder: the in-process model by default).
  *         embedQuestion: (q) => embeddings.embedQuery(q),
  *       }),
  *       inject: [EmbeddingsService],

@@ -41,23 +41,28 @@ export type Ready = Schemas["Ready"];
 export type Problem = Schemas["Problem"];
 export type ProblemCode = Schemas["ProblemCode"];
 
+/**
+ * Every optional field also takes `undefined` (as absent), so
+ * `apiKey: process.env.SEMSEARCH_API_KEY` compiles under
+ * `exactOptionalPropertyTypes`.
+ */
 export interface SemsearchOptions {
   /** Where semsearch listens, e.g. `http://semsearch:8080`. */
   baseUrl: string;
   /** One of the server's `SEMSEARCH_API_KEYS`; omit when it sets none. */
-  apiKey?: string;
+  apiKey?: string | undefined;
   /**
    * Per attempt, in ms (default 10 000): a scan takes milliseconds, so a
    * request that takes seconds is stuck, and the chatbot should answer
    * without context rather than hang.
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Retries after a 503 `overloaded` (default 2; 0 turns retrying off). */
-  retries?: number;
+  retries?: number | undefined;
   /** Longest wait before a retry, in ms, whatever `Retry-After` says (default 5 000). */
-  maxRetryWaitMs?: number;
+  maxRetryWaitMs?: number | undefined;
   /** A `fetch` to use instead of the global one (tests, proxies). */
-  fetch?: (request: Request) => Promise<Response>;
+  fetch?: ((request: Request) => Promise<Response>) | undefined;
 }
 
 /**
@@ -140,7 +145,7 @@ export class Semsearch {
   }
 
   /** One document by id (for the chatbot, its URL; slashes are fine). */
-  document(id: string, options: { withEmbedding?: boolean } = {}): Promise<DocumentResponse> {
+  document(id: string, options: { withEmbedding?: boolean | undefined } = {}): Promise<DocumentResponse> {
     return this.call((signal) =>
       this.raw.GET("/v1/documents/{id}", {
         params: { path: { id }, query: options.withEmbedding ? { with_embedding: true } : {} },
@@ -166,7 +171,7 @@ export class Semsearch {
    * (1 to the server's SEMSEARCH_MAX_BATCH); 422 `text_search_disabled`
    * when the server has no embedder.
    */
-  embed(texts: string | string[], options: { normalization?: Normalization } = {}): Promise<EmbedResponse> {
+  embed(texts: string | string[], options: { normalization?: Normalization | undefined } = {}): Promise<EmbedResponse> {
     const body: EmbedRequest = { texts: typeof texts === "string" ? [texts] : texts };
     if (options.normalization !== undefined) {
       body.normalization = options.normalization;

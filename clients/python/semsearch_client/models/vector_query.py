@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, BinaryIO, TextIO, TYPE_CHECKING, Generator
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+from ..types import UNSET, Unset
+from typing import cast
+
+if TYPE_CHECKING:
+  from ..models.search_filter import SearchFilter
+
+
+
+
+
+T = TypeVar("T", bound="VectorQuery")
+
+
+
+@_attrs_define
+class VectorQuery:
+    """ A search by query embedding.
+
+        Attributes:
+            vector (list[float]): Query embedding, as long as the index dimension (`GET /v1/stats`); its length does not
+                matter (cosine).
+            text (None | Unset): Not with `vector`: send exactly one of `vector`, `text` and `id` (null counts as absent).
+            id (None | Unset): Not with `vector`: send exactly one of `vector`, `text` and `id` (null counts as absent).
+            k (int | Unset): How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: 3.
+            min_score (float | None | Unset): Drop results scoring below this. Default: none.
+            with_text (bool | Unset): Include each article's text (the bulk of the response). Default: true.
+            context_key (None | str | Unset): Suffix of the `cache:context:<key>` the results are stored under (1 to 256
+                printable ASCII bytes, no spaces). Default: a hash of the query and its options.
+            filter_ (None | SearchFilter | Unset): Search only documents matching this. Default: every document.
+     """
+
+    vector: list[float]
+    text: None | Unset = UNSET
+    id: None | Unset = UNSET
+    k: int | Unset = UNSET
+    min_score: float | None | Unset = UNSET
+    with_text: bool | Unset = UNSET
+    context_key: None | str | Unset = UNSET
+    filter_: None | SearchFilter | Unset = UNSET
+
+
+
+
+
+    def to_dict(self) -> dict[str, Any]:
+        from ..models.search_filter import SearchFilter # noqa: PLC0415
+        vector = self.vector
+
+
+
+        text = self.text
+
+        id = self.id
+
+        k = self.k
+
+        min_score: float | None | Unset
+        if isinstance(self.min_score, Unset):
+            min_score = UNSET
+        else:
+            min_score = self.min_score
+
+        with_text = self.with_text
+
+        context_key: None | str | Unset
+        if isinstance(self.context_key, Unset):
+            context_key = UNSET
+        else:
+            context_key = self.context_key
+
+        filter_: dict[str, Any] | None | Unset
+        if isinstance(self.filter_, Unset):
+            filter_ = UNSET
+        elif isinstance(self.filter_, SearchFilter):
+            filter_ = self.filter_.to_dict()
+        else:
+            filter_ = self.filter_
+
+
+        field_dict: dict[str, Any] = {}
+
+        field_dict.update({
+            "vector": vector,
+        })
+        if text is not UNSET:
+            field_dict["text"] = text
+        if id is not UNSET:
+            field_dict["id"] = id
+        if k is not UNSET:
+            field_dict["k"] = k
+        if min_score is not UNSET:
+            field_dict["min_score"] = min_score
+        if with_text is not UNSET:
+            field_dict["with_text"] = with_text
+        if context_key is not UNSET:
+            field_dict["context_key"] = context_key
+        if filter_ is not UNSET:
+            field_dict["filter"] = filter_
+
+        return field_dict
+
+
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.search_filter import SearchFilter # noqa: PLC0415
+        d = dict(src_dict)
+        vector = cast(list[float], d.pop("vector"))
+
+
+        text = d.pop("text", UNSET)
+
+        id = d.pop("id", UNSET)
+
+        k = d.pop("k", UNSET)
+
+        def _parse_min_score(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        min_score = _parse_min_score(d.pop("min_score", UNSET))
+
+
+        with_text = d.pop("with_text", UNSET)
+
+        def _parse_context_key(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        context_key = _parse_context_key(d.pop("context_key", UNSET))
+
+
+        def _parse_filter_(data: object) -> None | SearchFilter | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                filter_type_0 = SearchFilter.from_dict(data)
+
+
+
+                return filter_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | SearchFilter | Unset, data)
+
+        filter_ = _parse_filter_(d.pop("filter", UNSET))
+
+
+        vector_query = cls(
+            vector=vector,
+            text=text,
+            id=id,
+            k=k,
+            min_score=min_score,
+            with_text=with_text,
+            context_key=context_key,
+            filter_=filter_,
+        )
+
+        return vector_query
+
