@@ -12,7 +12,7 @@
 //! - a pipeline may not span slots, so [`RedisConn::pipeline_on`] sends one
 //!   pipeline per primary, addressed through the [`Topology`] read with
 //!   `CLUSTER SLOTS`, and callers keep each MGET within one slot
-//!   ([`Topology::owner`] with [`super::slot::key_slot`]);
+//!   ([`Topology::owner`] with [`crate::shard::key_slot`]);
 //! - writes over many slots go one command per key, all in flight at once
 //!   ([`RedisConn::query_each`]), which the multiplexed connection pipelines.
 //!
@@ -31,10 +31,8 @@ use redis::{
     AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, RedisResult, Value,
 };
 
-use super::{
-    connect::{ClusterTarget, RedisTarget},
-    slot::{key_slot, SLOTS},
-};
+use super::connect::{ClusterTarget, RedisTarget};
+use crate::shard::{key_slot, SLOTS};
 
 /// Where the data lives, ready to connect.
 #[derive(Clone)]

@@ -479,7 +479,7 @@ fn group_by_node(topology: &Topology, chunk: &[String]) -> redis::RedisResult<Ve
     let mut by_node: BTreeMap<usize, BTreeMap<u16, Vec<usize>>> = BTreeMap::new();
     for (i, key) in chunk.iter().enumerate() {
         let node = topology.owner(key.as_bytes())?;
-        by_node.entry(node).or_default().entry(super::slot::key_slot(key.as_bytes())).or_default().push(i);
+        by_node.entry(node).or_default().entry(crate::shard::key_slot(key.as_bytes())).or_default().push(i);
     }
     Ok(by_node.into_iter().map(|(node, slots)| NodeGroup { node, mgets: slots.into_values().collect() }).collect())
 }

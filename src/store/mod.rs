@@ -3,7 +3,6 @@
 //!
 //! In data-path order:
 //! - [`connect`]: where Redis is ([`connect::RedisTarget`]: URL or parts, TLS, private CA);
-//! - [`slot`]: Redis Cluster's key → hash slot function;
 //! - [`link`]: one handle on a single node or a cluster ([`link::RedisClient`], [`link::RedisConn`]):
 //!   SCAN on every primary, pipelines per primary;
 //! - [`keys`]: every key name, and the rule that we write only under our prefixes;
@@ -15,7 +14,6 @@
 //! - [`watcher`]: the change feed (CLIENT TRACKING) that drives `refresh`.
 
 pub mod connect;
-pub mod slot;
 pub mod link;
 pub mod keys;
 pub mod json;
