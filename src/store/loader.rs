@@ -20,8 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::{future::try_join_all, StreamExt};
-use redis::Value;
+use futures::StreamExt;
 use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -30,9 +29,9 @@ use tracing::{info, warn};
 use super::{
     decode::{decode_into, Meta, SkipReason},
     keys::{KeySetFingerprint, KeySpace},
-    link::{self, RedisClient, RedisConn, Topology},
+    link::{self, RedisClient, RedisConn, StoredValue, ValueReader},
 };
-use crate::index::{now_ms, Document, Index, IndexBuilder, IndexError};
+use crate::index::{Document, Index, IndexBuilder, IndexError};
 
 /// Knobs of the bulk load from Redis.
 #[derive(Debug, Clone)]
@@ -240,10 +239,9 @@ async fn load_sorted(
 
     // Read once per load: a slot that moves meanwhile fails the load (MOVED
     // on an addressed pipeline), and the refresher retries it whole.
-    let topology = Arc::new(conn.clone().topology().await?);
+    let reader = ValueReader::new(conn).await?;
     let (tx, mut rx) = mpsc::channel(FETCHES_IN_FLIGHT);
-    let producer =
-        tokio::spawn(fetch_chunks(conn.clone(), topology, Arc::clone(&key_list), settings.chunk_keys.max(1), tx));
+    let producer = tokio::spawn(fetch_chunks(reader, Arc::clone(&key_list), settings.chunk_keys.max(1), tx));
 
     let mut parsing: VecDeque<oneshot::Receiver<ParsedChunk>> = VecDeque::new();
     while let Some(fetched) = rx.recv().await {
@@ -310,7 +308,7 @@ pub async fn fingerprint(conn: &RedisConn, keys: &KeySpace, count: usize) -> red
 /// # Errors
 /// [`redis::RedisError`] when the command fails.
 pub async fn pttl(conn: &RedisConn, key: &str) -> redis::RedisResult<i64> {
-    redis::cmd("PTTL").arg(key).query_async(&mut conn.clone()).await
+    conn.pttl(key).await
 }
 
 /// Every distinct key matching `pattern`, sorted byte-wise, from every
@@ -357,8 +355,7 @@ struct FetchedChunk {
 }
 
 async fn fetch_chunks(
-    conn: RedisConn,
-    topology: Arc<Topology>,
+    reader: ValueReader,
     keys: Arc<[String]>,
     chunk_keys: usize,
     tx: mpsc::Sender<Result<FetchedChunk, LoadError>>,
@@ -367,7 +364,23 @@ async fn fetch_chunks(
     let mut replies = futures::stream::iter(starts)
         .map(|first| {
             let end = (first + chunk_keys).min(keys.len());
-            fetch_chunk(conn.clone(), Arc::clone(&topology), Arc::clone(&keys), first, end)
+            let (reader, keys) = (reader.clone(), Arc::clone(&keys));
+            async move {
+                let read = reader.read(&keys[first..end]).await?;
+                let sent_at_ms = read.sent_at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                let values = read
+                    .values
+                    .into_iter()
+                    .map(|v| match v {
+                        StoredValue::String { bytes, ttl_ms } => {
+                            Raw::Value { bytes, expires_at_ms: ttl_ms.map(|ms| sent_at_ms + ms) }
+                        }
+                        StoredValue::Missing => Raw::Nil(SkipReason::Vanished),
+                        StoredValue::OtherType => Raw::Nil(SkipReason::WrongType),
+                    })
+                    .collect();
+                Ok(FetchedChunk { first_key: first, values })
+            }
         })
         .buffered(FETCHES_IN_FLIGHT);
     while let Some(reply) = replies.next().await {
@@ -376,112 +389,6 @@ async fn fetch_chunks(
             break;
         }
     }
-}
-
-async fn fetch_chunk(
-    conn: RedisConn,
-    topology: Arc<Topology>,
-    keys: Arc<[String]>,
-    first: usize,
-    end: usize,
-) -> Result<FetchedChunk, LoadError> {
-    let chunk = &keys[first..end];
-    // PTTL rides in the same pipeline so each document's deadline is read with
-    // its value; measured from before sending, so deadlines err early.
-    let sent_at_ms = now_ms();
-    let groups = group_by_node(&topology, chunk)?;
-    let replies = try_join_all(groups.iter().map(|group| {
-        let mut conn = conn.clone();
-        let topology = Arc::clone(&topology);
-        async move {
-            let mut pipe = redis::pipe();
-            for mget in &group.mgets {
-                pipe.cmd("MGET").arg(mget.iter().map(|&i| chunk[i].as_str()).collect::<Vec<_>>());
-            }
-            for &i in group.mgets.iter().flatten() {
-                pipe.cmd("PTTL").arg(&chunk[i]);
-            }
-            conn.pipeline_on(&topology, group.node, &pipe).await
-        }
-    }))
-    .await?;
-    let mut values: Vec<Raw> = (0..chunk.len()).map(|_| Raw::Nil(SkipReason::Vanished)).collect();
-    for (group, mut replies) in groups.iter().zip(replies) {
-        let ttls: Vec<i64> =
-            replies.drain(group.mgets.len()..).map(|v| if let Value::Int(ms) = v { ms } else { -1 }).collect();
-        let mut ttls = ttls.into_iter();
-        for (mget, reply) in group.mgets.iter().zip(replies) {
-            let Value::Array(items) = reply else {
-                return Err(redis::RedisError::from((
-                    redis::ErrorKind::UnexpectedReturnType,
-                    "MGET did not answer an array",
-                ))
-                .into());
-            };
-            for (&i, v) in mget.iter().zip(items) {
-                let ttl_ms = ttls.next().unwrap_or(-1);
-                let expires_at_ms = u64::try_from(ttl_ms).ok().map(|ms| sent_at_ms + ms);
-                values[i] = match v {
-                    Value::BulkString(bytes) => Raw::Value { bytes, expires_at_ms },
-                    Value::SimpleString(s) => Raw::Value { bytes: s.into_bytes(), expires_at_ms },
-                    _ => Raw::Nil(SkipReason::Vanished),
-                };
-            }
-        }
-    }
-    // MGET answers nil both for a key of another type and for a key deleted
-    // since SCAN; TYPE tells them apart.
-    let nils: Vec<usize> =
-        values.iter().enumerate().filter(|(_, v)| matches!(v, Raw::Nil(_))).map(|(i, _)| i).collect();
-    if !nils.is_empty() {
-        let mut by_node: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for &i in &nils {
-            by_node.entry(topology.owner(chunk[i].as_bytes())?).or_default().push(i);
-        }
-        let types = try_join_all(by_node.iter().map(|(&node, idx)| {
-            let mut conn = conn.clone();
-            let topology = Arc::clone(&topology);
-            async move {
-                let mut pipe = redis::pipe();
-                for &i in idx {
-                    pipe.cmd("TYPE").arg(&chunk[i]);
-                }
-                conn.pipeline_on(&topology, node, &pipe).await
-            }
-        }))
-        .await?;
-        for (idx, types) in by_node.values().zip(types) {
-            for (&i, ty) in idx.iter().zip(types) {
-                let none = matches!(&ty, Value::SimpleString(s) if s == "none")
-                    || matches!(&ty, Value::BulkString(b) if b == b"none");
-                if !none {
-                    values[i] = Raw::Nil(SkipReason::WrongType);
-                }
-            }
-        }
-    }
-    Ok(FetchedChunk { first_key: first, values })
-}
-
-/// The keys of one chunk that one node serves, as MGETs that each stay in one hash slot.
-struct NodeGroup {
-    node: usize,
-    /// Positions in the chunk, one list per MGET.
-    mgets: Vec<Vec<usize>>,
-}
-
-/// Splits a chunk by node, and within a node by hash slot (one MGET may
-/// not span slots in a cluster). A single node gets one MGET for all.
-fn group_by_node(topology: &Topology, chunk: &[String]) -> redis::RedisResult<Vec<NodeGroup>> {
-    if matches!(topology, Topology::Node) {
-        return Ok(vec![NodeGroup { node: 0, mgets: vec![(0..chunk.len()).collect()] }]);
-    }
-    let mut by_node: BTreeMap<usize, BTreeMap<u16, Vec<usize>>> = BTreeMap::new();
-    for (i, key) in chunk.iter().enumerate() {
-        let node = topology.owner(key.as_bytes())?;
-        by_node.entry(node).or_default().entry(crate::shard::key_slot(key.as_bytes())).or_default().push(i);
-    }
-    Ok(by_node.into_iter().map(|(node, slots)| NodeGroup { node, mgets: slots.into_values().collect() }).collect())
 }
 
 /// One chunk, decoded: rows back to back in `floats`, in key order.
