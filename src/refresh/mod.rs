@@ -76,7 +76,7 @@ use crate::{
         decode::SkipReason,
         keys::KeySpace,
         link::{RedisClient, RedisConn},
-        loader::{self, LoadError, LoadReport, LoadSettings, Loaded},
+        loader::{self, IndexLoadError, LoadReport, LoadSettings, Loaded, Presence, Reread},
         watcher::Change,
     },
     telemetry::error_chain,
@@ -334,7 +334,7 @@ impl Refresher {
         client: RedisClient,
         settings: &Source,
         conn: Option<RedisConn>,
-    ) -> Result<RedisConn, LoadError> {
+    ) -> Result<RedisConn, IndexLoadError> {
         match conn {
             Some(c) => Ok(c),
             None => loader::connect(&client, &settings.load).await,
@@ -356,7 +356,7 @@ impl Refresher {
                 let index = tokio::task::spawn_blocking(move || index.with_scan(scan))
                     .await
                     .map_err(|source| RefreshError::TaskFailed { step: "building the int8 copy", source })?;
-                let quick_pttl = loader::pttl(&conn, settings.keys.quick_key()).await.map_err(LoadError::from)?;
+                let quick_pttl = conn.pttl(settings.keys.quick_key()).await.map_err(IndexLoadError::from)?;
                 Ok((Loaded { index, report }, quick_pttl != -2))
             }
             .instrument(span),
@@ -451,25 +451,32 @@ impl Refresher {
             let conn = Self::connection(client, &settings, conn).await?;
             let fresh = loader::load_keys(&conn, &settings.keys, &settings.load, dim, keys.clone()).await?;
             tokio::task::spawn_blocking(move || {
+                let rereads: Vec<Reread<'_>> = keys
+                    .iter()
+                    .filter_map(|k| settings.keys.doc_id(k))
+                    .map(|id| Reread {
+                        id,
+                        before: base_report.presence(id, current.find(id).is_some()),
+                        after: fresh.presence(id),
+                    })
+                    .collect();
                 // A document rewritten with another dimension keeps its last
                 // good row (counted as wrong_dimension): a stream of such
                 // rewrites must not shrink the live index key by key (issue 16).
-                let wrong_dim = |k: &String| fresh.report.skipped_keys.get(k) == Some(&SkipReason::WrongDimension);
+                let wrong_dim = |r: &Reread<'_>| {
+                    r.before == Presence::Row && r.after == Presence::Skipped(SkipReason::WrongDimension)
+                };
                 let unchanged = |id: &str| match (current.find(id), fresh.index.find(id)) {
                     (Some(row), Some(fresh_row)) => same_document(&current, row, &fresh.index, fresh_row),
                     _ => false,
                 };
-                let changed_ids: HashSet<&str> = keys
-                    .iter()
-                    .filter(|k| !(wrong_dim(k) && settings.keys.doc_id(k).is_some_and(|id| current.find(id).is_some())))
-                    .filter_map(|k| settings.keys.doc_id(k))
-                    .filter(|id| !unchanged(id))
-                    .collect();
+                let changed_ids: HashSet<&str> =
+                    rereads.iter().filter(|r| !wrong_dim(r) && !unchanged(r.id)).map(|r| r.id).collect();
                 if changed_ids.is_empty() {
                     return Ok(Updated { index: None, counts: ApplyCounts::default(), report: base_report });
                 }
                 let (index, counts) = current.apply(&fresh.index, &changed_ids)?;
-                let report = base_report.after_update(&settings.keys, &keys, &current, &fresh, &index);
+                let report = base_report.after_update(&settings.keys, &rereads, &index);
                 Ok(Updated { index: Some(index), counts, report })
             })
             .await
@@ -589,11 +596,11 @@ impl Refresher {
         let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
         st.reconciling = Some(tokio::spawn(async move {
             let conn = Self::connection(client, &settings, conn).await.map_err(|e| match e {
-                LoadError::Redis(e) => RefreshError::Reconcile(e),
+                IndexLoadError::Redis(e) => RefreshError::Reconcile(e),
                 other => RefreshError::Load(other),
             })?;
             let fingerprint = loader::fingerprint(&conn, &settings.keys, settings.load.scan_count).await?;
-            let quick_pttl_ms = loader::pttl(&conn, settings.keys.quick_key()).await?;
+            let quick_pttl_ms = conn.pttl(settings.keys.quick_key()).await?;
             Ok(Observed { fingerprint, quick_pttl_ms })
         }));
     }
