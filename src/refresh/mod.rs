@@ -43,13 +43,14 @@
 //! earliest deadline, spawns loads, updates and reconciles, feeds their
 //! results back to the machines, and publishes snapshots.
 
+pub mod accept;
 mod error;
 pub mod reconcile;
 pub mod reload;
 mod status;
 pub mod updates;
 
-use std::{collections::HashSet, sync::atomic::Ordering, sync::Arc, time::Duration};
+use std::{sync::atomic::Ordering, sync::Arc, time::Duration};
 
 use tokio::{
     sync::{mpsc, oneshot},
@@ -59,24 +60,24 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-pub use self::{
-    error::RefreshError,
-    status::{FeedState, RefreshStatus, ReloadInfo, ReloadReason},
-};
 use self::{
+    accept::Update,
     reconcile::{KeySetVerdict, Observed, Ours, Reconcile},
     reload::FullReload,
     updates::{KeyUpdates, Verdict},
 };
+pub use self::{
+    error::RefreshError,
+    status::{FeedState, RefreshStatus, ReloadInfo, ReloadReason},
+};
 use crate::{
-    index::{now_ms, ApplyCounts, Index, SharedIndex},
+    index::{now_ms, Index, SharedIndex},
     search::ScanMode,
     store::{
         context::ContextQueue,
-        decode::SkipReason,
         keys::KeySpace,
         link::{RedisClient, RedisConn},
-        loader::{self, IndexLoadError, LoadReport, LoadSettings, Loaded, Presence, Reread},
+        loader::{self, IndexLoadError, LoadReport, LoadSettings, Loaded},
         watcher::Change,
     },
     telemetry::error_chain,
@@ -142,40 +143,9 @@ pub struct Source {
     pub retry_max: Duration,
 }
 
-/// A per-key update computed off the loop: the merged snapshot, what
-/// changed, and the report that goes with it.
-struct Updated {
-    /// `None` when every re-read document was as we had it: nothing to publish.
-    index: Option<Index>,
-    counts: ApplyCounts,
-    report: LoadReport,
-}
-
 /// Without a change feed, every value is re-read within this many
 /// reconcile periods (see `Refresher::recheck_values`).
 pub const RECHECK_PERIODS: usize = 3;
-
-/// How far apart two reads of one key's deadline may be and still be the
-/// same TTL: the deadline is measured from when the read was sent.
-const SAME_DEADLINE_MS: u64 = 1_000;
-
-/// Whether row `row` of `current` and row `fresh_row` of `fresh` are the
-/// same document: the same vector bits, metadata and (within
-/// [`SAME_DEADLINE_MS`]) deadline. A re-read that finds this publishes
-/// nothing, so checking values costs no index version and purges no context.
-fn same_document(current: &Index, row: usize, fresh: &Index, fresh_row: usize) -> bool {
-    let (a, b) = (current.doc(row), fresh.doc(fresh_row));
-    let same_deadline = match (a.expires_at_ms, b.expires_at_ms) {
-        (Some(x), Some(y)) => x.abs_diff(y) <= SAME_DEADLINE_MS,
-        (x, y) => x == y,
-    };
-    same_deadline
-        && a.url() == b.url()
-        && a.title == b.title
-        && a.text == b.text
-        && a.attributes == b.attributes
-        && current.row(row).iter().map(|x| x.to_bits()).eq(fresh.row(fresh_row).iter().map(|x| x.to_bits()))
-}
 
 /// The loop's state: the three machines, and the I/O in flight for each.
 /// A task handle is `Some` exactly while its machine says it is running.
@@ -197,7 +167,8 @@ struct Loop {
     /// Reload requests answered by the next reload that finishes.
     waiters: Vec<oneshot::Sender<ReloadReply>>,
     updates: KeyUpdates,
-    updating: Option<JoinHandle<Result<Updated, RefreshError>>>,
+    /// The running per-key update; `None` in its answer: nothing to publish.
+    updating: Option<JoinHandle<Result<Option<Update>, RefreshError>>>,
     reconcile: Reconcile,
     reconciling: Option<JoinHandle<Result<Observed, RefreshError>>>,
     /// The running background merge of a snapshot's delta into a new base:
@@ -307,24 +278,21 @@ impl Refresher {
                 info!("Redis reported FLUSHDB/FLUSHALL; reconciling");
                 st.reconcile.request(now);
             }
-            Change::Keys(keys) => {
-                let k = &self.source.keys;
-                for key in keys {
-                    let Ok(key) = String::from_utf8(key) else {
-                        // Not a valid id; the reconcile will account for it.
-                        st.reconcile.request(now);
-                        continue;
-                    };
-                    if key == k.quick_key() {
-                        info!("quick key changed");
-                        st.reconcile.request(now); // re-reads its deadline
-                        st.reload.trigger(ReloadReason::QuickKeyChanged, now);
-                    } else if k.doc_id(&key).is_some() && k.owns(key.as_bytes()) {
-                        // After a flush too: the refill patches the index we kept,
-                        // and the full reload waits until the refill is done
-                        // (see `reconcile` and `finish_reload`; issue 16).
-                        st.updates.changed(key, now);
-                    }
+            Change::Keys(changed) => {
+                if changed.unreadable > 0 {
+                    // Keys that name no id; the reconcile will account for them.
+                    st.reconcile.request(now);
+                }
+                if changed.quick_key {
+                    info!("quick key changed");
+                    st.reconcile.request(now); // re-reads its deadline
+                    st.reload.trigger(ReloadReason::QuickKeyChanged, now);
+                }
+                // After a flush too: the refill patches the index we kept,
+                // and the full reload waits until the refill is done
+                // (see `reconcile` and `finish_reload`; issue 16).
+                for id in changed.ids {
+                    st.updates.changed(id, now);
                 }
             }
         }
@@ -443,61 +411,35 @@ impl Refresher {
         let current = self.shared.current();
         let base_version = current.as_ref().map(|c| c.version());
         // Without a snapshot the machine drops the keys: the first full load reads them anyway.
-        let (Some(keys), Some(current)) = (st.updates.start(Instant::now(), base_version), current) else { return };
+        let (Some(ids), Some(current)) = (st.updates.start(Instant::now(), base_version), current) else { return };
         let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
         let base_report = st.report.clone();
         let dim = st.dim.or((current.dim() > 0).then_some(current.dim()));
         st.updating = Some(tokio::spawn(async move {
             let conn = Self::connection(client, &settings, conn).await?;
-            let fresh = loader::load_keys(&conn, &settings.keys, &settings.load, dim, keys.clone()).await?;
+            let fresh = loader::load_ids(&conn, &settings.keys, &settings.load, dim, &ids).await?;
             tokio::task::spawn_blocking(move || {
-                let rereads: Vec<Reread<'_>> = keys
-                    .iter()
-                    .filter_map(|k| settings.keys.doc_id(k))
-                    .map(|id| Reread {
-                        id,
-                        before: base_report.presence(id, current.find(id).is_some()),
-                        after: fresh.presence(id),
-                    })
-                    .collect();
-                // A document rewritten with another dimension keeps its last
-                // good row (counted as wrong_dimension): a stream of such
-                // rewrites must not shrink the live index key by key (issue 16).
-                let wrong_dim = |r: &Reread<'_>| {
-                    r.before == Presence::Row && r.after == Presence::Skipped(SkipReason::WrongDimension)
-                };
-                let unchanged = |id: &str| match (current.find(id), fresh.index.find(id)) {
-                    (Some(row), Some(fresh_row)) => same_document(&current, row, &fresh.index, fresh_row),
-                    _ => false,
-                };
-                let changed_ids: HashSet<&str> =
-                    rereads.iter().filter(|r| !wrong_dim(r) && !unchanged(r.id)).map(|r| r.id).collect();
-                if changed_ids.is_empty() {
-                    return Ok(Updated { index: None, counts: ApplyCounts::default(), report: base_report });
-                }
-                let (index, counts) = current.apply(&fresh.index, &changed_ids)?;
-                let report = base_report.after_update(&settings.keys, &rereads, &index);
-                Ok(Updated { index: Some(index), counts, report })
+                Ok(accept::apply_reread(&current, &base_report, &settings.keys, &ids, &fresh)?)
             })
             .await
             .map_err(|source| RefreshError::TaskFailed { step: "per-key merge", source })?
         }));
     }
 
-    fn finish_update(&mut self, st: &mut Loop, done: Result<Result<Updated, RefreshError>, JoinError>) {
+    fn finish_update(&mut self, st: &mut Loop, done: Result<Result<Option<Update>, RefreshError>, JoinError>) {
         st.updating = None;
         let now = Instant::now();
         match done.map_err(|source| RefreshError::TaskFailed { step: "per-key update", source }).and_then(|r| r) {
-            Ok(Updated { index, counts, report }) => {
+            Ok(update) => {
                 let published_version = self.shared.current().map(|c| c.version());
                 // A snapshot patched from a base a reload has replaced (or is about
                 // to) would undo the reload; the machine requeues its keys instead.
-                let Some(Verdict::Publish(keys)) = st.updates.succeeded(now, published_version, st.reload.is_running())
+                let Some(Verdict::Publish(ids)) = st.updates.succeeded(now, published_version, st.reload.is_running())
                 else {
                     return;
                 };
-                let Some(index) = index else {
-                    debug!(keys = keys.len(), "re-read keys hold what the index has; nothing to publish");
+                let Some(Update { index, counts, report }) = update else {
+                    debug!(keys = ids.len(), "re-read documents are as the index has them; nothing to publish");
                     return;
                 };
                 let published = self.publish(index, &report);
@@ -506,7 +448,7 @@ impl Refresher {
                 self.status.docs_updated.fetch_add(counts.updated as u64, Ordering::Relaxed);
                 self.status.docs_removed.fetch_add(counts.removed as u64, Ordering::Relaxed);
                 info!(
-                    keys = keys.len(),
+                    keys = ids.len(),
                     added = counts.added,
                     updated = counts.updated,
                     removed = counts.removed,
@@ -582,10 +524,8 @@ impl Refresher {
     fn sweep_expired(&mut self, st: &mut Loop) {
         let Some(index) = self.shared.current() else { return };
         let now = now_ms();
-        let expired: Vec<String> = (0..index.len())
-            .filter(|&r| index.is_expired(r, now))
-            .map(|r| self.source.keys.embedding_key(&index.doc(r).id))
-            .collect();
+        let expired: Vec<Box<str>> =
+            (0..index.len()).filter(|&r| index.is_expired(r, now)).map(|r| index.doc(r).id.clone()).collect();
         st.updates.expired(expired, Instant::now());
     }
 
@@ -671,8 +611,8 @@ impl Refresher {
         let start = if start >= n { 0 } else { start };
         let rows = start..(start + n.div_ceil(RECHECK_PERIODS)).min(n);
         st.recheck_after = Some(index.doc(rows.end - 1).id.clone());
-        let keys: Vec<String> = rows.map(|r| self.source.keys.embedding_key(&index.doc(r).id)).collect();
-        debug!(keys = keys.len(), "re-reading values without a change feed");
-        st.updates.expired(keys, now);
+        let ids: Vec<Box<str>> = rows.map(|r| index.doc(r).id.clone()).collect();
+        debug!(keys = ids.len(), "re-reading values without a change feed");
+        st.updates.expired(ids, now);
     }
 }

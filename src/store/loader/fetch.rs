@@ -1,5 +1,5 @@
-//! The network side of a load: which keys to read (SCAN's, or the ones a
-//! per-key update names), and the stream of chunk reads that feeds the
+//! The network side of a load: which keys to read (SCAN's, or those of the
+//! documents a per-key update names), and the stream of chunk reads that feeds the
 //! parser, a few chunks ahead of it.
 //!
 //! Which node holds a key, slots, PTTL and TYPE are `link`'s business
@@ -59,9 +59,11 @@ impl KeysToRead {
         out
     }
 
-    /// Sorts out a list of keys to re-read: sorted and deduplicated here;
-    /// another shard's keys are dropped, keys outside the prefix are invalid.
-    pub(super) fn from_list(mut list: Vec<String>, keys: &KeySpace) -> Self {
+    /// The keys of documents to re-read, by id: sorted and deduplicated
+    /// here; another shard's are dropped, and an id that names no key (the
+    /// empty one) is an invalid key.
+    pub(super) fn from_ids(ids: &[Box<str>], keys: &KeySpace) -> Self {
+        let mut list: Vec<String> = ids.iter().map(|id| keys.embedding_key(id)).collect();
         list.sort_unstable();
         list.dedup();
         let mut out = Self::default();
@@ -157,7 +159,8 @@ mod tests {
 
         // Act
         let scanned = KeysToRead::from_scan(raw(&[ours.as_bytes(), theirs.as_bytes()]), &keys);
-        let listed = KeysToRead::from_list(vec![theirs.clone(), ours.clone()], &keys);
+        let id = |key: &str| Box::<str>::from(&key["cache:embedding:".len()..]);
+        let listed = KeysToRead::from_ids(&[id(&theirs), id(&ours)], &keys);
 
         // Assert
         assert_eq!(scanned.keys, listed.keys);
@@ -167,17 +170,17 @@ mod tests {
     }
 
     #[test]
-    fn a_list_to_re_read_is_sorted_and_deduplicated() {
+    fn documents_to_re_read_are_sorted_and_deduplicated() {
         // Arrange
         let keys = KeySpace::default();
-        let list = ["cache:embedding:b", "chat:history:1", "cache:embedding:a", "cache:embedding:b"];
+        let ids: Vec<Box<str>> = ["b", "", "a", "b"].into_iter().map(Box::from).collect();
 
         // Act
-        let sorted = KeysToRead::from_list(list.iter().map(|k| (*k).to_owned()).collect(), &keys);
+        let sorted = KeysToRead::from_ids(&ids, &keys);
 
         // Assert
         assert_eq!(sorted.keys, ["cache:embedding:a", "cache:embedding:b"]);
-        assert_eq!(sorted.invalid, ["chat:history:1"]);
+        assert_eq!(sorted.invalid, ["cache:embedding:"], "the empty id names no document");
         assert_eq!(sorted.fingerprint, KeySetFingerprint::default(), "a re-read does not count the key set");
     }
 }

@@ -118,21 +118,22 @@ pub async fn load_all(
     load_sorted(conn, keys, settings, dim, to_read, started).await
 }
 
-/// Loads exactly these keys (sorted and deduplicated here) into a new index,
-/// as [`load_all`] does after its SCAN. Keys outside the embedding prefix are
-/// skipped as `invalid_key`; keys that no longer exist count as `vanished`.
+/// Loads exactly the documents `ids` (sorted and deduplicated here) into a
+/// new index, as [`load_all`] does after its SCAN: what a per-key update
+/// re-reads. Documents that no longer exist count as `vanished`; an empty
+/// id (it would name the bare prefix) as `invalid_key`.
 ///
 /// # Errors
 /// [`IndexLoadError`] when Redis fails.
-pub async fn load_keys(
+pub async fn load_ids(
     conn: &RedisConn,
     keys: &KeySpace,
     settings: &LoadSettings,
     dim: Option<usize>,
-    key_list: Vec<String>,
+    ids: &[Box<str>],
 ) -> Result<Loaded, IndexLoadError> {
     let started = Instant::now();
-    load_sorted(conn, keys, settings, dim, KeysToRead::from_list(key_list, keys), started).await
+    load_sorted(conn, keys, settings, dim, KeysToRead::from_ids(ids, keys), started).await
 }
 
 /// Reads `to_read.keys` (sorted) chunk by chunk, parsing each chunk on
