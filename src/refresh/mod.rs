@@ -45,6 +45,7 @@
 
 pub mod accept;
 mod error;
+pub mod merge;
 pub mod reconcile;
 pub mod reload;
 mod status;
@@ -62,6 +63,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use self::{
     accept::Update,
+    merge::{DeltaMerge, MergeVerdict, Serving},
     reconcile::{KeySetVerdict, Observed, Ours, Reconcile},
     reload::FullReload,
     updates::{KeyUpdates, Verdict},
@@ -171,8 +173,9 @@ struct Loop {
     updating: Option<JoinHandle<Result<Option<Update>, RefreshError>>>,
     reconcile: Reconcile,
     reconciling: Option<JoinHandle<Result<Observed, RefreshError>>>,
-    /// The running background merge of a snapshot's delta into a new base:
-    /// its source snapshot and the merged index (see `index::delta`).
+    merge: DeltaMerge,
+    /// The running merge of a snapshot's delta into a new base (see
+    /// `index::delta`): its source snapshot and the merged index.
     merging: Option<JoinHandle<(Arc<Index>, Index)>>,
 }
 
@@ -208,6 +211,7 @@ impl Refresher {
             updating: None,
             reconcile: Reconcile::new(now, self.timing.reconcile_every),
             reconciling: None,
+            merge: DeltaMerge::new(),
             merging: None,
         };
         self.status.set_feed(FeedState::Connecting);
@@ -399,11 +403,19 @@ impl Refresher {
     /// Publishes a snapshot and its report, retiring contexts built from
     /// older versions first.
     fn publish(&self, index: Index, report: &LoadReport) -> Arc<Index> {
+        self.swap_in(index, report, true)
+    }
+
+    /// Swaps `index` in with its report; a success clears the last failure.
+    /// `retire_contexts`: whether contexts built from older versions are
+    /// retired first (not for a merge: same documents, same answers).
+    fn swap_in(&self, index: Index, report: &LoadReport, retire_contexts: bool) -> Arc<Index> {
+        let report = report.clone();
         self.shared.replace_with(index, |version| {
-            if let Some(c) = &self.contexts {
+            if let Some(c) = self.contexts.as_ref().filter(|_| retire_contexts) {
                 c.retire_before(version);
             }
-            self.status.set_load_report(version, report.clone());
+            self.status.set_load_report(version, report);
         })
     }
 
@@ -465,12 +477,10 @@ impl Refresher {
         }
     }
 
-    /// Folds a snapshot's delta into a new base once it has grown past
-    /// `index::delta::DELTA_MAX_ROWS`, on a blocking thread (copying the
-    /// live rows and quantizing them is O(N): ~1 s at 1M × 384), so per-key
-    /// updates stay O(changed rows) and queries never wait for it.
+    /// Starts the merge [`DeltaMerge::published`] asks for, on a blocking
+    /// thread (CPU work, O(N)), so queries and per-key updates never wait for it.
     fn start_merge(&self, st: &mut Loop, published: Arc<Index>) {
-        if st.merging.is_some() || !published.needs_merge() {
+        if !st.merge.published(Instant::now(), published.version(), published.needs_merge()) {
             return;
         }
         debug!(version = published.version(), "merging the delta into a new base");
@@ -480,34 +490,47 @@ impl Refresher {
         }));
     }
 
-    /// Publishes a finished merge, rebased on the per-key updates published
-    /// while it ran; dropped if a reload replaced the base meanwhile.
+    /// Publishes a finished merge as [`DeltaMerge::finished`] says: as it
+    /// is, rebased on the updates published while it ran, or not at all.
     fn finish_merge(&mut self, st: &mut Loop, done: Result<(Arc<Index>, Index), JoinError>) {
         st.merging = None;
+        let now = Instant::now();
         let (source, merged) = match done {
             Ok(done) => done,
             Err(source) => {
-                warn!(error.message = %RefreshError::TaskFailed { step: "merging the delta", source }, "merge failed; the delta keeps serving");
+                let Some(ran) = st.merge.failed(now) else { return };
+                let e = RefreshError::TaskFailed { step: "merging the delta", source };
+                warn!(error.message = %e, ran_ms = ran.as_millis() as u64, "merge failed; the delta keeps serving");
                 return;
             }
         };
-        let Some(current) = self.shared.current() else { return };
-        let index = if current.version() == source.version() {
-            merged
-        } else {
-            match current.rebase(&source, &merged) {
+        let current = self.shared.current();
+        let serving =
+            current.as_ref().map(|c| Serving { version: c.version(), shares_base: c.shares_base_with(&source) });
+        let Some((verdict, took)) = st.merge.finished(now, serving) else { return };
+        let index = match (verdict, current) {
+            (MergeVerdict::Publish, _) => merged,
+            (MergeVerdict::Rebase, Some(current)) => match current.rebase(&source, &merged) {
                 Some(index) => index,
                 None => {
-                    debug!("the base was replaced while merging; merge dropped");
+                    debug!("the rebase of a merge failed; merge dropped");
                     return;
                 }
+            },
+            (MergeVerdict::Rebase | MergeVerdict::Drop, _) => {
+                debug!("the base was replaced while merging; merge dropped");
+                return;
             }
         };
         // Same documents as the snapshot it replaces, so the contexts computed
         // from that one stay valid: nothing to retire.
-        let report = st.report.clone();
-        let published = self.shared.replace_with(index, |version| self.status.set_load_report(version, report));
-        info!(version = published.version(), docs = published.len(), "delta merged into a new base");
+        let published = self.swap_in(index, &st.report, false);
+        info!(
+            version = published.version(),
+            docs = published.len(),
+            took_ms = took.as_millis() as u64,
+            "delta merged into a new base"
+        );
         // Updates published during the merge may have filled the delta again.
         self.start_merge(st, published);
     }
