@@ -387,7 +387,7 @@ impl Refresher {
                 self.status.reload_failures.fetch_add(1, Ordering::Relaxed);
                 let Some(retry_in) = st.reload.failed(now) else { return };
                 warn!(error.message = %e, error.cause_chain = %error_chain(&e), retry_in_ms = retry_in.as_millis() as u64, "reload failed; the current index keeps serving");
-                self.shared.set_failure(Some(format!(
+                self.status.set_failure(Some(format!(
                     "loading from {} failed: {}",
                     self.source.redis_display,
                     e.detail()
@@ -411,12 +411,14 @@ impl Refresher {
     /// retired first (not for a merge: same documents, same answers).
     fn swap_in(&self, index: Index, report: &LoadReport, retire_contexts: bool) -> Arc<Index> {
         let report = report.clone();
-        self.shared.replace_with(index, |version| {
+        let published = self.shared.replace_with(index, |version| {
             if let Some(c) = self.contexts.as_ref().filter(|_| retire_contexts) {
                 c.retire_before(version);
             }
             self.status.set_load_report(version, report);
-        })
+        });
+        self.status.set_failure(None);
+        published
     }
 
     fn start_update(&mut self, st: &mut Loop) {
