@@ -119,7 +119,7 @@ pub struct RefreshHandle {
 /// The task that owns index updates. Built in `app.rs`, run until cancelled.
 pub struct Refresher {
     pub client: RedisClient,
-    pub source: Source,
+    pub source: RefreshSource,
     pub timing: RefreshSettings,
     pub shared: Arc<SharedIndex>,
     pub contexts: Option<ContextQueue>,
@@ -130,7 +130,7 @@ pub struct Refresher {
 
 /// Where and how the refresher reads Redis.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub struct RefreshSource {
     /// Printable address (no credentials), for failure messages.
     pub redis_display: String,
     pub keys: KeySpace,
@@ -304,7 +304,7 @@ impl Refresher {
 
     async fn connection(
         client: RedisClient,
-        settings: &Source,
+        settings: &RefreshSource,
         conn: Option<RedisConn>,
     ) -> Result<RedisConn, IndexLoadError> {
         match conn {
