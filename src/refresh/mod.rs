@@ -1,24 +1,36 @@
 //! Keeps the in-memory index in step with Redis without failing a query.
 //!
 //! One task, the [`Refresher`](crate::refresh::Refresher), owns every change to the published index:
-//! the first load, full reloads, per-key updates and expiry sweeps. It
-//! builds each new snapshot off to the side and swaps it in atomically, so
-//! queries are always answered by a complete old or new version.
+//! the first load, full reloads, per-key updates, expiry sweeps and delta
+//! merges. It builds each new snapshot off to the side and swaps it in
+//! atomically, so queries are always answered by a complete old or new
+//! version. From the change feed on, documents are named by id: the feed
+//! parses each key once (`store::watcher`).
 //!
 //! Triggers, and what they do:
 //! - quick key deleted, rewritten or past its deadline (read with PTTL, so we
 //!   don't wait for Redis to reclaim it) → full reload, debounced: a burst
 //!   gives one reload; a trigger during a reload queues exactly one more;
-//! - an embedding key set/deleted/expired → re-read just that key (batched)
-//!   and publish a snapshot with it upserted or removed;
+//! - an embedding key set/deleted/expired → re-read just that document
+//!   (batched) and publish a snapshot with it upserted or removed, as the
+//!   acceptance rule says (a wrong-dimension rewrite keeps the last good
+//!   row; a re-read that changes nothing publishes nothing);
 //! - a document reaching its own deadline → re-read it the same way (queries
 //!   already hide it from the deadline on; see `index`);
+//! - a published snapshot whose delta reached `index::delta::DELTA_MAX_ROWS`
+//!   → merge it into a new base in the background, then publish the merge
+//!   (rebased on the updates published meanwhile, or dropped if a reload
+//!   replaced the base);
 //! - the change feed re-armed after a disconnect → full reload (pushes are
 //!   at-most-once, and a rewritten value leaves the key set unchanged); the
 //!   first load waits for the feed to arm (at most 2 s) so nothing falls
 //!   between the two;
-//! - FLUSHDB, or every `reconcile_every` → compare a fingerprint of Redis's
-//!   key set with the index's; reload on mismatch;
+//! - FLUSHDB, a key that is not UTF-8, or every `reconcile_every` → compare
+//!   a fingerprint of Redis's key set with the index's; reload on mismatch;
+//!   without a change feed, each reconcile also re-reads the next third of
+//!   the documents (a value rewritten in place leaves the key set as it was);
+//! - a failed reload → retried with backoff, the current index serving;
+//!   `/readyz` shows the failure until the next publish;
 //! - `POST /v1/admin/reload` → immediate full reload.
 //!
 //! An empty keyspace while we hold documents (FLUSHDB, Redis restarted
@@ -26,22 +38,26 @@
 //! index keeps serving, `/v1/stats` and `/readyz` say so, and a reload
 //! happens as soon as embeddings reappear.
 //!
-//! Each rule above lives in a plain-data state machine, one per file, fed
-//! `now` (tokio's clock) and answering with what to start, so all of them
-//! are unit-tested under paused time without Redis:
+//! Each rule above lives in plain data, one file per concern, fed `now`
+//! (tokio's clock) and answering with what to start, so all of them are
+//! unit-tested without Redis (the machines under paused time):
 //! - [`reload`](crate::refresh::reload): debounce, "a trigger during a
 //!   reload queues exactly one more", the wait for the feed at start,
 //!   backoff capped at `retry_max`;
 //! - [`updates`](crate::refresh::updates): the batching window, pacing
 //!   (after an update that took `t`, the next waits `3 × t`), the
 //!   base-version rule;
+//! - [`accept`](crate::refresh::accept): the per-key acceptance rule, and
+//!   the report an update leaves (a pure function, not a machine);
+//! - [`merge`](crate::refresh::merge): one merge at a time, publish as it
+//!   is, rebase or drop;
 //! - [`reconcile`](crate::refresh::reconcile): its period, the quick key's
 //!   deadline and presence, the redis_empty rule.
 //!
 //! This file owns the I/O: the `select!` loop in
 //! [`Refresher::run`](crate::refresh::Refresher::run) sleeps until the
-//! earliest deadline, spawns loads, updates and reconciles, feeds their
-//! results back to the machines, and publishes snapshots.
+//! earliest deadline, spawns loads, updates, merges and reconciles, feeds
+//! their results back to the machines, and publishes snapshots.
 
 pub mod accept;
 mod error;
@@ -149,7 +165,7 @@ pub struct RefreshSource {
 /// reconcile periods (see `Refresher::recheck_values`).
 pub const RECHECK_PERIODS: usize = 3;
 
-/// The loop's state: the three machines, and the I/O in flight for each.
+/// The loop's state: the four machines, and the I/O in flight for each.
 /// A task handle is `Some` exactly while its machine says it is running.
 struct Loop {
     conn: Option<RedisConn>,

@@ -29,7 +29,7 @@ pub enum Topology {
 }
 
 impl Topology {
-    /// How many nodes [`super::RedisConn::pipeline_on`] and [`super::KeyScan`] address.
+    /// How many nodes [`super::ValueReader`] and [`super::KeyScan`] address.
     pub fn node_count(&self) -> usize {
         match self {
             Self::Node => 1,

@@ -1,6 +1,6 @@
-//! From fetched values to a snapshot, without I/O: [`parse_chunk`] decodes
+//! From fetched values to a snapshot, without I/O: `parse_chunk` decodes
 //! one chunk (on rayon, while the next chunk is on the wire), and
-//! [`RowCollector`] appends the decoded rows to one pre-sized matrix of the
+//! `RowCollector` appends the decoded rows to one pre-sized matrix of the
 //! index dimension, counting every value it cannot use in the
 //! [`LoadReport`].
 //!

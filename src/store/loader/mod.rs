@@ -8,18 +8,18 @@
 //! arrives → rows appended to one pre-sized matrix. Raw values live only as
 //! long as their chunk, so there is never a second copy of all values in
 //! memory. One part per file:
-//! - [`fetch`]: which keys, and the chunk reads (`store::link` hides node
+//! - `fetch`: which keys, and the chunk reads (`store::link` hides node
 //!   vs cluster, slots, PTTL and TYPE);
-//! - [`build`]: decoding, the dimension rule, rows into the matrix;
-//! - [`report`]: the account of keys, skips and the key-set fingerprint.
+//! - `build`: decoding, the dimension rule, rows into the matrix;
+//! - `report`: the account of keys, skips and the key-set fingerprint.
 //!
 //! Bad values are data, not errors: each is counted in [`LoadReport`] by
-//! [`SkipReason`] and logged with its key (within a per-reason budget, see
-//! [`report`]). Only Redis failures abort a load; the caller retries.
+//! [`SkipReason`] and logged with its key (within a per-reason budget,
+//! [`LOGGED_SKIPS_PER_REASON`]). Only Redis failures abort a load; the caller retries.
 
-pub mod build;
+mod build;
 mod fetch;
-pub mod report;
+mod report;
 
 use std::{
     collections::VecDeque,
