@@ -18,7 +18,7 @@ use std::{collections::BTreeMap, sync::Arc, time::SystemTime};
 use futures::future::try_join_all;
 use redis::{ErrorKind, Pipeline, RedisError, RedisResult, Value};
 
-use super::{RedisConn, Topology};
+use super::{conn::RedisConn, topology::Topology};
 use crate::shard::key_slot;
 
 /// One key as [`ValueReader::read`] found it.

@@ -4,7 +4,7 @@
 
 use redis::RedisResult;
 
-use super::{RedisConn, Topology};
+use super::{conn::RedisConn, topology::Topology};
 
 /// SCAN over every node, one node after the other: each call to
 /// [`KeyScan::next`] is one SCAN round trip.

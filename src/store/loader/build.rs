@@ -16,9 +16,9 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use super::{report::LoadReport, IndexLoadError};
+use super::report::LoadReport;
 use crate::{
-    index::{Document, Index, IndexBuilder},
+    index::{Document, Index, IndexBuilder, IndexError},
     store::{
         decode::{decode_into, Meta, SkipReason},
         keys::KeySpace,
@@ -162,8 +162,8 @@ impl RowCollector {
     /// other dimensions' rows counted as `wrong_dimension`.
     ///
     /// # Errors
-    /// [`IndexLoadError::Index`] if the rows do not form an index (ids out of order).
-    pub(super) fn finish(mut self, keys: &KeySpace) -> Result<(Index, LoadReport), IndexLoadError> {
+    /// [`IndexError`] if the rows do not form an index (ids out of order).
+    pub(super) fn finish(mut self, keys: &KeySpace) -> Result<(Index, LoadReport), IndexError> {
         let main = self.main.take().unwrap_or_else(|| IndexBuilder::new(self.main_dim.unwrap_or(0)));
         let majority = self
             .others

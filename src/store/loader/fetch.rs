@@ -11,7 +11,6 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
-use super::IndexLoadError;
 use crate::store::{
     keys::{KeySetFingerprint, KeySpace},
     link::{self, ReadValues, RedisConn, ValueReader},
@@ -100,7 +99,7 @@ pub(super) async fn fetch_chunks(
     reader: ValueReader,
     keys: Arc<[String]>,
     chunk_keys: usize,
-    tx: mpsc::Sender<Result<FetchedChunk, IndexLoadError>>,
+    tx: mpsc::Sender<redis::RedisResult<FetchedChunk>>,
 ) {
     let starts = (0..keys.len()).step_by(chunk_keys.max(1));
     let mut replies = futures::stream::iter(starts)
