@@ -26,7 +26,10 @@ mod common;
 use common::chatbot_value;
 use semsearch::{
     config::Settings,
-    store::{link::RedisConn, loader},
+    store::{
+        link::{self, RedisConn},
+        loader,
+    },
     tools::redis_child::ChildRedis,
 };
 
@@ -58,7 +61,7 @@ async fn fill(conn: &mut MultiplexedConnection, n: usize) -> u64 {
 /// The baseline: the same SCAN (the loader's own) and the same chunked,
 /// pipelined MGETs, values received and dropped unparsed.
 async fn bare_mget(conn: &RedisConn, pattern: &str, scan_count: usize, chunk: usize) -> (usize, u64) {
-    let keys = loader::scan_all(conn, pattern, scan_count).await.expect("SCAN");
+    let keys = link::scan_all(conn, pattern, scan_count).await.expect("SCAN");
     let keys = Arc::new(keys);
     let mut replies = futures::stream::iter((0..keys.len()).step_by(chunk))
         .map(|first| {

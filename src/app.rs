@@ -13,7 +13,7 @@ use crate::{
     config::Settings,
     embed::{QueryEmbedder, PROBE_TEXT},
     index::SharedIndex,
-    refresh::{RefreshHandle, RefreshStatus, Refresher, Source},
+    refresh::{RefreshHandle, RefreshSource, RefreshStatus, Refresher},
     router::{self, shards::Shards, RouterSettings, RouterState},
     search::{coalesce::Coalescer, int8, kernel},
     store::{
@@ -86,7 +86,7 @@ impl App {
         let status = Arc::new(RefreshStatus::default());
         let refresher = Refresher {
             client: client.clone(),
-            source: Source {
+            source: RefreshSource {
                 redis_display: settings.redis_display().to_owned(),
                 keys: settings.keys.clone(),
                 load: settings.load.clone(),

@@ -19,8 +19,8 @@ pub const SLOTS: u16 = 16_384;
 /// CRC16 with the XMODEM parameters (poly 0x1021, init 0, no reflection,
 /// no final xor): the checksum Redis Cluster uses for key slots. A 256-entry
 /// table built at compile time: a dozen lines checked against the standard
-/// check value and Redis's own answers (`CLUSTER KEYSLOT`). The loader's
-/// per-slot MGETs use it too (`store::slot`).
+/// check value and Redis's own answers (`CLUSTER KEYSLOT`). The store's
+/// per-slot MGETs use it too (`store::link`).
 const CRC16_TABLE: [u16; 256] = {
     let mut table = [0u16; 256];
     let mut i = 0;

@@ -105,7 +105,9 @@ impl AppState {
     /// [`ApiError::NotReady`] until the first load has finished.
     pub fn ready_index(&self) -> Result<Arc<Index>, ApiError> {
         self.index.current().ok_or_else(|| {
-            ApiError::NotReady(self.index.last_failure().unwrap_or_else(|| "loading embeddings from Redis".to_owned()))
+            ApiError::NotReady(
+                self.refresh.status.last_failure().unwrap_or_else(|| "loading embeddings from Redis".to_owned()),
+            )
         })
     }
 }

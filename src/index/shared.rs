@@ -6,20 +6,19 @@
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
-    Arc, Mutex,
+    Arc,
 };
 
 use arc_swap::ArcSwapOption;
 
 use super::Index;
 
-/// `None` until the first load finishes (that is what `/readyz` reports).
+/// `None` until the first load finishes (that is what `/readyz` reports;
+/// why a load failed is the refresher's to say: `refresh::RefreshStatus`).
 #[derive(Debug, Default)]
 pub struct SharedIndex {
     current: ArcSwapOption<Index>,
     versions: AtomicU64,
-    /// Why the latest load attempt failed, for `/readyz`; cleared on success.
-    last_failure: Mutex<Option<String>>,
 }
 
 impl SharedIndex {
@@ -46,17 +45,6 @@ impl SharedIndex {
         before_publish(version);
         let index = Arc::new(index);
         self.current.store(Some(Arc::clone(&index)));
-        self.set_failure(None);
         index
-    }
-
-    /// Records (or clears) why the latest load attempt failed.
-    pub fn set_failure(&self, why: Option<String>) {
-        // A poisoned lock only means a panic while holding a String; the value is still usable.
-        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = why;
-    }
-
-    pub fn last_failure(&self) -> Option<String> {
-        self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

@@ -5,7 +5,7 @@
 use thiserror::Error;
 use tokio::task::JoinError;
 
-use crate::{index::IndexError, store::loader::LoadError, telemetry::error_chain};
+use crate::{index::IndexError, store::loader::IndexLoadError, telemetry::error_chain};
 
 /// A failed full reload, per-key update or reconcile.
 #[derive(Debug, Error)]
@@ -13,7 +13,7 @@ pub enum RefreshError {
     /// Connecting, or reading values (a full reload or the changed keys),
     /// failed. Transparent, so a reload failure reads as the load's own error.
     #[error(transparent)]
-    Load(#[from] LoadError),
+    Load(#[from] IndexLoadError),
     /// The reconcile could not reach Redis, or its SCAN or PTTL failed.
     #[error("redis failed during the reconcile")]
     Reconcile(#[from] redis::RedisError),
@@ -51,7 +51,7 @@ mod tests {
     fn a_reload_failure_detail_reads_as_the_load_error_and_its_causes() {
         // Arrange
         let io = redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused here"));
-        let error = RefreshError::from(LoadError::from(io));
+        let error = RefreshError::from(IndexLoadError::from(io));
 
         // Act
         let detail = error.detail();
@@ -64,12 +64,12 @@ mod tests {
     #[test]
     fn a_detail_without_causes_has_no_trailing_separator() {
         // Arrange
-        let error = RefreshError::from(LoadError::WorkerGone);
+        let error = RefreshError::from(IndexLoadError::WorkerGone);
 
         // Act
         let detail = error.detail();
 
         // Assert
-        assert_eq!(detail, LoadError::WorkerGone.to_string());
+        assert_eq!(detail, IndexLoadError::WorkerGone.to_string());
     }
 }

@@ -1,24 +1,36 @@
 //! Keeps the in-memory index in step with Redis without failing a query.
 //!
 //! One task, the [`Refresher`](crate::refresh::Refresher), owns every change to the published index:
-//! the first load, full reloads, per-key updates and expiry sweeps. It
-//! builds each new snapshot off to the side and swaps it in atomically, so
-//! queries are always answered by a complete old or new version.
+//! the first load, full reloads, per-key updates, expiry sweeps and delta
+//! merges. It builds each new snapshot off to the side and swaps it in
+//! atomically, so queries are always answered by a complete old or new
+//! version. From the change feed on, documents are named by id: the feed
+//! parses each key once (`store::watcher`).
 //!
 //! Triggers, and what they do:
 //! - quick key deleted, rewritten or past its deadline (read with PTTL, so we
 //!   don't wait for Redis to reclaim it) → full reload, debounced: a burst
 //!   gives one reload; a trigger during a reload queues exactly one more;
-//! - an embedding key set/deleted/expired → re-read just that key (batched)
-//!   and publish a snapshot with it upserted or removed;
+//! - an embedding key set/deleted/expired → re-read just that document
+//!   (batched) and publish a snapshot with it upserted or removed, as the
+//!   acceptance rule says (a wrong-dimension rewrite keeps the last good
+//!   row; a re-read that changes nothing publishes nothing);
 //! - a document reaching its own deadline → re-read it the same way (queries
 //!   already hide it from the deadline on; see `index`);
+//! - a published snapshot whose delta reached `index::delta::DELTA_MAX_ROWS`
+//!   → merge it into a new base in the background, then publish the merge
+//!   (rebased on the updates published meanwhile, or dropped if a reload
+//!   replaced the base);
 //! - the change feed re-armed after a disconnect → full reload (pushes are
 //!   at-most-once, and a rewritten value leaves the key set unchanged); the
 //!   first load waits for the feed to arm (at most 2 s) so nothing falls
 //!   between the two;
-//! - FLUSHDB, or every `reconcile_every` → compare a fingerprint of Redis's
-//!   key set with the index's; reload on mismatch;
+//! - FLUSHDB, a key that is not UTF-8, or every `reconcile_every` → compare
+//!   a fingerprint of Redis's key set with the index's; reload on mismatch;
+//!   without a change feed, each reconcile also re-reads the next third of
+//!   the documents (a value rewritten in place leaves the key set as it was);
+//! - a failed reload → retried with backoff, the current index serving;
+//!   `/readyz` shows the failure until the next publish;
 //! - `POST /v1/admin/reload` → immediate full reload.
 //!
 //! An empty keyspace while we hold documents (FLUSHDB, Redis restarted
@@ -26,30 +38,36 @@
 //! index keeps serving, `/v1/stats` and `/readyz` say so, and a reload
 //! happens as soon as embeddings reappear.
 //!
-//! Each rule above lives in a plain-data state machine, one per file, fed
-//! `now` (tokio's clock) and answering with what to start, so all of them
-//! are unit-tested under paused time without Redis:
+//! Each rule above lives in plain data, one file per concern, fed `now`
+//! (tokio's clock) and answering with what to start, so all of them are
+//! unit-tested without Redis (the machines under paused time):
 //! - [`reload`](crate::refresh::reload): debounce, "a trigger during a
 //!   reload queues exactly one more", the wait for the feed at start,
 //!   backoff capped at `retry_max`;
 //! - [`updates`](crate::refresh::updates): the batching window, pacing
 //!   (after an update that took `t`, the next waits `3 × t`), the
 //!   base-version rule;
+//! - [`accept`](crate::refresh::accept): the per-key acceptance rule, and
+//!   the report an update leaves (a pure function, not a machine);
+//! - [`merge`](crate::refresh::merge): one merge at a time, publish as it
+//!   is, rebase or drop;
 //! - [`reconcile`](crate::refresh::reconcile): its period, the quick key's
 //!   deadline and presence, the redis_empty rule.
 //!
 //! This file owns the I/O: the `select!` loop in
 //! [`Refresher::run`](crate::refresh::Refresher::run) sleeps until the
-//! earliest deadline, spawns loads, updates and reconciles, feeds their
-//! results back to the machines, and publishes snapshots.
+//! earliest deadline, spawns loads, updates, merges and reconciles, feeds
+//! their results back to the machines, and publishes snapshots.
 
+pub mod accept;
 mod error;
+pub mod merge;
 pub mod reconcile;
 pub mod reload;
 mod status;
 pub mod updates;
 
-use std::{collections::HashSet, sync::atomic::Ordering, sync::Arc, time::Duration};
+use std::{sync::atomic::Ordering, sync::Arc, time::Duration};
 
 use tokio::{
     sync::{mpsc, oneshot},
@@ -59,24 +77,25 @@ use tokio::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn, Instrument};
 
-pub use self::{
-    error::RefreshError,
-    status::{FeedState, RefreshStatus, ReloadInfo, ReloadReason},
-};
 use self::{
+    accept::Update,
+    merge::{DeltaMerge, MergeVerdict, Serving},
     reconcile::{KeySetVerdict, Observed, Ours, Reconcile},
     reload::FullReload,
     updates::{KeyUpdates, Verdict},
 };
+pub use self::{
+    error::RefreshError,
+    status::{FeedState, RefreshStatus, ReloadInfo, ReloadReason},
+};
 use crate::{
-    index::{now_ms, ApplyCounts, Index, SharedIndex},
+    index::{now_ms, Index, SharedIndex},
     search::ScanMode,
     store::{
         context::ContextQueue,
-        decode::SkipReason,
         keys::KeySpace,
         link::{RedisClient, RedisConn},
-        loader::{self, LoadError, LoadReport, LoadSettings, Loaded},
+        loader::{self, IndexLoadError, LoadReport, LoadSettings, Loaded},
         watcher::Change,
     },
     telemetry::error_chain,
@@ -116,7 +135,7 @@ pub struct RefreshHandle {
 /// The task that owns index updates. Built in `app.rs`, run until cancelled.
 pub struct Refresher {
     pub client: RedisClient,
-    pub source: Source,
+    pub source: RefreshSource,
     pub timing: RefreshSettings,
     pub shared: Arc<SharedIndex>,
     pub contexts: Option<ContextQueue>,
@@ -127,7 +146,7 @@ pub struct Refresher {
 
 /// Where and how the refresher reads Redis.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub struct RefreshSource {
     /// Printable address (no credentials), for failure messages.
     pub redis_display: String,
     pub keys: KeySpace,
@@ -142,42 +161,11 @@ pub struct Source {
     pub retry_max: Duration,
 }
 
-/// A per-key update computed off the loop: the merged snapshot, what
-/// changed, and the report that goes with it.
-struct Updated {
-    /// `None` when every re-read document was as we had it: nothing to publish.
-    index: Option<Index>,
-    counts: ApplyCounts,
-    report: LoadReport,
-}
-
 /// Without a change feed, every value is re-read within this many
 /// reconcile periods (see `Refresher::recheck_values`).
 pub const RECHECK_PERIODS: usize = 3;
 
-/// How far apart two reads of one key's deadline may be and still be the
-/// same TTL: the deadline is measured from when the read was sent.
-const SAME_DEADLINE_MS: u64 = 1_000;
-
-/// Whether row `row` of `current` and row `fresh_row` of `fresh` are the
-/// same document: the same vector bits, metadata and (within
-/// [`SAME_DEADLINE_MS`]) deadline. A re-read that finds this publishes
-/// nothing, so checking values costs no index version and purges no context.
-fn same_document(current: &Index, row: usize, fresh: &Index, fresh_row: usize) -> bool {
-    let (a, b) = (current.doc(row), fresh.doc(fresh_row));
-    let same_deadline = match (a.expires_at_ms, b.expires_at_ms) {
-        (Some(x), Some(y)) => x.abs_diff(y) <= SAME_DEADLINE_MS,
-        (x, y) => x == y,
-    };
-    same_deadline
-        && a.url() == b.url()
-        && a.title == b.title
-        && a.text == b.text
-        && a.attributes == b.attributes
-        && current.row(row).iter().map(|x| x.to_bits()).eq(fresh.row(fresh_row).iter().map(|x| x.to_bits()))
-}
-
-/// The loop's state: the three machines, and the I/O in flight for each.
+/// The loop's state: the four machines, and the I/O in flight for each.
 /// A task handle is `Some` exactly while its machine says it is running.
 struct Loop {
     conn: Option<RedisConn>,
@@ -197,11 +185,13 @@ struct Loop {
     /// Reload requests answered by the next reload that finishes.
     waiters: Vec<oneshot::Sender<ReloadReply>>,
     updates: KeyUpdates,
-    updating: Option<JoinHandle<Result<Updated, RefreshError>>>,
+    /// The running per-key update; `None` in its answer: nothing to publish.
+    updating: Option<JoinHandle<Result<Option<Update>, RefreshError>>>,
     reconcile: Reconcile,
     reconciling: Option<JoinHandle<Result<Observed, RefreshError>>>,
-    /// The running background merge of a snapshot's delta into a new base:
-    /// its source snapshot and the merged index (see `index::delta`).
+    merge: DeltaMerge,
+    /// The running merge of a snapshot's delta into a new base (see
+    /// `index::delta`): its source snapshot and the merged index.
     merging: Option<JoinHandle<(Arc<Index>, Index)>>,
 }
 
@@ -237,6 +227,7 @@ impl Refresher {
             updating: None,
             reconcile: Reconcile::new(now, self.timing.reconcile_every),
             reconciling: None,
+            merge: DeltaMerge::new(),
             merging: None,
         };
         self.status.set_feed(FeedState::Connecting);
@@ -307,24 +298,21 @@ impl Refresher {
                 info!("Redis reported FLUSHDB/FLUSHALL; reconciling");
                 st.reconcile.request(now);
             }
-            Change::Keys(keys) => {
-                let k = &self.source.keys;
-                for key in keys {
-                    let Ok(key) = String::from_utf8(key) else {
-                        // Not a valid id; the reconcile will account for it.
-                        st.reconcile.request(now);
-                        continue;
-                    };
-                    if key == k.quick_key() {
-                        info!("quick key changed");
-                        st.reconcile.request(now); // re-reads its deadline
-                        st.reload.trigger(ReloadReason::QuickKeyChanged, now);
-                    } else if k.doc_id(&key).is_some() && k.owns(key.as_bytes()) {
-                        // After a flush too: the refill patches the index we kept,
-                        // and the full reload waits until the refill is done
-                        // (see `reconcile` and `finish_reload`; issue 16).
-                        st.updates.changed(key, now);
-                    }
+            Change::Keys(changed) => {
+                if changed.unreadable > 0 {
+                    // Keys that name no id; the reconcile will account for them.
+                    st.reconcile.request(now);
+                }
+                if changed.quick_key {
+                    info!("quick key changed");
+                    st.reconcile.request(now); // re-reads its deadline
+                    st.reload.trigger(ReloadReason::QuickKeyChanged, now);
+                }
+                // After a flush too: the refill patches the index we kept,
+                // and the full reload waits until the refill is done
+                // (see `reconcile` and `finish_reload`; issue 16).
+                for id in changed.ids {
+                    st.updates.changed(id, now);
                 }
             }
         }
@@ -332,9 +320,9 @@ impl Refresher {
 
     async fn connection(
         client: RedisClient,
-        settings: &Source,
+        settings: &RefreshSource,
         conn: Option<RedisConn>,
-    ) -> Result<RedisConn, LoadError> {
+    ) -> Result<RedisConn, IndexLoadError> {
         match conn {
             Some(c) => Ok(c),
             None => loader::connect(&client, &settings.load).await,
@@ -356,7 +344,7 @@ impl Refresher {
                 let index = tokio::task::spawn_blocking(move || index.with_scan(scan))
                     .await
                     .map_err(|source| RefreshError::TaskFailed { step: "building the int8 copy", source })?;
-                let quick_pttl = loader::pttl(&conn, settings.keys.quick_key()).await.map_err(LoadError::from)?;
+                let quick_pttl = conn.pttl(settings.keys.quick_key()).await.map_err(IndexLoadError::from)?;
                 Ok((Loaded { index, report }, quick_pttl != -2))
             }
             .instrument(span),
@@ -415,7 +403,7 @@ impl Refresher {
                 self.status.reload_failures.fetch_add(1, Ordering::Relaxed);
                 let Some(retry_in) = st.reload.failed(now) else { return };
                 warn!(error.message = %e, error.cause_chain = %error_chain(&e), retry_in_ms = retry_in.as_millis() as u64, "reload failed; the current index keeps serving");
-                self.shared.set_failure(Some(format!(
+                self.status.set_failure(Some(format!(
                     "loading from {} failed: {}",
                     self.source.redis_display,
                     e.detail()
@@ -431,66 +419,57 @@ impl Refresher {
     /// Publishes a snapshot and its report, retiring contexts built from
     /// older versions first.
     fn publish(&self, index: Index, report: &LoadReport) -> Arc<Index> {
-        self.shared.replace_with(index, |version| {
-            if let Some(c) = &self.contexts {
+        self.swap_in(index, report, true)
+    }
+
+    /// Swaps `index` in with its report; a success clears the last failure.
+    /// `retire_contexts`: whether contexts built from older versions are
+    /// retired first (not for a merge: same documents, same answers).
+    fn swap_in(&self, index: Index, report: &LoadReport, retire_contexts: bool) -> Arc<Index> {
+        let report = report.clone();
+        let published = self.shared.replace_with(index, |version| {
+            if let Some(c) = self.contexts.as_ref().filter(|_| retire_contexts) {
                 c.retire_before(version);
             }
-            self.status.set_load_report(version, report.clone());
-        })
+            self.status.set_load_report(version, report);
+        });
+        self.status.set_failure(None);
+        published
     }
 
     fn start_update(&mut self, st: &mut Loop) {
         let current = self.shared.current();
         let base_version = current.as_ref().map(|c| c.version());
         // Without a snapshot the machine drops the keys: the first full load reads them anyway.
-        let (Some(keys), Some(current)) = (st.updates.start(Instant::now(), base_version), current) else { return };
+        let (Some(ids), Some(current)) = (st.updates.start(Instant::now(), base_version), current) else { return };
         let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
         let base_report = st.report.clone();
         let dim = st.dim.or((current.dim() > 0).then_some(current.dim()));
         st.updating = Some(tokio::spawn(async move {
             let conn = Self::connection(client, &settings, conn).await?;
-            let fresh = loader::load_keys(&conn, &settings.keys, &settings.load, dim, keys.clone()).await?;
+            let fresh = loader::load_ids(&conn, &settings.keys, &settings.load, dim, &ids).await?;
             tokio::task::spawn_blocking(move || {
-                // A document rewritten with another dimension keeps its last
-                // good row (counted as wrong_dimension): a stream of such
-                // rewrites must not shrink the live index key by key (issue 16).
-                let wrong_dim = |k: &String| fresh.report.skipped_keys.get(k) == Some(&SkipReason::WrongDimension);
-                let unchanged = |id: &str| match (current.find(id), fresh.index.find(id)) {
-                    (Some(row), Some(fresh_row)) => same_document(&current, row, &fresh.index, fresh_row),
-                    _ => false,
-                };
-                let changed_ids: HashSet<&str> = keys
-                    .iter()
-                    .filter(|k| !(wrong_dim(k) && settings.keys.doc_id(k).is_some_and(|id| current.find(id).is_some())))
-                    .filter_map(|k| settings.keys.doc_id(k))
-                    .filter(|id| !unchanged(id))
-                    .collect();
-                if changed_ids.is_empty() {
-                    return Ok(Updated { index: None, counts: ApplyCounts::default(), report: base_report });
-                }
-                let (index, counts) = current.apply(&fresh.index, &changed_ids)?;
-                let report = base_report.after_update(&settings.keys, &keys, &current, &fresh, &index);
-                Ok(Updated { index: Some(index), counts, report })
+                Ok(accept::apply_reread(&current, &base_report, &settings.keys, &ids, &fresh)?)
             })
             .await
             .map_err(|source| RefreshError::TaskFailed { step: "per-key merge", source })?
         }));
     }
 
-    fn finish_update(&mut self, st: &mut Loop, done: Result<Result<Updated, RefreshError>, JoinError>) {
+    fn finish_update(&mut self, st: &mut Loop, done: Result<Result<Option<Update>, RefreshError>, JoinError>) {
         st.updating = None;
         let now = Instant::now();
         match done.map_err(|source| RefreshError::TaskFailed { step: "per-key update", source }).and_then(|r| r) {
-            Ok(Updated { index, counts, report }) => {
+            Ok(update) => {
                 let published_version = self.shared.current().map(|c| c.version());
                 // A snapshot patched from a base a reload has replaced (or is about
                 // to) would undo the reload; the machine requeues its keys instead.
-                let Some(Verdict::Publish(keys)) = st.updates.succeeded(now, published_version, st.reload.is_running())
+                let Some(Verdict::Publish(ids)) = st.updates.succeeded(now, published_version, st.reload.is_running())
                 else {
                     return;
                 };
-                let Some(index) = index else {
-                    debug!(keys = keys.len(), "re-read keys hold what the index has; nothing to publish");
+                let Some(Update { index, counts, report }) = update else {
+                    debug!(keys = ids.len(), "re-read documents are as the index has them; nothing to publish");
                     return;
                 };
                 let published = self.publish(index, &report);
@@ -499,7 +478,7 @@ impl Refresher {
                 self.status.docs_updated.fetch_add(counts.updated as u64, Ordering::Relaxed);
                 self.status.docs_removed.fetch_add(counts.removed as u64, Ordering::Relaxed);
                 info!(
-                    keys = keys.len(),
+                    keys = ids.len(),
                     added = counts.added,
                     updated = counts.updated,
                     removed = counts.removed,
@@ -516,12 +495,10 @@ impl Refresher {
         }
     }
 
-    /// Folds a snapshot's delta into a new base once it has grown past
-    /// `index::delta::DELTA_MAX_ROWS`, on a blocking thread (copying the
-    /// live rows and quantizing them is O(N): ~1 s at 1M × 384), so per-key
-    /// updates stay O(changed rows) and queries never wait for it.
+    /// Starts the merge [`DeltaMerge::published`] asks for, on a blocking
+    /// thread (CPU work, O(N)), so queries and per-key updates never wait for it.
     fn start_merge(&self, st: &mut Loop, published: Arc<Index>) {
-        if st.merging.is_some() || !published.needs_merge() {
+        if !st.merge.published(Instant::now(), published.version(), published.needs_merge()) {
             return;
         }
         debug!(version = published.version(), "merging the delta into a new base");
@@ -531,34 +508,47 @@ impl Refresher {
         }));
     }
 
-    /// Publishes a finished merge, rebased on the per-key updates published
-    /// while it ran; dropped if a reload replaced the base meanwhile.
+    /// Publishes a finished merge as [`DeltaMerge::finished`] says: as it
+    /// is, rebased on the updates published while it ran, or not at all.
     fn finish_merge(&mut self, st: &mut Loop, done: Result<(Arc<Index>, Index), JoinError>) {
         st.merging = None;
+        let now = Instant::now();
         let (source, merged) = match done {
             Ok(done) => done,
             Err(source) => {
-                warn!(error.message = %RefreshError::TaskFailed { step: "merging the delta", source }, "merge failed; the delta keeps serving");
+                let Some(ran) = st.merge.failed(now) else { return };
+                let e = RefreshError::TaskFailed { step: "merging the delta", source };
+                warn!(error.message = %e, ran_ms = ran.as_millis() as u64, "merge failed; the delta keeps serving");
                 return;
             }
         };
-        let Some(current) = self.shared.current() else { return };
-        let index = if current.version() == source.version() {
-            merged
-        } else {
-            match current.rebase(&source, &merged) {
+        let current = self.shared.current();
+        let serving =
+            current.as_ref().map(|c| Serving { version: c.version(), shares_base: c.shares_base_with(&source) });
+        let Some((verdict, took)) = st.merge.finished(now, serving) else { return };
+        let index = match (verdict, current) {
+            (MergeVerdict::Publish, _) => merged,
+            (MergeVerdict::Rebase, Some(current)) => match current.rebase(&source, &merged) {
                 Some(index) => index,
                 None => {
-                    debug!("the base was replaced while merging; merge dropped");
+                    debug!("the rebase of a merge failed; merge dropped");
                     return;
                 }
+            },
+            (MergeVerdict::Rebase | MergeVerdict::Drop, _) => {
+                debug!("the base was replaced while merging; merge dropped");
+                return;
             }
         };
         // Same documents as the snapshot it replaces, so the contexts computed
         // from that one stay valid: nothing to retire.
-        let report = st.report.clone();
-        let published = self.shared.replace_with(index, |version| self.status.set_load_report(version, report));
-        info!(version = published.version(), docs = published.len(), "delta merged into a new base");
+        let published = self.swap_in(index, &st.report, false);
+        info!(
+            version = published.version(),
+            docs = published.len(),
+            took_ms = took.as_millis() as u64,
+            "delta merged into a new base"
+        );
         // Updates published during the merge may have filled the delta again.
         self.start_merge(st, published);
     }
@@ -575,10 +565,8 @@ impl Refresher {
     fn sweep_expired(&mut self, st: &mut Loop) {
         let Some(index) = self.shared.current() else { return };
         let now = now_ms();
-        let expired: Vec<String> = (0..index.len())
-            .filter(|&r| index.is_expired(r, now))
-            .map(|r| self.source.keys.embedding_key(&index.doc(r).id))
-            .collect();
+        let expired: Vec<Box<str>> =
+            (0..index.len()).filter(|&r| index.is_expired(r, now)).map(|r| index.doc(r).id.clone()).collect();
         st.updates.expired(expired, Instant::now());
     }
 
@@ -589,11 +577,11 @@ impl Refresher {
         let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
         st.reconciling = Some(tokio::spawn(async move {
             let conn = Self::connection(client, &settings, conn).await.map_err(|e| match e {
-                LoadError::Redis(e) => RefreshError::Reconcile(e),
+                IndexLoadError::Redis(e) => RefreshError::Reconcile(e),
                 other => RefreshError::Load(other),
             })?;
             let fingerprint = loader::fingerprint(&conn, &settings.keys, settings.load.scan_count).await?;
-            let quick_pttl_ms = loader::pttl(&conn, settings.keys.quick_key()).await?;
+            let quick_pttl_ms = conn.pttl(settings.keys.quick_key()).await?;
             Ok(Observed { fingerprint, quick_pttl_ms })
         }));
     }
@@ -664,8 +652,8 @@ impl Refresher {
         let start = if start >= n { 0 } else { start };
         let rows = start..(start + n.div_ceil(RECHECK_PERIODS)).min(n);
         st.recheck_after = Some(index.doc(rows.end - 1).id.clone());
-        let keys: Vec<String> = rows.map(|r| self.source.keys.embedding_key(&index.doc(r).id)).collect();
-        debug!(keys = keys.len(), "re-reading values without a change feed");
-        st.updates.expired(keys, now);
+        let ids: Vec<Box<str>> = rows.map(|r| index.doc(r).id.clone()).collect();
+        debug!(keys = ids.len(), "re-reading values without a change feed");
+        st.updates.expired(ids, now);
     }
 }

@@ -1,5 +1,6 @@
-//! What the refresher tells the API: counters, the last reload, the change
-//! feed's state and the report of the published snapshot.
+//! What the refresher tells the API: counters, the last reload, why the
+//! latest load failed, the change feed's state and the report of the
+//! published snapshot.
 //!
 //! Written only by the refresher task, read by any request (`/v1/stats`,
 //! `/readyz`, `/metrics`). Counters are relaxed atomics: each is read on its
@@ -71,6 +72,9 @@ pub struct RefreshStatus {
     pub docs_removed: AtomicU64,
     /// Read with [`RefreshStatus::change_feed`]; only the refresher sets it.
     change_feed: Mutex<FeedState>,
+    /// Why the latest full load failed, for `/readyz` before the first
+    /// snapshot; cleared by every publish. Read with [`RefreshStatus::last_failure`].
+    last_failure: Mutex<Option<String>>,
     /// Redis has no embeddings while we serve the last index we had.
     pub redis_empty: AtomicBool,
     /// How the published snapshot was built, published with it: the index
@@ -85,6 +89,17 @@ impl RefreshStatus {
 
     pub fn change_feed(&self) -> FeedState {
         *self.change_feed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records (or clears) why the latest load attempt failed.
+    pub(super) fn set_failure(&self, why: Option<String>) {
+        // A poisoned lock only means a panic while holding a String; the value is still usable.
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = why;
+    }
+
+    /// Why the latest load attempt failed, if it did and nothing was published since.
+    pub fn last_failure(&self) -> Option<String> {
+        self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn last_reload(&self) -> Option<ReloadInfo> {
@@ -132,5 +147,21 @@ mod tests {
 
         // Assert
         assert_eq!(status.change_feed(), FeedState::Tracking);
+    }
+
+    #[test]
+    fn the_last_failure_is_kept_until_a_publish_clears_it() {
+        // Arrange
+        let status = RefreshStatus::default();
+        assert_eq!(status.last_failure(), None);
+
+        // Act
+        status.set_failure(Some("loading from redis://x failed: refused".to_owned()));
+        let kept = status.last_failure();
+        status.set_failure(None);
+
+        // Assert
+        assert_eq!(kept.as_deref(), Some("loading from redis://x failed: refused"));
+        assert_eq!(status.last_failure(), None);
     }
 }

@@ -33,7 +33,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     keys::{KeySpace, WritableKey},
-    link::{RedisClient, RedisConn, Scan},
+    link::{KeyScan, RedisClient, RedisConn},
 };
 
 /// One result as the chatbot reads it from a context entry (the same
@@ -449,7 +449,7 @@ async fn unlink_all(conn: &mut RedisConn, keys: &[String]) -> redis::RedisResult
 /// SCAN (every primary of a cluster) + UNLINK of everything matching
 /// `pattern` (our context prefix only).
 async fn purge_prefix(conn: &mut RedisConn, pattern: &str) -> redis::RedisResult<u64> {
-    let mut scan = Scan::start(conn, pattern, 1000).await?;
+    let mut scan = KeyScan::start(conn, pattern, 1000).await?;
     let mut purged = 0u64;
     while let Some(batch) = scan.next(conn).await? {
         if !batch.is_empty() {

@@ -27,11 +27,9 @@
 //! Rows leave here L2-normalised, so the index never normalises again.
 //! Failures are [`SkipReason`]s: data, not errors.
 
-use super::json;
-use crate::index::{
-    attributes::DocAttributes,
-    unit::{scale_to_unit, NotUnit},
-};
+pub use super::json::Meta;
+use super::json::{self, JsonError};
+use crate::index::unit::{scale_to_unit, NotUnit};
 
 /// Why a key was not loaded. Counted in `LoadReport`, shown in `/v1/stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,16 +75,13 @@ impl SkipReason {
     }
 }
 
-/// Article metadata carried by the chatbot's format. All optional: bare
-/// arrays and blobs carry none.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Meta {
-    pub title: Option<Box<str>>,
-    pub url: Option<Box<str>>,
-    pub text: Option<Box<str>>,
-    /// The other scalar fields (strings, numbers, booleans), bounded: the
-    /// filterable attributes (`index::attributes`).
-    pub attributes: DocAttributes,
+impl From<JsonError> for SkipReason {
+    fn from(e: JsonError) -> Self {
+        match e {
+            JsonError::Invalid => Self::InvalidJson,
+            JsonError::NonFinite => Self::NonFinite,
+        }
+    }
 }
 
 /// Decodes `value`, appends its unit-length vector to `out` and returns the
@@ -117,7 +112,7 @@ fn decode_raw(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
         };
         match parsed {
             Ok(meta) => return Ok(meta),
-            Err(reason) if looks_like_text(value) => return Err(reason),
+            Err(reason) if looks_like_text(value) => return Err(reason.into()),
             // Binary that happens to start with '{' or '[': a blob. The
             // failed parse may have appended floats already; drop them.
             Err(_) => out.truncate(start),

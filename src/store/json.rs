@@ -16,10 +16,32 @@ use std::{borrow::Cow, collections::BTreeMap};
 
 use serde::de::IgnoredAny;
 
-use super::decode::{Meta, SkipReason};
 use crate::index::attributes::{AttrValue, DocAttributes};
 
-const BAD: SkipReason = SkipReason::InvalidJson;
+/// Why a value is not an accepted JSON shape. `decode` turns it into the
+/// load's `SkipReason` (this module knows nothing of loads, so the two
+/// files do not import each other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonError {
+    /// Not JSON, or JSON of a shape we do not accept.
+    Invalid,
+    /// NaN, ±Infinity, or a number beyond f32 range in the embedding.
+    NonFinite,
+}
+
+const BAD: JsonError = JsonError::Invalid;
+
+/// Article metadata carried by the chatbot's format. All optional: bare
+/// arrays and blobs carry none.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub title: Option<Box<str>>,
+    pub url: Option<Box<str>>,
+    pub text: Option<Box<str>>,
+    /// The other scalar fields (strings, numbers, booleans), bounded: the
+    /// filterable attributes (`index::attributes`).
+    pub attributes: DocAttributes,
+}
 
 #[inline]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -37,7 +59,7 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// # Errors
 /// `invalid_json`, or `non_finite` for NaN/Infinity/out-of-range numbers in
 /// the embedding.
-pub fn parse_object(b: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
+pub fn parse_object(b: &[u8], out: &mut Vec<f32>) -> Result<Meta, JsonError> {
     let mut i = skip_ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return Err(BAD);
@@ -119,7 +141,7 @@ pub fn parse_object(b: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
 ///
 /// # Errors
 /// As [`parse_object`].
-pub fn parse_number_array(b: &[u8], out: &mut Vec<f32>) -> Result<(), SkipReason> {
+pub fn parse_number_array(b: &[u8], out: &mut Vec<f32>) -> Result<(), JsonError> {
     let start = skip_ws(b, 0);
     let end = parse_array_at(b, start, out)?;
     if skip_ws(b, end) != b.len() {
@@ -129,7 +151,7 @@ pub fn parse_number_array(b: &[u8], out: &mut Vec<f32>) -> Result<(), SkipReason
 }
 
 /// Parses `[n, n, ...]` starting at `b[i]`; returns the index after `]`.
-fn parse_array_at(b: &[u8], mut i: usize, out: &mut Vec<f32>) -> Result<usize, SkipReason> {
+fn parse_array_at(b: &[u8], mut i: usize, out: &mut Vec<f32>) -> Result<usize, JsonError> {
     if b.get(i) != Some(&b'[') {
         return Err(BAD);
     }
@@ -151,7 +173,7 @@ fn parse_array_at(b: &[u8], mut i: usize, out: &mut Vec<f32>) -> Result<usize, S
 
 /// Reads a JSON string starting at the opening quote; returns it unescaped
 /// and the index after the closing quote.
-fn read_string(b: &[u8], i: usize) -> Result<(Cow<'_, str>, usize), SkipReason> {
+fn read_string(b: &[u8], i: usize) -> Result<(Cow<'_, str>, usize), JsonError> {
     if b.get(i) != Some(&b'"') {
         return Err(BAD);
     }
@@ -180,7 +202,7 @@ fn read_string(b: &[u8], i: usize) -> Result<(Cow<'_, str>, usize), SkipReason> 
 }
 
 /// Reads the JSON value starting at `b[i]`; returns it and the index after it.
-fn read_value(b: &[u8], i: usize) -> Result<(serde_json::Value, usize), SkipReason> {
+fn read_value(b: &[u8], i: usize) -> Result<(serde_json::Value, usize), JsonError> {
     let mut values = serde_json::Deserializer::from_slice(&b[i..]).into_iter::<serde_json::Value>();
     match values.next() {
         Some(Ok(v)) => Ok((v, i + values.byte_offset())),
@@ -189,7 +211,7 @@ fn read_value(b: &[u8], i: usize) -> Result<(serde_json::Value, usize), SkipReas
 }
 
 /// Skips (and validates) any JSON value starting at `b[i]`.
-fn skip_value(b: &[u8], i: usize) -> Result<usize, SkipReason> {
+fn skip_value(b: &[u8], i: usize) -> Result<usize, JsonError> {
     let mut values = serde_json::Deserializer::from_slice(&b[i..]).into_iter::<IgnoredAny>();
     match values.next() {
         Some(Ok(_)) => Ok(i + values.byte_offset()),
@@ -215,7 +237,7 @@ const MIDPOINT_GUARD_ULPS: i64 = 8;
 /// `non_finite` for `NaN`, `Infinity` or a value beyond f32 range;
 /// `invalid_json` when there is no number here.
 #[inline]
-pub fn parse_number_at(b: &[u8], start: usize) -> Result<(f32, usize), SkipReason> {
+pub fn parse_number_at(b: &[u8], start: usize) -> Result<(f32, usize), JsonError> {
     /// Powers of ten exactly representable in f64.
     const POW10: [f64; 23] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
@@ -239,11 +261,7 @@ pub fn parse_number_at(b: &[u8], start: usize) -> Result<(f32, usize), SkipReaso
     }
     if !any_digit {
         let rest = &b[i..];
-        return Err(if rest.starts_with(b"NaN") || rest.starts_with(b"Infinity") {
-            SkipReason::NonFinite
-        } else {
-            BAD
-        });
+        return Err(if rest.starts_with(b"NaN") || rest.starts_with(b"Infinity") { JsonError::NonFinite } else { BAD });
     }
     if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
         i += 1;
@@ -290,7 +308,7 @@ pub fn parse_number_at(b: &[u8], start: usize) -> Result<(f32, usize), SkipReaso
         }
     };
     if !x.is_finite() {
-        return Err(SkipReason::NonFinite);
+        return Err(JsonError::NonFinite);
     }
     Ok((x, i))
 }
@@ -337,7 +355,7 @@ fn read_digits(b: &[u8], mut i: usize, mantissa: &mut u64, significant: &mut u32
 }
 
 #[cold]
-fn slow_parse(token: &[u8]) -> Result<f32, SkipReason> {
+fn slow_parse(token: &[u8]) -> Result<f32, JsonError> {
     std::str::from_utf8(token).ok().and_then(|t| t.parse::<f32>().ok()).ok_or(BAD)
 }
 
@@ -345,7 +363,7 @@ fn slow_parse(token: &[u8]) -> Result<f32, SkipReason> {
 pub fn parse_f32(token: &[u8]) -> Option<f32> {
     match parse_number_at(token, 0) {
         Ok((x, end)) if end == token.len() => Some(x),
-        Err(SkipReason::NonFinite) => Some(f32::INFINITY),
+        Err(JsonError::NonFinite) => Some(f32::INFINITY),
         _ => None,
     }
 }
@@ -354,7 +372,7 @@ pub fn parse_f32(token: &[u8]) -> Option<f32> {
 mod tests {
     use super::*;
 
-    fn object(v: &str) -> Result<(Meta, Vec<f32>), SkipReason> {
+    fn object(v: &str) -> Result<(Meta, Vec<f32>), JsonError> {
         let mut out = Vec::new();
         parse_object(v.as_bytes(), &mut out).map(|m| (m, out))
     }
@@ -421,8 +439,8 @@ mod tests {
         ] {
             assert_eq!(object(v).map(|_| ()), Err(BAD), "{v}");
         }
-        assert_eq!(object(r#"{"embedding":[1,NaN]}"#).map(|_| ()), Err(SkipReason::NonFinite));
-        assert_eq!(object(r#"{"embedding":[-Infinity]}"#).map(|_| ()), Err(SkipReason::NonFinite));
+        assert_eq!(object(r#"{"embedding":[1,NaN]}"#).map(|_| ()), Err(JsonError::NonFinite));
+        assert_eq!(object(r#"{"embedding":[-Infinity]}"#).map(|_| ()), Err(JsonError::NonFinite));
     }
 
     #[test]

@@ -198,6 +198,20 @@ impl KeySpace {
         format!("{}{}", self.embedding_prefix, id)
     }
 
+    /// What a key the change feed named is to this replica: the quick key,
+    /// a document it keeps (by id), or neither. Keys are parsed here once;
+    /// from the feed on, the refresher speaks document ids.
+    pub fn tracked<'k>(&self, key: &'k [u8]) -> TrackedKey<'k> {
+        let Ok(key) = std::str::from_utf8(key) else { return TrackedKey::NotUtf8 };
+        if key == self.quick_key {
+            return TrackedKey::Quick;
+        }
+        match self.doc_id(key) {
+            Some(id) if self.owns(key.as_bytes()) => TrackedKey::Document(id),
+            _ => TrackedKey::NotOurs,
+        }
+    }
+
     /// The key the seeding tools write document `id` under (prefix + id).
     ///
     /// # Errors
@@ -299,6 +313,19 @@ impl QueryCacheKeys {
     }
 }
 
+/// What a changed key is to this replica (see [`KeySpace::tracked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackedKey<'k> {
+    /// The chatbot's quick key: its change means "reload".
+    Quick,
+    /// The embedding key of a document this replica keeps: its id.
+    Document(&'k str),
+    /// Not UTF-8, so it names no document id; only a reconcile can account for it.
+    NotUtf8,
+    /// The bare prefix, or a document of another shard.
+    NotOurs,
+}
+
 /// An order-independent digest of a set of keys: how many, and the XOR of
 /// their 64-bit hashes. Cheap to compute from a SCAN and to update one key at
 /// a time, which is what the periodic reconcile needs to notice missed
@@ -355,6 +382,24 @@ mod tests {
         assert_eq!(k.doc_id("cache:embedding:https://a/b"), Some("https://a/b"));
         assert_eq!(k.doc_id("chat:history:1"), None);
         assert_eq!(k.doc_id("cache:embedding:"), None, "issue 16: the bare prefix is no document");
+    }
+
+    #[test]
+    fn a_changed_key_is_the_quick_key_one_of_our_documents_or_neither() {
+        // Arrange
+        let keys = chatbot();
+        let shard = Shard::new(0, 2).expect("valid");
+        let theirs = (0..).map(|i| format!("cache:embedding:{i}")).find(|k| !shard.owns(k.as_bytes()));
+        let theirs = theirs.expect("some key is the other shard's");
+        let sharded = chatbot().with_shard(Some(shard));
+
+        // Act / Assert
+        assert_eq!(keys.tracked(b"cache:processed_articles:quick"), TrackedKey::Quick);
+        assert_eq!(keys.tracked(b"cache:embedding:https://a"), TrackedKey::Document("https://a"));
+        assert_eq!(keys.tracked(b"cache:embedding:\xff"), TrackedKey::NotUtf8);
+        assert_eq!(keys.tracked(b"cache:embedding:"), TrackedKey::NotOurs);
+        assert_eq!(keys.tracked(theirs.as_bytes()), TrackedKey::Document(&theirs["cache:embedding:".len()..]));
+        assert_eq!(sharded.tracked(theirs.as_bytes()), TrackedKey::NotOurs);
     }
 
     #[test]

@@ -3,19 +3,19 @@
 //!
 //! In data-path order:
 //! - [`connect`]: where Redis is ([`connect::RedisTarget`]: URL or parts, TLS, private CA);
-//! - [`slot`]: Redis Cluster's key → hash slot function;
 //! - [`link`]: one handle on a single node or a cluster ([`link::RedisClient`], [`link::RedisConn`]):
-//!   SCAN on every primary, pipelines per primary;
-//! - [`keys`]: every key name, and the rule that we write only under our prefixes;
+//!   SCAN on every primary, and one bulk fetch ([`link::ValueReader`]) that
+//!   hides slots, PTTL and TYPE; nothing else knows node from cluster but the change feed;
+//! - [`keys`]: every key name, key → document id, and the rule that we write only under our prefixes;
 //! - [`json`]: the single-pass reader for the chatbot's JSON values (the hot loop);
 //! - [`decode`]: one value → unit vector + metadata, or a skip reason;
-//! - [`loader`]: SCAN + pipelined MGET (+ PTTL) into a fresh index and its load report;
+//! - [`loader`]: SCAN + chunked reads into a fresh index and its load report
+//!   (fetch / build / report), or the few documents a per-key update re-reads;
 //! - [`context`]: the chatbot-readable `cache:context:*` entries and their asynchronous writer;
 //! - [`query_cache`]: cached question embeddings (best-effort GET / SET EX);
-//! - [`watcher`]: the change feed (CLIENT TRACKING) that drives `refresh`.
+//! - [`watcher`]: the change feed (CLIENT TRACKING) that drives `refresh`, in document ids.
 
 pub mod connect;
-pub mod slot;
 pub mod link;
 pub mod keys;
 pub mod json;

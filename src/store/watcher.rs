@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{
-    keys::KeySpace,
+    keys::{KeySpace, TrackedKey},
     link::{RedisClient, RedisConn, Topology},
 };
 
@@ -42,10 +42,39 @@ pub enum Change {
     Unavailable(String),
     /// The connection dropped; reconnecting.
     Lost,
-    /// These keys were set, deleted, expired or evicted.
-    Keys(Vec<Vec<u8>>),
+    /// Keys under the tracked prefixes were set, deleted, expired or
+    /// evicted: sorted out once here, so the refresher gets document ids.
+    Keys(ChangedKeys),
     /// Every tracked key is invalid (FLUSHDB, FLUSHALL).
     All,
+}
+
+/// What one invalidation push named, parsed with [`KeySpace::tracked`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangedKeys {
+    /// Documents this replica keeps, by id, in push order.
+    pub ids: Vec<Box<str>>,
+    /// The quick key was among them.
+    pub quick_key: bool,
+    /// Keys that are not UTF-8, so name no document id: only a reconcile
+    /// can account for them.
+    pub unreadable: usize,
+}
+
+impl ChangedKeys {
+    /// Sorts the keys of one push; the bare prefix and other shards' keys are dropped.
+    pub fn parse(keys: &KeySpace, changed: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let mut out = Self::default();
+        for key in changed {
+            match keys.tracked(&key) {
+                TrackedKey::Quick => out.quick_key = true,
+                TrackedKey::Document(id) => out.ids.push(id.into()),
+                TrackedKey::NotUtf8 => out.unreadable += 1,
+                TrackedKey::NotOurs => {}
+            }
+        }
+        out
+    }
 }
 
 /// How often the feed PINGs its connections to notice a silent half-open
@@ -152,7 +181,7 @@ pub async fn run(
                 () = cancel.cancelled() => return,
                 push = pushes.recv() => match push {
                     Some(PushInfo { kind: PushKind::Invalidate, data }) => {
-                        let _ = tx.send(to_change(data));
+                        let _ = tx.send(to_change(&keys, data));
                     }
                     Some(PushInfo { kind: PushKind::Disconnection, .. }) | None => break,
                     Some(_) => {}
@@ -230,17 +259,17 @@ async fn arm(conn: &mut MultiplexedConnection, keys: &KeySpace) -> redis::RedisR
     cmd.arg("NOLOOP").query_async::<()>(conn).await
 }
 
-fn to_change(data: Vec<Value>) -> Change {
+/// An `invalidate` push as a [`Change`]: its key list, or a null list (FLUSHDB) as [`Change::All`].
+fn to_change(keys: &KeySpace, data: Vec<Value>) -> Change {
     match data.into_iter().next() {
-        Some(Value::Array(keys)) | Some(Value::Set(keys)) => Change::Keys(
-            keys.into_iter()
-                .filter_map(|k| match k {
-                    Value::BulkString(b) => Some(b),
-                    Value::SimpleString(s) => Some(s.into_bytes()),
-                    _ => None,
-                })
-                .collect(),
-        ),
+        Some(Value::Array(changed)) | Some(Value::Set(changed)) => Change::Keys(ChangedKeys::parse(
+            keys,
+            changed.into_iter().filter_map(|k| match k {
+                Value::BulkString(b) => Some(b),
+                Value::SimpleString(s) => Some(s.into_bytes()),
+                _ => None,
+            }),
+        )),
         _ => Change::All,
     }
 }
@@ -250,5 +279,43 @@ async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> bool {
     tokio::select! {
         () = cancel.cancelled() => true,
         () = tokio::time::sleep(d) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_push_becomes_document_ids_parsed_once() {
+        // Arrange: what Redis pushes after SET, DEL of the quick key, a
+        // binary key, the bare prefix and a key outside our prefixes.
+        let keys = KeySpace::default();
+        let push = vec![Value::Array(vec![
+            Value::BulkString(b"cache:embedding:https://b".to_vec()),
+            Value::BulkString(keys.quick_key().as_bytes().to_vec()),
+            Value::BulkString(b"cache:embedding:\xff".to_vec()),
+            Value::SimpleString("cache:embedding:https://a".to_owned()),
+            Value::BulkString(b"cache:embedding:".to_vec()),
+        ])];
+
+        // Act
+        let change = to_change(&keys, push);
+
+        // Assert
+        assert_eq!(
+            change,
+            Change::Keys(ChangedKeys {
+                ids: vec!["https://b".into(), "https://a".into()],
+                quick_key: true,
+                unreadable: 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_push_without_a_key_list_means_every_key_changed() {
+        assert_eq!(to_change(&KeySpace::default(), vec![Value::Nil]), Change::All);
+        assert_eq!(to_change(&KeySpace::default(), Vec::new()), Change::All);
     }
 }

@@ -10,11 +10,7 @@ use std::{
 
 use futures::StreamExt;
 use redis::{aio::MultiplexedConnection, cluster_async::ClusterConnection};
-use semsearch::{
-    config::Settings,
-    store::{connect::ClusterTarget, slot::key_slot},
-    tools::redis_cluster::ChildCluster,
-};
+use semsearch::{config::Settings, shard::key_slot, store::connect::ClusterTarget, tools::redis_cluster::ChildCluster};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 

@@ -125,25 +125,25 @@ async fn loads_in_several_chunks_with_ids_in_order() {
 
 #[tokio::test]
 async fn a_key_deleted_between_scan_and_mget_counts_as_vanished() {
-    // Arrange: the key list names a key that no longer exists, as when it is
-    // deleted after SCAN returned it.
+    // Arrange: the id list names a document whose key no longer exists, as
+    // when it is deleted after SCAN returned it.
     let redis = TestRedis::start();
     let mut c = redis.conn().await;
     set(&mut c, "cache:embedding:here", "[1,2]").await;
     let settings = crate::helpers::test_settings(&redis);
     let client = semsearch::store::link::RedisClient::node(&settings.redis).expect("client");
     let conn = semsearch::store::loader::connect(&client, &settings.load).await.expect("connect");
-    let list = vec!["cache:embedding:here".to_owned(), "cache:embedding:gone".to_owned(), "chat:history:1".to_owned()];
+    let ids: Vec<Box<str>> = ["here", "gone", ""].into_iter().map(Box::from).collect();
 
     // Act
     let loaded =
-        semsearch::store::loader::load_keys(&conn, &settings.keys, &settings.load, None, list).await.expect("load");
+        semsearch::store::loader::load_ids(&conn, &settings.keys, &settings.load, None, &ids).await.expect("load");
 
     // Assert
     use semsearch::store::decode::SkipReason;
     assert_eq!(loaded.index.len(), 1);
     assert_eq!(loaded.report.skipped.get(SkipReason::Vanished), 1);
-    assert_eq!(loaded.report.skipped.get(SkipReason::InvalidKey), 1, "a key outside the pattern is refused");
+    assert_eq!(loaded.report.skipped.get(SkipReason::InvalidKey), 1, "the empty id names no document");
 }
 
 /// issue 16: raw little-endian f32 blobs of random normal vectors all load,
