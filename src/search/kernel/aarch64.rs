@@ -1,44 +1,35 @@
 //! aarch64 kernel: NEON (4 lanes, fused multiply-add).
 //!
 //! One of the two files (with `x86_64.rs`) where `unsafe` may live. NEON is
-//! part of the aarch64 baseline, but the token still comes from runtime
-//! detection so the shape matches the x86_64 kernels: holding a [`Neon`] is
-//! the proof the `#[target_feature]` functions may run, and its safe methods
-//! check the slice lengths the raw-pointer loops rely on. Tails are handled
-//! with scalar code, so any `dim` works.
+//! part of the aarch64 baseline, but the token ([`Neon`], from
+//! `semsearch_cpu`) still comes from runtime detection so the shape matches
+//! the x86_64 kernels: holding one is the proof the `#[target_feature]`
+//! functions may run, and its safe [`F32Simd`] methods check the slice
+//! lengths the raw-pointer loops rely on. Tails are handled with scalar
+//! code, so any `dim` works.
 //!
-//! Not run in CI here (the build machine is x86_64); the unit test below runs
-//! on any aarch64 host.
+//! Tested under qemu-user by `.ci/aarch64.sh` (this build machine is
+//! x86_64); the unit test below runs on any aarch64 host.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use std::arch::aarch64::*;
 
-/// Proof that this CPU supports NEON. Only [`Neon::detect`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Neon(());
+pub use semsearch_cpu::aarch64::Neon;
 
-impl Neon {
-    /// `Some` when the CPU reports NEON (every aarch64 Linux host).
-    pub fn detect() -> Option<Self> {
-        std::arch::is_aarch64_feature_detected!("neon").then_some(Self(()))
-    }
+use super::F32Simd;
 
-    /// Dot product over the common length of `a` and `b` (as `scalar::dot`).
-    pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+impl F32Simd for Neon {
+    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
-        // SAFETY: `self` exists only if `detect()` saw NEON; both slices hold
-        // at least `n` elements.
+        // SAFETY: `self` is a `semsearch_cpu` token, made only where NEON was
+        // detected; both slices hold at least `n` elements.
         unsafe { dot_neon(a.as_ptr(), b.as_ptr(), n) }
     }
 
-    /// `out[q * nr + r] = dot(row r, query q)`: see `Kernel::score_block`.
-    /// One pair at a time through [`Neon::dot`], so a score never depends
-    /// on the block shape.
-    ///
-    /// # Panics
-    /// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.
-    pub fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
+    /// One pair at a time through [`F32Simd::dot`], so a score never
+    /// depends on the block shape.
+    fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
         if dim == 0 {
             out.fill(0.0);
             return;

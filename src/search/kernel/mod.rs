@@ -2,9 +2,9 @@
 //!
 //! [`scalar`] is the portable reference; SIMD kernels live one file per arch
 //! (`x86_64.rs`, `aarch64.rs`), the only files where `unsafe` may appear.
-//! A SIMD [`Kernel`] variant carries a token that only the arch file's
-//! `detect()` can create, so a `Kernel` value can never name an instruction
-//! set the CPU lacks, and every method here is safe.
+//! A SIMD [`Kernel`] variant carries a `semsearch_cpu` proof token that only
+//! detection of its features can create, so a `Kernel` value can never name
+//! an instruction set the CPU lacks, and every method here is safe.
 //!
 //! The process-wide kernel is chosen once: by [`select`] at start-up (from
 //! `SEMSEARCH_KERNEL`, via `config`), or on first use by [`active`] with
@@ -86,9 +86,22 @@ pub enum Kernel {
     #[cfg(target_arch = "x86_64")]
     Avx2(x86_64::Avx2Fma),
     #[cfg(target_arch = "x86_64")]
-    Avx512(x86_64::Avx512),
+    Avx512(x86_64::Avx512F),
     #[cfg(target_arch = "aarch64")]
     Neon(aarch64::Neon),
+}
+
+/// What every SIMD f32 kernel provides, implemented in the arch files for
+/// the `semsearch_cpu` token that proves its instructions run here.
+trait F32Simd: Copy {
+    /// Dot product over the common length of `a` and `b` (as `scalar::dot`).
+    fn dot(self, a: &[f32], b: &[f32]) -> f32;
+
+    /// See [`Kernel::score_block`].
+    ///
+    /// # Panics
+    /// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.
+    fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]);
 }
 
 impl Kernel {
@@ -104,7 +117,9 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             KernelChoice::Avx2 => x86_64::Avx2Fma::detect().map(Self::Avx2).ok_or_else(|| unsupported("AVX2 and FMA")),
             #[cfg(target_arch = "x86_64")]
-            KernelChoice::Avx512 => x86_64::Avx512::detect().map(Self::Avx512).ok_or_else(|| unsupported("AVX-512F")),
+            KernelChoice::Avx512 => {
+                x86_64::Avx512F::detect().map(Self::Avx512).ok_or_else(|| unsupported("AVX-512F and FMA"))
+            }
             #[cfg(not(target_arch = "x86_64"))]
             KernelChoice::Avx2 | KernelChoice::Avx512 => Err(unsupported("x86_64")),
             #[cfg(target_arch = "aarch64")]
@@ -121,7 +136,7 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             kernels.extend(x86_64::Avx2Fma::detect().map(Self::Avx2));
-            kernels.extend(x86_64::Avx512::detect().map(Self::Avx512));
+            kernels.extend(x86_64::Avx512F::detect().map(Self::Avx512));
         }
         #[cfg(target_arch = "aarch64")]
         kernels.extend(aarch64::Neon::detect().map(Self::Neon));

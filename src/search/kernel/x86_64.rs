@@ -1,9 +1,9 @@
 //! x86_64 kernels: AVX2+FMA (8 lanes) and AVX-512F (16 lanes).
 //!
 //! One of the two files (with `aarch64.rs`) where `unsafe` may live. Each
-//! instruction set is represented by a zero-sized token ([`Avx2Fma`],
-//! [`Avx512`]) that only its `detect()` can create, after the CPU reported the
-//! features. The token's methods are safe: holding one *is* the proof the
+//! instruction set is represented by a `semsearch_cpu` token ([`Avx2Fma`],
+//! [`Avx512F`]) that only detection of its features can create. The
+//! [`F32Simd`] methods on a token are safe: holding one *is* the proof the
 //! `#[target_feature]` functions below may run, and the methods check the
 //! slice lengths the raw-pointer loops rely on.
 //!
@@ -31,29 +31,19 @@
 
 use std::arch::x86_64::*;
 
-/// Proof that this CPU supports AVX2 and FMA. Only [`Avx2Fma::detect`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Avx2Fma(());
+pub use semsearch_cpu::x86_64::{Avx2Fma, Avx512F};
 
-impl Avx2Fma {
-    /// `Some` when the CPU reports both AVX2 and FMA.
-    pub fn detect() -> Option<Self> {
-        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Self(()))
-    }
+use super::F32Simd;
 
-    /// Dot product over the common length of `a` and `b` (as `scalar::dot`).
-    pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+impl F32Simd for Avx2Fma {
+    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
-        // SAFETY: `self` exists only if `detect()` saw AVX2 and FMA; both
-        // slices hold at least `n` elements.
+        // SAFETY: `self` is a `semsearch_cpu` token, made only where AVX2 and
+        // FMA were detected; both slices hold at least `n` elements.
         unsafe { dot_avx2(a.as_ptr(), b.as_ptr(), n) }
     }
 
-    /// `out[q * nr + r] = dot(row r, query q)`: see `Kernel::score_block`.
-    ///
-    /// # Panics
-    /// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.
-    pub fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
+    fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
         let (nr, nq) = block_shape(rows, queries, dim, out);
         // SAFETY: `self` proves AVX2+FMA; `block_shape` checked that `rows`
         // holds nr × dim and `queries` nq × dim elements.
@@ -67,29 +57,15 @@ impl Avx2Fma {
     }
 }
 
-/// Proof that this CPU supports AVX-512F. Only [`Avx512::detect`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Avx512(());
-
-impl Avx512 {
-    /// `Some` when the CPU reports AVX-512F.
-    pub fn detect() -> Option<Self> {
-        is_x86_feature_detected!("avx512f").then_some(Self(()))
-    }
-
-    /// Dot product over the common length of `a` and `b` (as `scalar::dot`).
-    pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+impl F32Simd for Avx512F {
+    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
         let n = a.len().min(b.len());
-        // SAFETY: `self` exists only if `detect()` saw AVX-512F; both slices
-        // hold at least `n` elements.
+        // SAFETY: `self` is a `semsearch_cpu` token, made only where AVX-512F
+        // was detected; both slices hold at least `n` elements.
         unsafe { dot_avx512(a.as_ptr(), b.as_ptr(), n) }
     }
 
-    /// `out[q * nr + r] = dot(row r, query q)`: see `Kernel::score_block`.
-    ///
-    /// # Panics
-    /// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.
-    pub fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
+    fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]) {
         let (nr, nq) = block_shape(rows, queries, dim, out);
         // SAFETY: `self` proves AVX-512F; `block_shape` checked that `rows`
         // holds nr × dim and `queries` nq × dim elements.
@@ -458,7 +434,7 @@ mod tests {
 
     #[test]
     fn avx512_matches_scalar_for_every_tail_length() {
-        let Some(k) = Avx512::detect() else {
+        let Some(k) = Avx512F::detect() else {
             eprintln!("SKIPPED avx512_matches_scalar_for_every_tail_length: this CPU lacks AVX-512F");
             return;
         };
@@ -468,7 +444,7 @@ mod tests {
     #[test]
     fn tail_reads_stop_at_the_end_of_the_slice() {
         // A row ending exactly at the end of its allocation: masked loads must not read past it.
-        let Some(k) = Avx512::detect() else {
+        let Some(k) = Avx512F::detect() else {
             eprintln!("SKIPPED tail_reads_stop_at_the_end_of_the_slice: this CPU lacks AVX-512F");
             return;
         };

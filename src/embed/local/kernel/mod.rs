@@ -1,10 +1,10 @@
 //! The forward pass's hot loops, compiled per instruction set.
 //!
 //! The arithmetic itself is safe code in [`super::ops`]; a [`Kernel`] only
-//! chooses which compilation of it runs. SIMD variants carry a proof token
-//! that only the arch file's `detect()` makes (as `search::kernel` does),
-//! so a `Kernel` value can never name an instruction set the CPU lacks, and
-//! every method here is safe. [`Kernel::Portable`] runs the same code with
+//! chooses which compilation of it runs. SIMD variants carry a
+//! `semsearch_cpu` proof token that only detection of its features makes
+//! (as the scan's kernels do), so a `Kernel` value can never name an
+//! instruction set the CPU lacks, and every method here is safe. [`Kernel::Portable`] runs the same code with
 //! the baseline target features on any CPU.
 //!
 //! Results differ between kernels only by rounding (FMA or not, summation
@@ -24,7 +24,18 @@ pub enum Kernel {
     #[cfg(target_arch = "x86_64")]
     Avx2Fma(x86_64::Avx2Fma),
     #[cfg(target_arch = "x86_64")]
-    Avx512(x86_64::Avx512),
+    Avx512(x86_64::Avx512F),
+}
+
+/// What every SIMD kernel of the forward pass provides, implemented in the
+/// arch file for the `semsearch_cpu` token that proves its instructions run
+/// here.
+trait ForwardSimd: Copy {
+    /// [`ops::linear`] with this instruction set's register tile.
+    fn linear(self, args: LinearArgs<'_>);
+
+    /// [`ops::attention`] compiled for this instruction set.
+    fn attention(self, args: AttentionArgs<'_>);
 }
 
 impl Kernel {
@@ -41,7 +52,7 @@ impl Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             all.extend(x86_64::Avx2Fma::detect().map(Self::Avx2Fma));
-            all.extend(x86_64::Avx512::detect().map(Self::Avx512));
+            all.extend(x86_64::Avx512F::detect().map(Self::Avx512));
         }
         all
     }

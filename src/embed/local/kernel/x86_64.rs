@@ -1,9 +1,10 @@
 //! x86_64 kernels for the forward pass: AVX2+FMA and AVX-512F.
 //!
 //! The only file of the embedder with `unsafe`. Each instruction set has a
-//! zero-sized token ([`Avx2Fma`], [`Avx512`]) that only its `detect()`
-//! creates, after the CPU reported the features; holding one proves the
-//! `#[target_feature]` functions below may run, so the tokens' methods are safe.
+//! `semsearch_cpu` token ([`Avx2Fma`], [`Avx512F`]) that only detection of
+//! its features creates; holding one proves the `#[target_feature]`
+//! functions below may run, so the tokens' [`ForwardSimd`] and [`Tiles`]
+//! methods are safe.
 //!
 //! What is hand-written: the register tile of a linear layer (rows × 32
 //! output columns, accumulators in registers while a weight panel streams
@@ -26,25 +27,23 @@
 
 use std::arch::x86_64::*;
 
-use super::super::ops::{self, AttentionArgs, LinearArgs, TileArgs, Tiles, BLOCK};
+pub use semsearch_cpu::x86_64::{Avx2Fma, Avx512F};
 
-/// Proof that this CPU supports AVX2 and FMA. Only [`Avx2Fma::detect`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Avx2Fma(());
+use super::{
+    super::ops::{self, AttentionArgs, LinearArgs, TileArgs, Tiles, BLOCK},
+    ForwardSimd,
+};
 
-impl Avx2Fma {
-    /// `Some` when the CPU reports both AVX2 and FMA.
-    pub fn detect() -> Option<Self> {
-        (is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")).then_some(Self(()))
-    }
-
-    pub fn linear(self, args: LinearArgs<'_>) {
-        // SAFETY: `self` exists only if `detect()` saw AVX2 and FMA.
+impl ForwardSimd for Avx2Fma {
+    fn linear(self, args: LinearArgs<'_>) {
+        // SAFETY: `self` is a `semsearch_cpu` token, made only where AVX2 and
+        // FMA were detected.
         unsafe { linear_avx2(self, args) }
     }
 
-    pub fn attention(self, args: AttentionArgs<'_>) {
-        // SAFETY: `self` exists only if `detect()` saw AVX2 and FMA.
+    fn attention(self, args: AttentionArgs<'_>) {
+        // SAFETY: `self` is a `semsearch_cpu` token, made only where AVX2 and
+        // FMA were detected.
         unsafe { attention_avx2(args) }
     }
 }
@@ -69,28 +68,21 @@ impl Tiles for Avx2Fma {
     }
 }
 
-/// Proof that this CPU supports AVX-512F (and FMA). Only [`Avx512::detect`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Avx512(());
-
-impl Avx512 {
-    /// `Some` when the CPU reports AVX-512F and FMA.
-    pub fn detect() -> Option<Self> {
-        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma")).then_some(Self(()))
-    }
-
-    pub fn linear(self, args: LinearArgs<'_>) {
-        // SAFETY: `self` exists only if `detect()` saw AVX-512F and FMA.
+impl ForwardSimd for Avx512F {
+    fn linear(self, args: LinearArgs<'_>) {
+        // SAFETY: `self` is a `semsearch_cpu` token, made only where
+        // AVX-512F and FMA were detected.
         unsafe { linear_avx512(self, args) }
     }
 
-    pub fn attention(self, args: AttentionArgs<'_>) {
-        // SAFETY: `self` exists only if `detect()` saw AVX-512F and FMA.
+    fn attention(self, args: AttentionArgs<'_>) {
+        // SAFETY: `self` is a `semsearch_cpu` token, made only where
+        // AVX-512F and FMA were detected.
         unsafe { attention_avx512(args) }
     }
 }
 
-impl Tiles for Avx512 {
+impl Tiles for Avx512F {
     const MR: usize = 12;
 
     #[inline(always)]
@@ -137,7 +129,7 @@ unsafe fn attention_avx2(args: AttentionArgs<'_>) {
 /// # Safety
 /// The CPU must support AVX-512F and FMA.
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn linear_avx512(tiles: Avx512, args: LinearArgs<'_>) {
+unsafe fn linear_avx512(tiles: Avx512F, args: LinearArgs<'_>) {
     ops::linear(args, tiles)
 }
 

@@ -2,10 +2,11 @@
 //! `FEAT_DotProd`: every Arm server core since Neoverse N1 and Apple M1).
 //!
 //! One of the files where `unsafe` may live. As in `x86_64.rs`, the
-//! instruction set is a zero-sized token ([`NeonDot`]) that only its
-//! `detect()` can create; holding one is the proof the `#[target_feature]`
-//! functions below may run, and its safe `score_panels` checks the lengths
-//! the raw-pointer loops rely on (through `super::shape`).
+//! instruction set is a `semsearch_cpu` token ([`NeonDot`]) that only
+//! detection of its features can create; holding one is the proof the
+//! `#[target_feature]` functions below may run, and its safe
+//! [`Int8Simd::score_panels`] checks the lengths the raw-pointer loops rely
+//! on (through `super::shape`).
 //!
 //! Invariants the `unsafe fn`s rely on (their `# Safety` sections):
 //! - the CPU supports NEON and the dot-product extension (the token);
@@ -32,31 +33,19 @@
 
 use std::arch::{aarch64::*, asm};
 
-use super::{shape, PANEL_ROWS};
+use super::{shape, Int8Simd, PANEL_ROWS};
+use crate::search::int8::bound::QueryBound;
 
-/// Proof that this CPU supports NEON with the dot-product extension. Only
-/// [`NeonDot::detect`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NeonDot(());
+pub use semsearch_cpu::aarch64::NeonDot;
 
-impl NeonDot {
-    /// `Some` when the CPU reports the dot-product extension (NEON is part
-    /// of the aarch64 baseline).
-    pub fn detect() -> Option<Self> {
-        (std::arch::is_aarch64_feature_detected!("neon") && std::arch::is_aarch64_feature_detected!("dotprod"))
-            .then_some(Self(()))
-    }
-
-    /// See `Int8Kernel::score_panels`.
-    ///
-    /// # Panics
-    /// As `Int8Kernel::score_panels`.
-    pub fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
+impl Int8Simd for NeonDot {
+    fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
         let (np, nq) = shape(panels, queries, dim4, out);
         if np == 0 || nq == 0 {
             return;
         }
-        // SAFETY: `self` proves NEON + dotprod; `shape` checked that
+        // SAFETY: `self` is a `semsearch_cpu` token, made only where NEON and
+        // the dot-product extension were detected; `shape` checked that
         // `panels` holds np whole panels, `queries` nq × dim4 codes, `out`
         // nq × np × 16 scores, and that dim4 is a multiple of 4.
         unsafe {
@@ -66,6 +55,20 @@ impl NeonDot {
                 block_sdot::<1, 4>(panels, np, queries, nq, dim4, out)
             }
         }
+    }
+
+    /// The portable loop: NEON is the aarch64 baseline, so it is already
+    /// compiled for it.
+    fn count_reaching(
+        self,
+        bound: &QueryBound,
+        scales: &[f32],
+        dots: &[i32],
+        residuals: &[f32],
+        code_norms: &[f32],
+        cut: f64,
+    ) -> usize {
+        bound.count_reaching(scales, dots, residuals, code_norms, cut)
     }
 }
 

@@ -92,6 +92,27 @@ use std::sync::OnceLock;
 
 use crate::search::{int8::bound::QueryBound, Kernel};
 
+/// What every SIMD int8 kernel provides, implemented in the arch files for
+/// the `semsearch_cpu` token that proves its instructions run here.
+trait Int8Simd: Copy {
+    /// See [`Int8Kernel::score_panels`].
+    ///
+    /// # Panics
+    /// As [`Int8Kernel::score_panels`].
+    fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]);
+
+    /// [`QueryBound::count_reaching`], compiled for this instruction set.
+    fn count_reaching(
+        self,
+        bound: &QueryBound,
+        scales: &[f32],
+        dots: &[i32],
+        residuals: &[f32],
+        code_norms: &[f32],
+        cut: f64,
+    ) -> usize;
+}
+
 /// Rows per panel: the 16 i32 lanes of an AVX-512 register.
 pub const PANEL_ROWS: usize = 16;
 /// Bytes of one row per panel step: the 4 bytes `vpdpbusd` sums per lane.
@@ -225,10 +246,8 @@ impl Int8Kernel {
             Self::Avx512Bw(k) => k.count_reaching(bound, scales, dots, residuals, code_norms, cut),
             #[cfg(target_arch = "x86_64")]
             Self::Avx512Vnni(k) => k.count_reaching(bound, scales, dots, residuals, code_norms, cut),
-            // NEON is the aarch64 baseline: the portable loop is already
-            // compiled for it.
             #[cfg(target_arch = "aarch64")]
-            Self::NeonDot(_) => bound.count_reaching(scales, dots, residuals, code_norms, cut),
+            Self::NeonDot(k) => k.count_reaching(bound, scales, dots, residuals, code_norms, cut),
         }
     }
 }

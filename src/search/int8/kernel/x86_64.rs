@@ -2,11 +2,11 @@
 //! (both `vpmaddubsw` + `vpmaddwd`).
 //!
 //! One of the files where `unsafe` may live. As in `search::kernel::x86_64`,
-//! each instruction set is a zero-sized token ([`Avx512Vnni`], [`Avx2`]) that
-//! only its `detect()` can create; holding one is the proof the
-//! `#[target_feature]` functions below may run, and the token's safe
-//! `score_panels` checks the lengths the raw-pointer loops rely on (through
-//! `super::shape`).
+//! each instruction set is a `semsearch_cpu` token ([`Avx512Vnni`],
+//! [`Avx512Bw`], [`Avx2`]) that only detection of its features can create;
+//! holding one is the proof the `#[target_feature]` functions below may
+//! run, and the token's safe [`Int8Simd::score_panels`] checks the lengths
+//! the raw-pointer loops rely on (through `super::shape`).
 //!
 //! Invariants the `unsafe fn`s rely on (their `# Safety` sections):
 //! - the CPU supports the enabled features (guaranteed by the token);
@@ -40,34 +40,20 @@
 
 use std::arch::x86_64::*;
 
-use super::{shape, PANEL_ROWS};
+use super::{shape, Int8Simd, PANEL_ROWS};
 use crate::search::int8::bound::QueryBound;
 
-/// Proof that this CPU supports AVX-512F, AVX-512BW and AVX-512 VNNI.
-/// Only [`Avx512Vnni::detect`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Avx512Vnni(());
+pub use semsearch_cpu::x86_64::{Avx2, Avx512Bw, Avx512Vnni};
 
-impl Avx512Vnni {
-    /// `Some` when the CPU reports AVX-512F, AVX-512BW and AVX-512 VNNI.
-    pub fn detect() -> Option<Self> {
-        (is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni"))
-        .then_some(Self(()))
-    }
-
-    /// See `Int8Kernel::score_panels`.
-    ///
-    /// # Panics
-    /// As `Int8Kernel::score_panels`.
-    pub fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
+impl Int8Simd for Avx512Vnni {
+    fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
         let (np, nq) = shape(panels, queries, dim4, out);
         if np == 0 || nq == 0 {
             return;
         }
-        // SAFETY: `self` proves AVX-512F/BW/VNNI; `shape` checked that
-        // `panels` holds np whole panels, `queries` nq × dim4 codes, `out`
+        // SAFETY: `self` is a `semsearch_cpu` token, made only where
+        // AVX-512F/BW/VNNI were detected; `shape` checked that `panels`
+        // holds np whole panels, `queries` nq × dim4 codes, `out`
         // nq × np × 16 scores, and that dim4 is a multiple of 4.
         unsafe {
             if nq == 1 {
@@ -77,11 +63,9 @@ impl Avx512Vnni {
             }
         }
     }
-}
 
-impl Avx512Vnni {
-    /// `QueryBound::count_reaching` compiled for AVX-512 (8 f64 lanes).
-    pub(crate) fn count_reaching(
+    /// Compiled for AVX-512 (8 f64 lanes).
+    fn count_reaching(
         self,
         bound: &QueryBound,
         scales: &[f32],
@@ -90,28 +74,15 @@ impl Avx512Vnni {
         code_norms: &[f32],
         cut: f64,
     ) -> usize {
-        // SAFETY: `self` proves AVX-512F; the function only uses safe,
-        // bounds-checked slice code (it is `unsafe` for its target feature).
+        // SAFETY: `self` proves AVX-512F (VNNI is only detected with it);
+        // the function only uses safe, bounds-checked slice code (it is
+        // `unsafe` for its target feature).
         unsafe { count_reaching_avx512(bound, scales, dots, residuals, code_norms, cut) }
     }
 }
 
-/// Proof that this CPU supports AVX-512F and AVX-512BW. Only
-/// [`Avx512Bw::detect`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Avx512Bw(());
-
-impl Avx512Bw {
-    /// `Some` when the CPU reports AVX-512F and AVX-512BW.
-    pub fn detect() -> Option<Self> {
-        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")).then_some(Self(()))
-    }
-
-    /// See `Int8Kernel::score_panels`.
-    ///
-    /// # Panics
-    /// As `Int8Kernel::score_panels`.
-    pub fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
+impl Int8Simd for Avx512Bw {
+    fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
         let (np, nq) = shape(panels, queries, dim4, out);
         if np == 0 || nq == 0 {
             return;
@@ -126,8 +97,8 @@ impl Avx512Bw {
         }
     }
 
-    /// `QueryBound::count_reaching` compiled for AVX-512 (8 f64 lanes).
-    pub(crate) fn count_reaching(
+    /// Compiled for AVX-512 (8 f64 lanes).
+    fn count_reaching(
         self,
         bound: &QueryBound,
         scales: &[f32],
@@ -142,21 +113,8 @@ impl Avx512Bw {
     }
 }
 
-/// Proof that this CPU supports AVX2. Only [`Avx2::detect`] makes one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Avx2(());
-
-impl Avx2 {
-    /// `Some` when the CPU reports AVX2.
-    pub fn detect() -> Option<Self> {
-        is_x86_feature_detected!("avx2").then_some(Self(()))
-    }
-
-    /// See `Int8Kernel::score_panels`.
-    ///
-    /// # Panics
-    /// As `Int8Kernel::score_panels`.
-    pub fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
+impl Int8Simd for Avx2 {
+    fn score_panels(self, panels: &[u8], queries: &[i8], dim4: usize, out: &mut [i32]) {
         let (np, nq) = shape(panels, queries, dim4, out);
         if np == 0 || nq == 0 {
             return;
@@ -170,11 +128,9 @@ impl Avx2 {
             }
         }
     }
-}
 
-impl Avx2 {
-    /// `QueryBound::count_reaching` compiled for AVX2 (4 f64 lanes).
-    pub(crate) fn count_reaching(
+    /// Compiled for AVX2 (4 f64 lanes).
+    fn count_reaching(
         self,
         bound: &QueryBound,
         scales: &[f32],
