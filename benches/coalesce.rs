@@ -22,7 +22,8 @@ use std::{
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-use semsearch::search::{self, coalesce::Coalescer, Hit};
+use semsearch::index::coalesce::Coalescer;
+use semsearch_scan::{self as search, Hit};
 
 const SEED: u64 = 0xC0A1_E5CE;
 const K: usize = 10;

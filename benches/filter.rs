@@ -25,8 +25,8 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use rayon::ThreadPoolBuilder;
 use roaring::RoaringBitmap;
-use semsearch::search::{
-    self,
+use semsearch_scan::{
+    self as search,
     filter::{top_k_filtered, top_k_filtered_with, FilterPath},
     kernel,
 };

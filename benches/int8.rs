@@ -57,8 +57,8 @@ use rayon::{prelude::*, ThreadPool, ThreadPoolBuilder};
 #[path = "common/floor.rs"]
 mod floor;
 use floor::read_floor;
-use semsearch::search::{
-    self,
+use semsearch_scan::{
+    self as search,
     int8::{self, kernel as int8_kernel, QuantizedMatrix, ScanPath},
     kernel, BatchQuery,
 };

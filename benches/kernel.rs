@@ -13,7 +13,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-use semsearch::search::Kernel;
+use semsearch_scan::Kernel;
 use std::hint::black_box;
 
 const SEED: u64 = 0x5EED_CAFE;

@@ -41,7 +41,7 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 #[path = "common/floor.rs"]
 mod floor;
 use floor::read_floor;
-use semsearch::search::{self, kernel, BatchQuery, Kernel};
+use semsearch_scan::{self as search, kernel, BatchQuery, Kernel};
 
 const SEED: u64 = 0x5EED_5EA4;
 const K: usize = 10;

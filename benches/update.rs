@@ -32,9 +32,9 @@ use semsearch::{
     app::App,
     config::Settings,
     index::{delta::DELTA_MAX_ROWS, unit::scale_to_unit, Document, Index, IndexBuilder},
-    search::{BatchQuery, ScanMode},
     tools::redis_child::ChildRedis,
 };
+use semsearch_scan::{BatchQuery, ScanMode};
 use serde_json::{json, Value};
 
 /// all-MiniLM-L6-v2's dimension.

@@ -12,10 +12,9 @@ use crate::{
     api::{self, auth::AccessKeys, limits::SearchSlots, AppState, Limits},
     config::Settings,
     embed::{QueryEmbedder, PROBE_TEXT},
-    index::SharedIndex,
+    index::{coalesce::Coalescer, SharedIndex},
     refresh::{RefreshHandle, RefreshStatus, Refresher, Source},
     router::{self, shards::Shards, RouterSettings, RouterState},
-    search::{coalesce::Coalescer, int8, kernel},
     store::{
         context::{self, ContextWriter},
         link::RedisClient,
@@ -24,6 +23,7 @@ use crate::{
     },
     telemetry::error_chain,
 };
+use semsearch_scan::{int8, kernel};
 
 /// A bound, not yet running, semsearch.
 pub struct App {

@@ -31,7 +31,6 @@ use crate::{
     },
     refresh::RefreshSettings,
     router::{parse_shard_list, RouterSettings, ShardListError},
-    search::{kernel::KernelChoice, ScanMode},
     secret::Secret,
     shard::Shard,
     store::{
@@ -44,6 +43,7 @@ use crate::{
     },
     telemetry::LogFormat,
 };
+use semsearch_scan::{kernel::KernelChoice, ScanMode};
 
 /// How to reach Redis: a URL, or the chatbot deployment's separate variables.
 #[derive(Debug, Clone, Args)]

@@ -2,15 +2,17 @@
 //!
 //! The modules are listed in data-path order. Dependencies point one way:
 //! `store` builds indexes (`index` knows no Redis), `api` and `refresh` use
-//! `store`, `index`, `search` and `embed`, `app` wires them, and only
-//! `config`, `cli`, `app` and `tools` name the configuration; every
-//! component owns its own settings type:
+//! `store`, `index` and `embed`, `app` wires them, and only `config`,
+//! `cli`, `app` and `tools` name the configuration; every component owns
+//! its own settings type. The exact scan itself is a crate of its own,
+//! `semsearch_scan` (kernels, int8, the tie rule; no I/O), on CPU proof
+//! tokens from `semsearch_cpu`; `index` is the only module that runs it:
 //!
 //! ```text
-//!  Redis ──► store::loader ──► index ──► search (kernel, topk) ──► api ──► store::context
-//!   (SCAN + MGET, decode)    (unit rows,   (exact scan on rayon)   (axum)   (cache:context:*,
-//!                             id order)                              ▲        read by the chatbot)
-//!                                                                    │ query vector
+//!  Redis ──► store::loader ──► index ──► semsearch_scan ──► api ──► store::context
+//!   (SCAN + MGET, decode)    (unit rows,  (exact scan     (axum)   (cache:context:*,
+//!                             id order)    on rayon)        ▲       read by the chatbot)
+//!                                                           │ query vector
 //!  "text" ──► embed (normalize ──► cache: LRU, store::query_cache ──► providers)
 //!
 //!  Redis ──► store::watcher (CLIENT TRACKING) ──► refresh ──► index::SharedIndex (swap)
@@ -26,10 +28,9 @@ pub mod shard;
 /// Everything that speaks Redis: connections, key names, decoding, the bulk
 /// loader, the change feed, the context and query-embedding caches.
 pub mod store;
-/// Immutable snapshots of unit rows with their documents, and the swap point.
+/// Immutable snapshots of unit rows with their documents, the swap point,
+/// and the coalescer that shares one scan (`semsearch_scan`) between queries.
 pub mod index;
-/// Exact top-k: SIMD kernels chosen once, the tie rule, batch scans, coalescing.
-pub mod search;
 /// Question text → query vector: normalisation, caches, providers.
 pub mod embed;
 /// HTTP: routes, request → prepared query, problem+json errors, auth, metrics, OpenAPI.

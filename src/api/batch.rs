@@ -23,10 +23,8 @@ use super::{
     search::{answer, counted, extra_candidates, keep_live, Spent},
     AppState,
 };
-use crate::{
-    index::{now_ms, Index},
-    search::{Answer, BatchQuery},
-};
+use crate::index::{now_ms, Index};
+use semsearch_scan::{Answer, BatchQuery};
 
 /// Many searches in one request and one pass over the matrix.
 ///

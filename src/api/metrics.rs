@@ -218,8 +218,8 @@ fn set_build_info(scan: &'static str) {
             "semsearch_build_info",
             "version" => crate::build_info::VERSION,
             "git_sha" => crate::build_info::GIT_SHA,
-            "kernel" => crate::search::kernel::name(),
-            "int8_kernel" => crate::search::int8::kernel::active().name(),
+            "kernel" => semsearch_scan::kernel::name(),
+            "int8_kernel" => semsearch_scan::int8::kernel::active().name(),
             "scan" => scan
         )
     };

@@ -52,15 +52,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     embed::QueryEmbedder,
-    index::{Index, SharedIndex},
+    index::{coalesce::Coalescer, Index, SharedIndex},
     refresh::RefreshHandle,
-    search::{coalesce::Coalescer, scan::ScanCounters},
     store::{context::ContextQueue, keys::KeySpace},
 };
 use auth::AccessKeys;
 use error::ApiError;
 use extract::BodyLimit;
 use limits::SearchSlots;
+use semsearch_scan::scan::ScanCounters;
 
 /// What every handler may read. Cheap to clone.
 #[derive(Debug, Clone)]

@@ -4,7 +4,7 @@
 //! leaves the document out: it asks for one more hit and drops the row, the
 //! same way expired rows are dropped, so the result stays exact.
 //!
-//! The scan goes through the [`crate::search::coalesce::Coalescer`] in
+//! The scan goes through the [`crate::index::coalesce::Coalescer`] in
 //! [`AppState`]: a lone query starts its scan at once, concurrent ones
 //! share one pass over the matrix. Either way it runs on rayon, never on a
 //! tokio worker, with the snapshot's scan (int8 or f32, `Index::search`),
@@ -23,9 +23,9 @@ use super::{
 };
 use crate::{
     index::{now_ms, Index},
-    search::{int8::ScanPath, Answer as Scanned, Hit},
     store::context::{self, ContextEntry, ContextWrite},
 };
+use semsearch_scan::{int8::ScanPath, Answer as Scanned, Hit};
 
 /// Nearest articles to a query vector, question text or document (exact cosine top-k).
 #[utoipa::path(

@@ -20,9 +20,9 @@ use super::{
 use crate::{
     index::{now_ms, Index},
     refresh::{FeedState, ReloadInfo},
-    search::{int8, kernel},
     store::{decode::SkipReason, loader::SkipCounts},
 };
+use semsearch_scan::{int8, kernel};
 
 /// What the index holds and how it got there.
 #[derive(Debug, Serialize, ToSchema)]

@@ -14,7 +14,7 @@ use super::{
     attributes::{Attributes, FilterError, RowFilter},
     Document, Index, SegmentRow,
 };
-use crate::search::{filter::top_k_filtered, topk::rank_order, Answer, Hit};
+use semsearch_scan::{filter::top_k_filtered, topk::rank_order, Answer, Hit};
 
 /// The merged view's documents and their posting lists, by view row.
 ///

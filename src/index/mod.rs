@@ -31,6 +31,7 @@
 
 pub mod attributes;
 pub mod builder;
+pub mod coalesce;
 pub mod delta;
 pub mod filtered;
 pub mod search;
@@ -46,7 +47,7 @@ use std::{
 use ndarray::Array2;
 use thiserror::Error;
 
-use crate::search::{Scan, ScanMode};
+use semsearch_scan::{Scan, ScanMode};
 
 pub use builder::IndexBuilder;
 pub use segment::Segment;

@@ -7,7 +7,9 @@
 //! [`Answer::rescore`].
 
 use super::Index;
-use crate::search::{coalesce::Searchable, topk::rank_order, Answer, BatchQuery, Hit};
+use semsearch_scan::{topk::rank_order, Answer, BatchQuery, Hit};
+
+use super::coalesce::Searchable;
 
 impl Index {
     /// One answer per query, in query order, each exactly what the query
@@ -82,12 +84,10 @@ mod tests {
 
     use ndarray::Array2;
 
+    use semsearch_scan::{self as search, int8::ScanPath, Scan, ScanMode};
+
     use super::*;
-    use crate::search;
-    use crate::{
-        index::Document,
-        search::{int8::ScanPath, Scan, ScanMode},
-    };
+    use crate::index::Document;
 
     fn index(n: usize, dim: usize) -> Index {
         let mut s = 0x9E37_79B9_7F4A_7C15u64;

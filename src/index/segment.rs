@@ -12,7 +12,7 @@ use ndarray::Array2;
 use tracing::warn;
 
 use super::{Document, IndexError};
-use crate::search::{self, int8, int8::QuantizedMatrix, Answer, BatchQuery, Scan};
+use semsearch_scan::{self as search, int8, int8::QuantizedMatrix, Answer, BatchQuery, Scan};
 
 /// Rows, documents and deadlines of one segment. Immutable once built.
 #[derive(Debug)]

@@ -70,7 +70,6 @@ use self::{
 };
 use crate::{
     index::{now_ms, ApplyCounts, Index, SharedIndex},
-    search::ScanMode,
     store::{
         context::ContextQueue,
         decode::SkipReason,
@@ -81,6 +80,7 @@ use crate::{
     },
     telemetry::error_chain,
 };
+use semsearch_scan::ScanMode;
 
 /// Timing of live refresh, as the configuration layer builds it.
 #[derive(Debug, Clone)]

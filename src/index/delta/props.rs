@@ -10,12 +10,10 @@
 use std::collections::{BTreeMap, HashSet};
 
 use proptest::prelude::*;
+use semsearch_scan::{int8::ScanPath, BatchQuery, Scan, ScanMode};
 
 use super::*;
-use crate::{
-    index::unit::scale_to_unit,
-    search::{int8::ScanPath, BatchQuery, Scan, ScanMode},
-};
+use crate::index::unit::scale_to_unit;
 
 const DIM: usize = 8;
 
@@ -78,7 +76,7 @@ fn assert_same_view(got: &Index, want: &Index, pool: usize) {
 fn assert_same_answers(got: &Index, want: &Index, queries: &[(Vec<f32>, usize, Option<f32>)]) {
     let batch: Vec<BatchQuery<'_>> =
         queries.iter().map(|(v, k, min_score)| BatchQuery { vector: v, k: *k, min_score: *min_score }).collect();
-    let bits = |a: &crate::search::Answer| a.hits.iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>();
+    let bits = |a: &semsearch_scan::Answer| a.hits.iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>();
     let together = (got.search(&batch), want.search(&batch));
     for (i, q) in batch.iter().enumerate() {
         let alone = (got.search(std::slice::from_ref(q)).remove(0), want.search(std::slice::from_ref(q)).remove(0));

@@ -11,7 +11,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::search::top_k_with as f32_top_k;
+use crate::top_k_with as f32_top_k;
 
 /// xorshift values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -402,10 +402,11 @@ fn kernel_int8() -> Int8Kernel {
     *Int8Kernel::available().last().expect("scalar at least")
 }
 
-/// The shared data folder (`SEMSEARCH_SHARED_DATA`, else `../shared/data`).
+/// The shared data folder (`SEMSEARCH_SHARED_DATA`, else `../shared/data`
+/// next to the workspace root, two levels above this crate).
 fn shared_data() -> std::path::PathBuf {
     std::env::var_os("SEMSEARCH_SHARED_DATA").map_or_else(
-        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"),
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
         std::path::PathBuf::from,
     )
 }

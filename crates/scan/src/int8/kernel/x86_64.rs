@@ -41,7 +41,7 @@
 use std::arch::x86_64::*;
 
 use super::{shape, Int8Simd, PANEL_ROWS};
-use crate::search::int8::bound::QueryBound;
+use crate::int8::bound::QueryBound;
 
 pub use semsearch_cpu::x86_64::{Avx2, Avx512Bw, Avx512Vnni};
 

@@ -34,7 +34,7 @@
 use std::arch::{aarch64::*, asm};
 
 use super::{shape, Int8Simd, PANEL_ROWS};
-use crate::search::int8::bound::QueryBound;
+use crate::int8::bound::QueryBound;
 
 pub use semsearch_cpu::aarch64::NeonDot;
 

@@ -80,7 +80,7 @@ unsafe fn dot_neon(a: *const f32, b: *const f32, n: usize) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::kernel::scalar;
+    use crate::kernel::scalar;
 
     #[test]
     fn neon_matches_scalar_for_every_tail_length() {

@@ -4,13 +4,13 @@
 //! pass a unit-length query, so a dot product is the cosine. Results follow
 //! the tie rule in [`topk`].
 //!
-//! The scan is CPU work: run it on rayon (see `api::search`), never on a
-//! tokio worker.
+//! The scan is CPU work: run it on rayon (semsearch's `index::coalesce`
+//! does), never on a tokio worker. This crate does no I/O at all: no tokio,
+//! no Redis, no HTTP.
 //!
 //! Parts: [`top_k`] (one query, fused score-then-select per 64-row block,
 //! rayon over 256 KiB blocks), [`top_k_batch`] (many queries, one pass over
-//! the matrix), [`coalesce`] (concurrent single queries grouped into batch
-//! scans), [`int8`] (the same answers from an int8 copy, with proven bounds
+//! the matrix), [`int8`] (the same answers from an int8 copy, with proven bounds
 //! and exact f32 rescoring), [`scan`] (which of the two an index uses:
 //! `SEMSEARCH_SCAN`).
 //!
@@ -22,7 +22,6 @@
 //! each other only by f32 rounding. Memory per query is O(k × tasks), never
 //! O(n).
 
-pub mod coalesce;
 pub mod filter;
 pub mod int8;
 pub mod kernel;

@@ -54,7 +54,7 @@
 //! A row with hi < max(τ, min_score) scores strictly below τ, so k rows rank
 //! before it, or below `min_score`: it is not in the result, and the scan
 //! drops it. The survivors are rescored with the same f32 kernel, in
-//! descending `hi`, each entering a [`crate::search::TopK`] exactly as in
+//! descending `hi`, each entering a [`crate::TopK`] exactly as in
 //! the f32 path; once the next `hi` is below max(k-th exact score so far,
 //! min_score) no remaining row can enter (its score ≤ its hi < that), so
 //! rescoring stops. The result is the f32 path's: same rows, order and
@@ -138,7 +138,7 @@ impl QueryBound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::{int8::quantize::quantize, Kernel};
+    use crate::{int8::quantize::quantize, Kernel};
 
     /// Adversarial pairs: the f32 score of every kernel lies in the
     /// interval, and the interval is not absurdly wide.

@@ -380,7 +380,7 @@ unsafe fn block_avx512<const R: usize, const Q: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::kernel::scalar;
+    use crate::kernel::scalar;
 
     /// Deterministic values in [-1, 1) without a RNG dependency.
     fn values(n: usize, seed: u64) -> Vec<f32> {

@@ -53,8 +53,8 @@ macro_rules! walk_panels {
     ) => {{
         let (panels, np, queries, nq, dim4, out): (&[u8], usize, &[i8], usize, usize, &mut [i32]) =
             ($panels, $np, $queries, $nq, $dim4, $out);
-        let rows = np * $crate::search::int8::kernel::PANEL_ROWS;
-        let panel_bytes = $crate::search::int8::kernel::PANEL_ROWS * dim4;
+        let rows = np * $crate::int8::kernel::PANEL_ROWS;
+        let panel_bytes = $crate::int8::kernel::PANEL_ROWS * dim4;
         let mut q0 = 0;
         while q0 < nq {
             let query_at = |j: usize| &queries[(q0 + j).min(nq - 1) * dim4..][..dim4];
@@ -70,8 +70,8 @@ macro_rules! walk_panels {
                 let acc = $tile;
                 for (j, (acc, $prepared)) in acc.iter().zip(&prepared).enumerate().take(nq - q0) {
                     for (i, $acc) in acc.iter().enumerate().take(np - p0) {
-                        let $dst = &mut out[(q0 + j) * rows + (p0 + i) * $crate::search::int8::kernel::PANEL_ROWS..]
-                            [..$crate::search::int8::kernel::PANEL_ROWS];
+                        let $dst = &mut out[(q0 + j) * rows + (p0 + i) * $crate::int8::kernel::PANEL_ROWS..]
+                            [..$crate::int8::kernel::PANEL_ROWS];
                         $store;
                     }
                 }
@@ -90,7 +90,7 @@ pub mod x86_64;
 
 use std::sync::OnceLock;
 
-use crate::search::{int8::bound::QueryBound, Kernel};
+use crate::{int8::bound::QueryBound, Kernel};
 
 /// What every SIMD int8 kernel provides, implemented in the arch files for
 /// the `semsearch_cpu` token that proves its instructions run here.
@@ -275,7 +275,7 @@ static ACTIVE: OnceLock<Int8Kernel> = OnceLock::new();
 /// process-wide f32 kernel, fixed on first use like it.
 #[inline]
 pub fn active() -> Int8Kernel {
-    *ACTIVE.get_or_init(|| Int8Kernel::matching(crate::search::kernel::active()))
+    *ACTIVE.get_or_init(|| Int8Kernel::matching(crate::kernel::active()))
 }
 
 #[cfg(test)]
@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn every_kernel_counts_the_rows_reaching_the_cut_like_the_interval() {
-        use crate::search::int8::quantize::quantize;
+        use crate::int8::quantize::quantize;
         let dim = 20;
         let mut codes = vec![0i8; dim];
         let query: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.37).sin()).collect();

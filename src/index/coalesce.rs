@@ -19,7 +19,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{scan::Answer, top_k, top_k_batch, BatchQuery};
+use semsearch_scan::{top_k, top_k_batch, Answer, BatchQuery};
 
 /// What a coalescer scans: a snapshot that answers a group of queries in
 /// one pass.
