@@ -1,4 +1,4 @@
-//! The in-process MiniLM embedder (`embed::local`, issue 11).
+//! The in-process MiniLM embedder (`semsearch_minilm`, issue 11).
 //!
 //! Groups (criterion's time is per forward pass; `thrpt` is texts/s):
 //! - `question`: one 10-word question, every kernel this CPU has × 1 or 2
@@ -42,13 +42,9 @@ use std::{
 };
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use semsearch::{
-    app::App,
-    config::Settings,
-    embed::local::{
-        default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
-    },
-    tools::redis_child::ChildRedis,
+use semsearch::{app::App, config::Settings, tools::redis_child::ChildRedis};
+use semsearch_minilm::{
+    default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
 };
 
 /// Ten words, 12 word pieces with [CLS] and [SEP]: a typical chatbot question.

@@ -24,11 +24,7 @@ use crate::{
         search::Budget,
         server::ServerSettings,
     },
-    embed::{
-        local::{default_model_dir, EmbedderOptions, PoolSettings, MODEL_NAME},
-        providers::RetryPolicy,
-        EmbedderSettings, LocalSettings, Normalization, ProviderKind,
-    },
+    embed::{providers::RetryPolicy, EmbedderSettings, LocalSettings, Normalization, ProviderKind},
     refresh::RefreshSettings,
     router::{parse_shard_list, RouterSettings, ShardListError},
     secret::Secret,
@@ -43,6 +39,7 @@ use crate::{
     },
     telemetry::LogFormat,
 };
+use semsearch_minilm::{default_model_dir, EmbedderOptions, PoolSettings, MODEL_NAME};
 use semsearch_scan::{kernel::KernelChoice, ScanMode};
 
 /// How to reach Redis: a URL, or the chatbot deployment's separate variables.

@@ -1,4 +1,4 @@
-//! The in-process all-MiniLM-L6-v2 embedder (`embed::local`) against
+//! The in-process all-MiniLM-L6-v2 embedder (`semsearch_minilm`) against
 //! sentence-transformers' own vectors in `shared/data`.
 //!
 //! These tests need the model files. They find them through
@@ -12,7 +12,7 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use semsearch::embed::local::{
+use semsearch_minilm::{
     default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
 };
 use serde_json::Value;
@@ -295,7 +295,7 @@ async fn sixty_four_concurrent_long_texts_all_succeed_within_the_memory_bound() 
 
     // Assert
     let stats = pool.stats();
-    let per_token = semsearch::embed::local::bert::Scratch::bytes_per_token(embedder.config());
+    let per_token = semsearch_minilm::bert::Scratch::bytes_per_token(embedder.config());
     let bound = settings.max_batch_tokens * per_token + (1 << 20);
     println!(
         "64 long texts: {} passes, largest {} texts, scratch {:.1} MB (bound {:.1} MB)",
@@ -324,10 +324,8 @@ async fn sixty_four_concurrent_long_texts_all_succeed_within_the_memory_bound() 
 #[tokio::test]
 #[ignore = "downloads the model (~85 MB)"]
 async fn real_fetch_installs_files_that_load_and_verify() {
-    use semsearch::embed::local::{
-        fetch::{fetch_model, FetchEvent, FetchSources},
-        files::MINILM_FILES,
-    };
+    use semsearch::tools::model::fetch::{fetch_model, FetchEvent, FetchSources};
+    use semsearch_minilm::files::MINILM_FILES;
     let parent = tempfile::tempdir().expect("temp dir");
     let dir = parent.path().join("all-MiniLM-L6-v2");
     let mut log = Vec::new();

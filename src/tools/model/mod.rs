@@ -9,10 +9,11 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::embed::local::{
-    fetch::{fetch_model, FetchEvent, FetchReport, FetchSources},
-    files::MINILM_FILES,
-};
+use semsearch_minilm::files::MINILM_FILES;
+
+use self::fetch::{fetch_model, FetchEvent, FetchReport, FetchSources};
+
+pub mod fetch;
 
 /// `semsearch model …`.
 #[derive(Debug, Clone, Subcommand)]
