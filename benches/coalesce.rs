@@ -1,6 +1,6 @@
-//! Coalescing concurrent single queries (`search::coalesce`) against
-//! scanning each on its own, the way `api::search::scan` does (one
-//! `rayon::spawn` per query, awaited through a oneshot).
+//! Coalescing concurrent single queries (`index::coalesce`) against
+//! scanning each on its own (one `rayon::spawn` per query, awaited through
+//! a oneshot), the way the API scanned before the coalescer.
 //!
 //! `c` client threads each send queries one after another and wait for
 //! each answer. With `iter_custom`, criterion's *time* is therefore the
@@ -23,7 +23,7 @@ use std::{
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use semsearch::index::coalesce::Coalescer;
-use semsearch_scan::{self as search, Hit};
+use semsearch_scan::{Hit, Matrix, ScanQuery, ScanRequest};
 
 const SEED: u64 = 0xC0A1_E5CE;
 const K: usize = 10;
@@ -50,7 +50,12 @@ fn direct(matrix: &Arc<Vec<f32>>, query: &[f32]) -> Vec<Hit> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (matrix, query) = (Arc::clone(matrix), query.to_vec());
     rayon::spawn(move || {
-        let _ = tx.send(search::top_k(&matrix, &query, K, None));
+        let queries = [ScanQuery { vector: &query, k: K, ..ScanQuery::default() }];
+        let mut answers = semsearch_scan::top_k(
+            Matrix::new(&matrix, DIM),
+            &ScanRequest { queries: &queries, ..ScanRequest::default() },
+        );
+        let _ = tx.send(answers.remove(0).hits);
     });
     futures::executor::block_on(rx).expect("scan answered")
 }

@@ -24,7 +24,7 @@ use super::{
     AppState,
 };
 use crate::index::{now_ms, Index};
-use semsearch_scan::{Answer, BatchQuery};
+use semsearch_scan::{ScanAnswer, ScanQuery};
 
 /// Many searches in one request and one pass over the matrix.
 ///
@@ -95,17 +95,17 @@ pub async fn search_batch(
 /// Each query asks for its [`extra_candidates`] beyond k. Unfiltered
 /// queries share one pass over the matrix; each filtered one scans only
 /// its own rows (`Index::search_filtered`).
-async fn scan_batch(index: Arc<Index>, queries: Arc<Vec<Prepared>>, now: u64) -> Result<Vec<Answer>, ApiError> {
+async fn scan_batch(index: Arc<Index>, queries: Arc<Vec<Prepared>>, now: u64) -> Result<Vec<ScanAnswer>, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     rayon::spawn(move || {
         let k = |q: &Prepared| q.k + extra_candidates(&index, q, now);
-        let batch: Vec<BatchQuery<'_>> = queries
+        let batch: Vec<ScanQuery<'_>> = queries
             .iter()
             .filter(|q| q.rows.is_none())
-            .map(|q| BatchQuery { vector: &q.vector, k: k(q), min_score: q.min_score })
+            .map(|q| ScanQuery { vector: &q.vector, k: k(q), min_score: q.min_score, ..ScanQuery::default() })
             .collect();
         let mut shared = index.search(&batch).into_iter();
-        let answers: Option<Vec<Answer>> = queries
+        let answers: Option<Vec<ScanAnswer>> = queries
             .iter()
             .map(|q| match &q.rows {
                 Some(rows) => Some(index.search_filtered(&q.vector, rows, k(q), q.min_score)),

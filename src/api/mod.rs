@@ -60,7 +60,7 @@ use auth::AccessKeys;
 use error::ApiError;
 use extract::BodyLimit;
 use limits::SearchSlots;
-use semsearch_scan::scan::ScanCounters;
+use semsearch_scan::ScanCounters;
 
 /// What every handler may read. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ pub struct AppState {
     pub max_batch: usize,
     /// What one request may cost (results, text bytes); see [`search::Budget`].
     pub budget: search::Budget,
-    /// Scans concurrent `/v1/search` queries together (see `search::coalesce`).
+    /// Scans concurrent `/v1/search` queries together (see `index::coalesce`).
     pub coalescer: Arc<Coalescer<Index>>,
     /// How queries were answered (int8 or f32, rescored rows, fallbacks),
     /// across snapshots; read by `/v1/stats` and `/metrics`.

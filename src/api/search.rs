@@ -25,7 +25,7 @@ use crate::{
     index::{now_ms, Index},
     store::context::{self, ContextEntry, ContextWrite},
 };
-use semsearch_scan::{int8::ScanPath, Answer as Scanned, Hit};
+use semsearch_scan::{Hit, ScanAnswer, ScanPath};
 
 /// Nearest articles to a query vector, question text or document (exact cosine top-k).
 #[utoipa::path(
@@ -185,10 +185,10 @@ async fn scan_live(state: &AppState, index: Arc<Index>, p: &Prepared) -> Result<
 }
 
 /// Counts how a query was answered (`/v1/stats`, `/metrics`) and returns its hits.
-pub fn counted(state: &AppState, answer: Scanned) -> Vec<Hit> {
-    state.scans.record(answer.rescore.as_ref());
-    if let Some(r) = answer.rescore.filter(|r| r.path == ScanPath::Int8) {
-        super::metrics::record_rescored(r.rows);
+pub fn counted(state: &AppState, answer: ScanAnswer) -> Vec<Hit> {
+    state.scans.record(&answer);
+    if answer.path == ScanPath::Int8 {
+        super::metrics::record_rescored(answer.rescored_rows);
     }
     answer.hits
 }

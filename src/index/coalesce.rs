@@ -2,8 +2,8 @@
 //!
 //! A single query is memory-bound: it costs one read of the matrix. When
 //! several arrive together, scanning them as one batch
-//! ([`Searchable::search`] with all of them: [`super::top_k_batch`] or the
-//! int8 batch scan) reads the matrix once for all of them.
+//! ([`Searchable::search`] with all of them: one `semsearch_scan::top_k`
+//! request, f32 or int8) reads the matrix once for all of them.
 //!
 //! There is no timer. The first query finds the coalescer idle and starts a
 //! drain job on rayon at once, so a lone query waits for nothing. Queries
@@ -19,24 +19,21 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use semsearch_scan::{top_k, top_k_batch, Answer, BatchQuery};
+use semsearch_scan::{top_k, Matrix, ScanAnswer, ScanQuery, ScanRequest};
 
 /// What a coalescer scans: a snapshot that answers a group of queries in
 /// one pass.
 pub trait Searchable: Send + Sync + 'static {
     /// One answer per query, in query order, each exactly what that query
     /// scanned alone would get. Called on rayon.
-    fn search(&self, queries: &[BatchQuery<'_>]) -> Vec<Answer>;
+    fn search(&self, queries: &[ScanQuery<'_>]) -> Vec<ScanAnswer>;
 }
 
 /// A bare `n × dim` row-major matrix, scanned in f32.
 impl Searchable for Vec<f32> {
-    fn search(&self, queries: &[BatchQuery<'_>]) -> Vec<Answer> {
-        let hits = match queries {
-            [one] => vec![top_k(self, one.vector, one.k, one.min_score)],
-            _ => top_k_batch(self, queries),
-        };
-        hits.into_iter().map(|hits| Answer { hits, rescore: None }).collect()
+    fn search(&self, queries: &[ScanQuery<'_>]) -> Vec<ScanAnswer> {
+        let dim = queries.first().map_or(0, |q| q.vector.len());
+        top_k(Matrix::new(self, dim), &ScanRequest { queries, ..ScanRequest::default() })
     }
 }
 
@@ -63,7 +60,7 @@ struct Pending<S> {
     query: Vec<f32>,
     k: usize,
     min_score: Option<f32>,
-    reply: tokio::sync::oneshot::Sender<Answer>,
+    reply: tokio::sync::oneshot::Sender<ScanAnswer>,
 }
 
 impl<S: Searchable> Coalescer<S> {
@@ -84,7 +81,7 @@ impl<S: Searchable> Coalescer<S> {
         query: Vec<f32>,
         k: usize,
         min_score: Option<f32>,
-    ) -> Option<Answer> {
+    ) -> Option<ScanAnswer> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let start = {
             let mut queue = self.lock();
@@ -134,8 +131,10 @@ impl<S: Searchable> Coalescer<S> {
 /// Scans one group of queries over one snapshot and answers each.
 fn scan<S: Searchable>(batch: Vec<Pending<S>>) {
     let snapshot = Arc::clone(&batch[0].snapshot);
-    let queries: Vec<BatchQuery<'_>> =
-        batch.iter().map(|p| BatchQuery { vector: &p.query, k: p.k, min_score: p.min_score }).collect();
+    let queries: Vec<ScanQuery<'_>> = batch
+        .iter()
+        .map(|p| ScanQuery { vector: &p.query, k: p.k, min_score: p.min_score, ..ScanQuery::default() })
+        .collect();
     let answers = snapshot.search(&queries);
     drop(queries);
     for (p, answer) in batch.into_iter().zip(answers) {
@@ -177,7 +176,8 @@ mod tests {
         // Assert
         for ((snap, q, k), task) in queries.iter().zip(tasks) {
             let got = task.await.expect("task").expect("scan answered");
-            assert_eq!(got.hits, top_k(snap, q, *k, None), "k={k}");
+            let want = snap.search(&[ScanQuery { vector: q, k: *k, ..ScanQuery::default() }]).remove(0);
+            assert_eq!(got.hits, want.hits, "k={k}");
         }
         assert!(!coalescer.lock().draining, "the drain job ends when the queue is empty");
     }

@@ -1,9 +1,9 @@
 //! Answering filtered queries from one snapshot: the filter becomes a row
 //! set through the snapshot's posting lists ([`super::attributes`]), and
-//! `search::filter` scans only what it must of the f32 rows.
+//! `semsearch_scan::filter` scans only what it must of the f32 rows.
 //!
 //! Filtered queries scan the f32 rows even when the snapshot holds an int8
-//! copy (`search::filter` says why); their answers are what the unfiltered
+//! copy (`semsearch_scan::filter` says why); their answers are what the unfiltered
 //! scan would rank among the matching rows, bit for bit.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use super::{
     attributes::{Attributes, FilterError, RowFilter},
     Document, Index, SegmentRow,
 };
-use semsearch_scan::{filter::top_k_filtered, topk::rank_order, Answer, Hit};
+use semsearch_scan::{topk::rank_order, Hit, ScanAnswer, ScanQuery, ScanRequest};
 
 /// The merged view's documents and their posting lists, by view row.
 ///
@@ -67,14 +67,18 @@ impl Index {
     ///
     /// # Panics
     /// If the index is not empty and `query.len()` is not [`Index::dim`].
-    pub fn search_filtered(&self, query: &[f32], rows: &RoaringBitmap, k: usize, min_score: Option<f32>) -> Answer {
+    pub fn search_filtered(&self, query: &[f32], rows: &RoaringBitmap, k: usize, min_score: Option<f32>) -> ScanAnswer {
         if self.is_empty() {
-            return Answer { hits: Vec::new(), rescore: None };
+            return ScanAnswer::f32(Vec::new());
         }
         let (base, delta) = self.segments();
+        let among = |rows| [ScanQuery { vector: query, k, min_score, among: Some(rows), ..ScanQuery::default() }];
+        let scan = |segment: &super::Segment, rows| {
+            segment.search(&ScanRequest { queries: &among(rows), ..ScanRequest::default() }).remove(0).hits
+        };
         if delta.is_empty() && self.tombstones().is_empty() {
             // View rows are base rows.
-            return Answer { hits: top_k_filtered(base.rows(), query, rows, k, min_score), rescore: None };
+            return ScanAnswer::f32(scan(base, rows));
         }
         let (mut base_rows, mut delta_rows) = (RoaringBitmap::new(), RoaringBitmap::new());
         for row in rows.iter().take_while(|&r| (r as usize) < self.len()) {
@@ -85,7 +89,7 @@ impl Index {
         }
         let mut hits: Vec<Hit> = Vec::new();
         if !base_rows.is_empty() {
-            hits.extend(top_k_filtered(base.rows(), query, &base_rows, k, min_score).into_iter().filter_map(|h| {
+            hits.extend(scan(base, &base_rows).into_iter().filter_map(|h| {
                 let row = self.base_row_in_view(h.row as usize)?;
                 Some(Hit { row: row as u32, score: h.score })
             }));
@@ -93,14 +97,12 @@ impl Index {
         if !delta_rows.is_empty() {
             let in_view = self.delta_rows_in_view();
             hits.extend(
-                top_k_filtered(delta.rows(), query, &delta_rows, k, min_score)
-                    .into_iter()
-                    .map(|h| Hit { row: in_view[h.row as usize], score: h.score }),
+                scan(delta, &delta_rows).into_iter().map(|h| Hit { row: in_view[h.row as usize], score: h.score }),
             );
         }
         hits.sort_by(rank_order);
         hits.truncate(k);
-        Answer { hits, rescore: None }
+        ScanAnswer::f32(hits)
     }
 }
 
@@ -165,7 +167,7 @@ mod tests {
                 let want = fresh.search_filtered(query, &mask, k, None);
 
                 // Assert: same view rows, same score bits.
-                let bits = |a: &Answer| a.hits.iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>();
+                let bits = |a: &ScanAnswer| a.hits.iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "every {every}th row, k {k}, query {q}");
             }
         }

@@ -4,7 +4,7 @@
 //! Invariants, checked in [`Index::new`]: rows are unit length (the loader
 //! normalised them), there is one [`Document`] per row, and row order is
 //! ascending id order (byte-wise), which is what makes the tie rule in
-//! `search::topk` a row comparison and id look-up a binary search.
+//! `semsearch_scan::topk` a row comparison and id look-up a binary search.
 //! An `Index` is immutable; [`shared::SharedIndex`] swaps whole snapshots.
 //!
 //! Segments ([`segment`], [`delta`]): a snapshot is a base [`Segment`]
@@ -25,7 +25,7 @@
 //! even before Redis reclaims the key: searches ask for `k` plus the number
 //! of rows already expired ([`Index::expired_count`]) and drop those rows.
 //!
-//! Scan copy: an index built for `ScanMode` int8 (see `search::scan`) also
+//! Scan copy: an index built for `ScanMode` int8 (see `semsearch_scan::mode`) also
 //! holds an int8 copy of its base rows ([`Index::with_scan`]), and [`search`]
 //! answers queries through it; answers are the f32 scan's either way.
 
@@ -47,7 +47,7 @@ use std::{
 use ndarray::Array2;
 use thiserror::Error;
 
-use semsearch_scan::{Scan, ScanMode};
+use semsearch_scan::{ScanMode, ScanPath};
 
 pub use builder::IndexBuilder;
 pub use segment::Segment;
@@ -207,8 +207,9 @@ impl Index {
         self
     }
 
-    /// What this snapshot's base is scanned with (its delta is always f32).
-    pub fn scan(&self) -> Scan {
+    /// What this snapshot's base is scanned with, [`ScanPath::Int8`] or
+    /// [`ScanPath::F32`] (its delta is always f32).
+    pub fn scan(&self) -> ScanPath {
         self.base.scan()
     }
 

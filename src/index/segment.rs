@@ -12,7 +12,7 @@ use ndarray::Array2;
 use tracing::warn;
 
 use super::{Document, IndexError};
-use semsearch_scan::{self as search, int8, int8::QuantizedMatrix, Answer, BatchQuery, Scan};
+use semsearch_scan::{int8::QuantizedMatrix, Matrix, ScanAnswer, ScanPath, ScanRequest};
 
 /// Rows, documents and deadlines of one segment. Immutable once built.
 #[derive(Debug)]
@@ -53,15 +53,15 @@ impl Segment {
         Self { matrix: Array2::zeros((0, dim)), int8: None, docs: Vec::new(), deadlines: Vec::new(), metadata_bytes: 0 }
     }
 
-    /// Builds (or drops) the int8 copy so this segment is scanned as `scan`.
-    /// CPU work on rayon (see [`super::Index::with_scan`]).
-    pub fn set_scan(&mut self, scan: Scan) {
-        if scan == self.scan() {
+    /// Builds (or drops) the int8 copy so this segment is scanned on
+    /// `path` ([`ScanPath::Int8`] or [`ScanPath::F32`]). CPU work on rayon
+    /// (see [`super::Index::with_scan`]).
+    pub fn set_scan(&mut self, path: ScanPath) {
+        if path == self.scan() {
             return;
         }
-        self.int8 = match scan {
-            Scan::F32 => None,
-            Scan::Int8 => match QuantizedMatrix::from_rows(self.rows(), self.dim()) {
+        self.int8 = match path {
+            ScanPath::Int8 => match QuantizedMatrix::from_rows(self.rows(), self.dim()) {
                 Ok(q) => Some(q),
                 Err(e) => {
                     // Unreachable for a loader-built index (dimensions are bounded
@@ -70,6 +70,7 @@ impl Segment {
                     None
                 }
             },
+            _ => None,
         };
     }
 
@@ -85,11 +86,12 @@ impl Segment {
         }
     }
 
-    pub fn scan(&self) -> Scan {
+    /// [`ScanPath::Int8`] when this segment holds an int8 copy, else [`ScanPath::F32`].
+    pub fn scan(&self) -> ScanPath {
         if self.int8.is_some() {
-            Scan::Int8
+            ScanPath::Int8
         } else {
-            Scan::F32
+            ScanPath::F32
         }
     }
 
@@ -149,48 +151,18 @@ impl Segment {
         self.metadata_bytes
     }
 
-    /// One answer per query with segment-local rows: `search::top_k` over
-    /// this segment's rows, through the int8 copy when there is one. The
-    /// segment must not be empty.
-    pub fn search(&self, queries: &[BatchQuery<'_>]) -> Vec<Answer> {
-        let rows = self.rows();
-        match (&self.int8, queries) {
-            (Some(q8), [one]) => {
-                let a = int8::top_k(q8, rows, one.vector, one.k, one.min_score);
-                vec![Answer { hits: a.hits, rescore: Some(a.rescore) }]
-            }
-            (Some(q8), _) => int8::top_k_batch(q8, rows, queries)
-                .into_iter()
-                .map(|a| Answer { hits: a.hits, rescore: Some(a.rescore) })
-                .collect(),
-            (None, [one]) => {
-                vec![Answer { hits: search::top_k(rows, one.vector, one.k, one.min_score), rescore: None }]
-            }
-            (None, _) => {
-                search::top_k_batch(rows, queries).into_iter().map(|hits| Answer { hits, rescore: None }).collect()
-            }
+    /// The rows for the scan: through the int8 copy when there is one.
+    pub fn matrix(&self) -> Matrix<'_> {
+        let matrix = Matrix::new(self.rows(), self.dim());
+        match &self.int8 {
+            Some(copy) => matrix.with_int8(copy),
+            None => matrix,
         }
     }
 
-    /// [`Segment::search`] as if the `excluded` rows (strictly ascending,
-    /// the tombstones of a snapshot) were not there: no hit is excluded,
-    /// and each answer is what the segment without them would return.
-    /// Through the int8 copy an excluded row costs nothing extra
-    /// (`int8::top_k_batch_excluding`); the f32 scan over-fetches
-    /// (`search::top_k_batch_excluding_with`).
-    pub fn search_excluding(&self, queries: &[BatchQuery<'_>], excluded: &[u32]) -> Vec<Answer> {
-        if excluded.is_empty() {
-            return self.search(queries);
-        }
-        if let Some(q8) = &self.int8 {
-            return int8::top_k_batch_excluding(q8, self.rows(), queries, excluded)
-                .into_iter()
-                .map(|a| Answer { hits: a.hits, rescore: Some(a.rescore) })
-                .collect();
-        }
-        search::top_k_batch_excluding_with(search::kernel::active(), self.rows(), queries, excluded)
-            .into_iter()
-            .map(|hits| Answer { hits, rescore: None })
-            .collect()
+    /// One answer per query of `request`, in segment-local rows: the scan
+    /// of this segment's [`Segment::matrix`] (see `semsearch_scan::top_k`).
+    pub fn search(&self, request: &ScanRequest<'_>) -> Vec<ScanAnswer> {
+        semsearch_scan::top_k(self.matrix(), request)
     }
 }

@@ -1,6 +1,6 @@
-//! Exact top-k over the rows a filter matches.
+//! Exact top-k over the rows a filter matches (a query's `among`).
 //!
-//! The caller (`index::filtered`) evaluates the filter to a row set; this
+//! The caller (semsearch's `index`) evaluates the filter to a row set; this
 //! module scores only what it must, two ways, and picks by selectivity:
 //! - [`FilterPath::Gather`]: copy the matching rows, [`SCORE_ROWS`] at a
 //!   time, into a contiguous buffer and score that with the f32 kernel. Work
@@ -11,35 +11,38 @@
 //!   only matching rows' scores to the selection. Sequential reads, no copy,
 //!   but a block with one match is scored whole.
 //!
-//! [`GATHER_BELOW`] picks between them, placed by measurement with
-//! `cargo bench --bench filter -- cutover` (its doc has the numbers and why
-//! it sits below the point where gather stopped winning). Both always scan the
-//! f32 rows, even when the snapshot also holds an int8 copy: an int8 pass
-//! pays off by pruning a full scan, and a selective filter has already
-//! pruned more than it would.
+//! [`GATHER_BELOW`] picks between them, placed by measurement (see its
+//! doc). Both always scan the f32 rows, even when the matrix also has an
+//! int8 copy: an int8 pass pays off by pruning a full scan, and a selective
+//! filter has already pruned more than it would.
+//!
+//! Skipped rows (the request's `excluded`, the query's `exclude`) are
+//! cleared from the row mask before the scan, so they are never scored.
 //!
 //! Invariant: a row's score is the same bits as in an unfiltered scan with
-//! the same kernel (`Kernel::score_block` does not depend on the block
+//! the same kernel (`F32Kernel::score_block` does not depend on the block
 //! shape), so a filtered answer equals the unfiltered top-k of the matching
-//! rows, ties included (the tie rule in [`super::topk`]).
+//! rows, ties included (the tie rule in [`crate::topk`]).
 
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
-use super::{kernel, Hit, Kernel, Plan, TopK, PARALLEL_MIN_FLOATS, SCORE_ROWS};
+use crate::{
+    kernel::F32Kernel,
+    request::{Forced, Matrix, ScanQuery},
+    topk::{Hit, TopK},
+    Plan, SCORE_ROWS,
+};
 
 /// Below this fraction of matching rows the gather path runs, at or above
-/// it the skip path. Measured at 100k × 384, k = 10, 2 threads, with
-/// `cargo bench --bench filter -- cutover` on the 2-core machine while
-/// other builds ran (median of 41 paired runs): gather ÷ skip was 0.056 at
-/// 1%, 0.185 at 10%, 0.61 at 30%, 0.79 at 50%, 0.84 at 70%, 0.91 at 90%
-/// and 0.93 at 100%. Gather never lost there, but above 50% its lead was
-/// under the run-to-run noise of the same run (the unfiltered baseline
-/// moved between 14 and 22 ms), and on an idle machine the full scan runs
-/// at the memory read floor, which a gather (a read plus a copy) cannot
-/// beat; so the cut-over sits at 50%, where gather was still clearly
-/// ahead. Either side meets the goal: the skip path at 100% is the
-/// unfiltered scan (0.93 of it in the same run).
+/// it the skip path. Placed with `cargo bench --bench filter -- cutover`
+/// (100k × 384, k = 10, 2 threads; the figures are in
+/// docs/benchmarks-kernel.md): gather was ahead at every selectivity, but
+/// above half the rows its lead was within the run-to-run noise, and on an
+/// idle machine the full scan runs at the memory read floor, which a gather
+/// (a read plus a copy) cannot beat; so the cut-over sits at 50%, where
+/// gather was still clearly ahead. Either side meets the goal: the skip
+/// path at 100% is the unfiltered scan.
 pub const GATHER_BELOW: f64 = 0.5;
 
 // The skip path reads one mask word per score block.
@@ -63,52 +66,42 @@ impl FilterPath {
     }
 }
 
-/// The exact top-`k` of the rows of `matrix` (`n × dim`, row-major) listed
-/// in `rows`, by dot product with `query`, best first, keeping only scores
-/// `>= min_score` if given. Rows `>= n` in `rows` are ignored.
-///
-/// # Panics
-/// If `query` is empty or `matrix.len()` is not a multiple of its length.
-pub fn top_k_filtered(
-    matrix: &[f32],
-    query: &[f32],
-    rows: &RoaringBitmap,
-    k: usize,
-    min_score: Option<f32>,
+/// The exact top-k of `q` among the rows of `among` (its `among`) that
+/// are neither in `excluded` (strictly ascending) nor `q.exclude`: best
+/// first, scores `>=` its `min_score`. The path is `forced.filter_path` or
+/// the cheaper one for the matching rows.
+pub(crate) fn top_k(
+    kernel: F32Kernel,
+    matrix: Matrix<'_>,
+    q: &ScanQuery<'_>,
+    among: &RoaringBitmap,
+    excluded: &[u32],
+    forced: Forced,
 ) -> Vec<Hit> {
-    let n = matrix.len() / query.len().max(1);
-    let path = FilterPath::choose(rows.len(), n);
-    top_k_filtered_with(kernel::active(), path, matrix, query, rows, k, min_score)
-}
-
-/// [`top_k_filtered`] with the kernel and path chosen by the caller
-/// (benches measure the cut-over, tests compare the paths).
-///
-/// # Panics
-/// As [`top_k_filtered`].
-pub fn top_k_filtered_with(
-    kernel: Kernel,
-    path: FilterPath,
-    matrix: &[f32],
-    query: &[f32],
-    rows: &RoaringBitmap,
-    k: usize,
-    min_score: Option<f32>,
-) -> Vec<Hit> {
-    let dim = query.len();
-    assert!(dim > 0 && matrix.len().is_multiple_of(dim), "matrix is n × dim");
-    let n = matrix.len() / dim;
-    if k == 0 || rows.is_empty() || n == 0 {
+    let (dim, n) = (matrix.dim(), matrix.len());
+    if q.k == 0 || among.is_empty() || n == 0 {
         return Vec::new();
     }
-    let mask = row_mask(rows, n);
-    let matching = rows.range(..n as u32).count().max(1);
-    let scan = Scan { kernel, matrix, query, floor: min_score.unwrap_or(f32::NEG_INFINITY) };
+    let mut mask = row_mask(among, n);
+    for &row in excluded.iter().chain(&q.exclude).take_while(|&&r| (r as usize) < n) {
+        mask[row as usize / 64] &= !(1 << (row % 64));
+    }
+    let matching: usize = mask.iter().map(|w| w.count_ones() as usize).sum();
+    if matching == 0 {
+        return Vec::new();
+    }
+    let path = forced.filter_path.unwrap_or_else(|| FilterPath::choose(matching as u64, n));
+    let scan = FilteredScan {
+        kernel,
+        matrix: matrix.rows(),
+        query: q.vector,
+        floor: q.min_score.unwrap_or(f32::NEG_INFINITY),
+    };
     let scanned_floats = match path {
         FilterPath::Gather => matching * dim,
-        FilterPath::Skip => matrix.len(),
+        FilterPath::Skip => matrix.rows().len(),
     };
-    let plan = Plan::for_dim(dim, scanned_floats);
+    let plan = Plan::choose(forced.split, dim, scanned_floats);
     // Mask words per rayon task: about `block_rows` rows of work each.
     let words_per_task = match path {
         FilterPath::Skip => plan.block_rows.div_ceil(64),
@@ -119,22 +112,22 @@ pub fn top_k_filtered_with(
         FilterPath::Skip => scan.skip(first_word, words, top),
         FilterPath::Gather => scan.gather(first_word, words, top),
     };
-    if !plan.parallel || scanned_floats < PARALLEL_MIN_FLOATS {
-        let mut top = TopK::new(k);
+    if !plan.parallel {
+        let mut top = TopK::new(q.k);
         run(0, &mask, &mut top);
         return top.into_sorted();
     }
     mask.par_chunks(words_per_task)
         .enumerate()
         .fold(
-            || TopK::new(k),
+            || TopK::new(q.k),
             |mut top, (i, words)| {
                 run(i * words_per_task, words, &mut top);
                 top
             },
         )
         .reduce(
-            || TopK::new(k),
+            || TopK::new(q.k),
             |mut a, b| {
                 a.merge(b);
                 a
@@ -154,14 +147,14 @@ fn row_mask(rows: &RoaringBitmap, n: usize) -> Vec<u64> {
 }
 
 /// The read-only half of a filtered scan, shared by every task.
-struct Scan<'a> {
-    kernel: Kernel,
+struct FilteredScan<'a> {
+    kernel: F32Kernel,
     matrix: &'a [f32],
     query: &'a [f32],
     floor: f32,
 }
 
-impl Scan<'_> {
+impl FilteredScan<'_> {
     /// Rows of mask word `w`: `w * 64 ..` up to the last row.
     fn block(&self, w: usize) -> &[f32] {
         let dim = self.query.len();
@@ -241,23 +234,34 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::{
+        request::{ScanRequest, Split},
+        topk::rank_order,
+    };
 
-    /// Brute force: every matching row scored with the same kernel, full sort
-    /// under the tie rule.
-    fn oracle(kernel: Kernel, matrix: &[f32], q: &[f32], rows: &RoaringBitmap, k: usize, min: Option<f32>) -> Vec<Hit> {
-        let dim = q.len();
+    /// Brute force: every matching row that is not skipped, scored with the
+    /// same kernel, full sort under the tie rule.
+    fn oracle(
+        kernel: F32Kernel,
+        matrix: &[f32],
+        q: &ScanQuery<'_>,
+        rows: &RoaringBitmap,
+        excluded: &[u32],
+    ) -> Vec<Hit> {
+        let dim = q.vector.len();
         let mut all: Vec<Hit> = rows
             .iter()
             .filter(|&r| (r as usize) < matrix.len() / dim)
+            .filter(|r| excluded.binary_search(r).is_err() && Some(*r) != q.exclude)
             .map(|r| {
                 let mut s = [0.0f32];
-                kernel.score_rows(&matrix[r as usize * dim..(r as usize + 1) * dim], q, &mut s);
+                kernel.score_rows(&matrix[r as usize * dim..(r as usize + 1) * dim], q.vector, &mut s);
                 Hit { row: r, score: s[0] }
             })
-            .filter(|h| min.is_none_or(|m| h.score >= m))
+            .filter(|h| q.min_score.is_none_or(|m| h.score >= m))
             .collect();
-        all.sort_by(super::super::topk::rank_order);
-        all.truncate(k);
+        all.sort_by(rank_order);
+        all.truncate(q.k);
         all
     }
 
@@ -274,12 +278,21 @@ mod tests {
             .collect()
     }
 
+    /// One query through the scan's entry, with what the test forces.
+    fn scan(matrix: &[f32], q: ScanQuery<'_>, excluded: &[u32], forced: Forced) -> Vec<Hit> {
+        let dim = q.vector.len();
+        crate::top_k(Matrix::new(matrix, dim), &ScanRequest { queries: &[q], excluded, forced }).remove(0).hits
+    }
+
     #[test]
     fn no_matching_rows_gives_no_hits_on_either_path() {
         let m = matrix(100, 4, 1);
+        let none = RoaringBitmap::new();
         for path in [FilterPath::Gather, FilterPath::Skip] {
-            let got =
-                top_k_filtered_with(kernel::active(), path, &m, &[1.0, 0.0, 0.0, 0.0], &RoaringBitmap::new(), 5, None);
+            let q = ScanQuery { vector: &[1.0, 0.0, 0.0, 0.0], k: 5, among: Some(&none), ..ScanQuery::default() };
+
+            let got = scan(&m, q, &[], Forced { filter_path: Some(path), ..Forced::default() });
+
             assert!(got.is_empty());
         }
     }
@@ -288,7 +301,14 @@ mod tests {
     fn rows_past_the_matrix_are_ignored() {
         let m = matrix(10, 2, 3);
         let rows: RoaringBitmap = [3u32, 9, 10, 500].into_iter().collect();
-        let got = top_k_filtered(&m, &[1.0, 0.5], &rows, 10, None);
+
+        let got = scan(
+            &m,
+            ScanQuery { vector: &[1.0, 0.5], k: 10, among: Some(&rows), ..ScanQuery::default() },
+            &[],
+            Forced::default(),
+        );
+
         let mut got_rows: Vec<u32> = got.iter().map(|h| h.row).collect();
         got_rows.sort_unstable();
         assert_eq!(got_rows, vec![3, 9]);
@@ -301,8 +321,9 @@ mod tests {
     }
 
     proptest! {
-        /// Both paths, every kernel this CPU has, parallel and not: the
-        /// brute-force top-k of the matching rows, ties by row.
+        /// Both paths, every kernel this CPU has, parallel and not, with
+        /// skipped rows: the brute-force top-k of the matching rows that
+        /// are not skipped, ties by row.
         #[test]
         fn both_paths_equal_brute_force_over_matching_rows(
             seed in any::<u64>(),
@@ -311,16 +332,24 @@ mod tests {
             density in 0.0f64..1.0,
             k in 1usize..40,
             min in proptest::option::of(-3.0f32..3.0),
+            exclude_every in proptest::option::of(1usize..9),
+            exclude in proptest::option::of(0u32..3000),
+            block_rows in 1usize..300,
         ) {
             let m = matrix(n, dim, seed);
-            let q = matrix(1, dim, seed ^ 0xABCD);
+            let vector = matrix(1, dim, seed ^ 0xABCD);
             let step = (1.0 / density.max(1e-3)) as u64;
             let rows: RoaringBitmap = (0..n as u32).filter(|r| (u64::from(*r).wrapping_mul(seed | 1) >> 3) % step.max(1) == 0).collect();
-            for kernel in Kernel::available() {
-                let want = oracle(kernel, &m, &q, &rows, k, min);
+            let excluded: Vec<u32> = exclude_every.map_or(Vec::new(), |e| (0..n as u32).step_by(e).collect());
+            let q = ScanQuery { vector: &vector, k, min_score: min, exclude, among: Some(&rows) };
+            for kernel in F32Kernel::available() {
+                let want = oracle(kernel, &m, &q, &rows, &excluded);
                 for path in [FilterPath::Gather, FilterPath::Skip] {
-                    let got = top_k_filtered_with(kernel, path, &m, &q, &rows, k, min);
-                    prop_assert_eq!(&got, &want, "kernel {:?} path {:?} seed {}", kernel, path, seed);
+                    for split in [None, Some(Split { block_rows, parallel: false }), Some(Split { block_rows, parallel: true })] {
+                        let forced = Forced { kernel: Some(kernel), filter_path: Some(path), split, ..Forced::default() };
+                        let got = scan(&m, q, &excluded, forced);
+                        prop_assert_eq!(&got, &want, "kernel {:?} path {:?} split {:?} seed {}", kernel, path, split, seed);
+                    }
                 }
             }
         }

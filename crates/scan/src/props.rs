@@ -1,6 +1,8 @@
-//! Property tests: every kernel the CPU supports, the single-query scan
-//! (sequential and parallel, with tiny blocks to force many merges) and the
-//! batch scan equal a brute-force f64 reference under the tie rule.
+//! Property tests of the f32 scan, through the crate's entry point: every
+//! kernel the CPU supports, the single-query scan (sequential and parallel,
+//! with tiny blocks to force many merges) and the batch scan equal a
+//! brute-force f64 reference under the tie rule, with and without skipped
+//! rows.
 //!
 //! How results are compared:
 //! - `exact_*`: entries are multiples of 1/8 in [-1, 1] and `dim <= 96`, so
@@ -20,15 +22,16 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// Brute force in f64 with a full sort, `min_score` and `k` applied: the oracle.
-fn reference(matrix: &[f32], q: &[f32], k: usize, min_score: Option<f32>) -> Vec<(u32, f64)> {
+/// Brute force in f64 with a full sort, `min_score` and `k` applied, over
+/// the rows `skipped` keeps: the oracle.
+fn reference(matrix: &[f32], q: &[f32], k: usize, min_score: Option<f32>, skipped: &Skipped) -> Vec<(u32, f64)> {
     let dim = q.len();
     let floor = min_score.map_or(f64::NEG_INFINITY, f64::from);
     let mut all: Vec<(u32, f64)> = matrix
         .chunks_exact(dim)
         .enumerate()
         .map(|(i, r)| (i as u32, dot_f64(r, q)))
-        .filter(|(_, s)| *s >= floor)
+        .filter(|(i, s)| *s >= floor && skipped.keeps(*i))
         .collect();
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     all.truncate(k);
@@ -48,6 +51,25 @@ fn exact_score(matrix: &[f32], q: &[f32], row: u32) -> f64 {
     dot_f64(&matrix[row as usize * dim..][..dim], q)
 }
 
+/// What a path must skip: the request's excluded rows and the query's own.
+#[derive(Debug, Clone, Default)]
+struct Skipped {
+    excluded: Vec<u32>,
+    own: Option<u32>,
+}
+
+impl Skipped {
+    fn keeps(&self, row: u32) -> bool {
+        self.excluded.binary_search(&row).is_err() && Some(row) != self.own
+    }
+}
+
+/// One request through [`top_k`] with what the test forces.
+fn run(matrix: &[f32], dim: usize, queries: &[ScanQuery<'_>], excluded: &[u32], forced: Forced) -> Vec<Vec<Hit>> {
+    let request = ScanRequest { queries, excluded, forced };
+    top_k(Matrix::new(matrix, dim), &request).into_iter().map(|a| a.hits).collect()
+}
+
 /// Every way this CPU can answer one query: (label, hits).
 fn all_paths(
     matrix: &[f32],
@@ -55,38 +77,46 @@ fn all_paths(
     k: usize,
     min_score: Option<f32>,
     block_rows: usize,
+    skipped: &Skipped,
 ) -> Vec<(String, Vec<Hit>)> {
+    let dim = q.len();
+    let query = ScanQuery { vector: q, k, min_score, exclude: skipped.own, among: None };
+    let excluded = &skipped.excluded;
     let mut out = Vec::new();
-    for kernel in Kernel::available() {
+    for kernel in F32Kernel::available() {
         let name = kernel.name();
-        out.push((format!("{name}/default"), top_k_with(kernel, matrix, q, k, min_score)));
+        let forced = |split| Forced { kernel: Some(kernel), split, ..Forced::default() };
+        out.push((format!("{name}/default"), run(matrix, dim, &[query], excluded, forced(None)).remove(0)));
         for parallel in [false, true] {
-            let plan = Plan { block_rows, parallel };
-            out.push((format!("{name}/{plan:?}"), scan(kernel, matrix, q, k, min_score, plan)));
+            let split = Split { block_rows, parallel };
+            out.push((
+                format!("{name}/{split:?}"),
+                run(matrix, dim, &[query], excluded, forced(Some(split))).remove(0),
+            ));
         }
-        // The query in the middle of a batch of three, with other k and floors around it.
+        // The query in the middle of a batch of three, with other k, floors and own rows around it.
         let other: Vec<f32> = q.iter().rev().copied().collect();
         let batch = [
-            BatchQuery { vector: &other, k: 1, min_score: None },
-            BatchQuery { vector: q, k, min_score },
-            BatchQuery { vector: q, k: k / 2, min_score: Some(0.0) },
+            ScanQuery { vector: &other, k: 1, ..ScanQuery::default() },
+            query,
+            ScanQuery { vector: q, k: k / 2, min_score: Some(0.0), exclude: Some(0), ..ScanQuery::default() },
         ];
         for parallel in [false, true] {
-            let plan = Plan { block_rows, parallel };
-            let mut got = scan_batch(kernel, matrix, &batch, plan);
-            out.push((format!("{name}/batch/{plan:?}"), got.swap_remove(1)));
+            let split = Split { block_rows, parallel };
+            let mut got = run(matrix, dim, &batch, excluded, forced(Some(split)));
+            out.push((format!("{name}/batch/{split:?}"), got.swap_remove(1)));
         }
-        out.push((format!("{name}/batch/default"), top_k_batch_with(kernel, matrix, &batch).swap_remove(1)));
+        out.push((format!("{name}/batch/default"), run(matrix, dim, &batch, excluded, forced(None)).swap_remove(1)));
     }
     out
 }
 
 fn side_by_side(want: &[(u32, f64)], got: &[Hit]) -> String {
-    let mut s = String::from("rank | want (row, score) | got (row, score)\\n");
+    let mut s = String::from("rank | want (row, score) | got (row, score)\n");
     for i in 0..want.len().max(got.len()) {
         let w = want.get(i).map_or("-".into(), |(r, x)| format!("{r} {x:.9}"));
         let g = got.get(i).map_or("-".into(), |h| format!("{} {:.9}", h.row, h.score));
-        s += &format!("{i:>4} | {w} | {g}\\n");
+        s += &format!("{i:>4} | {w} | {g}\n");
     }
     s
 }
@@ -111,30 +141,41 @@ fn dyadic_case() -> impl Strategy<Value = (usize, Vec<f32>, Vec<f32>, usize, Opt
     })
 }
 
+/// Rows to skip in an `n`-row matrix: every `every`-th from `first`, and one own row.
+fn skipped(n: usize, every: Option<(usize, usize)>, own: Option<u32>) -> Skipped {
+    let excluded = every.map_or(Vec::new(), |(every, first)| (first..n).step_by(every).map(|r| r as u32).collect());
+    Skipped { excluded, own }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn exact_scores_give_identical_hits_on_every_path(
-        (dim, matrix, q, k, min_score, block_rows) in dyadic_case()
+        (dim, matrix, q, k, min_score, block_rows) in dyadic_case(),
+        every in prop::option::of((1usize..8, 0usize..3)),
+        own in prop::option::of(0u32..300),
     ) {
         prop_assume!(q.len() == dim);
-        let want = reference(&matrix, &q, k, min_score);
-        for (path, got) in all_paths(&matrix, &q, k, min_score, block_rows) {
+        let skip = skipped(matrix.len() / dim, every, own);
+        let want = reference(&matrix, &q, k, min_score, &skip);
+        for (path, got) in all_paths(&matrix, &q, k, min_score, block_rows, &skip) {
             let got_pairs: Vec<(u32, f64)> = got.iter().map(|h| (h.row, f64::from(h.score))).collect();
-            prop_assert_eq!(&got_pairs, &want, "{}: dim={} n={} k={} min_score={:?}\n{}",
-                path, dim, matrix.len() / dim, k, min_score, side_by_side(&want, &got));
+            prop_assert_eq!(&got_pairs, &want, "{}: dim={} n={} k={} min_score={:?} skipped={:?}\n{}",
+                path, dim, matrix.len() / dim, k, min_score, skip, side_by_side(&want, &got));
         }
-        // Every query of a batch, with its own k and floor, equals its own reference.
+        // Every query of a batch, with its own k, floor and own row, equals its own reference.
         let other: Vec<f32> = q.iter().rev().copied().collect();
         let batch = [
-            BatchQuery { vector: &other, k: 1, min_score: None },
-            BatchQuery { vector: &q, k, min_score },
-            BatchQuery { vector: &q, k: k / 2, min_score: Some(0.0) },
+            ScanQuery { vector: &other, k: 1, exclude: Some(1), ..ScanQuery::default() },
+            ScanQuery { vector: &q, k, min_score, exclude: own, ..ScanQuery::default() },
+            ScanQuery { vector: &q, k: k / 2, min_score: Some(0.0), ..ScanQuery::default() },
         ];
-        for kernel in Kernel::available() {
-            for (i, got) in top_k_batch_with(kernel, &matrix, &batch).iter().enumerate() {
-                let want = reference(&matrix, batch[i].vector, batch[i].k, batch[i].min_score);
+        for kernel in F32Kernel::available() {
+            let forced = Forced { kernel: Some(kernel), ..Forced::default() };
+            for (i, got) in run(&matrix, dim, &batch, &skip.excluded, forced).iter().enumerate() {
+                let own_skip = Skipped { excluded: skip.excluded.clone(), own: batch[i].exclude };
+                let want = reference(&matrix, batch[i].vector, batch[i].k, batch[i].min_score, &own_skip);
                 let got_pairs: Vec<(u32, f64)> = got.iter().map(|h| (h.row, f64::from(h.score))).collect();
                 prop_assert_eq!(&got_pairs, &want, "{} batch query {}\n{}", kernel.name(), i, side_by_side(&want, got));
             }
@@ -147,6 +188,8 @@ proptest! {
         n in 0usize..=250,
         k_extra in 0usize..=260,
         block_rows in 1usize..=70,
+        every in prop::option::of((1usize..8, 0usize..3)),
+        own in prop::option::of(0u32..250),
         seed in any::<u64>(),
     ) {
         let mut s = seed | 1;
@@ -159,11 +202,14 @@ proptest! {
         let matrix: Vec<f32> = (0..n * dim).map(|_| next()).collect();
         let q: Vec<f32> = (0..dim).map(|_| next()).collect();
         let k = 1 + k_extra % (n + 3);
-        let want = reference(&matrix, &q, k, None);
-        for (path, got) in all_paths(&matrix, &q, k, None, block_rows) {
-            let table = side_by_side(&want, &got);
+        let skip = skipped(n, every, own);
+        let want = reference(&matrix, &q, k, None, &skip);
+        let paths = all_paths(&matrix, &q, k, None, block_rows, &skip);
+        for (path, got) in &paths {
+            let table = side_by_side(&want, got);
             prop_assert_eq!(got.len(), want.len(), "{}: length\n{}", path, table);
             for (rank, (h, w)) in got.iter().zip(&want).enumerate() {
+                prop_assert!(skip.keeps(h.row), "{}: rank {} is a skipped row\n{}", path, rank, table);
                 let truth = exact_score(&matrix, &q, h.row);
                 prop_assert!((f64::from(h.score) - truth).abs() <= 1e-5, "{}: rank {} score off\n{}", path, rank, table);
                 prop_assert!((truth - w.1).abs() <= 1e-6, "{}: rank {} is not a near-tie\n{}", path, rank, table);
@@ -172,7 +218,6 @@ proptest! {
         }
         // Within one kernel, a row's score does not depend on blocking or
         // batching, so every path of that kernel returns the same hits, bit for bit.
-        let paths = all_paths(&matrix, &q, k, None, block_rows);
         for (path, got) in &paths {
             let kernel = path.split('/').next().unwrap_or_default();
             let (first_path, first) = paths.iter().find(|(p, _)| p.starts_with(&format!("{kernel}/"))).expect("the path itself matches");

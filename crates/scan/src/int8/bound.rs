@@ -47,10 +47,11 @@
 //! hi = +∞ and lo = −∞, so it is always rescored and never used to prune.
 //!
 //! # 4. From the interval to the exact top-k
-//! The f32 path (`search::top_k_with`) returns the first k, in the order of
-//! the tie rule (`search::topk`), of the rows whose score is ≥ `min_score`
-//! (its early-out `score >= threshold` never drops such a row). Now let τ
-//! be the k-th largest `lo` over any set of rows: those k rows score ≥ τ.
+//! The f32 path (the f32 scan of [`crate::top_k`]) returns the first k, in
+//! the order of the tie rule ([`crate::topk`]), of the rows it does not skip
+//! whose score is ≥ `min_score` (its early-out `score >= threshold` never
+//! drops such a row). Now let τ be the k-th largest `lo` over any set of
+//! rows the scan does not skip: those k rows score ≥ τ.
 //! A row with hi < max(τ, min_score) scores strictly below τ, so k rows rank
 //! before it, or below `min_score`: it is not in the result, and the scan
 //! drops it. The survivors are rescored with the same f32 kernel, in
@@ -138,7 +139,7 @@ impl QueryBound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{int8::quantize::quantize, Kernel};
+    use crate::{int8::quantize::quantize, F32Kernel};
 
     /// Adversarial pairs: the f32 score of every kernel lies in the
     /// interval, and the interval is not absurdly wide.
@@ -171,7 +172,7 @@ mod tests {
                 };
                 let dot: i32 = cq.iter().zip(&cx).map(|(a, b)| i32::from(*a) * i32::from(*b)).sum();
                 let (lo, hi) = bound.interval(qx.scale, dot, qx.residual, qx.code_norm);
-                for kernel in Kernel::available() {
+                for kernel in F32Kernel::available() {
                     let mut score = [0.0f32];
                     kernel.score_rows(&x, &q, &mut score);
                     let s = f64::from(score[0]);

@@ -3,49 +3,50 @@
 //! still reach the top-k (issue 12).
 //!
 //! Owns the int8 copy ([`QuantizedMatrix`]), its kernels ([`kernel`]) and
-//! the scan-then-rescore search ([`top_k_with`], [`top_k_batch_with`]).
-//! Does not own the f32 rows (the caller passes the matrix the copy was
-//! built from: the index keeps both) nor the tie rule ([`super::topk`]).
+//! the scan-then-rescore search that [`crate::top_k`] runs for a
+//! [`crate::Matrix`] with an int8 copy. Does not own the f32 rows (the
+//! caller passes the rows the copy was built from: the index keeps both)
+//! nor the tie rule ([`crate::topk`]).
 //!
 //! # How a query is answered
 //! 1. The query is quantized like the rows ([`quantize`]).
-//! 2. One pass over the int8 codes, on rayon in blocks of
-//!    `search::BLOCK_BYTES` like [`super::top_k`]: an exact integer dot
-//!    product per row, turned into an interval [lo, hi] that provably holds
-//!    the row's f32 score ([`bound`], which holds the proof). Each task keeps
-//!    the k largest `lo` seen (their k-th is a lower bound τ on the k-th best
-//!    score, shared between tasks through an atomic) and the rows whose `hi`
-//!    reaches max(τ, min_score).
+//! 2. One pass over the int8 codes, on rayon in blocks of 256 KiB like the
+//!    f32 scan: an exact integer dot product per row, turned into an
+//!    interval [lo, hi] that provably holds the row's f32 score ([`bound`],
+//!    which holds the proof). Each task keeps the k largest `lo` seen
+//!    (their k-th is a lower bound τ on the k-th best score, shared between
+//!    tasks through an atomic) and the rows whose `hi` reaches
+//!    max(τ, min_score).
 //! 3. The surviving candidates are rescored with the caller's f32
-//!    [`Kernel`], in descending `hi`, into a [`TopK`]; rescoring stops when
-//!    the next `hi` is below the k-th exact score so far.
+//!    [`F32Kernel`], in descending `hi`, into a [`TopK`]; rescoring stops
+//!    when the next `hi` is below the k-th exact score so far.
 //!
-//! The result is the f32 scan's ([`super::top_k_with`] with the same
-//! kernel): same rows, order and score bits, `min_score` and the tie rule
-//! included. Step 4 of the proof in [`bound`] says why; `props.rs` checks it
-//! bit for bit on random, adversarial and real data.
+//! The result is the f32 scan's (same kernel): same rows, order and score
+//! bits, `min_score` and the tie rule included. Step 4 of the proof in
+//! [`bound`] says why; `props.rs` checks it bit for bit on random,
+//! adversarial and real data.
 //!
 //! # When the f32 scan answers instead
 //! Exactness never depends on data being friendly, only speed does. The f32
-//! scan answers (and [`Rescore::path`] says why) when the query is zero or
-//! outside the bounded range of [`quantize`], when `k > n / 8` (k rescored
-//! rows would cost about as much as the whole f32 scan), or when a task
-//! holds more than 1/8 of its rows as candidates (many near-duplicates: the
-//! pass stops early). Rows outside the bounded range are always rescored.
+//! scan answers (and the answer's [`ScanPath`] says why) when the query is
+//! zero or outside the bounded range of [`quantize`], when `k > n / 8` (k
+//! rescored rows would cost about as much as the whole f32 scan), or when a
+//! task holds more than 1/8 of its rows as candidates (many
+//! near-duplicates: the pass stops early). Rows outside the bounded range
+//! are always rescored.
 //!
-//! # Excluded rows
-//! [`top_k_batch_excluding`] answers as if some rows were not there (the
-//! tombstones of an index segment, see `index::delta`): an excluded row is
+//! # Skipped rows
+//! A request's `excluded` rows (a segment's tombstones and expired rows)
+//! and a query's own `exclude` are as good as absent: a skipped row is
 //! never a candidate and its lower bound never raises τ, so it costs
-//! nothing beyond a binary search when its bound reaches the cut. The f32
-//! fallback asks for `k + excluded` rows and drops the excluded ones (at
-//! most that many of its best rows can be excluded).
+//! nothing beyond a look-up when its bound reaches the cut. The f32
+//! fallback skips the same rows.
 //!
 //! # Memory
 //! [`QuantizedMatrix::bytes_per_row`]: the codes (dim rounded up to a
-//! multiple of 4) plus three f32 per row (scale, residual norm, code norm):
-//! 396 bytes at D = 384, against 1,536 for the f32 row. Per query, the scan
-//! keeps O(k + candidates) per task, like the f32 scan's O(k × tasks).
+//! multiple of 4) plus three f32 per row (scale, residual norm, code norm),
+//! about a quarter of the f32 row. Per query, the scan keeps
+//! O(k + candidates) per task, like the f32 scan's O(k × tasks).
 
 pub mod bound;
 pub mod kernel;
@@ -65,7 +66,13 @@ use self::{
     kernel::{code_offset, padded_dim, Int8Kernel, MAX_DIM4, PANEL_ROWS},
     quantize::quantize,
 };
-use super::{BatchQuery, Hit, Kernel, TopK, BLOCK_BYTES, PARALLEL_MIN_FLOATS};
+use crate::{
+    kernel::F32Kernel,
+    mode::ScanPath,
+    request::{Forced, Matrix, ScanAnswer, ScanQuery},
+    topk::{Hit, TopK},
+    BLOCK_BYTES, PARALLEL_MIN_FLOATS,
+};
 
 /// Largest dimension the int8 copy accepts (the kernels' i32 sums stay
 /// exact up to here; see `kernel::MAX_DIM4`).
@@ -215,165 +222,40 @@ impl QuantizedMatrix {
     }
 }
 
-/// One query's answer and how it was reached.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Int8Answer {
-    /// Exactly what the f32 scan returns (see the module doc).
-    pub hits: Vec<Hit>,
-    pub rescore: Rescore,
-}
-
-/// What a query cost beyond the int8 pass: for `/v1/stats` and the
-/// rescored-rows histogram in `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rescore {
-    /// Rows whose f32 score was computed: the candidates rescored before
-    /// the stop rule, or every row when the f32 scan answered.
-    pub rows: usize,
-    /// Rows whose upper bound reached the final cut after the int8 pass
-    /// (every row when the f32 scan answered).
-    pub candidates: usize,
-    pub path: ScanPath,
-}
-
-/// Which scan produced an answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScanPath {
-    /// The int8 pass, then the rescoring of its candidates.
-    Int8,
-    /// The f32 scan alone (same result; see [`F32Reason`]).
-    F32(F32Reason),
-}
-
-/// Why the f32 scan answered a query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum F32Reason {
-    /// The query is zero, non-finite or outside the bounded norm range.
-    QueryOutOfRange,
-    /// `k > n / 8`: rescoring k rows would cost about a full f32 scan.
-    LargeK,
-    /// A task kept more than 1/8 of its rows as candidates (near-duplicates).
-    TooManyCandidates,
-}
-
-/// [`top_k_with`] with the process-wide f32 kernel and the matching int8 kernel.
-///
-/// # Panics
-/// As [`top_k_with`].
-pub fn top_k(
-    quantized: &QuantizedMatrix,
-    exact: &[f32],
-    query: &[f32],
-    k: usize,
-    min_score: Option<f32>,
-) -> Int8Answer {
-    top_k_with(super::kernel::active(), kernel::active(), quantized, exact, query, k, min_score)
-}
-
-/// The exact top-`k` of `exact` (the f32 matrix `quantized` was built from)
-/// by dot product with `query`, found through the int8 copy: equal, bit for
-/// bit, to `search::top_k_with(kernel, exact, query, k, min_score)`.
-///
-/// # Panics
-/// If `query.len()` is not the dimension or `exact` is not `len × dim`
-/// (an index invariant). If `exact` has that shape but is not the matrix
-/// `quantized` was built from, results are wrong (not unsafe).
-pub fn top_k_with(
-    kernel: Kernel,
-    int8: Int8Kernel,
-    quantized: &QuantizedMatrix,
-    exact: &[f32],
-    query: &[f32],
-    k: usize,
-    min_score: Option<f32>,
-) -> Int8Answer {
-    let queries = [BatchQuery { vector: query, k, min_score }];
-    check_shapes(quantized, exact, &queries);
-    let plan = Plan::for_matrix(quantized, 1);
-    search(kernel, int8, quantized, exact, &queries, &[], plan).pop().expect("one answer per query")
-}
-
-/// [`top_k_batch_with`] with the process-wide kernels.
-///
-/// # Panics
-/// As [`top_k_batch_with`].
-pub fn top_k_batch(quantized: &QuantizedMatrix, exact: &[f32], queries: &[BatchQuery<'_>]) -> Vec<Int8Answer> {
-    top_k_batch_with(super::kernel::active(), kernel::active(), quantized, exact, queries)
-}
-
-/// [`top_k_with`] for many queries in one pass over the int8 codes: each
-/// tile of 64 rows is scored against every query while it sits in L1.
-/// Answers are in query order, each equal to what [`top_k_with`] returns
-/// for that query alone (and so to the f32 scan's).
-///
-/// # Panics
-/// As [`top_k_with`], for any query.
-pub fn top_k_batch_with(
-    kernel: Kernel,
-    int8: Int8Kernel,
-    quantized: &QuantizedMatrix,
-    exact: &[f32],
-    queries: &[BatchQuery<'_>],
-) -> Vec<Int8Answer> {
-    check_shapes(quantized, exact, queries);
-    let plan = Plan::for_matrix(quantized, queries.len());
-    search(kernel, int8, quantized, exact, queries, &[], plan)
-}
-
-/// [`top_k_batch`] over every row except `excluded` (strictly ascending row
-/// numbers): each answer is what the f32 scan of the matrix without those
-/// rows returns, in the matrix's row numbers. An excluded row costs no
-/// rescoring, so a segment with many tombstones is scanned as fast as one
-/// without (see the module doc).
-///
-/// # Panics
-/// As [`top_k_with`], or if `excluded` is not strictly ascending.
-pub fn top_k_batch_excluding(
-    quantized: &QuantizedMatrix,
-    exact: &[f32],
-    queries: &[BatchQuery<'_>],
-    excluded: &[u32],
-) -> Vec<Int8Answer> {
-    check_shapes(quantized, exact, queries);
-    assert!(excluded.windows(2).all(|w| w[0] < w[1]), "excluded rows are strictly ascending");
-    let plan = Plan::for_matrix(quantized, queries.len());
-    search(super::kernel::active(), kernel::active(), quantized, exact, queries, excluded, plan)
-}
-
-fn check_shapes(quantized: &QuantizedMatrix, exact: &[f32], queries: &[BatchQuery<'_>]) {
-    assert_eq!(exact.len(), quantized.rows * quantized.dim, "exact is the len × dim matrix the copy was built from");
-    assert!(queries.iter().all(|q| q.vector.len() == quantized.dim), "every query has the index dimension");
-}
-
-/// How a search is cut up. Production uses [`Plan::for_matrix`]; tests
-/// shrink the blocks and switch off the f32 fallbacks to exercise the
-/// rescoring on degenerate data.
+/// How an int8 pass is cut up: by size ([`Int8Plan::new`]) unless the
+/// request forces a split; tests also switch off the f32 fallbacks to
+/// exercise the rescoring on degenerate data.
 #[derive(Debug, Clone, Copy)]
-struct Plan {
-    /// Panels per rayon task (a multiple of [`SINGLE_CALL_PANELS`]).
+struct Int8Plan {
+    /// Panels per rayon task (a multiple of [`SINGLE_CALL_PANELS`] unless forced).
     block_panels: usize,
     parallel: bool,
     /// Whether `LargeK` and `TooManyCandidates` hand the query to the f32 scan.
     fallback: bool,
 }
 
-impl Plan {
-    fn for_matrix(m: &QuantizedMatrix, queries: usize) -> Self {
+impl Int8Plan {
+    fn new(m: &QuantizedMatrix, queries: usize, forced: Forced) -> Self {
         let panel_bytes = PANEL_ROWS * m.dim4;
+        let fallback = forced.int8_fallbacks;
+        if let Some(split) = forced.split {
+            let block_panels = split.block_rows.div_ceil(PANEL_ROWS).max(1);
+            return Self { block_panels, parallel: split.parallel, fallback };
+        }
         let block_panels = (BLOCK_BYTES / panel_bytes / SINGLE_CALL_PANELS).max(1) * SINGLE_CALL_PANELS;
         let bytes = m.rows.div_ceil(PANEL_ROWS) * panel_bytes;
         Self {
             block_panels,
             parallel: bytes.saturating_mul(queries) >= PARALLEL_MIN_FLOATS * std::mem::size_of::<f32>()
                 && rayon::current_num_threads() > 1,
-            fallback: true,
+            fallback,
         }
     }
 }
 
 /// A query ready for the int8 pass.
-struct Prepared<'a> {
-    query: BatchQuery<'a>,
+struct QuantizedQuery<'a> {
+    query: ScanQuery<'a>,
     /// Codes padded to `dim4` with zeros.
     codes: Vec<i8>,
     bound: QueryBound,
@@ -382,8 +264,8 @@ struct Prepared<'a> {
     floor: f64,
 }
 
-impl<'a> Prepared<'a> {
-    fn new(query: BatchQuery<'a>, dim4: usize) -> Option<Self> {
+impl<'a> QuantizedQuery<'a> {
+    fn new(query: ScanQuery<'a>, dim4: usize) -> Option<Self> {
         let mut codes = vec![0i8; dim4];
         let q = quantize(query.vector, &mut codes[..query.vector.len()]);
         let bound = QueryBound::new(&q, query.vector.len())?;
@@ -392,39 +274,41 @@ impl<'a> Prepared<'a> {
     }
 }
 
-/// The search behind every public entry point; `excluded` rows (ascending)
-/// are treated as absent.
-fn search(
-    kernel: Kernel,
+/// The exact top-k of every query over `exact` (the rows `m` was built
+/// from), through the int8 copy: one answer per query, in query order,
+/// each what the f32 scan with `kernel` returns without the request's
+/// `excluded` rows (strictly ascending) and the query's own `exclude`.
+/// The queries' `among` is not read: [`crate::top_k`] sends filtered
+/// queries to the filtered scan.
+pub(crate) fn search(
+    kernel: F32Kernel,
     int8: Int8Kernel,
     m: &QuantizedMatrix,
     exact: &[f32],
-    queries: &[BatchQuery<'_>],
+    queries: &[ScanQuery<'_>],
     excluded: &[u32],
-    plan: Plan,
-) -> Vec<Int8Answer> {
-    let mut answers: Vec<Option<Int8Answer>> = vec![None; queries.len()];
+    forced: Forced,
+) -> Vec<ScanAnswer> {
+    let plan = Int8Plan::new(m, queries.len(), forced);
+    let mut answers: Vec<Option<ScanAnswer>> = vec![None; queries.len()];
     let mut prepared = Vec::new();
     let mut prepared_at = Vec::new();
     let mut f32_queries = Vec::new();
     for (i, q) in queries.iter().enumerate() {
         if q.k == 0 || m.rows == 0 {
-            answers[i] = Some(Int8Answer {
-                hits: Vec::new(),
-                rescore: Rescore { rows: 0, candidates: 0, path: ScanPath::Int8 },
-            });
+            answers[i] = Some(ScanAnswer { hits: Vec::new(), path: ScanPath::Int8, rescored_rows: 0, candidates: 0 });
         } else if plan.fallback && q.k > m.rows / FULL_SCAN_FRACTION {
-            f32_queries.push((i, F32Reason::LargeK));
-        } else if let Some(p) = Prepared::new(*q, m.dim4) {
+            f32_queries.push((i, ScanPath::FallbackLargeK));
+        } else if let Some(p) = QuantizedQuery::new(*q, m.dim4) {
             prepared.push(p);
             prepared_at.push(i);
         } else {
-            f32_queries.push((i, F32Reason::QueryOutOfRange));
+            f32_queries.push((i, ScanPath::FallbackQueryOutOfRange));
         }
     }
     if !prepared.is_empty() {
         let passes = pass(int8, m, &prepared, excluded, plan);
-        let finished: Vec<Option<Int8Answer>> = prepared
+        let finished: Vec<Option<ScanAnswer>> = prepared
             .par_iter()
             .zip(passes)
             .map(|(q, pass)| (!pass.overflow).then(|| rescore(kernel, m, exact, q, pass)))
@@ -432,17 +316,16 @@ fn search(
         for (i, answer) in prepared_at.into_iter().zip(finished) {
             match answer {
                 Some(answer) => answers[i] = Some(answer),
-                None => f32_queries.push((i, F32Reason::TooManyCandidates)),
+                None => f32_queries.push((i, ScanPath::FallbackTooManyCandidates)),
             }
         }
     }
     if !f32_queries.is_empty() {
         // Same kernel, same bits as the f32 scan of the query alone.
-        let batch: Vec<BatchQuery<'_>> = f32_queries.iter().map(|&(i, _)| queries[i]).collect();
-        let hits = super::top_k_batch_excluding_with(kernel, exact, &batch, excluded);
-        for ((i, reason), hits) in f32_queries.into_iter().zip(hits) {
-            let rescore = Rescore { rows: m.rows, candidates: m.rows, path: ScanPath::F32(reason) };
-            answers[i] = Some(Int8Answer { hits, rescore });
+        let batch: Vec<ScanQuery<'_>> = f32_queries.iter().map(|&(i, _)| queries[i]).collect();
+        let hits = crate::f32_scan::top_k(kernel, Matrix::new(exact, m.dim), &batch, excluded, None);
+        for ((i, path), hits) in f32_queries.into_iter().zip(hits) {
+            answers[i] = Some(ScanAnswer { hits, path, rescored_rows: m.rows, candidates: m.rows });
         }
     }
     answers.into_iter().map(|a| a.expect("every query was answered by one path")).collect()
@@ -579,8 +462,8 @@ impl Pass {
 
     /// Bounds rows `first_row..first_row + dots.len()` from their int8 dot
     /// products and keeps those that can still reach the top-k, skipping
-    /// `excluded` rows (ascending): they are neither candidates nor lower
-    /// bounds for τ.
+    /// `excluded` rows (ascending) and `own`: they are neither candidates
+    /// nor lower bounds for τ.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     fn offer(
@@ -591,6 +474,7 @@ impl Pass {
         first_row: usize,
         dots: &[i32],
         excluded: &[u32],
+        own: Option<u32>,
         shared: &SharedCut,
     ) {
         let mut cut = self.cut.max(shared.get());
@@ -607,7 +491,8 @@ impl Pass {
         for (i, ((&scale, &residual), &code_norm)) in rows.enumerate() {
             let (lo, hi) = bound.interval(scale, dots[i], residual, code_norm);
             let row = (first_row + i) as u32;
-            if hi >= cut && (excluded.is_empty() || excluded.binary_search(&row).is_err()) {
+            let skipped = own == Some(row) || (!excluded.is_empty() && excluded.binary_search(&row).is_ok());
+            if hi >= cut && !skipped {
                 self.candidates.push(Candidate { row, upper: hi });
                 if lo > cut {
                     if let Some(kth) = self.lower.push(lo) {
@@ -653,8 +538,14 @@ struct TaskState {
     dots: Vec<i32>,
 }
 
-/// The int8 pass over every row except `excluded` for every prepared query.
-fn pass(int8: Int8Kernel, m: &QuantizedMatrix, queries: &[Prepared<'_>], excluded: &[u32], plan: Plan) -> Vec<Pass> {
+/// The int8 pass over every row except the skipped ones for every prepared query.
+fn pass(
+    int8: Int8Kernel,
+    m: &QuantizedMatrix,
+    queries: &[QuantizedQuery<'_>],
+    excluded: &[u32],
+    plan: Int8Plan,
+) -> Vec<Pass> {
     let nq = queries.len();
     let dim4 = m.dim4;
     let panel_bytes = PANEL_ROWS * dim4;
@@ -682,7 +573,7 @@ fn pass(int8: Int8Kernel, m: &QuantizedMatrix, queries: &[Prepared<'_>], exclude
                     pass.overflow = true;
                     continue;
                 }
-                pass.offer(int8, m, &q.bound, first_row, &dots[..valid], excluded, shared);
+                pass.offer(int8, m, &q.bound, first_row, &dots[..valid], excluded, q.query.exclude, shared);
                 if plan.fallback && pass.overflowing() {
                     pass.overflow = true;
                     shared.overflow.store(true, Ordering::Relaxed);
@@ -722,7 +613,7 @@ fn pass(int8: Int8Kernel, m: &QuantizedMatrix, queries: &[Prepared<'_>], exclude
 
 /// Step 3 of the module doc: rescores the pass's candidates in descending
 /// upper bound until none can enter.
-fn rescore(kernel: Kernel, m: &QuantizedMatrix, exact: &[f32], q: &Prepared<'_>, pass: Pass) -> Int8Answer {
+fn rescore(kernel: F32Kernel, m: &QuantizedMatrix, exact: &[f32], q: &QuantizedQuery<'_>, pass: Pass) -> ScanAnswer {
     let cut = pass.lower.kth().map_or(pass.cut, |kth| kth.max(pass.cut));
     let mut candidates = pass.candidates;
     candidates.retain(|c| c.upper >= cut);
@@ -732,7 +623,7 @@ fn rescore(kernel: Kernel, m: &QuantizedMatrix, exact: &[f32], q: &Prepared<'_>,
     let mut top = TopK::new(q.query.k);
     let mut rows = 0;
     for c in &candidates {
-        // As in `search::select`; f32::max ignores a NaN floor there and here.
+        // As in the f32 scan's `select`; f32::max ignores a NaN floor there and here.
         let threshold = top.threshold().max(floor);
         if c.upper < f64::from(threshold) {
             break;
@@ -744,10 +635,7 @@ fn rescore(kernel: Kernel, m: &QuantizedMatrix, exact: &[f32], q: &Prepared<'_>,
             top.push(Hit { row: c.row, score: score[0] });
         }
     }
-    Int8Answer {
-        hits: top.into_sorted(),
-        rescore: Rescore { rows, candidates: candidates.len(), path: ScanPath::Int8 },
-    }
+    ScanAnswer { hits: top.into_sorted(), path: ScanPath::Int8, rescored_rows: rows, candidates: candidates.len() }
 }
 
 #[cfg(test)]
@@ -756,6 +644,24 @@ mod props;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::ScanRequest;
+
+    /// One query through the scan's entry: over the int8 copy when `m` is
+    /// given, else the f32 rows, with both kernels forced.
+    fn one(
+        kernel: F32Kernel,
+        int8: Int8Kernel,
+        m: Option<&QuantizedMatrix>,
+        rows: &[f32],
+        dim: usize,
+        vector: &[f32],
+        k: usize,
+    ) -> ScanAnswer {
+        let matrix = m.map_or(Matrix::new(rows, dim), |m| Matrix::new(rows, dim).with_int8(m));
+        let forced = Forced { kernel: Some(kernel), int8_kernel: Some(int8), ..Forced::default() };
+        let queries = [ScanQuery { vector, k, ..ScanQuery::default() }];
+        crate::top_k(matrix, &ScanRequest { queries: &queries, forced, ..ScanRequest::default() }).remove(0)
+    }
 
     fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut s = seed | 1;
@@ -838,25 +744,26 @@ mod tests {
         let query = unit_rows(1, dim, 10);
         let m = QuantizedMatrix::from_rows(&matrix, dim).expect("valid shape");
 
-        for kernel in Kernel::available() {
+        for kernel in F32Kernel::available() {
             for int8 in Int8Kernel::available() {
-                let got = top_k_with(kernel, int8, &m, &matrix, &query, 10, None);
+                let got = one(kernel, int8, Some(&m), &matrix, dim, &query, 10);
 
-                let want = super::super::top_k_with(kernel, &matrix, &query, 10, None);
-                assert_eq!(got.hits, want, "{}/{}", kernel.name(), int8.name());
-                assert_eq!(got.rescore.path, ScanPath::Int8);
-                assert!(got.rescore.rows >= 10 && got.rescore.rows < n / 10, "{:?}", got.rescore);
+                let want = one(kernel, int8, None, &matrix, dim, &query, 10);
+                assert_eq!(got.hits, want.hits, "{}/{}", kernel.name(), int8.name());
+                assert_eq!(got.path, ScanPath::Int8);
+                assert!(got.rescored_rows >= 10 && got.rescored_rows < n / 10, "{got:?}");
             }
         }
     }
 
     #[test]
     fn k_zero_and_empty_matrices_give_no_hits() {
+        let (f32k, i8k) = (crate::kernel::active(), kernel::active());
         let m = QuantizedMatrix::from_rows(&[], 3).expect("empty is valid");
-        assert!(top_k(&m, &[], &[1.0, 0.0, 0.0], 5, None).hits.is_empty());
+        assert!(one(f32k, i8k, Some(&m), &[], 3, &[1.0, 0.0, 0.0], 5).hits.is_empty());
         let rows = [1.0, 0.0, 0.0];
         let m = QuantizedMatrix::from_rows(&rows, 3).expect("valid");
-        assert!(top_k(&m, &rows, &[1.0, 0.0, 0.0], 0, None).hits.is_empty());
+        assert!(one(f32k, i8k, Some(&m), &rows, 3, &[1.0, 0.0, 0.0], 0).hits.is_empty());
     }
 
     #[test]
@@ -864,17 +771,17 @@ mod tests {
         let (n, dim) = (100, 8);
         let matrix = unit_rows(n, dim, 3);
         let m = QuantizedMatrix::from_rows(&matrix, dim).expect("valid");
-        let kernel = Kernel::Scalar;
-        for (query, k, reason) in [
-            (vec![0.0; dim], 3, F32Reason::QueryOutOfRange),
-            (vec![1e-20; dim], 3, F32Reason::QueryOutOfRange),
-            (unit_rows(1, dim, 4), 50, F32Reason::LargeK),
+        let kernel = F32Kernel::Scalar;
+        for (query, k, path) in [
+            (vec![0.0; dim], 3, ScanPath::FallbackQueryOutOfRange),
+            (vec![1e-20; dim], 3, ScanPath::FallbackQueryOutOfRange),
+            (unit_rows(1, dim, 4), 50, ScanPath::FallbackLargeK),
         ] {
-            let got = top_k_with(kernel, Int8Kernel::Scalar, &m, &matrix, &query, k, None);
+            let got = one(kernel, Int8Kernel::Scalar, Some(&m), &matrix, dim, &query, k);
 
-            assert_eq!(got.rescore.path, ScanPath::F32(reason));
-            assert_eq!(got.rescore.rows, n);
-            assert_eq!(got.hits, super::super::top_k_with(kernel, &matrix, &query, k, None));
+            assert_eq!(got.path, path);
+            assert_eq!(got.rescored_rows, n);
+            assert_eq!(got.hits, one(kernel, Int8Kernel::Scalar, None, &matrix, dim, &query, k).hits);
         }
     }
 
@@ -884,9 +791,9 @@ mod tests {
         let matrix: Vec<f32> = row.iter().copied().cycle().take(16 * 1000).collect();
         let m = QuantizedMatrix::from_rows(&matrix, 16).expect("valid");
 
-        let got = top_k_with(Kernel::Scalar, Int8Kernel::Scalar, &m, &matrix, &row, 3, None);
+        let got = one(F32Kernel::Scalar, Int8Kernel::Scalar, Some(&m), &matrix, 16, &row, 3);
 
-        assert_eq!(got.rescore.path, ScanPath::F32(F32Reason::TooManyCandidates));
+        assert_eq!(got.path, ScanPath::FallbackTooManyCandidates);
         assert_eq!(got.hits.iter().map(|h| h.row).collect::<Vec<_>>(), vec![0, 1, 2]);
     }
 }

@@ -11,7 +11,41 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::top_k_with as f32_top_k;
+use crate::request::{ScanRequest, Split};
+
+/// One request through the scan's entry: over the int8 copy `m` of
+/// `matrix`, or over the f32 rows alone when `m` is `None`.
+fn answers(
+    m: Option<&QuantizedMatrix>,
+    matrix: &[f32],
+    dim: usize,
+    queries: &[ScanQuery<'_>],
+    excluded: &[u32],
+    forced: Forced,
+) -> Vec<ScanAnswer> {
+    let rows = Matrix::new(matrix, dim);
+    let rows = m.map_or(rows, |m| rows.with_int8(m));
+    crate::top_k(rows, &ScanRequest { queries, excluded, forced })
+}
+
+/// The f32 scan of one query with `kernel`: what every int8 answer must equal.
+fn f32_top_k(
+    kernel: F32Kernel,
+    matrix: &[f32],
+    dim: usize,
+    vector: &[f32],
+    k: usize,
+    min_score: Option<f32>,
+) -> Vec<Hit> {
+    let q = [ScanQuery { vector, k, min_score, ..ScanQuery::default() }];
+    let forced = Forced { kernel: Some(kernel), ..Forced::default() };
+    answers(None, matrix, dim, &q, &[], forced).remove(0).hits
+}
+
+/// Both kernels forced, with a split and the f32 fallbacks on or off.
+fn forced(kernel: F32Kernel, int8: Int8Kernel, split: Option<Split>, fallbacks: bool) -> Forced {
+    Forced { kernel: Some(kernel), int8_kernel: Some(int8), split, int8_fallbacks: fallbacks, ..Forced::default() }
+}
 
 /// xorshift values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
@@ -167,8 +201,8 @@ fn align_residual(v: &mut [f32], dir: &[f32], along: f32) {
     }
 }
 
-/// Every (f32 kernel, int8 kernel, plan) answer to one query, against the
-/// f32 scan of that f32 kernel.
+/// Every (f32 kernel, int8 kernel, split, fallbacks) answer to one query,
+/// against the f32 scan of that f32 kernel.
 fn check_one(
     matrix: &[f32],
     dim: usize,
@@ -178,17 +212,22 @@ fn check_one(
     block_panels: usize,
 ) -> Result<(), TestCaseError> {
     let m = QuantizedMatrix::from_rows(matrix, dim).expect("valid shape");
-    for kernel in Kernel::available() {
-        let want = f32_top_k(kernel, matrix, query, k, min_score);
+    let q = [ScanQuery { vector: query, k, min_score, ..ScanQuery::default() }];
+    for kernel in F32Kernel::available() {
+        let want = f32_top_k(kernel, matrix, dim, query, k, min_score);
         for int8 in Int8Kernel::available() {
-            let mut answers = vec![("default".to_owned(), top_k_with(kernel, int8, &m, matrix, query, k, min_score))];
-            for (parallel, fallback) in [(false, false), (true, false), (true, true)] {
-                let plan = Plan { block_panels, parallel, fallback };
-                let q = [BatchQuery { vector: query, k, min_score }];
-                let answer = search(kernel, int8, &m, matrix, &q, &[], plan).pop().expect("one answer");
-                answers.push((format!("{plan:?}"), answer));
+            let mut got = Vec::new();
+            let block_rows = block_panels * PANEL_ROWS;
+            for (split, fallbacks) in [
+                (None, true),
+                (Some(Split { block_rows, parallel: false }), false),
+                (Some(Split { block_rows, parallel: true }), false),
+                (Some(Split { block_rows, parallel: true }), true),
+            ] {
+                let answer = answers(Some(&m), matrix, dim, &q, &[], forced(kernel, int8, split, fallbacks)).remove(0);
+                got.push((format!("{split:?} fallbacks={fallbacks}"), answer));
             }
-            for (label, got) in answers {
+            for (label, got) in got {
                 prop_assert_eq!(
                     bits(&got.hits),
                     bits(&want),
@@ -200,12 +239,12 @@ fn check_one(
                     dim,
                     k,
                     min_score,
-                    got.rescore,
+                    (got.path, got.rescored_rows, got.candidates),
                     side_by_side(&want, &got.hits)
                 );
-                if got.rescore.path == ScanPath::Int8 {
-                    prop_assert!(got.rescore.rows <= got.rescore.candidates);
-                    prop_assert!(got.rescore.rows >= got.hits.len());
+                if got.path == ScanPath::Int8 {
+                    prop_assert!(got.rescored_rows <= got.candidates);
+                    prop_assert!(got.rescored_rows >= got.hits.len());
                 }
             }
         }
@@ -254,23 +293,23 @@ proptest! {
         let tiny: Vec<f32> = query.iter().map(|x| x * 1e-30).collect();
         let zero = vec![0.0f32; dim];
         let batch = [
-            BatchQuery { vector: &other, k: 1, min_score: None },
-            BatchQuery { vector: &query, k, min_score: None },
-            BatchQuery { vector: &query, k: k / 2, min_score: Some(0.0) },
-            BatchQuery { vector: &tiny, k, min_score: None },
-            BatchQuery { vector: &zero, k: 3, min_score: None },
-            BatchQuery { vector: &other, k: n + 1, min_score: Some(-0.1) },
+            ScanQuery { vector: &other, k: 1, ..ScanQuery::default() },
+            ScanQuery { vector: &query, k, ..ScanQuery::default() },
+            ScanQuery { vector: &query, k: k / 2, min_score: Some(0.0), ..ScanQuery::default() },
+            ScanQuery { vector: &tiny, k, ..ScanQuery::default() },
+            ScanQuery { vector: &zero, k: 3, ..ScanQuery::default() },
+            ScanQuery { vector: &other, k: n + 1, min_score: Some(-0.1), ..ScanQuery::default() },
         ];
-        for kernel in Kernel::available() {
+        for kernel in F32Kernel::available() {
             for int8 in Int8Kernel::available() {
-                let plan = Plan { block_panels: 2, parallel, fallback: false };
+                let split = Split { block_rows: 2 * PANEL_ROWS, parallel };
                 for (label, answers) in [
-                    ("default", top_k_batch_with(kernel, int8, &m, &matrix, &batch)),
-                    ("no fallback", search(kernel, int8, &m, &matrix, &batch, &[], plan)),
+                    ("default", answers(Some(&m), &matrix, dim, &batch, &[], forced(kernel, int8, None, true))),
+                    ("no fallback", answers(Some(&m), &matrix, dim, &batch, &[], forced(kernel, int8, Some(split), false))),
                 ] {
                     prop_assert_eq!(answers.len(), batch.len());
                     for (i, (q, got)) in batch.iter().zip(&answers).enumerate() {
-                        let want = f32_top_k(kernel, &matrix, q.vector, q.k, q.min_score);
+                        let want = f32_top_k(kernel, &matrix, dim, q.vector, q.k, q.min_score);
                         prop_assert_eq!(bits(&got.hits), bits(&want), "{}/{} {} query {}\n{}",
                             kernel.name(), int8.name(), label, i, side_by_side(&want, &got.hits));
                     }
@@ -283,11 +322,12 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
 
-    /// Excluded rows (an index segment's tombstones) are as good as absent:
-    /// the answer is the f32 scan of the matrix without them, row numbers
-    /// mapped back, bit for bit, single and batch, with and without the f32
-    /// fallbacks, on the same adversarial data (the damaged rows are where
-    /// an excluded row's lower bound would wrongly raise τ).
+    /// Skipped rows (an index segment's tombstones and expired rows, a
+    /// query's own row) are as good as absent: the answer is the f32 scan
+    /// of the matrix without them, row numbers mapped back, bit for bit,
+    /// single and batch, with and without the f32 fallbacks, on the same
+    /// adversarial data (the damaged rows are where a skipped row's lower
+    /// bound would wrongly raise τ).
     #[test]
     fn excluded_rows_are_as_good_as_absent(
         n in 1usize..300,
@@ -296,6 +336,7 @@ proptest! {
         damaged in prop::option::of((damage(), 1usize..6)),
         exclude_every in 1usize..8,
         exclude_first in any::<bool>(),
+        own in prop::option::of(0u32..300),
         block_panels in 1usize..5,
         seed in any::<u64>(),
     ) {
@@ -305,32 +346,32 @@ proptest! {
         // and from 0, every row is excluded.
         let excluded: Vec<u32> =
             (usize::from(!exclude_first)..n).step_by(exclude_every).map(|r| r as u32).collect();
-        let kept: Vec<u32> = (0..n as u32).filter(|r| excluded.binary_search(r).is_err()).collect();
-        let rest: Vec<f32> = kept.iter().flat_map(|&r| matrix[r as usize * dim..][..dim].iter().copied()).collect();
         let other: Vec<f32> = query.iter().rev().copied().collect();
         let batch = [
-            BatchQuery { vector: &query, k, min_score: None },
-            BatchQuery { vector: &other, k: 1, min_score: Some(0.0) },
-            BatchQuery { vector: &query, k: n, min_score: None },
+            ScanQuery { vector: &query, k, exclude: own, ..ScanQuery::default() },
+            ScanQuery { vector: &other, k: 1, min_score: Some(0.0), ..ScanQuery::default() },
+            ScanQuery { vector: &query, k: n, ..ScanQuery::default() },
         ];
-        for kernel in Kernel::available() {
+        for kernel in F32Kernel::available() {
             for int8 in Int8Kernel::available() {
                 for fallback in [false, true] {
-                    let plan = Plan { block_panels, parallel: seed % 2 == 0, fallback };
+                    let split = Split { block_rows: block_panels * PANEL_ROWS, parallel: seed % 2 == 0 };
+                    let forced = forced(kernel, int8, Some(split), fallback);
+                    let together = answers(Some(&m), &matrix, dim, &batch, &excluded, forced);
                     for q in 0..batch.len() {
-                        let alone = search(kernel, int8, &m, &matrix, &batch[q..=q], &excluded, plan);
-                        let together = search(kernel, int8, &m, &matrix, &batch, &excluded, plan);
-                        let want: Vec<Hit> = if rest.is_empty() {
-                            Vec::new()
-                        } else {
-                            f32_top_k(kernel, &rest, batch[q].vector, batch[q].k, batch[q].min_score)
-                                .into_iter()
-                                .map(|h| Hit { row: kept[h.row as usize], ..h })
-                                .collect()
-                        };
+                        let alone = answers(Some(&m), &matrix, dim, &batch[q..=q], &excluded, forced);
+                        let kept: Vec<u32> = (0..n as u32)
+                            .filter(|r| excluded.binary_search(r).is_err() && Some(*r) != batch[q].exclude)
+                            .collect();
+                        let rest: Vec<f32> =
+                            kept.iter().flat_map(|&r| matrix[r as usize * dim..][..dim].iter().copied()).collect();
+                        let want: Vec<Hit> = f32_top_k(kernel, &rest, dim, batch[q].vector, batch[q].k, batch[q].min_score)
+                            .into_iter()
+                            .map(|h| Hit { row: kept[h.row as usize], ..h })
+                            .collect();
                         for (label, got) in [("alone", &alone[0]), ("in a batch", &together[q])] {
-                            prop_assert_eq!(bits(&got.hits), bits(&want), "{}/{} fallback={} query {} {}: {} excluded\n{}",
-                                kernel.name(), int8.name(), fallback, q, label, excluded.len(),
+                            prop_assert_eq!(bits(&got.hits), bits(&want), "{}/{} fallback={} query {} {}: {} excluded, own {:?}\n{}",
+                                kernel.name(), int8.name(), fallback, q, label, excluded.len(), batch[q].exclude,
                                 side_by_side(&want, &got.hits));
                         }
                     }
@@ -349,27 +390,19 @@ fn near_ties_below_int8_resolution_give_the_exact_order() {
     let dim = 64;
     let (matrix, query) = case_data(300, dim, 11, Some((Damage::NearQuery { eps: 1e-5 }, 1)));
     let m = QuantizedMatrix::from_rows(&matrix, dim).expect("valid");
-    for kernel in Kernel::available() {
-        let want = f32_top_k(kernel, &matrix, &query, 10, None);
-        let q = [BatchQuery { vector: &query, k: 10, min_score: None }];
+    for kernel in F32Kernel::available() {
+        let want = f32_top_k(kernel, &matrix, dim, &query, 10, None);
+        let q = [ScanQuery { vector: &query, k: 10, ..ScanQuery::default() }];
+        let one_panel = Some(Split { block_rows: PANEL_ROWS, parallel: false });
 
-        let strict = search(
-            kernel,
-            Int8Kernel::Scalar,
-            &m,
-            &matrix,
-            &q,
-            &[],
-            Plan { block_panels: 1, parallel: false, fallback: false },
-        )
-        .pop()
-        .expect("one answer");
-        let default = top_k_with(kernel, kernel::active(), &m, &matrix, &query, 10, None);
+        let strict =
+            answers(Some(&m), &matrix, dim, &q, &[], forced(kernel, Int8Kernel::Scalar, one_panel, false)).remove(0);
+        let default = answers(Some(&m), &matrix, dim, &q, &[], forced(kernel, kernel::active(), None, true)).remove(0);
 
         assert_eq!(bits(&strict.hits), bits(&want), "{}\n{}", kernel.name(), side_by_side(&want, &strict.hits));
         assert_eq!(bits(&default.hits), bits(&want), "{}", kernel.name());
-        assert!(strict.rescore.candidates > 100, "the bound cannot separate these rows: {:?}", strict.rescore);
-        assert_eq!(default.rescore.path, ScanPath::F32(F32Reason::TooManyCandidates));
+        assert!(strict.candidates > 100, "the bound cannot separate these rows: {strict:?}");
+        assert_eq!(default.path, ScanPath::FallbackTooManyCandidates);
     }
 }
 
@@ -381,18 +414,18 @@ fn k_near_and_above_n_is_exact_without_the_fallback() {
     let (matrix, query) = case_data(150, dim, 21, Some((Damage::Duplicate, 3)));
     let m = QuantizedMatrix::from_rows(&matrix, dim).expect("valid");
     for k in [149, 150, 151, 1000] {
-        for kernel in Kernel::available() {
-            let q = [BatchQuery { vector: &query, k, min_score: None }];
-            let plan = Plan { block_panels: 1, parallel: true, fallback: false };
+        for kernel in F32Kernel::available() {
+            let q = [ScanQuery { vector: &query, k, ..ScanQuery::default() }];
+            let split = Some(Split { block_rows: PANEL_ROWS, parallel: true });
 
-            let got = search(kernel, kernel_int8(), &m, &matrix, &q, &[], plan).pop().expect("one answer");
+            let got = answers(Some(&m), &matrix, dim, &q, &[], forced(kernel, kernel_int8(), split, false)).remove(0);
 
-            let want = f32_top_k(kernel, &matrix, &query, k, None);
+            let want = f32_top_k(kernel, &matrix, dim, &query, k, None);
             assert_eq!(bits(&got.hits), bits(&want), "{} k={k}", kernel.name());
             if k >= 150 {
-                assert_eq!(got.rescore.rows, 150, "k >= n rescores every row");
+                assert_eq!(got.rescored_rows, 150, "k >= n rescores every row");
             } else {
-                assert!(got.rescore.rows >= k, "{:?}", got.rescore);
+                assert!(got.rescored_rows >= k, "{got:?}");
             }
         }
     }
@@ -468,11 +501,12 @@ fn the_real_corpus_gives_the_ground_truth_and_the_f32_bits() {
     for truth in &truths {
         let mut query = truth.embedding.clone();
         normalize(&mut query);
-        for kernel in Kernel::available() {
+        for kernel in F32Kernel::available() {
             for int8 in Int8Kernel::available() {
                 for k in [1, 10, 100] {
-                    let got = top_k_with(kernel, int8, &m, &matrix, &query, k, None);
-                    let want = f32_top_k(kernel, &matrix, &query, k, None);
+                    let q = [ScanQuery { vector: &query, k, ..ScanQuery::default() }];
+                    let got = answers(Some(&m), &matrix, dim, &q, &[], forced(kernel, int8, None, true)).remove(0);
+                    let want = f32_top_k(kernel, &matrix, dim, &query, k, None);
                     assert_eq!(
                         bits(&got.hits),
                         bits(&want),
@@ -482,13 +516,14 @@ fn the_real_corpus_gives_the_ground_truth_and_the_f32_bits() {
                         int8.name()
                     );
                     if k == 10 {
-                        rescored.push(got.rescore.rows);
+                        rescored.push(got.rescored_rows);
                     }
                 }
             }
         }
-        let got = top_k(&m, &matrix, &query, 10, None);
-        assert_eq!(got.rescore.path, ScanPath::Int8, "{:?}", truth.query);
+        let q = [ScanQuery { vector: &query, k: 10, ..ScanQuery::default() }];
+        let got = answers(Some(&m), &matrix, dim, &q, &[], Forced::default()).remove(0);
+        assert_eq!(got.path, ScanPath::Int8, "{:?}", truth.query);
         for (rank, (hit, want)) in got.hits.iter().zip(&truth.top10).enumerate() {
             let url = &docs[hit.row as usize].url;
             let swappable = rank == 9 && truth.gap_10_11 < 1e-4;
@@ -531,13 +566,13 @@ fn exactly_quantized_rows_still_need_the_f32_rounding_slack() {
     }
     let m = QuantizedMatrix::from_rows(&matrix, dim).expect("valid");
     assert_eq!(m.residuals[..n].iter().filter(|&&e| e == 0.0).count(), n, "every row quantizes exactly");
-    for kernel in Kernel::available() {
+    for kernel in F32Kernel::available() {
         for k in [1, 10, 40] {
-            let want = f32_top_k(kernel, &matrix, &query, k, None);
-            let q = [BatchQuery { vector: &query, k, min_score: None }];
-            let plan = Plan { block_panels: 2, parallel: false, fallback: false };
+            let want = f32_top_k(kernel, &matrix, dim, &query, k, None);
+            let q = [ScanQuery { vector: &query, k, ..ScanQuery::default() }];
+            let split = Some(Split { block_rows: 2 * PANEL_ROWS, parallel: false });
 
-            let got = search(kernel, kernel_int8(), &m, &matrix, &q, &[], plan).pop().expect("one answer");
+            let got = answers(Some(&m), &matrix, dim, &q, &[], forced(kernel, kernel_int8(), split, false)).remove(0);
 
             assert_eq!(bits(&got.hits), bits(&want), "{} k={k}\n{}", kernel.name(), side_by_side(&want, &got.hits));
         }

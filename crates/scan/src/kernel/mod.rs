@@ -2,15 +2,15 @@
 //!
 //! [`scalar`] is the portable reference; SIMD kernels live one file per arch
 //! (`x86_64.rs`, `aarch64.rs`), the only files where `unsafe` may appear.
-//! A SIMD [`Kernel`] variant carries a `semsearch_cpu` proof token that only
-//! detection of its features can create, so a `Kernel` value can never name
+//! A SIMD [`F32Kernel`] variant carries a `semsearch_cpu` proof token that only
+//! detection of its features can create, so an `F32Kernel` value can never name
 //! an instruction set the CPU lacks, and every method here is safe.
 //!
 //! The process-wide kernel is chosen once: by [`select`] at start-up (from
 //! `SEMSEARCH_KERNEL`, via `config`), or on first use by [`active`] with
 //! [`KernelChoice::Auto`]. After that it never changes, so `/v1/stats`, the
 //! start-up log and every scan agree. Benches and tests that compare kernels
-//! pass a [`Kernel`] explicitly instead (see [`Kernel::available`]).
+//! pass a [`F32Kernel`] explicitly instead (see [`F32Kernel::available`]).
 
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)] // SIMD intrinsics, behind proof tokens: see the module docs.
@@ -81,7 +81,7 @@ pub enum KernelError {
 
 /// A kernel this CPU can run. Cheap to copy; pass it into hot loops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kernel {
+pub enum F32Kernel {
     Scalar,
     #[cfg(target_arch = "x86_64")]
     Avx2(x86_64::Avx2Fma),
@@ -97,14 +97,14 @@ trait F32Simd: Copy {
     /// Dot product over the common length of `a` and `b` (as `scalar::dot`).
     fn dot(self, a: &[f32], b: &[f32]) -> f32;
 
-    /// See [`Kernel::score_block`].
+    /// See [`F32Kernel::score_block`].
     ///
     /// # Panics
     /// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.
     fn score_block(self, rows: &[f32], queries: &[f32], dim: usize, out: &mut [f32]);
 }
 
-impl Kernel {
+impl F32Kernel {
     /// The kernel `choice` names, if this CPU supports it.
     ///
     /// # Errors
@@ -205,7 +205,7 @@ impl Kernel {
     }
 }
 
-static ACTIVE: OnceLock<Kernel> = OnceLock::new();
+static ACTIVE: OnceLock<F32Kernel> = OnceLock::new();
 
 /// Fixes the process-wide kernel. Call once at start-up; calling again with
 /// `Auto` or the same choice is a no-op that returns the kernel in use.
@@ -213,8 +213,8 @@ static ACTIVE: OnceLock<Kernel> = OnceLock::new();
 /// # Errors
 /// [`KernelError::Unsupported`] when the CPU lacks the forced kernel;
 /// [`KernelError::AlreadySelected`] when another kernel is already in use.
-pub fn select(choice: KernelChoice) -> Result<Kernel, KernelError> {
-    let wanted = Kernel::detect(choice)?;
+pub fn select(choice: KernelChoice) -> Result<F32Kernel, KernelError> {
+    let wanted = F32Kernel::detect(choice)?;
     let active = *ACTIVE.get_or_init(|| wanted);
     if choice == KernelChoice::Auto || active == wanted {
         Ok(active)
@@ -225,8 +225,8 @@ pub fn select(choice: KernelChoice) -> Result<Kernel, KernelError> {
 
 /// The process-wide kernel (auto-detected on first use if [`select`] was not called).
 #[inline]
-pub fn active() -> Kernel {
-    *ACTIVE.get_or_init(|| Kernel::detect(KernelChoice::Auto).expect("auto-detection always finds scalar"))
+pub fn active() -> F32Kernel {
+    *ACTIVE.get_or_init(|| F32Kernel::detect(KernelChoice::Auto).expect("auto-detection always finds scalar"))
 }
 
 /// The dot product used by the search scan.
@@ -249,17 +249,17 @@ mod tests {
         assert_eq!("AVX512".parse::<KernelChoice>(), Ok(KernelChoice::Avx512));
         assert_eq!("auto".parse::<KernelChoice>(), Ok(KernelChoice::Auto));
         assert!(matches!("sse".parse::<KernelChoice>(), Err(KernelError::UnknownName { .. })));
-        for k in Kernel::available() {
+        for k in F32Kernel::available() {
             assert_eq!(k.name().parse::<KernelChoice>().map(|c| c.to_string()), Ok(k.name().to_owned()));
         }
     }
 
     #[test]
     fn auto_picks_the_last_available_kernel_and_scalar_always_works() {
-        let all = Kernel::available();
-        assert_eq!(all[0], Kernel::Scalar);
-        assert_eq!(Kernel::detect(KernelChoice::Auto), Ok(*all.last().expect("non-empty")));
-        assert_eq!(Kernel::detect(KernelChoice::Scalar), Ok(Kernel::Scalar));
+        let all = F32Kernel::available();
+        assert_eq!(all[0], F32Kernel::Scalar);
+        assert_eq!(F32Kernel::detect(KernelChoice::Auto), Ok(*all.last().expect("non-empty")));
+        assert_eq!(F32Kernel::detect(KernelChoice::Scalar), Ok(F32Kernel::Scalar));
     }
 
     #[test]
@@ -268,7 +268,7 @@ mod tests {
         let foreign = KernelChoice::Neon;
         #[cfg(not(target_arch = "x86_64"))]
         let foreign = KernelChoice::Avx2;
-        let err = Kernel::detect(foreign).expect_err("foreign arch");
+        let err = F32Kernel::detect(foreign).expect_err("foreign arch");
         assert!(err.to_string().contains("lacks"), "{err}");
     }
 
@@ -277,7 +277,7 @@ mod tests {
         for dim in [1usize, 7, 16, 33, 384, 385] {
             let rows: Vec<f32> = (0..9 * dim).map(|i| ((i * 31 % 101) as f32 - 50.0) / 51.0).collect();
             let queries: Vec<f32> = (0..5 * dim).map(|i| ((i * 17 % 89) as f32 - 44.0) / 45.0).collect();
-            for k in Kernel::available() {
+            for k in F32Kernel::available() {
                 let mut block = vec![0.0; 9 * 5];
                 k.score_block(&rows, &queries, dim, &mut block);
                 for (q, query) in queries.chunks_exact(dim).enumerate() {
@@ -299,7 +299,7 @@ mod tests {
         let a: Vec<f32> = (0..777).map(|i| ((i * 31 % 101) as f32 - 50.0) / 50.0).collect();
         let b: Vec<f32> = (0..777).map(|i| ((i * 17 % 89) as f32 - 44.0) / 44.0).collect();
         let want = scalar::dot(&a, &b);
-        for k in Kernel::available() {
+        for k in F32Kernel::available() {
             let got = k.dot(&a, &b);
             assert!((got - want).abs() <= 1e-3 * want.abs().max(1.0), "{}: {got} vs {want}", k.name());
         }

@@ -30,7 +30,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `out[q * nr + r] = dot(row r, query q)` for a block of `nr` rows and
-/// `nq` queries (see `Kernel::score_block`).
+/// `nq` queries (see `F32Kernel::score_block`).
 ///
 /// # Panics
 /// If the lengths are not `nr × dim`, `nq × dim` and `nq × nr`.

@@ -90,7 +90,7 @@ pub mod x86_64;
 
 use std::sync::OnceLock;
 
-use crate::{int8::bound::QueryBound, Kernel};
+use crate::{int8::bound::QueryBound, F32Kernel};
 
 /// What every SIMD int8 kernel provides, implemented in the arch files for
 /// the `semsearch_cpu` token that proves its instructions run here.
@@ -176,13 +176,13 @@ impl Int8Kernel {
     /// `SEMSEARCH_KERNEL=avx2` (or `scalar`) also forces the int8 scan off
     /// AVX-512. `avx512` uses VNNI when present, else AVX-512BW, else the
     /// best below it.
-    pub fn matching(kernel: Kernel) -> Self {
+    pub fn matching(kernel: F32Kernel) -> Self {
         let available = Self::available();
         let best = *available.last().expect("scalar is always available");
         match kernel {
-            Kernel::Scalar => Self::Scalar,
+            F32Kernel::Scalar => Self::Scalar,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2(_) => x86_64::Avx2::detect().map_or(Self::Scalar, Self::Avx2),
+            F32Kernel::Avx2(_) => x86_64::Avx2::detect().map_or(Self::Scalar, Self::Avx2),
             #[allow(unreachable_patterns)]
             _ => best,
         }
@@ -433,10 +433,10 @@ mod tests {
 
     #[test]
     fn matching_follows_the_f32_kernel_family() {
-        assert_eq!(Int8Kernel::matching(Kernel::Scalar), Int8Kernel::Scalar);
+        assert_eq!(Int8Kernel::matching(F32Kernel::Scalar), Int8Kernel::Scalar);
         let best = *Int8Kernel::available().last().expect("non-empty");
-        let f32_best = *Kernel::available().last().expect("non-empty");
-        if f32_best != Kernel::Scalar && f32_best.name() != "avx2" {
+        let f32_best = *F32Kernel::available().last().expect("non-empty");
+        if f32_best != F32Kernel::Scalar && f32_best.name() != "avx2" {
             assert_eq!(Int8Kernel::matching(f32_best), best);
         }
     }

@@ -1,7 +1,7 @@
 //! x86_64 int8 kernels: AVX-512 VNNI (`vpdpbusd`), AVX-512BW and AVX2
 //! (both `vpmaddubsw` + `vpmaddwd`).
 //!
-//! One of the files where `unsafe` may live. As in `search::kernel::x86_64`,
+//! One of the files where `unsafe` may live. As in `crate::kernel::x86_64`,
 //! each instruction set is a `semsearch_cpu` token ([`Avx512Vnni`],
 //! [`Avx512Bw`], [`Avx2`]) that only detection of its features can create;
 //! holding one is the proof the `#[target_feature]` functions below may
