@@ -31,7 +31,7 @@ use redis::aio::MultiplexedConnection;
 use semsearch::{
     app::App,
     config::Settings,
-    index::{delta::DELTA_MAX_ROWS, unit::scale_to_unit, Document, Index, IndexBuilder},
+    index::{delta::DELTA_MAX_ROWS, unit::scale_to_unit, Document, Index, IndexBuilder, LiveQuery},
     tools::redis_child::ChildRedis,
 };
 use semsearch_scan::{ScanMode, ScanQuery, ScanRequest};
@@ -134,11 +134,11 @@ fn full_delta_search(index: &Index, rng: &mut StdRng) {
     let queries: Vec<Vec<f32>> = (0..PAIRS).map(|_| unit_vector(rng)).collect();
     let run = |ix: &Index, q: &[f32]| {
         let t = Instant::now();
-        let a = ix.search(&[ScanQuery { vector: q, k: 10, ..ScanQuery::default() }]).remove(0);
+        let a = ix.search(&[LiveQuery { vector: q, k: 10, ..LiveQuery::default() }], 0).remove(0);
         (t.elapsed(), a)
     };
-    // What the base scan cost before tombstones were excluded inside the
-    // int8 pass: asked for k + tombstones hits, dead ones dropped after.
+    // What the base scan cost before tombstones were skipped inside the
+    // scan: asked for k + tombstones hits, dead ones dropped after.
     let widened = |q: &[f32]| {
         let t = Instant::now();
         let base = segmented.segments().0;

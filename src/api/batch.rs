@@ -20,11 +20,11 @@ use super::{
     error::{ApiError, SearchErrors},
     extract::Json,
     query::{prepare, Prepared},
-    search::{answer, counted, extra_candidates, keep_live, Spent},
+    search::{answer, counted, Spent},
     AppState,
 };
-use crate::index::{now_ms, Index};
-use semsearch_scan::{ScanAnswer, ScanQuery};
+use crate::index::{now_ms, Index, LiveQuery};
+use semsearch_scan::ScanAnswer;
 
 /// Many searches in one request and one pass over the matrix.
 ///
@@ -76,7 +76,7 @@ pub async fn search_batch(
     let (mut results, mut fewer_results_reasons, mut contexts) =
         (Vec::with_capacity(got), Vec::with_capacity(got), Vec::with_capacity(got));
     for ((q, p), scanned) in req.queries.iter().zip(prepared.iter()).zip(hits) {
-        let hits = keep_live(&index, p, counted(&state, scanned), now);
+        let hits = counted(&state, scanned);
         let a = answer(&state, &index, q, p, &hits, &mut spent)?;
         results.push(a.results);
         fewer_results_reasons.push(a.fewer_results_reason);
@@ -91,30 +91,23 @@ pub async fn search_batch(
     }))
 }
 
-/// Runs the batch scan on rayon and awaits it, keeping tokio workers free.
-/// Each query asks for its [`extra_candidates`] beyond k. Unfiltered
-/// queries share one pass over the matrix; each filtered one scans only
-/// its own rows (`Index::search_filtered`).
+/// Runs the batch's live top-k on rayon and awaits it, keeping tokio
+/// workers free (`Index::search`: unfiltered queries share one pass over
+/// the matrix, each filtered one scans only its own rows).
 async fn scan_batch(index: Arc<Index>, queries: Arc<Vec<Prepared>>, now: u64) -> Result<Vec<ScanAnswer>, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     rayon::spawn(move || {
-        let k = |q: &Prepared| q.k + extra_candidates(&index, q, now);
-        let batch: Vec<ScanQuery<'_>> = queries
+        let live: Vec<LiveQuery<'_>> = queries
             .iter()
-            .filter(|q| q.rows.is_none())
-            .map(|q| ScanQuery { vector: &q.vector, k: k(q), min_score: q.min_score, ..ScanQuery::default() })
-            .collect();
-        let mut shared = index.search(&batch).into_iter();
-        let answers: Option<Vec<ScanAnswer>> = queries
-            .iter()
-            .map(|q| match &q.rows {
-                Some(rows) => Some(index.search_filtered(&q.vector, rows, k(q), q.min_score)),
-                None => shared.next(),
+            .map(|q| LiveQuery {
+                vector: &q.vector,
+                k: q.k,
+                min_score: q.min_score,
+                exclude: q.exclude_row,
+                rows: q.rows.as_deref(),
             })
             .collect();
-        if let Some(answers) = answers {
-            let _ = tx.send(answers);
-        }
+        let _ = tx.send(index.search(&live, now));
     });
     rx.await.map_err(|_| ApiError::Internal("batch search worker dropped its result".into()))
 }

@@ -82,7 +82,7 @@ pub struct AppState {
     /// What one request may cost (results, text bytes); see [`search::Budget`].
     pub budget: search::Budget,
     /// Scans concurrent `/v1/search` queries together (see `index::coalesce`).
-    pub coalescer: Arc<Coalescer<Index>>,
+    pub coalescer: Arc<Coalescer>,
     /// How queries were answered (int8 or f32, rescored rows, fallbacks),
     /// across snapshots; read by `/v1/stats` and `/metrics`.
     pub scans: Arc<ScanCounters>,

@@ -22,7 +22,7 @@ use super::{
     AppState,
 };
 use crate::{
-    index::{now_ms, Index},
+    index::{now_ms, Index, OwnedLiveQuery},
     store::context::{self, ContextEntry, ContextWrite},
 };
 use semsearch_scan::{Hit, ScanAnswer, ScanPath};
@@ -161,27 +161,31 @@ pub fn answer(
     Ok(Answer { results, fewer_results_reason, context })
 }
 
-/// Top-k over the documents whose Redis deadline has not passed, without
-/// the query's `exclude_row`. See [`extra_candidates`] and [`keep_live`].
-/// A filtered query scans its own rows on rayon; others go through the
-/// coalescer, which shares one pass over the matrix between them.
+/// The live top-k (`Index::search`: no expired document, not the query's
+/// `exclude_row`, only its filter's rows). A filtered query scans its own
+/// rows on rayon; others go through the coalescer, which shares one pass
+/// over the matrix between them.
 async fn scan_live(state: &AppState, index: Arc<Index>, p: &Prepared) -> Result<Vec<Hit>, ApiError> {
     let now = now_ms();
-    let extra = extra_candidates(&index, p, now);
+    let query = OwnedLiveQuery {
+        vector: p.vector.clone(),
+        k: p.k,
+        min_score: p.min_score,
+        exclude: p.exclude_row,
+        rows: p.rows.clone(),
+    };
     let answer = match &p.rows {
-        Some(rows) => {
+        Some(_) => {
             let (tx, rx) = tokio::sync::oneshot::channel();
-            let (snapshot, rows, query) = (Arc::clone(&index), Arc::clone(rows), p.vector.clone());
-            let (k, min_score) = (p.k + extra, p.min_score);
             rayon::spawn(move || {
-                let _ = tx.send(snapshot.search_filtered(&query, &rows, k, min_score));
+                let _ = tx.send(index.search(&[query.as_live()], now).pop());
             });
-            rx.await.ok()
+            rx.await.ok().flatten()
         }
-        None => state.coalescer.top_k(Arc::clone(&index), p.vector.clone(), p.k + extra, p.min_score).await,
+        None => state.coalescer.search(index, query, now).await,
     }
     .ok_or_else(|| ApiError::Internal("search worker dropped its result".into()))?;
-    Ok(keep_live(&index, p, counted(state, answer), now))
+    Ok(counted(state, answer))
 }
 
 /// Counts how a query was answered (`/v1/stats`, `/metrics`) and returns its hits.
@@ -191,20 +195,6 @@ pub fn counted(state: &AppState, answer: ScanAnswer) -> Vec<Hit> {
         super::metrics::record_rescored(answer.rescored_rows);
     }
     answer.hits
-}
-
-/// Rows a scan must return beyond k so that k live ones remain: those past
-/// their deadline (at most `expired_count`) plus the excluded row.
-pub fn extra_candidates(index: &Index, p: &Prepared, now_ms: u64) -> usize {
-    index.expired_count(now_ms) + usize::from(p.exclude_row.is_some())
-}
-
-/// Drops expired and excluded rows from a scan's hits and cuts them to k;
-/// with [`extra_candidates`] the result is exactly the live top-k.
-pub fn keep_live(index: &Index, p: &Prepared, mut hits: Vec<Hit>, now_ms: u64) -> Vec<Hit> {
-    hits.retain(|h| !index.is_expired(h.row as usize, now_ms) && Some(h.row as usize) != p.exclude_row);
-    hits.truncate(p.k);
-    hits
 }
 
 pub(super) fn to_result(index: &Index, hit: Hit, with_text: bool) -> SearchResult {

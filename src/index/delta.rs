@@ -13,25 +13,23 @@
 //! matrix), quantizing it on every update would cost more than it saves, and
 //! the f32 scan is exact by definition.
 //!
-//! Exactness: `search.rs` scans the base without its tombstoned rows
-//! (`Segment::search_excluding`: the int8 pass never makes a tombstoned row
-//! a candidate nor lets its lower bound raise the cut; the f32 scan asks
-//! for `k + tombstones` hits, at most that many of its best rows can be
-//! dead, and drops the dead ones), scans the delta for `k`, and merges the
-//! two by score, then by merged row: the merged view is in id order, so that
-//! is the tie rule. Scores are the f32 kernel's bits for the row wherever it
-//! is stored (a row's score does not depend on its block or batch, see
-//! `search`), so the answer equals a fresh index's bit for bit.
+//! Exactness: `search.rs` scans the base with its tombstoned rows among
+//! the rows the scan skips (the int8 pass never makes a skipped row a
+//! candidate nor lets its lower bound raise the cut; the f32 scan never
+//! selects one), scans the delta for `k`, and merges the two by score, then
+//! by merged row: the merged view is in id order, so that is the tie rule.
+//! Scores are the f32 kernel's bits for the row wherever it is stored (a
+//! row's score does not depend on its block or batch, see
+//! `semsearch_scan`), so the answer equals a fresh index's bit for bit.
 //!
 //! When the delta or the tombstones reach [`DELTA_MAX_ROWS`],
 //! [`Index::needs_merge`] says so and the refresher builds
 //! [`Index::merged`] (a new base of the live rows, quantized again) in the
 //! background and swaps it in like a reload. The bound is in rows rather
 //! than N/16 because every query reads the whole delta in f32 (1,024 rows
-//! are 1.5 MB at D = 384) and an f32 base scan keeps one more hit per
-//! tombstone: 1,024 keeps both small next to the base scan (measured by
-//! `benches/update.rs`, part 3), at the cost of one background merge per
-//! 1,024 changed documents.
+//! are 1.5 MB at D = 384): 1,024 keeps that small next to the base scan
+//! (measured by `benches/update.rs`, part 3), at the cost of one background
+//! merge per 1,024 changed documents.
 
 use std::{collections::HashSet, sync::Arc};
 

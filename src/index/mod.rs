@@ -20,14 +20,21 @@
 //! [`IndexBuilder`] and keeps its own account of keys (the loader's
 //! load report); ids here are plain document ids.
 //!
-//! Expiry: each document carries the deadline Redis will expire its key at
-//! (read with PTTL at load). A document past its deadline is never returned,
-//! even before Redis reclaims the key: searches ask for `k` plus the number
-//! of rows already expired ([`Index::expired_count`]) and drop those rows.
+//! Live top-k: [`Index::search`] is the one way to search a snapshot, and
+//! it returns exactly the top-k among the *live* rows. Each document
+//! carries the deadline Redis will expire its key at (read with PTTL at
+//! load); segments keep (deadline, row) pairs ([`Deadline`]), so the rows
+//! past their deadline are found without walking the documents. A row past
+//! its deadline (even before Redis reclaims the key), a tombstoned base
+//! row, a query's own excluded row (an `id` query's document) and a row
+//! outside the query's filter are all handed to the scan as rows to skip:
+//! one mechanism, in the scan, never an over-fetch dropped afterwards.
 //!
-//! Scan copy: an index built for `ScanMode` int8 (see `semsearch_scan::mode`) also
-//! holds an int8 copy of its base rows ([`Index::with_scan`]), and [`search`]
-//! answers queries through it; answers are the f32 scan's either way.
+//! Scan copy: an index built for `ScanMode` int8 (see
+//! `semsearch_scan::mode`) also holds an int8 copy of its base rows
+//! ([`Index::with_scan`]), and [`search`] answers queries through it;
+//! answers are the f32 scan's either way. [`coalesce`] shares one search
+//! between concurrent queries of a snapshot.
 
 pub mod attributes;
 pub mod builder;
@@ -50,7 +57,8 @@ use thiserror::Error;
 use semsearch_scan::{ScanMode, ScanPath};
 
 pub use builder::IndexBuilder;
-pub use segment::Segment;
+pub use search::{LiveQuery, OwnedLiveQuery};
+pub use segment::{Deadline, Segment};
 pub use shared::SharedIndex;
 
 /// Why an index could not be assembled. These are programming errors in the
@@ -279,8 +287,9 @@ impl Index {
     /// How many documents are past their deadline at `now_ms`: a search must
     /// look at that many extra candidates to still fill k.
     pub fn expired_count(&self, now_ms: u64) -> usize {
-        let upto = |d: &[u64]| d.partition_point(|&t| t <= now_ms);
-        upto(self.base.deadlines()) - upto(&self.tomb_deadlines) + upto(self.delta.deadlines())
+        let upto = |d: &[Deadline]| d.partition_point(|d| d.at_ms <= now_ms);
+        upto(self.base.deadlines()) - self.tomb_deadlines.partition_point(|&t| t <= now_ms)
+            + upto(self.delta.deadlines())
     }
 
     /// Whether a row's key has expired in Redis by `now_ms`.
@@ -294,7 +303,7 @@ impl Index {
         // skip the matching prefix pairs.
         let (base, dead) = (self.base.deadlines(), &self.tomb_deadlines);
         let mut j = 0;
-        let live_base = base.iter().find(|&&t| {
+        let live_base = base.iter().map(|d| d.at_ms).find(|&t| {
             if dead.get(j) == Some(&t) {
                 j += 1;
                 false
@@ -302,9 +311,9 @@ impl Index {
                 true
             }
         });
-        match (live_base, self.delta.deadlines().first()) {
-            (Some(&a), Some(&b)) => Some(a.min(b)),
-            (a, b) => a.or(b).copied(),
+        match (live_base, self.delta.deadlines().first().map(|d| d.at_ms)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 

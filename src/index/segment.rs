@@ -1,5 +1,6 @@
 //! [`Segment`]: one immutable run of rows in ascending id order, with its
-//! documents, deadlines and (for a base built for int8) its int8 copy.
+//! documents, their [`Deadline`]s and (for a base built for int8) its int8
+//! copy.
 //!
 //! An [`super::Index`] is a base segment shared by `Arc` between snapshots
 //! plus a small delta segment rebuilt by each per-key update (see
@@ -14,6 +15,16 @@ use tracing::warn;
 use super::{Document, IndexError};
 use semsearch_scan::{int8::QuantizedMatrix, Matrix, ScanAnswer, ScanPath, ScanRequest};
 
+/// When one row's key expires in Redis: what lets a search find the rows
+/// past their deadline without walking every document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline {
+    /// Unix time in ms (the document's `expires_at_ms`).
+    pub at_ms: u64,
+    /// Segment-local row.
+    pub row: u32,
+}
+
 /// Rows, documents and deadlines of one segment. Immutable once built.
 #[derive(Debug)]
 pub struct Segment {
@@ -21,8 +32,9 @@ pub struct Segment {
     /// The int8 copy of `matrix`, when this segment is scanned as int8.
     int8: Option<QuantizedMatrix>,
     docs: Vec<Arc<Document>>,
-    /// Every document deadline, ascending.
-    deadlines: Vec<u64>,
+    /// The deadline of every document that has one, ascending by time
+    /// then row.
+    deadlines: Vec<Deadline>,
     /// Sum of the documents' heap bytes, computed once: `/metrics` reads it
     /// on every scrape.
     metadata_bytes: usize,
@@ -41,7 +53,11 @@ impl Segment {
             return Err(IndexError::UnsortedIds { id: w[1].id.to_string() });
         }
         let matrix = if matrix.is_standard_layout() { matrix } else { matrix.as_standard_layout().into_owned() };
-        let mut deadlines: Vec<u64> = docs.iter().filter_map(|d| d.expires_at_ms).collect();
+        let mut deadlines: Vec<Deadline> = docs
+            .iter()
+            .enumerate()
+            .filter_map(|(row, d)| d.expires_at_ms.map(|at_ms| Deadline { at_ms, row: row as u32 }))
+            .collect();
         deadlines.sort_unstable();
         let metadata_bytes =
             docs.iter().map(|d| d.heap_bytes()).sum::<usize>() + docs.capacity() * std::mem::size_of::<Arc<Document>>();
@@ -135,8 +151,18 @@ impl Segment {
         self.docs.partition_point(|d| *d.id <= *id)
     }
 
-    pub fn deadlines(&self) -> &[u64] {
+    /// Every deadline, ascending by time then row.
+    pub fn deadlines(&self) -> &[Deadline] {
         &self.deadlines
+    }
+
+    /// Rows past their deadline at `now_ms` (deadline ≤ now), ascending:
+    /// O(expired × log expired), however many rows the segment holds.
+    pub fn expired_rows(&self, now_ms: u64) -> Vec<u32> {
+        let upto = self.deadlines.partition_point(|d| d.at_ms <= now_ms);
+        let mut rows: Vec<u32> = self.deadlines[..upto].iter().map(|d| d.row).collect();
+        rows.sort_unstable();
+        rows
     }
 
     pub fn matrix_bytes(&self) -> usize {

@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, HashSet};
 
 use proptest::prelude::*;
-use semsearch_scan::{ScanAnswer, ScanMode, ScanPath, ScanQuery};
+use semsearch_scan::{ScanAnswer, ScanMode, ScanPath};
 
 use super::*;
-use crate::index::unit::scale_to_unit;
+use crate::index::{unit::scale_to_unit, LiveQuery};
 
 const DIM: usize = 8;
 
@@ -74,14 +74,16 @@ fn assert_same_view(got: &Index, want: &Index, pool: usize) {
 }
 
 fn assert_same_answers(got: &Index, want: &Index, queries: &[(Vec<f32>, usize, Option<f32>)]) {
-    let batch: Vec<ScanQuery<'_>> = queries
+    let batch: Vec<LiveQuery<'_>> = queries
         .iter()
-        .map(|(v, k, min_score)| ScanQuery { vector: v, k: *k, min_score: *min_score, ..ScanQuery::default() })
+        .map(|(v, k, min_score)| LiveQuery { vector: v, k: *k, min_score: *min_score, ..LiveQuery::default() })
         .collect();
     let bits = |a: &ScanAnswer| a.hits.iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>();
-    let together = (got.search(&batch), want.search(&batch));
+    // Both at the same `now_ms` (0), so both skip the same expired rows.
+    let together = (got.search(&batch, 0), want.search(&batch, 0));
     for (i, q) in batch.iter().enumerate() {
-        let alone = (got.search(std::slice::from_ref(q)).remove(0), want.search(std::slice::from_ref(q)).remove(0));
+        let alone =
+            (got.search(std::slice::from_ref(q), 0).remove(0), want.search(std::slice::from_ref(q), 0).remove(0));
         assert_eq!(bits(&alone.0), bits(&alone.1), "query {i} alone");
         assert_eq!(bits(&together.0[i]), bits(&alone.1), "query {i} in a batch");
     }
@@ -170,9 +172,9 @@ fn a_snapshot_with_a_delta_still_answers_through_the_int8_pass() {
     assert_eq!((next.segments().1.len(), next.tombstones().len(), next.len()), (40, 80, 2960));
     let want = build(&model).with_scan(ScanMode::Int8);
     let q = next.row(123).to_vec();
-    let query = [ScanQuery { vector: &q, k: 10, ..ScanQuery::default() }];
-    let got = next.search(&query).remove(0);
-    assert_eq!(got.hits, want.search(&query).remove(0).hits);
+    let query = [LiveQuery { vector: &q, k: 10, ..LiveQuery::default() }];
+    let got = next.search(&query, 0).remove(0);
+    assert_eq!(got.hits, want.search(&query, 0).remove(0).hits);
     assert_eq!(next.scan(), ScanPath::Int8);
     assert_eq!(got.path, ScanPath::Int8);
     assert!(!next.needs_merge());
@@ -190,7 +192,7 @@ fn a_document_added_after_every_base_id_is_found_by_its_own_vector() {
         let new_id = id(110_867);
         let changed: HashSet<&str> = [new_id.as_str()].into_iter().collect();
         let (next, _) = index.apply(&build(&fresh), &changed).expect("same dim");
-        let got = next.search(&[ScanQuery { vector: &v, k: 1, ..ScanQuery::default() }]).remove(0);
+        let got = next.search(&[LiveQuery { vector: &v, k: 1, ..LiveQuery::default() }], 0).remove(0);
         assert_eq!(got.hits.len(), 1, "{mode:?}");
         assert_eq!(&*next.doc(got.hits[0].row as usize).id, id(110_867), "{mode:?}");
     }
