@@ -68,7 +68,7 @@ pub enum EmbedError {
     /// The local model's files are missing, corrupt or unreadable; the
     /// message names the file and the command that fixes it.
     #[error(transparent)]
-    LocalLoad(#[from] semsearch_minilm::LoadError),
+    LocalLoad(#[from] semsearch_minilm::ModelLoadError),
     /// The local model's queue is full (or the request can never fit it).
     #[error("{reason}")]
     Overloaded { reason: String },

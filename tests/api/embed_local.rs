@@ -13,7 +13,7 @@ use std::{
 };
 
 use semsearch_minilm::{
-    default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
+    default_model_dir, BertKernel, EmbedderOptions, InferencePool, LocalEmbedder, PoolSettings, Scratch, Threads,
 };
 use serde_json::Value;
 
@@ -203,7 +203,7 @@ fn every_kernel_and_thread_count_gives_the_same_vectors() {
     let texts = ["relational database server", "a tool to check the spelling of documents in many languages"];
     let want = reference.embed(&texts, &mut Scratch::default()).expect("reference");
 
-    for kernel in Kernel::available() {
+    for kernel in BertKernel::available() {
         for threads in [Threads::One, Threads::Two] {
             // The shared embedder verified the files' sha256 already.
             let options = EmbedderOptions { threads, kernel: Some(kernel) };

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::{
-    kernel::Kernel,
+    kernel::BertKernel,
     ops::{self, AttentionArgs, Epilogue, LinearArgs, BLOCK},
     weights::{TensorFile, WeightsError},
 };
@@ -305,7 +305,7 @@ impl BertModel {
         &self,
         ids: &[u32],
         bounds: &[usize],
-        kernel: Kernel,
+        kernel: BertKernel,
         threads: Threads,
         scratch: &mut Scratch,
         out: &mut Vec<f32>,
@@ -385,7 +385,7 @@ fn sequences(bounds: &[usize], rows: usize) -> Result<Vec<Range<usize>>, Forward
 }
 
 /// `y = epilogue(x · Wᵀ + b)`; with two threads each takes half the output panels.
-fn linear(kernel: Kernel, threads: Threads, w: &Linear, x: &[f32], rows: usize, epilogue: Epilogue, y: &mut [f32]) {
+fn linear(kernel: BertKernel, threads: Threads, w: &Linear, x: &[f32], rows: usize, epilogue: Epilogue, y: &mut [f32]) {
     let panels = w.n() / BLOCK;
     let y = &mut y[..rows * w.n()];
     if threads == Threads::One || panels < 2 {
@@ -413,7 +413,7 @@ fn linear(kernel: Kernel, threads: Threads, w: &Linear, x: &[f32], rows: usize, 
 /// `[3 · heads][rows][32]` (Q heads, then K, then V), `ctx` `[heads][rows][32]`.
 #[allow(clippy::too_many_arguments)]
 fn attend(
-    kernel: Kernel,
+    kernel: BertKernel,
     threads: Threads,
     qkv: &[f32],
     rows: usize,
@@ -678,7 +678,7 @@ mod tests {
         let want = reference(&config, &by_name, &seqs);
         let model = BertModel::load(config, &mut TensorFile::open(&path).expect("open")).expect("load");
 
-        for kernel in Kernel::available() {
+        for kernel in BertKernel::available() {
             for threads in [Threads::One, Threads::Two] {
                 // Act
                 let mut out = Vec::new();
@@ -702,7 +702,7 @@ mod tests {
         write_safetensors(&path, &random_tensors(&config, &mut rng));
         let model = BertModel::load(config, &mut TensorFile::open(&path).expect("open")).expect("load");
         let run = |ids: &[u32], bounds: &[usize]| {
-            model.forward(ids, bounds, Kernel::Portable, Threads::One, &mut Scratch::default(), &mut Vec::new())
+            model.forward(ids, bounds, BertKernel::Portable, Threads::One, &mut Scratch::default(), &mut Vec::new())
         };
 
         assert_eq!(run(&[1, 50], &[0, 2]), Err(ForwardError::TokenOutOfRange { id: 50, vocab: 50 }));

@@ -39,7 +39,7 @@ use thiserror::Error;
 
 pub use bert::{Scratch, Threads};
 pub use files::{default_model_dir, ModelFileError, MODEL_NAME};
-pub use kernel::Kernel;
+pub use kernel::BertKernel;
 pub use pool::{InferencePool, PoolError, PoolSettings, PoolStats};
 pub use tokenize::{TokenBatch, TokenizeError, MAX_TOKENS};
 
@@ -73,7 +73,7 @@ pub struct EmbedderOptions {
     /// scales under load. Choose `Two` only for an otherwise idle core.
     pub threads: Threads,
     /// `None`: the fastest kernel this CPU supports.
-    pub kernel: Option<Kernel>,
+    pub kernel: Option<BertKernel>,
 }
 
 impl Default for EmbedderOptions {
@@ -85,7 +85,7 @@ impl Default for EmbedderOptions {
 /// Why the model could not be loaded. Start-up stops with it; every variant
 /// names the file involved.
 #[derive(Debug, Error)]
-pub enum LoadError {
+pub enum ModelLoadError {
     #[error(transparent)]
     Files(#[from] ModelFileError),
     #[error("cannot read {}", .path.display())]
@@ -131,7 +131,7 @@ pub enum LocalError {
 pub struct LocalEmbedder {
     tokenizer: WordPieces,
     model: BertModel,
-    kernel: Kernel,
+    kernel: BertKernel,
     threads: Threads,
     /// The two threads of a [`Threads::Two`] pass: private, so the forward
     /// pass and the search's global rayon pool never queue behind each other.
@@ -146,7 +146,7 @@ impl LocalEmbedder {
     /// # Errors
     /// Missing or altered files (naming the fix), an unsupported config,
     /// tensors of the wrong shape, a tokenizer that does not fit the model.
-    pub fn load(dir: &Path, options: EmbedderOptions) -> Result<Self, LoadError> {
+    pub fn load(dir: &Path, options: EmbedderOptions) -> Result<Self, ModelLoadError> {
         files::verify_dir(dir, &files::MINILM_FILES)?;
         Self::load_unverified(dir, options)
     }
@@ -156,25 +156,28 @@ impl LocalEmbedder {
     ///
     /// # Errors
     /// As [`Self::load`], except the checksums.
-    pub fn load_unverified(dir: &Path, options: EmbedderOptions) -> Result<Self, LoadError> {
+    pub fn load_unverified(dir: &Path, options: EmbedderOptions) -> Result<Self, ModelLoadError> {
         let config_path = dir.join(files::CONFIG.name);
         let text = std::fs::read(&config_path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
-                LoadError::Files(ModelFileError::Missing { dir: dir.to_path_buf(), file: files::CONFIG.name })
+                ModelLoadError::Files(ModelFileError::Missing { dir: dir.to_path_buf(), file: files::CONFIG.name })
             } else {
-                LoadError::ReadConfig { path: config_path.clone(), source }
+                ModelLoadError::ReadConfig { path: config_path.clone(), source }
             }
         })?;
         let config: BertConfig = serde_json::from_slice(&text)
-            .map_err(|source| LoadError::ParseConfig { path: config_path.clone(), source })?;
+            .map_err(|source| ModelLoadError::ParseConfig { path: config_path.clone(), source })?;
         let tokenizer = WordPieces::load(&dir.join(files::TOKENIZER.name))?;
         if tokenizer.vocab_size() > config.vocab_size {
-            return Err(LoadError::VocabMismatch { tokenizer: tokenizer.vocab_size(), model: config.vocab_size });
+            return Err(ModelLoadError::VocabMismatch { tokenizer: tokenizer.vocab_size(), model: config.vocab_size });
         }
         if config.max_position_embeddings < MAX_TOKENS {
-            return Err(LoadError::TooFewPositions { positions: config.max_position_embeddings, needed: MAX_TOKENS });
+            return Err(ModelLoadError::TooFewPositions {
+                positions: config.max_position_embeddings,
+                needed: MAX_TOKENS,
+            });
         }
-        let model_error = |source| LoadError::Model { dir: dir.to_path_buf(), source: Box::new(source) };
+        let model_error = |source| ModelLoadError::Model { dir: dir.to_path_buf(), source: Box::new(source) };
         let mut tensors =
             TensorFile::open(&dir.join(files::WEIGHTS.name)).map_err(|e| model_error(BertError::Weights(e)))?;
         let model = BertModel::load(config, &mut tensors).map_err(model_error)?;
@@ -187,7 +190,7 @@ impl LocalEmbedder {
         Ok(Self {
             tokenizer,
             model,
-            kernel: options.kernel.unwrap_or_else(Kernel::detect),
+            kernel: options.kernel.unwrap_or_else(BertKernel::detect),
             threads: options.threads,
             helpers,
         })
@@ -198,7 +201,7 @@ impl LocalEmbedder {
         self.model.dim()
     }
 
-    pub fn kernel(&self) -> Kernel {
+    pub fn kernel(&self) -> BertKernel {
         self.kernel
     }
 

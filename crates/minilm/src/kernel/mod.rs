@@ -1,11 +1,12 @@
 //! The forward pass's hot loops, compiled per instruction set.
 //!
-//! The arithmetic itself is safe code in [`super::ops`]; a [`Kernel`] only
-//! chooses which compilation of it runs. SIMD variants carry a
+//! The arithmetic itself is safe code in [`super::ops`]; a [`BertKernel`]
+//! only chooses which compilation of it runs. SIMD variants carry a
 //! `semsearch_cpu` proof token that only detection of its features makes
-//! (as the scan's kernels do), so a `Kernel` value can never name an
-//! instruction set the CPU lacks, and every method here is safe. [`Kernel::Portable`] runs the same code with
-//! the baseline target features on any CPU.
+//! (as the scan's kernels do), so a `BertKernel` value can never name an
+//! instruction set the CPU lacks, and every method here is safe.
+//! [`BertKernel::Portable`] runs the same code with the baseline target
+//! features on any CPU.
 //!
 //! Results differ between kernels only by rounding (FMA or not, summation
 //! order within a register), far below the 1e-5 the fidelity tests allow.
@@ -19,7 +20,7 @@ use super::ops::{self, AttentionArgs, LinearArgs, PortableTiles};
 
 /// An instruction set the forward pass can use on this CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kernel {
+pub enum BertKernel {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma(x86_64::Avx2Fma),
@@ -38,7 +39,7 @@ trait ForwardSimd: Copy {
     fn attention(self, args: AttentionArgs<'_>);
 }
 
-impl Kernel {
+impl BertKernel {
     /// The fastest kernel this CPU supports.
     pub fn detect() -> Self {
         Self::available().pop().unwrap_or(Self::Portable)
@@ -91,7 +92,7 @@ impl Kernel {
     }
 }
 
-impl fmt::Display for Kernel {
+impl fmt::Display for BertKernel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
