@@ -196,8 +196,9 @@ impl Index {
     /// rows when `mode` resolves to int8 for this size and CPU
     /// ([`ScanMode::resolve`]), without one otherwise.
     ///
-    /// CPU work (766 ms at 1M × 384): quantizes on the rayon pool, so call
-    /// it from rayon or a blocking thread, never from a tokio worker.
+    /// CPU work, O(rows) (timed in docs/benchmarks-kernel.md): quantizes
+    /// on the rayon pool, so call it from rayon or a blocking thread, never
+    /// from a tokio worker.
     pub fn with_scan(mut self, mode: ScanMode) -> Self {
         self.scan_mode = mode;
         let wanted = mode.resolve(self.base.len(), self.base.dim());

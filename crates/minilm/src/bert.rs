@@ -1,19 +1,17 @@
 //! BERT's encoder for sentence embeddings: our own forward pass, shaped for
 //! small batches of short texts on a CPU.
 //!
-//! Why not candle's `BertModel`: measured by issue 11's author on this
-//! project's 2-core machine, it took 7.3-7.9 ms per short question, more
-//! than a plain numpy forward pass (5.0 ms). At 12 tokens the pass is six
-//! layers of four matrix products with 12 rows: 255 MFLOP and 42 MB of
-//! weights streamed once, close to what one core can do in ~1.5 ms, so
-//! every per-call cost shows. Here weights are packed once at load into
-//! the register tile's panel order ([`super::ops`]), bias, GELU and
-//! residual are fused into the product's store, activations live in a
-//! [`Scratch`] reused across calls (no allocation per op), and attention
-//! runs per head on exactly each sequence's tokens. A probe of the same
-//! products through the `gemm` crate (which packs per call) took 2.1 ms
-//! against 1.7-1.9 ms for the hand tile at 12 rows, and 1.4-1.7 ms against
-//! 0.7 ms at 1 row; `matrixmultiply` took 4.7 ms.
+//! Why not candle's `BertModel`: it was slower per short question than a
+//! plain numpy forward pass (the figures are in docs/benchmarks-kernel.md,
+//! "Encoder"). At 12 tokens the pass is six layers of four matrix products
+//! with 12 rows: 255 MFLOP and 42 MB of weights streamed once, so every
+//! per-call cost shows. Here weights are packed once at load into the
+//! register tile's panel order ([`super::ops`]), bias, GELU and residual
+//! are fused into the product's store, activations live in a [`Scratch`]
+//! reused across calls (no allocation per op), and attention runs per head
+//! on exactly each sequence's tokens. General matrix-product crates
+//! (`gemm`, which packs per call, and `matrixmultiply`) were slower than
+//! the hand tile at these shapes (same section).
 //!
 //! # Ragged batches
 //! A batch is a list of token sequences laid end to end, without padding:

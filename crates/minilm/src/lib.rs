@@ -66,11 +66,12 @@ pub struct EmbedderOptions {
     /// third (bench `embed`, `question/avx512/{one,two}`), but each pass
     /// then needs ~25 hand-offs between threads, and when the other core is
     /// busy (search on rayon, other requests, a shared host) a hand-off can
-    /// wait for a whole time slice: measured interleaved on this project's
-    /// shared 2-core machine, 2.7 ms p50 with one thread against 10.5 ms
-    /// with two (`paired … ratio` line of the bench). Batches gain nothing
-    /// from a second thread there either; the pool's coalescing is what
-    /// scales under load. Choose `Two` only for an otherwise idle core.
+    /// wait for a whole time slice, which made two threads several times
+    /// slower at the median on a shared 2-core machine (`paired … ratio`
+    /// line of the bench; figures in docs/benchmarks-kernel.md,
+    /// "Encoder"). Batches gain nothing from a second thread there either;
+    /// the pool's coalescing is what scales under load. Choose `Two` only
+    /// for an otherwise idle core.
     pub threads: Threads,
     /// `None`: the fastest kernel this CPU supports.
     pub kernel: Option<BertKernel>,
