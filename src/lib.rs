@@ -4,16 +4,21 @@
 //! `store` builds indexes (`index` knows no Redis), `api` and `refresh` use
 //! `store`, `index` and `embed`, `app` wires them, and only `config`,
 //! `cli`, `app` and `tools` name the configuration; every component owns
-//! its own settings type. The exact scan itself is a crate of its own,
-//! `semsearch_scan` (kernels, int8, the tie rule; no I/O), on CPU proof
-//! tokens from `semsearch_cpu`; `index` is the only module that runs it:
+//! its own settings type.
+//!
+//! Below the service, the workspace's layer crates (`crates/`): the exact
+//! scan, `semsearch_scan` (kernels, int8, the tie rule, one `top_k` entry;
+//! no I/O), which `index` is the only module to run; the in-process
+//! encoder, `semsearch_minilm` (no network), behind `embed`'s `local`
+//! provider; and `semsearch_cpu`, the CPU features and proof tokens both
+//! take their SIMD kernels' safety from:
 //!
 //! ```text
 //!  Redis ──► store::loader ──► index ──► semsearch_scan ──► api ──► store::context
 //!   (SCAN + MGET, decode)    (unit rows,  (exact scan     (axum)   (cache:context:*,
 //!                             id order)    on rayon)        ▲       read by the chatbot)
 //!                                                           │ query vector
-//!  "text" ──► embed (normalize ──► cache: LRU, store::query_cache ──► providers)
+//!  "text" ──► embed (normalize ──► cache: LRU, store::query_cache ──► providers: HTTP or semsearch_minilm)
 //!
 //!  Redis ──► store::watcher (CLIENT TRACKING) ──► refresh ──► index::SharedIndex (swap)
 //! ```
