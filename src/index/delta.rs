@@ -254,5 +254,6 @@ fn fresh_docs(fresh: &Index) -> Vec<(Arc<Document>, &[f32])> {
     (0..fresh.len()).map(|r| (Arc::clone(fresh.doc_arc(r)), fresh.row(r))).collect()
 }
 
+/// Also the model and strategies of `search`'s property test.
 #[cfg(test)]
-mod props;
+pub(super) mod props;

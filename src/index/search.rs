@@ -39,6 +39,14 @@ pub struct LiveQuery<'a> {
     pub rows: Option<&'a RoaringBitmap>,
 }
 
+impl<'a> LiveQuery<'a> {
+    /// This query as one segment's scan sees it: its own row there (if it
+    /// lives in that segment) and its filter's rows there.
+    fn in_segment(&self, exclude: Option<u32>, among: Option<&'a RoaringBitmap>) -> ScanQuery<'a> {
+        ScanQuery { vector: self.vector, k: self.k, min_score: self.min_score, exclude, among }
+    }
+}
+
 /// A [`LiveQuery`] that owns its parts, for a query that waits in a queue
 /// (`index::coalesce`) before it is scanned.
 #[derive(Debug, Clone, Default)]
@@ -94,18 +102,12 @@ impl Index {
         let base_queries: Vec<ScanQuery<'_>> = queries
             .iter()
             .zip(&split)
-            .map(|(q, split)| ScanQuery {
-                vector: q.vector,
-                k: q.k,
-                min_score: q.min_score,
-                exclude: match own(q) {
+            .map(|(q, split)| {
+                let exclude = match own(q) {
                     Some(SegmentRow::Base(i)) => Some(i as u32),
                     _ => None,
-                },
-                among: match split {
-                    Some((base_rows, _)) => Some(base_rows),
-                    None => q.rows,
-                },
+                };
+                q.in_segment(exclude, split.as_ref().map_or(q.rows, |(base_rows, _)| Some(base_rows)))
             })
             .collect();
         let base_skipped = self.base_skipped(now_ms);
@@ -115,15 +117,12 @@ impl Index {
             let delta_queries: Vec<ScanQuery<'_>> = queries
                 .iter()
                 .zip(&split)
-                .map(|(q, split)| ScanQuery {
-                    vector: q.vector,
-                    k: q.k,
-                    min_score: q.min_score,
-                    exclude: match own(q) {
+                .map(|(q, split)| {
+                    let exclude = match own(q) {
                         Some(SegmentRow::Delta(j)) => Some(j as u32),
                         _ => None,
-                    },
-                    among: split.as_ref().map(|(_, delta_rows)| delta_rows),
+                    };
+                    q.in_segment(exclude, split.as_ref().map(|(_, delta_rows)| delta_rows))
                 })
                 .collect();
             let expired = delta.expired_rows(now_ms);

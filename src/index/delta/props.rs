@@ -15,15 +15,15 @@ use semsearch_scan::{ScanAnswer, ScanMode, ScanPath};
 use super::*;
 use crate::index::{unit::scale_to_unit, LiveQuery};
 
-const DIM: usize = 8;
+pub(in crate::index) const DIM: usize = 8;
 
 /// A document as the model holds it: its vector and its deadline.
-type Model = BTreeMap<String, Stored>;
+pub(in crate::index) type Model = BTreeMap<String, Stored>;
 
 /// A vector and its deadline.
-type Stored = (Vec<f32>, Option<u64>);
+pub(in crate::index) type Stored = (Vec<f32>, Option<u64>);
 
-fn id(i: usize) -> String {
+pub(in crate::index) fn id(i: usize) -> String {
     format!("doc:{i:05}")
 }
 
@@ -36,14 +36,14 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
 }
 
 /// A vector: one of four shared templates (ties) or a fresh random one.
-fn vector() -> impl Strategy<Value = Vec<f32>> {
+pub(in crate::index) fn vector() -> impl Strategy<Value = Vec<f32>> {
     prop_oneof![
         (0..4usize).prop_map(|t| unit((0..DIM).map(|d| ((t * 7 + d * 3) % 5) as f32 - 2.0).collect())),
         prop::collection::vec(-1.0f32..1.0, DIM).prop_map(unit),
     ]
 }
 
-fn build(model: &Model) -> Index {
+pub(in crate::index) fn build(model: &Model) -> Index {
     let mut b = IndexBuilder::new(DIM);
     for (id, (v, exp)) in model {
         let doc = Document { id: id.as_str().into(), expires_at_ms: *exp, ..Default::default() };
@@ -53,7 +53,7 @@ fn build(model: &Model) -> Index {
 }
 
 /// One change: set document `i` to a vector (with a deadline or not), or delete it.
-fn change() -> impl Strategy<Value = (usize, Option<Stored>)> {
+pub(in crate::index) fn change() -> impl Strategy<Value = (usize, Option<Stored>)> {
     (0..1200usize, prop::option::weighted(0.7, (vector(), prop::option::of(0..100u64))))
 }
 

@@ -9,54 +9,13 @@
 //! The model is a map from id to (vector, deadline): its iteration order is
 //! the merged view's row order, so the brute force never asks the index.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use proptest::prelude::*;
 use semsearch_scan::{kernel, ScanMode};
 
 use super::*;
-use crate::index::{unit::scale_to_unit, Document, IndexBuilder};
-
-const DIM: usize = 8;
-
-/// A unit vector and its deadline in ms.
-type Stored = (Vec<f32>, Option<u64>);
-
-/// id → what is stored under it.
-type Model = BTreeMap<String, Stored>;
-
-fn id(i: usize) -> String {
-    format!("doc:{i:05}")
-}
-
-fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    if scale_to_unit(&mut v).is_err() {
-        v = vec![0.0; DIM];
-        v[0] = 1.0;
-    }
-    v
-}
-
-/// One of four shared templates (ties across segments) or a random vector.
-fn vector() -> impl Strategy<Value = Vec<f32>> {
-    prop_oneof![
-        (0..4usize).prop_map(|t| unit((0..DIM).map(|d| ((t * 7 + d * 3) % 5) as f32 - 2.0).collect())),
-        prop::collection::vec(-1.0f32..1.0, DIM).prop_map(unit),
-    ]
-}
-
-fn build(model: &Model) -> Index {
-    let mut b = IndexBuilder::new(DIM);
-    for (id, (v, deadline)) in model {
-        b.push(Arc::new(Document { id: id.as_str().into(), expires_at_ms: *deadline, ..Default::default() }), v);
-    }
-    b.finish().expect("a BTreeMap is in id order")
-}
-
-/// One change: set document `i` (with a deadline or not), or delete it.
-fn change() -> impl Strategy<Value = (usize, Option<Stored>)> {
-    (0..1200usize, prop::option::weighted(0.7, (vector(), prop::option::of(0..100u64))))
-}
+use crate::index::delta::props::{build, change, id, vector, Model, DIM};
 
 /// A query as the test states it; `filter` keeps every `m`-th view row from `offset`.
 #[derive(Debug, Clone)]
