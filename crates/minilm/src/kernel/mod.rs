@@ -30,7 +30,8 @@ pub enum BertKernel {
 
 /// What every SIMD kernel of the forward pass provides, implemented in the
 /// arch file for the `semsearch_cpu` token that proves its instructions run
-/// here.
+/// here (x86_64 only: elsewhere the portable kernel is the only one).
+#[cfg(target_arch = "x86_64")]
 trait ForwardSimd: Copy {
     /// [`ops::linear`] with this instruction set's register tile.
     fn linear(self, args: LinearArgs<'_>);
