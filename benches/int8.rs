@@ -1,4 +1,4 @@
-//! The int8 scan with exact rescoring (`search::int8`) against the cost of
+//! The int8 scan with exact rescoring (`semsearch_scan::int8`) against the cost of
 //! reading the f32 matrix once, the f32 scan, and numpy (issue 12).
 //!
 //! Every figure is a ratio from one run (this machine is shared): each
@@ -26,7 +26,7 @@
 //! - `auto/{data}/{n}`: small N (1k to 50k), k = 10, 2 threads: int8 scan
 //!   ÷ f32 scan for one query and for a coalesced batch of 8, interleaved;
 //!   where the ratio drops below 1 is the size `SEMSEARCH_SCAN=auto` starts
-//!   using int8 at (`search::scan::AUTO_INT8_MIN_ROWS`).
+//!   using int8 at (`semsearch_scan::mode::AUTO_INT8_MIN_ROWS`).
 //! - `kernels/{data}/{n}`: every int8 kernel this CPU has (scalar, AVX2,
 //!   AVX-512BW, AVX-512 VNNI, NEON sdot), k = 10: one query on 1 thread
 //!   and a batch of 64 on 2 threads, each paired with the fastest kernel
@@ -57,10 +57,9 @@ use rayon::{prelude::*, ThreadPool, ThreadPoolBuilder};
 #[path = "common/floor.rs"]
 mod floor;
 use floor::read_floor;
-use semsearch::search::{
-    self,
-    int8::{self, kernel as int8_kernel, QuantizedMatrix, ScanPath},
-    kernel, BatchQuery,
+use semsearch_scan::{
+    int8::{kernel as int8_kernel, kernel::Int8Kernel, QuantizedMatrix},
+    kernel, F32Kernel, Forced, Matrix, ScanAnswer, ScanPath, ScanQuery, ScanRequest,
 };
 
 const SEED: u64 = 0x1E8_5EED;
@@ -82,6 +81,21 @@ const RESCORE_QUERIES: usize = 200;
 const NOISE: f32 = 0.1;
 /// Norm of the noise that turns a corpus row into an extra query.
 const QUERY_NOISE: f32 = 0.6;
+
+/// `queries` over `data` through the scan's one entry: through the int8
+/// copy with the int8 kernel `int8`, or the f32 rows alone with `None`; the
+/// f32 kernel `f32k` either way.
+fn scan(data: &Data, f32k: F32Kernel, int8: Option<Int8Kernel>, queries: &[ScanQuery<'_>]) -> Vec<ScanAnswer> {
+    let matrix = Matrix::new(&data.matrix, DIM);
+    let matrix = if int8.is_some() { matrix.with_int8(&data.quantized) } else { matrix };
+    let forced = Forced { kernel: Some(f32k), int8_kernel: int8, ..Forced::default() };
+    semsearch_scan::top_k(matrix, &ScanRequest { queries, forced, ..ScanRequest::default() })
+}
+
+/// One query of `k`.
+fn one(vector: &[f32], k: usize) -> [ScanQuery<'_>; 1] {
+    [ScanQuery { vector, k, ..ScanQuery::default() }]
+}
 
 fn pool(threads: usize) -> ThreadPool {
     ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool of 1 or 2 threads builds")
@@ -235,12 +249,10 @@ fn single(c: &mut Criterion, data: &Data, pools: &[(usize, ThreadPool)]) {
             pool.install(|| b.iter(|| read_floor(black_box(&data.matrix))))
         });
         group.bench_function(BenchmarkId::new(format!("f32_{}", f32k.name()), &t), |b| {
-            pool.install(|| b.iter(|| search::top_k_with(f32k, black_box(&data.matrix), query, K, None)))
+            pool.install(|| b.iter(|| scan(black_box(data), f32k, None, &one(query, K))))
         });
         group.bench_function(BenchmarkId::new(format!("int8_{}", i8k.name()), &t), |b| {
-            pool.install(|| {
-                b.iter(|| int8::top_k_with(f32k, i8k, black_box(&data.quantized), &data.matrix, query, K, None))
-            })
+            pool.install(|| b.iter(|| scan(black_box(data), f32k, Some(i8k), &one(query, K))))
         });
     }
     group.finish();
@@ -256,8 +268,7 @@ fn single(c: &mut Criterion, data: &Data, pools: &[(usize, ThreadPool)]) {
                 },
                 || {
                     qa += 1;
-                    let _ =
-                        black_box(int8::top_k_with(f32k, i8k, &data.quantized, &data.matrix, data.query(qa), K, None));
+                    let _ = black_box(scan(data, f32k, Some(i8k), &one(data.query(qa), K)));
                 },
             )
         });
@@ -266,12 +277,11 @@ fn single(c: &mut Criterion, data: &Data, pools: &[(usize, ThreadPool)]) {
                 reps,
                 || {
                     qf += 1;
-                    let _ = black_box(search::top_k_with(f32k, &data.matrix, data.query(qf), K, None));
+                    let _ = black_box(scan(data, f32k, None, &one(data.query(qf), K)));
                 },
                 || {
                     qb += 1;
-                    let _ =
-                        black_box(int8::top_k_with(f32k, i8k, &data.quantized, &data.matrix, data.query(qb), K, None));
+                    let _ = black_box(scan(data, f32k, Some(i8k), &one(data.query(qb), K)));
                 },
             )
         });
@@ -351,16 +361,15 @@ impl Drop for Numpy {
 
 fn batch(c: &mut Criterion, data: &Data, pool: &ThreadPool) {
     let (f32k, i8k) = (kernel::active(), int8_kernel::active());
-    let batch: Vec<BatchQuery<'_>> =
-        (0..BATCH).map(|i| BatchQuery { vector: data.query(i), k: K, min_score: None }).collect();
+    let batch: Vec<ScanQuery<'_>> = (0..BATCH).map(|i| one(data.query(i), K)[0]).collect();
     let mut group = c.benchmark_group(format!("batch/{}/{}", data.name, data.n));
     tune(&mut group, data.n);
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function(BenchmarkId::new(format!("f32_{}", f32k.name()), "2t"), |b| {
-        pool.install(|| b.iter(|| search::top_k_batch_with(f32k, black_box(&data.matrix), &batch)))
+        pool.install(|| b.iter(|| scan(black_box(data), f32k, None, &batch)))
     });
     group.bench_function(BenchmarkId::new(format!("int8_{}", i8k.name()), "2t"), |b| {
-        pool.install(|| b.iter(|| int8::top_k_batch_with(f32k, i8k, black_box(&data.quantized), &data.matrix, &batch)))
+        pool.install(|| b.iter(|| scan(black_box(data), f32k, Some(i8k), &batch)))
     });
     group.finish();
     let reps = if data.n >= 1_000_000 { 5 } else { 11 };
@@ -368,10 +377,10 @@ fn batch(c: &mut Criterion, data: &Data, pool: &ThreadPool) {
         paired_medians(
             reps,
             || {
-                let _ = black_box(search::top_k_batch_with(f32k, &data.matrix, &batch));
+                let _ = black_box(scan(data, f32k, None, &batch));
             },
             || {
-                let _ = black_box(int8::top_k_batch_with(f32k, i8k, &data.quantized, &data.matrix, &batch));
+                let _ = black_box(scan(data, f32k, Some(i8k), &batch));
             },
         )
     });
@@ -392,7 +401,7 @@ fn batch(c: &mut Criterion, data: &Data, pool: &ThreadPool) {
     for _ in 0..reps {
         int8_times.push(pool.install(|| {
             time(&mut || {
-                let _ = black_box(int8::top_k_batch_with(f32k, i8k, &data.quantized, &data.matrix, &batch));
+                let _ = black_box(scan(data, f32k, Some(i8k), &batch));
             })
         }));
         match numpy.run() {
@@ -423,11 +432,11 @@ fn rescored(data: &Data, pool: &ThreadPool) {
         let mut fallbacks = 0;
         pool.install(|| {
             for i in 0..RESCORE_QUERIES {
-                let a = int8::top_k_with(f32k, i8k, &data.quantized, &data.matrix, data.query(i), k, None);
-                if a.rescore.path != ScanPath::Int8 {
+                let a = scan(data, f32k, Some(i8k), &one(data.query(i), k)).remove(0);
+                if a.path != ScanPath::Int8 {
                     fallbacks += 1;
                 }
-                rows.push(a.rescore.rows);
+                rows.push(a.rescored_rows);
             }
         });
         rows.sort_unstable();
@@ -465,8 +474,8 @@ fn memory(data: &Data) {
 /// medians, for every f32 kernel with its matching int8 kernel (what
 /// `SEMSEARCH_KERNEL` would pair them as).
 fn auto(data: &Data, pool: &ThreadPool) {
-    for f32k in kernel::Kernel::available() {
-        let i8k = int8_kernel::Int8Kernel::matching(f32k);
+    for f32k in F32Kernel::available() {
+        let i8k = Int8Kernel::matching(f32k);
         let reps = 101;
         let (mut qa, mut qb) = (0, 0);
         let (t32, t8) = pool.install(|| {
@@ -474,25 +483,23 @@ fn auto(data: &Data, pool: &ThreadPool) {
                 reps,
                 || {
                     qa = (qa + 1) % RESCORE_QUERIES;
-                    let _ = black_box(search::top_k_with(f32k, &data.matrix, data.query(qa), K, None));
+                    let _ = black_box(scan(data, f32k, None, &one(data.query(qa), K)));
                 },
                 || {
                     qb = (qb + 1) % RESCORE_QUERIES;
-                    let _ =
-                        black_box(int8::top_k_with(f32k, i8k, &data.quantized, &data.matrix, data.query(qb), K, None));
+                    let _ = black_box(scan(data, f32k, Some(i8k), &one(data.query(qb), K)));
                 },
             )
         });
-        let batch: Vec<BatchQuery<'_>> =
-            (0..AUTO_BATCH).map(|i| BatchQuery { vector: data.query(i), k: K, min_score: None }).collect();
+        let batch: Vec<ScanQuery<'_>> = (0..AUTO_BATCH).map(|i| one(data.query(i), K)[0]).collect();
         let (b32, b8) = pool.install(|| {
             paired_medians(
                 reps,
                 || {
-                    let _ = black_box(search::top_k_batch_with(f32k, &data.matrix, &batch));
+                    let _ = black_box(scan(data, f32k, None, &batch));
                 },
                 || {
-                    let _ = black_box(int8::top_k_batch_with(f32k, i8k, &data.quantized, &data.matrix, &batch));
+                    let _ = black_box(scan(data, f32k, Some(i8k), &batch));
                 },
             )
         });
@@ -515,15 +522,14 @@ fn auto(data: &Data, pool: &ThreadPool) {
 /// Every int8 kernel against the fastest, same data, same f32 kernel for
 /// the rescoring.
 fn kernels(data: &Data, pools: &[(usize, ThreadPool)]) {
-    let available = int8_kernel::Int8Kernel::available();
+    let available = Int8Kernel::available();
     let best = *available.last().expect("scalar at least");
     let f32k = kernel::active();
-    let batch: Vec<BatchQuery<'_>> =
-        (0..BATCH).map(|i| BatchQuery { vector: data.query(i), k: K, min_score: None }).collect();
+    let batch: Vec<ScanQuery<'_>> = (0..BATCH).map(|i| one(data.query(i), K)[0]).collect();
     for &i8k in &available {
         let single = |k, q: &mut usize| {
             *q = (*q + 1) % RESCORE_QUERIES;
-            let _ = black_box(int8::top_k_with(f32k, k, &data.quantized, &data.matrix, data.query(*q), K, None));
+            let _ = black_box(scan(data, f32k, Some(k), &one(data.query(*q), K)));
         };
         let (mut qa, mut qb) = (0, 0);
         let (t, tb) = pools[0].1.install(|| paired_medians(21, || single(i8k, &mut qa), || single(best, &mut qb)));
@@ -531,10 +537,10 @@ fn kernels(data: &Data, pools: &[(usize, ThreadPool)]) {
             paired_medians(
                 7,
                 || {
-                    let _ = black_box(int8::top_k_batch_with(f32k, i8k, &data.quantized, &data.matrix, &batch));
+                    let _ = black_box(scan(data, f32k, Some(i8k), &batch));
                 },
                 || {
-                    let _ = black_box(int8::top_k_batch_with(f32k, best, &data.quantized, &data.matrix, &batch));
+                    let _ = black_box(scan(data, f32k, Some(best), &batch));
                 },
             )
         });

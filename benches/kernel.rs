@@ -13,7 +13,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-use semsearch::search::Kernel;
+use semsearch_scan::F32Kernel;
 use std::hint::black_box;
 
 const SEED: u64 = 0x5EED_CAFE;
@@ -34,7 +34,7 @@ fn dot(c: &mut Criterion) {
     for dim in DIMS {
         let (a, b) = (random(dim, &mut rng), random(dim, &mut rng));
         group.throughput(Throughput::Elements(2 * dim as u64));
-        for kernel in Kernel::available() {
+        for kernel in F32Kernel::available() {
             group.bench_with_input(BenchmarkId::new(kernel.name(), dim), &dim, |bench, _| {
                 bench.iter(|| kernel.dot(black_box(&a), black_box(&b)))
             });
@@ -51,7 +51,7 @@ fn score_rows(c: &mut Criterion) {
         let query = random(dim, &mut rng);
         let mut out = vec![0.0f32; BLOCK_ROWS];
         group.throughput(Throughput::Elements(2 * (BLOCK_ROWS * dim) as u64));
-        for kernel in Kernel::available() {
+        for kernel in F32Kernel::available() {
             group.bench_with_input(BenchmarkId::new(kernel.name(), dim), &dim, |bench, _| {
                 bench.iter(|| kernel.score_rows(black_box(&rows), black_box(&query), &mut out))
             });
@@ -70,7 +70,7 @@ fn score_block(c: &mut Criterion) {
         let queries = random(TILE_QUERIES * dim, &mut rng);
         let mut out = vec![0.0f32; TILE_ROWS * TILE_QUERIES];
         group.throughput(Throughput::Elements(2 * (TILE_ROWS * TILE_QUERIES * dim) as u64));
-        for kernel in Kernel::available() {
+        for kernel in F32Kernel::available() {
             group.bench_with_input(BenchmarkId::new(kernel.name(), dim), &dim, |bench, _| {
                 bench.iter(|| kernel.score_block(black_box(&rows), black_box(&queries), dim, &mut out))
             });

@@ -5,16 +5,20 @@
 //! - `single/{n}x{dim}`: k=10, one query, every kernel (scalar first) on a
 //!   1-thread and a 2-thread rayon pool, next to `read_floor`, which only
 //!   sums the same matrix with the same threads and block size.
-//! - `batch/{n}x{dim}`: 64 queries in one pass (`top_k_batch`) against one
-//!   query, both with the process kernel, on 1 and on 2 threads;
+//! - `batch/{n}x{dim}`: 64 queries in one request (one pass over the
+//!   matrix) against one query, both with the process kernel, on 1 and on
+//!   2 threads;
 //!   throughput is in queries per second.
 //! - `threshold`: the calling thread alone against the matrix forced into
-//!   two halves on a 2-thread pool, on small matrices, to place
-//!   `PARALLEL_MIN_FLOATS`.
+//!   two halves (`Forced::split`) on a 2-thread pool, on small matrices, to
+//!   place `PARALLEL_MIN_FLOATS`.
+//!
+//! Every scan goes through the crate's one entry, `semsearch_scan::top_k`,
+//! with what the group compares forced in the request.
 //!
 //! Timing loops run inside `pool.install`, so they measure the scan, not
 //! the ~15 µs hand-off from the bench thread into the pool (the API pays
-//! that hand-off once per request, see `api::search::scan`).
+//! that hand-off once per request, through `index::coalesce`).
 //!
 //! The int8 scan (`SEMSEARCH_SCAN=int8`) has its own bench: `benches/int8.rs`.
 //!
@@ -41,7 +45,7 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 #[path = "common/floor.rs"]
 mod floor;
 use floor::read_floor;
-use semsearch::search::{self, kernel, BatchQuery, Kernel};
+use semsearch_scan::{kernel, F32Kernel, Forced, Matrix, ScanAnswer, ScanQuery, ScanRequest, Split};
 
 const SEED: u64 = 0x5EED_5EA4;
 const K: usize = 10;
@@ -53,6 +57,16 @@ const MAX_MATRIX_BYTES: usize = 6_000_000_000;
 /// Rows of the `threshold` group at D = 384 (24k .. 3.1M floats).
 const THRESHOLD_ROWS: [usize; 8] = [64, 128, 256, 512, 1024, 2048, 4096, 8192];
 const THRESHOLD_DIM: usize = 384;
+
+/// One request through the scan's entry, with what the bench forces.
+fn scan(matrix: &[f32], dim: usize, queries: &[ScanQuery<'_>], forced: Forced) -> Vec<ScanAnswer> {
+    semsearch_scan::top_k(Matrix::new(matrix, dim), &ScanRequest { queries, forced, ..ScanRequest::default() })
+}
+
+/// The process kernel or `kernel`, and nothing else, forced.
+fn with_kernel(kernel: F32Kernel) -> Forced {
+    Forced { kernel: Some(kernel), ..Forced::default() }
+}
 
 fn pool(threads: usize) -> ThreadPool {
     ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool of 1 or 2 threads builds")
@@ -121,6 +135,7 @@ fn single(c: &mut Criterion) {
         }
         let matrix = unit_rows(n, dim, &mut rng);
         let query = unit_rows(1, dim, &mut rng);
+        let one = [ScanQuery { vector: &query, k: K, ..ScanQuery::default() }];
         let bytes = matrix.len() * 4;
         let mut group = c.benchmark_group(format!("single/{tag}"));
         tune(&mut group, bytes);
@@ -129,9 +144,9 @@ fn single(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("read_floor", format!("{threads}t")), |b| {
                 pool.install(|| b.iter(|| read_floor(black_box(&matrix))))
             });
-            for kernel in Kernel::available() {
+            for kernel in F32Kernel::available() {
                 group.bench_function(BenchmarkId::new(kernel.name(), format!("{threads}t")), |b| {
-                    pool.install(|| b.iter(|| search::top_k_with(kernel, black_box(&matrix), &query, K, None)))
+                    pool.install(|| b.iter(|| scan(black_box(&matrix), dim, &one, with_kernel(kernel))))
                 });
             }
         }
@@ -146,7 +161,7 @@ fn single(c: &mut Criterion) {
                         let _ = black_box(read_floor(&matrix));
                     },
                     || {
-                        let _ = black_box(search::top_k_with(best, &matrix, &query, K, None));
+                        let _ = black_box(scan(&matrix, dim, &one, with_kernel(best)));
                     },
                 )
             });
@@ -173,19 +188,19 @@ fn batch(c: &mut Criterion) {
         }
         let matrix = unit_rows(n, dim, &mut rng);
         let queries = unit_rows(BATCH, dim, &mut rng);
-        let batch: Vec<BatchQuery<'_>> =
-            queries.chunks_exact(dim).map(|q| BatchQuery { vector: q, k: K, min_score: None }).collect();
+        let batch: Vec<ScanQuery<'_>> =
+            queries.chunks_exact(dim).map(|q| ScanQuery { vector: q, k: K, ..ScanQuery::default() }).collect();
         let best = kernel::active();
         let mut group = c.benchmark_group(format!("batch/{tag}"));
         tune(&mut group, matrix.len() * 4 * 4);
         for (threads, pool) in &pools {
             group.throughput(Throughput::Elements(1));
             group.bench_function(BenchmarkId::new("single", format!("{threads}t")), |b| {
-                pool.install(|| b.iter(|| search::top_k_with(best, black_box(&matrix), batch[0].vector, K, None)))
+                pool.install(|| b.iter(|| scan(black_box(&matrix), dim, &batch[..1], with_kernel(best))))
             });
             group.throughput(Throughput::Elements(BATCH as u64));
             group.bench_function(BenchmarkId::new(format!("batch{BATCH}"), format!("{threads}t")), |b| {
-                pool.install(|| b.iter(|| search::top_k_batch_with(best, black_box(&matrix), &batch)))
+                pool.install(|| b.iter(|| scan(black_box(&matrix), dim, &batch, with_kernel(best))))
             });
         }
         group.finish();
@@ -195,10 +210,10 @@ fn batch(c: &mut Criterion) {
                 paired_medians(
                     reps,
                     || {
-                        let _ = black_box(search::top_k_with(best, &matrix, batch[0].vector, K, None));
+                        let _ = black_box(scan(&matrix, dim, &batch[..1], with_kernel(best)));
                     },
                     || {
-                        let _ = black_box(search::top_k_batch_with(best, &matrix, &batch));
+                        let _ = black_box(scan(&matrix, dim, &batch, with_kernel(best)));
                     },
                 )
             });
@@ -226,10 +241,14 @@ fn threshold(c: &mut Criterion) {
     for rows in THRESHOLD_ROWS {
         let matrix = unit_rows(rows, THRESHOLD_DIM, &mut rng);
         let query = unit_rows(1, THRESHOLD_DIM, &mut rng);
+        let one = [ScanQuery { vector: &query, k: K, ..ScanQuery::default() }];
         let floats = matrix.len();
         for (label, parallel) in [("sequential", false), ("parallel", true)] {
+            // Two halves: the best a 2-thread split can do on a small matrix.
+            let split = Split { block_rows: rows.div_ceil(2), parallel };
+            let forced = Forced { split: Some(split), ..with_kernel(best) };
             group.bench_function(BenchmarkId::new(label, floats), |b| {
-                pool2.install(|| b.iter(|| search::top_k_forced(best, black_box(&matrix), &query, K, parallel)))
+                pool2.install(|| b.iter(|| scan(black_box(&matrix), THRESHOLD_DIM, &one, forced)))
             });
         }
     }

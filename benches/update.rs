@@ -31,10 +31,10 @@ use redis::aio::MultiplexedConnection;
 use semsearch::{
     app::App,
     config::Settings,
-    index::{delta::DELTA_MAX_ROWS, unit::scale_to_unit, Document, Index, IndexBuilder},
-    search::{BatchQuery, ScanMode},
+    index::{delta::DELTA_MAX_ROWS, unit::scale_to_unit, Document, Index, IndexBuilder, LiveQuery},
     tools::redis_child::ChildRedis,
 };
+use semsearch_scan::{ScanMode, ScanQuery, ScanRequest};
 use serde_json::{json, Value};
 
 /// all-MiniLM-L6-v2's dimension.
@@ -134,16 +134,17 @@ fn full_delta_search(index: &Index, rng: &mut StdRng) {
     let queries: Vec<Vec<f32>> = (0..PAIRS).map(|_| unit_vector(rng)).collect();
     let run = |ix: &Index, q: &[f32]| {
         let t = Instant::now();
-        let a = ix.search(&[BatchQuery { vector: q, k: 10, min_score: None }]).remove(0);
+        let a = ix.search(&[LiveQuery { vector: q, k: 10, ..LiveQuery::default() }], 0).remove(0);
         (t.elapsed(), a)
     };
-    // What the base scan cost before tombstones were excluded inside the
-    // int8 pass: asked for k + tombstones hits, dead ones dropped after.
+    // What the base scan cost before tombstones were skipped inside the
+    // scan: asked for k + tombstones hits, dead ones dropped after.
     let widened = |q: &[f32]| {
         let t = Instant::now();
         let base = segmented.segments().0;
-        let a = base.search(&[BatchQuery { vector: q, k: 10 + rewrites, min_score: None }]).remove(0);
-        (t.elapsed(), a.rescore.map_or(0, |r| r.rows))
+        let wide = [ScanQuery { vector: q, k: 10 + rewrites, ..ScanQuery::default() }];
+        let a = base.search(&ScanRequest { queries: &wide, ..ScanRequest::default() }).remove(0);
+        (t.elapsed(), a.rescored_rows)
     };
     let (mut ratios, mut seg_t, mut mer_t, mut seg_rows, mut mer_rows) = (vec![], vec![], vec![], vec![], vec![]);
     let (mut old_ratios, mut old_rows) = (vec![], vec![]);
@@ -157,8 +158,8 @@ fn full_delta_search(index: &Index, rng: &mut StdRng) {
         ratios.push(ts.as_secs_f64() / tm.as_secs_f64());
         seg_t.push(ts);
         mer_t.push(tm);
-        seg_rows.push(a.rescore.map_or(0, |r| r.rows));
-        mer_rows.push(b.rescore.map_or(0, |r| r.rows));
+        seg_rows.push(a.rescored_rows);
+        mer_rows.push(b.rescored_rows);
     }
     ratios.sort_by(f64::total_cmp);
     old_ratios.sort_by(f64::total_cmp);

@@ -12,10 +12,9 @@ use crate::{
     api::{self, auth::AccessKeys, limits::SearchSlots, AppState, Limits},
     config::Settings,
     embed::{QueryEmbedder, PROBE_TEXT},
-    index::SharedIndex,
+    index::{coalesce::Coalescer, SharedIndex},
     refresh::{RefreshHandle, RefreshSource, RefreshStatus, Refresher},
     router::{self, shards::Shards, RouterSettings, RouterState},
-    search::{coalesce::Coalescer, int8, kernel},
     store::{
         context::{self, ContextWriter},
         link::RedisClient,
@@ -24,6 +23,7 @@ use crate::{
     },
     telemetry::error_chain,
 };
+use semsearch_scan::{int8, kernel};
 
 /// A bound, not yet running, semsearch.
 pub struct App {
@@ -92,6 +92,7 @@ impl App {
                 load: settings.load.clone(),
                 dim: settings.dim,
                 scan: settings.scan,
+                lexical: Arc::clone(&settings.lexical),
                 retry_max: settings.retry_max,
             },
             timing: settings.refresh.clone(),
@@ -273,6 +274,7 @@ impl RouterApp {
             max_k: settings.max_k,
             max_batch: settings.max_batch,
             budget: settings.budget,
+            lexical: Arc::clone(&settings.lexical),
             overhead: Arc::default(),
         };
         Ok(Self { listener, settings, client, state, context_writer })

@@ -12,9 +12,10 @@
 //! output nor logs; the address we log comes from [`RedisTarget::display`],
 //! which never carries credentials.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use clap::{Args, Parser};
+use semsearch_lexical::Language;
 use thiserror::Error;
 
 use crate::{
@@ -23,15 +24,11 @@ use crate::{
         cors::{self, CorsError},
         server::ServerSettings,
     },
+    embed::{providers::RetryPolicy, EmbedderSettings, LocalSettings, Normalization, ProviderKind},
+    index::lexical::LexicalSettings,
     query::answer::Budget,
-    embed::{
-        local::{default_model_dir, EmbedderOptions, PoolSettings, MODEL_NAME},
-        providers::RetryPolicy,
-        EmbedderSettings, LocalSettings, Normalization, ProviderKind,
-    },
     refresh::RefreshSettings,
     router::{parse_shard_list, RouterSettings, ShardListError},
-    search::{kernel::KernelChoice, ScanMode},
     secret::Secret,
     shard::Shard,
     store::{
@@ -44,6 +41,8 @@ use crate::{
     },
     telemetry::LogFormat,
 };
+use semsearch_minilm::{default_model_dir, EmbedderOptions, PoolSettings, MODEL_NAME};
+use semsearch_scan::{kernel::KernelChoice, ScanMode};
 
 /// How to reach Redis: a URL, or the chatbot deployment's separate variables.
 #[derive(Debug, Clone, Args)]
@@ -202,6 +201,12 @@ pub struct ServeArgs {
     /// CPU lacks stops start-up with an error.
     #[arg(long, env = "SEMSEARCH_KERNEL", default_value_t = KernelChoice::Auto, help_heading = "Index and loading")]
     pub kernel: KernelChoice,
+    /// How titles and texts are analysed for lexical and hybrid search:
+    /// portuguese (the chatbot's users), english, or none (accent folding
+    /// and words only: no stop words, no stemming). Router and shards must
+    /// use the same.
+    #[arg(long, env = "SEMSEARCH_LEXICAL_LANGUAGE", default_value_t = Language::Portuguese, help_heading = "Index and loading")]
+    pub lexical_language: Language,
     /// Which copy of the rows a search scans: auto, f32 or int8. int8 keeps
     /// an int8 copy beside the f32 rows (+26% at D = 384) and rescores in
     /// f32, so answers are identical; auto uses it from 2,000 documents on
@@ -442,6 +447,8 @@ pub struct Settings {
     pub max_batch: usize,
     pub kernel: KernelChoice,
     pub scan: ScanMode,
+    /// The lexical side's analyzer and ranking constants (`SEMSEARCH_LEXICAL_LANGUAGE`).
+    pub lexical: Arc<LexicalSettings>,
     pub dim: Option<usize>,
     pub max_body_bytes: usize,
     pub load: LoadSettings,
@@ -501,6 +508,7 @@ impl Settings {
             max_batch: args.max_batch,
             kernel: args.kernel,
             scan: args.scan,
+            lexical: Arc::new(LexicalSettings::new(args.lexical_language)),
             dim: args.dim,
             max_body_bytes,
             load: LoadSettings {

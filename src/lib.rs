@@ -2,16 +2,23 @@
 //!
 //! The modules are listed in data-path order. Dependencies point one way:
 //! `store` builds indexes (`index` knows no Redis), `api` and `refresh` use
-//! `store`, `index`, `search` and `embed`, `app` wires them, and only
-//! `config`, `cli`, `app` and `tools` name the configuration; every
-//! component owns its own settings type:
+//! `store`, `index` and `embed`, `app` wires them, and only `config`,
+//! `cli`, `app` and `tools` name the configuration; every component owns
+//! its own settings type.
+//!
+//! Below the service, the workspace's layer crates (`crates/`): the exact
+//! scan, `semsearch_scan` (kernels, int8, the tie rule, one `top_k` entry;
+//! no I/O), which `index` is the only module to run; the in-process
+//! encoder, `semsearch_minilm` (no network), behind `embed`'s `local`
+//! provider; and `semsearch_cpu`, the CPU features and proof tokens both
+//! take their SIMD kernels' safety from:
 //!
 //! ```text
-//!  Redis ──► store::loader ──► index ──► search (kernel, topk) ──► api ──► store::context
-//!   (SCAN + MGET, decode)    (unit rows,   (exact scan on rayon)   (axum)   (cache:context:*,
-//!                             id order)                              ▲        read by the chatbot)
-//!                                                                    │ query vector
-//!  "text" ──► embed (normalize ──► cache: LRU, store::query_cache ──► providers)
+//!  Redis ──► store::loader ──► index ──► semsearch_scan ──► api ──► store::context
+//!   (SCAN + MGET, decode)    (unit rows,  (exact scan     (axum)   (cache:context:*,
+//!                             id order)    on rayon)        ▲       read by the chatbot)
+//!                                                           │ query vector
+//!  "text" ──► embed (normalize ──► cache: LRU, store::query_cache ──► providers: HTTP or semsearch_minilm)
 //!
 //!  Redis ──► store::watcher (CLIENT TRACKING) ──► refresh ──► index::SharedIndex (swap)
 //! ```
@@ -28,10 +35,9 @@ pub mod problem;
 /// Everything that speaks Redis: connections, key names, decoding, the bulk
 /// loader, the change feed, the context and query-embedding caches.
 pub mod store;
-/// Immutable snapshots of unit rows with their documents, and the swap point.
+/// Immutable snapshots of unit rows with their documents, the swap point,
+/// and the coalescer that shares one scan (`semsearch_scan`) between queries.
 pub mod index;
-/// Exact top-k: SIMD kernels chosen once, the tie rule, batch scans, coalescing.
-pub mod search;
 /// Question text → query vector: normalisation, caches, providers.
 pub mod embed;
 /// The query path shared by the node and the router: request → plan → resolved search → answer.

@@ -15,7 +15,7 @@ use axum::extract::State;
 use super::{
     extract::Json,
     responses::SearchErrors,
-    search::{counted, render_hits},
+    search::{counted, render_ranked},
     AppState,
 };
 use crate::{
@@ -74,16 +74,17 @@ pub async fn search_batch(
         return Err(ApiError::BatchItems(failed));
     }
     state.budget.check_results(planned.iter().map(|(plan, _)| plan))?;
-    let searches = Arc::new(planned.iter().map(|(_, r)| r.search.clone()).collect::<Vec<_>>());
+    let searches = Arc::new(planned.iter().map(|(_, r)| (r.search.clone(), r.ranking.clone())).collect::<Vec<_>>());
     let scan_started = Instant::now();
     let answers = execute::batch(Arc::clone(&index), searches).await?;
-    super::metrics::record_search(scan_started.elapsed().as_secs_f64());
+    let per_query = scan_started.elapsed().as_secs_f64() / got as f64;
     let mut spent = Spent::default();
     let (mut results, mut fewer_results_reasons, mut contexts) =
         (Vec::with_capacity(got), Vec::with_capacity(got), Vec::with_capacity(got));
-    for ((plan, resolved), answer) in planned.iter().zip(answers) {
-        let hits = counted(&state, answer);
-        let rendered = render_hits(&state, &index, plan, resolved, &hits, &mut spent)?;
+    for ((plan, resolved), ranked) in planned.iter().zip(answers) {
+        super::metrics::record_search(plan.mode, per_query);
+        counted(&state, &ranked);
+        let rendered = render_ranked(&state, &index, plan, resolved, &ranked, &mut spent)?;
         results.push(rendered.results);
         fewer_results_reasons.push(rendered.fewer_results_reason);
         contexts.push(rendered.context);

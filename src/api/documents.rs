@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{responses::Unauthorized, AppState};
-use crate::query::resolve::live_row;
 use crate::problem::{ApiError, Problem, PROBLEM_JSON};
+use crate::query::resolve::live_row;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

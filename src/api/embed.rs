@@ -6,13 +6,9 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{
-    extract::Json,
-    responses::Unauthorized,
-    AppState,
-};
-use crate::{embed::EmbedError, query::resolve::to_api_error};
+use super::{extract::Json, responses::Unauthorized, AppState};
 use crate::problem::{ApiError, Problem, PROBLEM_JSON};
+use crate::{embed::EmbedError, query::resolve::to_api_error};
 
 /// Longest text accepted by `/v1/embed`, in bytes (an article; the model
 /// reads its first 256 word pieces).

@@ -18,6 +18,7 @@
 //! apps in one process, as in tests, share it; the scrape-time series then
 //! describe whichever app was scraped last.
 
+use crate::query::dto::SearchMode;
 use std::{
     sync::{atomic::Ordering, OnceLock},
     time::Instant,
@@ -205,8 +206,8 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 /// Records one scan's duration (search handler).
-pub fn record_search(seconds: f64) {
-    histogram!("semsearch_search_duration_seconds").record(seconds);
+pub fn record_search(mode: SearchMode, seconds: f64) {
+    histogram!("semsearch_search_duration_seconds", "mode" => mode.as_str()).record(seconds);
 }
 
 /// Records the rows one query rescored in f32 after the int8 pass (search
@@ -240,8 +241,8 @@ fn set_build_info(scan: &'static str) {
             "semsearch_build_info",
             "version" => crate::build_info::VERSION,
             "git_sha" => crate::build_info::GIT_SHA,
-            "kernel" => crate::search::kernel::name(),
-            "int8_kernel" => crate::search::int8::kernel::active().name(),
+            "kernel" => semsearch_scan::kernel::name(),
+            "int8_kernel" => semsearch_scan::int8::kernel::active().name(),
             "scan" => scan
         )
     };

@@ -52,15 +52,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::problem::ApiError;
 use crate::{
     embed::QueryEmbedder,
-    index::{Index, SharedIndex},
+    index::{coalesce::Coalescer, Index, SharedIndex},
     query::{answer::Budget, resolve::Resolver, Rules},
     refresh::RefreshHandle,
-    search::{coalesce::Coalescer, scan::ScanCounters},
     store::{context::ContextQueue, keys::KeySpace},
 };
 use auth::AccessKeys;
 use extract::BodyLimit;
 use limits::SearchSlots;
+use semsearch_scan::ScanCounters;
 
 /// What every handler may read. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -81,8 +81,8 @@ pub struct AppState {
     pub max_batch: usize,
     /// What one request may cost (results, text bytes); see [`Budget`].
     pub budget: Budget,
-    /// Scans concurrent `/v1/search` queries together (see `search::coalesce`).
-    pub coalescer: Arc<Coalescer<Index>>,
+    /// Scans concurrent `/v1/search` queries together (see `index::coalesce`).
+    pub coalescer: Arc<Coalescer>,
     /// How queries were answered (int8 or f32, rescored rows, fallbacks),
     /// across snapshots; read by `/v1/stats` and `/metrics`.
     pub scans: Arc<ScanCounters>,
@@ -159,6 +159,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     // Between semsearch processes (the router's shard calls), so not in the spec.
     let shard_route = axum::Router::new()
         .route("/v1/shard/search", axum::routing::post(shard::shard_search))
+        .route("/v1/shard/stats", axum::routing::post(shard::shard_stats))
         .route_layer(middleware::from_fn(auth::require_search_key));
     let routes = routes.merge(playground::routes()).merge(shard_route);
     let router = routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state).layer(

@@ -8,17 +8,18 @@ use std::{sync::Arc, time::Instant};
 use axum::extract::State;
 
 use super::{extract::Json, responses::SearchErrors, AppState};
+use semsearch_scan::ScanPath;
+
 use crate::{
     index::Index,
     problem::ApiError,
     query::{
-        answer::{render, ContextTarget, HitView, Rendered, Spent},
-        dto::{SearchRequest, SearchResponse},
-        execute,
-        resolve::Resolved,
+        answer::{render, ContextTarget, HitView, Reach, Rendered, Spent},
+        dto::{SearchMode, SearchRequest, SearchResponse},
+        execute::{self, Ranked, RankedHit},
+        resolve::{Resolved, Words},
         Plan,
     },
-    search::{int8::ScanPath, Answer, Hit},
 };
 
 /// Nearest articles to a query vector, question text or document (exact cosine top-k).
@@ -44,10 +45,10 @@ pub async fn search(
     let plan = Plan::new(&req, &state.rules(&index))?;
     let resolved = state.resolver().resolve(&plan, &index).await?;
     let scan_started = Instant::now();
-    let answer = execute::one(&state.coalescer, Arc::clone(&index), &resolved.search).await?;
-    super::metrics::record_search(scan_started.elapsed().as_secs_f64());
-    let hits = counted(&state, answer);
-    let rendered = render_hits(&state, &index, &plan, &resolved, &hits, &mut Spent::default())?;
+    let ranked = execute::one(&state.coalescer, Arc::clone(&index), &resolved.search, &resolved.ranking).await?;
+    super::metrics::record_search(plan.mode, scan_started.elapsed().as_secs_f64());
+    counted(&state, &ranked);
+    let rendered = render_ranked(&state, &index, &plan, &resolved, &ranked, &mut Spent::default())?;
     Ok(axum::Json(SearchResponse {
         results: rendered.results,
         mode: plan.mode,
@@ -58,46 +59,66 @@ pub async fn search(
     }))
 }
 
-/// Renders one resolved query's hits from `index` and queues its context.
+/// Renders one resolved query's ranked hits from `index` and queues its context.
 ///
 /// # Errors
 /// Those of [`render`].
-pub fn render_hits(
+pub fn render_ranked(
     state: &AppState,
     index: &Index,
     plan: &Plan,
     resolved: &Resolved,
-    hits: &[Hit],
+    ranked: &Ranked,
     spent: &mut Spent,
 ) -> Result<Rendered, ApiError> {
-    let views: Vec<HitView<'_>> = hits.iter().map(|h| hit_view(index, *h)).collect();
+    let shown = Shown { mode: plan.mode, snippet_chars: plan.snippet_chars, words: resolved.words.as_ref() };
+    let views: Vec<HitView<'_>> = ranked.hits.iter().map(|h| hit_view(index, &shown, *h)).collect();
     let context = match (&state.contexts, &resolved.context_key) {
         (Some(queue), Some(key)) => Some(ContextTarget { queue, key, index_version: index.version() }),
         _ => None,
     };
-    render(plan, &views, resolved.search.reach(index), context, &state.budget, spent)
+    let reach = Reach { matches: ranked.matches, ..resolved.search.reach(index) };
+    render(plan, &views, reach, context, &state.budget, spent)
 }
 
-/// A hit with its document's fields, borrowed from the snapshot.
-pub fn hit_view(index: &Index, hit: Hit) -> HitView<'_> {
+/// What a hit shows besides its document: the scores of its mode, and a
+/// snippet for these words when asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Shown<'a> {
+    pub mode: SearchMode,
+    pub snippet_chars: Option<usize>,
+    pub words: Option<&'a Words>,
+}
+
+/// A ranked hit with its document's fields, borrowed from the snapshot,
+/// the scores its mode reports, and its snippet when asked.
+pub fn hit_view<'a>(index: &'a Index, shown: &Shown<'_>, hit: RankedHit) -> HitView<'a> {
     let doc = index.doc(hit.row as usize);
+    let snippet = shown.snippet_chars.zip(index.lexical()).map(|(max_chars, settings)| {
+        let weights = match shown.words {
+            Some(w) => execute::snippet_weights(&w.terms, w.idf.as_deref()),
+            None => Default::default(),
+        };
+        execute::snippet(settings, doc.text.as_deref().unwrap_or(""), &weights, max_chars)
+    });
     HitView {
         id: &doc.id,
         url: doc.url(),
         title: doc.title.as_deref(),
         text: doc.text.as_deref(),
-        score: hit.score,
-        vector_score: None,
-        lexical_score: None,
-        snippet: None,
+        score: hit.score(),
+        vector_score: (shown.mode == SearchMode::Hybrid).then_some(hit.cosine).flatten(),
+        lexical_score: shown.mode.uses_words().then_some(hit.lexical).flatten(),
+        snippet,
     }
 }
 
-/// Counts how a query was answered (`/v1/stats`, `/metrics`) and returns its hits.
-pub fn counted(state: &AppState, answer: Answer) -> Vec<Hit> {
-    state.scans.record(answer.rescore.as_ref());
-    if let Some(r) = answer.rescore.filter(|r| r.path == ScanPath::Int8) {
-        super::metrics::record_rescored(r.rows);
+/// Counts how a query's vector scan ran (`/v1/stats`, `/metrics`).
+pub fn counted(state: &AppState, ranked: &Ranked) {
+    if let Some(scan) = &ranked.scan {
+        state.scans.record(scan);
+        if scan.path == ScanPath::Int8 {
+            super::metrics::record_rescored(scan.rescored_rows);
+        }
     }
-    answer.hits
 }

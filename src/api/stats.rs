@@ -18,9 +18,9 @@ use crate::problem::{ApiError, Problem, PROBLEM_JSON};
 use crate::{
     index::{now_ms, Index},
     refresh::{FeedState, ReloadInfo},
-    search::{int8, kernel},
     store::{decode::SkipReason, loader::SkipCounts},
 };
+use semsearch_scan::{int8, kernel};
 
 /// What the index holds and how it got there.
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,7 +141,7 @@ pub struct ContextCounters {
 
 /// The dot-product kernels semsearch has, on any CPU architecture.
 // Schema only, listed in full so the document is the same wherever it is
-// generated; `search::kernel` names the kernel in use and the tests below
+// generated; `semsearch_scan::kernel` names the kernel in use and the tests below
 // keep this list in step with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -266,7 +266,7 @@ mod tests {
     fn every_kernel_this_cpu_can_run_has_its_name_in_the_kernel_enum() {
         let listed = [KernelName::Scalar, KernelName::Avx2, KernelName::Avx512, KernelName::Neon]
             .map(|k| serde_json::to_value(k).expect("a unit variant serializes"));
-        for kernel in kernel::Kernel::available() {
+        for kernel in kernel::F32Kernel::available() {
             assert!(listed.contains(&serde_json::Value::from(kernel.name())), "{} is not in KernelName", kernel.name());
         }
     }

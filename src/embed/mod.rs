@@ -7,13 +7,14 @@
 //! - [`normalize`]: what string is embedded and cached (`none` or the chatbot's rule);
 //! - [`cache`]: [`QueryEmbedder`], the entry point: in-process LRU, then Redis, then the provider;
 //! - [`providers`]: the `tei`, `hf` and `openai` wire protocols, timeouts, retries, concurrency;
-//! - [`settings`]: [`EmbedderSettings`], built by the configuration layer.
+//! - [`settings`]: [`EmbedderSettings`], built by the configuration layer;
+//! - the `local` provider runs the `semsearch_minilm` crate in process
+//!   (its files come from `semsearch model fetch`, a tool).
 //!
 //! This module knows nothing of the index: the dimension check against it is
 //! the caller's (`query::resolve`), so a mismatch is reported per request with both numbers.
 
 pub mod cache;
-pub mod local;
 pub mod normalize;
 pub mod providers;
 pub mod settings;
@@ -67,7 +68,7 @@ pub enum EmbedError {
     /// The local model's files are missing, corrupt or unreadable; the
     /// message names the file and the command that fixes it.
     #[error(transparent)]
-    LocalLoad(#[from] local::LoadError),
+    LocalLoad(#[from] semsearch_minilm::ModelLoadError),
     /// The local model's queue is full (or the request can never fit it).
     #[error("{reason}")]
     Overloaded { reason: String },

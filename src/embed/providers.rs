@@ -30,16 +30,15 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use super::{
-    local::{pool::PoolError, Embedding, InferencePool, LocalEmbedder, TokenizeError, MODEL_NAME},
-    EmbedError, EmbedderSettings,
-};
+use semsearch_minilm::{pool::PoolError, Embedding, InferencePool, LocalEmbedder, TokenizeError, MODEL_NAME};
+
+use super::{EmbedError, EmbedderSettings};
 use crate::secret::Secret;
 
 /// Which protocol the embedding service speaks (`SEMSEARCH_EMBEDDER`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ProviderKind {
-    /// In process: all-MiniLM-L6-v2 from SEMSEARCH_MODEL_DIR (see `embed::local`).
+    /// In process: all-MiniLM-L6-v2 from SEMSEARCH_MODEL_DIR (see `semsearch_minilm`).
     Local,
     /// Hugging Face text-embeddings-inference (`/embed`).
     Tei,

@@ -3,11 +3,9 @@
 
 use std::{fmt, path::PathBuf, time::Duration};
 
-use super::{
-    local::{EmbedderOptions, PoolSettings},
-    providers::RetryPolicy,
-    Normalization, ProviderKind,
-};
+use semsearch_minilm::{EmbedderOptions, PoolSettings};
+
+use super::{providers::RetryPolicy, Normalization, ProviderKind};
 use crate::{secret::Secret, store::keys::QueryCacheKeys};
 
 /// How to embed question text and cache the result. `Debug` shows the URL's

@@ -13,7 +13,7 @@
 //! Invariant: a posting list holds rows of the snapshot it was built with,
 //! and only those; [`Attributes::matching`] answers exactly the rows whose
 //! document satisfies every condition (`RowFilter`'s rule). Scanning those
-//! rows is `search::filter`'s job; this module knows no vectors.
+//! rows is `semsearch_scan::filter`'s job; this module knows no vectors.
 
 use std::{
     collections::{BTreeMap, HashMap},

@@ -13,29 +13,27 @@
 //! matrix), quantizing it on every update would cost more than it saves, and
 //! the f32 scan is exact by definition.
 //!
-//! Exactness: `search.rs` scans the base without its tombstoned rows
-//! (`Segment::search_excluding`: the int8 pass never makes a tombstoned row
-//! a candidate nor lets its lower bound raise the cut; the f32 scan asks
-//! for `k + tombstones` hits, at most that many of its best rows can be
-//! dead, and drops the dead ones), scans the delta for `k`, and merges the
-//! two by score, then by merged row: the merged view is in id order, so that
-//! is the tie rule. Scores are the f32 kernel's bits for the row wherever it
-//! is stored (a row's score does not depend on its block or batch, see
-//! `search`), so the answer equals a fresh index's bit for bit.
+//! Exactness: `search.rs` scans the base with its tombstoned rows among
+//! the rows the scan skips (the int8 pass never makes a skipped row a
+//! candidate nor lets its lower bound raise the cut; the f32 scan never
+//! selects one), scans the delta for `k`, and merges the two by score, then
+//! by merged row: the merged view is in id order, so that is the tie rule.
+//! Scores are the f32 kernel's bits for the row wherever it is stored (a
+//! row's score does not depend on its block or batch, see
+//! `semsearch_scan`), so the answer equals a fresh index's bit for bit.
 //!
 //! When the delta or the tombstones reach [`DELTA_MAX_ROWS`],
 //! [`Index::needs_merge`] says so and the refresher builds
 //! [`Index::merged`] (a new base of the live rows, quantized again) in the
 //! background and swaps it in like a reload. The bound is in rows rather
 //! than N/16 because every query reads the whole delta in f32 (1,024 rows
-//! are 1.5 MB at D = 384) and an f32 base scan keeps one more hit per
-//! tombstone: 1,024 keeps both small next to the base scan (measured by
-//! `benches/update.rs`, part 3), at the cost of one background merge per
-//! 1,024 changed documents.
+//! are 1.5 MB at D = 384): 1,024 keeps that small next to the base scan
+//! (measured by `benches/update.rs`, part 3), at the cost of one background
+//! merge per 1,024 changed documents.
 
 use std::{collections::HashSet, sync::Arc};
 
-use super::{ApplyCounts, Document, Index, IndexBuilder, IndexError, Segment, SegmentRow};
+use super::{lexical, ApplyCounts, Document, Index, IndexBuilder, IndexError, Segment, SegmentRow};
 
 /// Delta rows or tombstones at which a snapshot asks to be merged into a new base.
 pub const DELTA_MAX_ROWS: usize = 1024;
@@ -157,7 +155,11 @@ impl Index {
             i += 1;
         }
         let merged = b.finish().expect("the merged view is in ascending id order");
-        merged.with_scan(self.scan_mode)
+        let merged = merged.with_scan(self.scan_mode);
+        match &self.lexical {
+            Some(settings) => merged.with_lexical(Arc::clone(settings)),
+            None => merged,
+        }
     }
 
     /// The next snapshot after re-reading the documents `changed_ids`.
@@ -177,6 +179,7 @@ impl Index {
         }
         let mut counts = ApplyCounts::default();
         let mut tombstones = self.tombstones.clone();
+        let mut tombstoned = self.lexical.as_ref().map(|_| self.tombstoned.clone());
         for &id in changed_ids {
             match (self.find(id).is_some(), fresh.find(id).is_some()) {
                 (false, true) => counts.added += 1,
@@ -185,6 +188,11 @@ impl Index {
                 (false, false) => {}
             }
             if let Ok(i) = self.base.find(id) {
+                let fresh_tombstone = self.tombstones.binary_search(&(i as u32)).is_err();
+                if let (Some(t), Some(settings), true) = (&mut tombstoned, &self.lexical, fresh_tombstone) {
+                    // Each base row is tombstoned once per base: add its share once.
+                    t.add(&lexical::doc_terms(settings, self.base.doc(i)), self.base.row(i));
+                }
                 tombstones.push(i as u32);
             }
         }
@@ -195,6 +203,10 @@ impl Index {
         // ids, and the changed documents `fresh` still holds.
         let mut delta = IndexBuilder::new(dim);
         delta.reserve(self.delta.len() + changed_ids.len());
+        // The delta's analysed terms, row for row: kept ones are reused, only
+        // the changed documents are analysed.
+        let mut delta_terms = Vec::new();
+        let old_terms = self.delta.lexical().map(|l| l.terms.as_slice());
         let (old, new) = (self.delta.docs(), fresh_docs(fresh));
         let (mut i, mut j) = (0, 0);
         while i < old.len() || j < new.len() {
@@ -206,6 +218,10 @@ impl Index {
             if take_old {
                 if !changed_ids.contains(&*old[i].id) {
                     delta.push(Arc::clone(&old[i]), self.delta.row(i));
+                    if let (Some(settings), Some(terms)) = (&self.lexical, old_terms) {
+                        delta_terms
+                            .push(terms.get(i).cloned().unwrap_or_else(|| lexical::doc_terms(settings, &old[i])));
+                    }
                 }
                 i += 1;
             } else {
@@ -214,13 +230,24 @@ impl Index {
                 let (doc, row) = &new[j];
                 if changed_ids.contains(&*doc.id) {
                     delta.push(Arc::clone(doc), row);
+                    if let Some(settings) = &self.lexical {
+                        delta_terms.push(lexical::doc_terms(settings, doc));
+                    }
                 }
                 j += 1;
             }
         }
         let delta = delta.finish()?;
-        let delta = Arc::into_inner(delta.base).expect("a fresh index owns its base");
-        Ok((self.with_delta(delta, tombstones), counts))
+        let mut delta = Arc::into_inner(delta.base).expect("a fresh index owns its base");
+        if self.lexical.is_some() {
+            let part = lexical::SegmentLexical::delta(delta_terms, delta.rows(), dim);
+            delta.set_lexical(part);
+        }
+        let mut next = self.with_delta(delta, tombstones);
+        if let Some(t) = tombstoned {
+            next.tombstoned = t;
+        }
+        Ok((next, counts))
     }
 
     /// This snapshot's base with another delta and tombstones, and the
@@ -241,6 +268,7 @@ impl Index {
             })
             .collect();
         let mut next = Index::from_base(Arc::clone(&self.base), delta, self.scan_mode);
+        next.lexical = self.lexical.clone();
         next.tombstones = tombstones;
         next.live_before_tomb = live_before_tomb;
         next.tomb_deadlines = tomb_deadlines;
@@ -256,5 +284,6 @@ fn fresh_docs(fresh: &Index) -> Vec<(Arc<Document>, &[f32])> {
     (0..fresh.len()).map(|r| (Arc::clone(fresh.doc_arc(r)), fresh.row(r))).collect()
 }
 
+/// Also the model and strategies of `search`'s property test.
 #[cfg(test)]
-mod props;
+pub(super) mod props;

@@ -1,10 +1,12 @@
-//! Answering filtered queries from one snapshot: the filter becomes a row
-//! set through the snapshot's posting lists ([`super::attributes`]), and
-//! `search::filter` scans only what it must of the f32 rows.
+//! Filters on one snapshot: a filter becomes a row set of the merged view
+//! through the snapshot's posting lists ([`super::attributes`]); a
+//! [`super::LiveQuery`] with those `rows` is then answered by
+//! [`Index::search`], where `semsearch_scan::filter` scans only what it
+//! must of the f32 rows.
 //!
 //! Filtered queries scan the f32 rows even when the snapshot holds an int8
-//! copy (`search::filter` says why); their answers are what the unfiltered
-//! scan would rank among the matching rows, bit for bit.
+//! copy (`semsearch_scan::filter` says why); their answers are what the
+//! unfiltered scan would rank among the matching rows, bit for bit.
 
 use std::sync::Arc;
 
@@ -14,7 +16,6 @@ use super::{
     attributes::{AttrKind, Attributes, FilterError, RowFilter},
     Document, Index, SegmentRow,
 };
-use crate::search::{filter::top_k_filtered, topk::rank_order, Answer, Hit};
 
 /// The merged view's documents and their posting lists, by view row.
 ///
@@ -72,51 +73,6 @@ impl Index {
     pub fn attributes(&self) -> &Attributes {
         &self.filter_view().attributes
     }
-
-    /// The exact top-`k` of `query` among `rows` (from [`Index::matching`]
-    /// on this snapshot). CPU work: call it on rayon.
-    ///
-    /// With a delta, the matching rows are split by segment, each segment
-    /// answers its own exact top-k over its f32 rows, and the two lists are
-    /// merged by the tie rule over view rows, as `Index::search` does.
-    ///
-    /// # Panics
-    /// If the index is not empty and `query.len()` is not [`Index::dim`].
-    pub fn search_filtered(&self, query: &[f32], rows: &RoaringBitmap, k: usize, min_score: Option<f32>) -> Answer {
-        if self.is_empty() {
-            return Answer { hits: Vec::new(), rescore: None };
-        }
-        let (base, delta) = self.segments();
-        if delta.is_empty() && self.tombstones().is_empty() {
-            // View rows are base rows.
-            return Answer { hits: top_k_filtered(base.rows(), query, rows, k, min_score), rescore: None };
-        }
-        let (mut base_rows, mut delta_rows) = (RoaringBitmap::new(), RoaringBitmap::new());
-        for row in rows.iter().take_while(|&r| (r as usize) < self.len()) {
-            match self.locate(row as usize) {
-                SegmentRow::Base(i) => base_rows.insert(i as u32),
-                SegmentRow::Delta(j) => delta_rows.insert(j as u32),
-            };
-        }
-        let mut hits: Vec<Hit> = Vec::new();
-        if !base_rows.is_empty() {
-            hits.extend(top_k_filtered(base.rows(), query, &base_rows, k, min_score).into_iter().filter_map(|h| {
-                let row = self.base_row_in_view(h.row as usize)?;
-                Some(Hit { row: row as u32, score: h.score })
-            }));
-        }
-        if !delta_rows.is_empty() {
-            let in_view = self.delta_rows_in_view();
-            hits.extend(
-                top_k_filtered(delta.rows(), query, &delta_rows, k, min_score)
-                    .into_iter()
-                    .map(|h| Hit { row: in_view[h.row as usize], score: h.score }),
-            );
-        }
-        hits.sort_by(rank_order);
-        hits.truncate(k);
-        Answer { hits, rescore: None }
-    }
 }
 
 #[cfg(test)]
@@ -125,7 +81,10 @@ mod tests {
 
     use ndarray::Array2;
 
+    use semsearch_scan::ScanAnswer;
+
     use super::*;
+    use crate::index::LiveQuery;
 
     fn doc(id: &str) -> Arc<Document> {
         Arc::new(Document { id: id.into(), ..Default::default() })
@@ -176,11 +135,12 @@ mod tests {
                 let query = &rows(&["q".to_owned()], q)[0].1;
 
                 // Act
-                let got = segmented.search_filtered(query, &mask, k, None);
-                let want = fresh.search_filtered(query, &mask, k, None);
+                let live = [LiveQuery { vector: query, k, rows: Some(&mask), ..LiveQuery::default() }];
+                let got = segmented.search(&live, 0).remove(0);
+                let want = fresh.search(&live, 0).remove(0);
 
                 // Assert: same view rows, same score bits.
-                let bits = |a: &Answer| a.hits.iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>();
+                let bits = |a: &ScanAnswer| a.hits.iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "every {every}th row, k {k}, query {q}");
             }
         }

@@ -119,8 +119,7 @@ pub fn top_k(
     let floor = min_score.unwrap_or(f64::NEG_INFINITY);
     // The vector top-k with their lexical scores.
     matches.sort_unstable_by_key(|&(row, _)| row);
-    let lexical_of =
-        |row: u32| matches.binary_search_by_key(&row, |&(r, _)| r).map_or(0.0, |i| matches[i].1);
+    let lexical_of = |row: u32| matches.binary_search_by_key(&row, |&(r, _)| r).map_or(0.0, |i| matches[i].1);
     let mut hits: Vec<FusedHit> = vector_top
         .iter()
         .map(|&(row, cos)| {

@@ -21,15 +21,26 @@
 use std::{collections::HashMap, sync::Arc};
 
 use rayon::prelude::*;
-use semsearch_lexical::{Analyzer, Bm25Params, CorpusStats, DocTerms, FieldStats, FieldsRef, Postings, Scorer};
+use semsearch_lexical::{
+    Analyzer, Bm25Params, CorpusStats, DocTerms, FieldStats, FieldsRef, Language, Postings, Scorer,
+};
 
-use super::Document;
+use super::{fusion::FusionParams, Document, Index, LiveQuery};
 
-/// What the lexical side is built with (`SEMSEARCH_LEXICAL_LANGUAGE`), shared by every snapshot.
+/// What the lexical side is built and ranked with
+/// (`SEMSEARCH_LEXICAL_LANGUAGE`), shared by every snapshot and the router.
 #[derive(Debug)]
 pub struct LexicalSettings {
     pub analyzer: Analyzer,
     pub params: Bm25Params,
+    pub fusion: FusionParams,
+}
+
+impl LexicalSettings {
+    /// The documented defaults for `language`.
+    pub fn new(language: Language) -> Self {
+        Self { analyzer: Analyzer::new(language), params: Bm25Params::default(), fusion: FusionParams::default() }
+    }
 }
 
 /// One segment's lexical part: its postings and its rows' vector sums.
@@ -155,10 +166,119 @@ pub fn segment_scores(scorer: &Scorer, postings: &Postings) -> Vec<(u32, f64)> {
     out
 }
 
+/// A document's analysed terms.
+pub fn doc_terms(settings: &LexicalSettings, doc: &Document) -> Arc<DocTerms> {
+    Arc::new(DocTerms::analyze(&settings.analyzer, fields(doc)))
+}
+
+impl Index {
+    /// This index with its lexical side built (postings of every
+    /// document, the vector sums), analysed and ranked as `settings` say;
+    /// the snapshots [`Index::apply`] and [`Index::merged`] make from it
+    /// keep it up to date.
+    ///
+    /// CPU work, O(documents' text): analyses on the rayon pool, so call it
+    /// from rayon or a blocking thread, never from a tokio worker.
+    pub fn with_lexical(mut self, settings: Arc<LexicalSettings>) -> Self {
+        if self.base.lexical().is_none() {
+            let part = SegmentLexical::base(&settings, self.base.docs(), self.base.rows(), self.base.dim());
+            match Arc::get_mut(&mut self.base) {
+                Some(base) => base.set_lexical(part),
+                None => {
+                    let mut base = self.base.clone_rows();
+                    base.set_lexical(part);
+                    self.base = Arc::new(base);
+                }
+            }
+        }
+        if self.delta.lexical().is_none() {
+            let terms = self.delta.docs().iter().map(|d| doc_terms(&settings, d)).collect();
+            let part = SegmentLexical::delta(terms, self.delta.rows(), self.delta.dim());
+            self.delta.set_lexical(part);
+        }
+        let mut tombstoned = Tombstoned::default();
+        for &t in self.tombstones() {
+            tombstoned.add(&doc_terms(&settings, self.base.doc(t as usize)), self.base.row(t as usize));
+        }
+        self.tombstoned = tombstoned;
+        self.lexical = Some(settings);
+        self
+    }
+
+    /// How this snapshot's lexical side analyses and ranks; `None` when it has none.
+    pub fn lexical(&self) -> Option<&LexicalSettings> {
+        self.lexical.as_deref()
+    }
+
+    /// Heap bytes of the lexical side (postings, dictionaries, sums).
+    pub fn lexical_bytes(&self) -> usize {
+        let (base, delta) = self.segments();
+        base.lexical().map_or(0, SegmentLexical::heap_bytes) + delta.lexical().map_or(0, SegmentLexical::heap_bytes)
+    }
+
+    /// The parts every query below reads; `None` without a lexical side.
+    fn lexical_parts(&self) -> Option<(&SegmentLexical, &SegmentLexical)> {
+        let (base, delta) = self.segments();
+        Some((base.lexical()?, delta.lexical()?))
+    }
+
+    /// The statistics of `terms` over this snapshot's documents (expired
+    /// ones included until the sweep removes them; see the module doc).
+    pub fn corpus_stats(&self, terms: &[String]) -> CorpusStats {
+        match self.lexical_parts() {
+            Some((base, delta)) => corpus_stats(&base.postings, &self.tombstoned, &delta.postings, terms),
+            None => CorpusStats { df: vec![0; terms.len()], ..CorpusStats::default() },
+        }
+    }
+
+    /// `q ·` the sum of this snapshot's document vectors, in f64.
+    pub fn vector_dot_sum(&self, q: &[f32]) -> f64 {
+        match self.lexical_parts() {
+            Some((base, delta)) => mean_cosine(q, &base.vector_sum, &self.tombstoned.vector_sum, &delta.vector_sum, 1),
+            None => 0.0,
+        }
+    }
+
+    /// The mean cosine of `q` over this snapshot's documents: μ of `fusion`.
+    pub fn mean_cosine(&self, q: &[f32]) -> f64 {
+        if self.is_empty() {
+            return 0.0;
+        }
+        self.vector_dot_sum(q) / self.len() as f64
+    }
+
+    /// BM25F of every document `scorer`'s terms match among the rows live
+    /// for `query` at `now_ms` (the rule of [`Index::search`]: not past its
+    /// deadline, not tombstoned, not excluded, in the filter's rows):
+    /// `(view row, score)`, ascending rows.
+    pub fn lexical_matches(&self, scorer: &Scorer, query: &LiveQuery<'_>, now_ms: u64) -> Vec<(u32, f64)> {
+        let Some((base, delta)) = self.lexical_parts() else { return Vec::new() };
+        let mut out: Vec<(u32, f64)> = segment_scores(scorer, &base.postings)
+            .into_iter()
+            .filter_map(|(i, s)| Some((self.base_row_in_view(i as usize)? as u32, s)))
+            .collect();
+        let delta_rows = self.delta_rows_in_view();
+        out.extend(segment_scores(scorer, &delta.postings).into_iter().map(|(j, s)| (delta_rows[j as usize], s)));
+        out.retain(|&(row, _)| {
+            query.rows.is_none_or(|r| r.contains(row))
+                && query.exclude != Some(row as usize)
+                && !self.is_expired(row as usize, now_ms)
+        });
+        out.sort_unstable_by_key(|&(row, _)| row);
+        out
+    }
+
+    /// The cosine of row `row` with `q`: the same bits as the scan gives it
+    /// (the process-wide f32 kernel, one row scored as the scan scores rows).
+    pub fn cosine(&self, row: usize, q: &[f32]) -> f32 {
+        let mut out = [0.0f32];
+        semsearch_scan::kernel::active().score_rows(self.row(row), q, &mut out);
+        out[0]
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use semsearch_lexical::Language;
-
     use super::*;
 
     #[test]
@@ -171,7 +291,7 @@ mod tests {
 
     #[test]
     fn statistics_of_base_less_tombstones_plus_delta_equal_a_fresh_build() {
-        let s = LexicalSettings { analyzer: Analyzer::new(Language::English), params: Bm25Params::default() };
+        let s = LexicalSettings::new(Language::English);
         let doc = |t: &str| DocTerms::analyze(&s.analyzer, FieldsRef { title: t, text: "server" });
         let (a, b, c) = (doc("alpha server"), doc("beta"), doc("gamma server"));
         let base = Postings::from_terms(&[a.clone(), b.clone()]);

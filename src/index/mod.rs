@@ -4,7 +4,7 @@
 //! Invariants, checked in [`Index::new`]: rows are unit length (the loader
 //! normalised them), there is one [`Document`] per row, and row order is
 //! ascending id order (byte-wise), which is what makes the tie rule in
-//! `search::topk` a row comparison and id look-up a binary search.
+//! `semsearch_scan::topk` a row comparison and id look-up a binary search.
 //! An `Index` is immutable; [`shared::SharedIndex`] swaps whole snapshots.
 //!
 //! Segments ([`segment`], [`delta`]): a snapshot is a base [`Segment`]
@@ -20,17 +20,25 @@
 //! [`IndexBuilder`] and keeps its own account of keys (the loader's
 //! load report); ids here are plain document ids.
 //!
-//! Expiry: each document carries the deadline Redis will expire its key at
-//! (read with PTTL at load). A document past its deadline is never returned,
-//! even before Redis reclaims the key: searches ask for `k` plus the number
-//! of rows already expired ([`Index::expired_count`]) and drop those rows.
+//! Live top-k: [`Index::search`] is the one way to search a snapshot, and
+//! it returns exactly the top-k among the *live* rows. Each document
+//! carries the deadline Redis will expire its key at (read with PTTL at
+//! load); segments keep (deadline, row) pairs ([`Deadline`]), so the rows
+//! past their deadline are found without walking the documents. A row past
+//! its deadline (even before Redis reclaims the key), a tombstoned base
+//! row, a query's own excluded row (an `id` query's document) and a row
+//! outside the query's filter are all handed to the scan as rows to skip:
+//! one mechanism, in the scan, never an over-fetch dropped afterwards.
 //!
-//! Scan copy: an index built for `ScanMode` int8 (see `search::scan`) also
-//! holds an int8 copy of its base rows ([`Index::with_scan`]), and [`search`]
-//! answers queries through it; answers are the f32 scan's either way.
+//! Scan copy: an index built for `ScanMode` int8 (see
+//! `semsearch_scan::mode`) also holds an int8 copy of its base rows
+//! ([`Index::with_scan`]), and [`search`] answers queries through it;
+//! answers are the f32 scan's either way. [`coalesce`] shares one search
+//! between concurrent queries of a snapshot.
 
 pub mod attributes;
 pub mod builder;
+pub mod coalesce;
 pub mod delta;
 pub mod filtered;
 pub mod fusion;
@@ -48,10 +56,11 @@ use std::{
 use ndarray::Array2;
 use thiserror::Error;
 
-use crate::search::{Scan, ScanMode};
+use semsearch_scan::{ScanMode, ScanPath};
 
 pub use builder::IndexBuilder;
-pub use segment::Segment;
+pub use search::{LiveQuery, OwnedLiveQuery};
+pub use segment::{Deadline, Segment};
 pub use shared::SharedIndex;
 
 /// Why an index could not be assembled. These are programming errors in the
@@ -132,6 +141,13 @@ pub struct Index {
     /// What the operator asked for; kept so the snapshots [`Index::apply`]
     /// builds from this one are scanned the same way.
     scan_mode: ScanMode,
+    /// How the lexical side is analysed and ranked; `None` until
+    /// [`Index::with_lexical`] built it (then every snapshot made from this
+    /// one keeps it).
+    lexical: Option<Arc<lexical::LexicalSettings>>,
+    /// The tombstoned base documents' share of the lexical statistics and
+    /// of the vector sum, subtracted from the base's.
+    tombstoned: lexical::Tombstoned,
     /// Posting lists of the merged view's attributes, built by the first
     /// filtered query (or stats read) on this snapshot, so a per-key update
     /// stays O(changed rows) (see `index::filtered`).
@@ -179,6 +195,8 @@ impl Index {
             delta_pos: Vec::new(),
             delta_at: Vec::new(),
             filter_view: std::sync::OnceLock::new(),
+            lexical: None,
+            tombstoned: lexical::Tombstoned::default(),
             scan_mode,
             version: 0,
             loaded_at: SystemTime::now(),
@@ -189,8 +207,9 @@ impl Index {
     /// rows when `mode` resolves to int8 for this size and CPU
     /// ([`ScanMode::resolve`]), without one otherwise.
     ///
-    /// CPU work (766 ms at 1M × 384): quantizes on the rayon pool, so call
-    /// it from rayon or a blocking thread, never from a tokio worker.
+    /// CPU work, O(rows) (timed in docs/benchmarks-kernel.md): quantizes
+    /// on the rayon pool, so call it from rayon or a blocking thread, never
+    /// from a tokio worker.
     pub fn with_scan(mut self, mode: ScanMode) -> Self {
         self.scan_mode = mode;
         let wanted = mode.resolve(self.base.len(), self.base.dim());
@@ -208,8 +227,9 @@ impl Index {
         self
     }
 
-    /// What this snapshot's base is scanned with (its delta is always f32).
-    pub fn scan(&self) -> Scan {
+    /// What this snapshot's base is scanned with, [`ScanPath::Int8`] or
+    /// [`ScanPath::F32`] (its delta is always f32).
+    pub fn scan(&self) -> ScanPath {
         self.base.scan()
     }
 
@@ -279,8 +299,9 @@ impl Index {
     /// How many documents are past their deadline at `now_ms`: a search must
     /// look at that many extra candidates to still fill k.
     pub fn expired_count(&self, now_ms: u64) -> usize {
-        let upto = |d: &[u64]| d.partition_point(|&t| t <= now_ms);
-        upto(self.base.deadlines()) - upto(&self.tomb_deadlines) + upto(self.delta.deadlines())
+        let upto = |d: &[Deadline]| d.partition_point(|d| d.at_ms <= now_ms);
+        upto(self.base.deadlines()) - self.tomb_deadlines.partition_point(|&t| t <= now_ms)
+            + upto(self.delta.deadlines())
     }
 
     /// Whether a row's key has expired in Redis by `now_ms`.
@@ -294,7 +315,7 @@ impl Index {
         // skip the matching prefix pairs.
         let (base, dead) = (self.base.deadlines(), &self.tomb_deadlines);
         let mut j = 0;
-        let live_base = base.iter().find(|&&t| {
+        let live_base = base.iter().map(|d| d.at_ms).find(|&t| {
             if dead.get(j) == Some(&t) {
                 j += 1;
                 false
@@ -302,9 +323,9 @@ impl Index {
                 true
             }
         });
-        match (live_base, self.delta.deadlines().first()) {
-            (Some(&a), Some(&b)) => Some(a.min(b)),
-            (a, b) => a.or(b).copied(),
+        match (live_base, self.delta.deadlines().first().map(|d| d.at_ms)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 

@@ -1,5 +1,6 @@
 //! [`Segment`]: one immutable run of rows in ascending id order, with its
-//! documents, deadlines and (for a base built for int8) its int8 copy.
+//! documents, their [`Deadline`]s and (for a base built for int8) its int8
+//! copy.
 //!
 //! An [`super::Index`] is a base segment shared by `Arc` between snapshots
 //! plus a small delta segment rebuilt by each per-key update (see
@@ -11,8 +12,18 @@ use std::sync::Arc;
 use ndarray::Array2;
 use tracing::warn;
 
-use super::{Document, IndexError};
-use crate::search::{self, int8, int8::QuantizedMatrix, Answer, BatchQuery, Scan};
+use super::{lexical::SegmentLexical, Document, IndexError};
+use semsearch_scan::{int8::QuantizedMatrix, Matrix, ScanAnswer, ScanPath, ScanRequest};
+
+/// When one row's key expires in Redis: what lets a search find the rows
+/// past their deadline without walking every document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline {
+    /// Unix time in ms (the document's `expires_at_ms`).
+    pub at_ms: u64,
+    /// Segment-local row.
+    pub row: u32,
+}
 
 /// Rows, documents and deadlines of one segment. Immutable once built.
 #[derive(Debug)]
@@ -21,11 +32,15 @@ pub struct Segment {
     /// The int8 copy of `matrix`, when this segment is scanned as int8.
     int8: Option<QuantizedMatrix>,
     docs: Vec<Arc<Document>>,
-    /// Every document deadline, ascending.
-    deadlines: Vec<u64>,
+    /// The deadline of every document that has one, ascending by time
+    /// then row.
+    deadlines: Vec<Deadline>,
     /// Sum of the documents' heap bytes, computed once: `/metrics` reads it
     /// on every scrape.
     metadata_bytes: usize,
+    /// The postings and vector sums of the lexical side, once built
+    /// (`Index::with_lexical`); shared by the copies `clone_rows` makes.
+    lexical: Option<Arc<SegmentLexical>>,
 }
 
 impl Segment {
@@ -41,27 +56,38 @@ impl Segment {
             return Err(IndexError::UnsortedIds { id: w[1].id.to_string() });
         }
         let matrix = if matrix.is_standard_layout() { matrix } else { matrix.as_standard_layout().into_owned() };
-        let mut deadlines: Vec<u64> = docs.iter().filter_map(|d| d.expires_at_ms).collect();
+        let mut deadlines: Vec<Deadline> = docs
+            .iter()
+            .enumerate()
+            .filter_map(|(row, d)| d.expires_at_ms.map(|at_ms| Deadline { at_ms, row: row as u32 }))
+            .collect();
         deadlines.sort_unstable();
         let metadata_bytes =
             docs.iter().map(|d| d.heap_bytes()).sum::<usize>() + docs.capacity() * std::mem::size_of::<Arc<Document>>();
-        Ok(Self { matrix, int8: None, docs, deadlines, metadata_bytes })
+        Ok(Self { matrix, int8: None, docs, deadlines, metadata_bytes, lexical: None })
     }
 
     /// An empty segment of dimension `dim`.
     pub fn empty(dim: usize) -> Self {
-        Self { matrix: Array2::zeros((0, dim)), int8: None, docs: Vec::new(), deadlines: Vec::new(), metadata_bytes: 0 }
+        Self {
+            matrix: Array2::zeros((0, dim)),
+            int8: None,
+            docs: Vec::new(),
+            deadlines: Vec::new(),
+            metadata_bytes: 0,
+            lexical: None,
+        }
     }
 
-    /// Builds (or drops) the int8 copy so this segment is scanned as `scan`.
-    /// CPU work on rayon (see [`super::Index::with_scan`]).
-    pub fn set_scan(&mut self, scan: Scan) {
-        if scan == self.scan() {
+    /// Builds (or drops) the int8 copy so this segment is scanned on
+    /// `path` ([`ScanPath::Int8`] or [`ScanPath::F32`]). CPU work on rayon
+    /// (see [`super::Index::with_scan`]).
+    pub fn set_scan(&mut self, path: ScanPath) {
+        if path == self.scan() {
             return;
         }
-        self.int8 = match scan {
-            Scan::F32 => None,
-            Scan::Int8 => match QuantizedMatrix::from_rows(self.rows(), self.dim()) {
+        self.int8 = match path {
+            ScanPath::Int8 => match QuantizedMatrix::from_rows(self.rows(), self.dim()) {
                 Ok(q) => Some(q),
                 Err(e) => {
                     // Unreachable for a loader-built index (dimensions are bounded
@@ -70,6 +96,7 @@ impl Segment {
                     None
                 }
             },
+            _ => None,
         };
     }
 
@@ -82,14 +109,26 @@ impl Segment {
             docs: self.docs.clone(),
             deadlines: self.deadlines.clone(),
             metadata_bytes: self.metadata_bytes,
+            lexical: self.lexical.clone(),
         }
     }
 
-    pub fn scan(&self) -> Scan {
+    /// The lexical side of this segment, once built.
+    pub fn lexical(&self) -> Option<&SegmentLexical> {
+        self.lexical.as_deref()
+    }
+
+    /// Attaches this segment's lexical side (built from its documents, rows in order).
+    pub fn set_lexical(&mut self, part: SegmentLexical) {
+        self.lexical = Some(Arc::new(part));
+    }
+
+    /// [`ScanPath::Int8`] when this segment holds an int8 copy, else [`ScanPath::F32`].
+    pub fn scan(&self) -> ScanPath {
         if self.int8.is_some() {
-            Scan::Int8
+            ScanPath::Int8
         } else {
-            Scan::F32
+            ScanPath::F32
         }
     }
 
@@ -133,8 +172,18 @@ impl Segment {
         self.docs.partition_point(|d| *d.id <= *id)
     }
 
-    pub fn deadlines(&self) -> &[u64] {
+    /// Every deadline, ascending by time then row.
+    pub fn deadlines(&self) -> &[Deadline] {
         &self.deadlines
+    }
+
+    /// Rows past their deadline at `now_ms` (deadline ≤ now), ascending:
+    /// O(expired × log expired), however many rows the segment holds.
+    pub fn expired_rows(&self, now_ms: u64) -> Vec<u32> {
+        let upto = self.deadlines.partition_point(|d| d.at_ms <= now_ms);
+        let mut rows: Vec<u32> = self.deadlines[..upto].iter().map(|d| d.row).collect();
+        rows.sort_unstable();
+        rows
     }
 
     pub fn matrix_bytes(&self) -> usize {
@@ -149,48 +198,18 @@ impl Segment {
         self.metadata_bytes
     }
 
-    /// One answer per query with segment-local rows: `search::top_k` over
-    /// this segment's rows, through the int8 copy when there is one. The
-    /// segment must not be empty.
-    pub fn search(&self, queries: &[BatchQuery<'_>]) -> Vec<Answer> {
-        let rows = self.rows();
-        match (&self.int8, queries) {
-            (Some(q8), [one]) => {
-                let a = int8::top_k(q8, rows, one.vector, one.k, one.min_score);
-                vec![Answer { hits: a.hits, rescore: Some(a.rescore) }]
-            }
-            (Some(q8), _) => int8::top_k_batch(q8, rows, queries)
-                .into_iter()
-                .map(|a| Answer { hits: a.hits, rescore: Some(a.rescore) })
-                .collect(),
-            (None, [one]) => {
-                vec![Answer { hits: search::top_k(rows, one.vector, one.k, one.min_score), rescore: None }]
-            }
-            (None, _) => {
-                search::top_k_batch(rows, queries).into_iter().map(|hits| Answer { hits, rescore: None }).collect()
-            }
+    /// The rows for the scan: through the int8 copy when there is one.
+    pub fn matrix(&self) -> Matrix<'_> {
+        let matrix = Matrix::new(self.rows(), self.dim());
+        match &self.int8 {
+            Some(copy) => matrix.with_int8(copy),
+            None => matrix,
         }
     }
 
-    /// [`Segment::search`] as if the `excluded` rows (strictly ascending,
-    /// the tombstones of a snapshot) were not there: no hit is excluded,
-    /// and each answer is what the segment without them would return.
-    /// Through the int8 copy an excluded row costs nothing extra
-    /// (`int8::top_k_batch_excluding`); the f32 scan over-fetches
-    /// (`search::top_k_batch_excluding_with`).
-    pub fn search_excluding(&self, queries: &[BatchQuery<'_>], excluded: &[u32]) -> Vec<Answer> {
-        if excluded.is_empty() {
-            return self.search(queries);
-        }
-        if let Some(q8) = &self.int8 {
-            return int8::top_k_batch_excluding(q8, self.rows(), queries, excluded)
-                .into_iter()
-                .map(|a| Answer { hits: a.hits, rescore: Some(a.rescore) })
-                .collect();
-        }
-        search::top_k_batch_excluding_with(search::kernel::active(), self.rows(), queries, excluded)
-            .into_iter()
-            .map(|hits| Answer { hits, rescore: None })
-            .collect()
+    /// One answer per query of `request`, in segment-local rows: the scan
+    /// of this segment's [`Segment::matrix`] (see `semsearch_scan::top_k`).
+    pub fn search(&self, request: &ScanRequest<'_>) -> Vec<ScanAnswer> {
+        semsearch_scan::top_k(self.matrix(), request)
     }
 }

@@ -182,7 +182,7 @@ pub fn render(
                 .collect();
             let payload =
                 context::encode_payload(&entries, plan.mode.as_str(), plan.k, plan.min_score, target.index_version)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
             let queued = target.queue.enqueue(ContextWrite {
                 key: target.key.clone(),
                 payload,

@@ -75,10 +75,11 @@ pub struct SearchRequest {
 /// How a query is ranked. A `text` query is `hybrid` unless it says
 /// otherwise; `vector` and `id` queries can only be `vector` (they carry no
 /// words to match).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchMode {
     /// Cosine similarity of the embeddings only.
+    #[default]
     Vector,
     /// BM25F over title and text only (no embedding is made).
     Lexical,
@@ -288,10 +289,9 @@ impl QueryKind {
                 .item(ObjectBuilder::new().schema_type(Type::Null))
                 .description(Some("Tuning of `hybrid` ranking. Default: the per-question weight."))
                 .into(),
-            Self::Vector | Self::Id => ObjectBuilder::new()
-                .schema_type(Type::Null)
-                .description(Some("Only for text queries."))
-                .into(),
+            Self::Vector | Self::Id => {
+                ObjectBuilder::new().schema_type(Type::Null).description(Some("Only for text queries.")).into()
+            }
         }
     }
 

@@ -108,12 +108,7 @@ impl Plan {
             m => m,
         };
         let is_text = matches!(query, Query::Text(_));
-        // Intermediate step: the lexical index lands in the next commits;
-        // until then every query is ranked by vectors and says so.
-        let mode = req.mode.unwrap_or(SearchMode::Vector);
-        if mode != SearchMode::Vector && is_text {
-            return Err(ApiError::InvalidType(format!("mode {}: not available in this build", mode.as_str())));
-        }
+        let mode = req.mode.unwrap_or(if is_text { SearchMode::Hybrid } else { SearchMode::Vector });
         if mode != SearchMode::Vector && !is_text {
             return Err(ApiError::ModeNeedsText(format!(
                 "mode {:?} ranks by the question's words; a vector or id query has none (send \"text\", or leave mode out)",
@@ -125,7 +120,10 @@ impl Plan {
                 return Err(ApiError::ModeNeedsText("hybrid options apply to text queries only".into()))
             }
             _ if req.hybrid.is_some() && mode != SearchMode::Hybrid => {
-                return Err(ApiError::InvalidType(format!("hybrid: options apply to mode hybrid, not {}", mode.as_str())))
+                return Err(ApiError::InvalidType(format!(
+                    "hybrid: options apply to mode hybrid, not {}",
+                    mode.as_str()
+                )))
             }
             Some(w) if !(w > 0.0 && w <= 1.0) => {
                 return Err(ApiError::InvalidType("hybrid.vector_weight: must be in (0, 1]".into()))
@@ -341,7 +339,8 @@ mod tests {
 
     #[test]
     fn min_score_beyond_f32_is_refused_for_every_kind_of_query() {
-        for query in [serde_json::json!({"vector": [1.0]}), serde_json::json!({"text": "a"}), serde_json::json!({"id": "a"})]
+        for query in
+            [serde_json::json!({"vector": [1.0]}), serde_json::json!({"text": "a"}), serde_json::json!({"id": "a"})]
         {
             for m in [1e39, -1e39] {
                 let mut body = query.clone();
@@ -354,7 +353,10 @@ mod tests {
     #[test]
     fn the_first_error_follows_the_documented_order() {
         // Wrong k and an ambiguous query: k is checked first.
-        assert!(matches!(plan(serde_json::json!({"vector": [1.0], "text": "a", "k": 0}), 1), Err(ApiError::InvalidK { .. })));
+        assert!(matches!(
+            plan(serde_json::json!({"vector": [1.0], "text": "a", "k": 0}), 1),
+            Err(ApiError::InvalidK { .. })
+        ));
         // Ambiguous and a bad min_score: the query is checked first.
         assert!(matches!(
             plan(serde_json::json!({"vector": [1.0], "id": "a", "min_score": 1e39}), 1),

@@ -1,4 +1,4 @@
-//! A [`Plan`] → a [`Search`] on the node: the text embedded, the `id`'s row
+//! A [`Plan`] → an [`OwnedLiveQuery`] on the node: the text embedded, the `id`'s row
 //! and the filter's rows found in the snapshot the query will scan, and the
 //! context key chosen.
 //!
@@ -14,42 +14,31 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 use tracing::warn;
 
+use semsearch_lexical::Scorer;
+
 use super::{
     answer::Reach,
+    dto::SearchMode,
+    execute::{FusionSource, Ranking},
     plan::{check_dimension, Plan, Query},
 };
 use crate::{
     embed::{EmbedError, QueryEmbedder},
     index::{
         attributes::{FilterError, RowFilter},
-        now_ms, Index,
+        now_ms, Index, OwnedLiveQuery,
     },
     problem::ApiError,
     store::keys::{KeySpace, WritableKey},
 };
 
-/// One query as a snapshot runs it (see `super::execute`): owned, so it can
-/// move to a rayon worker.
-#[derive(Debug, Clone)]
-pub struct Search {
-    /// Unit length, of the snapshot's dimension.
-    pub vector: Vec<f32>,
-    pub k: usize,
-    pub min_score: Option<f32>,
-    /// A row never returned: an `id` query's own document.
-    pub exclude_row: Option<usize>,
-    /// The rows the filter matches in the snapshot the query was resolved
-    /// against; `None` without a filter (every row).
-    pub rows: Option<Arc<RoaringBitmap>>,
-}
-
-impl Search {
+impl OwnedLiveQuery {
     /// How many documents of `index` this search could return (see [`Reach`]).
     pub fn reach(&self, index: &Index) -> Reach {
-        let excluded = |in_scope: bool| usize::from(self.exclude_row.is_some() && in_scope);
+        let excluded = |in_scope: bool| usize::from(self.exclude.is_some() && in_scope);
         match &self.rows {
             Some(rows) => {
-                let in_rows = self.exclude_row.is_some_and(|r| rows.contains(r as u32));
+                let in_rows = self.exclude.is_some_and(|r| rows.contains(r as u32));
                 Reach {
                     searchable: rows.len() as usize - excluded(in_rows),
                     filtered: (rows.len() as usize) < index.len(),
@@ -64,9 +53,21 @@ impl Search {
 /// A plan resolved against one snapshot on the node.
 #[derive(Debug)]
 pub struct Resolved {
-    pub search: Search,
+    pub search: OwnedLiveQuery,
+    /// How it is ranked, its words analysed and scored against this snapshot.
+    pub ranking: Ranking,
+    /// A text query's terms with their snippet weights (idf when the mode
+    /// scores words): what snippets look for.
+    pub words: Option<Words>,
     /// Where the results go in Redis; `None` when context writes are off.
     pub context_key: Option<WritableKey>,
+}
+
+/// A question's analysed terms, and their idf when the mode scores words.
+#[derive(Debug, Clone)]
+pub struct Words {
+    pub terms: Vec<String>,
+    pub idf: Option<Vec<f64>>,
 }
 
 /// What resolving needs besides the plan and the snapshot.
@@ -80,7 +81,9 @@ pub struct Resolver<'a> {
 
 impl Resolver<'_> {
     /// Resolves `plan` against `index`: the filter's rows first, then the
-    /// query (an `id`'s live row, or the text's embedding).
+    /// query (an `id`'s live row, or the text's embedding unless the mode
+    /// is lexical), then the question's words against this snapshot's
+    /// statistics.
     ///
     /// # Errors
     /// `unknown_filter_field`, `filter_type_mismatch`, `document_not_found`,
@@ -95,6 +98,7 @@ impl Resolver<'_> {
                 check_dimension(unit.len(), index.dim())?;
                 (unit.clone(), None)
             }
+            Query::Text(_) if !plan.mode.uses_vectors() => (Vec::new(), None),
             Query::Text(text) => {
                 let embedder = self.embedder.ok_or(ApiError::TextSearchDisabled)?;
                 (embed_text(embedder, text, index.dim()).await?, None)
@@ -104,10 +108,39 @@ impl Resolver<'_> {
                 (index.row(row).to_vec(), Some(row))
             }
         };
+        let (ranking, words) = rank_words(plan, index)?;
         let context_key = self.contexts.map(|keys| plan.context_key(keys, &vector)).transpose()?;
-        let search = Search { vector, k: plan.k, min_score: plan.min_score, exclude_row, rows };
-        Ok(Resolved { search, context_key })
+        let search = OwnedLiveQuery { vector, k: plan.k, min_score: plan.min_score, exclude: exclude_row, rows };
+        Ok(Resolved { search, ranking, words, context_key })
     }
+}
+
+/// The ranking of `plan` on `index`, and its words for snippets: a text
+/// query's terms analysed as the snapshot's lexical side does, scored with
+/// this snapshot's statistics.
+///
+/// # Errors
+/// `internal` when a lexical or hybrid search meets an index without a
+/// lexical side (the service always builds one).
+fn rank_words(plan: &Plan, index: &Index) -> Result<(Ranking, Option<Words>), ApiError> {
+    let terms = match (&plan.query, index.lexical()) {
+        (Query::Text(text), Some(settings)) => Some(settings.analyzer.terms(text)),
+        _ => None,
+    };
+    if plan.mode == SearchMode::Vector {
+        return Ok((Ranking::Vector, terms.map(|terms| Words { terms, idf: None })));
+    }
+    let (Some(terms), Some(settings)) = (terms, index.lexical()) else {
+        return Err(ApiError::Internal("a lexical search on an index without a lexical side".into()));
+    };
+    let stats = index.corpus_stats(&terms);
+    let scorer = Scorer::new(terms.clone(), &stats, settings.params);
+    let words = Words { terms, idf: Some(scorer.idf().to_vec()) };
+    let ranking = match plan.mode {
+        SearchMode::Lexical => Ranking::Lexical { scorer },
+        _ => Ranking::Hybrid { scorer, fusion: FusionSource::Local { weight: plan.vector_weight } },
+    };
+    Ok((ranking, Some(words)))
 }
 
 /// The rows of `index` that `filter` matches (`None`: every row).

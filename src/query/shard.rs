@@ -18,16 +18,15 @@
 
 use std::collections::BTreeMap;
 
+use semsearch_lexical::{CorpusStats, FieldStats};
 use serde::{Deserialize, Serialize};
 
-use super::{
-    dto::{SearchFilter, Snippet},
-    resolve::Search,
-};
+use super::dto::{SearchFilter, SearchMode, Snippet};
 use crate::{
     index::{
         attributes::{AttrKind, RowFilter},
-        Index,
+        fusion::Fusion,
+        Index, OwnedLiveQuery,
     },
     problem::ApiError,
 };
@@ -57,6 +56,123 @@ pub struct ShardQuery {
     /// Whether hits carry their text (the router asks for it when the
     /// client does or when it writes contexts).
     pub with_text: bool,
+    #[serde(default)]
+    pub mode: SearchMode,
+    /// `lexical` and `hybrid`: the question's terms with the whole corpus'
+    /// statistics for them (and, for the hits of a hybrid query, the
+    /// fusion's constants), gathered from every shard first.
+    #[serde(default)]
+    pub words: Option<ShardWords>,
+    /// Hits, or only the best scores (the router's second phase of a
+    /// hybrid query).
+    #[serde(default)]
+    pub want: ShardWant,
+    /// `snippet.max_chars`.
+    #[serde(default)]
+    pub snippet_chars: Option<usize>,
+}
+
+/// What a shard returns for a query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShardWant {
+    #[default]
+    Hits,
+    /// The best cosine and the best BM25F among the documents the query
+    /// may return: what normalises a hybrid score.
+    Best,
+}
+
+/// A question's words as the router sends them (analysed once, at the router).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardWords {
+    pub terms: Vec<String>,
+    /// Over every shard's documents.
+    pub stats: WireStats,
+    /// `hybrid`, phase 3: the fused score's constants.
+    #[serde(default)]
+    pub fusion: Option<WireFusion>,
+}
+
+/// [`CorpusStats`] on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireStats {
+    pub docs: u64,
+    pub title_len: u64,
+    pub text_len: u64,
+    /// Per term of the question, in order.
+    pub df: Vec<u64>,
+}
+
+impl From<&CorpusStats> for WireStats {
+    fn from(s: &CorpusStats) -> Self {
+        Self { docs: s.fields.docs, title_len: s.fields.title_len, text_len: s.fields.text_len, df: s.df.clone() }
+    }
+}
+
+impl From<&WireStats> for CorpusStats {
+    fn from(s: &WireStats) -> Self {
+        Self { fields: FieldStats { docs: s.docs, title_len: s.title_len, text_len: s.text_len }, df: s.df.clone() }
+    }
+}
+
+/// [`Fusion`] on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireFusion {
+    pub weight: f64,
+    pub mu: f64,
+    pub best_cosine: f32,
+    pub best_lexical: f64,
+}
+
+impl From<Fusion> for WireFusion {
+    fn from(f: Fusion) -> Self {
+        Self { weight: f.weight, mu: f.mu, best_cosine: f.best_cosine, best_lexical: f.best_lexical }
+    }
+}
+
+impl From<WireFusion> for Fusion {
+    fn from(f: WireFusion) -> Self {
+        Self { weight: f.weight, mu: f.mu, best_cosine: f.best_cosine, best_lexical: f.best_lexical }
+    }
+}
+
+/// Body of `POST /v1/shard/stats`: the router's first phase of a lexical
+/// or hybrid query.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardStatsRequest {
+    pub queries: Vec<ShardStatsQuery>,
+}
+
+/// One question's terms, and its vector when the mode ranks by it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardStatsQuery {
+    pub terms: Vec<String>,
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+}
+
+/// Answer of `POST /v1/shard/stats`, one per query, in order.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardStatsResponse {
+    pub answers: Vec<ShardStats>,
+}
+
+/// One shard's part of the corpus statistics of a question.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardStats {
+    pub stats: WireStats,
+    /// q · (the sum of this shard's document vectors); with `stats.docs`
+    /// added up over the shards it gives the mean cosine μ.
+    #[serde(default)]
+    pub vector_dot: f64,
 }
 
 /// Answer of `POST /v1/shard/search`: one [`ShardAnswer`] per query, in order.
@@ -83,6 +199,12 @@ pub struct ShardAnswer {
     /// empty: no document here has the field).
     #[serde(default)]
     pub filter_kinds: BTreeMap<String, Vec<String>>,
+    /// [`ShardWant::Best`]: the best cosine here (none: no document).
+    #[serde(default)]
+    pub best_cosine: Option<f32>,
+    /// [`ShardWant::Best`]: the best BM25F here (0: no match).
+    #[serde(default)]
+    pub best_lexical: f64,
 }
 
 /// One hit as a shard returns it.
@@ -95,6 +217,9 @@ pub struct ShardHit {
     #[serde(default)]
     pub text: Option<String>,
     pub score: f32,
+    /// What the hits are ordered by, exactly (the f64 fused score of a
+    /// hybrid query; `score` is that, rounded to f32, for the client).
+    pub rank: f64,
     #[serde(default)]
     pub vector_score: Option<f32>,
     #[serde(default)]
@@ -127,8 +252,10 @@ impl ShardQuery {
     /// `wrong_dimension` for a vector of another length than the index's;
     /// those of `super::plan::row_filter` for a malformed filter (a router
     /// of another version).
-    pub fn resolve(&self, index: &Index) -> Result<(Search, BTreeMap<String, Vec<String>>), ApiError> {
-        super::plan::check_dimension(self.vector.len(), index.dim())?;
+    pub fn resolve(&self, index: &Index) -> Result<(OwnedLiveQuery, BTreeMap<String, Vec<String>>), ApiError> {
+        if self.mode.uses_vectors() {
+            super::plan::check_dimension(self.vector.len(), index.dim())?;
+        }
         let exclude_row = self.exclude_id.as_deref().and_then(|id| index.find(id));
         let (rows, kinds) = match &self.filter {
             Some(filter) => {
@@ -140,7 +267,13 @@ impl ShardQuery {
             }
             None => (None, BTreeMap::new()),
         };
-        let search = Search { vector: self.vector.clone(), k: self.k, min_score: self.min_score, exclude_row, rows };
+        let search = OwnedLiveQuery {
+            vector: self.vector.clone(),
+            k: self.k,
+            min_score: self.min_score,
+            exclude: exclude_row,
+            rows,
+        };
         Ok((search, kinds))
     }
 }

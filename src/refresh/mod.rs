@@ -89,8 +89,7 @@ pub use self::{
     status::{FeedState, RefreshStatus, ReloadInfo, ReloadReason},
 };
 use crate::{
-    index::{now_ms, Index, SharedIndex},
-    search::ScanMode,
+    index::{lexical::LexicalSettings, now_ms, Index, SharedIndex},
     store::{
         context::ContextQueue,
         keys::KeySpace,
@@ -100,6 +99,7 @@ use crate::{
     },
     telemetry::error_chain,
 };
+use semsearch_scan::ScanMode;
 
 /// Timing of live refresh, as the configuration layer builds it.
 #[derive(Debug, Clone)]
@@ -157,6 +157,8 @@ pub struct RefreshSource {
     /// builds the int8 copy before publishing, and per-key updates keep the
     /// mode of the snapshot they patch.
     pub scan: ScanMode,
+    /// The lexical side every loaded index is built with.
+    pub lexical: Arc<LexicalSettings>,
     /// Longest wait between reload attempts.
     pub retry_max: Duration,
 }
@@ -340,8 +342,8 @@ impl Refresher {
                 let conn = Self::connection(client, &settings, conn).await?;
                 let Loaded { index, report } = loader::load_all(&conn, &settings.keys, &settings.load, dim).await?;
                 // Quantizing runs on rayon; this blocking thread only waits for it.
-                let scan = settings.scan;
-                let index = tokio::task::spawn_blocking(move || index.with_scan(scan))
+                let (scan, lexical) = (settings.scan, Arc::clone(&settings.lexical));
+                let index = tokio::task::spawn_blocking(move || index.with_scan(scan).with_lexical(lexical))
                     .await
                     .map_err(|source| RefreshError::TaskFailed { step: "building the int8 copy", source })?;
                 let quick_pttl = conn.pttl(settings.keys.quick_key()).await.map_err(IndexLoadError::from)?;

@@ -23,7 +23,8 @@ use axum::{
 use bytes::Bytes;
 use futures::future::join_all;
 use reqwest::Method;
-use serde::Deserialize;
+use semsearch_lexical::CorpusStats;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{
@@ -33,12 +34,16 @@ use super::{
 };
 use crate::{
     api::extract::Json,
+    index::fusion::Fusion,
     problem::ApiError,
     query::{
         answer::{render, ContextTarget, HitView, Reach, Rendered, Spent},
-        dto::{BatchRequest, BatchResponse, SearchFilter, SearchRequest, SearchResponse},
+        dto::{BatchRequest, BatchResponse, SearchFilter, SearchMode, SearchRequest, SearchResponse},
         resolve::embed_text,
-        shard::{check_filter_on_all, ShardAnswer, ShardHit, ShardQuery, ShardRequest, ShardResponse},
+        shard::{
+            check_filter_on_all, ShardAnswer, ShardHit, ShardQuery, ShardRequest, ShardResponse, ShardStatsQuery,
+            ShardStatsRequest, ShardStatsResponse, ShardWant, ShardWords, WireFusion, WireStats,
+        },
         Plan, Query, Rules,
     },
     shard::Shard,
@@ -88,15 +93,19 @@ fn passthrough(reply: Reply) -> Response {
 struct Routed {
     plan: Plan,
     /// Unit length: the client's vector, the text's embedding (made once,
-    /// here) or the `id`'s stored row (from the shard that owns it).
+    /// here) or the `id`'s stored row (from the shard that owns it). Empty
+    /// in `lexical` mode.
     vector: Vec<f32>,
     /// An `id` query's document, which the shard holding it leaves out.
     exclude_id: Option<String>,
     context_key: Option<WritableKey>,
+    /// A text query's terms, analysed here: what `lexical` and `hybrid`
+    /// rank by, and what snippets look for in any mode.
+    terms: Option<Vec<String>>,
 }
 
 impl Routed {
-    fn shard_query(&self, texts: bool) -> ShardQuery {
+    fn shard_query(&self, texts: bool, words: Option<ShardWords>, want: ShardWant) -> ShardQuery {
         ShardQuery {
             vector: self.vector.clone(),
             k: self.plan.k,
@@ -104,25 +113,117 @@ impl Routed {
             exclude_id: self.exclude_id.clone(),
             filter: self.plan.filter.as_ref().map(SearchFilter::from_row_filter),
             with_text: texts,
+            mode: self.plan.mode,
+            words,
+            want,
+            snippet_chars: self.plan.snippet_chars,
         }
     }
 }
 
 /// Plans a request with the node's rules ([`Plan::new`]) and resolves its
-/// query: a text is embedded here, an `id`'s vector comes from its owner.
+/// query: a text is embedded here (unless the mode is lexical) and its
+/// words analysed here, an `id`'s vector comes from its owner.
 async fn resolve(state: &RouterState, req: &SearchRequest) -> Result<Routed, RouteError> {
     // The shards check the dimension: the router does not know it.
     let plan = Plan::new(req, &Rules { max_k: state.max_k, keys: &state.keys, dim: 0 })?;
     let (vector, exclude_id) = match &plan.query {
         Query::Vector(unit) => (unit.clone(), None),
+        Query::Text(_) if !plan.mode.uses_vectors() => (Vec::new(), None),
         Query::Text(text) => {
             let embedder = state.embedder.as_deref().ok_or(ApiError::TextSearchDisabled)?;
             (embed_text(embedder, text, 0).await?, None)
         }
         Query::Id(id) => (stored_vector(state, id).await?, Some(id.clone())),
     };
+    let terms = match &plan.query {
+        Query::Text(text) if plan.mode.uses_words() || plan.snippet_chars.is_some() => {
+            Some(state.lexical.analyzer.terms(text))
+        }
+        _ => None,
+    };
     let context_key = state.contexts.as_ref().map(|_| plan.context_key(&state.keys, &vector)).transpose()?;
-    Ok(Routed { plan, vector, exclude_id, context_key })
+    Ok(Routed { plan, vector, exclude_id, context_key, terms })
+}
+
+/// The whole corpus' statistics for each routed question that has words,
+/// gathered from every shard and added up (`dfs_query_then_fetch`'s first
+/// phase): per query, the statistics and the mean cosine μ.
+async fn corpus_stats(state: &RouterState, routed: &[Routed]) -> Result<Vec<Option<(CorpusStats, f64)>>, RouteError> {
+    let asked: Vec<usize> =
+        (0..routed.len()).filter(|&i| routed[i].terms.is_some() && routed[i].plan.mode.uses_words()).collect();
+    let mut out: Vec<Option<(CorpusStats, f64)>> = (0..routed.len()).map(|_| None).collect();
+    if asked.is_empty() {
+        return Ok(out);
+    }
+    let queries = asked
+        .iter()
+        .map(|&i| ShardStatsQuery {
+            terms: routed[i].terms.clone().unwrap_or_default(),
+            vector: routed[i].plan.mode.uses_vectors().then(|| routed[i].vector.clone()),
+        })
+        .collect();
+    let replies: Vec<ShardStatsResponse> = call_all(state, SHARD_STATS, &ShardStatsRequest { queries }).await?;
+    for (slot, &i) in asked.iter().enumerate() {
+        let terms = routed[i].terms.as_ref().map_or(0, Vec::len);
+        let mut total = CorpusStats { df: vec![0; terms], ..CorpusStats::default() };
+        let mut dot = 0.0;
+        for reply in &replies {
+            let part = reply
+                .answers
+                .get(slot)
+                .filter(|a| a.stats.df.len() == terms)
+                .ok_or_else(|| ApiError::Internal("a shard answered statistics of another shape".into()))?;
+            total.add(&CorpusStats::from(&part.stats));
+            dot += part.vector_dot;
+        }
+        let mu = if total.fields.docs == 0 { 0.0 } else { dot / total.fields.docs as f64 };
+        out[i] = Some((total, mu));
+    }
+    Ok(out)
+}
+
+/// The words each shard is sent for each routed question: the terms and
+/// their corpus statistics, and for a hybrid question the fusion's
+/// constants, whose best cosine and best BM25F over every shard take one
+/// more round (the second phase).
+async fn shard_words(state: &RouterState, routed: &[Routed]) -> Result<Vec<Option<ShardWords>>, RouteError> {
+    let stats = corpus_stats(state, routed).await?;
+    let mut words: Vec<Option<ShardWords>> = routed
+        .iter()
+        .zip(&stats)
+        .map(|(r, s)| {
+            // Vector mode sends the terms for snippets only, without statistics.
+            let stats = s.as_ref().map(|(stats, _)| WireStats::from(stats)).unwrap_or_default();
+            Some(ShardWords { terms: r.terms.clone()?, stats, fusion: None })
+        })
+        .collect();
+    let hybrid: Vec<usize> = (0..routed.len()).filter(|&i| routed[i].plan.mode == SearchMode::Hybrid).collect();
+    if hybrid.is_empty() {
+        return Ok(words);
+    }
+    let queries: Vec<ShardQuery> =
+        hybrid.iter().map(|&i| routed[i].shard_query(false, words[i].clone(), ShardWant::Best)).collect();
+    let replies: Vec<ShardResponse> = call_all(state, SHARD_SEARCH, &ShardRequest { queries }).await?;
+    for (slot, &i) in hybrid.iter().enumerate() {
+        let answers = replies.iter().map(|r| r.answers.get(slot));
+        let (mut best_cosine, mut best_lexical) = (None::<f32>, 0.0f64);
+        for a in answers {
+            let a = a.ok_or_else(|| ApiError::Internal("a shard answered a batch of another size".into()))?;
+            best_cosine = match (best_cosine, a.best_cosine) {
+                (Some(x), Some(y)) => Some(x.max(y)),
+                (x, y) => x.or(y),
+            };
+            best_lexical = best_lexical.max(a.best_lexical);
+        }
+        let mu = stats[i].as_ref().map_or(0.0, |(_, mu)| *mu);
+        let weight = routed[i].plan.vector_weight.unwrap_or_else(|| state.lexical.fusion.vector_weight(mu));
+        let fusion = Fusion { weight, mu, best_cosine: best_cosine.unwrap_or(0.0), best_lexical };
+        if let Some(w) = &mut words[i] {
+            w.fusion = Some(WireFusion::from(fusion));
+        }
+    }
+    Ok(words)
 }
 
 /// The stored (unit) vector of document `id`, from the shard that owns it.
@@ -141,7 +242,8 @@ async fn stored_vector(state: &RouterState, id: &str) -> Result<Vec<f32>, RouteE
         embedding: Option<Vec<f32>>,
     }
     let doc: Stored = parse(&reply.body)?;
-    doc.embedding.ok_or_else(|| ApiError::Internal(format!("shard {owner} sent a document without its embedding")).into())
+    doc.embedding
+        .ok_or_else(|| ApiError::Internal(format!("shard {owner} sent a document without its embedding")).into())
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
@@ -163,24 +265,34 @@ pub fn encode_path(id: &str) -> String {
 }
 
 impl Ranked for ShardHit {
-    fn score(&self) -> f32 {
-        self.score
+    fn score(&self) -> f64 {
+        self.rank
     }
     fn id(&self) -> &str {
         &self.id
     }
 }
 
-/// Sends the resolved queries to every shard at once, as one typed batch
-/// per shard; the first unavailable shard or 4xx wins.
-async fn fan_out(state: &RouterState, queries: Vec<ShardQuery>) -> Result<(Vec<ShardResponse>, Duration), RouteError> {
-    let n = queries.len();
-    let body = Bytes::from(
-        serde_json::to_vec(&ShardRequest { queries }).map_err(|e| ApiError::Internal(e.to_string()))?,
-    );
+/// Sends one typed body to every shard at once and reads each typed
+/// answer; the first unavailable shard or 4xx wins.
+async fn call_all<B: Serialize, R: DeserializeOwned>(
+    state: &RouterState,
+    path: &str,
+    body: &B,
+) -> Result<Vec<R>, RouteError> {
+    Ok(call_all_timed(state, path, body).await?.0)
+}
+
+/// [`call_all`] with the slowest shard's round trip.
+async fn call_all_timed<B: Serialize, R: DeserializeOwned>(
+    state: &RouterState,
+    path: &str,
+    body: &B,
+) -> Result<(Vec<R>, Duration), RouteError> {
+    let body = Bytes::from(serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?);
     let calls = (0..state.shards.count()).map(|shard| {
         let body = body.clone();
-        async move { state.shards.call(shard, Method::POST, SHARD_SEARCH, Some(body)).await }
+        async move { state.shards.call(shard, Method::POST, path, Some(body)).await }
     });
     let mut answers = Vec::with_capacity(state.shards.count());
     let mut slowest = Duration::ZERO;
@@ -190,17 +302,34 @@ async fn fan_out(state: &RouterState, queries: Vec<ShardQuery>) -> Result<(Vec<S
             return Err(RouteError::Shard(reply));
         }
         slowest = slowest.max(reply.round_trip);
-        let answer: ShardResponse = parse(&reply.body)?;
-        if answer.answers.len() != n {
-            return Err(ApiError::Internal("a shard answered a batch of another size".into()).into());
-        }
-        answers.push(answer);
+        answers.push(parse::<R>(&reply.body)?);
     }
     Ok((answers, slowest))
 }
 
-/// Where the node's shard route is.
+/// Sends the resolved queries to every shard (after gathering what a
+/// lexical or hybrid one needs from all of them) and checks each answers
+/// them all.
+async fn fan_out(
+    state: &RouterState,
+    routed: &[Routed],
+    texts: bool,
+) -> Result<(Vec<ShardResponse>, Duration), RouteError> {
+    let words = shard_words(state, routed).await?;
+    let queries: Vec<ShardQuery> =
+        routed.iter().zip(words).map(|(r, w)| r.shard_query(texts, w, ShardWant::Hits)).collect();
+    let n = queries.len();
+    let (answers, slowest): (Vec<ShardResponse>, Duration) =
+        call_all_timed(state, SHARD_SEARCH, &ShardRequest { queries }).await?;
+    if answers.iter().any(|a| a.answers.len() != n) {
+        return Err(ApiError::Internal("a shard answered a batch of another size".into()).into());
+    }
+    Ok((answers, slowest))
+}
+
+/// Where the node's shard routes are.
 const SHARD_SEARCH: &str = "/v1/shard/search";
+const SHARD_STATS: &str = "/v1/shard/stats";
 
 /// One query's shard answers as one node's: the filter checked against
 /// every shard's kinds, the hits merged under the tie rule, reach added up.
@@ -208,9 +337,9 @@ fn merge_answers(routed: &Routed, answers: Vec<ShardAnswer>) -> Result<(Vec<Shar
     if let Some(filter) = &routed.plan.filter {
         check_filter_on_all(filter, &answers.iter().collect::<Vec<_>>())?;
     }
-    let reach = answers
-        .iter()
-        .fold(Reach::default(), |r, a| r + Reach { searchable: a.searchable, filtered: a.filtered, matches: a.matches });
+    let reach = answers.iter().fold(Reach::default(), |r, a| {
+        r + Reach { searchable: a.searchable, filtered: a.filtered, matches: a.matches }
+    });
     let hits = merge_top_k(answers.into_iter().map(|a| a.hits).collect(), routed.plan.k);
     Ok((hits, reach))
 }
@@ -250,7 +379,7 @@ pub async fn search(State(state): State<RouterState>, Json(req): Json<SearchRequ
     let routed = resolve(&state, &req).await?;
     let texts = routed.plan.with_text || state.contexts.is_some();
     let fanned = Instant::now();
-    let (replies, slowest) = fan_out(&state, vec![routed.shard_query(texts)]).await?;
+    let (replies, slowest) = fan_out(&state, std::slice::from_ref(&routed), texts).await?;
     let fan_out_time = fanned.elapsed();
     // As in every answer: the sum of the shards' snapshot versions.
     let version = replies.iter().map(|r| r.index_version).sum();
@@ -295,7 +424,7 @@ pub async fn search_batch(
     state.budget.check_results(routed.iter().map(|r| &r.plan))?;
     let texts = routed.iter().any(|r| r.plan.with_text) || state.contexts.is_some();
     let fanned = Instant::now();
-    let (replies, slowest) = fan_out(&state, routed.iter().map(|r| r.shard_query(texts)).collect()).await?;
+    let (replies, slowest) = fan_out(&state, &routed, texts).await?;
     let fan_out_time = fanned.elapsed();
     let version = replies.iter().map(|r| r.index_version).sum();
     let mut per_query: Vec<Vec<ShardAnswer>> = (0..n).map(|_| Vec::with_capacity(replies.len())).collect();

@@ -11,7 +11,9 @@ use std::cmp::Ordering;
 
 /// What the merge needs to know about a hit.
 pub trait Ranked {
-    fn score(&self) -> f32;
+    /// What hits are ordered by, exactly (an f64 fused score, or an f32
+    /// cosine widened).
+    fn score(&self) -> f64;
     fn id(&self) -> &str;
 }
 
@@ -43,8 +45,8 @@ mod tests {
     struct H(String, f32);
 
     impl Ranked for H {
-        fn score(&self) -> f32 {
-            self.1
+        fn score(&self) -> f64 {
+            f64::from(self.1)
         }
         fn id(&self) -> &str {
             &self.0

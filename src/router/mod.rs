@@ -37,6 +37,7 @@ use crate::{
         extract::BodyLimit,
     },
     embed::QueryEmbedder,
+    index::lexical::LexicalSettings,
     query::answer::Budget,
     secret::Secret,
     store::{context::ContextQueue, keys::KeySpace},
@@ -113,6 +114,9 @@ pub struct RouterState {
     pub max_batch: usize,
     /// What one request may cost, as on a node.
     pub budget: Budget,
+    /// How questions are analysed and fused: the shards' settings, so
+    /// that terms and statistics mean the same on both.
+    pub lexical: Arc<LexicalSettings>,
     pub overhead: Arc<Overhead>,
 }
 

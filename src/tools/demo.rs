@@ -145,7 +145,7 @@ async fn ensure_model() {
         println!("text search is off: no cache directory for the model (set SEMSEARCH_MODEL_DIR)");
         return;
     };
-    if crate::embed::local::files::verify_dir(&dir, &crate::embed::local::files::MINILM_FILES).is_ok() {
+    if semsearch_minilm::files::verify_dir(&dir, &semsearch_minilm::files::MINILM_FILES).is_ok() {
         return;
     }
     println!("first run: fetching the all-MiniLM-L6-v2 model (90 MB) into {} for text search", dir.display());

@@ -1,4 +1,4 @@
-//! The in-process all-MiniLM-L6-v2 embedder (`embed::local`) against
+//! The in-process all-MiniLM-L6-v2 embedder (`semsearch_minilm`) against
 //! sentence-transformers' own vectors in `shared/data`.
 //!
 //! These tests need the model files. They find them through
@@ -12,8 +12,8 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
-use semsearch::embed::local::{
-    default_model_dir, EmbedderOptions, InferencePool, Kernel, LocalEmbedder, PoolSettings, Scratch, Threads,
+use semsearch_minilm::{
+    default_model_dir, BertKernel, EmbedderOptions, InferencePool, LocalEmbedder, PoolSettings, Scratch, Threads,
 };
 use serde_json::Value;
 
@@ -203,7 +203,7 @@ fn every_kernel_and_thread_count_gives_the_same_vectors() {
     let texts = ["relational database server", "a tool to check the spelling of documents in many languages"];
     let want = reference.embed(&texts, &mut Scratch::default()).expect("reference");
 
-    for kernel in Kernel::available() {
+    for kernel in BertKernel::available() {
         for threads in [Threads::One, Threads::Two] {
             // The shared embedder verified the files' sha256 already.
             let options = EmbedderOptions { threads, kernel: Some(kernel) };
@@ -295,7 +295,7 @@ async fn sixty_four_concurrent_long_texts_all_succeed_within_the_memory_bound() 
 
     // Assert
     let stats = pool.stats();
-    let per_token = semsearch::embed::local::bert::Scratch::bytes_per_token(embedder.config());
+    let per_token = semsearch_minilm::bert::Scratch::bytes_per_token(embedder.config());
     let bound = settings.max_batch_tokens * per_token + (1 << 20);
     println!(
         "64 long texts: {} passes, largest {} texts, scratch {:.1} MB (bound {:.1} MB)",
@@ -324,10 +324,8 @@ async fn sixty_four_concurrent_long_texts_all_succeed_within_the_memory_bound() 
 #[tokio::test]
 #[ignore = "downloads the model (~85 MB)"]
 async fn real_fetch_installs_files_that_load_and_verify() {
-    use semsearch::embed::local::{
-        fetch::{fetch_model, FetchEvent, FetchSources},
-        files::MINILM_FILES,
-    };
+    use semsearch::tools::model::fetch::{fetch_model, FetchEvent, FetchSources};
+    use semsearch_minilm::files::MINILM_FILES;
     let parent = tempfile::tempdir().expect("temp dir");
     let dir = parent.path().join("all-MiniLM-L6-v2");
     let mut log = Vec::new();

@@ -8,7 +8,8 @@ use std::{
 };
 
 use redis::aio::MultiplexedConnection;
-use semsearch::{app::App, config::Settings, index::SharedIndex, search::ScanMode, tools::redis_child::ChildRedis};
+use semsearch::{app::App, config::Settings, index::SharedIndex, tools::redis_child::ChildRedis};
+use semsearch_scan::ScanMode;
 use serde_json::Value;
 use tempfile::TempDir;
 

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use semsearch::search::ScanMode;
+use semsearch_scan::ScanMode;
 use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_with, test_settings, TestRedis};

@@ -14,9 +14,9 @@ use axum::{routing::post, Json, Router};
 use semsearch::{
     config::{ServeArgs, Settings},
     embed::ProviderKind,
-    search::ScanMode,
     secret::Secret,
 };
+use semsearch_scan::ScanMode;
 use serde_json::{json, Value};
 
 use crate::{

@@ -533,7 +533,7 @@ async fn issue_12_per_key_updates_past_the_delta_bound_are_merged_into_a_new_bas
     let mut c = redis.conn().await;
     small_corpus(&mut c).await;
     let mut settings = test_settings(&redis);
-    settings.scan = semsearch::search::ScanMode::Int8;
+    settings.scan = semsearch_scan::ScanMode::Int8;
     let app = spawn_app_with(settings).await;
     app.wait_ready().await;
     feed_armed(&app).await;

@@ -21,10 +21,10 @@ use serde_json::{json, Value};
 use crate::helpers::{shared_data, spawn_app_with, TestApp, TestRedis};
 
 /// One labelled question.
-struct Question {
-    text: String,
-    embedding: Vec<f32>,
-    relevant: Vec<String>,
+pub struct Question {
+    pub text: String,
+    pub embedding: Vec<f32>,
+    pub relevant: Vec<String>,
 }
 
 fn read_lines(path: &Path) -> Vec<Value> {
@@ -38,7 +38,7 @@ fn read_lines(path: &Path) -> Vec<Value> {
 
 /// Portuguese questions carry their labels; English ones take them from
 /// `queries-dev-relevance.jsonl`.
-fn questions(language: &str) -> Vec<Question> {
+pub fn questions(language: &str) -> Vec<Question> {
     let dir = shared_data();
     let (queries, labels) = match language {
         "pt" => (read_lines(&dir.join("queries-pt-dev.jsonl")), None),
@@ -54,7 +54,8 @@ fn questions(language: &str) -> Vec<Question> {
         .map(|q| {
             let text = q["query"].as_str().expect("query").to_owned();
             let relevant = if q["relevant"].is_array() { urls(&q["relevant"]) } else { labels[&text].clone() };
-            let embedding = q["embedding"].as_array().expect("embedding").iter().map(|x| x.as_f64().expect("f") as f32).collect();
+            let embedding =
+                q["embedding"].as_array().expect("embedding").iter().map(|x| x.as_f64().expect("f") as f32).collect();
             Question { text, embedding, relevant }
         })
         .collect()
@@ -65,7 +66,7 @@ fn urls(v: &Value) -> Vec<String> {
 }
 
 /// A TEI-protocol server that answers each known question with its embedding.
-async fn fake_tei(vectors: HashMap<String, Vec<f32>>) -> String {
+pub async fn fake_tei(vectors: HashMap<String, Vec<f32>>) -> String {
     async fn embed(State(vectors): State<Arc<HashMap<String, Vec<f32>>>>, Json(body): Json<Value>) -> Json<Value> {
         let text = body["inputs"][0].as_str().expect("TEI inputs");
         let dim = vectors.values().next().map_or(384, Vec::len);
@@ -79,9 +80,8 @@ async fn fake_tei(vectors: HashMap<String, Vec<f32>>) -> String {
     format!("http://{addr}")
 }
 
-/// The corpus file in a private Redis, and a node embedding through the fake.
-async fn app_over(corpus: &str, questions: &[Question]) -> (TestRedis, TestApp) {
-    let redis = TestRedis::start();
+/// A corpus file (of `../shared/data`) into `redis`, as the chatbot stores it.
+pub async fn seed_file(redis: &TestRedis, corpus: &str) {
     let mut conn = redis.conn().await;
     let mut pipe = redis::pipe();
     for doc in read_lines(&shared_data().join(corpus)) {
@@ -89,7 +89,19 @@ async fn app_over(corpus: &str, questions: &[Question]) -> (TestRedis, TestApp) 
         pipe.cmd("SET").arg(format!("cache:embedding:{url}")).arg(doc.to_string()).arg("EX").arg(86400).ignore();
     }
     let () = pipe.query_async(&mut conn).await.expect("seed");
+}
+
+/// The corpus file in a private Redis, and a node embedding through the fake.
+async fn app_over(corpus: &str, questions: &[Question]) -> (TestRedis, TestApp) {
+    let redis = TestRedis::start();
+    seed_file(&redis, corpus).await;
     let url = fake_tei(questions.iter().map(|q| (q.text.clone(), q.embedding.clone())).collect()).await;
+    let app = node_embedding_with(&redis, url).await;
+    (redis, app)
+}
+
+/// A node over `redis` embedding through the TEI server at `url`.
+pub async fn node_embedding_with(redis: &TestRedis, url: String) -> TestApp {
     let mut args = ServeArgs::defaults();
     args.redis.url = Some(redis.url().parse::<Secret>().expect("infallible"));
     args.bind = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -99,7 +111,7 @@ async fn app_over(corpus: &str, questions: &[Question]) -> (TestRedis, TestApp) 
     let settings = Settings::from_args(&args).expect("valid settings");
     let app = spawn_app_with(settings).await;
     app.wait_ready().await;
-    (redis, app)
+    app
 }
 
 /// relevant@10 (questions with an acceptable url in the top 10) and MRR@10.
@@ -111,7 +123,8 @@ async fn judge(app: &TestApp, questions: &[Question], mode: &str) -> (usize, f64
         assert_eq!(res.status(), 200, "{mode}: {}", q.text);
         let res: Value = res.json().await.expect("JSON");
         assert_eq!(res["mode"], mode);
-        let ids: Vec<&str> = res["results"].as_array().expect("results").iter().filter_map(|r| r["id"].as_str()).collect();
+        let ids: Vec<&str> =
+            res["results"].as_array().expect("results").iter().filter_map(|r| r["id"].as_str()).collect();
         if let Some(rank) = ids.iter().position(|id| q.relevant.iter().any(|r| r == id)) {
             found += 1;
             rr += 1.0 / (rank + 1) as f64;

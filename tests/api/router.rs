@@ -105,6 +105,11 @@ async fn cluster() -> Cluster {
 async fn cluster_with(router_env: &[(&str, String)]) -> Cluster {
     let redis = TestRedis::start();
     seed_corpus(&mut redis.conn().await).await;
+    cluster_over(redis, router_env).await
+}
+
+/// Three shards and a router over `redis`, seeded by the caller.
+async fn cluster_over(redis: TestRedis, router_env: &[(&str, String)]) -> Cluster {
     let http = reqwest::Client::new();
     let shard = |i: u16| {
         Process::start(
@@ -238,14 +243,17 @@ async fn issue_20_node_and_router_answer_the_same_invalid_requests_alike() {
         let node = one.post_search(body).await;
         let routed = c.post("/v1/search", body).await;
         let in_batch = c.post("/v1/search/batch", &json!({"queries": [body]})).await;
-        let node_batch = one.post_raw("/v1/search/batch", "application/json", json!({"queries": [body]}).to_string().into_bytes()).await;
+        let node_batch = one
+            .post_raw("/v1/search/batch", "application/json", json!({"queries": [body]}).to_string().into_bytes())
+            .await;
 
         // Assert: same status and code, single and in a batch.
         let (ns, rs) = (node.status().as_u16(), routed.status().as_u16());
         let (nb, rb) = (node_batch.status().as_u16(), in_batch.status().as_u16());
         let code = |v: Value| v["code"].as_str().unwrap_or("(no code)").to_owned();
         let (node, routed) = (code(node.json().await.expect("JSON")), code(routed.json().await.expect("JSON")));
-        let (node_b, routed_b) = (code(node_batch.json().await.expect("JSON")), code(in_batch.json().await.expect("JSON")));
+        let (node_b, routed_b) =
+            (code(node_batch.json().await.expect("JSON")), code(in_batch.json().await.expect("JSON")));
         assert!(ns >= 400, "{what}: the node accepted it");
         assert_eq!((rs, routed.as_str()), (ns, node.as_str()), "{what}: router vs node");
         assert_eq!((rb, routed_b.as_str()), (nb, node_b.as_str()), "{what}: in a batch, router vs node");
@@ -258,7 +266,8 @@ async fn issue_20_filtered_searches_through_the_router_equal_the_single_node() {
     let c = cluster().await;
     let one = single_node(&c.redis).await;
     let queries = ground_truth();
-    let prefixes = ["https://packages.debian.org/bookworm/p", "https://packages.debian.org/bookworm/lib", "https://nowhere/"];
+    let prefixes =
+        ["https://packages.debian.org/bookworm/p", "https://packages.debian.org/bookworm/lib", "https://nowhere/"];
 
     for q in queries.iter().take(6) {
         for prefix in prefixes {
@@ -272,6 +281,60 @@ async fn issue_20_filtered_searches_through_the_router_equal_the_single_node() {
             assert_same_ranking(&format!("{} {prefix}", q.query), &ranked(&single), &ranked(&routed));
             assert_eq!(routed["fewer_results_reason"], single["fewer_results_reason"], "{prefix}");
             assert!(ranked(&routed).iter().all(|(id, _)| id.starts_with(prefix)), "{prefix}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn issue_21_lexical_and_hybrid_through_the_router_equal_the_single_node() {
+    // Arrange: the Portuguese corpus behind three shards; router and node
+    // embed through one local TEI server answering the real embeddings.
+    let questions = crate::relevance::questions("pt");
+    let url =
+        crate::relevance::fake_tei(questions.iter().map(|q| (q.text.clone(), q.embedding.clone())).collect()).await;
+    let redis = TestRedis::start();
+    crate::relevance::seed_file(&redis, "corpus-pt-dev.jsonl").await;
+    let one = crate::relevance::node_embedding_with(&redis, url.clone()).await;
+    let c = cluster_over(redis, &[("SEMSEARCH_EMBEDDER", "tei".to_owned()), ("SEMSEARCH_EMBEDDER_URL", url)]).await;
+    let prefix = "https://packages.debian.org/bookworm/lib";
+
+    for q in &questions {
+        for (mode, extra) in [
+            ("hybrid", json!({})),
+            ("lexical", json!({})),
+            ("hybrid", json!({"filter": {"url_prefix": prefix}, "snippet": {"max_chars": 80}})),
+            ("lexical", json!({"k": 40, "min_score": 4.0})),
+            ("hybrid", json!({"hybrid": {"vector_weight": 0.7}, "k": 3})),
+        ] {
+            let mut body = json!({"text": q.text, "k": 10, "with_text": false, "mode": mode});
+            for (key, value) in extra.as_object().expect("an object") {
+                body[key] = value.clone();
+            }
+
+            // Act
+            let routed: Value = c.post("/v1/search", &body).await.json().await.expect("JSON");
+            let single: Value = one.post_search(&body).await.json().await.expect("JSON");
+
+            // Assert: same ids, scores, both channels' scores, snippets and reason.
+            let what = format!("{body}");
+            assert_eq!(routed["mode"], single["mode"], "{what}: {routed}");
+            assert_same_ranking(&what, &ranked(&single), &ranked(&routed));
+            for (r, s) in routed["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .zip(single["results"].as_array().into_iter().flatten())
+            {
+                for field in ["vector_score", "lexical_score"] {
+                    let (a, b) = (r[field].as_f64(), s[field].as_f64());
+                    assert!(
+                        a.zip(b).is_some_and(|(a, b)| (a - b).abs() <= 1e-5) || a == b,
+                        "{what}: {field} {a:?} vs {b:?}"
+                    );
+                }
+                assert_eq!(r["snippet"], s["snippet"], "{what}");
+            }
+            assert_eq!(routed["fewer_results_reason"], single["fewer_results_reason"], "{what}");
         }
     }
 }
@@ -421,7 +484,7 @@ async fn text_queries_are_embedded_once_at_the_router_and_answer_the_ground_trut
 
     for q in ground_truth().iter().take(3) {
         // Act
-        let res = c.post("/v1/search", &json!({"text": q.query, "k": 10, "with_text": false})).await;
+        let res = c.post("/v1/search", &json!({"text": q.query, "k": 10, "with_text": false, "mode": "vector"})).await;
 
         // Assert: the sentence-transformers ground truth of that question.
         assert_eq!(res.status(), 200);

@@ -239,7 +239,8 @@ async fn text_search_equals_vector_search_for_the_same_embedding() {
 
     for q in ground_truth().into_iter().take(10) {
         // Act
-        let by_text = results(app.post_search(&json!({"text": q.query, "k": 10, "with_text": false})).await).await;
+        let body = json!({"text": q.query, "k": 10, "with_text": false, "mode": "vector"});
+        let by_text = results(app.post_search(&body).await).await;
         let by_vector =
             results(app.post_search(&json!({"vector": q.embedding, "k": 10, "with_text": false})).await).await;
 
@@ -267,7 +268,8 @@ async fn filtered_text_search_equals_the_filter_then_rank_oracle() {
     for (name, filter) in crate::filter::filters() {
         for q in ground_truth().into_iter().step_by(7) {
             // Act
-            let res = app.post_search(&json!({"text": q.query, "k": 10, "with_text": false, "filter": filter})).await;
+            let body = json!({"text": q.query, "k": 10, "with_text": false, "filter": filter, "mode": "vector"});
+            let res = app.post_search(&body).await;
 
             // Assert
             assert_eq!(res.status(), 200, "{name}");

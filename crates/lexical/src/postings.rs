@@ -115,11 +115,7 @@ impl Postings {
         for (row, doc) in docs.iter().enumerate() {
             let row = saturate(row);
             lens.push((doc.title_len, doc.text_len));
-            stats.add(FieldStats {
-                docs: 1,
-                title_len: u64::from(doc.title_len),
-                text_len: u64::from(doc.text_len),
-            });
+            stats.add(FieldStats { docs: 1, title_len: u64::from(doc.title_len), text_len: u64::from(doc.text_len) });
             for (term, title, text) in &doc.terms {
                 let id = match ids.get(term) {
                     Some(&id) => id,
@@ -193,11 +189,8 @@ impl Postings {
 
     /// Heap bytes held (dictionary, runs, lengths), for `/v1/stats`.
     pub fn heap_bytes(&self) -> usize {
-        let dictionary: usize = self
-            .ids
-            .keys()
-            .map(|t| t.len() + std::mem::size_of::<(Box<str>, u32)>() + 8)
-            .sum::<usize>();
+        let dictionary: usize =
+            self.ids.keys().map(|t| t.len() + std::mem::size_of::<(Box<str>, u32)>() + 8).sum::<usize>();
         dictionary
             + self.starts.capacity() * std::mem::size_of::<usize>()
             + self.df.capacity() * 4

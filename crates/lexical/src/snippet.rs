@@ -32,10 +32,8 @@ pub fn best_window(analyzer: &Analyzer, text: &str, weights: &HashMap<&str, f64>
         return Snippet { text: String::new(), highlights: Vec::new() };
     }
     let words = analyzer.words(text);
-    let matched: Vec<Option<&str>> = words
-        .iter()
-        .map(|(_, terms)| terms.iter().map(String::as_str).find(|t| weights.contains_key(t)))
-        .collect();
+    let matched: Vec<Option<&str>> =
+        words.iter().map(|(_, terms)| terms.iter().map(String::as_str).find(|t| weights.contains_key(t))).collect();
     // Char offset of every byte position we cut at (word starts and ends).
     let char_at = CharOffsets::new(text);
     let (mut best, mut best_score) = ((0usize, 0usize), f64::NEG_INFINITY);
@@ -46,9 +44,7 @@ pub fn best_window(analyzer: &Analyzer, text: &str, weights: &HashMap<&str, f64>
         let mut end = 0;
         for start in 0..words.len() {
             end = end.max(start);
-            while end < words.len()
-                && char_at.at(words[end].0.end) - char_at.at(words[start].0.start) <= max_chars
-            {
+            while end < words.len() && char_at.at(words[end].0.end) - char_at.at(words[start].0.start) <= max_chars {
                 end += 1;
             }
             let mut seen: Vec<&str> = Vec::new();
@@ -125,7 +121,8 @@ mod tests {
     #[test]
     fn the_window_holds_the_question_and_is_cut_at_words() {
         let a = Analyzer::new(Language::Portuguese);
-        let text = "Este pacote traz muitas coisas. Uma planilha eletrônica para fazer contas e gráficos. Fim do texto.";
+        let text =
+            "Este pacote traz muitas coisas. Uma planilha eletrônica para fazer contas e gráficos. Fim do texto.";
         let mut t = Vec::new();
         let w = weights(&a, "planilha para contas", &mut t);
         let s = best_window(&a, text, &w, 40);

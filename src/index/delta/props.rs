@@ -10,22 +10,20 @@
 use std::collections::{BTreeMap, HashSet};
 
 use proptest::prelude::*;
+use semsearch_scan::{ScanAnswer, ScanMode, ScanPath};
 
 use super::*;
-use crate::{
-    index::unit::scale_to_unit,
-    search::{int8::ScanPath, BatchQuery, Scan, ScanMode},
-};
+use crate::index::{unit::scale_to_unit, LiveQuery};
 
-const DIM: usize = 8;
+pub(in crate::index) const DIM: usize = 8;
 
 /// A document as the model holds it: its vector and its deadline.
-type Model = BTreeMap<String, Stored>;
+pub(in crate::index) type Model = BTreeMap<String, Stored>;
 
 /// A vector and its deadline.
-type Stored = (Vec<f32>, Option<u64>);
+pub(in crate::index) type Stored = (Vec<f32>, Option<u64>);
 
-fn id(i: usize) -> String {
+pub(in crate::index) fn id(i: usize) -> String {
     format!("doc:{i:05}")
 }
 
@@ -38,14 +36,14 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
 }
 
 /// A vector: one of four shared templates (ties) or a fresh random one.
-fn vector() -> impl Strategy<Value = Vec<f32>> {
+pub(in crate::index) fn vector() -> impl Strategy<Value = Vec<f32>> {
     prop_oneof![
         (0..4usize).prop_map(|t| unit((0..DIM).map(|d| ((t * 7 + d * 3) % 5) as f32 - 2.0).collect())),
         prop::collection::vec(-1.0f32..1.0, DIM).prop_map(unit),
     ]
 }
 
-fn build(model: &Model) -> Index {
+pub(in crate::index) fn build(model: &Model) -> Index {
     let mut b = IndexBuilder::new(DIM);
     for (id, (v, exp)) in model {
         let doc = Document { id: id.as_str().into(), expires_at_ms: *exp, ..Default::default() };
@@ -55,7 +53,7 @@ fn build(model: &Model) -> Index {
 }
 
 /// One change: set document `i` to a vector (with a deadline or not), or delete it.
-fn change() -> impl Strategy<Value = (usize, Option<Stored>)> {
+pub(in crate::index) fn change() -> impl Strategy<Value = (usize, Option<Stored>)> {
     (0..1200usize, prop::option::weighted(0.7, (vector(), prop::option::of(0..100u64))))
 }
 
@@ -76,12 +74,16 @@ fn assert_same_view(got: &Index, want: &Index, pool: usize) {
 }
 
 fn assert_same_answers(got: &Index, want: &Index, queries: &[(Vec<f32>, usize, Option<f32>)]) {
-    let batch: Vec<BatchQuery<'_>> =
-        queries.iter().map(|(v, k, min_score)| BatchQuery { vector: v, k: *k, min_score: *min_score }).collect();
-    let bits = |a: &crate::search::Answer| a.hits.iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>();
-    let together = (got.search(&batch), want.search(&batch));
+    let batch: Vec<LiveQuery<'_>> = queries
+        .iter()
+        .map(|(v, k, min_score)| LiveQuery { vector: v, k: *k, min_score: *min_score, ..LiveQuery::default() })
+        .collect();
+    let bits = |a: &ScanAnswer| a.hits.iter().map(|h| (h.row, h.score.to_bits())).collect::<Vec<_>>();
+    // Both at the same `now_ms` (0), so both skip the same expired rows.
+    let together = (got.search(&batch, 0), want.search(&batch, 0));
     for (i, q) in batch.iter().enumerate() {
-        let alone = (got.search(std::slice::from_ref(q)).remove(0), want.search(std::slice::from_ref(q)).remove(0));
+        let alone =
+            (got.search(std::slice::from_ref(q), 0).remove(0), want.search(std::slice::from_ref(q), 0).remove(0));
         assert_eq!(bits(&alone.0), bits(&alone.1), "query {i} alone");
         assert_eq!(bits(&together.0[i]), bits(&alone.1), "query {i} in a batch");
     }
@@ -170,10 +172,11 @@ fn a_snapshot_with_a_delta_still_answers_through_the_int8_pass() {
     assert_eq!((next.segments().1.len(), next.tombstones().len(), next.len()), (40, 80, 2960));
     let want = build(&model).with_scan(ScanMode::Int8);
     let q = next.row(123).to_vec();
-    let got = next.search(&[BatchQuery { vector: &q, k: 10, min_score: None }]).remove(0);
-    assert_eq!(got.hits, want.search(&[BatchQuery { vector: &q, k: 10, min_score: None }]).remove(0).hits);
-    assert_eq!(next.scan(), Scan::Int8);
-    assert_eq!(got.rescore.map(|r| r.path), Some(ScanPath::Int8));
+    let query = [LiveQuery { vector: &q, k: 10, ..LiveQuery::default() }];
+    let got = next.search(&query, 0).remove(0);
+    assert_eq!(got.hits, want.search(&query, 0).remove(0).hits);
+    assert_eq!(next.scan(), ScanPath::Int8);
+    assert_eq!(got.path, ScanPath::Int8);
     assert!(!next.needs_merge());
 }
 
@@ -189,7 +192,7 @@ fn a_document_added_after_every_base_id_is_found_by_its_own_vector() {
         let new_id = id(110_867);
         let changed: HashSet<&str> = [new_id.as_str()].into_iter().collect();
         let (next, _) = index.apply(&build(&fresh), &changed).expect("same dim");
-        let got = next.search(&[BatchQuery { vector: &v, k: 1, min_score: None }]).remove(0);
+        let got = next.search(&[LiveQuery { vector: &v, k: 1, ..LiveQuery::default() }], 0).remove(0);
         assert_eq!(got.hits.len(), 1, "{mode:?}");
         assert_eq!(&*next.doc(got.hits[0].row as usize).id, id(110_867), "{mode:?}");
     }
