@@ -29,11 +29,17 @@ use super::{fusion::FusionParams, Document, Index, LiveQuery};
 
 /// What the lexical side is built and ranked with
 /// (`SEMSEARCH_LEXICAL_LANGUAGE`), shared by every snapshot and the router.
-#[derive(Debug)]
 pub struct LexicalSettings {
     pub analyzer: Analyzer,
     pub params: Bm25Params,
     pub fusion: FusionParams,
+}
+
+/// The language only: the constants are the documented ones.
+impl std::fmt::Debug for LexicalSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LexicalSettings").field("language", &self.analyzer.language()).finish_non_exhaustive()
+    }
 }
 
 impl LexicalSettings {
