@@ -75,7 +75,7 @@ pub struct SearchRequest {
 /// How a query is ranked. A `text` query is `hybrid` unless it says
 /// otherwise; `vector` and `id` queries can only be `vector` (they carry no
 /// words to match).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchMode {
     /// Cosine similarity of the embeddings only.

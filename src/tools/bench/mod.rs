@@ -122,6 +122,10 @@ pub async fn run(settings: &BenchSettings) -> Result<BenchReport, HarnessError> 
     }
     let stats: Stats = get_json(&client, &stats_url).await?;
 
+    let texts = match (&settings.queries, settings.text_mode) {
+        (Some(path), Some(_)) => Some(queries::texts_from_file(path)?),
+        _ => None,
+    };
     let (queries, described) = match &settings.queries {
         Some(path) => (queries::from_file(path)?, format!("file {}", path.display())),
         None => (
@@ -137,8 +141,15 @@ pub async fn run(settings: &BenchSettings) -> Result<BenchReport, HarnessError> 
     }
     let bodies: Arc<[Bytes]> = queries
         .iter()
-        .map(|q| {
-            let body = serde_json::json!({"vector": q, "k": settings.k, "with_text": settings.with_text});
+        .enumerate()
+        .map(|(i, q)| {
+            let text = texts.as_ref().and_then(|texts| texts.get(i));
+            let body = match (text, settings.text_mode) {
+                (Some(text), Some(mode)) => serde_json::json!({
+                    "text": text, "mode": mode, "k": settings.k, "with_text": settings.with_text,
+                }),
+                _ => serde_json::json!({"vector": q, "k": settings.k, "with_text": settings.with_text}),
+            };
             Bytes::from(serde_json::to_vec(&body).expect("a JSON value of floats, ints and bools always serializes"))
         })
         .collect();

@@ -36,6 +36,32 @@ pub fn from_file(path: &Path) -> Result<Vec<Vec<f32>>, HarnessError> {
     Ok(out)
 }
 
+/// The `query` text of every line of a JSONL file, in file order, line for
+/// line with [`from_file`]'s vectors.
+///
+/// # Errors
+/// [`HarnessError::QueriesIo`], or [`HarnessError::BadQuery`] for a line
+/// without a `query` text.
+pub fn texts_from_file(path: &Path) -> Result<Vec<String>, HarnessError> {
+    #[derive(serde::Deserialize)]
+    struct Text {
+        query: String,
+    }
+    let io = |source| HarnessError::QueriesIo { path: path.to_owned(), source };
+    let reader = corpus::open(File::open(path).map_err(io)?).map_err(io)?;
+    let mut out = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(io)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Text = serde_json::from_str(&line)
+            .map_err(|_| HarnessError::BadQuery { path: path.to_owned(), line_no: i + 1 })?;
+        out.push(parsed.query);
+    }
+    Ok(out)
+}
+
 /// `n` unit vectors of `dim` components, uniform in direction's sign and
 /// size per component, from a seeded RNG (same seed, same queries).
 pub fn random(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {

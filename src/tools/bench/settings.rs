@@ -86,6 +86,12 @@ pub struct BenchArgs {
     /// unit vectors of the dimension /v1/stats reports.
     #[arg(long, help_heading = "Requests")]
     pub queries: Option<PathBuf>,
+    /// Send each --queries line's `query` as `text`, ranked in this mode
+    /// (vector, lexical or hybrid), instead of its `embedding`: text queries
+    /// as the chatbot sends them. The server embeds them (turn its query
+    /// caches off to measure the embedding every time).
+    #[arg(long, value_name = "MODE", requires = "queries", help_heading = "Requests")]
+    pub text_mode: Option<crate::query::dto::SearchMode>,
     /// How many random query vectors to cycle through when --queries is unset.
     #[arg(long, default_value_t = 1000, help_heading = "Requests")]
     pub random_queries: usize,
@@ -142,6 +148,8 @@ pub struct BenchSettings {
     pub progress: bool,
     pub k: usize,
     pub with_text: bool,
+    /// `--text-mode`: send the queries' texts, ranked in this mode.
+    pub text_mode: Option<crate::query::dto::SearchMode>,
     /// Sent with every request (stats, probe, reload, searches). Values are
     /// marked sensitive, so reqwest's `Debug` hides them too.
     pub headers: HeaderMap,
@@ -226,6 +234,7 @@ impl BenchSettings {
             progress: !args.no_progress,
             k: args.k,
             with_text: args.with_text,
+            text_mode: args.text_mode,
             headers: headers(&args.headers, args.api_key.as_ref())?,
             queries: args.queries.clone(),
             random_queries: args.random_queries,
