@@ -203,9 +203,12 @@ async function detectTextSearch() {
 }
 
 function applyTextSearch() {
-  const question = form.querySelector('input[name="by"][value="text"]');
   const on = server.textSearch;
-  question.disabled = on === false;
+  // Without an embedder, questions are still matched by their words.
+  for (const radio of form.querySelectorAll('input[name="mode"]')) {
+    radio.disabled = on === false && radio.value !== 'lexical';
+  }
+  if (on === false) setRank('lexical');
   form.dataset.textSearch = on === null ? 'unknown' : on ? 'on' : 'off';
   setStat('text_search', on === null ? 'unknown' : on ? 'on' : 'off', { tone: on ? 'ok' : 'muted' });
   const dim = server.dimension ? `${server.dimension} numbers` : 'as many numbers as the index dimension';
@@ -214,11 +217,21 @@ function applyTextSearch() {
     note.textContent = 'Text search is on: questions are embedded by the server’s embedder. You can also search by a document id or a vector.';
     if (!input.value && selectedMode() === 'id' && !new URLSearchParams(location.search).has('q')) setMode('text');
   } else if (on === false) {
-    note.textContent = `Text search is off on this server (it has no embedder; “semsearch model fetch” installs the local one): search by a document id, or paste a vector of ${dim}.`;
-    if (selectedMode() === 'text') setMode('id');
+    note.textContent = `Text search is off on this server (it has no embedder; “semsearch model fetch” installs the local one): questions are matched by their words only; or search by a document id, or paste a vector of ${dim}.`;
   } else {
     note.textContent = 'Could not tell whether this server embeds questions (is an API key needed?). Document ids and vectors always work.';
   }
+}
+
+/** How questions are ranked: `hybrid`, `lexical` or `vector` (the API's `mode`). */
+function selectedRank() {
+  const checked = form.querySelector('input[name="mode"]:checked');
+  return checked ? checked.value : 'hybrid';
+}
+
+function setRank(rank) {
+  const radio = form.querySelector(`input[name="mode"][value="${rank}"]`);
+  if (radio && !radio.disabled) radio.checked = true;
 }
 
 function selectedMode() {
@@ -250,7 +263,7 @@ function parseVector(text) {
 }
 
 function queryBody(mode, q) {
-  if (mode === 'text') return { text: q };
+  if (mode === 'text') return { text: q, mode: selectedRank(), snippet: { max_chars: SNIPPET_CHARS } };
   if (mode === 'vector') return { vector: Array.isArray(q) ? q : parseVector(q) };
   return { id: q };
 }
@@ -315,7 +328,7 @@ function showAttributeFields(n) {
 // ---- Search and results ---------------------------------------------------
 
 function describe(mode, q, source) {
-  if (mode === 'text') return `“${q}”`;
+  if (mode === 'text') return `“${q}” (${RANKS[selectedRank()]})`;
   if (mode === 'vector') return Array.isArray(q) ? 'a random vector' : 'the vector';
   return source && source.title ? `documents like “${source.title}”` : `documents like ${q}`;
 }
@@ -348,7 +361,14 @@ async function search(mode, q, k, { push = true } = {}) {
 const FEWER = {
   index_smaller_than_k: 'the index holds no more documents',
   min_score: 'the rest scored below min_score',
+  filter: 'no more documents match the filters',
+  no_more_matches: 'no more documents contain a word of the question',
 };
+
+const RANKS = { hybrid: 'words and meaning', lexical: 'words', vector: 'meaning' };
+
+/** What `score` is in each ranking mode, for the tooltip. */
+const SCORE_NAMES = { vector: 'cosine similarity', lexical: 'BM25F score', hybrid: 'fused score (1 = best in both)' };
 
 function render(answer, what, k) {
   const hits = answer.results || [];
@@ -357,7 +377,9 @@ function render(answer, what, k) {
   if (answer.fewer_results_reason) text += `; fewer than ${k}: ${FEWER[answer.fewer_results_reason] || answer.fewer_results_reason}`;
   summary.textContent = `${text}.`;
   const template = $('#hit-template');
-  results.replaceChildren(...hits.map((hit, i) => hitItem(template, hit, i + 1)));
+  // Bars show scores relative to the best for BM25F (unbounded), absolute otherwise.
+  const top = answer.mode === 'lexical' ? Math.max(...hits.map((h) => Number(h.score)), 1e-9) : 1;
+  results.replaceChildren(...hits.map((hit, i) => hitItem(template, hit, i + 1, answer.mode, top)));
 }
 
 function isWebUrl(url) {
@@ -376,7 +398,23 @@ function snippet(text) {
   return `${flat.slice(0, cut > SNIPPET_CHARS / 2 ? cut : SNIPPET_CHARS)}…`;
 }
 
-function hitItem(template, hit, rank) {
+/** The server's snippet with its highlights as <mark>s (offsets are UTF-16, as JavaScript's). */
+function highlighted(snip) {
+  const nodes = [];
+  let at = 0;
+  for (const [start, end] of snip.highlights || []) {
+    if (start < at || end > snip.text.length) continue;
+    if (start > at) nodes.push(document.createTextNode(snip.text.slice(at, start)));
+    const mark = document.createElement('mark');
+    mark.textContent = snip.text.slice(start, end);
+    nodes.push(mark);
+    at = end;
+  }
+  if (at < snip.text.length) nodes.push(document.createTextNode(snip.text.slice(at)));
+  return nodes;
+}
+
+function hitItem(template, hit, rank, mode = 'vector', top = 1) {
   const li = template.content.firstElementChild.cloneNode(true);
   li.dataset.id = hit.id;
   li.querySelector('.rank').textContent = String(rank);
@@ -393,12 +431,16 @@ function hitItem(template, hit, rank) {
   }
   li.querySelector('.url').textContent = hit.id === hit.url ? hit.url : `${hit.url} · id ${hit.id}`;
   const snip = li.querySelector('.snippet');
-  if (hit.text) snip.textContent = snippet(hit.text);
+  if (hit.snippet) snip.replaceChildren(...highlighted(hit.snippet));
+  else if (hit.text) snip.textContent = snippet(hit.text);
   else snip.remove();
   const score = Number(hit.score);
   li.querySelector('.value').textContent = score.toFixed(4);
-  li.querySelector('.score').title = `cosine similarity ${score}`;
-  li.querySelector('.fill').style.setProperty('--score', String(Math.max(0, Math.min(1, score))));
+  let title = `${SCORE_NAMES[mode] || 'score'} ${score}`;
+  if (hit.vector_score !== undefined) title += `; cosine ${hit.vector_score}`;
+  if (hit.lexical_score !== undefined) title += `; BM25F ${hit.lexical_score}`;
+  li.querySelector('.score').title = title;
+  li.querySelector('.fill').style.setProperty('--score', String(Math.max(0, Math.min(1, score / top))));
   const more = li.querySelector('.more');
   more.setAttribute('aria-label', `More like this: ${title}`);
   more.addEventListener('click', () => {
@@ -440,6 +482,7 @@ const FILTER_FIELDS = ['url-prefix', 'fields'];
 function remember(mode, q, k) {
   if (mode === 'vector') return; // Too long for an address.
   const params = new URLSearchParams({ by: mode, q, k: String(k) });
+  if (mode === 'text') params.set('rank', selectedRank());
   for (const id of FILTER_FIELDS) {
     if ($(`#${id}`).value) params.set(id, $(`#${id}`).value);
   }
@@ -454,6 +497,7 @@ function replay() {
   const k = params.get('k');
   if (k && [...$('#k').options].some((o) => o.value === k)) $('#k').value = k;
   setMode(mode);
+  if (RANKS[params.get('rank')]) setRank(params.get('rank'));
   input.value = q;
   for (const id of FILTER_FIELDS) $(`#${id}`).value = params.get(id) || '';
   search(selectedMode(), q, currentK(), { push: false });

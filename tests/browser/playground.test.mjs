@@ -123,7 +123,10 @@ test('the page says which query mode is active, as the server answers', async ()
   await page.waitForFunction(() => ['on', 'off'].includes(document.querySelector('#search').dataset.textSearch));
   const form = page.locator('#search');
   assert.equal(await form.getAttribute('data-text-search'), textSearch ? 'on' : 'off');
-  assert.equal(await page.getByRole('radio', { name: 'Question' }).isDisabled(), !textSearch);
+  // Questions are always possible: without an embedder they are matched by their words.
+  assert.equal(await page.getByRole('radio', { name: 'Question' }).isDisabled(), false);
+  assert.equal(await page.getByRole('radio', { name: 'Words and meaning' }).isDisabled(), !textSearch);
+  assert.equal(await page.getByRole('radio', { name: 'Meaning' }).isDisabled(), !textSearch);
   assert.match(await page.locator('#mode-note').textContent(), textSearch ? /Text search is on/ : /Text search is off/);
 });
 
@@ -237,6 +240,41 @@ test('an attribute condition is sent as filter.fields, and the server\'s refusal
   await alert.waitFor();
   assert.equal(await alert.getAttribute('data-code'), json.code);
   await page.getByLabel('Attributes').fill('');
+});
+
+test('questions are ranked by words, meaning or both, and snippets mark the matched words', async () => {
+  await page.getByRole('radio', { name: 'Question' }).check();
+  await page.locator('#url-prefix').fill('');
+  await page.locator('#fields').fill('');
+  for (const [label, mode] of textSearch
+    ? [['Words', 'lexical'], ['Words and meaning', 'hybrid'], ['Meaning', 'vector']]
+    : [['Words', 'lexical']]) {
+    await page.getByRole('radio', { name: label, exact: true }).check();
+    const { status, json } = await api('POST', 'v1/search', {
+      text: QUESTION, k: K, with_text: true, mode, snippet: { max_chars: 320 },
+    });
+    assert.equal(status, 200, JSON.stringify(json));
+    assert.equal(json.mode, mode);
+
+    const box = page.locator('input[name="q"]');
+    await box.fill(QUESTION);
+    await box.press('Enter');
+    await page.waitForFunction(
+      ([want, ids]) => {
+        const got = [...document.querySelectorAll('#results > li[data-id]')].map((li) => li.dataset.id);
+        return got.length === want && got.every((id, i) => id === ids[i]);
+      },
+      [json.results.length, json.results.map((r) => r.id)],
+    );
+    assert.match(await page.locator('#summary').textContent(), new RegExp(`\\(${label.toLowerCase()}\\)`));
+    const first = json.results[0];
+    const marks = await page.locator('#results > li').first().locator('.snippet mark').allTextContents();
+    const want = first.snippet.highlights.map(([a, b]) => first.snippet.text.slice(a, b));
+    assert.deepEqual(marks, want, `${mode}: the marked words are the API's highlights`);
+    if (mode !== 'vector') assert.ok(want.length > 0, `${mode}: a matched word is highlighted`);
+    assert.equal(await page.locator('#results > li').first().locator('.snippet').textContent(), first.snippet.text);
+    assert.match(new URL(page.url()).search, new RegExp(`rank=${mode}`));
+  }
 });
 
 test('an unknown id shows the problem code and detail from the server', async () => {
