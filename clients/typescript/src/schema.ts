@@ -254,6 +254,8 @@ export interface components {
             fewer_results_reasons: (components["schemas"]["FewerReason"] | null)[];
             /** @description Per query, where its results were cached (null when context writes are off). */
             contexts: (components["schemas"]["ContextRef"] | null)[];
+            /** @description Per query, how its results were ranked. */
+            modes: components["schemas"]["SearchMode"][];
             /**
              * Format: int64
              * @description Server-side time, in microseconds.
@@ -351,7 +353,7 @@ export interface components {
          * @description Why fewer than k results came back.
          * @enum {string}
          */
-        FewerReason: "index_smaller_than_k" | "min_score" | "filter";
+        FewerReason: "index_smaller_than_k" | "min_score" | "filter" | "no_more_matches";
         /** @description Liveness answer. */
         Health: {
             status: components["schemas"]["HealthStatus"];
@@ -362,6 +364,17 @@ export interface components {
          * @enum {string}
          */
         HealthStatus: "ok";
+        /** @description `hybrid` of a search. */
+        HybridOptions: {
+            /**
+             * Format: double
+             * @description The vector ranking's weight in the fused score, in (0, 1]; the rest
+             *     goes to the lexical ranking. Default: chosen per question from how
+             *     well the embedding model reads it (1 for a question it understands,
+             *     0.4 for one it does not).
+             */
+            vector_weight?: number | null;
+        };
         /**
          * @description "More like this": a search by a stored document's vector, the document left out.
          * @example {
@@ -393,6 +406,15 @@ export interface components {
             context_key?: string | null;
             /** @description Search only documents matching this. Default: every document. */
             filter?: components["schemas"]["SearchFilter"] | null;
+            /**
+             * @description Only `vector`: this query has no words to match (422 `mode_needs_text` otherwise).
+             * @enum {string|null}
+             */
+            mode?: "vector" | null;
+            /** @description Only for text queries. */
+            hybrid?: null;
+            /** @description Give each hit the passage of its text that best matches the question (the text's opening for a query without words). Default: none. */
+            snippet?: components["schemas"]["SnippetOptions"] | null;
         };
         /** @description One failing item of a batch. */
         ItemProblem: {
@@ -447,7 +469,7 @@ export interface components {
          *     added, existing ones never change meaning.
          * @enum {string}
          */
-        ProblemCode: "invalid_json" | "unsupported_media_type" | "payload_too_large" | "missing_field" | "unknown_field" | "invalid_type" | "null_element" | "non_finite" | "empty_vector" | "wrong_dimension" | "zero_vector" | "invalid_k" | "invalid_context_key" | "invalid_batch_size" | "too_many_results" | "response_too_large" | "unauthorized" | "forbidden" | "reload_failed" | "not_found" | "document_not_found" | "method_not_allowed" | "not_ready" | "timeout" | "overloaded" | "query_required" | "ambiguous_query" | "text_search_disabled" | "empty_text" | "text_too_long" | "embedder_failed" | "embedder_timeout" | "embedder_wrong_dimension" | "embedder_unavailable" | "invalid_filter" | "unknown_filter_field" | "filter_type_mismatch" | "shard_unavailable" | "internal";
+        ProblemCode: "invalid_json" | "unsupported_media_type" | "payload_too_large" | "missing_field" | "unknown_field" | "invalid_type" | "null_element" | "non_finite" | "empty_vector" | "wrong_dimension" | "zero_vector" | "invalid_k" | "invalid_context_key" | "invalid_batch_size" | "too_many_results" | "response_too_large" | "unauthorized" | "forbidden" | "reload_failed" | "not_found" | "document_not_found" | "method_not_allowed" | "not_ready" | "timeout" | "overloaded" | "query_required" | "ambiguous_query" | "text_search_disabled" | "mode_needs_text" | "empty_text" | "text_too_long" | "embedder_failed" | "embedder_timeout" | "embedder_wrong_dimension" | "embedder_unavailable" | "invalid_filter" | "unknown_filter_field" | "filter_type_mismatch" | "shard_unavailable" | "internal";
         /** @description Readiness answer. */
         Ready: {
             status: components["schemas"]["ReadyStatus"];
@@ -580,6 +602,13 @@ export interface components {
                 [key: string]: string | number | boolean | (string | number | boolean)[];
             } | null;
         };
+        /**
+         * @description How a query is ranked. A `text` query is `hybrid` unless it says
+         *     otherwise; `vector` and `id` queries can only be `vector` (they carry no
+         *     words to match).
+         * @enum {string}
+         */
+        SearchMode: "vector" | "lexical" | "hybrid";
         /** @description Body of `POST /v1/search`: exactly one of `vector`, `text` and `id`, with the options every kind shares. */
         SearchRequest: components["schemas"]["VectorQuery"] | components["schemas"]["TextQuery"] | components["schemas"]["IdQuery"];
         /**
@@ -603,6 +632,8 @@ export interface components {
          */
         SearchResponse: {
             results: components["schemas"]["SearchResult"][];
+            /** @description How the results were ranked. */
+            mode: components["schemas"]["SearchMode"];
             /**
              * Format: int64
              * @description Server-side time, in microseconds.
@@ -639,9 +670,25 @@ export interface components {
             text?: string | null;
             /**
              * Format: float
-             * @description Cosine similarity, in [-1, 1].
+             * @description What the results are ordered by: in `vector` mode the cosine
+             *     similarity, in [-1, 1]; in `lexical` mode the BM25F score (≥ 0); in
+             *     `hybrid` mode the fused score (at most 1, the best possible;
+             *     comparable only between results of one question).
              */
             score: number;
+            /**
+             * Format: float
+             * @description `hybrid` mode: the cosine similarity. Absent otherwise.
+             */
+            vector_score?: number;
+            /**
+             * Format: double
+             * @description `hybrid` and `lexical` modes: the BM25F score (0 when no word of the
+             *     question is in the document). Absent otherwise.
+             */
+            lexical_score?: number;
+            /** @description Present when the request asked for `snippet`. */
+            snippet?: components["schemas"]["Snippet"];
         };
         /**
          * @description Shard `index` of `count`: documents whose key's Redis hash slot mod
@@ -669,6 +716,24 @@ export interface components {
             vanished: number;
             /** Format: int64 */
             invalid_key: number;
+        };
+        /** @description The passage of a hit's text that best matches the question. */
+        Snippet: {
+            /** @description At most `max_chars` characters of the text, cut at word boundaries. */
+            text: string;
+            /**
+             * @description The matched words as `[start, end)` offsets into `text`, in UTF-16
+             *     code units (JavaScript string indexes), ascending.
+             */
+            highlights: number[][];
+        };
+        /** @description `snippet` of a search. */
+        SnippetOptions: {
+            /**
+             * Format: int32
+             * @description The snippet's length limit, in characters (Unicode scalar values), 1 to 10000.
+             */
+            max_chars: number;
         };
         /** @description What the index holds and how it got there. */
         StatsResponse: {
@@ -755,6 +820,12 @@ export interface components {
             context_key?: string | null;
             /** @description Search only documents matching this. Default: every document. */
             filter?: components["schemas"]["SearchFilter"] | null;
+            /** @description How the question is ranked. Default: `hybrid`. */
+            mode?: components["schemas"]["SearchMode"] | null;
+            /** @description Tuning of `hybrid` ranking. Default: the per-question weight. */
+            hybrid?: components["schemas"]["HybridOptions"] | null;
+            /** @description Give each hit the passage of its text that best matches the question (the text's opening for a query without words). Default: none. */
+            snippet?: components["schemas"]["SnippetOptions"] | null;
         };
         /**
          * @description A search by query embedding.
@@ -792,6 +863,15 @@ export interface components {
             context_key?: string | null;
             /** @description Search only documents matching this. Default: every document. */
             filter?: components["schemas"]["SearchFilter"] | null;
+            /**
+             * @description Only `vector`: this query has no words to match (422 `mode_needs_text` otherwise).
+             * @enum {string|null}
+             */
+            mode?: "vector" | null;
+            /** @description Only for text queries. */
+            hybrid?: null;
+            /** @description Give each hit the passage of its text that best matches the question (the text's opening for a query without words). Default: none. */
+            snippet?: components["schemas"]["SnippetOptions"] | null;
         };
     };
     responses: never;
