@@ -16,7 +16,7 @@ use crate::{
     query::{
         answer::{render, ContextTarget, HitView, Reach, Rendered, Spent},
         dto::{SearchMode, SearchRequest, SearchResponse},
-        execute::{self, Ranked, RankedHit},
+        execute::{self, RankedHit, RankedHits},
         resolve::{Resolved, Words},
         Plan,
     },
@@ -68,7 +68,7 @@ pub fn render_ranked(
     index: &Index,
     plan: &Plan,
     resolved: &Resolved,
-    ranked: &Ranked,
+    ranked: &RankedHits,
     spent: &mut Spent,
 ) -> Result<Rendered, ApiError> {
     let shown = Shown { mode: plan.mode, snippet_chars: plan.snippet_chars, words: resolved.words.as_ref() };
@@ -114,7 +114,7 @@ pub fn hit_view<'a>(index: &'a Index, shown: &Shown<'_>, hit: RankedHit) -> HitV
 }
 
 /// Counts how a query's vector scan ran (`/v1/stats`, `/metrics`).
-pub fn counted(state: &AppState, ranked: &Ranked) {
+pub fn counted(state: &AppState, ranked: &RankedHits) {
     if let Some(scan) = &ranked.scan {
         state.scans.record(scan);
         if scan.path == ScanPath::Int8 {

@@ -29,7 +29,7 @@ use crate::{
         plan::validate_k,
         resolve::Words,
         shard::{
-            ShardAnswer, ShardHit, ShardQuery, ShardRequest, ShardResponse, ShardStats, ShardStatsRequest,
+            ShardAnswer, ShardCorpusStats, ShardHit, ShardQuery, ShardRequest, ShardResponse, ShardStatsRequest,
             ShardStatsResponse, ShardWant, WireStats,
         },
     },
@@ -51,7 +51,7 @@ pub async fn shard_stats(
     let answers = req
         .queries
         .iter()
-        .map(|q| ShardStats {
+        .map(|q| ShardCorpusStats {
             stats: WireStats::from(&index.corpus_stats(&q.terms)),
             vector_dot: q.vector.as_deref().map_or(0.0, |v| index.vector_dot_sum(v)),
         })
@@ -176,7 +176,7 @@ fn ranking(index: &Index, q: &ShardQuery) -> Result<(Ranking, Option<Words>), Ap
 async fn best_answers(
     index: &Arc<Index>,
     searches: &Arc<Vec<(crate::index::OwnedLiveQuery, Ranking)>>,
-) -> Result<Vec<execute::Ranked>, ApiError> {
+) -> Result<Vec<execute::RankedHits>, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (index, searches) = (Arc::clone(index), Arc::clone(searches));
     let now = now_ms();
@@ -190,7 +190,7 @@ async fn best_answers(
                     }
                     Ranking::Vector => (execute::best_cosine(&index, &q.as_live(), now), 0.0),
                 };
-                execute::Ranked { best: Some(best), ..execute::Ranked::default() }
+                execute::RankedHits { best: Some(best), ..execute::RankedHits::default() }
             })
             .collect();
         let _ = tx.send(out);

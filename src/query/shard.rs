@@ -161,13 +161,13 @@ pub struct ShardStatsQuery {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShardStatsResponse {
-    pub answers: Vec<ShardStats>,
+    pub answers: Vec<ShardCorpusStats>,
 }
 
 /// One shard's part of the corpus statistics of a question.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ShardStats {
+pub struct ShardCorpusStats {
     pub stats: WireStats,
     /// q · (the sum of this shard's document vectors); with `stats.docs`
     /// added up over the shards it gives the mean cosine μ.

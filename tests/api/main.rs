@@ -57,6 +57,9 @@ mod playground;
 /// API keys (401/403), limits (body, k, concurrency), CORS, request ids.
 mod security;
 
+/// House rules on the sources: unique public type names, one CPU-detection file, at most three `top_k*`.
+mod layout;
+
 /// `/metrics`: the exposition parses and carries request, search and index series.
 mod metrics;
 

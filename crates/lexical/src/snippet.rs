@@ -13,7 +13,7 @@ use crate::analyzer::Analyzer;
 
 /// A document's best window for one question.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snippet {
+pub struct Passage {
     pub text: String,
     /// Matched words, ascending, as UTF-16 `[start, end)` within `text`.
     pub highlights: Vec<[usize; 2]>,
@@ -27,9 +27,9 @@ const REPEAT_BONUS: f64 = 0.01;
 /// scalar values) for a question whose terms weigh `weights` (term → idf).
 /// Without any match, the text's opening. A single word longer than
 /// `max_chars` is cut inside the word (the only cut not at a boundary).
-pub fn best_window(analyzer: &Analyzer, text: &str, weights: &HashMap<&str, f64>, max_chars: usize) -> Snippet {
+pub fn best_window(analyzer: &Analyzer, text: &str, weights: &HashMap<&str, f64>, max_chars: usize) -> Passage {
     if max_chars == 0 || text.is_empty() {
-        return Snippet { text: String::new(), highlights: Vec::new() };
+        return Passage { text: String::new(), highlights: Vec::new() };
     }
     let words = analyzer.words(text);
     let matched: Vec<Option<&str>> =
@@ -82,7 +82,7 @@ pub fn best_window(analyzer: &Analyzer, text: &str, weights: &HashMap<&str, f64>
             highlights.push([start, start + utf16_len(&text[range.clone()])]);
         }
     }
-    Snippet { text: window.to_owned(), highlights }
+    Passage { text: window.to_owned(), highlights }
 }
 
 fn utf16_len(s: &str) -> usize {

@@ -70,7 +70,7 @@ impl RankedHit {
 
 /// A search's answer.
 #[derive(Debug, Clone, Default)]
-pub struct Ranked {
+pub struct RankedHits {
     pub hits: Vec<RankedHit>,
     /// `lexical`: how many live documents of the query hold a term of it.
     pub matches: usize,
@@ -81,7 +81,7 @@ pub struct Ranked {
     pub best: Option<(Option<f32>, f64)>,
 }
 
-impl Ranked {
+impl RankedHits {
     fn of_scan(answer: ScanAnswer) -> Self {
         let hits = answer
             .hits
@@ -102,12 +102,12 @@ pub async fn one(
     index: Arc<Index>,
     search: &OwnedLiveQuery,
     ranking: &Ranking,
-) -> Result<Ranked, ApiError> {
+) -> Result<RankedHits, ApiError> {
     let now = now_ms();
     let dropped = || ApiError::Internal("search worker dropped its result".into());
     if matches!(ranking, Ranking::Vector) && search.rows.is_none() {
         let answer = coalescer.search(index, search.clone(), now).await.ok_or_else(dropped)?;
-        return Ok(Ranked::of_scan(answer));
+        return Ok(RankedHits::of_scan(answer));
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     let (search, ranking) = (search.clone(), ranking.clone());
@@ -122,17 +122,20 @@ pub async fn one(
 ///
 /// # Errors
 /// `internal` if the scan's worker dropped its answers (a panic: a bug).
-pub async fn batch(index: Arc<Index>, searches: Arc<Vec<(OwnedLiveQuery, Ranking)>>) -> Result<Vec<Ranked>, ApiError> {
+pub async fn batch(
+    index: Arc<Index>,
+    searches: Arc<Vec<(OwnedLiveQuery, Ranking)>>,
+) -> Result<Vec<RankedHits>, ApiError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let now = now_ms();
     rayon::spawn(move || {
         let vector: Vec<LiveQuery<'_>> =
             searches.iter().filter(|(_, r)| matches!(r, Ranking::Vector)).map(|(q, _)| q.as_live()).collect();
         let mut shared = index.search(&vector, now).into_iter();
-        let answers: Option<Vec<Ranked>> = searches
+        let answers: Option<Vec<RankedHits>> = searches
             .iter()
             .map(|(q, ranking)| match ranking {
-                Ranking::Vector => shared.next().map(Ranked::of_scan),
+                Ranking::Vector => shared.next().map(RankedHits::of_scan),
                 other => Some(rank(&index, &q.as_live(), other, now)),
             })
             .collect();
@@ -145,12 +148,12 @@ pub async fn batch(index: Arc<Index>, searches: Arc<Vec<(OwnedLiveQuery, Ranking
 
 /// One search, ranked as `ranking` says, on this thread (CPU work: call it
 /// on rayon).
-pub fn rank(index: &Index, query: &LiveQuery<'_>, ranking: &Ranking, now: u64) -> Ranked {
+pub fn rank(index: &Index, query: &LiveQuery<'_>, ranking: &Ranking, now: u64) -> RankedHits {
     match ranking {
         Ranking::Vector => {
             let answer =
                 index.search(std::slice::from_ref(query), now).pop().unwrap_or_else(|| ScanAnswer::f32(Vec::new()));
-            Ranked::of_scan(answer)
+            RankedHits::of_scan(answer)
         }
         Ranking::Lexical { scorer } => lexical(index, query, scorer, now),
         Ranking::Hybrid { scorer, fusion } => hybrid(index, query, scorer, *fusion, now),
@@ -158,7 +161,7 @@ pub fn rank(index: &Index, query: &LiveQuery<'_>, ranking: &Ranking, now: u64) -
 }
 
 /// The lexical top-k: matches by BM25F, then ascending row (id order).
-fn lexical(index: &Index, query: &LiveQuery<'_>, scorer: &Scorer, now: u64) -> Ranked {
+fn lexical(index: &Index, query: &LiveQuery<'_>, scorer: &Scorer, now: u64) -> RankedHits {
     let mut matches = index.lexical_matches(scorer, query, now);
     let count = matches.len();
     matches.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -169,11 +172,11 @@ fn lexical(index: &Index, query: &LiveQuery<'_>, scorer: &Scorer, now: u64) -> R
         .take(query.k)
         .map(|(row, bm)| RankedHit { row, rank: bm, cosine: None, lexical: Some(bm) })
         .collect();
-    Ranked { hits, matches: count, scan: None, best: None }
+    RankedHits { hits, matches: count, scan: None, best: None }
 }
 
 /// The exact fused top-k (see `index::fusion`).
-fn hybrid(index: &Index, query: &LiveQuery<'_>, scorer: &Scorer, source: FusionSource, now: u64) -> Ranked {
+fn hybrid(index: &Index, query: &LiveQuery<'_>, scorer: &Scorer, source: FusionSource, now: u64) -> RankedHits {
     // The vector top-k without `min_score` (which applies to the fused score).
     let vector_query = LiveQuery { min_score: None, ..*query };
     let answer =
@@ -202,7 +205,7 @@ fn hybrid(index: &Index, query: &LiveQuery<'_>, scorer: &Scorer, source: FusionS
         .into_iter()
         .map(|h| RankedHit { row: h.row, rank: h.score, cosine: Some(h.cosine), lexical: Some(h.lexical) })
         .collect();
-    Ranked { hits, matches: count, scan: Some(ScanAnswer { hits: Vec::new(), ..answer }), best: None }
+    RankedHits { hits, matches: count, scan: Some(ScanAnswer { hits: Vec::new(), ..answer }), best: None }
 }
 
 /// A hybrid search's best cosine and best BM25F among its live rows: what
@@ -222,7 +225,7 @@ pub fn best_cosine(index: &Index, query: &LiveQuery<'_>, now: u64) -> Option<f32
 }
 
 /// Whether a ranked answer went through the int8 pass (for the rescored-rows histogram).
-pub fn used_int8(ranked: &Ranked) -> bool {
+pub fn used_int8(ranked: &RankedHits) -> bool {
     ranked.scan.as_ref().is_some_and(|s| s.path == ScanPath::Int8)
 }
 
