@@ -266,14 +266,11 @@ mod tests {
     }
 
     fn matrix(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed | 1;
+        let mut rng = crate::test_rng::XorShift::new(seed);
         (0..n * dim)
             .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
                 // Few distinct values, so equal scores (ties) happen.
-                ((s >> 40) % 5) as f32 - 2.0
+                ((rng.next_u64() >> 40) % 5) as f32 - 2.0
             })
             .collect()
     }

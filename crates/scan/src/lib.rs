@@ -155,6 +155,8 @@ fn every_row(
 
 #[cfg(test)]
 mod props;
+#[cfg(test)]
+mod test_rng;
 
 #[cfg(test)]
 mod tests {

@@ -192,13 +192,8 @@ proptest! {
         own in prop::option::of(0u32..250),
         seed in any::<u64>(),
     ) {
-        let mut s = seed | 1;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        };
+        let mut rng = crate::test_rng::XorShift::new(seed);
+        let mut next = move || rng.unit();
         let matrix: Vec<f32> = (0..n * dim).map(|_| next()).collect();
         let q: Vec<f32> = (0..dim).map(|_| next()).collect();
         let k = 1 + k_extra % (n + 3);

@@ -145,13 +145,8 @@ mod tests {
     /// interval, and the interval is not absurdly wide.
     #[test]
     fn every_kernels_score_lies_in_the_interval() {
-        let mut s = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        };
+        let mut rng = crate::test_rng::XorShift::new(0x1234_5678_9abc_def1);
+        let mut next = move || rng.unit();
         for dim in [1usize, 2, 3, 16, 100, 384, 1000] {
             for case in 0..200 {
                 // Scales from 1e-11 to 1e11 (edges of the bounded range), and

@@ -664,15 +664,7 @@ mod tests {
     }
 
     fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed | 1;
-        let mut m: Vec<f32> = (0..n * dim)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect();
+        let mut m = crate::test_rng::XorShift::new(seed).units(n * dim);
         for row in m.chunks_exact_mut(dim) {
             let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
             row.iter_mut().for_each(|x| *x /= norm);

@@ -49,15 +49,7 @@ fn forced(kernel: F32Kernel, int8: Int8Kernel, split: Option<Split>, fallbacks: 
 
 /// xorshift values in [-1, 1).
 fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
+    crate::test_rng::XorShift::new(seed).units(n)
 }
 
 fn normalize(row: &mut [f32]) {

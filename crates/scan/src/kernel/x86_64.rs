@@ -382,17 +382,9 @@ mod tests {
     use super::*;
     use crate::kernel::scalar;
 
-    /// Deterministic values in [-1, 1) without a RNG dependency.
+    /// Deterministic values in [-1, 1).
     fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
+        crate::test_rng::XorShift::spread(seed).units(n)
     }
 
     const DIMS: [usize; 14] = [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 383, 384, 1537];

@@ -284,15 +284,8 @@ mod tests {
 
     /// Codes in [-127, 127] from a seed, without a RNG dependency.
     fn codes(n: usize, seed: u64) -> Vec<i8> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (((s >> 33) % 255) as i32 - 127) as i8
-            })
-            .collect()
+        let mut rng = crate::test_rng::XorShift::spread(seed);
+        (0..n).map(|_| (((rng.next_u64() >> 33) % 255) as i32 - 127) as i8).collect()
     }
 
     /// Packs row-major `rows × dim` codes into a biased panel buffer.
