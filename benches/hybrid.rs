@@ -6,6 +6,7 @@
 //! ```text
 //! cargo bench --bench hybrid                    # N = 100_000 and 1_000_000
 //! cargo bench --bench hybrid -- 100000          # one size
+//! cargo bench --bench hybrid -- --write-corpus grown.jsonl 100000   # the corpus, for `semsearch seed`
 //! ```
 //!
 //! Growing the corpus: document i is source document i mod 2,506 with each
@@ -239,8 +240,33 @@ fn run(n: usize) {
     );
 }
 
+/// `--write-corpus PATH N`: the grown corpus as JSONL lines the way the
+/// chatbot stores them (`title`, `url`, `text`, `embedding`), for `semsearch
+/// seed`, so the end-to-end text figures (`semsearch bench --text-mode`) run
+/// on the same documents as these in-process ones.
+fn write_corpus(path: &str, n: usize) {
+    use std::io::Write;
+    let (docs, rows) = corpus(n, 21);
+    let file = std::fs::File::create(path).unwrap_or_else(|e| panic!("create {path}: {e}"));
+    let mut out = std::io::BufWriter::new(file);
+    for (d, r) in docs.iter().zip(rows.chunks_exact(DIM)) {
+        let line =
+            serde_json::json!({"title": d.title.as_deref(), "url": &*d.id, "text": d.text.as_deref(), "embedding": r});
+        writeln!(out, "{line}").expect("write a corpus line");
+    }
+    out.flush().expect("flush the corpus");
+    println!("wrote {n} documents to {path}");
+}
+
 fn main() {
-    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect::<Vec<_>>();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--write-corpus") {
+        let path = args.get(at + 1).expect("--write-corpus PATH N");
+        let n = args.get(at + 2).and_then(|n| n.parse().ok()).expect("--write-corpus PATH N");
+        write_corpus(path, n);
+        return;
+    }
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect::<Vec<_>>();
     let sizes = if sizes.is_empty() { vec![100_000, 1_000_000] } else { sizes };
     println!("# cargo bench --bench hybrid (issue 21): the lexical side's costs, ratios from one run");
     for n in sizes {
