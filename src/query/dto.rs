@@ -124,6 +124,10 @@ pub struct HybridOptions {
 }
 
 /// Longest snippet a request may ask for, in characters.
+/// Longest `text` accepted, in bytes. Questions are short; this stops a 1 MB
+/// body from becoming a 1 MB (and billed) provider request.
+pub const MAX_TEXT_BYTES: usize = 8 * 1024;
+
 pub const MAX_SNIPPET_CHARS: u32 = 10_000;
 
 /// `snippet` of a search.
@@ -251,7 +255,7 @@ impl QueryKind {
                 .into(),
             Self::Text => ObjectBuilder::new()
                 .schema_type(Type::String)
-                .max_length(Some(super::plan::MAX_TEXT_BYTES))
+                .max_length(Some(MAX_TEXT_BYTES))
                 .description(Some(
                     "Question text, embedded server-side by the configured provider (422 `text_search_disabled` when none is). At most 8 KiB.",
                 ))

@@ -12,17 +12,13 @@ use std::collections::BTreeMap;
 
 use super::dto::{
     SearchFilter, SearchMode, SearchRequest, MAX_FILTER_FIELDS, MAX_FILTER_VALUES, MAX_SNIPPET_CHARS,
-    MAX_URL_PREFIX_BYTES,
+    MAX_TEXT_BYTES, MAX_URL_PREFIX_BYTES,
 };
 use crate::{
     index::attributes::{AttrValue, RowFilter},
     problem::{echo, ApiError},
     store::keys::{KeySpace, WritableKey},
 };
-
-/// Longest `text` accepted, in bytes. Questions are short; this stops a 1 MB
-/// body from becoming a 1 MB (and billed) provider request.
-pub const MAX_TEXT_BYTES: usize = 8 * 1024;
 
 /// What a request is checked against: the server's limits and what it
 /// knows of the index.

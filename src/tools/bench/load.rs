@@ -38,7 +38,7 @@ use tokio::{
 };
 
 use super::{
-    progress::{Live, Progress},
+    progress::{LevelSummary, Live, Progress},
     request::Failure,
 };
 
@@ -132,6 +132,19 @@ pub struct LevelReport {
     pub max_send_lag_ms: Option<f64>,
     /// `None` when no request succeeded.
     pub latency: Option<Latency>,
+}
+
+impl LevelReport {
+    /// The line `progress` leaves when the level is done.
+    pub fn summary(&self) -> LevelSummary {
+        LevelSummary {
+            label: self.load.label(),
+            requests: self.requests,
+            errors: self.errors,
+            qps: self.qps,
+            p99_ms: self.latency.map(|l| l.p99_ms),
+        }
+    }
 }
 
 /// What the loops collect; merged across workers.

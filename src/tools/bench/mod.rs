@@ -183,7 +183,7 @@ pub async fn run(settings: &BenchSettings) -> Result<BenchReport, HarnessError> 
             max_requests: settings.max_requests,
         };
         let level = load::run_level(send, config, &live, progress).await;
-        progress.level_done(&level);
+        progress.level_done(&level.summary());
         levels.push(level);
     }
     Ok(BenchReport {

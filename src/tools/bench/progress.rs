@@ -20,7 +20,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 use tracing::info;
 
-use super::load::LevelReport;
 
 /// Counters of the running phase, bumped by the request loops.
 #[derive(Debug, Default)]
@@ -125,19 +124,16 @@ impl Progress {
     }
 
     /// The one-line summary a finished level leaves.
-    pub fn level_done(self, level: &LevelReport) {
-        let p99 = level.latency.map_or_else(|| "-".to_owned(), |l| format!("{:.2} ms", l.p99_ms));
+    pub fn level_done(self, level: &LevelSummary) {
+        let p99 = level.p99_ms.map_or_else(|| "-".to_owned(), |p99| format!("{p99:.2} ms"));
         match self {
             Progress::Off => {}
             Progress::Line => eprintln!(
                 "{}: {} requests, {} errors, {:.1} QPS, p99 {p99}",
-                level.load.label(),
-                level.requests,
-                level.errors,
-                level.qps
+                level.label, level.requests, level.errors, level.qps
             ),
             Progress::Log => info!(
-                level = %level.load.label(),
+                level = %level.label,
                 requests = level.requests,
                 errors = level.errors,
                 qps = format_args!("{:.1}", level.qps),
@@ -192,4 +188,15 @@ mod tests {
 
         assert_eq!(live.snapshot(), (0, 0, 0));
     }
+}
+
+/// What a finished level's line shows (the load module's `LevelReport` says
+/// more; this keeps `progress` from depending on it).
+#[derive(Debug, Clone)]
+pub struct LevelSummary {
+    pub label: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub qps: f64,
+    pub p99_ms: Option<f64>,
 }
