@@ -6,6 +6,7 @@
 #
 #   benches/soak.sh                      # 10 minutes, the issue's "done when"
 #   SOAK_MINUTES=3 benches/soak.sh       # a shorter run
+#   SOAK_ROUTER=1 benches/soak.sh        # the load through a router over two shards (issue 22)
 #
 # What it starts, all private and all stopped on exit (by pid):
 #   - redis-server on a unix socket in a temp dir (no TCP port; never 6379),
@@ -14,6 +15,11 @@
 #   - `semsearch serve` on a free loopback port, default settings (context
 #     writes on, change feed on), no API keys. Nothing scrapes /metrics, as in
 #     a deployment without Prometheus: that is what issue 16 item 1 is about.
+#   - with SOAK_ROUTER=1, instead: two shards (`semsearch serve` with
+#     SEMSEARCH_SHARD=0/2 and 1/2, context writes off, as the router's
+#     shards run) and `semsearch router` in front of them, which writes the
+#     contexts; the load goes to the router. RSS is sampled for all three
+#     processes; the ratio reported and checked is the largest of the three.
 # Load: `semsearch bench`, one SOAK_REPORT_SECS slice after the other (each
 # slice is one report line), SOAK_CONCURRENCY requests in flight, random unit
 # query vectors, k=10. Bounded by time and by SOAK_MAX_REQUESTS per slice.
@@ -42,6 +48,7 @@
 #   SOAK_MAX_RSS_RATIO  end/warm-up RSS ratio above which the run fails (1.2)
 #   SOAK_CORPUS         JSONL(.gz) in the chatbot's format (data/demo-corpus.jsonl.gz)
 #   SOAK_JSON           also write the per-interval numbers as JSON here
+#   SOAK_ROUTER         1: a router over two shards instead of one node
 #   SEMSEARCH_BIN       the binary (default: target/release/semsearch, built
 #                       here with `cargo build --release`)
 # Exit status: 0 when every answer was 2xx and the RSS ratio is within
@@ -59,6 +66,7 @@ rewrite_keys="${SOAK_REWRITE_KEYS:-10}"
 quick_secs="${SOAK_QUICK_SECS:-10}"
 max_ratio="${SOAK_MAX_RSS_RATIO:-1.2}"
 corpus="${SOAK_CORPUS:-data/demo-corpus.jsonl.gz}"
+router_mode="${SOAK_ROUTER:-0}"
 quick_key="cache:processed_articles:quick"
 
 for tool in redis-server redis-cli python3 curl; do
@@ -73,13 +81,13 @@ slices=$(( minutes * 60 / report_secs ))
 [ "$slices" -ge 1 ] || { echo "soak: SOAK_MINUTES is shorter than one report interval" >&2; exit 2; }
 
 work="$(mktemp -d -t semsearch-soak.XXXXXX)"
-redis_pid="" server_pid="" churn_pid=""
+redis_pid="" server_pid="" churn_pid="" shard_pids=""
 logs="target/soak-logs"
 cleanup() {
   local status=$?
   set +e
   # Only what this script started, by pid.
-  for pid in "$churn_pid" "$server_pid" "$redis_pid"; do
+  for pid in "$churn_pid" "$server_pid" $shard_pids "$redis_pid"; do
     if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; fi
   done
   if [ "$status" -ne 0 ]; then
@@ -102,18 +110,38 @@ redis-cli -s "$sock" ping >/dev/null 2>&1 || fail "redis-server did not start (s
 sed 's/^/soak: /' "$work/seed.log"
 redis-cli -s "$sock" set "$quick_key" 1 >/dev/null
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# Polls $1/readyz until 200 while pid $2 lives; $3 names it.
+wait_ready() {
+  for _ in $(seq 1200); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ] && return 0
+    kill -0 "$2" 2>/dev/null || fail "$3 exited at start-up (see $3.log)"
+    sleep 0.1
+  done
+  fail "$3 was not ready after 2 minutes (see $3.log)"
+}
+port="$(free_port)"
 url="http://127.0.0.1:$port"
-REDIS_URL="unix://$sock" SEMSEARCH_BIND="127.0.0.1:$port" RUST_LOG=warn \
-  "$SEMSEARCH_BIN" serve 2>"$work/server.log" &
-server_pid=$!
-ready=""
-for _ in $(seq 1200); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$url/readyz")" = 200 ] && { ready=1; break; }
-  kill -0 "$server_pid" 2>/dev/null || fail "semsearch serve exited at start-up (see server.log)"
-  sleep 0.1
-done
-[ -n "$ready" ] || fail "semsearch serve was not ready after 2 minutes (see server.log)"
+shard_urls=""
+if [ "$router_mode" = 1 ]; then
+  for i in 0 1; do
+    shard_port="$(free_port)"
+    REDIS_URL="unix://$sock" SEMSEARCH_BIND="127.0.0.1:$shard_port" SEMSEARCH_SHARD="$i/2" \
+      SEMSEARCH_CONTEXT_TTL_SECS=0 RUST_LOG=warn "$SEMSEARCH_BIN" serve 2>"$work/shard$i.log" &
+    shard_pids="$shard_pids $!"
+    wait_ready "http://127.0.0.1:$shard_port" "$!" "shard$i"
+    shard_urls="${shard_urls:+$shard_urls,}http://127.0.0.1:$shard_port"
+  done
+  REDIS_URL="unix://$sock" SEMSEARCH_BIND="127.0.0.1:$port" SEMSEARCH_ROUTER_SHARDS="$shard_urls" RUST_LOG=warn \
+    "$SEMSEARCH_BIN" router 2>"$work/server.log" &
+  server_pid=$!
+  wait_ready "$url" "$server_pid" server
+else
+  REDIS_URL="unix://$sock" SEMSEARCH_BIND="127.0.0.1:$port" RUST_LOG=warn \
+    "$SEMSEARCH_BIN" serve 2>"$work/server.log" &
+  server_pid=$!
+  wait_ready "$url" "$server_pid" server
+fi
 
 # The churn: rewrites and quick key cycles until the deadline, counting both.
 # The deadline has a margin: on a loaded machine the load slices run late
@@ -169,10 +197,17 @@ while (now := time.monotonic()) < start + duration:
 PY
 churn_pid=$!
 
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/${1:-$server_pid}/status"; }
+# Where the node's refresh counters are: the router shows each shard's stats.
+refresh_of='d["refresh"]'
+[ "$router_mode" = 1 ] && refresh_of='d["shards"][0]["stats"]["refresh"]'
+# Per process (the server, then each shard): RSS after warm-up and now, in KiB.
+declare -A warm_of=() now_of=()
 json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
 
-echo "soak: $minutes min against $url (pid $server_pid), $concurrency in flight, report every ${report_secs}s;" \
+what="semsearch serve"
+[ "$router_mode" = 1 ] && what="semsearch router over shards $shard_urls (pids$shard_pids)"
+echo "soak: $minutes min against $what at $url (pid $server_pid), $concurrency in flight, report every ${report_secs}s;" \
   "rewrite $rewrite_keys keys every ${rewrite_secs}s, quick key cycle every ${quick_secs}s"
 printf 'soak: %8s %12s %9s %9s %9s %8s %8s %8s\n' elapsed_s requests non_2xx transport rss_mib reloads updates rewrites
 total_requests=0 total_non2xx=0 total_transport=0 warm_rss="" rss=""
@@ -181,7 +216,9 @@ for i in $(seq "$slices"); do
   "$SEMSEARCH_BIN" bench --url "$url" --duration "${report_secs}s" --warmup 0s --concurrency "$concurrency" \
     --max-requests "$max_requests" --json "$work/slice.json" >"$work/bench.log" 2>&1 \
     || fail "semsearch bench failed in interval $i (see bench.log)"
-  kill -0 "$server_pid" 2>/dev/null || { echo "soak: the server died (see server.log)" >&2; exit 1; }
+  for pid in "$server_pid" $shard_pids; do
+    kill -0 "$pid" 2>/dev/null || { echo "soak: a server ($pid) died (see server.log, shard*.log)" >&2; exit 1; }
+  done
   if [ "$i" -lt "$slices" ]; then kill -0 "$churn_pid" 2>/dev/null || fail "the churn stopped early (see churn.log)"; fi
   # bench's errors_by_kind: [{source: problem|status|client_timeout|connect|..., count}, ...]
   ok="$(json_field "$work/slice.json" 'd["levels"][0]["ok"]')"
@@ -190,13 +227,17 @@ for i in $(seq "$slices"); do
   sent=$(( ok + non2xx + transport ))
   rss="$(rss_kib)"
   curl -s "$url/v1/stats" >"$work/stats.json"
-  reloads="$(json_field "$work/stats.json" 'd["refresh"]["reloads"]')"
-  updates="$(json_field "$work/stats.json" 'd["refresh"]["docs_updated"]')"
+  reloads="$(json_field "$work/stats.json" "${refresh_of}[\"reloads\"]")"
+  updates="$(json_field "$work/stats.json" "${refresh_of}[\"docs_updated\"]")"
   rewrites="$(json_field "$work/churn.json" 'd["rewrites"]' 2>/dev/null || echo 0)"
   total_requests=$(( total_requests + sent )); total_non2xx=$(( total_non2xx + non2xx ))
   total_transport=$(( total_transport + transport ))
   elapsed=$(( i * report_secs ))
   if [ -z "$warm_rss" ] && [ "$elapsed" -ge "$warmup_secs" ]; then warm_rss="$rss"; fi
+  for pid in "$server_pid" $shard_pids; do
+    now_of[$pid]="$(rss_kib "$pid")"
+    if [ -z "${warm_of[$pid]:-}" ] && [ "$elapsed" -ge "$warmup_secs" ]; then warm_of[$pid]="${now_of[$pid]}"; fi
+  done
   printf 'soak: %8d %12d %9d %9d %9.1f %8d %8d %8d\n' "$elapsed" "$sent" "$non2xx" "$transport" \
     "$(echo "$rss" | awk '{print $1/1024}')" "$reloads" "$updates" "$rewrites"
   intervals="$(python3 -c 'import json,sys; a=json.loads(sys.argv[1]); a.append(dict(zip(["elapsed_s","requests","non_2xx","transport_errors","rss_kib","reloads","docs_updated","rewrites"], map(int, sys.argv[2:])))); print(json.dumps(a))' \
@@ -205,6 +246,17 @@ done
 
 warm_rss="${warm_rss:-$rss}"
 ratio="$(awk -v a="$rss" -v b="$warm_rss" 'BEGIN {printf "%.3f", a / b}')"
+if [ "$router_mode" = 1 ]; then
+  # The largest ratio of the three processes is the one checked.
+  for pid in "$server_pid" $shard_pids; do
+    w="${warm_of[$pid]:-${now_of[$pid]}}"
+    r="$(awk -v a="${now_of[$pid]}" -v b="$w" 'BEGIN {printf "%.3f", a / b}')"
+    name="router"; [ "$pid" = "$server_pid" ] || name="shard (pid $pid)"
+    echo "soak: $name RSS after warm-up $(awk -v k="$w" 'BEGIN {printf "%.1f", k/1024}') MiB," \
+      "at the end $(awk -v k="${now_of[$pid]}" 'BEGIN {printf "%.1f", k/1024}') MiB: ratio $r"
+    ratio="$(awk -v a="$ratio" -v b="$r" 'BEGIN {printf "%.3f", (b > a) ? b : a}')"
+  done
+fi
 quick_cycles="$(json_field "$work/churn.json" 'd["quick_cycles"]' 2>/dev/null || echo 0)"
 echo "soak: total $total_requests requests, $total_non2xx non-2xx, $total_transport transport errors;" \
   "$reloads reloads, $quick_cycles quick key cycles, $rewrites key rewrites"

@@ -246,8 +246,13 @@ impl RouterApp {
             Some(cluster) => RedisClient::cluster(cluster).context("preparing the Redis Cluster client")?,
             None => RedisClient::node(&settings.redis).context("preparing the Redis client")?,
         };
-        let shards = Shards::new(&router.shards, router.shard_timeout, router.shard_api_key.clone())
-            .context("preparing the HTTP client for the shards")?;
+        let shards = Shards::new(
+            &router.shards,
+            router.shard_timeout,
+            router.shard_api_key.clone(),
+            router.max_shard_answer_bytes,
+        )
+        .context("preparing the HTTP client for the shards")?;
         let embedder = match &settings.embedder {
             Some(es) => match QueryEmbedder::new(es, None) {
                 Ok(embedder) => Some(Arc::new(embedder)),
@@ -276,6 +281,8 @@ impl RouterApp {
             budget: settings.budget,
             lexical: Arc::clone(&settings.lexical),
             overhead: Arc::default(),
+            checks: Arc::default(),
+            slots: SearchSlots::new(settings.max_concurrent_searches),
         };
         Ok(Self { listener, settings, client, state, context_writer })
     }
@@ -296,7 +303,7 @@ impl RouterApp {
         let Self { listener, settings, client, state, context_writer } = self;
         let cancel = CancellationToken::new();
         info!(addr = %listener.local_addr()?, shards = state.shards.count(), "semsearch router listening");
-        let mut tasks = Vec::new();
+        let mut tasks = vec![tokio::spawn(check_shards_at_start(state.clone(), cancel.clone()))];
         if let Some(writer) = context_writer {
             tasks.push(tokio::spawn(writer.run(client, settings.keys.clone(), cancel.clone())));
         }
@@ -323,6 +330,26 @@ impl RouterApp {
         served
     }
 }
+
+/// Checks which shard each replica is as soon as the router starts (and
+/// again every [`START_CHECK_EVERY`] until every shard has answered), so a
+/// wrong shard list is in the log, and its replicas out of the calls,
+/// before the first search or readiness probe; `/readyz` checks again.
+async fn check_shards_at_start(state: RouterState, cancel: CancellationToken) {
+    loop {
+        let verdict = state.checks.check(&state.shards, state.keys.embedding_prefix()).await;
+        if !matches!(verdict, router::verify::ListVerdict::Unavailable { .. }) {
+            return;
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(START_CHECK_EVERY) => {}
+        }
+    }
+}
+
+/// How often the start-up check retries while a shard does not answer.
+const START_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Serves `routes` until `shutdown`, then cancels the background `tasks`
 /// and waits for them: the shared ending of `semsearch serve` and `router`.

@@ -568,6 +568,12 @@ pub struct RouterArgs {
     /// Bearer key sent to the replicas (one of their SEMSEARCH_API_KEYS).
     #[arg(long, env = "SEMSEARCH_ROUTER_SHARD_API_KEY", hide_env_values = true, help_heading = "Router")]
     pub shard_api_key: Option<Secret>,
+    /// Most bytes the router reads of one shard answer; a longer answer is
+    /// a failed attempt (default 64 MiB: above the largest legitimate
+    /// answer, SEMSEARCH_MAX_RESPONSE_TEXT_BYTES of texts and titles plus
+    /// the ids, URLs and scores of SEMSEARCH_MAX_RESULTS_PER_REQUEST hits).
+    #[arg(long, env = "SEMSEARCH_ROUTER_MAX_SHARD_ANSWER_BYTES", default_value_t = 64 << 20, help_heading = "Router")]
+    pub max_shard_answer_bytes: usize,
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -579,7 +585,11 @@ impl RouterArgs {
     /// [`ConfigError`] naming the flag that is wrong.
     pub fn settings(&self) -> Result<(Settings, RouterSettings), ConfigError> {
         let settings = Settings::from_args(&self.serve)?;
+        if self.max_shard_answer_bytes < 4096 {
+            return Err(ConfigError::TooSmall { name: "SEMSEARCH_ROUTER_MAX_SHARD_ANSWER_BYTES", min: 4096 });
+        }
         let router = RouterSettings {
+            max_shard_answer_bytes: self.max_shard_answer_bytes,
             shards: parse_shard_list(&self.shards)?,
             shard_timeout: Duration::from_millis(self.shard_timeout_ms.max(1)),
             shard_api_key: self.shard_api_key.clone(),

@@ -111,6 +111,7 @@ problems! {
     UnknownFilterField => UNPROCESSABLE_ENTITY, "unknown_filter_field";
     FilterTypeMismatch => UNPROCESSABLE_ENTITY, "filter_type_mismatch";
     ShardUnavailable => SERVICE_UNAVAILABLE, "shard_unavailable";
+    ShardMisconfigured => SERVICE_UNAVAILABLE, "shard_misconfigured";
     Internal => INTERNAL_SERVER_ERROR, "internal";
 }
 
@@ -268,6 +269,13 @@ pub enum ApiError {
     /// returns a partial one.
     #[error("shard {shard} has no healthy replica ({replicas} tried); no partial answer is given")]
     ShardUnavailable { shard: usize, replicas: usize },
+    /// 503 `shard_misconfigured` (`semsearch router` only): the router and
+    /// its shards do not fit together (a shard refuses the router's key; a
+    /// replica serves another shard, no shard, another shard count, key
+    /// space or dimension); `detail` says what to fix. An operator's error,
+    /// so never a 401 or a wrong answer to the client; `/readyz` says it too.
+    #[error("the router's shards are misconfigured: {0}")]
+    ShardMisconfigured(String),
     /// 500 `internal`: a bug. The cause is logged, not returned.
     #[error("internal error")]
     Internal(String),

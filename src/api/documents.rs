@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{responses::Unauthorized, AppState};
 use crate::problem::{ApiError, Problem, PROBLEM_JSON};
-use crate::query::resolve::live_row;
+use crate::{index::Index, query::resolve::live_row};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -28,7 +28,10 @@ pub struct DocumentQuery {
 }
 
 /// One document as the index holds it.
-#[derive(Debug, Serialize, ToSchema)]
+// Also what a shard answers its router (`POST /v1/shard/document`), which
+// reads it back (hence Deserialize) and answers the client with it, so node
+// and router answer alike.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct DocumentResponse {
     pub id: String,
     pub url: String,
@@ -40,14 +43,14 @@ pub struct DocumentResponse {
     pub text: Option<String>,
     /// When Redis expires the key (RFC 3339, UTC, conservatively early);
     /// absent (never null) for keys without a TTL.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false, format = DateTime)]
     pub expires_at: Option<String>,
     /// The document's row in the index: the stored embedding scaled to unit
     /// length at load, so it is the vector searches score against, not the
     /// bytes in Redis (same direction, possibly another length). Only with
     /// `?with_embedding=true` (absent otherwise, never null).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub embedding: Option<Vec<f32>>,
     pub index_version: u64,
@@ -84,9 +87,18 @@ pub async fn document(
     let Path(id) = path.map_err(|e| ApiError::InvalidType(e.body_text()))?;
     let Query(query) = query.map_err(|e| ApiError::InvalidType(e.body_text()))?;
     let index = state.ready_index()?;
-    let row = live_row(&index, &id)?;
+    Ok(axum::Json(lookup(&index, &id, query.with_embedding)?))
+}
+
+/// Document `id` of `index` as both `GET /v1/documents/{*id}` and the
+/// shard route answer it.
+///
+/// # Errors
+/// `document_not_found` for an unknown or expired id.
+pub fn lookup(index: &Index, id: &str, with_embedding: bool) -> Result<DocumentResponse, ApiError> {
+    let row = live_row(index, id)?;
     let doc = index.doc(row);
-    Ok(axum::Json(DocumentResponse {
+    Ok(DocumentResponse {
         id: doc.id.to_string(),
         url: doc.url().to_owned(),
         title: doc.title.as_deref().map(str::to_owned),
@@ -94,7 +106,7 @@ pub async fn document(
         expires_at: doc
             .expires_at_ms
             .map(|ms| humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()),
-        embedding: query.with_embedding.then(|| index.row(row).to_vec()),
+        embedding: with_embedding.then(|| index.row(row).to_vec()),
         index_version: index.version(),
-    }))
+    })
 }

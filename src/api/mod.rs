@@ -160,6 +160,8 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let shard_route = axum::Router::new()
         .route("/v1/shard/search", axum::routing::post(shard::shard_search))
         .route("/v1/shard/stats", axum::routing::post(shard::shard_stats))
+        .route("/v1/shard/info", axum::routing::get(shard::shard_info))
+        .route("/v1/shard/document", axum::routing::post(shard::shard_document))
         .route_layer(middleware::from_fn(auth::require_search_key));
     let routes = routes.merge(playground::routes()).merge(shard_route);
     let router = routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state).layer(

@@ -8,7 +8,11 @@
 //!   exact top-k of this shard's documents, ranked as the router says with
 //!   the corpus-wide statistics and fusion constants it sends, and what the
 //!   router needs to answer as one node would. It writes no context (the
-//!   router does).
+//!   router does);
+//! - `GET /v1/shard/info`: which shard this is, its key space, documents
+//!   and dimension (the router checks them against its shard list);
+//! - `POST /v1/shard/document`: one document by id, the id in the body
+//!   (`query::shard::ShardDocumentRequest` says why not in the path).
 
 use std::{sync::Arc, time::Instant};
 
@@ -29,11 +33,38 @@ use crate::{
         plan::validate_k,
         resolve::Words,
         shard::{
-            ShardAnswer, ShardCorpusStats, ShardHit, ShardQuery, ShardRequest, ShardResponse, ShardStatsRequest,
-            ShardStatsResponse, ShardWant, WireStats,
+            ShardAnswer, ShardCorpusStats, ShardDocumentRequest, ShardHit, ShardInfo, ShardPart, ShardQuery,
+            ShardRequest, ShardResponse, ShardStatsRequest, ShardStatsResponse, ShardWant, WireStats,
         },
     },
 };
+
+/// Who this replica is, for the router's checks (`router::verify`).
+///
+/// # Errors
+/// `not_ready` before the first load (documents and dimension are unknown).
+pub async fn shard_info(State(state): State<AppState>) -> Result<axum::Json<ShardInfo>, ApiError> {
+    let index = state.ready_index()?;
+    Ok(axum::Json(ShardInfo {
+        version: crate::build_info::VERSION.to_owned(),
+        shard: state.keys.shard().map(|s| ShardPart { index: s.index(), count: s.count() }),
+        embedding_prefix: state.keys.embedding_prefix().to_owned(),
+        documents: index.len(),
+        dimension: index.dim(),
+    }))
+}
+
+/// One document by id, answered as `GET /v1/documents/{*id}` answers it.
+///
+/// # Errors
+/// `document_not_found`, `not_ready`.
+pub async fn shard_document(
+    State(state): State<AppState>,
+    Json(req): Json<ShardDocumentRequest>,
+) -> Result<axum::Json<super::documents::DocumentResponse>, ApiError> {
+    let index = state.ready_index()?;
+    Ok(axum::Json(super::documents::lookup(&index, &req.id, req.with_embedding)?))
+}
 
 /// This shard's part of each question's corpus statistics.
 ///

@@ -297,3 +297,68 @@ pub fn check_filter_on_all(filter: &RowFilter, answers: &[&ShardAnswer]) -> Resu
         .check(|name| union.get(name).filter(|kinds| !kinds.is_empty()).map(Vec::as_slice))
         .map_err(super::resolve::filter_problem)
 }
+
+/// Answer of `GET /v1/shard/info`: who a replica is, which the router
+/// checks against its shard list at start and on every readiness probe
+/// (`router::verify`): a list naming a shard twice, out of order, or an
+/// unsharded node would otherwise merge wrong answers silently.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardInfo {
+    /// The semsearch version serving.
+    pub version: String,
+    /// `SEMSEARCH_SHARD`; `None`: this node keeps every document.
+    pub shard: Option<ShardPart>,
+    /// Embedding keys are this prefix + the id: the key space whose hash
+    /// slots decide which shard owns an id (router and shards must agree).
+    pub embedding_prefix: String,
+    pub documents: usize,
+    /// 0 while the index holds no document.
+    pub dimension: usize,
+}
+
+/// Shard `index` of `count` (see `crate::shard`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardPart {
+    pub index: u16,
+    pub count: u16,
+}
+
+/// Body of `POST /v1/shard/document`: one document by id. A body rather
+/// than a path, because no encoding carries every id through a URL: the
+/// URL rules drop `.` and `..` segments (and their `%2E` spellings) before
+/// a request leaves the router, so `../../v1/stats` as a path reached
+/// another route.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardDocumentRequest {
+    pub id: String,
+    #[serde(default)]
+    pub with_embedding: bool,
+}
+
+/// A 4xx problem a shard answered, as the router reads it before passing
+/// it on: only an answer of this shape reaches a client (re-encoded by the
+/// router, with its own content type), never a shard's bytes as sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardProblem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: crate::problem::ProblemCode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ShardItemProblem>>,
+}
+
+/// One failing item of a shard's batch problem.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardItemProblem {
+    pub pointer: String,
+    pub code: crate::problem::ProblemCode,
+    pub detail: String,
+}

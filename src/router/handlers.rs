@@ -9,6 +9,9 @@
 //! the node's `query::answer::render`. Shards are asked for texts whenever
 //! contexts are written, because the router writes contexts (once, with
 //! titles and texts) and the shards run with context writes off.
+//!
+//! Every shard answer is decoded and checked by [`super::decode`] before it
+//! is used; a shard's 4xx reaches the client only as our problem+json.
 
 use std::{
     sync::atomic::Ordering,
@@ -16,7 +19,10 @@ use std::{
 };
 
 use axum::{
-    extract::{OriginalUri, Path, State},
+    extract::{
+        rejection::{PathRejection, QueryRejection},
+        Path, Query as UrlQuery, State,
+    },
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -24,16 +30,20 @@ use bytes::Bytes;
 use futures::future::join_all;
 use reqwest::Method;
 use semsearch_lexical::CorpusStats;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{
+    decode::{self, Asked, BadAnswer, Origin},
     merge::{merge_top_k, Ranked},
-    shards::{Reply, Unavailable},
+    shards::{Answer, Unavailable},
     RouterState,
 };
 use crate::{
-    api::extract::Json,
+    api::{
+        documents::{DocumentQuery, DocumentResponse},
+        extract::Json,
+    },
     index::fusion::Fusion,
     problem::ApiError,
     query::{
@@ -41,8 +51,9 @@ use crate::{
         dto::{BatchRequest, BatchResponse, SearchFilter, SearchMode, SearchRequest, SearchResponse},
         resolve::embed_text,
         shard::{
-            check_filter_on_all, ShardAnswer, ShardHit, ShardQuery, ShardRequest, ShardResponse, ShardStatsQuery,
-            ShardStatsRequest, ShardStatsResponse, ShardWant, ShardWords, WireFusion, WireStats,
+            check_filter_on_all, ShardAnswer, ShardDocumentRequest, ShardHit, ShardProblem, ShardQuery, ShardRequest,
+            ShardResponse, ShardStatsQuery, ShardStatsRequest, ShardStatsResponse, ShardWant, ShardWords, WireFusion,
+            WireStats,
         },
         Plan, Query, Rules,
     },
@@ -51,11 +62,11 @@ use crate::{
 };
 
 /// What a router route fails with: our own problem, or a shard's 4xx
-/// problem passed on as the shard wrote it.
+/// problem, checked by [`decode::problem_answer`] and re-encoded here.
 #[derive(Debug)]
 pub enum RouteError {
     Api(ApiError),
-    Shard(Reply),
+    Shard(ShardProblem),
 }
 
 impl From<ApiError> for RouteError {
@@ -66,7 +77,7 @@ impl From<ApiError> for RouteError {
 
 impl From<Unavailable> for RouteError {
     fn from(e: Unavailable) -> Self {
-        Self::Api(ApiError::ShardUnavailable { shard: e.shard, replicas: e.replicas })
+        Self::Api(e.into())
     }
 }
 
@@ -74,17 +85,23 @@ impl IntoResponse for RouteError {
     fn into_response(self) -> Response {
         match self {
             Self::Api(e) => e.into_response(),
-            Self::Shard(reply) => passthrough(reply),
+            Self::Shard(problem) => {
+                // `problem_answer` checked the status is a 4xx.
+                let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+                let mut res = (status, axum::Json(problem)).into_response();
+                res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(crate::problem::PROBLEM_JSON));
+                res
+            }
         }
     }
 }
 
-fn passthrough(reply: Reply) -> Response {
-    let mut res = (reply.status, reply.body).into_response();
-    if let Some(ct) = reply.content_type {
-        res.headers_mut().insert(header::CONTENT_TYPE, ct);
+/// A decoded answer, or the shard's problem as the route's error.
+fn body<T>(answer: Answer<T>) -> Result<T, RouteError> {
+    match answer {
+        Answer::Body(value) => Ok(value),
+        Answer::Problem(problem) => Err(RouteError::Shard(problem)),
     }
-    res
 }
 
 /// A query planned and resolved at the router: what each shard is asked
@@ -105,6 +122,11 @@ struct Routed {
 }
 
 impl Routed {
+    /// What the shards' answers to [`Routed::shard_query`] are checked against.
+    fn asked(&self, want: ShardWant) -> Asked {
+        Asked { k: self.plan.k, mode: self.plan.mode, want }
+    }
+
     fn shard_query(&self, texts: bool, words: Option<ShardWords>, want: ShardWant) -> ShardQuery {
         ShardQuery {
             vector: self.vector.clone(),
@@ -163,7 +185,9 @@ async fn corpus_stats(state: &RouterState, routed: &[Routed]) -> Result<Vec<Opti
             vector: routed[i].plan.mode.uses_vectors().then(|| routed[i].vector.clone()),
         })
         .collect();
-    let replies: Vec<ShardStatsResponse> = call_all(state, SHARD_STATS, &ShardStatsRequest { queries }).await?;
+    let terms: Vec<usize> = asked.iter().map(|&i| routed[i].terms.as_ref().map_or(0, Vec::len)).collect();
+    let replies: Vec<ShardStatsResponse> =
+        call_all(state, SHARD_STATS, &ShardStatsRequest { queries }, |_, b| decode::stats_answer(b, &terms)).await?;
     for (slot, &i) in asked.iter().enumerate() {
         let terms = routed[i].terms.as_ref().map_or(0, Vec::len);
         let mut total = CorpusStats { df: vec![0; terms], ..CorpusStats::default() };
@@ -204,7 +228,10 @@ async fn shard_words(state: &RouterState, routed: &[Routed]) -> Result<Vec<Optio
     }
     let queries: Vec<ShardQuery> =
         hybrid.iter().map(|&i| routed[i].shard_query(false, words[i].clone(), ShardWant::Best)).collect();
-    let replies: Vec<ShardResponse> = call_all(state, SHARD_SEARCH, &ShardRequest { queries }).await?;
+    let asked: Vec<Asked> = hybrid.iter().map(|&i| routed[i].asked(ShardWant::Best)).collect();
+    let replies: Vec<ShardResponse> =
+        call_all(state, SHARD_SEARCH, &ShardRequest { queries }, |shard, b| search_answer(state, shard, b, &asked))
+            .await?;
     for (slot, &i) in hybrid.iter().enumerate() {
         let answers = replies.iter().map(|r| r.answers.get(slot));
         let (mut best_cosine, mut best_lexical) = (None::<f32>, 0.0f64);
@@ -226,42 +253,29 @@ async fn shard_words(state: &RouterState, routed: &[Routed]) -> Result<Vec<Optio
     Ok(words)
 }
 
+/// Document `id` from the shard that owns it (`POST /v1/shard/document`:
+/// the id travels in the body, never in a URL).
+async fn fetch_document(state: &RouterState, id: &str, with_embedding: bool) -> Result<DocumentResponse, RouteError> {
+    let owner = state.owner_of(id);
+    let req = ShardDocumentRequest { id: id.to_owned(), with_embedding };
+    let payload = Bytes::from(serde_json::to_vec(&req).map_err(|e| ApiError::Internal(e.to_string()))?);
+    let (answer, _) = state
+        .shards
+        .call(owner, Method::POST, SHARD_DOCUMENT, Some(payload), |b| decode::document_answer(b, id, with_embedding))
+        .await?;
+    body(answer)
+}
+
 /// The stored (unit) vector of document `id`, from the shard that owns it.
 async fn stored_vector(state: &RouterState, id: &str) -> Result<Vec<f32>, RouteError> {
-    let owner = state.owner_of(id);
-    let path = format!("/v1/documents/{}?with_embedding=true", encode_path(id));
-    let reply = state.shards.call(owner, Method::GET, &path, None).await?;
-    if reply.status == StatusCode::NOT_FOUND {
-        return Err(ApiError::DocumentNotFound { id: id.to_owned() }.into());
-    }
-    if !reply.is_success() {
-        return Err(RouteError::Shard(reply));
-    }
-    #[derive(Deserialize)]
-    struct Stored {
-        embedding: Option<Vec<f32>>,
-    }
-    let doc: Stored = parse(&reply.body)?;
-    doc.embedding
-        .ok_or_else(|| ApiError::Internal(format!("shard {owner} sent a document without its embedding")).into())
+    let doc = fetch_document(state, id, true).await?;
+    // `document_answer` checked the embedding is there.
+    Ok(doc.embedding.unwrap_or_default())
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::Internal(format!("a shard answered unreadable JSON: {e}")))
-}
-
-/// Percent-encodes an id for a path: everything but unreserved characters
-/// and `/` and `:` (ids are URLs; the shard's `{*id}` route decodes it).
-pub fn encode_path(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/:".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// [`decode::search_answer`] for `shard` of `state`.
+fn search_answer(state: &RouterState, shard: usize, b: &[u8], asked: &[Asked]) -> Result<ShardResponse, BadAnswer> {
+    decode::search_answer(b, asked, Origin { shard, shards: state.shards.count(), keys: &state.keys })
 }
 
 impl Ranked for ShardHit {
@@ -273,36 +287,37 @@ impl Ranked for ShardHit {
     }
 }
 
-/// Sends one typed body to every shard at once and reads each typed
-/// answer; the first unavailable shard or 4xx wins.
-async fn call_all<B: Serialize, R: DeserializeOwned>(
+/// Sends one typed body to every shard at once and reads each typed,
+/// checked answer (`decode(shard, body)`); the first unavailable shard or
+/// 4xx wins.
+async fn call_all<B: Serialize, R>(
     state: &RouterState,
     path: &str,
     body: &B,
+    decode: impl Fn(usize, &[u8]) -> Result<R, BadAnswer>,
 ) -> Result<Vec<R>, RouteError> {
-    Ok(call_all_timed(state, path, body).await?.0)
+    Ok(call_all_timed(state, path, body, decode).await?.0)
 }
 
 /// [`call_all`] with the slowest shard's round trip.
-async fn call_all_timed<B: Serialize, R: DeserializeOwned>(
+async fn call_all_timed<B: Serialize, R>(
     state: &RouterState,
     path: &str,
-    body: &B,
+    payload: &B,
+    decode: impl Fn(usize, &[u8]) -> Result<R, BadAnswer>,
 ) -> Result<(Vec<R>, Duration), RouteError> {
-    let body = Bytes::from(serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?);
+    let payload = Bytes::from(serde_json::to_vec(payload).map_err(|e| ApiError::Internal(e.to_string()))?);
+    let decode = &decode;
     let calls = (0..state.shards.count()).map(|shard| {
-        let body = body.clone();
-        async move { state.shards.call(shard, Method::POST, path, Some(body)).await }
+        let payload = payload.clone();
+        async move { state.shards.call(shard, Method::POST, path, Some(payload), |b| decode(shard, b)).await }
     });
     let mut answers = Vec::with_capacity(state.shards.count());
     let mut slowest = Duration::ZERO;
     for reply in join_all(calls).await {
-        let reply = reply?;
-        if !reply.is_success() {
-            return Err(RouteError::Shard(reply));
-        }
-        slowest = slowest.max(reply.round_trip);
-        answers.push(parse::<R>(&reply.body)?);
+        let (answer, round_trip) = reply?;
+        slowest = slowest.max(round_trip);
+        answers.push(body(answer)?);
     }
     Ok((answers, slowest))
 }
@@ -318,18 +333,16 @@ async fn fan_out(
     let words = shard_words(state, routed).await?;
     let queries: Vec<ShardQuery> =
         routed.iter().zip(words).map(|(r, w)| r.shard_query(texts, w, ShardWant::Hits)).collect();
-    let n = queries.len();
-    let (answers, slowest): (Vec<ShardResponse>, Duration) =
-        call_all_timed(state, SHARD_SEARCH, &ShardRequest { queries }).await?;
-    if answers.iter().any(|a| a.answers.len() != n) {
-        return Err(ApiError::Internal("a shard answered a batch of another size".into()).into());
-    }
-    Ok((answers, slowest))
+    let asked: Vec<Asked> = routed.iter().map(|r| r.asked(ShardWant::Hits)).collect();
+    // `search_answer` checks each shard answered every query.
+    call_all_timed(state, SHARD_SEARCH, &ShardRequest { queries }, |shard, b| search_answer(state, shard, b, &asked))
+        .await
 }
 
 /// Where the node's shard routes are.
 const SHARD_SEARCH: &str = "/v1/shard/search";
 const SHARD_STATS: &str = "/v1/shard/stats";
+const SHARD_DOCUMENT: &str = "/v1/shard/document";
 
 /// One query's shard answers as one node's: the filter checked against
 /// every shard's kinds, the hits merged under the tie rule, reach added up.
@@ -464,31 +477,34 @@ pub async fn search_batch(
     Ok(axum::Json(response).into_response())
 }
 
-/// `GET /v1/documents/{id}`: forwarded to the shard that owns the id.
+/// `GET /v1/documents/{*id}`: the owner's answer, read as the node reads
+/// the request (the id as the path's rest, percent-decoded; the same
+/// query-string rules), so node and router answer every id alike.
 pub async fn document(
     State(state): State<RouterState>,
-    Path(id): Path<String>,
-    OriginalUri(uri): OriginalUri,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<UrlQuery<DocumentQuery>, QueryRejection>,
 ) -> Result<Response, RouteError> {
-    let owner = state.owner_of(&id);
-    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let reply = state.shards.call(owner, Method::GET, path, None).await?;
-    Ok(passthrough(reply))
+    let Path(id) = path.map_err(|e| ApiError::InvalidType(e.body_text()))?;
+    let UrlQuery(query) = query.map_err(|e| ApiError::InvalidType(e.body_text()))?;
+    let doc = fetch_document(&state, &id, query.with_embedding).await?;
+    Ok(axum::Json(doc).into_response())
 }
 
 /// `GET /v1/stats`: the router's counters and each shard's own stats.
 pub async fn stats(State(state): State<RouterState>) -> Result<Response, RouteError> {
-    let calls = (0..state.shards.count()).map(|shard| state.shards.call(shard, Method::GET, "/v1/stats", None));
+    let object = |b: &[u8]| match serde_json::from_slice::<Value>(b) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err(BadAnswer::Json("stats that are not an object".into())),
+        Err(e) => Err(BadAnswer::Json(e.to_string())),
+    };
+    let calls = (0..state.shards.count()).map(|shard| state.shards.call(shard, Method::GET, "/v1/stats", None, object));
     let mut shards = Vec::new();
     let mut documents = 0;
     // The fields a single node's stats share with the router's (`semsearch bench` reads them).
     let (mut dimension, mut kernel, mut index_version) = (Value::Null, Value::Null, 0);
     for (shard, reply) in join_all(calls).await.into_iter().enumerate() {
-        let reply = reply?;
-        if !reply.is_success() {
-            return Err(RouteError::Shard(reply));
-        }
-        let stats: Value = parse(&reply.body)?;
+        let stats = body(reply?.0)?;
         documents += stats["documents"].as_u64().unwrap_or(0);
         index_version += stats["index_version"].as_u64().unwrap_or(0);
         if shard == 0 {
@@ -517,6 +533,7 @@ pub async fn stats(State(state): State<RouterState>) -> Result<Response, RouteEr
             "shard_calls": c.calls.load(Ordering::Relaxed),
             "failed_attempts": c.failed_attempts.load(Ordering::Relaxed),
             "unavailable": c.unavailable.load(Ordering::Relaxed),
+            "bad_answers": c.bad_answers.load(Ordering::Relaxed),
             "searches": overhead_n,
             "mean_overhead_us": if overhead_n == 0 { 0.0 } else { overhead_sum as f64 / overhead_n as f64 },
         },
@@ -525,16 +542,12 @@ pub async fn stats(State(state): State<RouterState>) -> Result<Response, RouteEr
     .into_response())
 }
 
-/// `GET /readyz`: 200 when every shard has a ready replica; else 503
-/// `shard_unavailable` naming the first shard without one.
+/// `GET /readyz`: 200 when every shard has a replica answering and every
+/// replica that answers is what the shard list says (`super::verify`);
+/// else 503 `shard_unavailable` naming the first shard without one, or
+/// 503 `shard_misconfigured` saying what to fix.
 pub async fn readyz(State(state): State<RouterState>) -> Result<Response, RouteError> {
-    let calls = (0..state.shards.count()).map(|shard| state.shards.call(shard, Method::GET, "/readyz", None));
-    for reply in join_all(calls).await {
-        let reply = reply?;
-        if !reply.is_success() {
-            return Err(RouteError::Shard(reply));
-        }
-    }
+    state.checks.check(&state.shards, state.keys.embedding_prefix()).await.ready()?;
     Ok(axum::Json(json!({"status": "ready", "shards": state.shards.count()})).into_response())
 }
 
@@ -564,6 +577,11 @@ pub async fn metrics(State(state): State<RouterState>) -> Response {
         "semsearch_router_shard_unavailable_total",
         "Calls that found no replica answering.",
         c.unavailable.load(Ordering::Relaxed),
+    );
+    counter(
+        "semsearch_router_bad_answers_total",
+        "Replica answers the router could not use (redirect, too large, not our problem+json, failed checks).",
+        c.bad_answers.load(Ordering::Relaxed),
     );
     counter(
         "semsearch_router_searches_total",

@@ -10,13 +10,20 @@
 //! ([`merge`]), so every answer equals the single-node answer. Text is
 //! embedded once, here; contexts are written once, here ([`handlers`]).
 //!
+//! What shards answer is checked before use ([`decode`]), and so is which
+//! shard each replica is ([`verify`], at start and on every `/readyz`). The
+//! router bounds its own concurrent requests: the excess gets 503
+//! `overloaded` at the door, as on a node, before any shard is called.
+//!
 //! Deliberately not here: Redis reads (the shards load and follow Redis),
 //! placement and restarts (Kubernetes), and resharding (change `n`, restart
 //! the shards; every replica rebuilds from Redis).
 
+pub mod decode;
 pub mod handlers;
 pub mod merge;
 pub mod shards;
+pub mod verify;
 
 use std::{
     sync::{atomic::AtomicU64, Arc},
@@ -24,8 +31,9 @@ use std::{
 };
 
 use axum::{
-    extract::DefaultBodyLimit,
-    middleware,
+    extract::{DefaultBodyLimit, Request, State},
+    middleware::{self, Next},
+    response::Response,
     routing::{get, post},
     Extension, Router,
 };
@@ -35,6 +43,7 @@ use crate::{
     api::{
         auth::{self, AccessKeys},
         extract::BodyLimit,
+        limits::SearchSlots,
     },
     embed::QueryEmbedder,
     index::lexical::LexicalSettings,
@@ -54,6 +63,8 @@ pub struct RouterSettings {
     pub shard_timeout: Duration,
     /// Bearer key the router sends to the replicas, when they need one.
     pub shard_api_key: Option<Secret>,
+    /// Most bytes read of one shard answer.
+    pub max_shard_answer_bytes: usize,
 }
 
 /// Why `SEMSEARCH_ROUTER_SHARDS` was refused.
@@ -118,6 +129,20 @@ pub struct RouterState {
     /// that terms and statistics mean the same on both.
     pub lexical: Arc<LexicalSettings>,
     pub overhead: Arc<Overhead>,
+    /// Which shard each replica is: the last check's verdict.
+    pub checks: Arc<verify::Checks>,
+    /// Requests the router serves at once (`SEMSEARCH_MAX_CONCURRENT_SEARCHES`).
+    pub slots: SearchSlots,
+}
+
+/// The router's door: a request that finds every slot taken is answered
+/// 503 `overloaded` (Retry-After) at once, before any shard is called, as a
+/// node answers its own excess. Without it a burst went through to the
+/// shards, whose limits answered part of it with 503s that the router
+/// reported as `shard_unavailable`.
+async fn door(State(slots): State<SearchSlots>, req: Request, next: Next) -> Result<Response, ApiError> {
+    let _slot = slots.try_acquire()?;
+    Ok(next.run(req).await)
 }
 
 /// The router's routes, guarded as the service guards them.
@@ -131,6 +156,8 @@ pub fn routes(state: RouterState, access: Arc<AccessKeys>, max_body_bytes: usize
         .route("/v1/search/batch", post(handlers::search_batch))
         .route("/v1/documents/{*id}", get(handlers::document))
         .route("/v1/stats", get(handlers::stats))
+        .route_layer(middleware::from_fn_with_state(state.slots.clone(), door))
+        // Outside the door: a request without a key takes no slot.
         .route_layer(middleware::from_fn(auth::require_search_key));
     open.merge(guarded)
         .fallback(|req: axum::extract::Request| async move {

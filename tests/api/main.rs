@@ -80,3 +80,6 @@ mod shard;
 
 /// `semsearch router` over shard processes: exact merged answers, a replica killed under load, a shard with none → 503.
 mod router;
+
+/// Issue 22: the router checks its shards (list, key, answers, redirects, body bound), ids as paths, its own door.
+mod router_guard;

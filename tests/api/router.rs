@@ -17,13 +17,13 @@ use serde_json::{json, Value};
 use crate::helpers::{assert_problem, ground_truth, seed_corpus, spawn_app, GroundTruth, TestApp, TestRedis};
 
 /// The semsearch binary as a child process; killed (SIGKILL) on drop.
-struct Process {
+pub(crate) struct Process {
     child: Child,
     logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
-    fn start(args: &[&str], env: &[(&str, String)]) -> Self {
+    pub(crate) fn start(args: &[&str], env: &[(&str, String)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_semsearch"))
             .args(args)
             .env_clear()
@@ -50,7 +50,7 @@ impl Process {
     }
 
     /// `http://addr` from the "… listening" log line (bounded wait).
-    async fn base(&self) -> String {
+    pub(crate) async fn base(&self) -> String {
         for _ in 0..1500 {
             let found = self.logs.lock().expect("log lines").iter().find_map(|l| {
                 let v: Value = serde_json::from_str(l).ok()?;
@@ -87,7 +87,7 @@ struct Cluster {
     http: reqwest::Client,
 }
 
-async fn wait_ready(http: &reqwest::Client, base: &str) {
+pub(crate) async fn wait_ready(http: &reqwest::Client, base: &str) {
     for _ in 0..1500 {
         if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
             return;
@@ -173,7 +173,7 @@ fn truth(q: &GroundTruth) -> Vec<(String, f64)> {
     q.top10.iter().map(|e| (e.url.clone(), e.score)).collect()
 }
 
-async fn single_node(redis: &TestRedis) -> TestApp {
+pub(crate) async fn single_node(redis: &TestRedis) -> TestApp {
     spawn_app(redis).await
 }
 
