@@ -254,6 +254,8 @@ export interface components {
             fewer_results_reasons: (components["schemas"]["FewerReason"] | null)[];
             /** @description Per query, where its results were cached (null when context writes are off). */
             contexts: (components["schemas"]["ContextRef"] | null)[];
+            /** @description Per query, how its results were ranked. */
+            modes: components["schemas"]["SearchMode"][];
             /**
              * Format: int64
              * @description Server-side time, in microseconds.
@@ -324,10 +326,7 @@ export interface components {
          *     }
          */
         EmbedRequest: {
-            /**
-             * @description 1 to SEMSEARCH_MAX_BATCH texts, each at most 64 KiB; longer than 256
-             *     word pieces is truncated as sentence-transformers does (`truncated`).
-             */
+            /** @description 1 to SEMSEARCH_MAX_BATCH (default 256) texts, each at most 64 KiB of UTF-8 (16384 characters always fit); longer than 256 word pieces is truncated as sentence-transformers does (`truncated`). */
             texts: string[];
             normalization?: components["schemas"]["Normalization"] | null;
         };
@@ -351,7 +350,7 @@ export interface components {
          * @description Why fewer than k results came back.
          * @enum {string}
          */
-        FewerReason: "index_smaller_than_k" | "min_score" | "filter";
+        FewerReason: "index_smaller_than_k" | "min_score" | "filter" | "no_more_matches";
         /** @description Liveness answer. */
         Health: {
             status: components["schemas"]["HealthStatus"];
@@ -362,6 +361,17 @@ export interface components {
          * @enum {string}
          */
         HealthStatus: "ok";
+        /** @description `hybrid` of a search. */
+        HybridOptions: {
+            /**
+             * Format: double
+             * @description The vector ranking's weight in the fused score, in (0, 1]; the rest
+             *     goes to the lexical ranking. Default: chosen per question from how
+             *     well the embedding model reads it (1 for a question it understands,
+             *     0.4 for one it does not).
+             */
+            vector_weight?: number | null;
+        };
         /**
          * @description "More like this": a search by a stored document's vector, the document left out.
          * @example {
@@ -379,7 +389,7 @@ export interface components {
             text?: null;
             /**
              * Format: int64
-             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: 3.
+             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000, the maximum stated here). Default: 3.
              */
             k?: number;
             /**
@@ -393,6 +403,15 @@ export interface components {
             context_key?: string | null;
             /** @description Search only documents matching this. Default: every document. */
             filter?: components["schemas"]["SearchFilter"] | null;
+            /**
+             * @description Only `vector`: this query has no words to match (422 `mode_needs_text` otherwise).
+             * @enum {string|null}
+             */
+            mode?: "vector" | null;
+            /** @description Only for text queries. */
+            hybrid?: null;
+            /** @description Give each hit the passage of its text that best matches the question (the text's opening for a query without words). Default: none. */
+            snippet?: components["schemas"]["SnippetOptions"] | null;
         };
         /** @description One failing item of a batch. */
         ItemProblem: {
@@ -447,7 +466,7 @@ export interface components {
          *     added, existing ones never change meaning.
          * @enum {string}
          */
-        ProblemCode: "invalid_json" | "unsupported_media_type" | "payload_too_large" | "missing_field" | "unknown_field" | "invalid_type" | "null_element" | "non_finite" | "empty_vector" | "wrong_dimension" | "zero_vector" | "invalid_k" | "invalid_context_key" | "invalid_batch_size" | "too_many_results" | "response_too_large" | "unauthorized" | "forbidden" | "reload_failed" | "not_found" | "document_not_found" | "method_not_allowed" | "not_ready" | "timeout" | "overloaded" | "query_required" | "ambiguous_query" | "text_search_disabled" | "empty_text" | "text_too_long" | "embedder_failed" | "embedder_timeout" | "embedder_wrong_dimension" | "embedder_unavailable" | "invalid_filter" | "unknown_filter_field" | "filter_type_mismatch" | "shard_unavailable" | "internal";
+        ProblemCode: "invalid_json" | "unsupported_media_type" | "payload_too_large" | "missing_field" | "unknown_field" | "invalid_type" | "null_element" | "non_finite" | "empty_vector" | "wrong_dimension" | "zero_vector" | "invalid_k" | "invalid_context_key" | "invalid_batch_size" | "too_many_results" | "response_too_large" | "unauthorized" | "forbidden" | "reload_failed" | "not_found" | "document_not_found" | "method_not_allowed" | "not_ready" | "timeout" | "overloaded" | "query_required" | "ambiguous_query" | "text_search_disabled" | "mode_needs_text" | "empty_text" | "text_too_long" | "embedder_failed" | "embedder_timeout" | "embedder_wrong_dimension" | "embedder_unavailable" | "invalid_filter" | "unknown_filter_field" | "filter_type_mismatch" | "shard_unavailable" | "internal";
         /** @description Readiness answer. */
         Ready: {
             status: components["schemas"]["ReadyStatus"];
@@ -580,6 +599,13 @@ export interface components {
                 [key: string]: string | number | boolean | (string | number | boolean)[];
             } | null;
         };
+        /**
+         * @description How a query is ranked. A `text` query is `hybrid` unless it says
+         *     otherwise; `vector` and `id` queries can only be `vector` (they carry no
+         *     words to match).
+         * @enum {string}
+         */
+        SearchMode: "vector" | "lexical" | "hybrid";
         /** @description Body of `POST /v1/search`: exactly one of `vector`, `text` and `id`, with the options every kind shares. */
         SearchRequest: components["schemas"]["VectorQuery"] | components["schemas"]["TextQuery"] | components["schemas"]["IdQuery"];
         /**
@@ -603,6 +629,8 @@ export interface components {
          */
         SearchResponse: {
             results: components["schemas"]["SearchResult"][];
+            /** @description How the results were ranked. */
+            mode: components["schemas"]["SearchMode"];
             /**
              * Format: int64
              * @description Server-side time, in microseconds.
@@ -639,9 +667,25 @@ export interface components {
             text?: string | null;
             /**
              * Format: float
-             * @description Cosine similarity, in [-1, 1].
+             * @description What the results are ordered by: in `vector` mode the cosine
+             *     similarity, in [-1, 1]; in `lexical` mode the BM25F score (≥ 0); in
+             *     `hybrid` mode the fused score (at most 1, the best possible;
+             *     comparable only between results of one question).
              */
             score: number;
+            /**
+             * Format: float
+             * @description `hybrid` mode: the cosine similarity. Absent otherwise.
+             */
+            vector_score?: number;
+            /**
+             * Format: double
+             * @description `hybrid` and `lexical` modes: the BM25F score (0 when no word of the
+             *     question is in the document). Absent otherwise.
+             */
+            lexical_score?: number;
+            /** @description Present when the request asked for `snippet`. */
+            snippet?: components["schemas"]["Snippet"];
         };
         /**
          * @description Shard `index` of `count`: documents whose key's Redis hash slot mod
@@ -669,6 +713,24 @@ export interface components {
             vanished: number;
             /** Format: int64 */
             invalid_key: number;
+        };
+        /** @description The passage of a hit's text that best matches the question. */
+        Snippet: {
+            /** @description At most `max_chars` characters of the text, cut at word boundaries. */
+            text: string;
+            /**
+             * @description The matched words as `[start, end)` offsets into `text`, in UTF-16
+             *     code units (JavaScript string indexes), ascending.
+             */
+            highlights: number[][];
+        };
+        /** @description `snippet` of a search. */
+        SnippetOptions: {
+            /**
+             * Format: int32
+             * @description The snippet's length limit, in characters (Unicode scalar values), 1 to 10000.
+             */
+            max_chars: number;
         };
         /** @description What the index holds and how it got there. */
         StatsResponse: {
@@ -733,7 +795,7 @@ export interface components {
          *     }
          */
         TextQuery: {
-            /** @description Question text, embedded server-side by the configured provider (422 `text_search_disabled` when none is). At most 8 KiB. */
+            /** @description Question text, embedded server-side by the configured provider (422 `text_search_disabled` when none is). At most 8 KiB of UTF-8 (422 `text_too_long`): 2048 characters always fit. */
             text: string;
             /** @description Not with `text`: send exactly one of `vector`, `text` and `id` (null counts as absent). */
             vector?: null;
@@ -741,7 +803,7 @@ export interface components {
             id?: null;
             /**
              * Format: int64
-             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: 3.
+             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000, the maximum stated here). Default: 3.
              */
             k?: number;
             /**
@@ -755,6 +817,12 @@ export interface components {
             context_key?: string | null;
             /** @description Search only documents matching this. Default: every document. */
             filter?: components["schemas"]["SearchFilter"] | null;
+            /** @description How the question is ranked. Default: `hybrid`. */
+            mode?: components["schemas"]["SearchMode"] | null;
+            /** @description Tuning of `hybrid` ranking. Default: the per-question weight. */
+            hybrid?: components["schemas"]["HybridOptions"] | null;
+            /** @description Give each hit the passage of its text that best matches the question (the text's opening for a query without words). Default: none. */
+            snippet?: components["schemas"]["SnippetOptions"] | null;
         };
         /**
          * @description A search by query embedding.
@@ -770,7 +838,7 @@ export interface components {
          *     }
          */
         VectorQuery: {
-            /** @description Query embedding, as long as the index dimension (`GET /v1/stats`); its length does not matter (cosine). */
+            /** @description Query embedding, as long as the index dimension (`GET /v1/stats`; 422 `wrong_dimension` otherwise, and no index is longer than 65536); its length does not matter (cosine). */
             vector: number[];
             /** @description Not with `vector`: send exactly one of `vector`, `text` and `id` (null counts as absent). */
             text?: null;
@@ -778,7 +846,7 @@ export interface components {
             id?: null;
             /**
              * Format: int64
-             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: 3.
+             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000, the maximum stated here). Default: 3.
              */
             k?: number;
             /**
@@ -792,6 +860,15 @@ export interface components {
             context_key?: string | null;
             /** @description Search only documents matching this. Default: every document. */
             filter?: components["schemas"]["SearchFilter"] | null;
+            /**
+             * @description Only `vector`: this query has no words to match (422 `mode_needs_text` otherwise).
+             * @enum {string|null}
+             */
+            mode?: "vector" | null;
+            /** @description Only for text queries. */
+            hybrid?: null;
+            /** @description Give each hit the passage of its text that best matches the question (the text's opening for a query without words). Default: none. */
+            snippet?: components["schemas"]["SnippetOptions"] | null;
         };
     };
     responses: never;
@@ -862,7 +939,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Prometheus text exposition format 0.0.4; series are listed in docs/api.md */
+            /** @description Prometheus text exposition format 0.0.4; series are listed in docs/api-and-filters.md */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -888,7 +965,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/yaml": string;
+                    "application/yaml": string | {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };

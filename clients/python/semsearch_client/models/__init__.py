@@ -9,9 +9,12 @@ from .embed_request import EmbedRequest
 from .embed_response import EmbedResponse
 from .feed_state import FeedState
 from .fewer_reason import FewerReason
+from .get_openapi_response_200_type_1 import GetOpenapiResponse200Type1
 from .health import Health
 from .health_status import HealthStatus
+from .hybrid_options import HybridOptions
 from .id_query import IdQuery
+from .id_query_mode import IdQueryMode
 from .item_problem import ItemProblem
 from .kernel_name import KernelName
 from .normalization import Normalization
@@ -26,13 +29,17 @@ from .scan_fallbacks import ScanFallbacks
 from .scan_stats import ScanStats
 from .search_filter import SearchFilter
 from .search_filter_fields_type_0 import SearchFilterFieldsType0
+from .search_mode import SearchMode
 from .search_response import SearchResponse
 from .search_result import SearchResult
 from .shard_stats import ShardStats
 from .skipped_keys import SkippedKeys
+from .snippet import Snippet
+from .snippet_options import SnippetOptions
 from .stats_response import StatsResponse
 from .text_query import TextQuery
 from .vector_query import VectorQuery
+from .vector_query_mode import VectorQueryMode
 
 __all__ = (
     "BatchRequest",
@@ -44,9 +51,12 @@ __all__ = (
     "EmbedResponse",
     "FeedState",
     "FewerReason",
+    "GetOpenapiResponse200Type1",
     "Health",
     "HealthStatus",
+    "HybridOptions",
     "IdQuery",
+    "IdQueryMode",
     "ItemProblem",
     "KernelName",
     "Normalization",
@@ -61,11 +71,15 @@ __all__ = (
     "ScanStats",
     "SearchFilter",
     "SearchFilterFieldsType0",
+    "SearchMode",
     "SearchResponse",
     "SearchResult",
     "ShardStats",
     "SkippedKeys",
+    "Snippet",
+    "SnippetOptions",
     "StatsResponse",
     "TextQuery",
     "VectorQuery",
+    "VectorQueryMode",
 )

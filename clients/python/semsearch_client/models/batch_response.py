@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 from ..models.fewer_reason import FewerReason
+from ..models.search_mode import SearchMode
 from typing import cast
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ class BatchResponse:
             fewer_results_reasons (list[FewerReason | None]): Per query, why fewer than k results came back (null when k
                 came back).
             contexts (list[ContextRef | None]): Per query, where its results were cached (null when context writes are off).
+            modes (list[SearchMode]): Per query, how its results were ranked.
             took_us (int): Server-side time, in microseconds.
             index_version (int):
      """
@@ -39,6 +41,7 @@ class BatchResponse:
     results: list[list[SearchResult]]
     fewer_results_reasons: list[FewerReason | None]
     contexts: list[ContextRef | None]
+    modes: list[SearchMode]
     took_us: int
     index_version: int
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
@@ -84,6 +87,13 @@ class BatchResponse:
 
 
 
+        modes = []
+        for modes_item_data in self.modes:
+            modes_item = modes_item_data.value
+            modes.append(modes_item)
+
+
+
         took_us = self.took_us
 
         index_version = self.index_version
@@ -95,6 +105,7 @@ class BatchResponse:
             "results": results,
             "fewer_results_reasons": fewer_results_reasons,
             "contexts": contexts,
+            "modes": modes,
             "took_us": took_us,
             "index_version": index_version,
         })
@@ -169,6 +180,16 @@ class BatchResponse:
             contexts.append(contexts_item)
 
 
+        modes = []
+        _modes = d.pop("modes")
+        for modes_item_data in (_modes):
+            modes_item = SearchMode(modes_item_data)
+
+
+
+            modes.append(modes_item)
+
+
         took_us = d.pop("took_us")
 
         index_version = d.pop("index_version")
@@ -177,6 +198,7 @@ class BatchResponse:
             results=results,
             fewer_results_reasons=fewer_results_reasons,
             contexts=contexts,
+            modes=modes,
             took_us=took_us,
             index_version=index_version,
         )

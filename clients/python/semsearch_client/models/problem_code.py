@@ -20,6 +20,7 @@ class ProblemCode(StrEnum):
     INVALID_TYPE = "invalid_type"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     MISSING_FIELD = "missing_field"
+    MODE_NEEDS_TEXT = "mode_needs_text"
     NON_FINITE = "non_finite"
     NOT_FOUND = "not_found"
     NOT_READY = "not_ready"

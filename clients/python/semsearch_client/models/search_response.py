@@ -9,6 +9,7 @@ from attrs import field as _attrs_field
 from ..types import UNSET, Unset
 
 from ..models.fewer_reason import FewerReason
+from ..models.search_mode import SearchMode
 from ..types import UNSET, Unset
 from typing import cast
 
@@ -34,6 +35,9 @@ class SearchResponse:
 
         Attributes:
             results (list[SearchResult]):
+            mode (SearchMode): How a query is ranked. A `text` query is `hybrid` unless it says
+                otherwise; `vector` and `id` queries can only be `vector` (they carry no
+                words to match).
             took_us (int): Server-side time, in microseconds.
             index_version (int): The snapshot that answered; changes on every reload or update.
             fewer_results_reason (FewerReason | Unset): Why fewer than k results came back.
@@ -41,6 +45,7 @@ class SearchResponse:
      """
 
     results: list[SearchResult]
+    mode: SearchMode
     took_us: int
     index_version: int
     fewer_results_reason: FewerReason | Unset = UNSET
@@ -61,6 +66,8 @@ class SearchResponse:
 
 
 
+        mode = self.mode.value
+
         took_us = self.took_us
 
         index_version = self.index_version
@@ -79,6 +86,7 @@ class SearchResponse:
         field_dict.update(self.additional_properties)
         field_dict.update({
             "results": results,
+            "mode": mode,
             "took_us": took_us,
             "index_version": index_version,
         })
@@ -104,6 +112,11 @@ class SearchResponse:
 
 
             results.append(results_item)
+
+
+        mode = SearchMode(d.pop("mode"))
+
+
 
 
         took_us = d.pop("took_us")
@@ -132,6 +145,7 @@ class SearchResponse:
 
         search_response = cls(
             results=results,
+            mode=mode,
             took_us=took_us,
             index_version=index_version,
             fewer_results_reason=fewer_results_reason,

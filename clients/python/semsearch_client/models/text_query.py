@@ -8,11 +8,14 @@ from attrs import field as _attrs_field
 
 from ..types import UNSET, Unset
 
+from ..models.search_mode import SearchMode
 from ..types import UNSET, Unset
 from typing import cast
 
 if TYPE_CHECKING:
+  from ..models.hybrid_options import HybridOptions
   from ..models.search_filter import SearchFilter
+  from ..models.snippet_options import SnippetOptions
 
 
 
@@ -28,15 +31,20 @@ class TextQuery:
 
         Attributes:
             text (str): Question text, embedded server-side by the configured provider (422 `text_search_disabled` when none
-                is). At most 8 KiB.
+                is). At most 8 KiB of UTF-8 (422 `text_too_long`): 2048 characters always fit.
             vector (None | Unset): Not with `text`: send exactly one of `vector`, `text` and `id` (null counts as absent).
             id (None | Unset): Not with `text`: send exactly one of `vector`, `text` and `id` (null counts as absent).
-            k (int | Unset): How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: 3.
+            k (int | Unset): How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000, the maximum stated here).
+                Default: 3.
             min_score (float | None | Unset): Drop results scoring below this. Default: none.
             with_text (bool | Unset): Include each article's text (the bulk of the response). Default: true.
             context_key (None | str | Unset): Suffix of the `cache:context:<key>` the results are stored under (1 to 256
                 printable ASCII bytes, no spaces). Default: a hash of the query and its options.
             filter_ (None | SearchFilter | Unset): Search only documents matching this. Default: every document.
+            mode (None | SearchMode | Unset): How the question is ranked. Default: `hybrid`.
+            hybrid (HybridOptions | None | Unset): Tuning of `hybrid` ranking. Default: the per-question weight.
+            snippet (None | SnippetOptions | Unset): Give each hit the passage of its text that best matches the question
+                (the text's opening for a query without words). Default: none.
      """
 
     text: str
@@ -47,13 +55,18 @@ class TextQuery:
     with_text: bool | Unset = UNSET
     context_key: None | str | Unset = UNSET
     filter_: None | SearchFilter | Unset = UNSET
+    mode: None | SearchMode | Unset = UNSET
+    hybrid: HybridOptions | None | Unset = UNSET
+    snippet: None | SnippetOptions | Unset = UNSET
 
 
 
 
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.hybrid_options import HybridOptions # noqa: PLC0415
         from ..models.search_filter import SearchFilter # noqa: PLC0415
+        from ..models.snippet_options import SnippetOptions # noqa: PLC0415
         text = self.text
 
         vector = self.vector
@@ -84,6 +97,30 @@ class TextQuery:
         else:
             filter_ = self.filter_
 
+        mode: None | str | Unset
+        if isinstance(self.mode, Unset):
+            mode = UNSET
+        elif isinstance(self.mode, SearchMode):
+            mode = self.mode.value
+        else:
+            mode = self.mode
+
+        hybrid: dict[str, Any] | None | Unset
+        if isinstance(self.hybrid, Unset):
+            hybrid = UNSET
+        elif isinstance(self.hybrid, HybridOptions):
+            hybrid = self.hybrid.to_dict()
+        else:
+            hybrid = self.hybrid
+
+        snippet: dict[str, Any] | None | Unset
+        if isinstance(self.snippet, Unset):
+            snippet = UNSET
+        elif isinstance(self.snippet, SnippetOptions):
+            snippet = self.snippet.to_dict()
+        else:
+            snippet = self.snippet
+
 
         field_dict: dict[str, Any] = {}
 
@@ -104,6 +141,12 @@ class TextQuery:
             field_dict["context_key"] = context_key
         if filter_ is not UNSET:
             field_dict["filter"] = filter_
+        if mode is not UNSET:
+            field_dict["mode"] = mode
+        if hybrid is not UNSET:
+            field_dict["hybrid"] = hybrid
+        if snippet is not UNSET:
+            field_dict["snippet"] = snippet
 
         return field_dict
 
@@ -111,7 +154,9 @@ class TextQuery:
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.hybrid_options import HybridOptions # noqa: PLC0415
         from ..models.search_filter import SearchFilter # noqa: PLC0415
+        from ..models.snippet_options import SnippetOptions # noqa: PLC0415
         d = dict(src_dict)
         text = d.pop("text")
 
@@ -163,6 +208,66 @@ class TextQuery:
         filter_ = _parse_filter_(d.pop("filter", UNSET))
 
 
+        def _parse_mode(data: object) -> None | SearchMode | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                mode_type_0 = SearchMode(data)
+
+
+
+                return mode_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | SearchMode | Unset, data)
+
+        mode = _parse_mode(d.pop("mode", UNSET))
+
+
+        def _parse_hybrid(data: object) -> HybridOptions | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                hybrid_type_0 = HybridOptions.from_dict(data)
+
+
+
+                return hybrid_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(HybridOptions | None | Unset, data)
+
+        hybrid = _parse_hybrid(d.pop("hybrid", UNSET))
+
+
+        def _parse_snippet(data: object) -> None | SnippetOptions | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                snippet_type_0 = SnippetOptions.from_dict(data)
+
+
+
+                return snippet_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | SnippetOptions | Unset, data)
+
+        snippet = _parse_snippet(d.pop("snippet", UNSET))
+
+
         text_query = cls(
             text=text,
             vector=vector,
@@ -172,6 +277,9 @@ class TextQuery:
             with_text=with_text,
             context_key=context_key,
             filter_=filter_,
+            mode=mode,
+            hybrid=hybrid,
+            snippet=snippet,
         )
 
         return text_query
