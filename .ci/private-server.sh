@@ -2,7 +2,8 @@
 # their own when not given one: browser.sh, typescript.sh, python-client.sh.
 #
 #   start_private_server NAME CORPUS
-#       a private redis-server on a unix socket in $work (no persistence),
+#       a private redis-server on a unix socket in $work (no persistence;
+#       PATH's 7.x, else the copy `semsearch redis fetch` keeps in the cache dir),
 #       CORPUS written by `semsearch seed`, and `semsearch serve` on a free
 #       loopback port with a random API key, waited for until /readyz
 #       answers. The binary is $SEMSEARCH_BIN, else target/debug/semsearch
@@ -15,16 +16,17 @@ redis_pid=""
 server_pid=""
 
 start_private_server() {
-  local name="$1" corpus="$2" bin="${SEMSEARCH_BIN:-}" socket="$work/redis.sock" port ready=""
+  local name="$1" corpus="$2" bin="${SEMSEARCH_BIN:-}" socket="$work/redis.sock" port ready="" redis_bin
   if [ -z "$bin" ]; then
     cargo build -q
     bin="$PWD/target/debug/semsearch"
   fi
-  echo "$name: private redis-server on $socket, $(basename "$corpus")"
-  redis-server --port 0 --unixsocket "$socket" --unixsocketperm 700 \
+  redis_bin="$("$bin" redis fetch)"
+  echo "$name: private redis-server ($redis_bin) on $socket, $(basename "$corpus")"
+  "$redis_bin/redis-server" --port 0 --unixsocket "$socket" --unixsocketperm 700 \
     --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
   redis_pid=$!
-  for _ in $(seq 100); do redis-cli -s "$socket" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 100); do "$redis_bin/redis-cli" -s "$socket" ping >/dev/null 2>&1 && break; sleep 0.1; done
   "$bin" seed "$corpus" --redis-url "unix://$socket" --no-progress
 
   port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -58,8 +58,9 @@ pub enum Command {
     /// Redis, as `SET cache:embedding:<url> <line> EX <ttl>`.
     #[cfg(feature = "tools")]
     Seed(SeedArgs),
-    /// Try semsearch with nothing but redis-server installed: start a private
-    /// Redis, load the built-in demo corpus, serve, print example requests.
+    /// Try semsearch with nothing else installed: start a private Redis
+    /// (PATH's redis-server 7.x, else Debian's fetched into the cache dir),
+    /// load the built-in demo corpus, serve, print example requests.
     /// Ctrl-C stops the service and the Redis.
     #[cfg(feature = "tools")]
     Demo(DemoArgs),
@@ -74,6 +75,21 @@ pub enum Command {
     #[cfg(feature = "tools")]
     #[command(subcommand)]
     Model(ModelCommand),
+    /// The redis-server the tools run: `semsearch redis fetch`.
+    #[cfg(feature = "tools")]
+    #[command(subcommand)]
+    Redis(RedisCommand),
+}
+
+/// `semsearch redis …`.
+#[cfg(feature = "tools")]
+#[derive(Debug, Clone, Subcommand)]
+pub enum RedisCommand {
+    /// Print the directory holding the redis-server and redis-cli that the
+    /// demo and the tests run: PATH's when it is Redis 7 or newer, else a
+    /// private copy of Debian's, fetched into the cache dir the first time.
+    /// Scripts put it first on PATH.
+    Fetch,
 }
 
 impl Cli {
@@ -142,6 +158,14 @@ pub async fn run() -> anyhow::Result<()> {
                 .context("no model directory: pass --dir, or set SEMSEARCH_MODEL_DIR, XDG_CACHE_HOME or HOME")?;
             let report = model::fetch(dir, std::io::IsTerminal::is_terminal(&std::io::stderr())).await?;
             println!("{}", report.dir.display());
+            Ok(())
+        }
+        #[cfg(feature = "tools")]
+        Some(Command::Redis(RedisCommand::Fetch)) => {
+            let binaries = tokio::task::spawn_blocking(crate::tools::redis_binary::locate)
+                .await
+                .context("locating redis-server")??;
+            println!("{}", binaries.bin_dir().display());
             Ok(())
         }
         Some(Command::Serve(args)) => serve(&args).await,

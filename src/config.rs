@@ -605,6 +605,18 @@ pub fn model_dir() -> Option<PathBuf> {
     env("SEMSEARCH_MODEL_DIR").or_else(|| default_model_dir(env("XDG_CACHE_HOME").as_deref(), env("HOME").as_deref()))
 }
 
+/// The user's cache dir for semsearch: `$XDG_CACHE_HOME/semsearch`, else
+/// `~/.cache/semsearch` (the model's default dir lives under it too).
+pub fn cache_dir() -> Option<PathBuf> {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache"))).map(|c| c.join("semsearch"))
+}
+
+/// PATH, where the tools look for `redis-server` before fetching their own.
+pub fn program_search_path() -> Option<std::ffi::OsString> {
+    std::env::var_os("PATH")
+}
+
 /// Whether `dir` holds the local model's files (checked, by sha256, when loaded).
 fn model_files_present(dir: &std::path::Path) -> bool {
     ["config.json", "tokenizer.json", "model.safetensors"].iter().all(|f| dir.join(f).is_file())

@@ -436,10 +436,10 @@ function hitItem(template, hit, rank, mode = 'vector', top = 1) {
   else snip.remove();
   const score = Number(hit.score);
   li.querySelector('.value').textContent = score.toFixed(4);
-  let title = `${SCORE_NAMES[mode] || 'score'} ${score}`;
-  if (hit.vector_score !== undefined) title += `; cosine ${hit.vector_score}`;
-  if (hit.lexical_score !== undefined) title += `; BM25F ${hit.lexical_score}`;
-  li.querySelector('.score').title = title;
+  let scoreTitle = `${SCORE_NAMES[mode] || 'score'} ${score}`;
+  if (hit.vector_score !== undefined) scoreTitle += `; cosine ${hit.vector_score}`;
+  if (hit.lexical_score !== undefined) scoreTitle += `; BM25F ${hit.lexical_score}`;
+  li.querySelector('.score').title = scoreTitle;
   li.querySelector('.fill').style.setProperty('--score', String(Math.max(0, Math.min(1, score / top))));
   const more = li.querySelector('.more');
   more.setAttribute('aria-label', `More like this: ${title}`);

@@ -82,12 +82,27 @@ pub async fn embed(
 pub struct EmbedRequest {
     /// 1 to SEMSEARCH_MAX_BATCH texts, each at most 64 KiB; longer than 256
     /// word pieces is truncated as sentence-transformers does (`truncated`).
-    #[schema(min_items = 1)]
+    #[schema(schema_with = texts_schema)]
     pub texts: Vec<String>,
     /// Text preparation: `none` (trim; the default) or `chatbot` (the
     /// chatbot's prepareTextForSearch).
     #[serde(default)]
     pub normalization: Option<crate::embed::Normalization>,
+}
+
+/// `texts` as the spec states it: 1 to `SEMSEARCH_MAX_BATCH`'s default
+/// (256, as a search batch's `maxItems`) texts of at most 64 KiB of UTF-8,
+/// stated in characters (JSON Schema counts those): 16384 always fit.
+fn texts_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(MAX_EMBED_TEXT_BYTES / 4)))
+        .min_items(Some(1))
+        .max_items(Some(256))
+        .description(Some(
+            "1 to SEMSEARCH_MAX_BATCH (default 256) texts, each at most 64 KiB of UTF-8 (16384 characters always fit); longer than 256 word pieces is truncated as sentence-transformers does (`truncated`).",
+        ))
+        .build()
 }
 
 /// Answer of `POST /v1/embed`.

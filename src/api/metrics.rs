@@ -261,7 +261,7 @@ fn set_build_info(scan: &'static str) {
     path = "/metrics",
     operation_id = "get_metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format 0.0.4; series are listed in docs/api.md", content_type = "text/plain", body = String))
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4; series are listed in docs/api-and-filters.md", content_type = "text/plain", body = String))
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let handle = handle();

@@ -23,6 +23,16 @@ use utoipa::{
 /// k when the request does not say (the chatbot's default).
 pub const DEFAULT_K: i64 = 3;
 
+/// `SEMSEARCH_MAX_K`'s default: the spec states it as `k`'s maximum, as it
+/// states `SEMSEARCH_MAX_BATCH`'s default as a batch's `maxItems`
+/// (`tests/api/openapi.rs` keeps both equal to the defaults).
+pub const DEFAULT_MAX_K: i64 = 1000;
+
+/// A question's length the spec can state: JSON Schema counts characters,
+/// the server counts bytes ([`MAX_TEXT_BYTES`]); this many
+/// characters fit in that many bytes whatever they are (4 bytes at most each).
+pub const MAX_TEXT_CHARS: usize = MAX_TEXT_BYTES / 4;
+
 fn default_k() -> i64 {
     DEFAULT_K
 }
@@ -249,15 +259,17 @@ impl QueryKind {
             Self::Vector => ArrayBuilder::new()
                 .items(ObjectBuilder::new().schema_type(Type::Number).format(Some(SchemaFormat::KnownFormat(KnownFormat::Double))))
                 .min_items(Some(1))
+                .max_items(Some(crate::store::loader::MAX_DIM))
                 .description(Some(
-                    "Query embedding, as long as the index dimension (`GET /v1/stats`); its length does not matter (cosine).",
+                    "Query embedding, as long as the index dimension (`GET /v1/stats`; 422 `wrong_dimension` otherwise, and no index is longer than 65536); its length does not matter (cosine).",
                 ))
                 .into(),
             Self::Text => ObjectBuilder::new()
                 .schema_type(Type::String)
-                .max_length(Some(MAX_TEXT_BYTES))
+                .min_length(Some(1))
+                .max_length(Some(MAX_TEXT_CHARS))
                 .description(Some(
-                    "Question text, embedded server-side by the configured provider (422 `text_search_disabled` when none is). At most 8 KiB.",
+                    "Question text, embedded server-side by the configured provider (422 `text_search_disabled` when none is). At most 8 KiB of UTF-8 (422 `text_too_long`): 2048 characters always fit.",
                 ))
                 .into(),
             Self::Id => ObjectBuilder::new()
@@ -341,8 +353,9 @@ impl QueryKind {
                     .schema_type(Type::Integer)
                     .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
                     .minimum(Some(1))
+                    .maximum(Some(DEFAULT_MAX_K))
                     .description(Some(format!(
-                        "How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: {DEFAULT_K}."
+                        "How many results; 1 to the server's SEMSEARCH_MAX_K (default {DEFAULT_MAX_K}, the maximum stated here). Default: {DEFAULT_K}."
                     ))),
             )
             .property(

@@ -1,5 +1,6 @@
-//! `semsearch demo`: the whole service on one machine with nothing but
-//! `redis-server` installed.
+//! `semsearch demo`: the whole service on one machine with nothing else
+//! installed: the `redis-server` is PATH's 7.x, else a private copy fetched
+//! into the cache dir ([`super::redis_binary`]).
 //!
 //! Life cycle: a temp dir → a private redis-server in it (its own process
 //! group, a unix socket only, no persistence) → the demo corpus seeded with
@@ -27,6 +28,7 @@ use tracing::info;
 
 use super::{
     corpus::{self, CorpusDoc, DEMO_CORPUS_GZ},
+    redis_binary,
     redis_child::ChildRedis,
     seed::{self, SeedOptions},
 };
@@ -76,6 +78,9 @@ pub async fn run(settings: DemoSettings, shutdown: impl Future<Output = ()> + Se
     });
 
     let dir = tempfile::Builder::new().prefix("semsearch-demo-").tempdir().context("creating the demo's temp dir")?;
+    // Fetching a private redis-server (first run, none on PATH) blocks on
+    // apt-get: off the async workers.
+    tokio::task::spawn_blocking(redis_binary::locate).await.context("locating redis-server")??;
     let redis = ChildRedis::start_detached(dir.path(), &[])?;
     let result = seed_and_serve(&settings, &redis, dir.path(), stop).await;
     drop(redis);
@@ -218,7 +223,11 @@ fn announce(
     println!("semsearch demo is ready: {documents} documents ({dim} dimensions) from {source}");
     println!("  playground: {base}/   (open it in a browser)");
     println!("  service:    {base}   (Ctrl-C stops it and its Redis)");
-    println!("  redis:      private redis-server, pid {pid}, socket {} (removed on exit)", redis.socket().display());
+    println!(
+        "  redis:      private redis-server {}, pid {pid}, socket {} (removed on exit)",
+        redis_binary::locate().map_or_else(|_| "?".to_owned(), |b| b.version.clone()),
+        redis.socket().display()
+    );
     println!();
     println!("Try:");
     if text_search {

@@ -5,6 +5,8 @@
 //!
 //! - [`corpus`]: corpus files (JSONL, gzip) and the document type they hold;
 //! - [`seed`]: writing documents into Redis as the chatbot does (`semsearch seed`);
+//! - [`redis_binary`]: which `redis-server` those run: PATH's 7.x, else a private
+//!   copy of Debian's fetched into the cache dir (`semsearch redis fetch`);
 //! - [`redis_child`]: a private `redis-server` process (demo, tests, benchmarks);
 //! - [`redis_cluster`]: a private 3-primary Redis Cluster (tests, the cluster load bench);
 //! - [`demo`]: a private Redis, the demo corpus and the service (`semsearch demo`);
@@ -22,6 +24,7 @@ pub mod demo;
 pub mod embed_once;
 pub mod healthcheck;
 pub mod model;
+pub mod redis_binary;
 pub mod redis_child;
 pub mod redis_cluster;
 pub mod seed;

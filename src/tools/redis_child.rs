@@ -15,15 +15,21 @@ use std::{
 
 use thiserror::Error;
 
+use super::redis_binary::{self, LocateError, RedisBinaries};
+
 #[derive(Debug, Error)]
 pub enum ChildError {
-    /// `redis-server` is not installed (or not on PATH).
+    /// No `redis-server` 7.x on PATH, and none could be fetched (the message
+    /// says how to install one).
+    #[error(transparent)]
+    Locate(#[from] LocateError),
+    /// The located `redis-server` would not start.
     #[error(
-        "cannot start redis-server: {source}. Install it with `apt-get install redis-server` \
+        "cannot start {program}: {source}. Install Redis with `apt-get install redis-server` \
          (Debian/Ubuntu) or `brew install redis` (macOS), or run Redis in Docker: \
          `docker run -p 6379:6379 redis:7-alpine` and use `semsearch serve`"
     )]
-    Spawn { source: std::io::Error },
+    Spawn { program: PathBuf, source: std::io::Error },
     #[error("redis-server did not answer PING on {socket} within {waited_ms} ms")]
     NotReady { socket: PathBuf, waited_ms: u64 },
 }
@@ -31,6 +37,9 @@ pub enum ChildError {
 /// A running `redis-server` that belongs to us.
 #[derive(Debug)]
 pub struct ChildRedis {
+    /// The `redis-server` to run: PATH's, or the private copy
+    /// ([`redis_binary::locate`]).
+    program: PathBuf,
     child: Option<Child>,
     dir: PathBuf,
     /// Started in its own process group (see [`ChildRedis::start_detached`]).
@@ -43,11 +52,23 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 impl ChildRedis {
     /// Starts a server whose socket and files live in `dir` (which must exist).
     ///
+    /// The server is PATH's `redis-server` 7.x, else a private copy fetched
+    /// into the cache dir ([`redis_binary::locate`]).
+    ///
     /// # Errors
-    /// [`ChildError::Spawn`] when `redis-server` cannot be run,
+    /// [`ChildError::Locate`] when there is no server to run,
+    /// [`ChildError::Spawn`] when it cannot be run,
     /// [`ChildError::NotReady`] when it does not come up.
     pub fn start(dir: &Path, extra_args: &[&str]) -> Result<Self, ChildError> {
-        let mut redis = Self { child: None, dir: dir.to_path_buf(), detached: false };
+        Self::start_with(redis_binary::locate()?, dir, extra_args)
+    }
+
+    /// As [`ChildRedis::start`], with the given binaries.
+    ///
+    /// # Errors
+    /// As [`ChildRedis::start`], but never [`ChildError::Locate`].
+    pub fn start_with(binaries: &RedisBinaries, dir: &Path, extra_args: &[&str]) -> Result<Self, ChildError> {
+        let mut redis = Self { program: binaries.server.clone(), child: None, dir: dir.to_path_buf(), detached: false };
         redis.restart_with(extra_args)?;
         Ok(redis)
     }
@@ -60,7 +81,8 @@ impl ChildRedis {
     /// # Errors
     /// As [`ChildRedis::start`].
     pub fn start_detached(dir: &Path, extra_args: &[&str]) -> Result<Self, ChildError> {
-        let mut redis = Self { child: None, dir: dir.to_path_buf(), detached: true };
+        let program = redis_binary::locate()?.server.clone();
+        let mut redis = Self { program, child: None, dir: dir.to_path_buf(), detached: true };
         redis.restart_with(extra_args)?;
         Ok(redis)
     }
@@ -91,7 +113,7 @@ impl ChildRedis {
     pub fn restart_with(&mut self, extra_args: &[&str]) -> Result<(), ChildError> {
         self.kill();
         let _ = std::fs::remove_file(self.socket());
-        let mut command = Command::new("redis-server");
+        let mut command = Command::new(&self.program);
         if self.detached {
             command.process_group(0);
         }
@@ -105,7 +127,7 @@ impl ChildRedis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|source| ChildError::Spawn { source })?;
+            .map_err(|source| ChildError::Spawn { program: self.program.clone(), source })?;
         self.child = Some(child);
         let step = Duration::from_millis(10);
         let mut waited = Duration::ZERO;

@@ -20,8 +20,13 @@ use std::{
 
 use thiserror::Error;
 
+use super::redis_binary::{self, LocateError, RedisBinaries};
+
 #[derive(Debug, Error)]
 pub enum ClusterError {
+    /// No Redis 7.x on PATH and none could be fetched.
+    #[error(transparent)]
+    Locate(#[from] LocateError),
     /// `redis-server` or `redis-cli` could not be run.
     #[error("cannot run {program}: {source}")]
     Spawn { program: &'static str, source: std::io::Error },
@@ -49,6 +54,8 @@ struct Node {
 /// A running cluster of primaries without replicas that belongs to us.
 #[derive(Debug)]
 pub struct ChildCluster {
+    /// PATH's Redis 7.x, or the private copy ([`super::redis_binary::locate`]).
+    binaries: &'static RedisBinaries,
     nodes: Vec<Node>,
 }
 
@@ -60,7 +67,7 @@ impl ChildCluster {
     /// # Errors
     /// [`ClusterError`] when a process cannot run or the cluster does not form.
     pub fn start(dir: &Path, primaries: usize) -> Result<Self, ClusterError> {
-        let mut cluster = Self { nodes: Vec::with_capacity(primaries) };
+        let mut cluster = Self { binaries: redis_binary::locate()?, nodes: Vec::with_capacity(primaries) };
         let mut taken = Vec::new();
         for _ in 0..primaries {
             let port = free_port_pair(&taken)?;
@@ -72,7 +79,7 @@ impl ChildCluster {
         for i in 0..primaries {
             cluster.start_node(i)?;
         }
-        let mut create = Command::new("redis-cli");
+        let mut create = Command::new(&cluster.binaries.cli);
         create.arg("--cluster").arg("create");
         for node in &cluster.nodes {
             create.arg(format!("127.0.0.1:{}", node.port));
@@ -130,7 +137,7 @@ impl ChildCluster {
             // A bulk string: "$40\r\n<id>\r\n".
             r.lines().nth(1).unwrap_or_default().trim().to_owned()
         };
-        let mut command = Command::new("redis-cli");
+        let mut command = Command::new(&self.binaries.cli);
         command
             .args(["--cluster", "reshard", &format!("127.0.0.1:{}", self.nodes[from].port)])
             .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
@@ -144,7 +151,7 @@ impl ChildCluster {
     fn start_node(&mut self, i: usize) -> Result<(), ClusterError> {
         let node = &mut self.nodes[i];
         let port = node.port.to_string();
-        let child = Command::new("redis-server")
+        let child = Command::new(&self.binaries.server)
             .args(["--port", &port, "--bind", "127.0.0.1", "--cluster-enabled", "yes"])
             .args(["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"])
             .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir"])

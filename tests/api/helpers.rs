@@ -8,7 +8,12 @@ use std::{
 };
 
 use redis::aio::MultiplexedConnection;
-use semsearch::{app::App, config::Settings, index::SharedIndex, tools::redis_child::ChildRedis};
+use semsearch::{
+    app::App,
+    config::Settings,
+    index::SharedIndex,
+    tools::{redis_binary, redis_child::ChildRedis},
+};
 use semsearch_scan::ScanMode;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -68,14 +73,15 @@ impl TestRedis {
 
     /// `redis-cli MONITOR` in the background; returns the lines it saw on `stop`.
     pub fn monitor(&self) -> Monitor {
-        let mut child = Command::new("redis-cli")
+        let cli = &redis_binary::locate().unwrap_or_else(|e| panic!("{e}")).cli;
+        let mut child = Command::new(cli)
             .arg("-s")
             .arg(self.socket())
             .arg("MONITOR")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-cli is installed with redis-server");
+            .expect("redis-cli comes with the redis-server in use");
         let stdout = child.stdout.take().expect("piped stdout");
         let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);

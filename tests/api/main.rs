@@ -66,6 +66,9 @@ mod metrics;
 /// The operator's kit (deploy/prometheus, deploy/grafana): every series it queries is on `/metrics`.
 mod operations;
 
+/// Docs that cannot drift: variables vs docs/configuration.md, routes vs openapi.yaml, metrics vs `/metrics`, links.
+mod docs;
+
 /// The release binary as a child process: Redis auth (requirepass, ACL user), secrets absent from logs, JSON logs with request ids.
 mod process;
 

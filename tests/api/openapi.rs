@@ -130,6 +130,28 @@ fn batch_max_items_is_the_default_max_batch() {
     );
 }
 
+#[test]
+fn the_stated_limits_of_k_and_of_embed_texts_are_the_defaults() {
+    // Arrange
+    let redis = TestRedis::start();
+    let settings = test_settings(&redis);
+
+    // Act
+    let spec = serde_json::to_value(openapi::spec()).expect("spec serializes");
+
+    // Assert: what the server enforces by default, so generated data is accepted.
+    let schemas = &spec["components"]["schemas"];
+    for variant in ["VectorQuery", "TextQuery", "IdQuery"] {
+        let k = &schemas[variant]["properties"]["k"];
+        assert_eq!(k["maximum"], settings.max_k, "{variant}: change k's maximum with SEMSEARCH_MAX_K's default");
+    }
+    let texts = &schemas["EmbedRequest"]["properties"]["texts"];
+    assert_eq!(texts["maxItems"], settings.max_batch, "embed texts follow SEMSEARCH_MAX_BATCH's default");
+    assert_eq!(texts["items"]["maxLength"], 64 * 1024 / 4);
+    assert_eq!(schemas["VectorQuery"]["properties"]["vector"]["maxItems"], 65_536);
+    assert_eq!(schemas["TextQuery"]["properties"]["text"]["maxLength"], 8 * 1024 / 4);
+}
+
 /// The request schema is a oneOf whose variants accept exactly the bodies the
 /// server reads as that kind of query: checked with the server's own parser
 /// on each variant's example, and by the variants' required fields.
@@ -158,4 +180,21 @@ fn each_query_variant_requires_its_own_field_and_allows_the_others_only_as_null(
             assert!(parsed.is_ok(), "{name} example {example} is a valid body");
         }
     }
+}
+
+/// schemathesis parses an `application/yaml` body before checking it
+/// against the schema: the declared schema must hold for the parsed
+/// document (an object) as for the text generated clients hand over.
+#[test]
+fn the_spec_route_declares_a_schema_true_of_its_text_and_of_the_parsed_document() {
+    // Arrange
+    let spec = serde_json::to_value(openapi::spec()).expect("spec serializes");
+
+    // Act
+    let schema = &spec["paths"]["/openapi.yaml"]["get"]["responses"]["200"]["content"]["application/yaml"]["schema"];
+    let parsed: Value = yaml_serde::from_str(&openapi::yaml()).expect("the spec is YAML");
+
+    // Assert
+    assert_eq!(schema["type"], json!(["string", "object"]), "{schema}");
+    assert!(parsed.is_object(), "a YAML parser reads the document as an object");
 }

@@ -206,7 +206,7 @@ fn panel_queries(dashboard: &Value) -> Vec<(String, String)> {
 }
 
 /// Answers every embedding request (TEI's protocol) with one fixed vector.
-async fn fake_embedder() -> String {
+pub(crate) async fn fake_embedder() -> String {
     let vector: Vec<f32> = (0..DIM).map(|j| j as f32 - 3.5).collect();
     let router = Router::new().route("/embed", post(move || async move { Json(json!([vector])) }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake embedder");
@@ -217,7 +217,7 @@ async fn fake_embedder() -> String {
 
 /// Settings that make every series exist: an embedder (the fake), and a
 /// forced int8 scan (rescored rows).
-fn settings(redis: &TestRedis, embedder_url: String) -> Settings {
+pub(crate) fn settings(redis: &TestRedis, embedder_url: String) -> Settings {
     let mut args = ServeArgs::defaults();
     args.redis.url = Some(redis.url().parse::<Secret>().expect("infallible"));
     args.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));

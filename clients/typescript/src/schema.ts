@@ -326,10 +326,7 @@ export interface components {
          *     }
          */
         EmbedRequest: {
-            /**
-             * @description 1 to SEMSEARCH_MAX_BATCH texts, each at most 64 KiB; longer than 256
-             *     word pieces is truncated as sentence-transformers does (`truncated`).
-             */
+            /** @description 1 to SEMSEARCH_MAX_BATCH (default 256) texts, each at most 64 KiB of UTF-8 (16384 characters always fit); longer than 256 word pieces is truncated as sentence-transformers does (`truncated`). */
             texts: string[];
             normalization?: components["schemas"]["Normalization"] | null;
         };
@@ -392,7 +389,7 @@ export interface components {
             text?: null;
             /**
              * Format: int64
-             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: 3.
+             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000, the maximum stated here). Default: 3.
              */
             k?: number;
             /**
@@ -798,7 +795,7 @@ export interface components {
          *     }
          */
         TextQuery: {
-            /** @description Question text, embedded server-side by the configured provider (422 `text_search_disabled` when none is). At most 8 KiB. */
+            /** @description Question text, embedded server-side by the configured provider (422 `text_search_disabled` when none is). At most 8 KiB of UTF-8 (422 `text_too_long`): 2048 characters always fit. */
             text: string;
             /** @description Not with `text`: send exactly one of `vector`, `text` and `id` (null counts as absent). */
             vector?: null;
@@ -806,7 +803,7 @@ export interface components {
             id?: null;
             /**
              * Format: int64
-             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: 3.
+             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000, the maximum stated here). Default: 3.
              */
             k?: number;
             /**
@@ -841,7 +838,7 @@ export interface components {
          *     }
          */
         VectorQuery: {
-            /** @description Query embedding, as long as the index dimension (`GET /v1/stats`); its length does not matter (cosine). */
+            /** @description Query embedding, as long as the index dimension (`GET /v1/stats`; 422 `wrong_dimension` otherwise, and no index is longer than 65536); its length does not matter (cosine). */
             vector: number[];
             /** @description Not with `vector`: send exactly one of `vector`, `text` and `id` (null counts as absent). */
             text?: null;
@@ -849,7 +846,7 @@ export interface components {
             id?: null;
             /**
              * Format: int64
-             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: 3.
+             * @description How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000, the maximum stated here). Default: 3.
              */
             k?: number;
             /**
@@ -942,7 +939,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Prometheus text exposition format 0.0.4; series are listed in docs/api.md */
+            /** @description Prometheus text exposition format 0.0.4; series are listed in docs/api-and-filters.md */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -968,7 +965,9 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/yaml": string;
+                    "application/yaml": string | {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };

@@ -9,6 +9,7 @@ from .embed_request import EmbedRequest
 from .embed_response import EmbedResponse
 from .feed_state import FeedState
 from .fewer_reason import FewerReason
+from .get_openapi_response_200_type_1 import GetOpenapiResponse200Type1
 from .health import Health
 from .health_status import HealthStatus
 from .hybrid_options import HybridOptions
@@ -50,6 +51,7 @@ __all__ = (
     "EmbedResponse",
     "FeedState",
     "FewerReason",
+    "GetOpenapiResponse200Type1",
     "Health",
     "HealthStatus",
     "HybridOptions",

@@ -30,8 +30,8 @@ class EmbedRequest:
             {'normalization': 'none', 'texts': ['how do I download a file from the command line']}
 
         Attributes:
-            texts (list[str]): 1 to SEMSEARCH_MAX_BATCH texts, each at most 64 KiB; longer than 256
-                word pieces is truncated as sentence-transformers does (`truncated`).
+            texts (list[str]): 1 to SEMSEARCH_MAX_BATCH (default 256) texts, each at most 64 KiB of UTF-8 (16384 characters
+                always fit); longer than 256 word pieces is truncated as sentence-transformers does (`truncated`).
             normalization (None | Normalization | Unset):
      """
 

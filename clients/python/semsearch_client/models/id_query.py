@@ -33,7 +33,8 @@ class IdQuery:
                 query and it is left out of the results.
             vector (None | Unset): Not with `id`: send exactly one of `vector`, `text` and `id` (null counts as absent).
             text (None | Unset): Not with `id`: send exactly one of `vector`, `text` and `id` (null counts as absent).
-            k (int | Unset): How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: 3.
+            k (int | Unset): How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000, the maximum stated here).
+                Default: 3.
             min_score (float | None | Unset): Drop results scoring below this. Default: none.
             with_text (bool | Unset): Include each article's text (the bulk of the response). Default: true.
             context_key (None | str | Unset): Suffix of the `cache:context:<key>` the results are stored under (1 to 256

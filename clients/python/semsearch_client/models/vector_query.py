@@ -29,11 +29,12 @@ class VectorQuery:
     """ A search by query embedding.
 
         Attributes:
-            vector (list[float]): Query embedding, as long as the index dimension (`GET /v1/stats`); its length does not
-                matter (cosine).
+            vector (list[float]): Query embedding, as long as the index dimension (`GET /v1/stats`; 422 `wrong_dimension`
+                otherwise, and no index is longer than 65536); its length does not matter (cosine).
             text (None | Unset): Not with `vector`: send exactly one of `vector`, `text` and `id` (null counts as absent).
             id (None | Unset): Not with `vector`: send exactly one of `vector`, `text` and `id` (null counts as absent).
-            k (int | Unset): How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000). Default: 3.
+            k (int | Unset): How many results; 1 to the server's SEMSEARCH_MAX_K (default 1000, the maximum stated here).
+                Default: 3.
             min_score (float | None | Unset): Drop results scoring below this. Default: none.
             with_text (bool | Unset): Include each article's text (the bulk of the response). Default: true.
             context_key (None | str | Unset): Suffix of the `cache:context:<key>` the results are stored under (1 to 256

@@ -8,6 +8,8 @@ from ...client import AuthenticatedClient, Client
 from ...types import Response, UNSET
 from ... import errors
 
+from ...models.get_openapi_response_200_type_1 import GetOpenapiResponse200Type1
+from typing import cast
 
 
 
@@ -30,9 +32,23 @@ def _get_kwargs(
 
 
 
-def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> str | None:
+def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> GetOpenapiResponse200Type1 | str | None:
     if response.status_code == 200:
-        response_200 = response.text
+        def _parse_response_200(data: object) -> GetOpenapiResponse200Type1 | str:
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                response_200_type_1 = GetOpenapiResponse200Type1.from_dict(data)
+
+
+
+                return response_200_type_1
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(GetOpenapiResponse200Type1 | str, data)
+
+        response_200 = _parse_response_200(response.text)
+
         return response_200
 
     if client.raise_on_unexpected_status:
@@ -41,7 +57,7 @@ def _parse_response(*, client: AuthenticatedClient | Client, response: httpx.Res
         return None
 
 
-def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[str]:
+def _build_response(*, client: AuthenticatedClient | Client, response: httpx.Response) -> Response[GetOpenapiResponse200Type1 | str]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -54,7 +70,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
 
-) -> Response[str]:
+) -> Response[GetOpenapiResponse200Type1 | str]:
     """ The OpenAPI document this server implements.
 
     Raises:
@@ -62,7 +78,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[str]
+        Response[GetOpenapiResponse200Type1 | str]
      """
 
 
@@ -80,7 +96,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
 
-) -> str | None:
+) -> GetOpenapiResponse200Type1 | str | None:
     """ The OpenAPI document this server implements.
 
     Raises:
@@ -88,7 +104,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        str
+        GetOpenapiResponse200Type1 | str
      """
 
 
@@ -101,7 +117,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
 
-) -> Response[str]:
+) -> Response[GetOpenapiResponse200Type1 | str]:
     """ The OpenAPI document this server implements.
 
     Raises:
@@ -109,7 +125,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[str]
+        Response[GetOpenapiResponse200Type1 | str]
      """
 
 
@@ -127,7 +143,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
 
-) -> str | None:
+) -> GetOpenapiResponse200Type1 | str | None:
     """ The OpenAPI document this server implements.
 
     Raises:
@@ -135,7 +151,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        str
+        GetOpenapiResponse200Type1 | str
      """
 
 
