@@ -120,14 +120,20 @@ class Server:
             time.sleep(0.005)
 
     def stats(self):
-        return get_json(self.base + "/v1/stats")[1]
+        """/v1/stats, or {} while the server is too busy to answer within the timeout."""
+        try:
+            return get_json(self.base + "/v1/stats")[1]
+        except OSError:
+            return {}
 
     def quick_reload(self, r):
-        before = (self.stats()["refresh"].get("last_reload") or {}).get("index_version", -1)
+        before = -1
+        while before == -1:
+            before = (self.stats().get("refresh", {}).get("last_reload") or {}).get("index_version", -1)
         t = time.perf_counter()
         r.set(QUICK_KEY, str(time.time()))
         while True:
-            last = self.stats()["refresh"].get("last_reload") or {}
+            last = self.stats().get("refresh", {}).get("last_reload") or {}
             if last.get("index_version", -1) != before and last.get("reason") != "startup":
                 return time.perf_counter() - t, last.get("duration_ms", float("nan")) / 1000
             time.sleep(0.005)
