@@ -515,6 +515,7 @@ impl Settings {
                 scan_count: args.scan_count,
                 chunk_keys: args.load_chunk,
                 response_timeout: Duration::from_secs(args.redis_load_timeout_secs.max(1)),
+                scan: args.scan,
             },
             retry_max: Duration::from_millis(args.retry_max_ms.max(10)),
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),

@@ -100,6 +100,14 @@ impl Segment {
         };
     }
 
+    /// Attaches `int8`, the int8 copy of exactly these rows made beforehand
+    /// (`QuantizedMatrix::from_row_codes`); the segment is then scanned on
+    /// [`ScanPath::Int8`].
+    pub fn set_int8(&mut self, int8: QuantizedMatrix) {
+        debug_assert_eq!((int8.len(), int8.dim()), (self.len(), self.dim()), "a copy of these rows");
+        self.int8 = Some(int8);
+    }
+
     /// A copy of this segment's rows and documents without the int8 copy
     /// (for [`super::Index::with_scan`] on a base other snapshots share).
     pub fn clone_rows(&self) -> Self {

@@ -343,9 +343,20 @@ impl Refresher {
                 let Loaded { index, report } = loader::load_all(&conn, &settings.keys, &settings.load, dim).await?;
                 // Quantizing runs on rayon; this blocking thread only waits for it.
                 let (scan, lexical) = (settings.scan, Arc::clone(&settings.lexical));
-                let index = tokio::task::spawn_blocking(move || index.with_scan(scan).with_lexical(lexical))
-                    .await
-                    .map_err(|source| RefreshError::TaskFailed { step: "building the int8 copy", source })?;
+                let index = tokio::task::spawn_blocking(move || {
+                    let started = std::time::Instant::now();
+                    let index = index.with_scan(scan);
+                    let quantized = started.elapsed();
+                    let index = index.with_lexical(lexical);
+                    info!(
+                        int8_ms = quantized.as_millis() as u64,
+                        lexical_ms = (started.elapsed() - quantized).as_millis() as u64,
+                        "scan copy and lexical side built"
+                    );
+                    index
+                })
+                .await
+                .map_err(|source| RefreshError::TaskFailed { step: "building the int8 copy", source })?;
                 let quick_pttl = conn.pttl(settings.keys.quick_key()).await.map_err(IndexLoadError::from)?;
                 Ok((Loaded { index, report }, quick_pttl != -2))
             }

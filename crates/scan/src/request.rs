@@ -142,6 +142,19 @@ pub struct Split {
     pub parallel: bool,
 }
 
+impl Split {
+    /// The blocks the scan would choose for rows of `dim` floats, walked
+    /// one after another on the calling thread: for a caller that scans a
+    /// small matrix where it stands (`index::coalesce`), so the scan never
+    /// forks onto the rayon pool behind its back.
+    pub fn on_caller(dim: usize) -> Self {
+        Self {
+            block_rows: (crate::BLOCK_BYTES / (dim.max(1) * std::mem::size_of::<f32>())).max(crate::SCORE_ROWS),
+            parallel: false,
+        }
+    }
+}
+
 /// One query's answer, and which path computed it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScanAnswer {

@@ -28,6 +28,6 @@ pub mod topology;
 pub use self::{
     conn::{ClusterSource, RedisClient, RedisConn},
     read::{ReadValues, StoredValue, ValueReader},
-    scan::{scan_all, KeyScan},
+    scan::{distinct_order, scan_all, scan_raw, KeyScan},
     topology::{Primary, Topology},
 };

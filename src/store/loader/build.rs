@@ -16,6 +16,8 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use semsearch_scan::int8::RowCode;
+
 use super::report::LoadReport;
 use crate::{
     index::{Document, Index, IndexBuilder, IndexError},
@@ -34,6 +36,9 @@ pub const MAX_DIM: usize = 65_536;
 pub(super) struct ParsedChunk {
     docs: Vec<ParsedDoc>,
     floats: Vec<f32>,
+    /// Each row's int8 codes, back to back as in `floats`, when the load
+    /// quantizes as it reads (see [`RowCollector::new`]).
+    codes: Vec<u8>,
     /// Positions in the load's key list, with why each was skipped.
     skips: Vec<(usize, SkipReason)>,
     value_bytes: u64,
@@ -45,14 +50,21 @@ struct ParsedDoc {
     meta: Meta,
     dim: usize,
     expires_at_ms: Option<u64>,
+    code: Option<RowCode>,
 }
 
 /// Decodes the values of the keys from `first_key` on, as one read
-/// returned them.
-pub(super) fn parse_chunk(first_key: usize, read: ReadValues) -> ParsedChunk {
+/// returned them; with `quantize`, also makes each row's int8 code, so the
+/// snapshot's int8 copy costs only its layout once the last chunk is in.
+pub(super) fn parse_chunk(first_key: usize, read: ReadValues, quantize: bool) -> ParsedChunk {
     let n_values = read.values.len();
-    let mut out =
-        ParsedChunk { docs: Vec::with_capacity(n_values), floats: Vec::new(), skips: Vec::new(), value_bytes: 0 };
+    let mut out = ParsedChunk {
+        docs: Vec::with_capacity(n_values),
+        floats: Vec::new(),
+        codes: Vec::new(),
+        skips: Vec::new(),
+        value_bytes: 0,
+    };
     for (offset, value) in read.values.into_iter().enumerate() {
         let key = first_key + offset;
         let (bytes, ttl_ms) = match value {
@@ -75,9 +87,14 @@ pub(super) fn parse_chunk(first_key: usize, read: ReadValues) -> ParsedChunk {
                     // Size the chunk's buffer once from the first row instead of doubling.
                     let remaining = n_values - offset - 1;
                     out.floats.reserve(remaining.saturating_mul(dim).min(MAX_DIM * 1024));
+                    if quantize {
+                        out.codes.reserve((remaining + 1).saturating_mul(dim).min(MAX_DIM * 1024));
+                    }
                 }
                 let expires_at_ms = ttl_ms.map(|ms| deadline_ms(read.sent_at, ms));
-                out.docs.push(ParsedDoc { key, meta, dim, expires_at_ms });
+                // Every row gets its code, so codes and floats share offsets.
+                let code = quantize.then(|| RowCode::quantize(&out.floats[before..], &mut out.codes));
+                out.docs.push(ParsedDoc { key, meta, dim, expires_at_ms, code });
             }
             Err(reason) => out.skips.push((key, reason)),
         }
@@ -102,13 +119,25 @@ pub(super) struct RowCollector {
     others: BTreeMap<usize, IndexBuilder>,
     prefix_len: usize,
     expected_rows: usize,
+    /// The int8 codes of `main`'s rows, in row order, while every one of
+    /// them came with its code (`None` once one did not, or without
+    /// quantizing): the int8 copy laid out by [`RowCollector::finish`].
+    main_codes: Option<(Vec<u8>, Vec<RowCode>)>,
     pub(super) report: LoadReport,
+}
+
+/// The int8 codes of a finished load's rows (see [`parse_chunk`]), for
+/// `Index::with_int8_codes`.
+pub(super) struct LoadedCodes {
+    pub codes: Vec<u8>,
+    pub row_codes: Vec<RowCode>,
 }
 
 impl RowCollector {
     /// A collector for a load under `keys`' embedding prefix, expecting up
-    /// to `expected_rows` rows.
-    pub(super) fn new(configured_dim: Option<usize>, keys: &KeySpace, expected_rows: usize) -> Self {
+    /// to `expected_rows` rows; `quantize`: whether the chunks come with
+    /// their rows' int8 codes (see [`parse_chunk`]).
+    pub(super) fn new(configured_dim: Option<usize>, keys: &KeySpace, expected_rows: usize, quantize: bool) -> Self {
         Self {
             configured_dim,
             main_dim: configured_dim,
@@ -116,6 +145,7 @@ impl RowCollector {
             others: BTreeMap::new(),
             prefix_len: keys.embedding_prefix().len(),
             expected_rows,
+            main_codes: quantize.then(|| (Vec::new(), Vec::new())),
             report: LoadReport::default(),
         }
     }
@@ -135,12 +165,16 @@ impl RowCollector {
         let mut offset = 0;
         for doc in chunk.docs {
             let row = &chunk.floats[offset..offset + doc.dim];
+            let codes = chunk.codes.get(offset..offset + doc.dim).filter(|_| doc.code.is_some());
             offset += doc.dim;
             if doc.dim > MAX_DIM {
                 self.skip(&keys[doc.key], SkipReason::WrongDimension);
                 continue;
             }
             let main_dim = *self.main_dim.get_or_insert(doc.dim);
+            if doc.dim == main_dim {
+                self.push_code(codes.zip(doc.code));
+            }
             let rows = if doc.dim == main_dim {
                 self.main.get_or_insert_with(|| {
                     // Reserving once avoids doubling (and a 2x peak) while growing.
@@ -158,12 +192,29 @@ impl RowCollector {
         }
     }
 
+    /// Appends the int8 code of the next main row, or gives up the codes
+    /// when it has none.
+    fn push_code(&mut self, code: Option<(&[u8], RowCode)>) {
+        match (self.main_codes.as_mut(), code) {
+            (Some((codes, row_codes)), Some((row, code))) => {
+                if row_codes.is_empty() {
+                    let _ = codes.try_reserve_exact(self.expected_rows.saturating_mul(row.len()));
+                    let _ = row_codes.try_reserve_exact(self.expected_rows);
+                }
+                codes.extend_from_slice(row);
+                row_codes.push(code);
+            }
+            (Some(_), None) => self.main_codes = None,
+            (None, _) => {}
+        }
+    }
+
     /// The snapshot of the majority dimension (see the module doc), the
     /// other dimensions' rows counted as `wrong_dimension`.
     ///
     /// # Errors
     /// [`IndexError`] if the rows do not form an index (ids out of order).
-    pub(super) fn finish(mut self, keys: &KeySpace) -> Result<(Index, LoadReport), IndexError> {
+    pub(super) fn finish(mut self, keys: &KeySpace) -> Result<(Index, LoadReport, Option<LoadedCodes>), IndexError> {
         let main = self.main.take().unwrap_or_else(|| IndexBuilder::new(self.main_dim.unwrap_or(0)));
         let majority = self
             .others
@@ -172,6 +223,7 @@ impl RowCollector {
             .filter(|(_, n)| *n > main.len())
             .max_by_key(|(_, n)| *n)
             .map(|(dim, _)| dim);
+        let codes = self.main_codes.take().filter(|_| majority.is_none());
         let rows = match majority {
             Some(dim) => {
                 let rows = self.others.remove(&dim).unwrap_or_else(|| IndexBuilder::new(dim));
@@ -188,7 +240,8 @@ impl RowCollector {
         let index = rows.finish()?;
         self.report.loaded = index.len();
         self.report.dim = index.dim();
-        Ok((index, self.report))
+        let codes = codes.filter(|(_, row_codes)| row_codes.len() == index.len());
+        Ok((index, self.report, codes.map(|(codes, row_codes)| LoadedCodes { codes, row_codes })))
     }
 }
 
@@ -216,9 +269,10 @@ mod tests {
     /// Parses `values` as one chunk of the key list `ids` and collects it.
     fn load(ids: &[&str], values: Vec<StoredValue>, dim: Option<usize>) -> (Index, LoadReport) {
         let (keys, list) = (KeySpace::default(), key_list(ids));
-        let mut rows = RowCollector::new(dim, &keys, list.len());
-        rows.append(parse_chunk(0, ReadValues { sent_at: SystemTime::now(), values }), &list);
-        rows.finish(&keys).expect("ids are in order")
+        let mut rows = RowCollector::new(dim, &keys, list.len(), false);
+        rows.append(parse_chunk(0, ReadValues { sent_at: SystemTime::now(), values }, false), &list);
+        let (index, report, _) = rows.finish(&keys).expect("ids are in order");
+        (index, report)
     }
 
     fn ids(index: &Index) -> Vec<&str> {
@@ -274,9 +328,9 @@ mod tests {
         let keys = KeySpace::default();
 
         // Act
-        let mut rows = RowCollector::new(None, &keys, 2);
-        rows.append(parse_chunk(0, ReadValues { sent_at, values }), &list);
-        let (index, _) = rows.finish(&keys).expect("ids are in order");
+        let mut rows = RowCollector::new(None, &keys, 2, false);
+        rows.append(parse_chunk(0, ReadValues { sent_at, values }, false), &list);
+        let (index, _, _) = rows.finish(&keys).expect("ids are in order");
 
         // Assert
         assert_eq!(index.doc(0).expires_at_ms, Some(6_000));
@@ -344,16 +398,61 @@ mod tests {
     }
 
     #[test]
-    fn chunks_after_the_first_land_at_their_keys() {
-        // Arrange: two chunks of one key list, as the pipeline delivers them.
-        let (keys, list) = (KeySpace::default(), key_list(&["a", "b", "c"]));
-        let mut rows = RowCollector::new(None, &keys, list.len());
+    fn issue_24_rows_quantized_while_parsing_give_the_snapshot_a_fresh_int8_copy_gives() {
+        use semsearch_scan::{ScanMode, ScanPath};
+
+        // Arrange: 40 rows of 8 in two chunks, one 3-d row (a minority
+        // dimension, skipped) among them.
+        let ids: Vec<String> = (0..41).map(|i| format!("{i:03}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let values = |range: std::ops::Range<usize>| -> Vec<StoredValue> {
+            range
+                .map(|i| match i {
+                    7 => value("[1,2,3]"),
+                    _ => value(&format!(
+                        "{:?}",
+                        (0..8).map(|j| ((i * 7 + j * 13) % 17) as f32 - 8.0).collect::<Vec<_>>()
+                    )),
+                })
+                .collect()
+        };
+        let (keys, list) = (KeySpace::default(), key_list(&ids));
         let read = |values| ReadValues { sent_at: SystemTime::now(), values };
 
         // Act
-        rows.append(parse_chunk(0, read(vec![value("[1,0]"), value("[0,1]")])), &list);
-        rows.append(parse_chunk(2, read(vec![value("{}")])), &list);
-        let (index, report) = rows.finish(&keys).expect("ids are in order");
+        let mut rows = RowCollector::new(None, &keys, list.len(), true);
+        rows.append(parse_chunk(0, read(values(0..20)), true), &list);
+        rows.append(parse_chunk(20, read(values(20..41)), true), &list);
+        let (index, report, codes) = rows.finish(&keys).expect("ids are in order");
+        let codes = codes.expect("every kept row came with its code");
+        let got = index.with_int8_codes(ScanMode::Int8, &codes.codes, &codes.row_codes);
+
+        // Assert
+        assert_eq!(report.skipped.get(SkipReason::WrongDimension), 1);
+        assert_eq!((got.len(), got.scan()), (40, ScanPath::Int8));
+        let (want, _) = load(&ids, values(0..41), None);
+        let want = want.with_scan(ScanMode::Int8);
+        assert_eq!(got.int8_bytes(), want.int8_bytes());
+        for q in 0..8 {
+            let vector: Vec<f32> = (0..8).map(|j| ((q * 5 + j * 3) % 11) as f32 - 5.0).collect();
+            let query = [crate::index::LiveQuery { vector: &vector, k: 5, ..Default::default() }];
+            let (a, b) = (got.search(&query, 0), want.search(&query, 0));
+            assert_eq!(a[0].hits, b[0].hits, "query {q}");
+            assert_eq!(a[0].path, b[0].path, "query {q}");
+        }
+    }
+
+    #[test]
+    fn chunks_after_the_first_land_at_their_keys() {
+        // Arrange: two chunks of one key list, as the pipeline delivers them.
+        let (keys, list) = (KeySpace::default(), key_list(&["a", "b", "c"]));
+        let mut rows = RowCollector::new(None, &keys, list.len(), false);
+        let read = |values| ReadValues { sent_at: SystemTime::now(), values };
+
+        // Act
+        rows.append(parse_chunk(0, read(vec![value("[1,0]"), value("[0,1]")]), false), &list);
+        rows.append(parse_chunk(2, read(vec![value("{}")]), false), &list);
+        let (index, report, _) = rows.finish(&keys).expect("ids are in order");
 
         // Assert
         assert_eq!(ids(&index), ["a", "b"]);

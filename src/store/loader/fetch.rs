@@ -35,27 +35,32 @@ pub(super) struct KeysToRead {
 }
 
 impl KeysToRead {
-    /// Sorts out what SCAN found (sorted and distinct, see [`link::scan_all`]):
-    /// another shard's keys are dropped before anything counts them.
+    /// Sorts out what SCAN found (in no order, keys possibly repeated, see
+    /// [`link::scan_raw`]): another shard's keys are dropped before
+    /// anything counts them; the keys to read come out sorted and
+    /// distinct, each copied so that they lie in memory in that order
+    /// (the load walks them in order three more times).
     pub(super) fn from_scan(raw: Vec<Vec<u8>>, keys: &KeySpace) -> Self {
-        let mut out = Self::default();
-        let mut valid = Vec::with_capacity(raw.len());
-        for key in raw.into_iter().filter(|k| keys.owns(k)) {
-            out.fingerprint.insert(&key);
-            match String::from_utf8(key) {
-                Ok(k) => valid.push(k),
-                Err(e) => out.invalid.push(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-            }
-        }
+        let (order, fingerprint) = distinct_owned(&raw, keys);
+        let mut out = Self { fingerprint, ..Self::default() };
+        out.keys.reserve_exact(order.len());
         // SCAN MATCH also returns the bare prefix, which names no document.
-        for key in valid {
-            if keys.doc_id(&key).is_some() {
-                out.keys.push(key);
-            } else {
-                out.invalid.push(key);
+        let mut bare = Vec::new();
+        for i in order {
+            let key = &raw[i as usize];
+            match std::str::from_utf8(key) {
+                Ok(k) if keys.doc_id(k).is_some() => out.keys.push(k.to_owned()),
+                Ok(k) => bare.push(k.to_owned()),
+                Err(_) => out.invalid.push(String::from_utf8_lossy(key).into_owned()),
             }
         }
+        out.invalid.extend(bare);
         out
+    }
+
+    /// Only the fingerprint of what SCAN found, as [`KeysToRead::from_scan`] computes it.
+    pub(super) fn fingerprint_of_scan(raw: &[Vec<u8>], keys: &KeySpace) -> KeySetFingerprint {
+        distinct_owned(raw, keys).1
     }
 
     /// The keys of documents to re-read, by id: sorted and deduplicated
@@ -77,12 +82,46 @@ impl KeysToRead {
     }
 }
 
+/// Positions of the distinct keys of `raw` this replica keeps, in byte
+/// order, and their fingerprint. The fingerprint is taken in SCAN's order,
+/// which is the keys' order in memory (the sorted order would cost a cache
+/// miss per key at a million keys).
+fn distinct_owned(raw: &[Vec<u8>], keys: &KeySpace) -> (Vec<u32>, KeySetFingerprint) {
+    let mut order = link::distinct_order(raw);
+    let mut counted = vec![false; raw.len()];
+    for &i in &order {
+        counted[i as usize] = true;
+    }
+    let mut fingerprint = KeySetFingerprint::default();
+    for (key, counted) in raw.iter().zip(counted.iter_mut()) {
+        *counted = *counted && keys.owns(key);
+        if *counted {
+            fingerprint.insert(key);
+        }
+    }
+    order.retain(|&i| counted[i as usize]);
+    (order, fingerprint)
+}
+
 /// Every key under the embedding pattern, sorted out (see [`KeysToRead::from_scan`]).
 ///
 /// # Errors
 /// When a SCAN call fails.
 pub(super) async fn scan_keys(conn: &RedisConn, keys: &KeySpace, count: usize) -> redis::RedisResult<KeysToRead> {
-    Ok(KeysToRead::from_scan(link::scan_all(conn, keys.embedding_pattern(), count).await?, keys))
+    Ok(KeysToRead::from_scan(link::scan_raw(conn, keys.embedding_pattern(), count).await?, keys))
+}
+
+/// The fingerprint of every key under the embedding pattern, without
+/// sorting out the keys themselves (the periodic reconcile's question).
+///
+/// # Errors
+/// When a SCAN call fails.
+pub(super) async fn scan_fingerprint(
+    conn: &RedisConn,
+    keys: &KeySpace,
+    count: usize,
+) -> redis::RedisResult<KeySetFingerprint> {
+    Ok(KeysToRead::fingerprint_of_scan(&link::scan_raw(conn, keys.embedding_pattern(), count).await?, keys))
 }
 
 /// One chunk of the key list, read.

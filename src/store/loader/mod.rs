@@ -4,10 +4,12 @@
 //!
 //! Pipeline: SCAN (MATCH + large COUNT, never KEYS; on every primary of a
 //! cluster) → sort and dedupe keys → MGET in chunks, a few in flight on one
-//! multiplexed connection → each chunk parsed on rayon as soon as it
-//! arrives → rows appended to one pre-sized matrix. Raw values live only as
-//! long as their chunk, so there is never a second copy of all values in
-//! memory. One part per file:
+//! multiplexed connection → each chunk parsed (and, for an int8 scan,
+//! quantized) on rayon as soon as it arrives → rows appended to one
+//! pre-sized matrix. Raw values live only as long as their chunk, so there
+//! is never a second copy of all values in memory. Every step is linear in
+//! the keys and touches them in memory order where it can (issue 24: a
+//! load of 1M keys had grown to 3–4× a bare MGET). One part per file:
 //! - `fetch`: which keys, and the chunk reads (`store::link` hides node
 //!   vs cluster, slots, PTTL and TYPE);
 //! - `build`: decoding, the dimension rule, rows into the matrix;
@@ -27,16 +29,17 @@ use std::{
     time::{Duration, Instant},
 };
 
+use semsearch_scan::{ScanMode, ScanPath};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
 pub use self::{
     build::MAX_DIM,
-    report::{LoadReport, Presence, Reread, SkipCounts, LOGGED_SKIPS_PER_REASON},
+    report::{LoadReport, LoadStages, Presence, Reread, SkipCounts, LOGGED_SKIPS_PER_REASON},
 };
 use self::{
     build::{parse_chunk, ParsedChunk, RowCollector},
-    fetch::{fetch_chunks, scan_keys, KeysToRead, FETCHES_IN_FLIGHT},
+    fetch::{fetch_chunks, scan_fingerprint, scan_keys, KeysToRead, FETCHES_IN_FLIGHT},
 };
 use super::{
     decode::SkipReason,
@@ -55,11 +58,16 @@ pub struct LoadSettings {
     /// Redis response timeout while loading: multi-megabyte MGET replies on
     /// a busy server outlast redis-rs's 500 ms default.
     pub response_timeout: Duration,
+    /// How the snapshot will be scanned (`SEMSEARCH_SCAN`): when that is
+    /// int8, a full load quantizes each chunk's rows as it parses them,
+    /// while the next chunks are on the wire, and the snapshot it returns
+    /// already holds its int8 copy.
+    pub scan: ScanMode,
 }
 
 impl Default for LoadSettings {
     fn default() -> Self {
-        Self { scan_count: 1000, chunk_keys: 500, response_timeout: Duration::from_secs(30) }
+        Self { scan_count: 1000, chunk_keys: 500, response_timeout: Duration::from_secs(30), scan: ScanMode::Auto }
     }
 }
 
@@ -115,7 +123,9 @@ pub async fn load_all(
 ) -> Result<Loaded, IndexLoadError> {
     let started = Instant::now();
     let to_read = scan_keys(conn, keys, settings.scan_count).await?;
-    load_sorted(conn, keys, settings, dim, to_read, started).await
+    let scanned = started.elapsed();
+    let quantize = settings.scan.resolve(to_read.keys.len(), dim.unwrap_or(1)) == ScanPath::Int8;
+    load_sorted(conn, keys, settings, dim, to_read, (started, scanned), quantize).await
 }
 
 /// Loads exactly the documents `ids` (sorted and deduplicated here) into a
@@ -133,21 +143,27 @@ pub async fn load_ids(
     ids: &[Box<str>],
 ) -> Result<Loaded, IndexLoadError> {
     let started = Instant::now();
-    load_sorted(conn, keys, settings, dim, KeysToRead::from_ids(ids, keys), started).await
+    // A handful of rows: the update merges them into the snapshot's delta, scanned in f32.
+    load_sorted(conn, keys, settings, dim, KeysToRead::from_ids(ids, keys), (started, Duration::ZERO), false).await
 }
 
 /// Reads `to_read.keys` (sorted) chunk by chunk, parsing each chunk on
 /// rayon while the next ones are on the wire, into one snapshot.
+/// `(started, scanned)`: when the load began, and how long its SCAN took;
+/// `quantize`: whether rows get their int8 codes as they are parsed (see
+/// [`LoadSettings::scan`]).
 async fn load_sorted(
     conn: &RedisConn,
     keys: &KeySpace,
     settings: &LoadSettings,
     dim: Option<usize>,
     to_read: KeysToRead,
-    started: Instant,
+    (started, scanned): (Instant, Duration),
+    quantize: bool,
 ) -> Result<Loaded, IndexLoadError> {
+    let reading = Instant::now();
     let KeysToRead { keys: key_list, invalid, fingerprint } = to_read;
-    let mut rows = RowCollector::new(dim, keys, key_list.len());
+    let mut rows = RowCollector::new(dim, keys, key_list.len(), quantize);
     rows.report.fingerprint = fingerprint;
     rows.report.keys_scanned = key_list.len() + invalid.len();
     for key in &invalid {
@@ -166,7 +182,7 @@ async fn load_sorted(
         let chunk = fetched?;
         let (done_tx, done_rx) = oneshot::channel();
         rayon::spawn(move || {
-            let _ = done_tx.send(parse_chunk(chunk.first_key, chunk.read));
+            let _ = done_tx.send(parse_chunk(chunk.first_key, chunk.read, quantize));
         });
         parsing.push_back(done_rx);
         while parsing.len() >= PARSES_IN_FLIGHT {
@@ -180,8 +196,23 @@ async fn load_sorted(
     // The producer has finished sending; a panic there would show up as a closed channel above.
     let _ = producer.await;
 
-    let (index, mut report) = rows.finish(keys)?;
+    let finishing = Instant::now();
+    let (scan, keys) = (settings.scan, keys.clone());
+    // Checks, deadlines and the int8 copy's layout: CPU work, off the tokio workers.
+    let (index, mut report) = tokio::task::spawn_blocking(move || -> Result<_, IndexLoadError> {
+        let (index, report, codes) = rows.finish(&keys)?;
+        let index = match codes {
+            Some(c) => index.with_int8_codes(scan, &c.codes, &c.row_codes),
+            None => index,
+        };
+        Ok((index, report))
+    })
+    .await
+    .map_err(|_| IndexLoadError::WorkerGone)??;
     report.duration = started.elapsed();
+    report.stages.scan = scanned;
+    report.stages.read = finishing - reading;
+    report.stages.finish = finishing.elapsed();
     report.log(&index);
     Ok(Loaded { index, report })
 }
@@ -192,5 +223,5 @@ async fn load_sorted(
 /// # Errors
 /// [`redis::RedisError`] when SCAN fails.
 pub async fn fingerprint(conn: &RedisConn, keys: &KeySpace, count: usize) -> redis::RedisResult<KeySetFingerprint> {
-    Ok(scan_keys(conn, keys, count).await?.fingerprint)
+    scan_fingerprint(conn, keys, count).await
 }

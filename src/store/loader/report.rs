@@ -69,6 +69,21 @@ pub struct LoadReport {
     pub value_bytes: u64,
     pub dim: usize,
     pub duration: Duration,
+    /// Where `duration` went, logged with the load (issue 24: a load must
+    /// stay near the wire, so each stage's share is kept in sight).
+    pub stages: LoadStages,
+}
+
+/// The stages of one load, in the order they run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadStages {
+    /// SCAN, sorting and sorting out the keys.
+    pub scan: Duration,
+    /// MGET + PTTL of every chunk and its parsing, overlapped: until the
+    /// last chunk's rows are in the matrix.
+    pub read: Duration,
+    /// From the matrix to the snapshot (checks, deadlines).
+    pub finish: Duration,
 }
 
 /// Where one document stands in a snapshot's key account.
@@ -192,6 +207,9 @@ impl LoadReport {
             attributes = index.attributes().field_count(),
             attributes_dropped = index.attributes().dropped(),
             duration_ms = self.duration.as_millis() as u64,
+            scan_ms = self.stages.scan.as_millis() as u64,
+            read_ms = self.stages.read.as_millis() as u64,
+            finish_ms = self.stages.finish.as_millis() as u64,
             "embeddings loaded"
         );
     }

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Full load and quick-key reload of raw-f32 documents vs Python's SCAN +
+pipelined MGET of the same values (issue 24, item 4), in one run.
+
+Starts a private redis-server (unix socket, temp dir; never 6379), fills it
+with N keys `cache:embedding:https://synthetic.example/doc/NNNNNNN` holding
+384 little-endian f32 (1,536 bytes, a TTL of one day, as the chatbot's keys
+have), then per round, interleaved:
+
+  1. baseline: SCAN MATCH (COUNT 1000) + sort + MGET of 500 keys, 20 MGETs
+     per pipeline round trip, values received (redis-py + hiredis) and dropped;
+  2. full load: `semsearch serve` started, time until /readyz answers 200
+     (process start, connect, SCAN, MGET+PTTL, decode, int8 copy, lexical);
+  3. quick-key reload: SET of the quick key, time until /v1/stats shows the
+     new version; the server's own `last_reload.duration_ms` is printed too.
+
+Each round prints both ratios; the last lines give the medians.
+
+  python3 -m venv /tmp/v && /tmp/v/bin/pip install redis hiredis
+  /tmp/v/bin/python docs/harness/load-vs-mget.py --docs 200000 --rounds 3
+  SEMSEARCH_LEXICAL_LANGUAGE=none /tmp/v/bin/python docs/harness/load-vs-mget.py ...
+
+Extra server settings pass through the environment (SEMSEARCH_*). A second
+binary (--baseline-bin) is measured in the same rounds, interleaved, so a
+before/after ratio comes from one run on a noisy machine.
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import redis
+
+DIM = 384
+PREFIX = "cache:embedding:"
+QUICK_KEY = "cache:processed_articles:quick"
+DISTINCT_VECTORS = 1000
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fill(r, n, seed=42):
+    rng = random.Random(seed)
+    blobs = []
+    for _ in range(DISTINCT_VECTORS):
+        v = [rng.gauss(0.0, 1.0) for _ in range(DIM)]
+        norm = math.sqrt(sum(x * x for x in v))
+        blobs.append(struct.pack(f"<{DIM}f", *(x / norm for x in v)))
+    pipe = r.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(f"{PREFIX}https://synthetic.example/doc/{i:07d}", blobs[i % DISTINCT_VECTORS], ex=86400)
+        if i % 10_000 == 9_999:
+            pipe.execute()
+    pipe.execute()
+    r.set(QUICK_KEY, "0")
+
+
+def bare_mget(r, chunk=500, per_trip=20):
+    t = time.perf_counter()
+    keys = list(r.scan_iter(match=PREFIX + "*", count=1000))
+    keys = sorted(set(keys))
+    got = 0
+    pipe = r.pipeline(transaction=False)
+    for trip in range(0, len(keys), chunk * per_trip):
+        for first in range(trip, min(trip + chunk * per_trip, len(keys)), chunk):
+            pipe.mget(keys[first : first + chunk])
+        for reply in pipe.execute():
+            got += sum(1 for v in reply if v is not None)
+    assert got == len(keys), (got, len(keys))
+    return time.perf_counter() - t
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=5) as res:
+        return res.status, json.loads(res.read() or b"null")
+
+
+class Server:
+    def __init__(self, binary, redis_url, workdir, name):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if k.startswith("SEMSEARCH_") or k in ("PATH", "HOME")}
+        env.update(
+            REDIS_URL=redis_url,
+            SEMSEARCH_BIND=f"127.0.0.1:{self.port}",
+            SEMSEARCH_MODEL_DIR="/nonexistent",
+            SEMSEARCH_RELOAD_DEBOUNCE_MS="0",
+            RUST_LOG=os.environ.get("RUST_LOG", "info"),
+            SEMSEARCH_LOG_FORMAT="json",
+        )
+        self.log_path = os.path.join(workdir, f"{name}-{time.time_ns()}.log")
+        self.log = open(self.log_path, "ab")
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([binary, "serve"], env=env, stdout=self.log, stderr=self.log)
+
+    def wait_ready(self):
+        while True:
+            if self.proc.poll() is not None:
+                sys.exit(f"semsearch exited with {self.proc.returncode}; see its log")
+            try:
+                if get_json(self.base + "/readyz")[0] == 200:
+                    return time.perf_counter() - self.started
+            except OSError:
+                pass
+            time.sleep(0.005)
+
+    def stats(self):
+        """/v1/stats, or {} while the server is too busy to answer within the timeout."""
+        try:
+            return get_json(self.base + "/v1/stats")[1]
+        except OSError:
+            return {}
+
+    def quick_reload(self, r):
+        before = -1
+        while before == -1:
+            before = (self.stats().get("refresh", {}).get("last_reload") or {}).get("index_version", -1)
+        t = time.perf_counter()
+        r.set(QUICK_KEY, str(time.time()))
+        while True:
+            last = self.stats().get("refresh", {}).get("last_reload") or {}
+            if last.get("index_version", -1) != before and last.get("reason") != "startup":
+                return time.perf_counter() - t, last.get("duration_ms", float("nan")) / 1000
+            time.sleep(0.005)
+
+    def stages(self):
+        """Per-load stage times (ms) from the server's log, one dict per load."""
+        loads, built = [], []
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if ev.get("message") == "embeddings loaded":
+                    loads.append({k: ev[k] for k in ("duration_ms", "scan_ms", "read_ms", "finish_ms") if k in ev})
+                elif ev.get("message") == "scan copy and lexical side built":
+                    built.append({k: ev[k] for k in ("int8_ms", "lexical_ms")})
+        return [dict(a, **b) for a, b in zip(loads, built + [{}] * (len(loads) - len(built)))]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=200_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--bin", default="target/release/semsearch")
+    ap.add_argument("--baseline-bin", help="another semsearch binary measured in the same rounds")
+    ap.add_argument("--redis-socket", help="a private redis-server already filled by an earlier run (no fill)")
+    args = ap.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="semsearch-load-")
+    sock = args.redis_socket or os.path.join(workdir, "redis.sock")
+    redis_proc = None
+    if not args.redis_socket:
+        redis_proc = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700",
+             "--save", "", "--appendonly", "no", "--dir", workdir],
+            stdout=subprocess.DEVNULL,
+        )
+    try:
+        r = redis.Redis(unix_socket_path=sock)
+        for _ in range(200):
+            try:
+                r.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        if redis_proc is not None:
+            t = time.perf_counter()
+            fill(r, args.docs)
+            print(f"filled {args.docs} raw-f32 values of {DIM * 4} bytes in {time.perf_counter() - t:.1f} s", flush=True)
+        else:
+            print(f"using {sock}: {r.dbsize()} keys", flush=True)
+        bins = [("ours", args.bin)] + ([("baseline", args.baseline_bin)] if args.baseline_bin else [])
+        results = {name: {"full": [], "quick": [], "quick_server": []} for name, _ in bins}
+        mgets = []
+        for rnd in range(1, args.rounds + 1):
+            for name, binary in bins:
+                b = bare_mget(r)
+                mgets.append(b)
+                server = Server(binary, f"unix://{sock}", workdir, name)
+                try:
+                    full = server.wait_ready()
+                    quick, quick_server = server.quick_reload(r)
+                finally:
+                    server.stop()
+                stages = server.stages()
+                res = results[name]
+                res["full"].append(full / b)
+                res["quick"].append(quick / b)
+                res["quick_server"].append(quick_server / b)
+                print(
+                    f"round {rnd} {name:8}: MGET {b:.3f} s | full load (start to ready) {full:.3f} s = {full / b:.2f}x"
+                    f" | quick-key reload {quick:.3f} s = {quick / b:.2f}x (server says {quick_server:.3f} s = {quick_server / b:.2f}x)",
+                    flush=True,
+                )
+                for label, st in zip(("full", "quick"), stages):
+                    print(f"    {label} stages (ms): " + ", ".join(f"{k} {v}" for k, v in st.items()), flush=True)
+        print(f"median MGET {statistics.median(mgets):.3f} s over {len(mgets)} runs")
+        for name, res in results.items():
+            print(
+                f"median {name:8}: full/MGET {statistics.median(res['full']):.2f}x, quick-key/MGET {statistics.median(res['quick']):.2f}x"
+                f" (server-reported {statistics.median(res['quick_server']):.2f}x)  goal <= 1.5"
+            )
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
