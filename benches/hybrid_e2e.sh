@@ -32,7 +32,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo bench -q --bench hybrid -- --write-corpus "$work/grown.jsonl" "$n"
+# SEMSEARCH_HYBRID_BENCH: an already built benches/hybrid binary (else cargo builds it).
+if [ -n "${SEMSEARCH_HYBRID_BENCH:-}" ]; then
+  "$SEMSEARCH_HYBRID_BENCH" --write-corpus "$work/grown.jsonl" "$n"
+else
+  cargo bench -q --bench hybrid -- --write-corpus "$work/grown.jsonl" "$n"
+fi
 # Every question embedded every time; no context writes (they are not ranking).
 export SEMSEARCH_QUERY_CACHE_TTL_SECS=0 SEMSEARCH_QUERY_CACHE_CAPACITY=0 SEMSEARCH_CONTEXT_TTL_SECS=0
 start_private_server hybrid-e2e "$work/grown.jsonl"
