@@ -40,7 +40,7 @@ use hyper_util::{
 };
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore},
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
     task::JoinSet,
     time::Instant,
 };
@@ -94,11 +94,13 @@ const MAX_H2_HEADER_LIST_BYTES: u32 = 64 * 1024;
 struct Activity {
     in_flight: AtomicUsize,
     idle_since: Mutex<Instant>,
+    /// Woken when a request ends, so the watchdog re-arms its deadline.
+    ended: Notify,
 }
 
 impl Activity {
     fn new() -> Arc<Self> {
-        Arc::new(Self { in_flight: AtomicUsize::new(0), idle_since: Mutex::new(Instant::now()) })
+        Arc::new(Self { in_flight: AtomicUsize::new(0), idle_since: Mutex::new(Instant::now()), ended: Notify::new() })
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
@@ -125,6 +127,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         *self.0.idle_since.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.ended.notify_one();
     }
 }
 
@@ -240,7 +243,7 @@ impl Connection {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }
-                () = sleep_until(deadline) => {
+                () = idle_deadline(deadline, &activity) => {
                     // Re-checked: a request may have started while we slept.
                     if activity.idle_deadline(self.idle_timeout).is_some_and(|d| d <= Instant::now()) {
                         if closing {
@@ -259,14 +262,12 @@ impl Connection {
     }
 }
 
-/// Sleeps until `deadline`, or forever when there is none (a request is in
-/// flight; the loop is woken by the connection then).
-async fn sleep_until(deadline: Option<Instant>) {
+/// Sleeps until `deadline`; without one (a request is in flight), until a
+/// request ends and the deadline can be set again.
+async fn idle_deadline(deadline: Option<Instant>, activity: &Activity) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
-        // Polled again on the connection's next event; a request in flight
-        // is bounded by the request timeout, so re-check now and then.
-        None => tokio::time::sleep(Duration::from_millis(250)).await,
+        None => activity.ended.notified().await,
     }
 }
 
