@@ -18,6 +18,7 @@ use crate::{
     store::{
         context::{self, ContextWriter},
         link::RedisClient,
+        memory::{self as redis_memory, MemoryBudget},
         query_cache::QueryCache,
         watcher,
     },
@@ -34,6 +35,8 @@ pub struct App {
     refresher: Refresher,
     context_writer: Option<ContextWriter>,
     changes: mpsc::UnboundedSender<watcher::Change>,
+    /// Redis's room for our writes, shared by the context writer and the query cache.
+    memory: Arc<MemoryBudget>,
 }
 
 impl App {
@@ -54,19 +57,28 @@ impl App {
             Some(cluster) => RedisClient::cluster(cluster).context("preparing the Redis Cluster client")?,
             None => RedisClient::node(&settings.redis).context("preparing the Redis client")?,
         };
+        let memory = MemoryBudget::new(settings.redis_memory.reserve_percent);
         let embedder = match &settings.embedder {
             Some(es) => {
                 let redis_tier = (es.cache_ttl_secs > 0).then(|| {
-                    QueryCache::new(client.clone(), es.cache_keys.clone(), es.cache_ttl_secs, es.cache_timeout)
+                    QueryCache::new(
+                        client.clone(),
+                        es.cache_keys.clone(),
+                        es.cache_ttl_secs,
+                        es.cache_timeout,
+                        Arc::clone(&memory),
+                    )
                 });
                 match QueryEmbedder::new(es, redis_tier) {
                     Ok(embedder) => Some(Arc::new(embedder)),
                     // Found by default, not asked for: serve vectors without it.
-                    Err(e) if es.local.as_ref().is_some_and(|l| l.implicit) => {
-                        warn!(error.message = %e, error.cause_chain = %error_chain(&e), "the local model in the default directory did not load; text search is off (run `semsearch model fetch`)");
-                        None
-                    }
-                    Err(e) => return Err(e).context("preparing the embedder (SEMSEARCH_EMBEDDER)"),
+                    Err(e) => match es.local.as_ref().filter(|l| l.implicit) {
+                        Some(local) => {
+                            warn!(error.cause_chain = %error_chain(&e), "{}", local.load_failure_message(&e));
+                            None
+                        }
+                        None => return Err(e).context("preparing the embedder (SEMSEARCH_EMBEDDER)"),
+                    },
                 }
             }
             None => None,
@@ -76,7 +88,7 @@ impl App {
         let index = Arc::new(SharedIndex::new());
         let (contexts, context_writer) = match settings.context_ttl_secs {
             Some(ttl) => {
-                let (queue, writer) = context::channel(ttl);
+                let (queue, writer) = context::channel(ttl, Arc::clone(&memory));
                 (Some(queue), Some(writer))
             }
             None => (None, None),
@@ -118,7 +130,7 @@ impl App {
             searches: SearchSlots::new(settings.max_concurrent_searches),
             embedder,
         };
-        Ok(Self { listener, settings, client, state, refresher, context_writer, changes: changes_tx })
+        Ok(Self { listener, settings, client, state, refresher, context_writer, changes: changes_tx, memory })
     }
 
     /// The address actually bound (useful with port 0).
@@ -145,7 +157,7 @@ impl App {
     /// # Errors
     /// When the HTTP server fails.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, settings, client, state, refresher, context_writer, changes } = self;
+        let Self { listener, settings, client, state, refresher, context_writer, changes, memory } = self;
         let cancel = CancellationToken::new();
         info!(addr = %listener.local_addr()?, redis = settings.redis_display(), kernel = kernel::name(), int8_kernel = int8::kernel::active().name(), scan = %settings.scan, "semsearch listening");
 
@@ -160,6 +172,11 @@ impl App {
                 cancel.clone(),
             )),
         ];
+        let query_cache = settings.embedder.as_ref().is_some_and(|e| e.cache_ttl_secs > 0);
+        if context_writer.is_some() || query_cache {
+            let every = settings.redis_memory.check_every;
+            tasks.push(tokio::spawn(redis_memory::run_watch(client.clone(), memory, every, cancel.clone())));
+        }
         if let Some(writer) = context_writer {
             tasks.push(tokio::spawn(writer.run(client, settings.keys.clone(), cancel.clone())));
         }
@@ -231,6 +248,7 @@ pub struct RouterApp {
     client: RedisClient,
     state: RouterState,
     context_writer: Option<ContextWriter>,
+    memory: Arc<MemoryBudget>,
 }
 
 impl RouterApp {
@@ -256,17 +274,20 @@ impl RouterApp {
         let embedder = match &settings.embedder {
             Some(es) => match QueryEmbedder::new(es, None) {
                 Ok(embedder) => Some(Arc::new(embedder)),
-                Err(e) if es.local.as_ref().is_some_and(|l| l.implicit) => {
-                    warn!(error.message = %e, error.cause_chain = %error_chain(&e), "the local model did not load; text search is off");
-                    None
-                }
-                Err(e) => return Err(e).context("preparing the embedder (SEMSEARCH_EMBEDDER)"),
+                Err(e) => match es.local.as_ref().filter(|l| l.implicit) {
+                    Some(local) => {
+                        warn!(error.cause_chain = %error_chain(&e), "{}", local.load_failure_message(&e));
+                        None
+                    }
+                    None => return Err(e).context("preparing the embedder (SEMSEARCH_EMBEDDER)"),
+                },
             },
             None => None,
         };
+        let memory = MemoryBudget::new(settings.redis_memory.reserve_percent);
         let (contexts, context_writer) = match settings.context_ttl_secs {
             Some(ttl) => {
-                let (queue, writer) = context::channel(ttl);
+                let (queue, writer) = context::channel(ttl, Arc::clone(&memory));
                 (Some(queue), Some(writer))
             }
             None => (None, None),
@@ -284,7 +305,7 @@ impl RouterApp {
             checks: Arc::default(),
             slots: SearchSlots::new(settings.max_concurrent_searches),
         };
-        Ok(Self { listener, settings, client, state, context_writer })
+        Ok(Self { listener, settings, client, state, context_writer, memory })
     }
 
     /// The address actually bound (useful with port 0).
@@ -300,11 +321,13 @@ impl RouterApp {
     /// # Errors
     /// When the HTTP server fails.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, settings, client, state, context_writer } = self;
+        let Self { listener, settings, client, state, context_writer, memory } = self;
         let cancel = CancellationToken::new();
         info!(addr = %listener.local_addr()?, shards = state.shards.count(), "semsearch router listening");
         let mut tasks = vec![tokio::spawn(check_shards_at_start(state.clone(), cancel.clone()))];
         if let Some(writer) = context_writer {
+            let every = settings.redis_memory.check_every;
+            tasks.push(tokio::spawn(redis_memory::run_watch(client.clone(), memory, every, cancel.clone())));
             tasks.push(tokio::spawn(writer.run(client, settings.keys.clone(), cancel.clone())));
         }
         let on_loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);

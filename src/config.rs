@@ -237,6 +237,17 @@ pub struct ServeArgs {
     /// seconds; 0 turns context writes off.
     #[arg(long, env = "SEMSEARCH_CONTEXT_TTL_SECS", default_value_t = 3600, help_heading = "Refresh")]
     pub context_ttl_secs: u64,
+    /// Under an evicting maxmemory-policy (allkeys-*, volatile-*), the share
+    /// of maxmemory, in percent, our own writes (contexts, cached question
+    /// embeddings) never eat into: they are skipped once Redis is above
+    /// maxmemory × (100 − this) / 100, so they cannot make Redis evict the
+    /// chatbot's keys (docs/deploy.md). No effect under noeviction.
+    #[arg(long, env = "SEMSEARCH_REDIS_MEMORY_RESERVE_PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100), help_heading = "Refresh")]
+    pub redis_memory_reserve_percent: u8,
+    /// Seconds between readings of Redis's INFO memory (maxmemory, policy,
+    /// used_memory, evicted_keys); writes in between are charged at an estimate.
+    #[arg(long, env = "SEMSEARCH_REDIS_MEMORY_CHECK_SECS", default_value_t = 5, help_heading = "Refresh")]
+    pub redis_memory_check_secs: u64,
     /// Seconds between full reconciles of the key set with Redis (catches
     /// changes the change feed missed).
     #[arg(long, env = "SEMSEARCH_RECONCILE_SECS", default_value_t = 30, help_heading = "Refresh")]
@@ -312,6 +323,15 @@ pub struct EmbedderArgs {
     /// Longest wait before a retry, in milliseconds. A longer Retry-After ends the attempts.
     #[arg(long, env = "SEMSEARCH_EMBEDDER_RETRY_MAX_MS", default_value_t = 5000)]
     pub embedder_retry_max_ms: u64,
+    /// Local model: longest wait, in milliseconds, for a question's forward
+    /// pass to start; then 503 `overloaded` with Retry-After. Questions go
+    /// before bulk /v1/embed work, so they wait for one pass at most.
+    #[arg(long, env = "SEMSEARCH_EMBEDDER_QUESTION_WAIT_MS", default_value_t = 2000)]
+    pub embedder_question_wait_ms: u64,
+    /// Local model: word pieces one /v1/embed request may hold (a text
+    /// counts at most 256); larger requests get 422 `too_many_tokens`.
+    #[arg(long, env = "SEMSEARCH_EMBEDDER_MAX_REQUEST_TOKENS", default_value_t = 16_384)]
+    pub embedder_max_request_tokens: usize,
     /// Requests in flight to the embedding service at once; more wait their turn.
     #[arg(long, env = "SEMSEARCH_EMBEDDER_CONCURRENCY", default_value_t = 16)]
     pub embedder_concurrency: usize,
@@ -340,11 +360,16 @@ impl EmbedderArgs {
     /// # Errors
     /// [`ConfigError`] naming the flag that is wrong.
     pub fn settings(&self, keys: &KeySpace) -> Result<Option<EmbedderSettings>, ConfigError> {
-        let model_dir = self.model_dir.clone().or_else(model_dir);
+        let configured_dir = self.model_dir.clone().filter(|d| !d.as_os_str().is_empty());
+        let dir_configured = configured_dir.is_some();
+        let model_dir = configured_dir.or_else(model_dir);
         let (provider, implicit) = match self.embedder {
             Some(provider) => (provider, false),
             // On by default once the model is here (the demo fetches it).
             None if model_dir.as_deref().is_some_and(model_files_present) => (ProviderKind::Local, true),
+            // Asked for by naming the directory: try it, so a missing file
+            // is a warning naming it rather than text search silently off.
+            None if dir_configured => (ProviderKind::Local, true),
             None => return Ok(None),
         };
         let (url, local, model) = if provider == ProviderKind::Local {
@@ -352,8 +377,10 @@ impl EmbedderArgs {
             let local = LocalSettings {
                 model_dir,
                 options: EmbedderOptions::default(),
-                pool: PoolSettings::default(),
+                pool: PoolSettings { max_request_tokens: self.embedder_max_request_tokens, ..PoolSettings::default() },
+                question_wait: Duration::from_millis(self.embedder_question_wait_ms.max(1)),
                 implicit,
+                dir_configured,
             };
             (None, Some(local), MODEL_NAME.to_owned())
         } else {
@@ -457,6 +484,8 @@ pub struct Settings {
     pub refresh: RefreshSettings,
     /// TTL of written contexts; `None`: no context writes.
     pub context_ttl_secs: Option<u64>,
+    /// How our writes stay clear of Redis's evictions (`store::memory`).
+    pub redis_memory: RedisMemorySettings,
     pub log: String,
     pub log_format: LogFormat,
     /// `None`: text search is off and `"text"` queries get 422.
@@ -471,6 +500,15 @@ pub struct Settings {
     pub server: ServerSettings,
     /// What one request may cost.
     pub budget: Budget,
+}
+
+/// How our writes stay clear of Redis's evictions (see `store::memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RedisMemorySettings {
+    /// Percent of maxmemory our writes leave free under an evicting policy.
+    pub reserve_percent: u8,
+    /// Time between two readings of INFO memory.
+    pub check_every: Duration,
 }
 
 impl Settings {
@@ -525,6 +563,10 @@ impl Settings {
                 key_batch: Duration::from_millis(args.key_batch_ms),
             },
             context_ttl_secs: (args.context_ttl_secs > 0).then_some(args.context_ttl_secs),
+            redis_memory: RedisMemorySettings {
+                reserve_percent: args.redis_memory_reserve_percent,
+                check_every: Duration::from_secs(args.redis_memory_check_secs.max(1)),
+            },
             budget: Budget { max_results: args.max_results_per_request, max_text_bytes: args.max_response_text_bytes },
             server: ServerSettings {
                 header_read_timeout: Duration::from_secs(args.header_read_timeout_secs.max(1)),
@@ -713,7 +755,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("semsearch-config-test-{}", std::process::id()));
         let mut args = ServeArgs::defaults();
         args.embedder.model_dir = Some(dir.join("absent"));
-        assert!(Settings::from_args(&args).expect("valid").embedder.is_none(), "no model, no text search");
+        let named = Settings::from_args(&args).expect("valid").embedder.and_then(|e| e.local);
+        assert!(
+            named.is_some_and(|l| l.implicit && l.dir_configured),
+            "a named directory is tried (and its missing files reported), not silently skipped"
+        );
 
         std::fs::create_dir_all(&dir).expect("temp dir");
         for f in ["config.json", "tokenizer.json", "model.safetensors"] {

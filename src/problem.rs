@@ -27,8 +27,13 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// variant of [`ApiError`] gets its status and code in exactly one line.
 /// A variant missing from the table does not compile (the matches are
 /// exhaustive); [`ApiError::BatchItems`] answers with its first item's.
+/// The `@also` rows are variants that answer with an existing code (their
+/// own detail, the same contract for clients): `Variant => STATUS, Code;`.
 macro_rules! problems {
-    ($($variant:ident => $status:ident, $code:literal;)*) => {
+    (
+        $($variant:ident => $status:ident, $code:literal;)*
+        @also { $($alias:ident => $alias_status:ident, $alias_code:ident;)* }
+    ) => {
         /// Every stable `code` a problem response can carry; new codes may be
         /// added, existing ones never change meaning.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -51,6 +56,7 @@ macro_rules! problems {
             pub fn status(&self) -> StatusCode {
                 match self {
                     $(Self::$variant { .. } => StatusCode::$status,)*
+                    $(Self::$alias { .. } => StatusCode::$alias_status,)*
                     Self::BatchItems(items) => {
                         items.first().map_or(StatusCode::UNPROCESSABLE_ENTITY, |(_, e)| e.status())
                     }
@@ -62,6 +68,7 @@ macro_rules! problems {
             pub fn problem_code(&self) -> ProblemCode {
                 match self {
                     $(Self::$variant { .. } => ProblemCode::$variant,)*
+                    $(Self::$alias { .. } => ProblemCode::$alias_code,)*
                     Self::BatchItems(items) => {
                         items.first().map_or(ProblemCode::InvalidBatchSize, |(_, e)| e.problem_code())
                     }
@@ -112,7 +119,15 @@ problems! {
     FilterTypeMismatch => UNPROCESSABLE_ENTITY, "filter_type_mismatch";
     ShardUnavailable => SERVICE_UNAVAILABLE, "shard_unavailable";
     ShardMisconfigured => SERVICE_UNAVAILABLE, "shard_misconfigured";
+    BadRequest => BAD_REQUEST, "bad_request";
+    UriTooLong => URI_TOO_LONG, "uri_too_long";
+    HeadersTooLarge => REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large";
+    TooManyTokens => UNPROCESSABLE_ENTITY, "too_many_tokens";
     Internal => INTERNAL_SERVER_ERROR, "internal";
+    @also {
+        RequestsBusy => SERVICE_UNAVAILABLE, Overloaded;
+        EmbedderBusy => SERVICE_UNAVAILABLE, Overloaded;
+    }
 }
 
 /// Longest client-sent value echoed in a problem `detail`, in characters.
@@ -276,6 +291,30 @@ pub enum ApiError {
     /// so never a 401 or a wrong answer to the client; `/readyz` says it too.
     #[error("the router's shards are misconfigured: {0}")]
     ShardMisconfigured(String),
+    /// 400 `bad_request`: the request line or a header is not valid HTTP
+    /// (answered by the HTTP parser, see `api::head_errors`).
+    #[error("the request is not valid HTTP/1.1 (request line or a header)")]
+    BadRequest,
+    /// 414 `uri_too_long`: the request target exceeds the parser's limit.
+    #[error("the request URI is too long")]
+    UriTooLong,
+    /// 431 `headers_too_large`: the request head exceeds the parser's buffer
+    /// or header count.
+    #[error("the request headers are too large")]
+    HeadersTooLarge,
+    /// 422 `too_many_tokens`: the texts of one `/v1/embed` request hold more
+    /// word pieces than one request may keep the local model busy for.
+    #[error("the texts hold more than {max} word pieces (at least {tokens}); send them in smaller requests")]
+    TooManyTokens { tokens: usize, max: usize },
+    /// 503 `overloaded`: every request slot of the server is taken (HTTP/1
+    /// requests and HTTP/2 streams count alike, see `api::server`).
+    #[error("all {limit} request slots of this server are taken; retry shortly")]
+    RequestsBusy { limit: usize },
+    /// 503 `overloaded`: a text question could not start on the in-process
+    /// embedder within its wait budget (it is busy, e.g. with bulk
+    /// `/v1/embed` work); refused rather than left to time out.
+    #[error("the embedder could not start this question within {budget_ms} ms; retry shortly")]
+    EmbedderBusy { budget_ms: u64 },
     /// 500 `internal`: a bug. The cause is logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -328,19 +367,17 @@ pub struct Problem {
     pub errors: Option<Vec<ItemProblem>>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The RFC 9457 body of this error.
+    pub fn problem(&self) -> Problem {
         let status = self.status();
-        if let Self::Internal(cause) = &self {
-            tracing::error!(error.message = %cause, "internal error answering a request");
-        }
-        let body = Problem {
+        Problem {
             type_: format!("urn:semsearch:problem:{}", self.code()),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: self.to_string(),
             code: self.problem_code(),
-            errors: match &self {
+            errors: match self {
                 Self::BatchItems(items) => Some(
                     items
                         .iter()
@@ -353,8 +390,17 @@ impl IntoResponse for ApiError {
                 ),
                 _ => None,
             },
-        };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(cause) = &self {
+            tracing::error!(error.message = %cause, "internal error answering a request");
+        }
+        let bytes = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut response = (status, bytes).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::UNAUTHORIZED {

@@ -28,7 +28,7 @@ pub const MAX_EMBED_TEXT_BYTES: usize = 64 * 1024;
         Unauthorized,
         (status = 413, description = "`payload_too_large`", body = Problem, content_type = PROBLEM_JSON),
         (status = 415, description = "`unsupported_media_type`", body = Problem, content_type = PROBLEM_JSON),
-        (status = 422, description = "`text_search_disabled`, `invalid_batch_size`, `empty_text` (also a text of control characters only) or `text_too_long` (see `errors` for which text)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 422, description = "`text_search_disabled`, `invalid_batch_size`, `empty_text` (also a text of control characters only) or `text_too_long` (see `errors` for which text), `too_many_tokens` (the local model: more word pieces than SEMSEARCH_EMBEDDER_MAX_REQUEST_TOKENS)", body = Problem, content_type = PROBLEM_JSON),
         (status = 502, description = "`embedder_failed` (an embedding service)", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "`embedder_unavailable` (the local model is busy or failed) or `timeout`", body = Problem, content_type = PROBLEM_JSON,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
@@ -48,7 +48,7 @@ pub async fn embed(
     let mut failed = Vec::new();
     for (i, text) in req.texts.iter().enumerate() {
         let text = normalization.apply(text);
-        if text.is_empty() {
+        if nothing_to_embed(&text) {
             failed.push((format!("/texts/{i}"), ApiError::EmptyText));
         } else if text.len() > MAX_EMBED_TEXT_BYTES {
             failed.push((format!("/texts/{i}"), ApiError::TextTooLong { got: text.len(), max: MAX_EMBED_TEXT_BYTES }));
@@ -59,7 +59,13 @@ pub async fn embed(
         return Err(ApiError::BatchItems(failed));
     }
     let provider = embedder.provider();
-    let embedded = provider.embed_many(texts).await.map_err(to_api_error)?;
+    let embedded = provider.embed_many(texts).await.map_err(|e| match e {
+        // The model found no word pieces where we saw characters: still the caller's text, named.
+        EmbedError::EmptyTexts { indices } => {
+            ApiError::BatchItems(indices.into_iter().map(|i| (format!("/texts/{i}"), ApiError::EmptyText)).collect())
+        }
+        other => to_api_error(other),
+    })?;
     let dimension = embedded.first().map_or(0, |e| e.vector.len());
     let mut embeddings = Vec::with_capacity(got);
     let mut truncated = Vec::with_capacity(got);
@@ -72,6 +78,14 @@ pub async fn embed(
         truncated.push(e.truncated);
     }
     Ok(axum::Json(EmbedResponse { embeddings, model: provider.model().to_owned(), dimension, truncated }))
+}
+
+/// Whether `text` holds nothing a model could read: empty, or whitespace,
+/// control characters and U+FFFD only (the BERT normaliser drops them all,
+/// and other providers would embed noise). Checked per text so the
+/// problem names each one (`/texts/i`).
+fn nothing_to_embed(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER)
 }
 
 /// Body of `POST /v1/embed`: texts to embed with the server's embedder, as
@@ -115,4 +129,19 @@ pub struct EmbedResponse {
     pub dimension: usize,
     /// Per text, whether it was cut at 256 word pieces.
     pub truncated: Vec<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nothing_to_embed;
+
+    #[test]
+    fn control_characters_and_whitespace_alone_are_nothing_to_embed() {
+        for text in ["", " \n\t", "\u{1}\u{2}\u{7f}", "\u{0}\u{fffd}\r", "\u{85}\u{9f}"] {
+            assert!(nothing_to_embed(text), "{text:?}");
+        }
+        for text in ["a", "\u{1}x", "ç", "😀", "\u{200b}."] {
+            assert!(!nothing_to_embed(text), "{text:?}");
+        }
+    }
 }

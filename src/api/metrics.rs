@@ -94,6 +94,33 @@ const SERIES: &[(&str, Kind, &str)] = &[
     ("semsearch_skipped_keys", Kind::Gauge, "Keys the last full load skipped, by reason."),
     ("semsearch_context_writes_total", Kind::Counter, "Context writes (cache:context:*), by outcome."),
     ("semsearch_query_embeddings_total", Kind::Counter, "Question embeddings, by where they came from."),
+    (
+        "semsearch_redis_evicted_keys_total",
+        Kind::Counter,
+        "Keys Redis has evicted (its INFO evicted_keys, summed over primaries); must stay flat.",
+    ),
+    ("semsearch_redis_used_memory_bytes", Kind::Gauge, "Redis used_memory (the fullest primary's), read every SEMSEARCH_REDIS_MEMORY_CHECK_SECS."),
+    ("semsearch_redis_maxmemory_bytes", Kind::Gauge, "Redis maxmemory (0: no limit)."),
+    (
+        "semsearch_redis_memory_headroom_bytes",
+        Kind::Gauge,
+        "maxmemory - used_memory of the fullest primary; -1 without maxmemory.",
+    ),
+    (
+        "semsearch_redis_writes_held",
+        Kind::Gauge,
+        "1 while our writes (contexts, cached question embeddings) are skipped so Redis does not evict under an evicting policy.",
+    ),
+    (
+        "semsearch_requests_refused_total",
+        Kind::Counter,
+        "Requests (HTTP/1 or HTTP/2 streams) refused with 503 overloaded: every request slot was taken.",
+    ),
+    (
+        "semsearch_embed_questions_refused_total",
+        Kind::Counter,
+        "Text questions refused with 503 overloaded: the local model could not start them within SEMSEARCH_EMBEDDER_QUESTION_WAIT_MS.",
+    ),
     ("semsearch_redis_errors_total", Kind::Counter, "Redis errors, by the part that met them."),
     ("semsearch_last_reload_timestamp_seconds", Kind::Gauge, "Unix time the last full reload was published."),
     (
@@ -125,6 +152,7 @@ fn register() {
         }
     }
     counter!("semsearch_searches_rejected_total").absolute(0);
+    counter!("semsearch_requests_refused_total").absolute(0);
     counter!("semsearch_reloads_total").absolute(0);
     counter!("semsearch_reload_failures_total").absolute(0);
     for path in SCAN_PATHS {
@@ -333,6 +361,7 @@ fn copy_counters(state: &AppState) {
             ("stale", load(&c.stale)),
             ("failed", load(&c.failed)),
             ("purged", load(&c.purged)),
+            ("memory_held", load(&c.memory_held)),
         ] {
             counter!("semsearch_context_writes_total", "outcome" => outcome).absolute(n);
         }

@@ -10,7 +10,8 @@
 //! searches), [`health`] (liveness, readiness), [`stats`], [`admin`],
 //! [`metrics`] (Prometheus), [`openapi`] (the spec, from these handlers) and
 //! the playground page at `/` (assets compiled in). [`server`] is the accept
-//! loop with its connection bounds.
+//! loop with its connection bounds; [`head_errors`] turns the HTTP parser's
+//! own error answers into problem+json.
 
 pub mod extract;
 pub mod search;
@@ -29,6 +30,7 @@ pub mod metrics;
 pub mod openapi;
 mod playground;
 pub mod server;
+pub mod head_errors;
 
 use std::{sync::Arc, time::Duration};
 
@@ -166,6 +168,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
     let routes = routes.merge(playground::routes()).merge(shard_route);
     let router = routes.fallback(not_found).method_not_allowed_fallback(method_not_allowed).with_state(state).layer(
         ServiceBuilder::new()
+            .layer(middleware::map_request(drop_unusable_request_id))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             // 503 while loading is expected; genuine internal errors are logged by ApiError.
@@ -197,6 +200,33 @@ pub fn router(state: AppState, limits: Limits) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// Longest client-sent `x-request-id` we keep and echo, in characters.
+pub const MAX_REQUEST_ID_CHARS: usize = 128;
+
+/// Whether a client's request id is kept: 1 to [`MAX_REQUEST_ID_CHARS`]
+/// visible ASCII characters (no spaces or controls). It is echoed in every
+/// answer and written in every log line of the request, so anything else
+/// (a 60 KB id was echoed whole) is replaced by our own.
+pub fn usable_request_id(value: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_CHARS).contains(&value.len()) && value.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// Removes an unusable `x-request-id` (see [`usable_request_id`]) before
+/// `SetRequestIdLayer`, which then generates ours. Several ids: all dropped.
+async fn drop_unusable_request_id(mut req: Request) -> Request {
+    let headers = req.headers_mut();
+    let mut values = headers.get_all(&REQUEST_ID).iter();
+    let unusable = match (values.next(), values.next()) {
+        (Some(one), None) => !usable_request_id(one.as_bytes()),
+        (None, _) => false,
+        (Some(_), Some(_)) => true,
+    };
+    if unusable {
+        headers.remove(&REQUEST_ID);
+    }
+    req
 }
 
 /// One span per request: every log line of the request carries its id and route.

@@ -137,6 +137,9 @@ pub struct ContextCounters {
     pub stale: u64,
     pub failed: u64,
     pub purged: u64,
+    /// Not written: Redis is near maxmemory under an evicting policy, and
+    /// the write could have evicted the chatbot's keys (docs/deploy.md).
+    pub memory_held: u64,
 }
 
 /// The dot-product kernels semsearch has, on any CPU architecture.
@@ -234,6 +237,7 @@ impl StatsResponse {
                 stale: load(&c.stats.stale),
                 failed: load(&c.stats.failed),
                 purged: load(&c.stats.purged),
+                memory_held: load(&c.stats.memory_held),
             }),
         }
     }

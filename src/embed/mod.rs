@@ -36,6 +36,10 @@ pub enum EmbedError {
     /// The text is empty once normalised; there is nothing to embed.
     #[error("the text is empty after normalisation")]
     EmptyText,
+    /// These texts of a batch (0-based) have no word pieces for the local
+    /// model (control characters only, say), so the API can name each.
+    #[error("texts {indices:?} have nothing to embed")]
+    EmptyTexts { indices: Vec<usize> },
     /// The HTTP client could not be built (TLS back-end initialisation).
     #[error("cannot build the HTTP client for the {provider} embedder")]
     Client {
@@ -72,6 +76,13 @@ pub enum EmbedError {
     /// The local model's queue is full (or the request can never fit it).
     #[error("{reason}")]
     Overloaded { reason: String },
+    /// A question's pass could not start on the local model within its
+    /// wait budget (the model is busy); answered 503 `overloaded`.
+    #[error("the local embedder could not start this question within {budget_ms} ms")]
+    Busy { budget_ms: u64 },
+    /// A bulk request holds more word pieces than one request may.
+    #[error("the texts hold more than {max} word pieces (at least {tokens}); split them into smaller requests")]
+    TooManyTokens { tokens: usize, max: usize },
     /// The local model failed on this request.
     #[error("the local embedder failed: {reason}")]
     LocalFailed { reason: String },

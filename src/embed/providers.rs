@@ -30,7 +30,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use semsearch_minilm::{pool::PoolError, Embedding, InferencePool, LocalEmbedder, TokenizeError, MODEL_NAME};
+use semsearch_minilm::{pool::PoolError, Class, Embedding, InferencePool, LocalEmbedder, TokenizeError, MODEL_NAME};
 
 use super::{EmbedError, EmbedderSettings};
 use crate::secret::Secret;
@@ -100,7 +100,14 @@ pub struct Provider {
 enum Backend {
     Http(Box<Http>),
     /// The bounded inference pool over the loaded model (off the tokio workers).
-    Local(Arc<InferencePool>),
+    Local(Local),
+}
+
+/// The in-process model's pool and how long a question may wait for it.
+struct Local {
+    pool: Arc<InferencePool>,
+    /// Longest wait for a question's pass to start; then 503 `overloaded`.
+    question_wait: Duration,
 }
 
 /// An embedding service reached over HTTP.
@@ -139,7 +146,8 @@ impl Provider {
                 let pool = InferencePool::start(model, local.pool).map_err(|e| EmbedError::LocalFailed {
                     reason: format!("cannot start the inference thread: {e}"),
                 })?;
-                return Ok(Self { kind, model: MODEL_NAME.to_owned(), backend: Backend::Local(Arc::new(pool)) });
+                let backend = Backend::Local(Local { pool: Arc::new(pool), question_wait: local.question_wait });
+                return Ok(Self { kind, model: MODEL_NAME.to_owned(), backend });
             }
             (None, Some(url)) => url,
             (None, None) => return Err(EmbedError::BadUrl { provider: kind }),
@@ -189,15 +197,17 @@ impl Provider {
         }
     }
 
-    /// Embeds one text.
+    /// Embeds one text: a question, served by the local model before any
+    /// bulk work, or refused ([`EmbedError::Busy`]) when its pass cannot
+    /// start within the question wait.
     ///
     /// # Errors
-    /// As [`Provider::embed_many`].
+    /// As [`Provider::embed_many`], and [`EmbedError::Busy`].
     pub async fn embed(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         let started = Instant::now();
         let vector = match &self.backend {
             Backend::Http(http) => http.embed(self.kind, &self.model, text).await,
-            Backend::Local(pool) => local_embed(pool, vec![text.to_owned()]).await.map(|mut e| e.swap_remove(0).vector),
+            Backend::Local(local) => local_question(local, text).await,
         };
         self.record_duration("single", started);
         vector
@@ -215,7 +225,7 @@ impl Provider {
         let started = Instant::now();
         let embeddings = match &self.backend {
             Backend::Http(http) => http.embed_each(self.kind, &self.model, &texts).await,
-            Backend::Local(pool) => local_embed(pool, texts).await,
+            Backend::Local(local) => local_embed(&local.pool, texts).await,
         };
         self.record_duration("batch", started);
         embeddings
@@ -232,21 +242,45 @@ impl Provider {
 
     /// Stops the local model's inference thread (no-op for services).
     pub fn close(&self) {
-        if let Backend::Local(pool) = &self.backend {
-            pool.close();
+        if let Backend::Local(local) = &self.backend {
+            local.pool.close();
         }
     }
 }
 
-/// One call into the local pool, its failures as [`EmbedError`]s.
-async fn local_embed(pool: &InferencePool, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
-    let n = texts.len();
-    let out = pool.embed(texts).await.map_err(|e| match e {
-        // Control characters only, say: nothing to embed, the caller's mistake (422).
-        PoolError::Tokenize(TokenizeError::EmptyText { .. }) => EmbedError::EmptyText,
+/// One question through the local pool, ahead of bulk work; given up (the
+/// ticket dropped, so it is never run) when its pass has not started within
+/// `question_wait`: the caller gets 503 `overloaded` at once instead of a
+/// `timeout` after the request's whole budget.
+async fn local_question(local: &Local, text: &str) -> Result<Vec<f32>, EmbedError> {
+    let mut ticket = local.pool.submit(vec![text.to_owned()], Class::Question).map_err(pool_error)?;
+    if tokio::time::timeout(local.question_wait, ticket.started()).await.is_err() {
+        metrics::counter!("semsearch_embed_questions_refused_total").increment(1);
+        return Err(EmbedError::Busy { budget_ms: local.question_wait.as_millis() as u64 });
+    }
+    let mut out = ticket.answer().await.map_err(pool_error)?;
+    if out.len() != 1 {
+        return Err(EmbedError::LocalFailed { reason: format!("{} embeddings for 1 text", out.len()) });
+    }
+    Ok(out.swap_remove(0).vector)
+}
+
+/// A pool failure as an [`EmbedError`].
+fn pool_error(e: PoolError) -> EmbedError {
+    match e {
+        // Control characters only, say: nothing to embed, the caller's mistake (422), per text.
+        PoolError::Tokenize(TokenizeError::EmptyText { index }) => EmbedError::EmptyTexts { indices: vec![index] },
+        PoolError::EmptyTexts { indices } => EmbedError::EmptyTexts { indices },
+        PoolError::TooManyTokens { tokens, max } => EmbedError::TooManyTokens { tokens, max },
         PoolError::Overloaded { .. } | PoolError::TooLarge { .. } => EmbedError::Overloaded { reason: e.to_string() },
         other => EmbedError::LocalFailed { reason: other.to_string() },
-    })?;
+    }
+}
+
+/// One bulk call into the local pool, its failures as [`EmbedError`]s.
+async fn local_embed(pool: &InferencePool, texts: Vec<String>) -> Result<Vec<Embedding>, EmbedError> {
+    let n = texts.len();
+    let out = pool.embed(texts).await.map_err(pool_error)?;
     if out.len() != n {
         return Err(EmbedError::LocalFailed { reason: format!("{} embeddings for {n} texts", out.len()) });
     }
@@ -445,6 +479,71 @@ mod tests {
         }
         // The socket address may appear (hyper reports it, and logs name the host anyway); the URL may not.
         assert!(!chain.contains("hunter2") && !chain.contains("http://"), "{chain}");
+    }
+
+    /// A model whose passes wait until the test opens its gate.
+    struct Gated {
+        open: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+        passes: std::sync::atomic::AtomicUsize,
+    }
+
+    impl semsearch_minilm::pool::BatchModel for Gated {
+        fn tokenize_into(
+            &self,
+            _index: usize,
+            _text: &str,
+            batch: &mut semsearch_minilm::TokenBatch,
+        ) -> Result<(), TokenizeError> {
+            batch.push(&[101, 7, 102], false);
+            Ok(())
+        }
+
+        fn forward(
+            &self,
+            batch: &semsearch_minilm::TokenBatch,
+            _scratch: &mut semsearch_minilm::Scratch,
+        ) -> Result<Vec<Embedding>, semsearch_minilm::bert::ForwardError> {
+            self.passes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut open = self.open.lock().expect("gate");
+            while !*open {
+                open = self.opened.wait(open).expect("gate");
+            }
+            Ok((0..batch.len()).map(|_| Embedding { vector: vec![1.0, 0.0], truncated: false }).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn issue_22_a_question_that_cannot_start_within_its_wait_is_503_overloaded() {
+        // Arrange: bulk work holds the model; a question may wait 50 ms for its pass.
+        let model = Arc::new(Gated {
+            open: std::sync::Mutex::new(false),
+            opened: std::sync::Condvar::new(),
+            passes: std::sync::atomic::AtomicUsize::new(0),
+        });
+        let pool = Arc::new(InferencePool::start(Arc::clone(&model), Default::default()).expect("pool"));
+        let local = Local { pool: Arc::clone(&pool), question_wait: Duration::from_millis(50) };
+        let bulk = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { local_embed(&pool, vec!["bulk".to_owned(); 8]).await })
+        };
+        while model.passes.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+
+        // Act: the gate stays shut, so only the wait budget can end the question's wait.
+        let refused = local_question(&local, "a question").await;
+
+        // Assert
+        let err = refused.expect_err("the model is busy");
+        assert!(matches!(err, EmbedError::Busy { budget_ms: 50 }), "{err:?}");
+        let api = crate::query::resolve::to_api_error(err);
+        assert_eq!((api.status().as_u16(), api.code()), (503, "overloaded"));
+        let response = axum::response::IntoResponse::into_response(api);
+        assert!(response.headers().contains_key("retry-after"));
+        *model.open.lock().expect("gate") = true;
+        model.opened.notify_all();
+        assert_eq!(bulk.await.expect("join").expect("bulk still answered").len(), 8);
     }
 
     #[test]

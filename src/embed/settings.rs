@@ -59,8 +59,71 @@ pub struct LocalSettings {
     pub options: EmbedderOptions,
     /// Bounds of the inference pool's queue and batches.
     pub pool: PoolSettings,
+    /// Longest wait for a question's pass to start (questions go before
+    /// bulk `/v1/embed` work, so this is about one bulk pass); after it the
+    /// question is answered 503 `overloaded` instead of waiting.
+    pub question_wait: Duration,
     /// Chosen by default (the model was found), not asked for: a model that
     /// fails to load then turns text search off with a warning instead of
     /// stopping start-up.
     pub implicit: bool,
+    /// The directory was named (SEMSEARCH_MODEL_DIR), not the default
+    /// cache directory: the warnings say which.
+    pub dir_configured: bool,
+}
+
+impl LocalSettings {
+    /// The warning logged when the model chosen by default does not load:
+    /// where it was looked for, why it failed (the error names the file),
+    /// and what is off.
+    pub fn load_failure_message(&self, error: &dyn std::fmt::Display) -> String {
+        let place = if self.dir_configured {
+            format!("in {} (SEMSEARCH_MODEL_DIR)", self.model_dir.display())
+        } else {
+            format!("in the default directory {}", self.model_dir.display())
+        };
+        let missing: Vec<&str> = semsearch_minilm::files::MINILM_FILES
+            .iter()
+            .map(|f| f.name)
+            .filter(|name| !self.model_dir.join(name).is_file())
+            .collect();
+        let missing = match missing.as_slice() {
+            [] => String::new(),
+            names => format!(" (missing: {})", names.join(", ")),
+        };
+        format!(
+            "the local model {place} did not load{missing}: {error}; text search with embeddings is off (vector queries and \"mode\": \"lexical\" still work)"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ServeArgs, Settings};
+
+    #[test]
+    fn issue_22_a_named_model_dir_without_the_weights_is_reported_with_the_file_and_the_dir() {
+        // Arrange: SEMSEARCH_MODEL_DIR names a directory with everything but model.safetensors.
+        let dir = tempfile::tempdir().expect("temp dir");
+        for f in ["config.json", "tokenizer.json"] {
+            std::fs::write(dir.path().join(f), b"{}").expect("write");
+        }
+        let mut args = ServeArgs::defaults();
+        args.embedder.model_dir = Some(dir.path().to_path_buf());
+        let settings = Settings::from_args(&args).expect("valid").embedder.expect("a named directory is tried");
+        let local = settings.local.clone().expect("the local model");
+
+        // Act
+        let err = crate::embed::QueryEmbedder::new(&settings, None).expect_err("no weights, no model");
+        let message = local.load_failure_message(&err);
+
+        // Assert
+        assert!(message.contains("missing: model.safetensors"), "{message}");
+        assert!(
+            message.contains(&dir.path().display().to_string()) && message.contains("SEMSEARCH_MODEL_DIR"),
+            "{message}"
+        );
+        assert!(message.contains("text search with embeddings is off"), "{message}");
+        assert!(!message.contains("default directory"), "{message}");
+    }
 }

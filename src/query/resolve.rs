@@ -184,7 +184,7 @@ pub fn live_row(index: &Index, id: &str) -> Result<usize, ApiError> {
 pub async fn embed_text(embedder: &QueryEmbedder, text: &str, dim: usize) -> Result<Vec<f32>, ApiError> {
     let provider = embedder.provider();
     let (vector, _source) = embedder.embed(text).await.map_err(|e| {
-        if !matches!(e, EmbedError::EmptyText) {
+        if !matches!(e, EmbedError::EmptyText | EmbedError::Busy { .. }) {
             warn!(provider = %provider.kind(), host = provider.host(), error.message = %e, error.cause_chain = ?e, "embedding a text query failed");
         }
         to_api_error(e)
@@ -211,7 +211,9 @@ pub fn to_api_error(e: EmbedError) -> ApiError {
         EmbedError::Overloaded { .. } | EmbedError::LocalFailed { .. } | EmbedError::LocalLoad(_) => {
             ApiError::EmbedderUnavailable { detail: e.to_string() }
         }
-        EmbedError::EmptyText => ApiError::EmptyText,
+        EmbedError::EmptyText | EmbedError::EmptyTexts { .. } => ApiError::EmptyText,
+        EmbedError::Busy { budget_ms } => ApiError::EmbedderBusy { budget_ms },
+        EmbedError::TooManyTokens { tokens, max } => ApiError::TooManyTokens { tokens, max },
         EmbedError::Timeout { provider, timeout_ms } => {
             ApiError::EmbedderTimeout { provider: provider.as_str(), timeout_ms }
         }

@@ -34,6 +34,7 @@ use tracing::{debug, info, warn};
 use super::{
     keys::{KeySpace, WritableKey},
     link::{KeyScan, RedisClient, RedisConn},
+    memory::MemoryBudget,
 };
 
 /// One result as the chatbot reads it from a context entry (the same
@@ -215,6 +216,9 @@ pub struct ContextStats {
     pub failed: AtomicU64,
     /// Contexts UNLINKed after reloads.
     pub purged: AtomicU64,
+    /// Not written because Redis is near maxmemory under an evicting
+    /// policy (see `store::memory`): writing would evict the chatbot's keys.
+    pub memory_held: AtomicU64,
 }
 
 /// The producer side, held by the API.
@@ -235,6 +239,8 @@ pub struct ContextWriter {
     floor: watch::Receiver<u64>,
     stats: Arc<ContextStats>,
     ttl_secs: u64,
+    /// Asked before every write: Redis's room under an evicting policy.
+    memory: Arc<MemoryBudget>,
     /// Keys this process wrote since the last purge, with when: a purge
     /// UNLINKs exactly these instead of SCANning the whole keyspace, which
     /// matters when per-key updates publish several versions a second.
@@ -246,8 +252,9 @@ pub struct ContextWriter {
     swept_once: bool,
 }
 
-/// A queue and its writer. `ttl_secs` is the context TTL (must be > 0).
-pub fn channel(ttl_secs: u64) -> (ContextQueue, ContextWriter) {
+/// A queue and its writer. `ttl_secs` is the context TTL (must be > 0);
+/// `memory` decides whether Redis has room for a write (`store::memory`).
+pub fn channel(ttl_secs: u64, memory: Arc<MemoryBudget>) -> (ContextQueue, ContextWriter) {
     let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
     let (floor_tx, floor_rx) = watch::channel(0);
     let stats = Arc::new(ContextStats::default());
@@ -266,6 +273,7 @@ pub fn channel(ttl_secs: u64) -> (ContextQueue, ContextWriter) {
             floor: floor_rx,
             stats,
             ttl_secs,
+            memory,
             written: HashMap::new(),
             pruned_at_len: 0,
             swept_once: false,
@@ -360,6 +368,11 @@ impl ContextWriter {
         let before = batch.len();
         batch.retain(|w| w.index_version >= floor);
         self.stats.stale.fetch_add((before - batch.len()) as u64, Ordering::Relaxed);
+        self.memory.wait_first_reading().await;
+        let memory = &self.memory;
+        let before = batch.len();
+        batch.retain(|w| memory.try_spend("context", w.key.as_str().len(), w.payload.len()));
+        self.stats.memory_held.fetch_add((before - batch.len()) as u64, Ordering::Relaxed);
         if batch.is_empty() {
             return;
         }
@@ -487,7 +500,7 @@ mod tests {
 
     #[test]
     fn issue_16_a_value_over_the_cap_is_not_queued_and_is_counted() {
-        let (queue, _writer) = channel(60);
+        let (queue, _writer) = channel(60, MemoryBudget::new(10));
         let keys = KeySpace::default();
 
         assert!(!queue.enqueue(write(&keys, MAX_VALUE_BYTES + 1)));
@@ -500,7 +513,7 @@ mod tests {
     #[test]
     fn issue_16_the_queue_is_bounded_in_bytes_not_only_in_count() {
         // Arrange: nobody drains the queue (Redis paused).
-        let (queue, _writer) = channel(60);
+        let (queue, _writer) = channel(60, MemoryBudget::new(10));
         let keys = KeySpace::default();
         let fits = QUEUE_BYTES / MAX_VALUE_BYTES;
         assert!(fits < QUEUE_CAPACITY, "the byte bound is the one reached first here");

@@ -13,6 +13,7 @@
 //!   (fetch / build / report), or the few documents a per-key update re-reads;
 //! - [`context`]: the chatbot-readable `cache:context:*` entries and their asynchronous writer;
 //! - [`query_cache`]: cached question embeddings (best-effort GET / SET EX);
+//! - [`memory`]: Redis's maxmemory and policy, and the budget our writes keep so they never evict the chatbot's keys;
 //! - [`watcher`]: the change feed (CLIENT TRACKING) that drives `refresh`, in document ids.
 
 pub mod connect;
@@ -23,4 +24,5 @@ pub mod decode;
 pub mod loader;
 pub mod context;
 pub mod query_cache;
+pub mod memory;
 pub mod watcher;

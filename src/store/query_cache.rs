@@ -23,6 +23,7 @@ use tokio::{sync::Mutex, time::Instant};
 use super::{
     keys::{QueryCacheKeys, QueryDigest, WritableKey},
     link::{RedisClient, RedisConn},
+    memory::MemoryBudget,
 };
 
 /// How long Redis is skipped after a failed command or connect.
@@ -55,6 +56,8 @@ pub struct QueryCache {
     ttl_secs: u64,
     timeout: Duration,
     link: Mutex<Link>,
+    /// Asked before every write: Redis's room under an evicting policy.
+    memory: std::sync::Arc<MemoryBudget>,
 }
 
 impl std::fmt::Debug for QueryCache {
@@ -66,8 +69,14 @@ impl std::fmt::Debug for QueryCache {
 impl QueryCache {
     /// Connects to nothing yet; the first lookup opens the connection.
     /// `ttl_secs` must be at least 1 (`SET … EX 0` is an error in Redis).
-    pub fn new(client: RedisClient, keys: QueryCacheKeys, ttl_secs: u64, timeout: Duration) -> Self {
-        Self { client, keys, ttl_secs: ttl_secs.max(1), timeout, link: Mutex::new(Link::default()) }
+    pub fn new(
+        client: RedisClient,
+        keys: QueryCacheKeys,
+        ttl_secs: u64,
+        timeout: Duration,
+        memory: std::sync::Arc<MemoryBudget>,
+    ) -> Self {
+        Self { client, keys, ttl_secs: ttl_secs.max(1), timeout, link: Mutex::new(Link::default()), memory }
     }
 
     /// The cached vector of `digest`, if any.
@@ -82,13 +91,18 @@ impl QueryCache {
         value.map(|bytes| decode(&key, &bytes)).transpose()
     }
 
-    /// Stores `vector` under `digest` with the configured TTL.
+    /// Stores `vector` under `digest` with the configured TTL, unless Redis
+    /// has no room for it under an evicting policy (`store::memory`: then
+    /// nothing is written, and the budget counts the skip).
     ///
     /// # Errors
     /// [`QueryCacheError`] when Redis fails or is cooling down.
     pub async fn put(&self, digest: &QueryDigest, vector: &[f32]) -> Result<(), QueryCacheError> {
         let key: WritableKey = self.keys.key(digest);
         let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
+        if !self.memory.try_spend("query_cache", key.as_str().len(), bytes.len()) {
+            return Ok(());
+        }
         let mut conn = self.connection().await?;
         let reply: Result<(), _> = self
             .bounded(redis::cmd("SET").arg(key.as_str()).arg(bytes).arg("EX").arg(self.ttl_secs).query_async(&mut conn))

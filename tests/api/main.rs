@@ -75,8 +75,11 @@ mod process;
 /// rediss:// against a TLS redis-server with a private CA (certificates from the openssl CLI).
 mod tls;
 
-/// Connection bounds (issue 16): header-read timeout, connection cap, shutdown deadline, early 413.
+/// Connection bounds (issues 16, 22): head deadline for any protocol, HTTP/2 idle and streams, connection and request caps, shutdown deadline, early 413, the parser's own errors as problem+json.
 mod connections;
+
+/// Redis memory: under maxmemory and an evicting policy our writes never evict the chatbot's keys (issue 22).
+mod memory;
 
 /// `SEMSEARCH_SHARD=i/n`: hash slots equal Redis's CLUSTER KEYSLOT, shards partition the corpus, updates go to the owner.
 mod shard;

@@ -218,6 +218,32 @@ async fn request_ids_are_echoed_or_generated() {
 }
 
 #[tokio::test]
+async fn issue_22_request_ids_longer_than_128_or_not_visible_ascii_are_replaced_by_ours() {
+    // Arrange
+    let redis = TestRedis::start();
+    let app = small_app(&redis, |_| {}).await;
+    let longest = "r".repeat(128);
+    let cases = [("r".repeat(129), false), ("a b".to_owned(), false), ("a\tb".to_owned(), false), (longest, true)];
+
+    for (sent, kept) in cases {
+        // Act
+        let res = app.http.get(app.url("/healthz")).header("x-request-id", &sent).send().await.expect("sent");
+
+        // Assert
+        let got = res.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        if kept {
+            assert_eq!(got, sent, "a usable id is echoed");
+        } else {
+            assert_ne!(got, sent, "an unusable id is not echoed");
+            assert_eq!(got.len(), 36, "our UUID instead of {sent:?}: {got:?}");
+        }
+    }
+    let huge = "x".repeat(60_000);
+    let res = app.http.get(app.url("/healthz")).header("x-request-id", &huge).send().await.expect("sent");
+    assert_eq!(res.headers().get("x-request-id").map(|v| v.len()), Some(36), "a 60 KB id is not echoed");
+}
+
+#[tokio::test]
 async fn issue_16_a_batch_asking_for_more_results_than_the_budget_is_422() {
     // Arrange
     let redis = TestRedis::start();

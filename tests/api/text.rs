@@ -529,6 +529,30 @@ async fn text_without_a_configured_embedder_is_422_saying_so() {
 }
 
 #[tokio::test]
+async fn issue_22_embedding_texts_of_control_characters_only_is_422_naming_each_text() {
+    // Arrange
+    let t = text_app(ProviderKind::Tei, Behaviour::Answer, |_| {}).await;
+    let question = ground_truth().remove(0).query;
+
+    // Act
+    let res = t
+        .app
+        .http
+        .post(t.app.url("/v1/embed"))
+        .json(&json!({"texts": [question, "\u{1}\u{2}\u{7f}", "\u{0}\r\u{fffd}"]}))
+        .send()
+        .await
+        .expect("sent");
+
+    // Assert
+    let problem = assert_problem(res, 422, "empty_text").await;
+    let pointers: Vec<&str> =
+        problem["errors"].as_array().into_iter().flatten().filter_map(|e| e["pointer"].as_str()).collect();
+    assert_eq!(pointers, ["/texts/1", "/texts/2"], "{problem}");
+    assert_eq!(t.fake.calls(), 0, "nothing was sent to the provider");
+}
+
+#[tokio::test]
 async fn exactly_one_of_vector_and_text_is_required() {
     // Arrange
     let redis = TestRedis::start();

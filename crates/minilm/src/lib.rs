@@ -40,7 +40,7 @@ use thiserror::Error;
 pub use bert::{Scratch, Threads};
 pub use files::{default_model_dir, ModelFileError, MODEL_NAME};
 pub use kernel::BertKernel;
-pub use pool::{InferencePool, PoolError, PoolSettings, PoolStats};
+pub use pool::{Class, InferencePool, PoolError, PoolSettings, PoolStats, Ticket};
 pub use tokenize::{TokenBatch, TokenizeError, MAX_TOKENS};
 
 pub use bert::BertConfig;

@@ -20,7 +20,20 @@
 //!   (15 KB each for MiniLM: `Scratch::bytes_per_token`), so memory is bounded whatever the load.
 //! - Never a panic into a caller: a panic in a pass is caught; that batch's
 //!   callers get [`PoolError::WorkerFailed`] and the worker goes on.
-//! - A request whose caller went away (dropped future) is skipped unrun.
+//! - Questions before bulk work (issue 22): a request is a
+//!   [`Class::Question`] (one search question) or [`Class::Bulk`]
+//!   (`/v1/embed`). Waiting questions are taken before any bulk request,
+//!   and a pass that carries questions carries nothing else, so a question
+//!   waits for at most the one bulk pass already running (≤
+//!   `max_batch_tokens` word pieces), never for a whole bulk request.
+//! - Work per request bounded in word pieces, not texts: a bulk request
+//!   over `max_request_tokens` is refused ([`PoolError::TooManyTokens`])
+//!   as soon as tokenising it crosses the bound, before any pass.
+//! - A question's caller may give up before its pass starts
+//!   ([`Ticket::started`] with a timer, see `semsearch::embed`), and is
+//!   then answered 503 at once instead of waiting behind the work.
+//! - A request whose caller went away (dropped future) is skipped unrun,
+//!   also after it was tokenised.
 
 use std::{
     collections::VecDeque,
@@ -54,14 +67,34 @@ pub struct PoolSettings {
     pub max_queued_texts: usize,
     /// Bytes of text waiting at most; likewise.
     pub max_queued_bytes: usize,
+    /// Word pieces one bulk request may hold at most (raised to
+    /// [`MAX_TOKENS`] if lower): the bound on how long one request keeps
+    /// the model busy. Questions are one text, so at most [`MAX_TOKENS`].
+    pub max_request_tokens: usize,
 }
 
 impl Default for PoolSettings {
     /// 32 texts or 2,048 word pieces per pass (31.5 MB of scratch for MiniLM), 256
-    /// texts or 4 MiB queued.
+    /// texts or 4 MiB queued, 16,384 word pieces per request (64 texts at
+    /// the 256-piece truncation; about 7 s of one core in release).
     fn default() -> Self {
-        Self { max_batch_texts: 32, max_batch_tokens: 2048, max_queued_texts: 256, max_queued_bytes: 4 << 20 }
+        Self {
+            max_batch_texts: 32,
+            max_batch_tokens: 2048,
+            max_queued_texts: 256,
+            max_queued_bytes: 4 << 20,
+            max_request_tokens: 16_384,
+        }
     }
+}
+
+/// Who is waiting for a request, which decides its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// A search question: a person waits. Served before any bulk work.
+    Question,
+    /// Texts to embed in bulk (`/v1/embed`): served when no question waits.
+    Bulk,
 }
 
 /// Why a request was not embedded.
@@ -76,6 +109,13 @@ pub enum PoolError {
     /// A text is empty or cannot be tokenised (the caller's input).
     #[error(transparent)]
     Tokenize(#[from] TokenizeError),
+    /// These texts (0-based) have no word pieces (control characters only, say).
+    #[error("texts {indices:?} have no word pieces")]
+    EmptyTexts { indices: Vec<usize> },
+    /// The request holds more word pieces than one request may (counted
+    /// up to the first text that crosses the bound).
+    #[error("the texts hold more than {max} word pieces (at least {tokens}); split them into smaller requests")]
+    TooManyTokens { tokens: usize, max: usize },
     /// The forward pass refused the batch (a bug: the tokenizer made it).
     #[error(transparent)]
     Forward(#[from] ForwardError),
@@ -132,15 +172,55 @@ type Reply = oneshot::Sender<Result<Vec<Embedding>, PoolError>>;
 struct Request {
     texts: Vec<String>,
     bytes: usize,
+    class: Class,
     reply: Reply,
+    /// Told when the request's first text enters a pass.
+    started: Option<oneshot::Sender<()>>,
 }
 
 #[derive(Default)]
 struct Queue {
-    requests: VecDeque<Request>,
+    questions: VecDeque<Request>,
+    bulk: VecDeque<Request>,
     texts: usize,
     bytes: usize,
     closed: bool,
+}
+
+impl Queue {
+    fn is_empty(&self) -> bool {
+        self.questions.is_empty() && self.bulk.is_empty()
+    }
+}
+
+/// A request in the queue: await [`Self::started`] (optionally) and then
+/// [`Self::answer`]. Dropping it withdraws the request (it is skipped unrun).
+#[derive(Debug)]
+pub struct Ticket {
+    started: Option<oneshot::Receiver<()>>,
+    answer: oneshot::Receiver<Result<Vec<Embedding>, PoolError>>,
+}
+
+impl Ticket {
+    /// Resolves when the request's first pass starts (or it was answered
+    /// without one: an error, or no texts). Cancel-safe.
+    pub async fn started(&mut self) {
+        if let Some(started) = &mut self.started {
+            // An error reply drops the sender without a send: also "started".
+            let _ = started.await;
+            self.started = None;
+        }
+    }
+
+    /// The vectors, in the order of the texts.
+    ///
+    /// # Errors
+    /// As [`InferencePool::embed`].
+    pub async fn answer(self) -> Result<Vec<Embedding>, PoolError> {
+        // The worker answers every request it takes; a dropped sender means
+        // the worker thread is gone.
+        self.answer.await.unwrap_or(Err(PoolError::WorkerFailed))
+    }
 }
 
 impl Queue {
@@ -205,6 +285,7 @@ impl InferencePool {
         let settings = PoolSettings {
             max_batch_texts: settings.max_batch_texts.max(1),
             max_batch_tokens: settings.max_batch_tokens.max(MAX_TOKENS),
+            max_request_tokens: settings.max_request_tokens.max(MAX_TOKENS),
             ..settings
         };
         let shared = Arc::new(Shared {
@@ -235,22 +316,35 @@ impl InferencePool {
     /// [`PoolError::Closed`]. After running: an empty or untokenisable
     /// text, or [`PoolError::WorkerFailed`].
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Embedding>, PoolError> {
+        self.submit(texts, Class::Bulk)?.answer().await
+    }
+
+    /// Queues `texts` as `class` and returns at once with its [`Ticket`].
+    ///
+    /// # Errors
+    /// Refused at once: [`PoolError::Overloaded`], [`PoolError::TooLarge`],
+    /// [`PoolError::Closed`].
+    pub fn submit(&self, texts: Vec<String>, class: Class) -> Result<Ticket, PoolError> {
+        let (reply, answer) = oneshot::channel();
         if texts.is_empty() {
-            return Ok(Vec::new());
+            let _ = reply.send(Ok(Vec::new()));
+            return Ok(Ticket { started: None, answer });
         }
         let bytes = texts.iter().map(String::len).sum();
-        let (reply, answer) = oneshot::channel();
+        let (started_tx, started) = oneshot::channel();
         {
             let mut queue = self.shared.lock();
             queue.admit(&self.shared.settings, texts.len(), bytes)?;
             queue.texts += texts.len();
             queue.bytes += bytes;
-            queue.requests.push_back(Request { texts, bytes, reply });
+            let request = Request { texts, bytes, class, reply, started: Some(started_tx) };
+            match class {
+                Class::Question => queue.questions.push_back(request),
+                Class::Bulk => queue.bulk.push_back(request),
+            }
         }
         self.shared.wake.notify_one();
-        // The worker answers every request it takes; a dropped sender means
-        // the worker thread is gone.
-        answer.await.unwrap_or(Err(PoolError::WorkerFailed))
+        Ok(Ticket { started: Some(started), answer })
     }
 
     pub fn stats(&self) -> PoolStats {
@@ -293,7 +387,9 @@ impl Drop for InferencePool {
 struct Active {
     tokens: TokenBatch,
     done: Vec<Embedding>,
+    class: Class,
     reply: Reply,
+    started: Option<oneshot::Sender<()>>,
 }
 
 impl Active {
@@ -320,20 +416,23 @@ impl<M: BatchModel> Worker<M> {
         }
     }
 
-    /// Moves waiting requests into `active` until the next pass is full.
-    /// Blocks only when there is nothing to do. `false`: closed and drained.
+    /// Moves waiting requests into `active`: every waiting question, then
+    /// bulk requests until the next pass is full. Blocks only when there is
+    /// nothing to do. `false`: closed and drained.
     fn pull(&mut self) -> bool {
         loop {
             let unrun: usize = self.active.iter().map(|a| a.tokens.len() - a.next()).sum();
-            if unrun >= self.shared.settings.max_batch_texts {
-                return true;
-            }
             let request = {
                 let mut queue = self.shared.lock();
-                while queue.requests.is_empty() && self.active.is_empty() && !queue.closed {
+                while queue.is_empty() && self.active.is_empty() && !queue.closed {
                     queue = self.shared.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
                 }
-                match queue.requests.pop_front() {
+                let next = match queue.questions.pop_front() {
+                    Some(question) => Some(question),
+                    None if unrun < self.shared.settings.max_batch_texts => queue.bulk.pop_front(),
+                    None => None,
+                };
+                match next {
                     Some(r) => {
                         queue.texts -= r.texts.len();
                         queue.bytes -= r.bytes;
@@ -349,16 +448,50 @@ impl<M: BatchModel> Worker<M> {
         }
     }
 
+    /// Tokenises `request` into `active` (questions before bulk work), or
+    /// answers it: every text without word pieces, or the word-piece bound crossed.
     fn tokenize(&mut self, request: Request) {
         let mut tokens = TokenBatch::new();
         let model = &self.model;
+        let max_tokens = self.shared.settings.max_request_tokens;
         let result = catch_unwind(AssertUnwindSafe(|| {
-            request.texts.iter().enumerate().try_for_each(|(i, t)| model.tokenize_into(i, t, &mut tokens))
+            let mut empty = Vec::new();
+            for (i, text) in request.texts.iter().enumerate() {
+                match model.tokenize_into(i, text, &mut tokens) {
+                    Ok(()) => {}
+                    Err(TokenizeError::EmptyText { index }) => empty.push(index),
+                    Err(e) => return Err(PoolError::Tokenize(e)),
+                }
+                if tokens.tokens() > max_tokens {
+                    return Err(PoolError::TooManyTokens { tokens: tokens.tokens(), max: max_tokens });
+                }
+            }
+            if empty.is_empty() {
+                Ok(())
+            } else {
+                Err(PoolError::EmptyTexts { indices: empty })
+            }
         }));
         match result {
-            Ok(Ok(())) => self.active.push_back(Active { tokens, done: Vec::new(), reply: request.reply }),
+            Ok(Ok(())) => {
+                let active = Active {
+                    tokens,
+                    done: Vec::new(),
+                    class: request.class,
+                    reply: request.reply,
+                    started: request.started,
+                };
+                match request.class {
+                    // After the questions already waiting, before any bulk work.
+                    Class::Question => {
+                        let at = self.active.iter().position(|a| a.class == Class::Bulk).unwrap_or(self.active.len());
+                        self.active.insert(at, active);
+                    }
+                    Class::Bulk => self.active.push_back(active),
+                }
+            }
             Ok(Err(e)) => {
-                let _ = request.reply.send(Err(e.into()));
+                let _ = request.reply.send(Err(e));
             }
             Err(_) => {
                 let _ = request.reply.send(Err(PoolError::WorkerFailed));
@@ -368,12 +501,21 @@ impl<M: BatchModel> Worker<M> {
 
     /// One forward pass over the front of `active`, within both budgets
     /// (always at least one text), then the replies of finished requests.
+    ///
+    /// A pass that starts with a question takes questions only, so a
+    /// question's own pass stays short.
     fn run_batch(&mut self) {
+        // Callers that went away (a question past its wait budget) are not run.
+        self.active.retain(|a| !a.reply.is_closed());
         let settings = self.shared.settings;
         let mut batch = TokenBatch::new();
         // (index in `active`, texts taken from it)
         let mut parts: Vec<(usize, usize)> = Vec::new();
+        let questions_only = self.active.front().is_some_and(|a| a.class == Class::Question);
         'fill: for (a, active) in self.active.iter().enumerate() {
+            if questions_only && active.class == Class::Bulk {
+                break;
+            }
             let mut taken = 0;
             for t in active.next()..active.tokens.len() {
                 let ids = active.tokens.text(t);
@@ -394,6 +536,11 @@ impl<M: BatchModel> Worker<M> {
         }
         if batch.is_empty() {
             return;
+        }
+        for &(a, _) in &parts {
+            if let Some(started) = self.active[a].started.take() {
+                let _ = started.send(());
+            }
         }
         let (model, scratch) = (&self.model, &mut self.scratch);
         let result = catch_unwind(AssertUnwindSafe(|| model.forward(&batch, scratch)));
@@ -515,7 +662,13 @@ mod tests {
     }
 
     fn settings() -> PoolSettings {
-        PoolSettings { max_batch_texts: 16, max_batch_tokens: 512, max_queued_texts: 64, max_queued_bytes: 1 << 20 }
+        PoolSettings {
+            max_batch_texts: 16,
+            max_batch_tokens: 512,
+            max_queued_texts: 64,
+            max_queued_bytes: 1 << 20,
+            max_request_tokens: 1 << 20,
+        }
     }
 
     fn texts(list: &[&str]) -> Vec<String> {
@@ -625,13 +778,16 @@ mod tests {
             tokio::spawn(async move { pool.embed(t).await })
         };
         let good = spawn(texts(&["fine text"]));
-        let bad = spawn(texts(&["fine", "   "]));
-        until_queued(&pool, 3).await;
+        let bad = spawn(texts(&["fine", "   ", "ok", "\t"]));
+        until_queued(&pool, 5).await;
 
         fake.open();
 
         let bad = bad.await.expect("join");
-        assert!(matches!(bad, Err(PoolError::Tokenize(TokenizeError::EmptyText { index: 1 }))), "{bad:?}");
+        assert!(
+            matches!(&bad, Err(PoolError::EmptyTexts { indices }) if indices == &[1, 3]),
+            "every empty text: {bad:?}"
+        );
         assert_eq!(good.await.expect("join").expect("good")[0].vector, expected("fine text"));
         first.await.expect("join").expect("first");
     }
@@ -697,5 +853,87 @@ mod tests {
         pool.join();
 
         assert_eq!(answer.join().expect("thread").expect("answered").len(), 2);
+    }
+
+    /// A bulk request of `n` texts of 100 words (102 tokens each: 5 per 512-token pass).
+    fn bulk(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{} {}", "b".repeat(i % 50 + 1), "w ".repeat(99))).collect()
+    }
+
+    #[tokio::test]
+    async fn issue_22_a_question_waits_for_the_running_bulk_pass_only_not_the_whole_bulk_request() {
+        // Arrange: a bulk request of 40 texts (8 passes of 5), held inside its first pass.
+        let fake = Fake::closed_gate();
+        let pool = Arc::new(InferencePool::start(Arc::clone(&fake), settings()).expect("start"));
+        let bulk_answer = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.embed(bulk(40)).await })
+        };
+        for _ in 0..2000 {
+            if fake.entered.load(Ordering::SeqCst) >= 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+
+        // Act: a question arrives while the bulk request's first pass runs.
+        let mut ticket = pool.submit(texts(&["a question"]), Class::Question).expect("admitted");
+        until_queued(&pool, 1).await;
+        fake.open();
+        ticket.started().await;
+        let answer = ticket.answer().await.expect("answered");
+
+        // Assert: the question ran in the second pass, alone; the bulk work went on after it.
+        assert_eq!(answer[0].vector, expected("a question"));
+        let sizes = fake.batch_sizes();
+        assert_eq!(
+            sizes.get(..2),
+            Some(&[5, 1][..]),
+            "the question's pass comes right after the running one: {sizes:?}"
+        );
+        let got = bulk_answer.await.expect("join").expect("bulk answered");
+        assert_eq!(
+            got.into_iter().map(|e| e.vector).collect::<Vec<_>>(),
+            bulk(40).iter().map(|t| expected(t)).collect::<Vec<_>>()
+        );
+        assert_eq!(fake.batch_sizes().iter().sum::<usize>(), 41);
+    }
+
+    #[tokio::test]
+    async fn issue_22_a_bulk_request_over_the_word_piece_bound_is_refused_before_any_pass() {
+        // Arrange: 1,000 word pieces per request at most; 10 texts of 102 pieces.
+        let fake = Fake::open_gate();
+        let limits = PoolSettings { max_request_tokens: 1000, ..settings() };
+        let pool = InferencePool::start(Arc::clone(&fake), limits).expect("start");
+
+        // Act
+        let refused = pool.embed(bulk(10)).await;
+        let fits = pool.embed(bulk(9)).await;
+
+        // Assert
+        assert!(matches!(refused, Err(PoolError::TooManyTokens { tokens: 1020, max: 1000 })), "{refused:?}");
+        assert_eq!(fits.expect("918 pieces fit").len(), 9);
+        assert_eq!(fake.batch_sizes().iter().sum::<usize>(), 9, "the refused request never reached the model");
+    }
+
+    #[tokio::test]
+    async fn issue_22_a_question_withdrawn_before_its_pass_is_never_run() {
+        // Arrange: the worker is held in a pass; a question waits behind it.
+        let fake = Fake::closed_gate();
+        let pool = Arc::new(InferencePool::start(Arc::clone(&fake), settings()).expect("start"));
+        let first = hold_worker(&pool, &fake).await;
+        let mut ticket = pool.submit(texts(&["given up on"]), Class::Question).expect("admitted");
+        let not_started = futures::FutureExt::now_or_never(ticket.started());
+
+        // Act: the caller's wait budget passes (it drops the ticket), then the pass ends.
+        drop(ticket);
+        fake.open();
+        first.await.expect("join").expect("first");
+        let after = pool.embed(texts(&["later"])).await.expect("later");
+
+        // Assert
+        assert!(not_started.is_none(), "the question had not started while the worker was busy");
+        assert_eq!(after[0].vector, expected("later"));
+        assert_eq!(fake.batch_sizes(), vec![1, 1], "the withdrawn question took no pass");
     }
 }

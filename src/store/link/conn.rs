@@ -177,6 +177,20 @@ impl RedisConn {
         }
     }
 
+    /// `INFO <section>` of every primary (one on a single node).
+    ///
+    /// # Errors
+    /// When the topology or a command fails.
+    pub async fn info_of_primaries(&mut self, section: &str) -> RedisResult<Vec<String>> {
+        let topology = self.topology().await?;
+        let nodes = topology.primaries().len().max(1);
+        let mut out = Vec::with_capacity(nodes);
+        for node in 0..nodes {
+            out.push(self.query_on(&topology, node, redis::cmd("INFO").arg(section)).await?);
+        }
+        Ok(out)
+    }
+
     /// A key's remaining time to live in ms, as Redis's PTTL answers it: -1
     /// for a key without a TTL, -2 for a key that does not exist.
     ///
