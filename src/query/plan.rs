@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use super::dto::{
-    SearchFilter, SearchMode, SearchRequest, MAX_FILTER_FIELDS, MAX_FILTER_VALUES, MAX_SNIPPET_CHARS,
-    MAX_TEXT_BYTES, MAX_URL_PREFIX_BYTES,
+    SearchFilter, SearchMode, SearchRequest, MAX_FILTER_FIELDS, MAX_FILTER_VALUES, MAX_SNIPPET_CHARS, MAX_TEXT_BYTES,
+    MAX_URL_PREFIX_BYTES,
 };
 use crate::{
     index::attributes::{AttrValue, RowFilter},

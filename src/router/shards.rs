@@ -311,9 +311,10 @@ impl Shards {
             .map_err(|e| ShardFailure::Bad(format!("answered {status}: {e}")))?;
         match problem.code {
             // A route or method the shard lacks: a node of another version.
-            ProblemCode::NotFound | ProblemCode::MethodNotAllowed => {
-                Err(ShardFailure::Bad(format!("answered {status} {}: a shard of another version?", problem.code.as_str())))
-            }
+            ProblemCode::NotFound | ProblemCode::MethodNotAllowed => Err(ShardFailure::Bad(format!(
+                "answered {status} {}: a shard of another version?",
+                problem.code.as_str()
+            ))),
             ProblemCode::Unauthorized | ProblemCode::Forbidden => Err(ShardFailure::Refused(status)),
             _ => Ok((Answer::Problem(problem), round_trip)),
         }

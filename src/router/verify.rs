@@ -171,7 +171,11 @@ pub struct Checks {
 
 impl Default for Checks {
     fn default() -> Self {
-        Self { last: Mutex::new(ListVerdict::Unchecked), running: tokio::sync::Mutex::new(()), finished: AtomicU64::new(0) }
+        Self {
+            last: Mutex::new(ListVerdict::Unchecked),
+            running: tokio::sync::Mutex::new(()),
+            finished: AtomicU64::new(0),
+        }
     }
 }
 

@@ -283,6 +283,12 @@ export interface components {
             failed: number;
             /** Format: int64 */
             purged: number;
+            /**
+             * Format: int64
+             * @description Not written: Redis is near maxmemory under an evicting policy, and
+             *     the write could have evicted the chatbot's keys (docs/deploy.md).
+             */
+            memory_held: number;
         };
         /** @description Where the results were cached for the chatbot. */
         ContextRef: {
@@ -466,7 +472,7 @@ export interface components {
          *     added, existing ones never change meaning.
          * @enum {string}
          */
-        ProblemCode: "invalid_json" | "unsupported_media_type" | "payload_too_large" | "missing_field" | "unknown_field" | "invalid_type" | "null_element" | "non_finite" | "empty_vector" | "wrong_dimension" | "zero_vector" | "invalid_k" | "invalid_context_key" | "invalid_batch_size" | "too_many_results" | "response_too_large" | "unauthorized" | "forbidden" | "reload_failed" | "not_found" | "document_not_found" | "method_not_allowed" | "not_ready" | "timeout" | "overloaded" | "query_required" | "ambiguous_query" | "text_search_disabled" | "mode_needs_text" | "empty_text" | "text_too_long" | "embedder_failed" | "embedder_timeout" | "embedder_wrong_dimension" | "embedder_unavailable" | "invalid_filter" | "unknown_filter_field" | "filter_type_mismatch" | "shard_unavailable" | "internal";
+        ProblemCode: "invalid_json" | "unsupported_media_type" | "payload_too_large" | "missing_field" | "unknown_field" | "invalid_type" | "null_element" | "non_finite" | "empty_vector" | "wrong_dimension" | "zero_vector" | "invalid_k" | "invalid_context_key" | "invalid_batch_size" | "too_many_results" | "response_too_large" | "unauthorized" | "forbidden" | "reload_failed" | "not_found" | "document_not_found" | "method_not_allowed" | "not_ready" | "timeout" | "overloaded" | "query_required" | "ambiguous_query" | "text_search_disabled" | "mode_needs_text" | "empty_text" | "text_too_long" | "embedder_failed" | "embedder_timeout" | "embedder_wrong_dimension" | "embedder_unavailable" | "invalid_filter" | "unknown_filter_field" | "filter_type_mismatch" | "shard_unavailable" | "shard_misconfigured" | "bad_request" | "uri_too_long" | "headers_too_large" | "too_many_tokens" | "internal";
         /** @description Readiness answer. */
         Ready: {
             status: components["schemas"]["ReadyStatus"];
@@ -1348,7 +1354,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description `text_search_disabled`, `invalid_batch_size`, `empty_text` (also a text of control characters only) or `text_too_long` (see `errors` for which text) */
+            /** @description `text_search_disabled`, `invalid_batch_size`, `empty_text` (also a text of control characters only) or `text_too_long` (see `errors` for which text), `too_many_tokens` (the local model: more word pieces than SEMSEARCH_EMBEDDER_MAX_REQUEST_TOKENS) */
             422: {
                 headers: {
                     [name: string]: unknown;

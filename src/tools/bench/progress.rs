@@ -20,7 +20,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::{sync::oneshot, task::JoinHandle, time::Instant};
 use tracing::info;
 
-
 /// Counters of the running phase, bumped by the request loops.
 #[derive(Debug, Default)]
 pub struct Live {

@@ -30,6 +30,8 @@ class ContextCounters:
             stale (int):
             failed (int):
             purged (int):
+            memory_held (int): Not written: Redis is near maxmemory under an evicting policy, and
+                the write could have evicted the chatbot's keys (docs/deploy.md).
      """
 
     ttl_secs: int
@@ -39,6 +41,7 @@ class ContextCounters:
     stale: int
     failed: int
     purged: int
+    memory_held: int
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
 
@@ -60,6 +63,8 @@ class ContextCounters:
 
         purged = self.purged
 
+        memory_held = self.memory_held
+
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -71,6 +76,7 @@ class ContextCounters:
             "stale": stale,
             "failed": failed,
             "purged": purged,
+            "memory_held": memory_held,
         })
 
         return field_dict
@@ -94,6 +100,8 @@ class ContextCounters:
 
         purged = d.pop("purged")
 
+        memory_held = d.pop("memory_held")
+
         context_counters = cls(
             ttl_secs=ttl_secs,
             written=written,
@@ -102,6 +110,7 @@ class ContextCounters:
             stale=stale,
             failed=failed,
             purged=purged,
+            memory_held=memory_held,
         )
 
 
