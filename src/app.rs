@@ -1,5 +1,9 @@
-//! Wiring: builds the state, binds the listener, spawns background tasks and
-//! runs until the shutdown future resolves. The only place tasks are spawned.
+//! Wiring: builds the state, binds the listener, spawns the long-lived
+//! background tasks (refresher, context writer, Redis memory watch, server)
+//! and runs until the shutdown future resolves. Short-lived work is spawned
+//! where it is owned: the refresher's loads and updates (`refresh`), the
+//! loader's chunk reads (`store::loader`), scans on rayon (`index::coalesce`),
+//! the model's inference thread (`embed::providers` via `semsearch_minilm`).
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 

@@ -153,6 +153,7 @@ fn register() {
     }
     counter!("semsearch_searches_rejected_total").absolute(0);
     counter!("semsearch_requests_refused_total").absolute(0);
+    counter!("semsearch_embed_questions_refused_total").absolute(0);
     counter!("semsearch_reloads_total").absolute(0);
     counter!("semsearch_reload_failures_total").absolute(0);
     for path in SCAN_PATHS {

@@ -1,4 +1,6 @@
-//! HTTP clients of the embedding services: one [`Provider`], three protocols.
+//! The question embedders behind one [`Provider`]: the in-process MiniLM
+//! model (`local`, the default when its files are present) and three HTTP
+//! protocols (`tei`, `hf`, `openai`).
 //!
 //! Owns the wire protocols, timeouts, retries and the concurrency limit. It
 //! does not cache, normalise text or know the index dimension (see
@@ -133,11 +135,14 @@ impl fmt::Debug for Provider {
 }
 
 impl Provider {
-    /// Builds the HTTP client. Connects to nothing yet.
+    /// For an HTTP protocol: builds the client (connects to nothing yet).
+    /// For `local`: loads the model files (sha256-checked) and starts the
+    /// inference thread, so a bad model fails here, at start-up.
     ///
     /// # Errors
     /// [`EmbedError::Client`] when the TLS backend cannot be initialised, or
-    /// [`EmbedError::BadUrl`] when the endpoint cannot be formed from the URL.
+    /// [`EmbedError::BadUrl`] when the endpoint cannot be formed from the URL;
+    /// for `local`, the model's load error or [`EmbedError::LocalFailed`].
     pub fn new(settings: &EmbedderSettings) -> Result<Self, EmbedError> {
         let kind = settings.provider;
         let url = match (&settings.local, &settings.url) {

@@ -48,7 +48,7 @@ pub struct RedisBinaries {
     pub cli: PathBuf,
     /// `7.0.15`, as `redis-server --version` prints it.
     pub version: String,
-    pub origin: Origin,
+    pub origin: RedisOrigin,
 }
 
 impl RedisBinaries {
@@ -60,7 +60,7 @@ impl RedisBinaries {
 
 /// Where [`RedisBinaries`] were found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub enum RedisOrigin {
     /// On PATH: the machine's own installation.
     Path,
     /// A private copy fetched earlier, reused as it was.
@@ -158,7 +158,7 @@ pub fn locate_with(lookup: &Lookup) -> Result<RedisBinaries, LocateError> {
     }
     let dir = lookup.private_dir.as_deref().ok_or(LocateError::NoCacheDir)?;
     if let Ok(mut cached) = verify(dir) {
-        cached.origin = Origin::Cached;
+        cached.origin = RedisOrigin::Cached;
         return Ok(cached);
     }
     let fetched = fetch_into(dir)?;
@@ -178,7 +178,7 @@ fn on_path(path: &OsStr) -> Option<RedisBinaries> {
         .find(|d| is_executable(&d.join("redis-server")) && is_executable(&d.join("redis-cli")))?;
     let server = dir.join("redis-server");
     let version = server_version(&server).ok()?;
-    Some(RedisBinaries { server, cli: dir.join("redis-cli"), version, origin: Origin::Path })
+    Some(RedisBinaries { server, cli: dir.join("redis-cli"), version, origin: RedisOrigin::Path })
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -218,7 +218,7 @@ fn verify(dir: &Path) -> Result<RedisBinaries, String> {
     if !out.status.success() {
         return Err(format!("{} --version failed: {}", cli.display(), String::from_utf8_lossy(&out.stderr)));
     }
-    Ok(RedisBinaries { server, cli, version, origin: Origin::Fetched })
+    Ok(RedisBinaries { server, cli, version, origin: RedisOrigin::Fetched })
 }
 
 /// Downloads, unpacks and verifies Debian's packages in a temp dir beside
@@ -415,10 +415,10 @@ mod tests {
         let again = locate_with(&lookup).expect("the cached copy");
 
         // Assert
-        assert_eq!(fetched.origin, Origin::Fetched);
+        assert_eq!(fetched.origin, RedisOrigin::Fetched);
         assert!(fetched.server.starts_with(cache.path()), "{fetched:?}");
         assert!(fetched.version.split('.').next().and_then(|m| m.parse::<u32>().ok()).is_some_and(|m| m >= MIN_MAJOR));
-        assert_eq!(again.origin, Origin::Cached);
+        assert_eq!(again.origin, RedisOrigin::Cached);
         assert_eq!(again.server, fetched.server);
         let leftovers: Vec<_> = std::fs::read_dir(cache.path().join("semsearch"))
             .expect("read")
