@@ -179,10 +179,14 @@ fn lexical(index: &Index, query: &LiveQuery<'_>, scorer: &Scorer, now: u64) -> R
 fn hybrid(index: &Index, query: &LiveQuery<'_>, scorer: &Scorer, source: FusionSource, now: u64) -> RankedHits {
     // The vector top-k without `min_score` (which applies to the fused score).
     let vector_query = LiveQuery { min_score: None, ..*query };
-    let answer =
-        index.search(std::slice::from_ref(&vector_query), now).pop().unwrap_or_else(|| ScanAnswer::f32(Vec::new()));
+    // The two channels are independent until fusion: rank them at once, so
+    // a lone question uses both cores (the scan's tasks and BM25F's walk
+    // share rayon's pool) and costs about the slower channel, not the sum.
+    let (answer, mut matches) = rayon::join(
+        || index.search(std::slice::from_ref(&vector_query), now).pop().unwrap_or_else(|| ScanAnswer::f32(Vec::new())),
+        || index.lexical_matches(scorer, query, now),
+    );
     let vector_top: Vec<(u32, f32)> = answer.hits.iter().map(|h| (h.row, h.score)).collect();
-    let mut matches = index.lexical_matches(scorer, query, now);
     let count = matches.len();
     let fusion = match source {
         FusionSource::Given(f) => f,
