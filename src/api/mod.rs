@@ -1,10 +1,11 @@
-//! HTTP surface (axum). A request goes: [`extract`] (our `Json`, every
-//! rejection a problem) → [`dto`] (the bodies) → [`query`] (validated,
-//! resolved to a unit vector: a `Prepared` query) → the handler
-//! ([`search`], [`batch`], [`documents`]) hands the scan to `search` on rayon
-//! and renders the answer; the results go to `store::context` for the
-//! chatbot. Errors are [`crate::problem::ApiError`], rendered as problem+json. No
-//! Redis command is sent from here.
+//! HTTP surface (axum): thin adapters over the one query path. A request
+//! goes: [`extract`] (our `Json`, every rejection a problem) → `crate::query`
+//! (`dto` the bodies, `plan` the checks, `resolve` the embedding, `execute`
+//! the ranking on rayon, `answer` the rendering and the context entry) →
+//! the handler ([`search`], [`batch`], [`documents`], and [`shard`] for the
+//! router) → `store::context` for the chatbot. Handlers read [`AppState`]
+//! ([`state`]). Errors are [`crate::problem::ApiError`], rendered as
+//! problem+json. No Redis command is sent from here.
 //!
 //! Around them: [`auth`] (API keys), [`cors`], [`limits`] (concurrent
 //! searches), [`health`] (liveness, readiness), [`stats`], [`admin`],
@@ -30,6 +31,9 @@ pub mod metrics;
 pub mod openapi;
 mod playground;
 pub mod server;
+mod state;
+
+pub use state::AppState;
 pub mod head_errors;
 
 use std::{sync::Arc, time::Duration};
@@ -52,67 +56,7 @@ use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::problem::ApiError;
-use crate::{
-    embed::QueryEmbedder,
-    index::{coalesce::Coalescer, Index, SharedIndex},
-    query::{answer::Budget, resolve::Resolver, Rules},
-    refresh::RefreshHandle,
-    store::{context::ContextQueue, keys::KeySpace},
-};
-use auth::AccessKeys;
 use extract::BodyLimit;
-use limits::SearchSlots;
-use semsearch_scan::ScanCounters;
-
-/// What every handler may read. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub index: Arc<SharedIndex>,
-    pub max_k: usize,
-    pub keys: KeySpace,
-    /// `None` when context writes are off (`SEMSEARCH_CONTEXT_TTL_SECS=0`).
-    pub contexts: Option<ContextQueue>,
-    pub refresh: RefreshHandle,
-    /// API keys, checked by the route layers of [`routes`].
-    pub access: Arc<AccessKeys>,
-    /// Shared by every endpoint that scans, so the limit counts scans, not routes.
-    pub searches: SearchSlots,
-    /// `None` when text search is not configured.
-    pub embedder: Option<Arc<QueryEmbedder>>,
-    /// Most queries one batch request may carry (`SEMSEARCH_MAX_BATCH`).
-    pub max_batch: usize,
-    /// What one request may cost (results, text bytes); see [`Budget`].
-    pub budget: Budget,
-    /// Scans concurrent `/v1/search` queries together (see `index::coalesce`).
-    pub coalescer: Arc<Coalescer>,
-    /// How queries were answered (int8 or f32, rescored rows, fallbacks),
-    /// across snapshots; read by `/v1/stats` and `/metrics`.
-    pub scans: Arc<ScanCounters>,
-}
-
-impl AppState {
-    /// What a request is checked against on this node, with `index`'s dimension.
-    pub fn rules<'a>(&'a self, index: &Index) -> Rules<'a> {
-        Rules { max_k: self.max_k, keys: &self.keys, dim: index.dim() }
-    }
-
-    /// What resolves a plan on this node.
-    pub fn resolver(&self) -> Resolver<'_> {
-        Resolver { embedder: self.embedder.as_deref(), contexts: self.contexts.as_ref().map(|_| &self.keys) }
-    }
-
-    /// The snapshot to answer with, or 503 `not_ready` with the last load failure.
-    ///
-    /// # Errors
-    /// [`ApiError::NotReady`] until the first load has finished.
-    pub fn ready_index(&self) -> Result<Arc<Index>, ApiError> {
-        self.index.current().ok_or_else(|| {
-            ApiError::NotReady(
-                self.refresh.status.last_failure().unwrap_or_else(|| "loading embeddings from Redis".to_owned()),
-            )
-        })
-    }
-}
 
 /// Limits applied to every route.
 #[derive(Debug, Clone)]
