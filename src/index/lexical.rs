@@ -164,12 +164,54 @@ pub fn mean_cosine(q: &[f32], base: &[f64], tomb: &[f64], delta: &[f64], n: usiz
 
 /// BM25F of every document of one segment some term matches, summed per
 /// row in the question's term order: `(segment row, score)`, ascending rows.
+///
+/// Each term's postings come rows ascending, so the sums are a merge of
+/// sorted lists, term after term: `acc` (the sums of the terms before) and
+/// the next term's contributions make the new `acc`, a row's sum growing in
+/// the question's term order as a per-row accumulator would (the same
+/// floats), with no hashing and memory O(matches).
 pub fn segment_scores(scorer: &Scorer, postings: &Postings) -> Vec<(u32, f64)> {
-    let mut acc: HashMap<u32, f64> = HashMap::new();
-    scorer.each_contribution(postings, |row, c| *acc.entry(row).or_insert(0.0) += c);
-    let mut out: Vec<(u32, f64)> = acc.into_iter().collect();
-    out.sort_unstable_by_key(|&(row, _)| row);
-    out
+    let mut acc: Vec<(u32, f64)> = Vec::new();
+    let mut term: Vec<(u32, f64)> = Vec::new();
+    let mut merged: Vec<(u32, f64)> = Vec::new();
+    for i in 0..scorer.terms().len() {
+        term.clear();
+        scorer.term_contributions(postings, i, |row, c| term.push((row, c)));
+        if term.is_empty() {
+            continue;
+        }
+        merged.clear();
+        merged.reserve(acc.len() + term.len());
+        let (mut a, mut t) = (acc.iter().peekable(), term.iter().peekable());
+        loop {
+            match (a.peek(), t.peek()) {
+                (Some(&&(ra, sa)), Some(&&(rt, ct))) => {
+                    if ra < rt {
+                        merged.push((ra, sa));
+                        a.next();
+                    } else if rt < ra {
+                        merged.push((rt, 0.0 + ct));
+                        t.next();
+                    } else {
+                        merged.push((ra, sa + ct));
+                        a.next();
+                        t.next();
+                    }
+                }
+                (Some(&&x), None) => {
+                    merged.push(x);
+                    a.next();
+                }
+                (None, Some(&&(rt, ct))) => {
+                    merged.push((rt, 0.0 + ct));
+                    t.next();
+                }
+                (None, None) => break,
+            }
+        }
+        std::mem::swap(&mut acc, &mut merged);
+    }
+    acc
 }
 
 /// A document's analysed terms.

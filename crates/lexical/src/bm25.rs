@@ -96,14 +96,24 @@ impl Scorer {
     /// summing the contributions per row gets BM25F with the additions in
     /// the documented order.
     pub fn each_contribution(&self, postings: &Postings, mut add: impl FnMut(u32, f64)) {
-        let p = self.params;
-        for (term, &idf) in self.terms.iter().zip(&self.idf) {
-            postings.for_each(term, |row, tf_title, tf_text| {
-                let (len_title, len_text) = postings.lens(row as usize);
-                let tf = field_tf(p, tf_title, len_title, self.avg_title, tf_text, len_text, self.avg_text);
-                add(row, idf * tf / (p.k1 + tf));
-            });
+        for i in 0..self.terms.len() {
+            self.term_contributions(postings, i, &mut add);
         }
+    }
+
+    /// [`Self::each_contribution`] of the question's `i`-th term alone: its
+    /// postings' contributions, rows ascending.
+    ///
+    /// # Panics
+    /// If `i` is not below `self.terms().len()`.
+    pub fn term_contributions(&self, postings: &Postings, i: usize, mut add: impl FnMut(u32, f64)) {
+        let p = self.params;
+        let idf = self.idf[i];
+        postings.for_each(&self.terms[i], |row, tf_title, tf_text| {
+            let (len_title, len_text) = postings.lens(row as usize);
+            let tf = field_tf(p, tf_title, len_title, self.avg_title, tf_text, len_text, self.avg_text);
+            add(row, idf * tf / (p.k1 + tf));
+        });
     }
 }
 
