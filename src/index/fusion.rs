@@ -96,6 +96,32 @@ pub fn fused_order(a: &FusedHit, b: &FusedHit) -> Ordering {
     b.score.total_cmp(&a.score).then(a.row.cmp(&b.row))
 }
 
+/// A lexical match ordered for a max-heap: the greater is the better BM25F,
+/// then the smaller row.
+#[derive(Debug, Clone, Copy)]
+struct ByLexical((u32, f64));
+
+impl PartialEq for ByLexical {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for ByLexical {}
+
+impl PartialOrd for ByLexical {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ByLexical {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let ((ra, a), (rb, b)) = (self.0, other.0);
+        a.total_cmp(&b).then(rb.cmp(&ra))
+    }
+}
+
 /// The exact top-`k` fused hits, best first, keeping only scores `>=
 /// min_score` if given.
 ///
@@ -131,12 +157,15 @@ pub fn top_k(
     let mut vector_rows: Vec<u32> = vector_top.iter().map(|&(r, _)| r).collect();
     vector_rows.sort_unstable();
     let in_vector_top = |row: u32| vector_rows.binary_search(&row).is_ok();
-    let mut rest: Vec<(u32, f64)> = matches.iter().copied().filter(|&(row, _)| !in_vector_top(row)).collect();
-    rest.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    // A heap, not a sort: usually only a few of them are looked at before
+    // the bound stops the walk, and popping gives the same strict order
+    // (best BM25F, then smaller row) a sort would.
+    let mut rest: std::collections::BinaryHeap<ByLexical> =
+        matches.iter().copied().filter(|&(row, _)| !in_vector_top(row)).map(ByLexical).collect();
     // Full vector top-k: no match outside it has a better cosine than its last.
     let cos_cap = (vector_top.len() == k).then(|| vector_top[k - 1].1);
     hits.sort_unstable_by(fused_order);
-    for (row, bm) in rest {
+    while let Some(ByLexical((row, bm))) = rest.pop() {
         let kth = (hits.len() >= k).then(|| hits[k - 1].score);
         if let (Some(kth), Some(cap)) = (kth, cos_cap) {
             if fusion.score(cap, bm) < kth {
