@@ -12,20 +12,8 @@ use std::{
 fn sources() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    let mut stack = vec![root.join("src"), root.join("crates")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                if path.file_name().is_some_and(|n| n != "target") {
-                    stack.push(path);
-                }
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                out.push(path);
-            }
-        }
-    }
+    crate::docs::rust_files(&root.join("src"), &mut out);
+    crate::docs::rust_files(&root.join("crates"), &mut out);
     out.sort();
     assert!(out.len() > 50, "found only {} source files under {}", out.len(), root.display());
     out

@@ -11,16 +11,8 @@ use serde::Deserialize;
 use super::HarnessError;
 use crate::tools::corpus;
 
-#[derive(Deserialize)]
-struct Line {
-    embedding: Vec<f32>,
-}
-
-/// Every non-blank line's `embedding`.
-///
-/// # Errors
-/// [`HarnessError::QueriesIo`] or [`HarnessError::BadQuery`] (with the line number).
-pub fn from_file(path: &Path) -> Result<Vec<Vec<f32>>, HarnessError> {
+/// Every non-blank line of a JSONL file (gzip accepted) as a `T`, in order.
+fn json_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>, HarnessError> {
     let io = |source| HarnessError::QueriesIo { path: path.to_owned(), source };
     let reader = corpus::open(File::open(path).map_err(io)?).map_err(io)?;
     let mut out = Vec::new();
@@ -29,11 +21,24 @@ pub fn from_file(path: &Path) -> Result<Vec<Vec<f32>>, HarnessError> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: Line = serde_json::from_str(&line)
-            .map_err(|_| HarnessError::BadQuery { path: path.to_owned(), line_no: i + 1 })?;
-        out.push(parsed.embedding);
+        out.push(
+            serde_json::from_str(&line)
+                .map_err(|_| HarnessError::BadQuery { path: path.to_owned(), line_no: i + 1 })?,
+        );
     }
     Ok(out)
+}
+
+/// Every non-blank line's `embedding`.
+///
+/// # Errors
+/// [`HarnessError::QueriesIo`] or [`HarnessError::BadQuery`] (with the line number).
+pub fn from_file(path: &Path) -> Result<Vec<Vec<f32>>, HarnessError> {
+    #[derive(Deserialize)]
+    struct Line {
+        embedding: Vec<f32>,
+    }
+    Ok(json_lines::<Line>(path)?.into_iter().map(|l| l.embedding).collect())
 }
 
 /// The `query` text of every line of a JSONL file, in file order, line for
@@ -43,23 +48,11 @@ pub fn from_file(path: &Path) -> Result<Vec<Vec<f32>>, HarnessError> {
 /// [`HarnessError::QueriesIo`], or [`HarnessError::BadQuery`] for a line
 /// without a `query` text.
 pub fn texts_from_file(path: &Path) -> Result<Vec<String>, HarnessError> {
-    #[derive(serde::Deserialize)]
+    #[derive(Deserialize)]
     struct Text {
         query: String,
     }
-    let io = |source| HarnessError::QueriesIo { path: path.to_owned(), source };
-    let reader = corpus::open(File::open(path).map_err(io)?).map_err(io)?;
-    let mut out = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(io)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let parsed: Text = serde_json::from_str(&line)
-            .map_err(|_| HarnessError::BadQuery { path: path.to_owned(), line_no: i + 1 })?;
-        out.push(parsed.query);
-    }
-    Ok(out)
+    Ok(json_lines::<Text>(path)?.into_iter().map(|t| t.query).collect())
 }
 
 /// `n` unit vectors of `dim` components, uniform in direction's sign and
