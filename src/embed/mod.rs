@@ -5,7 +5,7 @@
 //! ```
 //!
 //! - [`normalize`]: what string is embedded and cached (`none` or the chatbot's rule);
-//! - [`cache`]: [`QueryEmbedder`], the entry point: in-process LRU, then Redis, then the provider;
+//! - [`embedder`]: [`QueryEmbedder`], the entry point: in-process LRU, then Redis, then the provider;
 //! - [`providers`]: the `tei`, `hf` and `openai` wire protocols, timeouts, retries, concurrency;
 //! - [`settings`]: [`EmbedderSettings`], built by the configuration layer;
 //! - the `local` provider runs the `semsearch_minilm` crate in process
@@ -14,14 +14,14 @@
 //! This module knows nothing of the index: the dimension check against it is
 //! the caller's (`query::resolve`), so a mismatch is reported per request with both numbers.
 
-pub mod cache;
+pub mod embedder;
 pub mod normalize;
 pub mod providers;
 pub mod settings;
 
 use thiserror::Error;
 
-pub use cache::QueryEmbedder;
+pub use embedder::QueryEmbedder;
 pub use normalize::Normalization;
 pub use providers::{Provider, ProviderKind};
 pub use settings::{EmbedderSettings, LocalSettings};

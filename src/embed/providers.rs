@@ -4,7 +4,7 @@
 //!
 //! Owns the wire protocols, timeouts, retries and the concurrency limit. It
 //! does not cache, normalise text or know the index dimension (see
-//! `embed::cache` and `query::resolve`).
+//! `embed::embedder` and `query::resolve`).
 //!
 //! | kind     | request                                              | response                          |
 //! |----------|------------------------------------------------------|-----------------------------------|

@@ -2,7 +2,7 @@
 //! question's vector under [`QueryCacheKeys`].
 //!
 //! Owns the wire format and the connection; the in-process LRU and the
-//! decision of when to look here live in `embed::cache`.
+//! decision of when to look here live in `embed::embedder`.
 //!
 //! - Values are the raw provider vector as little-endian `f32` bytes: exact
 //!   (no decimal round trip), 4 × dim bytes, and impossible to mistake for the
