@@ -76,7 +76,7 @@ impl App {
                 match QueryEmbedder::new(es, redis_tier) {
                     Ok(embedder) => Some(Arc::new(embedder)),
                     // Found by default, not asked for: serve vectors without it.
-                    Err(e) => match es.local.as_ref().filter(|l| l.implicit) {
+                    Err(e) => match es.implicit_local() {
                         Some(local) => {
                             warn!(error.cause_chain = %error_chain(&e), "{}", local.load_failure_message(&e));
                             None
@@ -278,7 +278,7 @@ impl RouterApp {
         let embedder = match &settings.embedder {
             Some(es) => match QueryEmbedder::new(es, None) {
                 Ok(embedder) => Some(Arc::new(embedder)),
-                Err(e) => match es.local.as_ref().filter(|l| l.implicit) {
+                Err(e) => match es.implicit_local() {
                     Some(local) => {
                         warn!(error.cause_chain = %error_chain(&e), "{}", local.load_failure_message(&e));
                         None

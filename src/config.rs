@@ -24,7 +24,10 @@ use crate::{
         cors::{self, CorsError},
         server::ServerSettings,
     },
-    embed::{providers::RetryPolicy, EmbedderSettings, LocalSettings, Normalization, ProviderKind},
+    embed::{
+        providers::RetryPolicy, EmbedderSettings, HttpProtocol, HttpSettings, LocalSettings, Normalization,
+        ProviderKind, ProviderSettings,
+    },
     index::lexical::LexicalSettings,
     query::answer::Budget,
     refresh::RefreshSettings,
@@ -372,45 +375,58 @@ impl EmbedderArgs {
             None if dir_configured => (ProviderKind::Local, true),
             None => return Ok(None),
         };
-        let (url, local, model) = if provider == ProviderKind::Local {
-            let model_dir = model_dir.ok_or(ConfigError::NoModelDir)?;
-            let local = LocalSettings {
-                model_dir,
-                options: EmbedderOptions::default(),
-                pool: PoolSettings { max_request_tokens: self.embedder_max_request_tokens, ..PoolSettings::default() },
-                question_wait: Duration::from_millis(self.embedder_question_wait_ms.max(1)),
-                implicit,
-                dir_configured,
-            };
-            (None, Some(local), MODEL_NAME.to_owned())
-        } else {
-            let url = match (&self.embedder_url, provider) {
-                (Some(url), _) => url.clone(),
-                (None, ProviderKind::Hf) => "https://router.huggingface.co/hf-inference".to_owned(),
-                (None, ProviderKind::Openai) => "https://api.openai.com".to_owned(),
-                (None, ProviderKind::Tei | ProviderKind::Local) => {
-                    return Err(ConfigError::MissingEmbedderUrl { provider })
-                }
-            };
-            let url = reqwest::Url::parse(&url)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or(ConfigError::BadEmbedderUrl)?;
-            (Some(url), None, self.embedder_model.clone())
-        };
         if self.embedder_concurrency < 1 {
             return Err(ConfigError::TooSmall { name: "SEMSEARCH_EMBEDDER_CONCURRENCY", min: 1 });
         }
-        let provider_key = match provider {
-            ProviderKind::Hf => &self.huggingface_api_key,
-            ProviderKind::Openai => &self.openai_api_key,
-            ProviderKind::Tei | ProviderKind::Local => &None,
+        let (provider, model) = match HttpProtocol::of(provider) {
+            None => {
+                let model_dir = model_dir.ok_or(ConfigError::NoModelDir)?;
+                let local = LocalSettings {
+                    model_dir,
+                    options: EmbedderOptions::default(),
+                    pool: PoolSettings {
+                        max_request_tokens: self.embedder_max_request_tokens,
+                        ..PoolSettings::default()
+                    },
+                    question_wait: Duration::from_millis(self.embedder_question_wait_ms.max(1)),
+                    implicit,
+                    dir_configured,
+                };
+                (ProviderSettings::Local(local), MODEL_NAME.to_owned())
+            }
+            Some(protocol) => (ProviderSettings::Http(self.http_settings(protocol)?), self.embedder_model.clone()),
         };
         Ok(Some(EmbedderSettings {
             provider,
-            url,
-            local,
             model,
+            normalization: self.text_normalization,
+            cache_keys: keys.query_cache(&self.query_cache_prefix)?,
+            cache_ttl_secs: self.query_cache_ttl_secs,
+            cache_capacity: self.query_cache_capacity,
+            cache_timeout: Duration::from_millis(self.query_cache_timeout_ms.max(1)),
+        }))
+    }
+
+    /// Where an HTTP embedding service is and how hard to lean on it.
+    fn http_settings(&self, protocol: HttpProtocol) -> Result<HttpSettings, ConfigError> {
+        let url = match (&self.embedder_url, protocol) {
+            (Some(url), _) => url.clone(),
+            (None, HttpProtocol::Hf) => "https://router.huggingface.co/hf-inference".to_owned(),
+            (None, HttpProtocol::Openai) => "https://api.openai.com".to_owned(),
+            (None, HttpProtocol::Tei) => return Err(ConfigError::MissingEmbedderUrl { provider: protocol.kind() }),
+        };
+        let url = reqwest::Url::parse(&url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or(ConfigError::BadEmbedderUrl)?;
+        let provider_key = match protocol {
+            HttpProtocol::Hf => &self.huggingface_api_key,
+            HttpProtocol::Openai => &self.openai_api_key,
+            HttpProtocol::Tei => &None,
+        };
+        Ok(HttpSettings {
+            protocol,
+            url,
             api_key: self.embedder_api_key.clone().or_else(|| provider_key.clone()).filter(|k| !k.expose().is_empty()),
             connect_timeout: Duration::from_millis(self.embedder_connect_timeout_ms.max(1)),
             request_timeout: Duration::from_millis(self.embedder_timeout_ms.max(1)),
@@ -420,12 +436,7 @@ impl EmbedderArgs {
                 max: Duration::from_millis(self.embedder_retry_max_ms),
             },
             concurrency: self.embedder_concurrency,
-            normalization: self.text_normalization,
-            cache_keys: keys.query_cache(&self.query_cache_prefix)?,
-            cache_ttl_secs: self.query_cache_ttl_secs,
-            cache_capacity: self.query_cache_capacity,
-            cache_timeout: Duration::from_millis(self.query_cache_timeout_ms.max(1)),
-        }))
+        })
     }
 }
 
@@ -740,14 +751,21 @@ mod tests {
         args.embedder.huggingface_api_key = Some(Secret::new("hf_secret"));
         args.embedder.openai_api_key = Some(Secret::new("sk_secret"));
         let settings = Settings::from_args(&args).expect("valid");
-        let embedder = settings.embedder.as_ref().expect("hf configured");
-        assert_eq!(embedder.api_key.as_ref().map(Secret::expose), Some("hf_secret"));
-        assert_eq!(embedder.url.as_ref().map(reqwest::Url::as_str), Some("https://router.huggingface.co/hf-inference"));
+        let Some(ProviderSettings::Http(http)) = settings.embedder.as_ref().map(|e| &e.provider) else {
+            panic!("hf is an HTTP provider: {:?}", settings.embedder);
+        };
+        assert_eq!(http.protocol, HttpProtocol::Hf);
+        assert_eq!(http.api_key.as_ref().map(Secret::expose), Some("hf_secret"));
+        assert_eq!(http.url.as_str(), "https://router.huggingface.co/hf-inference");
         assert!(!format!("{settings:?}{args:?}").contains("_secret"));
 
         args.embedder.embedder_api_key = Some(Secret::new("explicit"));
         let settings = Settings::from_args(&args).expect("valid");
-        assert_eq!(settings.embedder.and_then(|e| e.api_key).as_ref().map(Secret::expose), Some("explicit"));
+        let key = match settings.embedder.map(|e| e.provider) {
+            Some(ProviderSettings::Http(http)) => http.api_key,
+            _ => None,
+        };
+        assert_eq!(key.as_ref().map(Secret::expose), Some("explicit"));
     }
 
     #[test]
@@ -755,7 +773,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("semsearch-config-test-{}", std::process::id()));
         let mut args = ServeArgs::defaults();
         args.embedder.model_dir = Some(dir.join("absent"));
-        let named = Settings::from_args(&args).expect("valid").embedder.and_then(|e| e.local);
+        let named = Settings::from_args(&args).expect("valid").embedder.and_then(|e| e.local().cloned());
         assert!(
             named.is_some_and(|l| l.implicit && l.dir_configured),
             "a named directory is tried (and its missing files reported), not silently skipped"
@@ -768,8 +786,8 @@ mod tests {
         args.embedder.model_dir = Some(dir.clone());
         let embedder = Settings::from_args(&args).expect("valid").embedder.expect("on by default");
         let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(embedder.provider, ProviderKind::Local);
-        assert!(embedder.local.is_some_and(|l| l.implicit), "chosen by default, so a bad model only turns it off");
+        assert_eq!(embedder.kind(), ProviderKind::Local);
+        assert!(embedder.implicit_local().is_some(), "chosen by default, so a bad model only turns it off");
     }
 
     #[test]

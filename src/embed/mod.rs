@@ -24,7 +24,7 @@ use thiserror::Error;
 pub use embedder::QueryEmbedder;
 pub use normalize::Normalization;
 pub use providers::{Provider, ProviderKind};
-pub use settings::{EmbedderSettings, LocalSettings};
+pub use settings::{EmbedderSettings, HttpProtocol, HttpSettings, LocalSettings, ProviderSettings};
 
 /// Text embedded once at start-up to learn the provider's dimension. Never
 /// cached; test providers recognise it so it does not count as a question.

@@ -34,7 +34,7 @@ use tracing::debug;
 
 use semsearch_minilm::{pool::PoolError, Class, Embedding, InferencePool, LocalEmbedder, TokenizeError, MODEL_NAME};
 
-use super::{EmbedError, EmbedderSettings};
+use super::{EmbedError, EmbedderSettings, HttpProtocol, ProviderSettings};
 use crate::secret::Secret;
 
 /// Which protocol the embedding service speaks (`SEMSEARCH_EMBEDDER`).
@@ -144,9 +144,9 @@ impl Provider {
     /// [`EmbedError::BadUrl`] when the endpoint cannot be formed from the URL;
     /// for `local`, the model's load error or [`EmbedError::LocalFailed`].
     pub fn new(settings: &EmbedderSettings) -> Result<Self, EmbedError> {
-        let kind = settings.provider;
-        let url = match (&settings.local, &settings.url) {
-            (Some(local), _) => {
+        let kind = settings.kind();
+        let http = match &settings.provider {
+            ProviderSettings::Local(local) => {
                 let model = Arc::new(LocalEmbedder::load(&local.model_dir, local.options)?);
                 let pool = InferencePool::start(model, local.pool).map_err(|e| EmbedError::LocalFailed {
                     reason: format!("cannot start the inference thread: {e}"),
@@ -154,20 +154,18 @@ impl Provider {
                 let backend = Backend::Local(Local { pool: Arc::new(pool), question_wait: local.question_wait });
                 return Ok(Self { kind, model: MODEL_NAME.to_owned(), backend });
             }
-            (None, Some(url)) => url,
-            (None, None) => return Err(EmbedError::BadUrl { provider: kind }),
+            ProviderSettings::Http(http) => http,
         };
-        let base = url.as_str().trim_end_matches('/');
-        let endpoint = match kind {
-            ProviderKind::Tei => format!("{base}/embed"),
-            ProviderKind::Hf => format!("{base}/models/{}", settings.model),
-            ProviderKind::Openai => format!("{base}/v1/embeddings"),
-            ProviderKind::Local => return Err(EmbedError::BadUrl { provider: kind }),
+        let base = http.url.as_str().trim_end_matches('/');
+        let endpoint = match http.protocol {
+            HttpProtocol::Tei => format!("{base}/embed"),
+            HttpProtocol::Hf => format!("{base}/models/{}", settings.model),
+            HttpProtocol::Openai => format!("{base}/v1/embeddings"),
         };
         let endpoint = reqwest::Url::parse(&endpoint).map_err(|_| EmbedError::BadUrl { provider: kind })?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
+        let client = reqwest::Client::builder()
+            .connect_timeout(http.connect_timeout)
+            .timeout(http.request_timeout)
             .user_agent(concat!("semsearch/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| EmbedError::Client { provider: kind, source })?;
@@ -176,11 +174,11 @@ impl Provider {
             model: settings.model.clone(),
             backend: Backend::Http(Box::new(Http {
                 endpoint,
-                api_key: settings.api_key.clone(),
-                http,
-                in_flight: Semaphore::new(settings.concurrency.max(1)),
-                retry: settings.retry,
-                request_timeout: settings.request_timeout,
+                api_key: http.api_key.clone(),
+                http: client,
+                in_flight: Semaphore::new(http.concurrency.max(1)),
+                retry: http.retry,
+                request_timeout: http.request_timeout,
             })),
         })
     }

@@ -8,21 +8,13 @@ use semsearch_minilm::{EmbedderOptions, PoolSettings};
 use super::{providers::RetryPolicy, Normalization, ProviderKind};
 use crate::{secret::Secret, store::keys::QueryCacheKeys};
 
-/// How to embed question text and cache the result. `Debug` shows the URL's
-/// host only: a URL may carry credentials.
-#[derive(Clone)]
+/// How to embed question text and cache the result.
+#[derive(Debug, Clone)]
 pub struct EmbedderSettings {
-    pub provider: ProviderKind,
-    /// The service's base URL; `None` for the local model.
-    pub url: Option<reqwest::Url>,
-    /// The local model; `Some` exactly when `provider` is `local`.
-    pub local: Option<LocalSettings>,
+    /// Which model answers, with exactly the settings that model needs.
+    pub provider: ProviderSettings,
+    /// The model name sent to a service (the local model's own name for `local`).
     pub model: String,
-    pub api_key: Option<Secret>,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    pub retry: RetryPolicy,
-    pub concurrency: usize,
     pub normalization: Normalization,
     pub cache_keys: QueryCacheKeys,
     /// 0: no Redis tier.
@@ -32,22 +24,99 @@ pub struct EmbedderSettings {
     pub cache_timeout: Duration,
 }
 
-impl fmt::Debug for EmbedderSettings {
+impl EmbedderSettings {
+    /// The `SEMSEARCH_EMBEDDER` value these settings came from.
+    pub fn kind(&self) -> ProviderKind {
+        match &self.provider {
+            ProviderSettings::Local(_) => ProviderKind::Local,
+            ProviderSettings::Http(http) => http.protocol.kind(),
+        }
+    }
+
+    /// The in-process model's settings, when it is the provider.
+    pub fn local(&self) -> Option<&LocalSettings> {
+        match &self.provider {
+            ProviderSettings::Local(local) => Some(local),
+            ProviderSettings::Http(_) => None,
+        }
+    }
+
+    /// The local model chosen by default (not asked for): one that fails to
+    /// load turns text search off with a warning instead of stopping start-up.
+    pub fn implicit_local(&self) -> Option<&LocalSettings> {
+        self.local().filter(|local| local.implicit)
+    }
+}
+
+/// The provider and what only it needs. An enum, so a URL cannot reach the
+/// local model, nor a model directory a service: the configuration layer
+/// builds one variant and nothing checks the pairing at run time.
+#[derive(Debug, Clone)]
+pub enum ProviderSettings {
+    /// The in-process all-MiniLM-L6-v2.
+    Local(LocalSettings),
+    /// An embedding service reached over HTTP.
+    Http(HttpSettings),
+}
+
+/// An embedding service: its wire protocol, where it is, and how hard to
+/// lean on it. `Debug` shows the URL's host only: a URL may carry credentials.
+#[derive(Clone)]
+pub struct HttpSettings {
+    pub protocol: HttpProtocol,
+    /// The service's base URL (the protocol's path is appended).
+    pub url: reqwest::Url,
+    pub api_key: Option<Secret>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Requests in flight towards the service, retry waits included.
+    pub concurrency: usize,
+}
+
+impl fmt::Debug for HttpSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmbedderSettings")
-            .field("provider", &self.provider)
-            .field("host", &self.url.as_ref().and_then(|u| u.host_str()))
-            .field("local", &self.local)
-            .field("model", &self.model)
+        f.debug_struct("HttpSettings")
+            .field("protocol", &self.protocol)
+            .field("host", &self.url.host_str())
             .field("api_key", &self.api_key)
+            .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
             .field("retry", &self.retry)
             .field("concurrency", &self.concurrency)
-            .field("normalization", &self.normalization)
-            .field("cache_keys", &self.cache_keys)
-            .field("cache_ttl_secs", &self.cache_ttl_secs)
-            .field("cache_capacity", &self.cache_capacity)
-            .finish_non_exhaustive()
+            .finish()
+    }
+}
+
+/// The HTTP wire protocols a service may speak (the [`ProviderKind`]s
+/// other than `local`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpProtocol {
+    /// Hugging Face text-embeddings-inference: `POST {url}/embed`.
+    Tei,
+    /// Hugging Face Inference API: `POST {url}/models/{model}`.
+    Hf,
+    /// OpenAI-compatible: `POST {url}/v1/embeddings`.
+    Openai,
+}
+
+impl HttpProtocol {
+    /// The protocol a `SEMSEARCH_EMBEDDER` value names; `None` for `local`.
+    pub fn of(kind: ProviderKind) -> Option<Self> {
+        match kind {
+            ProviderKind::Tei => Some(Self::Tei),
+            ProviderKind::Hf => Some(Self::Hf),
+            ProviderKind::Openai => Some(Self::Openai),
+            ProviderKind::Local => None,
+        }
+    }
+
+    pub fn kind(self) -> ProviderKind {
+        match self {
+            Self::Tei => ProviderKind::Tei,
+            Self::Hf => ProviderKind::Hf,
+            Self::Openai => ProviderKind::Openai,
+        }
     }
 }
 
@@ -111,7 +180,7 @@ mod tests {
         let mut args = ServeArgs::defaults();
         args.embedder.model_dir = Some(dir.path().to_path_buf());
         let settings = Settings::from_args(&args).expect("valid").embedder.expect("a named directory is tried");
-        let local = settings.local.clone().expect("the local model");
+        let local = settings.local().cloned().expect("the local model");
 
         // Act
         let err = crate::embed::QueryEmbedder::new(&settings, None).expect_err("no weights, no model");

@@ -33,7 +33,7 @@ pub async fn run(args: &EmbedArgs) -> anyhow::Result<serde_json::Value> {
     let embedder = settings.as_ref().context("SEMSEARCH_EMBEDDER is not set: nothing to embed with")?;
     let (text, vector) = embed::embed_once(embedder, &args.text).await.context("embedding the text")?;
     Ok(serde_json::json!({
-        "provider": embedder.provider.as_str(),
+        "provider": embedder.kind().as_str(),
         "model": embedder.model,
         "text": text,
         "dimension": vector.len(),
