@@ -19,6 +19,9 @@ use std::time::Instant;
 use futures::StreamExt;
 use rand::{rngs::StdRng, SeedableRng};
 mod common;
+#[path = "common/measure.rs"]
+mod measure;
+use measure::median;
 
 use common::chatbot_value;
 use semsearch::{
@@ -48,11 +51,6 @@ async fn fill<C: redis::aio::ConnectionLike + Clone + Send + 'static>(conn: &C, 
         .buffer_unordered(256)
         .collect::<Vec<()>>()
         .await;
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -22,9 +22,13 @@ use std::{
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use ndarray::Array2;
-use rand::{rngs::SmallRng, Rng, SeedableRng};
+use rand::{rngs::SmallRng, SeedableRng};
 use semsearch::index::{coalesce::Coalescer, Document, Index, LiveQuery, OwnedLiveQuery};
 use semsearch_scan::Hit;
+
+#[path = "common/measure.rs"]
+mod measure;
+use measure::unit_rows;
 
 const SEED: u64 = 0xC0A1_E5CE;
 const K: usize = 10;
@@ -36,15 +40,6 @@ const CONCURRENCY: [usize; 2] = [1, 8];
 const QUERIES: usize = 64;
 /// Interleaved direct/coalesced runs behind each printed ratio.
 const PAIRED_RUNS: usize = 25;
-
-fn unit_rows(n: usize, dim: usize, rng: &mut SmallRng) -> Vec<f32> {
-    let mut m: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    for row in m.chunks_exact_mut(dim) {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        row.iter_mut().for_each(|x| *x /= norm);
-    }
-    m
-}
 
 /// An index of `n` random unit rows without deadlines.
 fn index(n: usize, rng: &mut SmallRng) -> Index {

@@ -18,16 +18,17 @@
 //! cargo bench --bench filter -- cutover
 //! ```
 
-use std::{
-    hint::black_box,
-    time::{Duration, Instant},
-};
+use std::{hint::black_box, time::Duration};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
 use rayon::ThreadPoolBuilder;
 use roaring::RoaringBitmap;
 use semsearch_scan::{filter::FilterPath, kernel, Forced, Matrix, ScanQuery, ScanRequest};
+
+#[path = "common/measure.rs"]
+mod measure;
+use measure::{paired_medians, unit_rows};
 
 const SEED: u64 = 0xF117_E125;
 const N: usize = 100_000;
@@ -51,15 +52,6 @@ fn scan(matrix: &[f32], query: &[f32], rows: Option<&RoaringBitmap>, forced: For
     .len()
 }
 
-fn unit_rows(n: usize, dim: usize, rng: &mut SmallRng) -> Vec<f32> {
-    let mut m: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    for row in m.chunks_exact_mut(dim) {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        row.iter_mut().for_each(|x| *x /= norm);
-    }
-    m
-}
-
 /// Each row independently with probability `p` (at least one row).
 fn random_rows(p: f64, rng: &mut SmallRng) -> RoaringBitmap {
     let mut rows: RoaringBitmap = (0..N as u32).filter(|_| rng.random_bool(p)).collect();
@@ -71,20 +63,6 @@ fn random_rows(p: f64, rng: &mut SmallRng) -> RoaringBitmap {
 
 fn label(p: f64) -> String {
     format!("{}%", p * 100.0)
-}
-
-/// Median times of `a` and `b`, run interleaved so both see the same load.
-fn paired_medians(mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
-    let time = |f: &mut dyn FnMut()| {
-        let t = Instant::now();
-        f();
-        t.elapsed()
-    };
-    let (mut ta, mut tb): (Vec<Duration>, Vec<Duration>) =
-        (0..PAIRED_REPS).map(|_| (time(&mut a), time(&mut b))).unzip();
-    ta.sort_unstable();
-    tb.sort_unstable();
-    (ta[PAIRED_REPS / 2], tb[PAIRED_REPS / 2])
 }
 
 fn bench(c: &mut Criterion) {
@@ -106,6 +84,7 @@ fn bench(c: &mut Criterion) {
     for (p, rows) in &sets {
         let (f, u) = pool.install(|| {
             paired_medians(
+                PAIRED_REPS,
                 || {
                     black_box(scan(&matrix, &query, Some(rows), auto));
                 },
@@ -141,7 +120,7 @@ fn bench(c: &mut Criterion) {
                 black_box(scan(matrix, query, Some(rows), forced));
             }
         };
-        let (g, s) = pool.install(|| paired_medians(run(FilterPath::Gather), run(FilterPath::Skip)));
+        let (g, s) = pool.install(|| paired_medians(PAIRED_REPS, run(FilterPath::Gather), run(FilterPath::Skip)));
         println!(
             "ratio cutover/{:<6} gather ÷ skip: {:.3} ({g:?} vs {s:?})",
             label(*p),

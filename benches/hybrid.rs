@@ -44,6 +44,10 @@ use semsearch_lexical::{Language, Scorer};
 use semsearch_scan::ScanMode;
 use serde_json::Value;
 
+#[path = "common/measure.rs"]
+mod measure;
+use measure::median;
+
 const DIM: usize = 384;
 /// Paired runs per figure (medians).
 const PAIRS: usize = 15;
@@ -116,11 +120,6 @@ fn builder(docs: &[Arc<Document>], rows: &[f32]) -> IndexBuilder {
         b.push(Arc::clone(d), r);
     }
     b
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort_unstable();
-    v[v.len() / 2]
 }
 
 /// Medians of `a` and `b` run alternately `pairs` times, and their ratio b ÷ a.

@@ -52,11 +52,14 @@ use std::{
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use rand::{rngs::SmallRng, Rng, SeedableRng};
-use rayon::{prelude::*, ThreadPool, ThreadPoolBuilder};
+use rayon::{ThreadPool, ThreadPoolBuilder};
 
 #[path = "common/floor.rs"]
 mod floor;
+#[path = "common/measure.rs"]
+mod measure;
 use floor::read_floor;
+use measure::{filter, median, normalize, paired_medians, time, unit_rows};
 use semsearch_scan::{
     int8::{kernel as int8_kernel, kernel::Int8Kernel, QuantizedMatrix},
     kernel, F32Kernel, Forced, Matrix, ScanAnswer, ScanPath, ScanQuery, ScanRequest,
@@ -101,23 +104,12 @@ fn pool(threads: usize) -> ThreadPool {
     ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool of 1 or 2 threads builds")
 }
 
-fn normalize(row: &mut [f32]) {
-    let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-    row.iter_mut().for_each(|x| *x /= norm);
-}
-
 /// A random direction scaled to `norm`.
 fn noise(dim: usize, norm: f32, rng: &mut SmallRng) -> Vec<f32> {
     let mut v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     normalize(&mut v);
     v.iter_mut().for_each(|x| *x *= norm);
     v
-}
-
-fn unit_rows(n: usize, dim: usize, rng: &mut SmallRng) -> Vec<f32> {
-    let mut m: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    m.par_chunks_mut(dim).for_each(normalize);
-    m
 }
 
 /// One data set: the f32 matrix, its int8 copy, and queries.
@@ -197,27 +189,6 @@ fn corpus_data(n: usize) -> Option<Data> {
     }
     let (quantized, build) = quantize(&matrix);
     Some(Data { name: "corpus", n, matrix, quantized, build, queries })
-}
-
-fn time(f: &mut dyn FnMut()) -> Duration {
-    let t = Instant::now();
-    f();
-    t.elapsed()
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// Median wall times of `reps` interleaved runs of `a` and `b`.
-fn paired_medians(reps: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
-    let (ta, tb): (Vec<Duration>, Vec<Duration>) = (0..reps).map(|_| (time(&mut a), time(&mut b))).unzip();
-    (median(ta), median(tb))
-}
-
-fn filter() -> Option<String> {
-    std::env::args().skip(1).find(|a| !a.starts_with('-'))
 }
 
 /// Whether a benchmark named `group/data/n` could match the filter, so

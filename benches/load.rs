@@ -22,6 +22,9 @@ use futures::StreamExt;
 use rand::{rngs::StdRng, SeedableRng};
 use redis::{aio::MultiplexedConnection, Value};
 mod common;
+#[path = "common/measure.rs"]
+mod measure;
+use measure::median;
 
 use common::chatbot_value;
 use semsearch::{
@@ -86,11 +89,6 @@ async fn bare_mget(conn: &RedisConn, pattern: &str, scan_count: usize, chunk: us
         }
     }
     (values, bytes)
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
 }
 
 fn rss_bytes(pid: u32) -> u64 {

@@ -23,6 +23,10 @@ use redis::aio::MultiplexedConnection;
 use semsearch::{app::App, config::Settings, tools::redis_child::ChildRedis};
 use serde_json::{json, Value};
 
+#[path = "common/measure.rs"]
+mod measure;
+use measure::median;
+
 const ROUNDS: usize = 5;
 const QUICK: &str = "cache:processed_articles:quick";
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -75,11 +79,6 @@ where
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("no change within {PATIENCE:?}");
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
 }
 
 fn main() {

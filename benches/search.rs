@@ -33,18 +33,18 @@
 //! cargo bench --bench search -- threshold
 //! ```
 
-use std::{
-    hint::black_box,
-    time::{Duration, Instant},
-};
+use std::{hint::black_box, time::Duration};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
-use rand::{rngs::SmallRng, Rng, SeedableRng};
+use rand::{rngs::SmallRng, SeedableRng};
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 #[path = "common/floor.rs"]
 mod floor;
+#[path = "common/measure.rs"]
+mod measure;
 use floor::read_floor;
+use measure::{filter, paired_medians, unit_rows};
 use semsearch_scan::{kernel, F32Kernel, Forced, Matrix, ScanAnswer, ScanQuery, ScanRequest, Split};
 
 const SEED: u64 = 0x5EED_5EA4;
@@ -70,36 +70,6 @@ fn with_kernel(kernel: F32Kernel) -> Forced {
 
 fn pool(threads: usize) -> ThreadPool {
     ThreadPoolBuilder::new().num_threads(threads).build().expect("a rayon pool of 1 or 2 threads builds")
-}
-
-/// `n` random unit rows of length `dim`, row-major.
-fn unit_rows(n: usize, dim: usize, rng: &mut SmallRng) -> Vec<f32> {
-    let mut m: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    for row in m.chunks_exact_mut(dim) {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        row.iter_mut().for_each(|x| *x /= norm);
-    }
-    m
-}
-
-/// Median wall times of `reps` runs each of `a` and `b`, interleaved
-/// (a, b, a, b, ...) so both see the same background load on this shared
-/// machine; the ratio of the two medians is what the goals are about.
-fn paired_medians(reps: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
-    let time = |f: &mut dyn FnMut()| {
-        let t = Instant::now();
-        f();
-        t.elapsed()
-    };
-    let (mut ta, mut tb): (Vec<Duration>, Vec<Duration>) = (0..reps).map(|_| (time(&mut a), time(&mut b))).unzip();
-    ta.sort();
-    tb.sort();
-    (ta[reps / 2], tb[reps / 2])
-}
-
-/// The criterion filter, if any (first free argument after `--bench`).
-fn filter() -> Option<String> {
-    std::env::args().skip(1).find(|a| !a.starts_with('-'))
 }
 
 /// Whether any benchmark of `tag` (`group/NxD`) could match the filter, so

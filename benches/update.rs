@@ -37,6 +37,10 @@ use semsearch::{
 use semsearch_scan::{ScanMode, ScanQuery, ScanRequest};
 use serde_json::{json, Value};
 
+#[path = "common/measure.rs"]
+mod measure;
+use measure::median;
+
 /// all-MiniLM-L6-v2's dimension.
 const DIM: usize = 384;
 
@@ -61,11 +65,6 @@ fn json_vector(v: &[f32]) -> String {
 
 fn id(i: usize) -> String {
     format!("doc:{i:08}")
-}
-
-fn median(mut xs: Vec<Duration>) -> Duration {
-    xs.sort();
-    xs[xs.len() / 2]
 }
 
 fn ms(d: Duration) -> f64 {

@@ -195,21 +195,15 @@ mod props;
 #[cfg(test)]
 mod tests {
     use ndarray::Array2;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
     use semsearch_scan::{Matrix, ScanMode, ScanPath};
 
     use super::*;
     use crate::index::Document;
 
     fn index(n: usize, dim: usize) -> Index {
-        let mut s = 0x9E37_79B9_7F4A_7C15u64;
-        let mut floats: Vec<f32> = (0..n * dim)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect();
+        let mut rng = StdRng::seed_from_u64(0x9E37_79B9_7F4A_7C15);
+        let mut floats: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         for row in floats.chunks_exact_mut(dim) {
             crate::index::unit::scale_to_unit(row).expect("random rows are not zero");
         }

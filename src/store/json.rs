@@ -370,6 +370,8 @@ pub fn parse_f32(token: &[u8]) -> Option<f32> {
 
 #[cfg(test)]
 mod tests {
+    use rand::{rngs::StdRng, Rng, SeedableRng};
+
     use super::*;
 
     fn object(v: &str) -> Result<(Meta, Vec<f32>), JsonError> {
@@ -496,12 +498,9 @@ mod tests {
             assert_eq!(parse_f32(t.as_bytes()).map(f32::to_bits), t.parse::<f32>().ok().map(f32::to_bits), "{t}");
         }
         // Every f32 promoted to f64 and printed the way JavaScript does comes back exactly.
-        let mut state = 0x1234_5678_u32;
+        let mut rng = StdRng::seed_from_u64(0x1234_5678);
         for _ in 0..200_000 {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let x = f32::from_bits(state);
+            let x = f32::from_bits(rng.random::<u32>());
             if !x.is_finite() {
                 continue;
             }

@@ -1,6 +1,7 @@
 //! The house rules a restructure keeps, checked on the sources themselves so
 //! the next addition cannot quietly break them: one name per public type,
-//! one file that asks the CPU what it has, at most three public scan entries.
+//! one file that asks the CPU what it has, at most three public scan entries,
+//! one generator of test numbers per crate.
 
 use std::{
     collections::BTreeMap,
@@ -80,4 +81,19 @@ fn at_most_three_public_top_k_functions() {
         }
     }
     assert!(!found.is_empty() && found.len() <= 3, "public top_k functions: {found:#?}");
+}
+
+#[test]
+fn tests_draw_arbitrary_numbers_from_one_generator_per_crate() {
+    // The scan crate has no RNG dependency and keeps one xorshift in
+    // `test_rng`; the service's tests use the `rand` dev-dependency. A
+    // hand-written shift step elsewhere is an eighth copy coming back.
+    let shift = concat!("^= ", "s << 13");
+    let files: Vec<_> = sources()
+        .into_iter()
+        .filter(|p| fs::read_to_string(p).is_ok_and(|t| t.replace("state", "s").contains(shift)))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(files.len(), 1, "hand-written xorshift steps in {files:#?}");
+    assert!(files[0].ends_with("test_rng.rs"), "{files:?}");
 }
