@@ -207,7 +207,7 @@ impl Index {
     /// rows when `mode` resolves to int8 for this size and CPU
     /// ([`ScanMode::resolve`]), without one otherwise.
     ///
-    /// CPU work, O(rows) (timed in docs/benchmarks-kernel.md): quantizes
+    /// CPU work, O(rows) (timed in docs/benchmarks.md): quantizes
     /// on the rayon pool, so call it from rayon or a blocking thread, never
     /// from a tokio worker.
     pub fn with_scan(mut self, mode: ScanMode) -> Self {

@@ -2,7 +2,7 @@
 //! small batches of short texts on a CPU.
 //!
 //! Why not candle's `BertModel`: it was slower per short question than a
-//! plain numpy forward pass (the figures are in docs/benchmarks-kernel.md,
+//! plain numpy forward pass (the figures are in docs/benchmarks.md,
 //! "Encoder"). At 12 tokens the pass is six layers of four matrix products
 //! with 12 rows: 255 MFLOP and 42 MB of weights streamed once, so every
 //! per-call cost shows. Here weights are packed once at load into the

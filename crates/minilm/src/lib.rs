@@ -68,7 +68,7 @@ pub struct EmbedderOptions {
     /// busy (search on rayon, other requests, a shared host) a hand-off can
     /// wait for a whole time slice, which made two threads several times
     /// slower at the median on a shared 2-core machine (`paired … ratio`
-    /// line of the bench; figures in docs/benchmarks-kernel.md,
+    /// line of the bench; figures in docs/benchmarks.md,
     /// "Encoder"). Batches gain nothing from a second thread there either;
     /// the pool's coalescing is what scales under load. Choose `Two` only
     /// for an otherwise idle core.

@@ -37,7 +37,7 @@ use crate::{
 /// Below this fraction of matching rows the gather path runs, at or above
 /// it the skip path. Placed with `cargo bench --bench filter -- cutover`
 /// (100k × 384, k = 10, 2 threads; the figures are in
-/// docs/benchmarks-kernel.md): gather was ahead at every selectivity, but
+/// docs/benchmarks.md): gather was ahead at every selectivity, but
 /// above half the rows its lead was within the run-to-run noise, and on an
 /// idle machine the full scan runs at the memory read floor, which a gather
 /// (a read plus a copy) cannot beat; so the cut-over sits at 50%, where

@@ -64,7 +64,7 @@ const BLOCK_BYTES: usize = 256 * 1024;
 /// Below this many matrix floats (× queries in a batch) the scan runs on the
 /// calling thread: forking a small scan costs more than it saves. Placed by
 /// `cargo bench --bench search -- threshold` (the figures and the machine
-/// they came from are in docs/benchmarks-kernel.md); re-measure on an idle
+/// they came from are in docs/benchmarks.md); re-measure on an idle
 /// machine before moving it.
 const PARALLEL_MIN_FLOATS: usize = 1 << 18;
 

@@ -9,7 +9,7 @@
 //!
 //! `f16` was a third candidate (an f16 copy with exact f32 rescoring). It
 //! was removed rather than wired in: int8 is smaller and faster (the
-//! figures are in docs/benchmarks-kernel.md), and f16's exactness rested
+//! figures are in docs/benchmarks.md), and f16's exactness rested
 //! on a global candidate count with a full fallback, not on per-row bounds;
 //! at the same exactness it was worse on both axes. `SEMSEARCH_SCAN=f16` is
 //! refused at start-up with that reason.
@@ -27,7 +27,7 @@ use crate::{int8::kernel::Int8Kernel, request::ScanAnswer};
 /// Below this many rows `auto` scans f32: below it an int8 scan gains too
 /// little over a scan of tens of µs, which HTTP dominates anyway; from it
 /// every SIMD int8 kernel measured wins by about 2× and more. Placed by
-/// `cargo bench --bench int8 -- auto` (figures in docs/benchmarks-kernel.md).
+/// `cargo bench --bench int8 -- auto` (figures in docs/benchmarks.md).
 pub const AUTO_INT8_MIN_ROWS: usize = 2_000;
 
 /// What the operator asked for (`SEMSEARCH_SCAN`).
