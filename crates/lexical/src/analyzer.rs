@@ -93,7 +93,7 @@ const ENGLISH_STOP: &str = include_str!("stopwords/english.txt");
 pub struct Analyzer {
     language: Language,
     stemmer: Option<Stemmer>,
-    stop: HashSet<String>,
+    stop: HashSet<String, TermHasher>,
 }
 
 impl fmt::Debug for Analyzer {
@@ -120,19 +120,32 @@ impl Analyzer {
     /// The terms of `text`, in order, with repeats.
     pub fn terms(&self, text: &str) -> Vec<String> {
         let mut out = Vec::new();
-        self.each_term(&normalize(text), |t| out.push(t));
+        self.for_each_term(text, |t| out.push(t.to_owned()));
         out
     }
 
+    /// Calls `f` with each term of `text`, in order, with repeats: what
+    /// [`Analyzer::terms`] returns, without a `String` per term (a full
+    /// load analyses every document).
+    pub fn for_each_term(&self, text: &str, f: impl FnMut(&str)) {
+        self.each_term(&normalize(text), f);
+    }
+
     /// Calls `f` with each term of already normalised and folded text.
-    fn each_term(&self, folded: &str, mut f: impl FnMut(String)) {
+    fn each_term(&self, folded: &str, mut f: impl FnMut(&str)) {
+        // The stem is copied out of the thread's cache before `f` runs, so
+        // `f` may analyse text itself; one buffer serves every token.
+        let mut stem = String::new();
         for token in folded.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()) {
             if self.stop.contains(token) {
                 continue;
             }
             match &self.stemmer {
-                Some(stemmer) => f(stem_cached(self.language, stemmer, token)),
-                None => f(token.to_owned()),
+                Some(stemmer) => {
+                    stem_cached(self.language, stemmer, token, &mut stem);
+                    f(&stem);
+                }
+                None => f(token),
             }
         }
     }
@@ -149,7 +162,7 @@ impl Analyzer {
         let mut start: Option<usize> = None;
         let close = |start: usize, end: usize, out: &mut Vec<(Range<usize>, Vec<String>)>| {
             let mut terms = Vec::new();
-            self.each_term(&normalize(&text[start..end]), |t| terms.push(t));
+            self.each_term(&normalize(&text[start..end]), |t| terms.push(t.to_owned()));
             out.push((start..end, terms));
         };
         for (i, c) in text.char_indices() {
@@ -175,31 +188,39 @@ impl Analyzer {
 /// bound keeps a thread's cache to a few MB whatever it reads.
 const STEM_CACHE_ENTRIES: usize = 50_000;
 
+/// Hashing for the analyzer's and the postings' maps: keyed per process
+/// (text is partly users' questions, so a fixed hash would let them choose
+/// collisions) and several times cheaper than SipHash on short terms.
+pub(crate) type TermHasher = foldhash::fast::RandomState;
+
 thread_local! {
     /// Token → stem, per language (Portuguese, English). Snowball was a
     /// fifth of a full load's lexical build; most tokens repeat.
-    static STEMS: RefCell<[HashMap<Box<str>, Box<str>>; 2]> = RefCell::new([HashMap::new(), HashMap::new()]);
+    static STEMS: RefCell<[HashMap<Box<str>, Box<str>, TermHasher>; 2]> =
+        RefCell::new([HashMap::default(), HashMap::default()]);
 }
 
-/// `stemmer.stem(token)`, remembered per thread: the same string always.
-fn stem_cached(language: Language, stemmer: &Stemmer, token: &str) -> String {
+/// `stemmer.stem(token)` into `out` (cleared first), remembered per thread:
+/// the same string always.
+fn stem_cached(language: Language, stemmer: &Stemmer, token: &str, out: &mut String) {
+    out.clear();
     let slot = match language {
         Language::Portuguese => 0,
         Language::English => 1,
-        Language::None => return stemmer.stem(token).into_owned(),
+        Language::None => return out.push_str(&stemmer.stem(token)),
     };
     STEMS.with(|cell| {
         let mut caches = cell.borrow_mut();
         let cache = &mut caches[slot];
         if let Some(stem) = cache.get(token) {
-            return stem.to_string();
+            return out.push_str(stem);
         }
-        let stem = stemmer.stem(token).into_owned();
+        let stem = stemmer.stem(token);
+        out.push_str(&stem);
         if cache.len() >= STEM_CACHE_ENTRIES {
             cache.clear();
         }
-        cache.insert(token.into(), stem.as_str().into());
-        stem
+        cache.insert(token.into(), stem.as_ref().into());
     })
 }
 
@@ -334,8 +355,10 @@ mod tests {
     fn stems_from_the_cache_equal_the_stemmer_s() {
         let a = Analyzer::new(Language::Portuguese);
         let stemmer = Stemmer::create(Algorithm::Portuguese);
+        let mut out = String::from("left over");
         for word in ["eletronicas", "planilhas", "eletronicas", "configuracoes", "planilhas"] {
-            assert_eq!(stem_cached(Language::Portuguese, &stemmer, word), stemmer.stem(word));
+            stem_cached(Language::Portuguese, &stemmer, word, &mut out);
+            assert_eq!(out, stemmer.stem(word));
         }
         assert_eq!(a.terms("planilhas planilhas"), ["planilh", "planilh"]);
     }

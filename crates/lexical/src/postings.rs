@@ -19,7 +19,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::analyzer::Analyzer;
+use crate::analyzer::{Analyzer, TermHasher};
 
 /// One document as the lexical side reads it.
 #[derive(Debug, Clone, Copy)]
@@ -41,19 +41,32 @@ pub struct DocTerms {
 
 impl DocTerms {
     pub fn analyze(analyzer: &Analyzer, doc: FieldsRef<'_>) -> Self {
-        let title = analyzer.terms(doc.title);
-        let text = analyzer.terms(doc.text);
-        let (title_len, text_len) = (saturate(title.len()), saturate(text.len()));
-        let mut counts: HashMap<String, (u32, u32)> = HashMap::with_capacity(title.len() + text.len());
-        for t in title {
-            counts.entry(t).or_default().0 += 1;
-        }
-        for t in text {
-            counts.entry(t).or_default().1 += 1;
-        }
-        let mut terms: Vec<(Box<str>, u32, u32)> = counts.into_iter().map(|(t, (a, b))| (t.into(), a, b)).collect();
+        // One map for both fields, fed term by term: no `String` per token,
+        // one allocation per distinct term.
+        let mut counts: HashMap<Box<str>, (u32, u32), TermHasher> =
+            HashMap::with_capacity_and_hasher(doc.text.len() / 8 + doc.title.len() / 4, TermHasher::default());
+        let (mut title_len, mut text_len) = (0usize, 0usize);
+        analyzer.for_each_term(doc.title, |t| {
+            title_len += 1;
+            match counts.get_mut(t) {
+                Some(c) => c.0 += 1,
+                None => {
+                    counts.insert(t.into(), (1, 0));
+                }
+            }
+        });
+        analyzer.for_each_term(doc.text, |t| {
+            text_len += 1;
+            match counts.get_mut(t) {
+                Some(c) => c.1 += 1,
+                None => {
+                    counts.insert(t.into(), (0, 1));
+                }
+            }
+        });
+        let mut terms: Vec<(Box<str>, u32, u32)> = counts.into_iter().map(|(t, (a, b))| (t, a, b)).collect();
         terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Self { terms, title_len, text_len }
+        Self { terms, title_len: saturate(title_len), text_len: saturate(text_len) }
     }
 }
 
@@ -87,7 +100,7 @@ impl FieldStats {
 /// The lexical index of one segment (see the module doc).
 #[derive(Debug, Default)]
 pub struct Postings {
-    ids: HashMap<Box<str>, u32>,
+    ids: HashMap<Box<str>, u32, TermHasher>,
     /// Per term id: where its run starts in `bytes` (one more entry at the end).
     starts: Vec<usize>,
     /// Per term id: documents containing it.
@@ -107,7 +120,7 @@ impl Postings {
 
     /// Builds postings from analysed documents (rows in order).
     pub fn from_terms(docs: &[DocTerms]) -> Self {
-        let mut ids: HashMap<Box<str>, u32> = HashMap::new();
+        let mut ids: HashMap<Box<str>, u32, TermHasher> = HashMap::default();
         // Per term: (row, title count, text count), rows ascending.
         let mut lists: Vec<Vec<(u32, u32, u32)>> = Vec::new();
         let mut lens = Vec::with_capacity(docs.len());
