@@ -193,11 +193,13 @@ const STEM_CACHE_ENTRIES: usize = 50_000;
 /// collisions) and several times cheaper than SipHash on short terms.
 pub(crate) type TermHasher = foldhash::fast::RandomState;
 
+/// Token → stem, for one language.
+type StemCache = HashMap<Box<str>, Box<str>, TermHasher>;
+
 thread_local! {
     /// Token → stem, per language (Portuguese, English). Snowball was a
     /// fifth of a full load's lexical build; most tokens repeat.
-    static STEMS: RefCell<[HashMap<Box<str>, Box<str>, TermHasher>; 2]> =
-        RefCell::new([HashMap::default(), HashMap::default()]);
+    static STEMS: RefCell<[StemCache; 2]> = RefCell::new([HashMap::default(), HashMap::default()]);
 }
 
 /// `stemmer.stem(token)` into `out` (cleared first), remembered per thread:
