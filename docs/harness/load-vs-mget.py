@@ -16,6 +16,11 @@ have), then per round, interleaved:
 
 Each round prints both ratios; the last lines give the medians.
 
+`--values chatbot` stores the chatbot's JSON instead (title, url, ~2 KB of
+Portuguese text from the dev corpus when SEMSEARCH_SHARED_DATA names it,
+384 floats as JSON.stringify prints them): what a real reload decodes and
+analyses for the lexical side.
+
   python3 -m venv /tmp/v && /tmp/v/bin/pip install redis hiredis
   /tmp/v/bin/python docs/harness/load-vs-mget.py --docs 200000 --rounds 3
   SEMSEARCH_LEXICAL_LANGUAGE=none /tmp/v/bin/python docs/harness/load-vs-mget.py ...
@@ -54,13 +59,35 @@ def free_port():
         return s.getsockname()[1]
 
 
-def fill(r, n, seed=42):
+def portuguese_texts():
+    """Titles and texts of the Portuguese dev corpus, or a few synthetic ones without it."""
+    path = os.path.join(os.environ.get("SEMSEARCH_SHARED_DATA", ""), "corpus-pt-dev.jsonl")
+    try:
+        with open(path, encoding="utf-8") as f:
+            docs = [json.loads(line) for line in f if line.strip()]
+        return [(d.get("title", ""), d.get("text", "")) for d in docs]
+    except OSError:
+        words = "planilha eletrônica configuração conta pagamento maquininha cartão taxa recebimento".split()
+        return [(f"Artigo {i}", " ".join(words[(i + j) % len(words)] for j in range(60))) for i in range(50)]
+
+
+def fill(r, n, values="f32", seed=42):
     rng = random.Random(seed)
     blobs = []
-    for _ in range(DISTINCT_VECTORS):
+    texts = portuguese_texts() if values == "chatbot" else []
+    for i in range(DISTINCT_VECTORS):
         v = [rng.gauss(0.0, 1.0) for _ in range(DIM)]
         norm = math.sqrt(sum(x * x for x in v))
-        blobs.append(struct.pack(f"<{DIM}f", *(x / norm for x in v)))
+        unit = [x / norm for x in v]
+        if values == "f32":
+            blobs.append(struct.pack(f"<{DIM}f", *unit))
+            continue
+        # The chatbot's value: ~2 KB of Portuguese text, floats as JSON.stringify prints f32 promoted to f64.
+        title, text = texts[i % len(texts)]
+        while len(text) < 2000:
+            text += " " + rng.choice(texts)[1]
+        unit = [float(struct.unpack("<f", struct.pack("<f", x))[0]) for x in unit]
+        blobs.append(json.dumps({"title": title, "url": f"https://help.example/{i}", "text": text, "embedding": unit}))
     pipe = r.pipeline(transaction=False)
     for i in range(n):
         pipe.set(f"{PREFIX}https://synthetic.example/doc/{i:07d}", blobs[i % DISTINCT_VECTORS], ex=86400)
@@ -166,6 +193,12 @@ class Server:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=200_000)
+    ap.add_argument(
+        "--values",
+        choices=("f32", "chatbot"),
+        default="f32",
+        help="raw little-endian f32 (no text), or the chatbot's JSON with ~2 KB of Portuguese text (lexical side included)",
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--bin", default="target/release/semsearch")
     ap.add_argument("--baseline-bin", help="another semsearch binary measured in the same rounds")
@@ -191,7 +224,7 @@ def main():
                 time.sleep(0.05)
         if redis_proc is not None:
             t = time.perf_counter()
-            fill(r, args.docs)
+            fill(r, args.docs, args.values)
             print(f"filled {args.docs} raw-f32 values of {DIM * 4} bytes in {time.perf_counter() - t:.1f} s", flush=True)
         else:
             print(f"using {sock}: {r.dbsize()} keys", flush=True)
