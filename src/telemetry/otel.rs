@@ -23,7 +23,11 @@ use opentelemetry_sdk::{
     trace::{BatchSpanProcessor, SdkTracerProvider},
     Resource,
 };
-use tracing_subscriber::{filter::filter_fn, Layer};
+use tracing::Level;
+use tracing_subscriber::{
+    filter::{filter_fn, LevelFilter},
+    Layer,
+};
 
 use super::{BoxedLayer, TelemetryError};
 
@@ -44,8 +48,17 @@ pub struct Traces {
 /// The OTLP URL of traces under an OTLP/HTTP base URL, as the OpenTelemetry
 /// specification builds it from OTEL_EXPORTER_OTLP_ENDPOINT: the base's
 /// path, then `/v1/traces`.
-pub fn traces_url(endpoint: &str) -> String {
-    format!("{}/v1/traces", endpoint.trim().trim_end_matches('/'))
+///
+/// # Errors
+/// A reason when `endpoint` is not an http(s) URL with a host (`collector:4318`
+/// without a scheme would fail at every export instead of at start-up).
+pub fn traces_url(endpoint: &str) -> Result<String, &'static str> {
+    let base = endpoint.trim().trim_end_matches('/');
+    let rest = base.strip_prefix("http://").or_else(|| base.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(format!("{base}/v1/traces")),
+        _ => Err("not an http:// or https:// URL with a host"),
+    }
 }
 
 /// Starts the exporter and returns it with the layer that feeds it.
@@ -54,11 +67,12 @@ pub fn traces_url(endpoint: &str) -> String {
 /// [`TelemetryError::Exporter`] for an endpoint the exporter refuses.
 pub(super) fn start(endpoint: &str, service: String) -> Result<(Traces, BoxedLayer), TelemetryError> {
     let refused = |reason: String| TelemetryError::Exporter { endpoint: endpoint.to_owned(), reason };
+    let url = traces_url(endpoint).map_err(|why| refused(why.to_owned()))?;
     let client = ExportClient::new().map_err(|e| refused(e.to_string()))?;
     let exporter = SpanExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(traces_url(endpoint))
+        .with_endpoint(url)
         .with_timeout(EXPORT_TIMEOUT)
         .with_http_client(client)
         .build()
@@ -74,7 +88,11 @@ pub(super) fn start(endpoint: &str, service: String) -> Result<(Traces, BoxedLay
         .with_tracer(tracer)
         .with_tracked_inactivity(false)
         .with_threads(false)
-        .with_filter(filter_fn(|meta| meta.is_span() && meta.target().starts_with("semsearch")))
+        .with_filter(
+            filter_fn(|meta| meta.is_span() && *meta.level() <= Level::DEBUG && meta.target().starts_with("semsearch"))
+                // No TRACE callsite of any crate passes the global level check for this layer.
+                .with_max_level_hint(LevelFilter::DEBUG),
+        )
         .boxed();
     Ok((Traces { provider }, layer))
 }
@@ -146,8 +164,15 @@ mod tests {
 
     #[test]
     fn traces_url_appends_the_signal_path_to_the_base_and_its_path() {
-        assert_eq!(traces_url("http://collector:4318"), "http://collector:4318/v1/traces");
-        assert_eq!(traces_url("http://collector:4318/"), "http://collector:4318/v1/traces");
-        assert_eq!(traces_url("https://gw.example/otlp/"), "https://gw.example/otlp/v1/traces");
+        assert_eq!(traces_url("http://collector:4318").as_deref(), Ok("http://collector:4318/v1/traces"));
+        assert_eq!(traces_url("http://collector:4318/").as_deref(), Ok("http://collector:4318/v1/traces"));
+        assert_eq!(traces_url("https://gw.example/otlp/").as_deref(), Ok("https://gw.example/otlp/v1/traces"));
+    }
+
+    #[test]
+    fn traces_url_refuses_what_is_not_an_http_url_with_a_host() {
+        for bad in ["collector:4318", "grpc://collector:4317", "http://", "https:///v1", "", "   "] {
+            assert!(traces_url(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

@@ -387,3 +387,26 @@ async fn the_router_carries_the_callers_trace_to_every_shard() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_endpoint_without_a_scheme_stops_the_start_naming_the_variable() {
+    // Arrange: `host:port` is a common slip; it would fail every export.
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_semsearch"));
+    command
+        .arg("serve")
+        .env_clear()
+        .env("SEMSEARCH_BIND", "127.0.0.1:0")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "otel-collector:4318")
+        .kill_on_drop(true);
+
+    // Act
+    let out = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the process exits instead of serving")
+        .expect("the semsearch binary runs");
+
+    // Assert
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && stderr.contains("otel-collector:4318"), "{stderr}");
+}
