@@ -276,8 +276,8 @@ pub struct LogArgs {
     pub log_format: LogFormat,
     /// OTLP/HTTP collector to send traces to (e.g. http://otel-collector:4318;
     /// spans go to <url>/v1/traces). Unset: no traces leave the process and
-    /// no traceparent is read or sent. The other OTEL_BSP_* and
-    /// OTEL_TRACES_SAMPLER variables are read by the OpenTelemetry SDK itself.
+    /// no traceparent is read or sent. OTEL_BSP_* and OTEL_TRACES_SAMPLER(_ARG)
+    /// are read by the OpenTelemetry SDK itself.
     #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
     /// `service.name` of the exported spans (default: semsearch, or
