@@ -171,17 +171,33 @@ pub async fn run() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(&args).await,
         Some(Command::Router(args)) => {
             let (settings, router) = args.settings().context("invalid configuration")?;
-            telemetry::init(&settings.log, settings.log_format, stderr_color());
-            RouterApp::build(settings, router).await?.run_until_stopped(shutdown_signal()).await
+            let telemetry = start_telemetry(&settings, "semsearch-router")?;
+            let result = match RouterApp::build(settings, router).await {
+                Ok(app) => app.run_until_stopped(shutdown_signal()).await,
+                Err(e) => Err(e),
+            };
+            telemetry.shutdown().await;
+            result
         }
         None => serve(&cli.serve).await,
     }
 }
 
-/// `semsearch serve`: build the settings, start logging, build the app, run it.
+/// `semsearch serve`: build the settings, start logging (and traces), build
+/// the app, run it, then send the last spans.
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::from_args(args).context("invalid configuration")?;
-    telemetry::init(&settings.log, settings.log_format, stderr_color());
-    let app = App::build(settings).await?;
-    app.run_until_stopped(shutdown_signal()).await
+    let telemetry = start_telemetry(&settings, "semsearch")?;
+    let result = match App::build(settings).await {
+        Ok(app) => app.run_until_stopped(shutdown_signal()).await,
+        Err(e) => Err(e),
+    };
+    telemetry.shutdown().await;
+    result
+}
+
+/// Logs, and traces when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+fn start_telemetry(settings: &Settings, default_service: &'static str) -> anyhow::Result<telemetry::Telemetry> {
+    telemetry::init_service(&settings.log, settings.log_format, stderr_color(), &settings.traces, default_service)
+        .context("invalid configuration")
 }

@@ -1,7 +1,7 @@
 //! Flags and environment of `semsearch serve`: the only module that reads
 //! env vars, and the one that turns them into each component's own settings
 //! type ([`RedisTarget`], [`KeySpace`], [`LoadSettings`], [`RefreshSettings`],
-//! [`EmbedderSettings`], [`AccessSettings`], [`LogFormat`]).
+//! [`EmbedderSettings`], [`AccessSettings`], [`LogFormat`], [`TraceSettings`]).
 //!
 //! Components never name this module: they own their settings types and are
 //! built from them, so a test or a tool can build one without a parse.
@@ -42,7 +42,7 @@ use crate::{
         },
         loader::LoadSettings,
     },
-    telemetry::LogFormat,
+    telemetry::{LogFormat, TraceSettings},
 };
 use semsearch_minilm::{default_model_dir, EmbedderOptions, PoolSettings, MODEL_NAME};
 use semsearch_scan::{kernel::KernelChoice, ScanMode};
@@ -277,6 +277,16 @@ pub struct LogArgs {
     /// Log format.
     #[arg(long, env = "SEMSEARCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+    /// OTLP/HTTP collector to send traces to (e.g. http://otel-collector:4318;
+    /// spans go to <url>/v1/traces). Unset: no traces leave the process and
+    /// no traceparent is read or sent. OTEL_BSP_* and OTEL_TRACES_SAMPLER(_ARG)
+    /// are read by the OpenTelemetry SDK itself.
+    #[arg(long = "otlp-endpoint", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans (default: semsearch, or
+    /// semsearch-router for `semsearch router`).
+    #[arg(long = "otel-service-name", env = "OTEL_SERVICE_NAME")]
+    pub otel_service_name: Option<String>,
 }
 
 /// Text queries: which embedding service to call, and the query-embedding
@@ -499,6 +509,8 @@ pub struct Settings {
     pub redis_memory: RedisMemorySettings,
     pub log: String,
     pub log_format: LogFormat,
+    /// Where traces go, if anywhere (`telemetry::otel`).
+    pub traces: TraceSettings,
     /// `None`: text search is off and `"text"` queries get 422.
     pub embedder: Option<EmbedderSettings>,
     /// Who may call which routes (see `api::auth`).
@@ -588,6 +600,10 @@ impl Settings {
             },
             log: args.log.filter.clone(),
             log_format: args.log.log_format,
+            traces: TraceSettings {
+                otlp_endpoint: args.log.otlp_endpoint.clone().filter(|e| !e.trim().is_empty()),
+                service_name: args.log.otel_service_name.clone().filter(|n| !n.trim().is_empty()),
+            },
         })
     }
 

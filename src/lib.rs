@@ -60,7 +60,7 @@ pub mod secret;
 pub mod build_info;
 /// The shutdown signal (SIGTERM, Ctrl-C).
 pub mod shutdown;
-/// Log set-up and error chains.
+/// Logs, OTLP traces (feature `otel`), W3C trace context, error chains.
 pub mod telemetry;
 /// Tools around the service: demo, seed, bench, healthcheck, corpus files.
 #[cfg(feature = "tools")]

@@ -5,6 +5,8 @@ use axum::http::{header, HeaderName, HeaderValue, Method};
 use thiserror::Error;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::telemetry::propagation;
+
 /// A configured origin that browsers would never send.
 #[derive(Debug, Error)]
 pub enum CorsError {
@@ -53,7 +55,14 @@ pub fn layer(origins: &[String]) -> Option<CorsLayer> {
         CorsLayer::new()
             .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, HeaderName::from_static("x-request-id")])
+            // A browser page that traces its calls sends W3C trace context.
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static(propagation::TRACEPARENT),
+                HeaderName::from_static(propagation::TRACESTATE),
+            ])
             .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER, header::WWW_AUTHENTICATE]),
     )
 }

@@ -49,13 +49,13 @@ use tower::ServiceBuilder;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     timeout::TimeoutLayer,
-    trace::{DefaultOnFailure, TraceLayer},
+    trace::{DefaultOnFailure, DefaultOnResponse, OnResponse, TraceLayer},
 };
-use tracing::Level;
+use tracing::{field::Empty, Level};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::problem::ApiError;
+use crate::{problem::ApiError, telemetry::propagation};
 use extract::BodyLimit;
 
 /// Limits applied to every route.
@@ -119,6 +119,7 @@ pub fn router(state: AppState, limits: Limits) -> Router {
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(request_span)
+                    .on_response(on_response)
                     .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
             )
             .layer(middleware::from_fn(metrics::track))
@@ -173,11 +174,30 @@ async fn drop_unusable_request_id(mut req: Request) -> Request {
     req
 }
 
-/// One span per request: every log line of the request carries its id and route.
-fn request_span(req: &Request) -> tracing::Span {
+/// One span per request: every log line of the request carries its id and
+/// route, and with traces on it is the server span, joined to the caller's
+/// trace (`telemetry::propagation`). The router opens the same span.
+pub(crate) fn request_span(req: &Request) -> tracing::Span {
     let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    tracing::info_span!("request", method = %req.method(), route, request_id)
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route,
+        request_id,
+        otel.name = Empty,
+        otel.kind = Empty,
+        otel.status_code = Empty,
+        http.response.status_code = Empty,
+    );
+    propagation::join_caller(&span, req.method(), route, req.headers());
+    span
+}
+
+/// The answer's status on the request span; the usual DEBUG line.
+pub(crate) fn on_response<B>(res: &axum::http::Response<B>, latency: Duration, span: &tracing::Span) {
+    DefaultOnResponse::new().on_response(res, latency, span);
+    propagation::record_status(span, res.status());
 }
 
 async fn not_found(req: Request) -> ApiError {

@@ -24,7 +24,7 @@ use std::{
 
 use lru::LruCache;
 use serde::Serialize;
-use tracing::warn;
+use tracing::{warn, Instrument};
 
 use super::{EmbedError, EmbedderSettings, Normalization, Provider};
 use crate::store::{keys::QueryDigest, query_cache::QueryCache};
@@ -36,6 +36,17 @@ pub enum Source {
     Lru,
     Redis,
     Provider,
+}
+
+impl Source {
+    /// As serialised: the `embed.source` of the `embed` trace span.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Lru => "lru",
+            Self::Redis => "redis",
+            Self::Provider => "provider",
+        }
+    }
 }
 
 /// Running totals since start-up.
@@ -114,6 +125,23 @@ impl QueryEmbedder {
     /// # Errors
     /// [`EmbedError::EmptyText`], or the provider's error on a miss.
     pub async fn embed(&self, text: &str) -> Result<(Arc<[f32]>, Source), EmbedError> {
+        // A trace span (DEBUG: off, and free, unless traces are exported).
+        // Sizes and where the vector came from; never the question's words.
+        let span = tracing::debug_span!(
+            "embed",
+            embed.model = self.provider.model(),
+            embed.text_chars = text.chars().count(),
+            embed.source = tracing::field::Empty,
+        );
+        let answer = self.embed_from_tiers(text).instrument(span.clone()).await;
+        if let Ok((_, source)) = &answer {
+            span.record("embed.source", source.as_str());
+        }
+        answer
+    }
+
+    /// [`Self::embed`]'s work, inside its span.
+    async fn embed_from_tiers(&self, text: &str) -> Result<(Arc<[f32]>, Source), EmbedError> {
         let normalized = self.normalization.apply(text);
         if normalized.is_empty() {
             return Err(EmbedError::EmptyText);
@@ -138,7 +166,8 @@ impl QueryEmbedder {
         }
 
         self.counters.provider_calls.fetch_add(1, Ordering::Relaxed);
-        let vector: Arc<[f32]> = self.provider.embed(&normalized).await?.into();
+        let call = tracing::debug_span!("embed.provider", embed.provider = self.provider.kind().as_str());
+        let vector: Arc<[f32]> = self.provider.embed(&normalized).instrument(call).await?.into();
         self.lru_put(digest.clone(), Arc::clone(&vector));
         if let Some(redis) = &self.redis {
             if let Err(e) = redis.put(&digest, &vector).await {

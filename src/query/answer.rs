@@ -13,6 +13,7 @@ use crate::{
         context::{self, ContextEntry, ContextQueue, ContextWrite},
         keys::WritableKey,
     },
+    telemetry::propagation::TraceOrigin,
 };
 
 /// What one request may cost, checked before and while answering so that
@@ -187,6 +188,7 @@ pub fn render(
                 key: target.key.clone(),
                 payload,
                 index_version: target.index_version,
+                origin: TraceOrigin::current(),
             });
             Some(ContextRef { key: target.key.as_str().to_owned(), queued })
         }

@@ -38,6 +38,9 @@ use axum::{
     Extension, Router,
 };
 
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
+
 use crate::problem::ApiError;
 use crate::{
     api::{
@@ -165,6 +168,12 @@ pub fn routes(state: RouterState, access: Arc<AccessKeys>, max_body_bytes: usize
         })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::api::request_span)
+                .on_response(crate::api::on_response)
+                .on_failure(DefaultOnFailure::new().level(Level::DEBUG)),
+        )
         .layer(Extension(access))
         .layer(Extension(BodyLimit(max_body_bytes)))
         .layer(middleware::from_fn(crate::api::extract::refuse_declared_oversize))

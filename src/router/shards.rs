@@ -31,7 +31,7 @@ use std::{
 
 use bytes::Bytes;
 use reqwest::{header, Method, StatusCode};
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument};
 
 use super::decode::{problem_answer, BadAnswer};
 use crate::{
@@ -39,6 +39,7 @@ use crate::{
     problem::{ApiError, ProblemCode},
     query::shard::ShardProblem,
     secret::Secret,
+    telemetry::propagation,
 };
 
 /// How long a replica that failed a call is tried only after the others.
@@ -269,8 +270,42 @@ impl Shards {
         body: Option<Bytes>,
         decode: impl Fn(&[u8]) -> Result<T, BadAnswer>,
     ) -> Result<(Answer<T>, Duration), ShardFailure> {
+        // The client span of this call (DEBUG: see `telemetry`); the replica
+        // joins its trace through the traceparent header.
+        let span = tracing::debug_span!(
+            "shard.call",
+            otel.name = %format_args!("{method} {path}"),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            server.address = %replica.base,
+            http.request.method = %method,
+            url.path = path,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let answer = self.attempt_untraced(replica, method, path, body, decode, &span).instrument(span.clone()).await;
+        if answer.is_err() {
+            span.record("otel.status_code", "error");
+        }
+        answer
+    }
+
+    /// [`Self::attempt`]'s work, inside its span.
+    async fn attempt_untraced<T>(
+        &self,
+        replica: &Replica,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+        decode: impl Fn(&[u8]) -> Result<T, BadAnswer>,
+        span: &tracing::Span,
+    ) -> Result<(Answer<T>, Duration), ShardFailure> {
         let started = Instant::now();
         let mut req = self.http.request(method, format!("{}{}", replica.base, path)).timeout(self.timeout);
+        let mut trace_headers = reqwest::header::HeaderMap::new();
+        propagation::inject(span, &mut trace_headers);
+        if !trace_headers.is_empty() {
+            req = req.headers(trace_headers);
+        }
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key.expose());
         }
@@ -279,6 +314,9 @@ impl Shards {
         }
         let mut res = req.send().await.map_err(|e| ShardFailure::Down(e.to_string()))?;
         let status = res.status();
+        if !span.is_disabled() {
+            span.record("http.response.status_code", status.as_u16());
+        }
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(ShardFailure::Down(format!("answered {status}")));
         }

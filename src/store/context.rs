@@ -29,13 +29,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, warn, Instrument};
 
 use super::{
     keys::{KeySpace, WritableKey},
     link::{KeyScan, RedisClient, RedisConn},
     memory::MemoryBudget,
 };
+use crate::telemetry::propagation::TraceOrigin;
 
 /// One result as the chatbot reads it from a context entry (the same
 /// fields, in the same order, as the API's search result with text).
@@ -200,6 +201,9 @@ pub struct ContextWrite {
     pub key: WritableKey,
     pub payload: Vec<u8>,
     pub index_version: u64,
+    /// The request's trace: the pipeline that writes it is a span of that
+    /// trace (`context.write`). Empty when traces are off.
+    pub origin: TraceOrigin,
 }
 
 /// Counters shown in `/v1/stats`.
@@ -382,6 +386,7 @@ impl ContextWriter {
             batch.clear();
             return;
         };
+        let span = write_span(batch);
         let mut sets = Vec::with_capacity(batch.len());
         let now = Instant::now();
         for w in batch.drain(..) {
@@ -393,11 +398,12 @@ impl ContextWriter {
         }
         self.prune_expired();
         // One pipeline on a node; on a cluster each SET goes to its key's primary.
-        match c.query_each(sets).await {
+        match c.query_each(sets).instrument(span.clone()).await {
             Ok(()) => {
                 self.stats.written.fetch_add(n, Ordering::Relaxed);
             }
             Err(e) => {
+                span.record("otel.status_code", "error");
                 self.stats.failed.fetch_add(n, Ordering::Relaxed);
                 warn!(error.message = %e, writes = n, "context writes failed");
                 *conn = None;
@@ -449,6 +455,29 @@ impl ContextWriter {
     }
 }
 
+/// The trace span of one pipeline of context writes (DEBUG: see
+/// `telemetry`): a child of the first write's request, linked to the other
+/// requests it carries. Counts and sizes only, no key (it hashes the question).
+fn write_span(batch: &[ContextWrite]) -> tracing::Span {
+    let span = tracing::debug_span!(
+        parent: None,
+        "context.write",
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        db.system.name = "redis",
+        db.operation.name = "SET",
+        db.operation.batch.size = batch.len(),
+        context.bytes = batch.iter().map(|w| w.payload.len()).sum::<usize>(),
+    );
+    if let Some((first, rest)) = batch.split_first() {
+        if !span.is_disabled() {
+            first.origin.adopt(&span);
+            rest.iter().for_each(|w| w.origin.link(&span));
+        }
+    }
+    span
+}
+
 /// UNLINKs these keys (all under our context prefix) in chunks.
 async fn unlink_all(conn: &mut RedisConn, keys: &[String]) -> redis::RedisResult<u64> {
     let mut purged = 0u64;
@@ -495,7 +524,7 @@ mod tests {
 
     fn write(queue_keys: &KeySpace, bytes: usize) -> ContextWrite {
         let key = queue_keys.context_key("k").expect("valid suffix");
-        ContextWrite { key, payload: vec![b'x'; bytes], index_version: 1 }
+        ContextWrite { key, payload: vec![b'x'; bytes], index_version: 1, origin: TraceOrigin::default() }
     }
 
     #[test]

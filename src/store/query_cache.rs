@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 use tokio::{sync::Mutex, time::Instant};
+use tracing::Instrument;
 
 use super::{
     keys::{QueryCacheKeys, QueryDigest, WritableKey},
@@ -66,6 +67,18 @@ impl std::fmt::Debug for QueryCache {
     }
 }
 
+/// The trace span of one query-cache command (DEBUG: see `telemetry`): the
+/// command, never the key (a digest of the question, still the user's).
+fn redis_span(operation: &'static str) -> tracing::Span {
+    tracing::debug_span!(
+        "redis.query_cache",
+        otel.kind = "client",
+        db.system.name = "redis",
+        db.operation.name = operation,
+        db.response.found = tracing::field::Empty,
+    )
+}
+
 impl QueryCache {
     /// Connects to nothing yet; the first lookup opens the connection.
     /// `ttl_secs` must be at least 1 (`SET … EX 0` is an error in Redis).
@@ -84,6 +97,13 @@ impl QueryCache {
     /// # Errors
     /// [`QueryCacheError`] when Redis fails, is cooling down, or holds a corrupt value.
     pub async fn get(&self, digest: &QueryDigest) -> Result<Option<Vec<f32>>, QueryCacheError> {
+        let span = redis_span("GET");
+        let found = self.get_untraced(digest).instrument(span.clone()).await;
+        span.record("db.response.found", matches!(found, Ok(Some(_))));
+        found
+    }
+
+    async fn get_untraced(&self, digest: &QueryDigest) -> Result<Option<Vec<f32>>, QueryCacheError> {
         let key = self.keys.key(digest);
         let mut conn = self.connection().await?;
         let reply = self.bounded(redis::cmd("GET").arg(key.as_str()).query_async(&mut conn)).await;
@@ -98,6 +118,10 @@ impl QueryCache {
     /// # Errors
     /// [`QueryCacheError`] when Redis fails or is cooling down.
     pub async fn put(&self, digest: &QueryDigest, vector: &[f32]) -> Result<(), QueryCacheError> {
+        self.put_untraced(digest, vector).instrument(redis_span("SET")).await
+    }
+
+    async fn put_untraced(&self, digest: &QueryDigest, vector: &[f32]) -> Result<(), QueryCacheError> {
         let key: WritableKey = self.keys.key(digest);
         let bytes: Vec<u8> = vector.iter().flat_map(|x| x.to_le_bytes()).collect();
         if !self.memory.try_spend("query_cache", key.as_str().len(), bytes.len()) {

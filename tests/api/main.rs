@@ -89,3 +89,7 @@ mod router;
 
 /// Issue 22: the router checks its shards (list, key, answers, redirects, body bound), ids as paths, its own door.
 mod router_guard;
+
+/// Traces over OTLP/HTTP to a receiver started by the test: W3C traceparent joined, spans below it, the router's trace carried to its shards.
+#[cfg(feature = "otel")]
+mod traces;

@@ -183,7 +183,7 @@ async fn cors_is_off_by_default_and_allows_only_configured_origins() {
             .request(reqwest::Method::OPTIONS, app.url("/v1/search"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization,content-type")
+            .header("access-control-request-headers", "authorization,content-type,traceparent,tracestate")
             .send()
     };
 
@@ -198,6 +198,10 @@ async fn cors_is_off_by_default_and_allows_only_configured_origins() {
         allowed.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
         Some("https://app.example")
     );
+    let allowed_headers = allowed.headers().get("access-control-allow-headers").and_then(|v| v.to_str().ok());
+    for name in ["authorization", "content-type", "traceparent", "tracestate"] {
+        assert!(allowed_headers.is_some_and(|h| h.contains(name)), "{name} not in {allowed_headers:?}");
+    }
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
 

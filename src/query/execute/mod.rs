@@ -17,6 +17,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use semsearch_lexical::{snippet::best_window, Scorer};
 use semsearch_scan::{ScanAnswer, ScanPath};
+use tracing::{field::Empty, Instrument};
 
 use super::dto::Snippet;
 use crate::{
@@ -35,6 +36,17 @@ pub enum Ranking {
     Vector,
     Lexical { scorer: Scorer },
     Hybrid { scorer: Scorer, fusion: FusionSource },
+}
+
+impl Ranking {
+    /// The mode's name, as the API spells it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Vector => "vector",
+            Self::Lexical { .. } => "lexical",
+            Self::Hybrid { .. } => "hybrid",
+        }
+    }
 }
 
 /// Where a hybrid search's fusion constants come from.
@@ -103,6 +115,52 @@ pub async fn one(
     search: &OwnedLiveQuery,
     ranking: &Ranking,
 ) -> Result<RankedHits, ApiError> {
+    let span = rank_span(ranking.as_str(), 1);
+    if !span.is_disabled() {
+        span.record("search.k", search.k);
+        span.record("search.filtered", search.rows.is_some());
+        span.record("search.rows", index.len());
+    }
+    let ranked = one_untraced(coalescer, index, search, ranking).instrument(span.clone()).await;
+    if let Ok(ranked) = &ranked {
+        record_answer(&span, std::slice::from_ref(ranked));
+    }
+    ranked
+}
+
+/// The trace span of a ranking (DEBUG: see `telemetry`): how it ran, how
+/// much it looked at and found; never the question.
+fn rank_span(ranking: &'static str, searches: usize) -> tracing::Span {
+    tracing::debug_span!(
+        "search.rank",
+        search.ranking = ranking,
+        search.count = searches,
+        search.k = Empty,
+        search.filtered = Empty,
+        search.rows = Empty,
+        search.scan_path = Empty,
+        search.hits = Empty,
+    )
+}
+
+/// What the answers say about the scan, on `span`.
+fn record_answer(span: &tracing::Span, answers: &[RankedHits]) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("search.hits", answers.iter().map(|a| a.hits.len()).sum::<usize>());
+    if let Some(scan) = answers.iter().find_map(|a| a.scan.as_ref()) {
+        span.record("search.scan_path", scan.path.name());
+    }
+}
+
+/// [`one`]'s work, inside its span.
+async fn one_untraced(
+    coalescer: &Arc<Coalescer>,
+    index: Arc<Index>,
+    search: &OwnedLiveQuery,
+    ranking: &Ranking,
+) -> Result<RankedHits, ApiError> {
     let now = now_ms();
     let dropped = || ApiError::Internal("search worker dropped its result".into());
     if matches!(ranking, Ranking::Vector) && search.rows.is_none() {
@@ -123,6 +181,29 @@ pub async fn one(
 /// # Errors
 /// `internal` if the scan's worker dropped its answers (a panic: a bug).
 pub async fn batch(
+    index: Arc<Index>,
+    searches: Arc<Vec<(OwnedLiveQuery, Ranking)>>,
+) -> Result<Vec<RankedHits>, ApiError> {
+    let ranking = match searches.first() {
+        Some((_, first)) if searches.iter().all(|(_, r)| r.as_str() == first.as_str()) => first.as_str(),
+        Some(_) => "mixed",
+        None => "none",
+    };
+    let span = rank_span(ranking, searches.len());
+    if !span.is_disabled() {
+        span.record("search.k", searches.iter().map(|(q, _)| q.k).max().unwrap_or(0));
+        span.record("search.filtered", searches.iter().any(|(q, _)| q.rows.is_some()));
+        span.record("search.rows", index.len());
+    }
+    let ranked = batch_untraced(index, searches).instrument(span.clone()).await;
+    if let Ok(ranked) = &ranked {
+        record_answer(&span, ranked);
+    }
+    ranked
+}
+
+/// [`batch`]'s work, inside its span.
+async fn batch_untraced(
     index: Arc<Index>,
     searches: Arc<Vec<(OwnedLiveQuery, Ranking)>>,
 ) -> Result<Vec<RankedHits>, ApiError> {
