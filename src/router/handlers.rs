@@ -389,6 +389,7 @@ fn render_routed(
 /// `POST /v1/search` across the shards.
 pub async fn search(State(state): State<RouterState>, Json(req): Json<SearchRequest>) -> Result<Response, RouteError> {
     let started = Instant::now();
+    state.checks.searchable()?;
     let routed = resolve(&state, &req).await?;
     let texts = routed.plan.with_text || state.contexts.is_some();
     let fanned = Instant::now();
@@ -421,6 +422,7 @@ pub async fn search_batch(
     if n == 0 || n > state.max_batch {
         return Err(ApiError::InvalidBatchSize { got: n, max: state.max_batch }.into());
     }
+    state.checks.searchable()?;
     let mut routed = Vec::with_capacity(n);
     let mut errors = Vec::new();
     for (i, item) in req.queries.iter().enumerate() {

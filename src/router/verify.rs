@@ -57,7 +57,12 @@ pub enum ListVerdict {
     /// Some shard has no replica that answered (none refused or misplaced).
     Unavailable { shard: usize, replicas: usize },
     /// What to fix, every problem found, `; `-separated.
-    Misconfigured(String),
+    Misconfigured {
+        why: String,
+        /// The shards hold vectors of different dimensions: no query vector
+        /// fits them all, so searches are refused until a check passes.
+        dimensions_disagree: bool,
+    },
 }
 
 impl ListVerdict {
@@ -73,7 +78,22 @@ impl ListVerdict {
             Self::Unavailable { shard, replicas } => {
                 Err(ApiError::ShardUnavailable { shard: *shard, replicas: *replicas })
             }
-            Self::Misconfigured(why) => Err(ApiError::ShardMisconfigured(why.clone())),
+            Self::Misconfigured { why, .. } => Err(ApiError::ShardMisconfigured(why.clone())),
+        }
+    }
+
+    /// Whether a search may go to the shards under this verdict. Every
+    /// other problem is kept away from searches by not calling the replicas
+    /// it concerns (misplaced or refusing ones fail over, or the call says
+    /// which shard is misconfigured); shards of different dimensions would
+    /// each answer "wrong dimension" about a question that is not wrong.
+    ///
+    /// # Errors
+    /// `shard_misconfigured` naming the dimensions.
+    pub fn searchable(&self) -> Result<(), ApiError> {
+        match self {
+            Self::Misconfigured { why, dimensions_disagree: true } => Err(ApiError::ShardMisconfigured(why.clone())),
+            _ => Ok(()),
         }
     }
 }
@@ -141,15 +161,17 @@ pub fn judge(prefix: &str, probes: &[Vec<Probe>]) -> (ListVerdict, Vec<Vec<bool>
             problems.push(format!("shard {index}/{n} is listed at positions {list}"));
         }
     }
+    let mut dimensions_disagree = false;
     if let Some(&(first_shard, dim)) = dimensions.first() {
         if let Some(&(other, other_dim)) = dimensions.iter().find(|(_, d)| *d != dim) {
+            dimensions_disagree = true;
             problems.push(format!(
                 "the shards disagree on the dimension: shard {first_shard} holds {dim}-dimensional vectors, shard {other} {other_dim}"
             ));
         }
     }
     if !problems.is_empty() {
-        return (ListVerdict::Misconfigured(problems.join("; ")), misplaced);
+        return (ListVerdict::Misconfigured { why: problems.join("; "), dimensions_disagree }, misplaced);
     }
     for (shard, replicas) in probes.iter().enumerate() {
         if !replicas.iter().any(|p| matches!(p, Probe::Info(_))) {
@@ -182,6 +204,14 @@ impl Default for Checks {
 impl Checks {
     pub fn last(&self) -> ListVerdict {
         self.last.lock().map_or(ListVerdict::Unchecked, |v| v.clone())
+    }
+
+    /// [`ListVerdict::searchable`] of the last verdict, without copying it.
+    ///
+    /// # Errors
+    /// As [`ListVerdict::searchable`].
+    pub fn searchable(&self) -> Result<(), ApiError> {
+        self.last.lock().map_or(Ok(()), |v| v.searchable())
     }
 
     /// Probes every replica and judges, unless a check finished while this
@@ -219,7 +249,7 @@ impl Checks {
                 ListVerdict::Ready => {
                     info!(shards = shards.count(), "shard check passed: every shard is what the list says")
                 }
-                ListVerdict::Misconfigured(why) => {
+                ListVerdict::Misconfigured { why, .. } => {
                     warn!(reason = %why, "shard check: the router's shards are misconfigured")
                 }
                 ListVerdict::Unavailable { shard, .. } => warn!(shard, "shard check: a shard has no replica answering"),
@@ -276,20 +306,44 @@ mod tests {
         ];
         for (probes, says) in cases {
             let v = verdict(probes);
-            assert!(matches!(&v, ListVerdict::Misconfigured(why) if why.contains(says)), "{says}: {v:?}");
+            assert!(matches!(&v, ListVerdict::Misconfigured { why, .. } if why.contains(says)), "{says}: {v:?}");
         }
         let mut other_prefix = info(Some((1, 2)));
         if let Probe::Info(i) = &mut other_prefix {
             i.embedding_prefix = "q:".into();
         }
         let (v, misplaced) = judge("p:", &[vec![info(Some((0, 2)))], vec![other_prefix]]);
-        assert!(matches!(&v, ListVerdict::Misconfigured(why) if why.contains("key prefix")), "{v:?}");
+        assert!(matches!(&v, ListVerdict::Misconfigured { why, .. } if why.contains("key prefix")), "{v:?}");
         assert_eq!(misplaced, vec![vec![false], vec![true]]);
         let mut other_dim = info(Some((1, 2)));
         if let Probe::Info(i) = &mut other_dim {
             i.dimension = 3;
         }
         let v = verdict(vec![vec![info(Some((0, 2)))], vec![other_dim]]);
-        assert!(matches!(&v, ListVerdict::Misconfigured(why) if why.contains("dimension")), "{v:?}");
+        assert!(matches!(&v, ListVerdict::Misconfigured { why, .. } if why.contains("dimension")), "{v:?}");
+    }
+
+    #[test]
+    fn searches_are_refused_while_the_shards_disagree_on_the_dimension_and_only_then() {
+        // Arrange
+        let mut other_dim = info(Some((1, 2)));
+        if let Probe::Info(i) = &mut other_dim {
+            i.dimension = 3;
+        }
+        let mut other_prefix = info(Some((1, 2)));
+        if let Probe::Info(i) = &mut other_prefix {
+            i.embedding_prefix = "q:".into();
+        }
+
+        // Act
+        let (dims, _) = judge("p:", &[vec![info(Some((0, 2)))], vec![other_dim]]);
+        let (prefix, _) = judge("p:", &[vec![info(Some((0, 2)))], vec![info(Some((1, 2))), other_prefix]]);
+        let (ready, _) = judge("p:", &[vec![info(Some((0, 2)))], vec![info(Some((1, 2)))]]);
+
+        // Assert: 503 shard_misconfigured naming the dimensions, not a 422 from each shard.
+        let err = dims.searchable().expect_err("no question fits shards of 4 and 3 dimensions");
+        assert!(matches!(&err, ApiError::ShardMisconfigured(why) if why.contains("dimension")), "{err:?}");
+        assert!(prefix.searchable().is_ok(), "the misplaced replica is passed over; its shard has another");
+        assert!(ready.searchable().is_ok() && ListVerdict::Unchecked.searchable().is_ok());
     }
 }
