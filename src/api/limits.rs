@@ -1,7 +1,10 @@
 //! Limits that protect the server, other than body size and request time
 //! (those are layers in [`super::router`]): concurrent searches.
 
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -14,11 +17,14 @@ use crate::problem::ApiError;
 pub struct SearchSlots {
     permits: Arc<Semaphore>,
     limit: usize,
+    /// Searches refused so far: the router, which has no metrics recorder,
+    /// writes its `/metrics` from this.
+    rejected: Arc<AtomicU64>,
 }
 
 impl SearchSlots {
     pub fn new(limit: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(limit)), limit }
+        Self { permits: Arc::new(Semaphore::new(limit)), limit, rejected: Arc::default() }
     }
 
     /// A slot, released when the permit is dropped (when the handler returns).
@@ -28,8 +34,14 @@ impl SearchSlots {
     pub fn try_acquire(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
             metrics::counter!("semsearch_searches_rejected_total").increment(1);
+            self.rejected.fetch_add(1, Ordering::Relaxed);
             ApiError::Overloaded { limit: self.limit }
         })
+    }
+
+    /// Searches refused with 503 `overloaded` so far.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
 
     /// Searches running now (for `/metrics`).

@@ -590,6 +590,12 @@ pub async fn metrics(State(state): State<RouterState>) -> Response {
         "Search and batch requests merged.",
         state.overhead.count.load(Ordering::Relaxed),
     );
+    // The node's series and help text: one alert rule covers both.
+    counter(
+        "semsearch_searches_rejected_total",
+        "Searches refused with 503 overloaded (all slots busy).",
+        state.slots.rejected(),
+    );
     counter(
         "semsearch_router_overhead_microseconds_total",
         "Router time per search beyond the slowest shard, summed.",

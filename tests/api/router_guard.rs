@@ -424,4 +424,7 @@ async fn issue_22_excess_concurrent_requests_get_overloaded_at_the_router_door()
     for h in held {
         assert_eq!(h.await.expect("task").expect("search").status(), 200);
     }
+    let metrics = http.get(format!("{url}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let rejected = metrics.lines().find_map(|l| l.strip_prefix("semsearch_searches_rejected_total "));
+    assert_eq!(rejected, Some("1"), "the refusal is counted under the node's series: {metrics}");
 }
