@@ -225,7 +225,8 @@ def main():
         if redis_proc is not None:
             t = time.perf_counter()
             fill(r, args.docs, args.values)
-            print(f"filled {args.docs} raw-f32 values of {DIM * 4} bytes in {time.perf_counter() - t:.1f} s", flush=True)
+            what = f"raw-f32 values of {DIM * 4} bytes" if args.values == "f32" else "chatbot JSON values"
+            print(f"filled {args.docs} {what} in {time.perf_counter() - t:.1f} s", flush=True)
         else:
             print(f"using {sock}: {r.dbsize()} keys", flush=True)
         bins = [("ours", args.bin)] + ([("baseline", args.baseline_bin)] if args.baseline_bin else [])
