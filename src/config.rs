@@ -552,7 +552,6 @@ impl Settings {
             at_least("SEMSEARCH_DIM", dim, 1)?;
         }
         let keys = args.keys.key_space()?.with_shard(args.shard);
-        let lexical = Arc::new(LexicalSettings::new(args.lexical_language));
         at_least("SEMSEARCH_MAX_CONCURRENT_SEARCHES", args.max_concurrent_searches, 1)?;
         at_least("SEMSEARCH_MAX_CONNECTIONS", args.max_connections, 1)?;
         at_least("SEMSEARCH_MAX_RESULTS_PER_REQUEST", args.max_results_per_request, args.max_k.max(1))?;
@@ -570,7 +569,7 @@ impl Settings {
             max_batch: args.max_batch,
             kernel: args.kernel,
             scan: args.scan,
-            lexical: Arc::clone(&lexical),
+            lexical: Arc::new(LexicalSettings::new(args.lexical_language)),
             dim: args.dim,
             max_body_bytes,
             load: LoadSettings {
@@ -578,7 +577,6 @@ impl Settings {
                 chunk_keys: args.load_chunk,
                 response_timeout: Duration::from_secs(args.redis_load_timeout_secs.max(1)),
                 scan: args.scan,
-                lexical: Some(lexical),
             },
             retry_max: Duration::from_millis(args.retry_max_ms.max(10)),
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),

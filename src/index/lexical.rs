@@ -86,12 +86,6 @@ impl SegmentLexical {
         Self { postings, vector_sum: vector_sum(rows, dim), terms: Vec::new() }
     }
 
-    /// A base segment's part from its documents' terms, analysed
-    /// elsewhere (rows in order).
-    pub fn base_from_terms(terms: &[DocTerms], rows: &[f32], dim: usize) -> Self {
-        Self { postings: Postings::from_terms(terms), vector_sum: vector_sum(rows, dim), terms: Vec::new() }
-    }
-
     /// A delta segment's part from its documents' terms (rows in order).
     pub fn delta(terms: Vec<Arc<DocTerms>>, rows: &[f32], dim: usize) -> Self {
         let owned: Vec<DocTerms> = terms.iter().map(|t| (**t).clone()).collect();
@@ -236,7 +230,14 @@ impl Index {
     pub fn with_lexical(mut self, settings: Arc<LexicalSettings>) -> Self {
         if self.base.lexical().is_none() {
             let part = SegmentLexical::base(&settings, self.base.docs(), self.base.rows(), self.base.dim());
-            self.set_base_lexical(part);
+            match Arc::get_mut(&mut self.base) {
+                Some(base) => base.set_lexical(part),
+                None => {
+                    let mut base = self.base.clone_rows();
+                    base.set_lexical(part);
+                    self.base = Arc::new(base);
+                }
+            }
         }
         if self.delta.lexical().is_none() {
             let terms = self.delta.docs().iter().map(|d| doc_terms(&settings, d)).collect();
@@ -250,32 +251,6 @@ impl Index {
         self.tombstoned = tombstoned;
         self.lexical = Some(settings);
         self
-    }
-
-    /// [`Index::with_lexical`], with the base's documents analysed
-    /// beforehand (`terms[row]` from `settings`' analyzer, as a full load
-    /// makes them while reading): only the postings are built here. Terms
-    /// that do not cover every base row are ignored and the documents
-    /// analysed again.
-    pub fn with_lexical_terms(mut self, settings: Arc<LexicalSettings>, terms: &[DocTerms]) -> Self {
-        if self.base.lexical().is_none() && terms.len() == self.base.len() {
-            let part = SegmentLexical::base_from_terms(terms, self.base.rows(), self.base.dim());
-            self.set_base_lexical(part);
-        }
-        self.with_lexical(settings)
-    }
-
-    /// Gives the base its lexical part (copying the base first if another
-    /// snapshot shares it).
-    fn set_base_lexical(&mut self, part: SegmentLexical) {
-        match Arc::get_mut(&mut self.base) {
-            Some(base) => base.set_lexical(part),
-            None => {
-                let mut base = self.base.clone_rows();
-                base.set_lexical(part);
-                self.base = Arc::new(base);
-            }
-        }
     }
 
     /// How this snapshot's lexical side analyses and ranks; `None` when it has none.

@@ -340,7 +340,6 @@ impl Refresher {
         st.loading = Some(tokio::spawn(
             async move {
                 let conn = Self::connection(client, &settings, conn).await?;
-                // With `settings.load.lexical`, the documents are analysed as their chunks arrive.
                 let Loaded { index, report } = loader::load_all(&conn, &settings.keys, &settings.load, dim).await?;
                 // Quantizing runs on rayon; this blocking thread only waits for it.
                 let (scan, lexical) = (settings.scan, Arc::clone(&settings.lexical));

@@ -16,12 +16,11 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use semsearch_lexical::{DocTerms, FieldsRef};
 use semsearch_scan::int8::RowCode;
 
 use super::report::LoadReport;
 use crate::{
-    index::{lexical::LexicalSettings, Document, Index, IndexBuilder, IndexError},
+    index::{Document, Index, IndexBuilder, IndexError},
     store::{
         decode::{decode_into, Meta, SkipReason},
         keys::KeySpace,
@@ -32,17 +31,6 @@ use crate::{
 /// Largest vector dimension accepted; larger values are `wrong_dimension`.
 /// Guards the matrix pre-allocation against a single giant blob.
 pub const MAX_DIM: usize = 65_536;
-
-/// What a load makes of each value besides its row, on rayon while the
-/// next chunks are on the wire, so the snapshot costs little once the last
-/// chunk is in.
-#[derive(Clone, Default)]
-pub(super) struct Prepare {
-    /// Each row's int8 code (the snapshot will be scanned in int8).
-    pub quantize: bool,
-    /// Each document's analysed title and text, for the lexical side.
-    pub lexical: Option<Arc<LexicalSettings>>,
-}
 
 /// One chunk, decoded: rows back to back in `floats`, in key order.
 pub(super) struct ParsedChunk {
@@ -63,16 +51,12 @@ struct ParsedDoc {
     dim: usize,
     expires_at_ms: Option<u64>,
     code: Option<RowCode>,
-    /// The analysed title and text, when the load prepares the lexical side.
-    terms: Option<DocTerms>,
 }
 
 /// Decodes the values of the keys from `first_key` on, as one read
-/// returned them, and makes what `prepare` asks for: each row's int8 code
-/// (the snapshot's int8 copy then costs only its layout) and each
-/// document's terms (its postings then cost no analysis).
-pub(super) fn parse_chunk(first_key: usize, read: ReadValues, prepare: &Prepare) -> ParsedChunk {
-    let quantize = prepare.quantize;
+/// returned them; with `quantize`, also makes each row's int8 code, so the
+/// snapshot's int8 copy costs only its layout once the last chunk is in.
+pub(super) fn parse_chunk(first_key: usize, read: ReadValues, quantize: bool) -> ParsedChunk {
     let n_values = read.values.len();
     let mut out = ParsedChunk {
         docs: Vec::with_capacity(n_values),
@@ -110,15 +94,7 @@ pub(super) fn parse_chunk(first_key: usize, read: ReadValues, prepare: &Prepare)
                 let expires_at_ms = ttl_ms.map(|ms| deadline_ms(read.sent_at, ms));
                 // Every row gets its code, so codes and floats share offsets.
                 let code = quantize.then(|| RowCode::quantize(&out.floats[before..], &mut out.codes));
-                // The fields exactly as the lexical side reads a document's.
-                let terms = prepare.lexical.as_deref().map(|settings| {
-                    let fields = FieldsRef {
-                        title: meta.title.as_deref().unwrap_or(""),
-                        text: meta.text.as_deref().unwrap_or(""),
-                    };
-                    DocTerms::analyze(&settings.analyzer, fields)
-                });
-                out.docs.push(ParsedDoc { key, meta, dim, expires_at_ms, code, terms });
+                out.docs.push(ParsedDoc { key, meta, dim, expires_at_ms, code });
             }
             Err(reason) => out.skips.push((key, reason)),
         }
@@ -147,20 +123,7 @@ pub(super) struct RowCollector {
     /// them came with its code (`None` once one did not, or without
     /// quantizing): the int8 copy laid out by [`RowCollector::finish`].
     main_codes: Option<(Vec<u8>, Vec<RowCode>)>,
-    /// The analysed terms of `main`'s rows, in row order, as long as every
-    /// one came with them (as `main_codes`).
-    main_terms: Option<Vec<DocTerms>>,
     pub(super) report: LoadReport,
-}
-
-/// A finished load: the snapshot, its account, and what was prepared for
-/// it while reading (each `None` when not asked for or given up).
-pub(super) struct Finished {
-    pub index: Index,
-    pub report: LoadReport,
-    pub codes: Option<LoadedCodes>,
-    /// Every row's terms, in row order, for `Index::with_lexical_terms`.
-    pub terms: Option<Vec<DocTerms>>,
 }
 
 /// The int8 codes of a finished load's rows (see [`parse_chunk`]), for
@@ -172,9 +135,9 @@ pub(super) struct LoadedCodes {
 
 impl RowCollector {
     /// A collector for a load under `keys`' embedding prefix, expecting up
-    /// to `expected_rows` rows; `prepare`: what the chunks come with
-    /// besides rows (see [`parse_chunk`]).
-    pub(super) fn new(configured_dim: Option<usize>, keys: &KeySpace, expected_rows: usize, prepare: &Prepare) -> Self {
+    /// to `expected_rows` rows; `quantize`: whether the chunks come with
+    /// their rows' int8 codes (see [`parse_chunk`]).
+    pub(super) fn new(configured_dim: Option<usize>, keys: &KeySpace, expected_rows: usize, quantize: bool) -> Self {
         Self {
             configured_dim,
             main_dim: configured_dim,
@@ -182,8 +145,7 @@ impl RowCollector {
             others: BTreeMap::new(),
             prefix_len: keys.embedding_prefix().len(),
             expected_rows,
-            main_codes: prepare.quantize.then(|| (Vec::new(), Vec::new())),
-            main_terms: prepare.lexical.is_some().then(Vec::new),
+            main_codes: quantize.then(|| (Vec::new(), Vec::new())),
             report: LoadReport::default(),
         }
     }
@@ -212,7 +174,6 @@ impl RowCollector {
             let main_dim = *self.main_dim.get_or_insert(doc.dim);
             if doc.dim == main_dim {
                 self.push_code(codes.zip(doc.code));
-                self.push_terms(doc.terms);
             }
             let rows = if doc.dim == main_dim {
                 self.main.get_or_insert_with(|| {
@@ -248,26 +209,12 @@ impl RowCollector {
         }
     }
 
-    /// Appends the terms of the next main row, or gives them up when it has none.
-    fn push_terms(&mut self, terms: Option<DocTerms>) {
-        match (self.main_terms.as_mut(), terms) {
-            (Some(all), Some(terms)) => {
-                if all.is_empty() {
-                    let _ = all.try_reserve_exact(self.expected_rows);
-                }
-                all.push(terms);
-            }
-            (Some(_), None) => self.main_terms = None,
-            (None, _) => {}
-        }
-    }
-
     /// The snapshot of the majority dimension (see the module doc), the
     /// other dimensions' rows counted as `wrong_dimension`.
     ///
     /// # Errors
     /// [`IndexError`] if the rows do not form an index (ids out of order).
-    pub(super) fn finish(mut self, keys: &KeySpace) -> Result<Finished, IndexError> {
+    pub(super) fn finish(mut self, keys: &KeySpace) -> Result<(Index, LoadReport, Option<LoadedCodes>), IndexError> {
         let main = self.main.take().unwrap_or_else(|| IndexBuilder::new(self.main_dim.unwrap_or(0)));
         let majority = self
             .others
@@ -276,9 +223,7 @@ impl RowCollector {
             .filter(|(_, n)| *n > main.len())
             .max_by_key(|(_, n)| *n)
             .map(|(dim, _)| dim);
-        // Prepared for the rows of the first dimension seen: useless if another won.
         let codes = self.main_codes.take().filter(|_| majority.is_none());
-        let terms = self.main_terms.take().filter(|_| majority.is_none());
         let rows = match majority {
             Some(dim) => {
                 let rows = self.others.remove(&dim).unwrap_or_else(|| IndexBuilder::new(dim));
@@ -296,13 +241,7 @@ impl RowCollector {
         self.report.loaded = index.len();
         self.report.dim = index.dim();
         let codes = codes.filter(|(_, row_codes)| row_codes.len() == index.len());
-        let terms = terms.filter(|terms| terms.len() == index.len());
-        Ok(Finished {
-            index,
-            report: self.report,
-            codes: codes.map(|(codes, row_codes)| LoadedCodes { codes, row_codes }),
-            terms,
-        })
+        Ok((index, self.report, codes.map(|(codes, row_codes)| LoadedCodes { codes, row_codes })))
     }
 }
 
@@ -330,10 +269,10 @@ mod tests {
     /// Parses `values` as one chunk of the key list `ids` and collects it.
     fn load(ids: &[&str], values: Vec<StoredValue>, dim: Option<usize>) -> (Index, LoadReport) {
         let (keys, list) = (KeySpace::default(), key_list(ids));
-        let mut rows = RowCollector::new(dim, &keys, list.len(), &Prepare::default());
-        rows.append(parse_chunk(0, ReadValues { sent_at: SystemTime::now(), values }, &Prepare::default()), &list);
-        let done = rows.finish(&keys).expect("ids are in order");
-        (done.index, done.report)
+        let mut rows = RowCollector::new(dim, &keys, list.len(), false);
+        rows.append(parse_chunk(0, ReadValues { sent_at: SystemTime::now(), values }, false), &list);
+        let (index, report, _) = rows.finish(&keys).expect("ids are in order");
+        (index, report)
     }
 
     fn ids(index: &Index) -> Vec<&str> {
@@ -389,9 +328,9 @@ mod tests {
         let keys = KeySpace::default();
 
         // Act
-        let mut rows = RowCollector::new(None, &keys, 2, &Prepare::default());
-        rows.append(parse_chunk(0, ReadValues { sent_at, values }, &Prepare::default()), &list);
-        let index = rows.finish(&keys).expect("ids are in order").index;
+        let mut rows = RowCollector::new(None, &keys, 2, false);
+        rows.append(parse_chunk(0, ReadValues { sent_at, values }, false), &list);
+        let (index, _, _) = rows.finish(&keys).expect("ids are in order");
 
         // Assert
         assert_eq!(index.doc(0).expires_at_ms, Some(6_000));
@@ -481,11 +420,10 @@ mod tests {
         let read = |values| ReadValues { sent_at: SystemTime::now(), values };
 
         // Act
-        let prepare = Prepare { quantize: true, lexical: None };
-        let mut rows = RowCollector::new(None, &keys, list.len(), &prepare);
-        rows.append(parse_chunk(0, read(values(0..20)), &prepare), &list);
-        rows.append(parse_chunk(20, read(values(20..41)), &prepare), &list);
-        let Finished { index, report, codes, .. } = rows.finish(&keys).expect("ids are in order");
+        let mut rows = RowCollector::new(None, &keys, list.len(), true);
+        rows.append(parse_chunk(0, read(values(0..20)), true), &list);
+        rows.append(parse_chunk(20, read(values(20..41)), true), &list);
+        let (index, report, codes) = rows.finish(&keys).expect("ids are in order");
         let codes = codes.expect("every kept row came with its code");
         let got = index.with_int8_codes(ScanMode::Int8, &codes.codes, &codes.row_codes);
 
@@ -505,98 +443,16 @@ mod tests {
     }
 
     #[test]
-    fn documents_analysed_while_parsing_give_the_lexical_side_a_fresh_analysis_gives() {
-        use semsearch_lexical::{Bm25Params, Language, Scorer};
-
-        // Arrange: 30 documents with Portuguese titles and texts in two
-        // chunks, one without a title, one 3-d row (a minority dimension,
-        // skipped) among them.
-        let words = ["planilha", "eletrônica", "ação", "jogos", "configuração", "conta", "pagamentos", "rede"];
-        let ids: Vec<String> = (0..31).map(|i| format!("{i:03}")).collect();
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let values = |range: std::ops::Range<usize>| -> Vec<StoredValue> {
-            range
-                .map(|i| {
-                    let text: Vec<&str> = (0..6).map(|j| words[(i * 3 + j * 5) % words.len()]).collect();
-                    let title = if i == 4 { String::new() } else { format!(r#""title":"{} {i}","#, words[i % 8]) };
-                    let dim = if i == 9 { 3 } else { 4 };
-                    let embedding: Vec<f32> = (0..dim).map(|j| ((i + j) % 5) as f32 - 2.0).collect();
-                    value(&format!(r#"{{{title}"text":"{}","embedding":{embedding:?}}}"#, text.join(" ")))
-                })
-                .collect()
-        };
-        let (keys, list) = (KeySpace::default(), key_list(&ids));
-        let read = |values| ReadValues { sent_at: SystemTime::now(), values };
-        let settings = Arc::new(LexicalSettings::new(Language::Portuguese));
-        let prepare = Prepare { quantize: false, lexical: Some(Arc::clone(&settings)) };
-
-        // Act
-        let mut rows = RowCollector::new(None, &keys, list.len(), &prepare);
-        rows.append(parse_chunk(0, read(values(0..15)), &prepare), &list);
-        rows.append(parse_chunk(15, read(values(15..31)), &prepare), &list);
-        let Finished { index, report, terms, .. } = rows.finish(&keys).expect("ids are in order");
-        let terms = terms.expect("every kept row came with its terms");
-        let got = index.with_lexical_terms(Arc::clone(&settings), &terms);
-
-        // Assert: the same statistics and the same matches, scores to the bit.
-        assert_eq!(report.skipped.get(SkipReason::WrongDimension), 1);
-        let (want, _) = load(&ids, values(0..31), None);
-        let want = want.with_lexical(Arc::clone(&settings));
-        assert_eq!((got.len(), got.lexical_bytes()), (30, want.lexical_bytes()));
-        let mut matched = 0;
-        for question in ["planilha eletronica", "acao de jogos", "rede conta pagamentos 7", "nada"] {
-            let terms = settings.analyzer.terms(question);
-            assert_eq!(got.corpus_stats(&terms), want.corpus_stats(&terms), "{question}");
-            let scorer = Scorer::new(terms.clone(), &want.corpus_stats(&terms), Bm25Params::default());
-            let query = crate::index::LiveQuery { vector: &[1.0, 0.0, 0.0, 0.0], k: 30, ..Default::default() };
-            let (a, b) = (got.lexical_matches(&scorer, &query, 0), want.lexical_matches(&scorer, &query, 0));
-            matched += a.len();
-            assert_eq!(
-                a.iter().map(|(r, s)| (*r, s.to_bits())).collect::<Vec<_>>(),
-                b.iter().map(|(r, s)| (*r, s.to_bits())).collect::<Vec<_>>(),
-                "{question}"
-            );
-        }
-        assert!(matched > 30, "the test's documents match its questions: {matched}");
-    }
-
-    #[test]
-    fn a_load_that_gives_up_its_terms_still_gets_a_lexical_side() {
-        // Arrange: the 3-d rows win the majority, so the terms prepared for
-        // the 4-d rows are useless and given up.
-        let ids = ["a", "b", "c"];
-        let values = vec![
-            value(r#"{"text":"planilha","embedding":[1,0,0,0]}"#),
-            value(r#"{"text":"jogos","embedding":[1,0,0]}"#),
-            value(r#"{"text":"rede","embedding":[0,1,0]}"#),
-        ];
-        let (keys, list) = (KeySpace::default(), key_list(&ids));
-        let settings = Arc::new(LexicalSettings::new(semsearch_lexical::Language::Portuguese));
-        let prepare = Prepare { quantize: false, lexical: Some(Arc::clone(&settings)) };
-
-        // Act
-        let mut rows = RowCollector::new(None, &keys, list.len(), &prepare);
-        rows.append(parse_chunk(0, ReadValues { sent_at: SystemTime::now(), values }, &prepare), &list);
-        let Finished { index, terms, .. } = rows.finish(&keys).expect("ids are in order");
-
-        // Assert
-        assert!(terms.is_none(), "terms of the losing dimension's rows are not used");
-        let index = index.with_lexical(Arc::clone(&settings));
-        assert_eq!((index.len(), index.dim()), (2, 3));
-        assert_eq!(index.corpus_stats(&settings.analyzer.terms("jogos rede")).fields.docs, 2);
-    }
-
-    #[test]
     fn chunks_after_the_first_land_at_their_keys() {
         // Arrange: two chunks of one key list, as the pipeline delivers them.
         let (keys, list) = (KeySpace::default(), key_list(&["a", "b", "c"]));
-        let mut rows = RowCollector::new(None, &keys, list.len(), &Prepare::default());
+        let mut rows = RowCollector::new(None, &keys, list.len(), false);
         let read = |values| ReadValues { sent_at: SystemTime::now(), values };
 
         // Act
-        rows.append(parse_chunk(0, read(vec![value("[1,0]"), value("[0,1]")]), &Prepare::default()), &list);
-        rows.append(parse_chunk(2, read(vec![value("{}")]), &Prepare::default()), &list);
-        let Finished { index, report, .. } = rows.finish(&keys).expect("ids are in order");
+        rows.append(parse_chunk(0, read(vec![value("[1,0]"), value("[0,1]")]), false), &list);
+        rows.append(parse_chunk(2, read(vec![value("{}")]), false), &list);
+        let (index, report, _) = rows.finish(&keys).expect("ids are in order");
 
         // Assert
         assert_eq!(ids(&index), ["a", "b"]);

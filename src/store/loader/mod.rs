@@ -5,8 +5,7 @@
 //! Pipeline: SCAN (MATCH + large COUNT, never KEYS; on every primary of a
 //! cluster) → sort and dedupe keys → MGET in chunks, a few in flight on one
 //! multiplexed connection → each chunk parsed (and, for an int8 scan,
-//! quantized, and its documents analysed for the lexical side) on rayon as
-//! soon as it arrives → rows appended to one
+//! quantized) on rayon as soon as it arrives → rows appended to one
 //! pre-sized matrix. Raw values live only as long as their chunk, so there
 //! is never a second copy of all values in memory. Every step is linear in
 //! the keys and touches them in memory order where it can (issue 24: a
@@ -39,7 +38,7 @@ pub use self::{
     report::{LoadReport, LoadStages, Presence, Reread, SkipCounts, LOGGED_SKIPS_PER_REASON},
 };
 use self::{
-    build::{parse_chunk, Finished, ParsedChunk, Prepare, RowCollector},
+    build::{parse_chunk, ParsedChunk, RowCollector},
     fetch::{fetch_chunks, scan_fingerprint, scan_keys, KeysToRead, FETCHES_IN_FLIGHT},
 };
 use super::{
@@ -47,7 +46,7 @@ use super::{
     keys::{KeySetFingerprint, KeySpace},
     link::{RedisClient, RedisConn, ValueReader},
 };
-use crate::index::{lexical::LexicalSettings, Index, IndexError};
+use crate::index::{Index, IndexError};
 
 /// Knobs of the bulk load from Redis.
 #[derive(Debug, Clone)]
@@ -64,22 +63,11 @@ pub struct LoadSettings {
     /// while the next chunks are on the wire, and the snapshot it returns
     /// already holds its int8 copy.
     pub scan: ScanMode,
-    /// The lexical side's analyzer, when the snapshot will have one: a full
-    /// load then analyses each chunk's documents as it parses them, while
-    /// the next chunks are on the wire, and the snapshot it returns already
-    /// holds its postings.
-    pub lexical: Option<Arc<LexicalSettings>>,
 }
 
 impl Default for LoadSettings {
     fn default() -> Self {
-        Self {
-            scan_count: 1000,
-            chunk_keys: 500,
-            response_timeout: Duration::from_secs(30),
-            scan: ScanMode::Auto,
-            lexical: None,
-        }
+        Self { scan_count: 1000, chunk_keys: 500, response_timeout: Duration::from_secs(30), scan: ScanMode::Auto }
     }
 }
 
@@ -136,11 +124,8 @@ pub async fn load_all(
     let started = Instant::now();
     let to_read = scan_keys(conn, keys, settings.scan_count).await?;
     let scanned = started.elapsed();
-    let prepare = Prepare {
-        quantize: settings.scan.resolve(to_read.keys.len(), dim.unwrap_or(1)) == ScanPath::Int8,
-        lexical: settings.lexical.clone(),
-    };
-    load_sorted(conn, keys, settings, dim, to_read, (started, scanned), prepare).await
+    let quantize = settings.scan.resolve(to_read.keys.len(), dim.unwrap_or(1)) == ScanPath::Int8;
+    load_sorted(conn, keys, settings, dim, to_read, (started, scanned), quantize).await
 }
 
 /// Loads exactly the documents `ids` (sorted and deduplicated here) into a
@@ -158,17 +143,15 @@ pub async fn load_ids(
     ids: &[Box<str>],
 ) -> Result<Loaded, IndexLoadError> {
     let started = Instant::now();
-    // A handful of rows: the update merges them into the snapshot's delta,
-    // scanned in f32, and analyses them there.
-    let to_read = KeysToRead::from_ids(ids, keys);
-    load_sorted(conn, keys, settings, dim, to_read, (started, Duration::ZERO), Prepare::default()).await
+    // A handful of rows: the update merges them into the snapshot's delta, scanned in f32.
+    load_sorted(conn, keys, settings, dim, KeysToRead::from_ids(ids, keys), (started, Duration::ZERO), false).await
 }
 
 /// Reads `to_read.keys` (sorted) chunk by chunk, parsing each chunk on
 /// rayon while the next ones are on the wire, into one snapshot.
 /// `(started, scanned)`: when the load began, and how long its SCAN took;
-/// `prepare`: what is made of each row as it is parsed (int8 codes, see
-/// [`LoadSettings::scan`]; terms, see [`LoadSettings::lexical`]).
+/// `quantize`: whether rows get their int8 codes as they are parsed (see
+/// [`LoadSettings::scan`]).
 async fn load_sorted(
     conn: &RedisConn,
     keys: &KeySpace,
@@ -176,11 +159,11 @@ async fn load_sorted(
     dim: Option<usize>,
     to_read: KeysToRead,
     (started, scanned): (Instant, Duration),
-    prepare: Prepare,
+    quantize: bool,
 ) -> Result<Loaded, IndexLoadError> {
     let reading = Instant::now();
     let KeysToRead { keys: key_list, invalid, fingerprint } = to_read;
-    let mut rows = RowCollector::new(dim, keys, key_list.len(), &prepare);
+    let mut rows = RowCollector::new(dim, keys, key_list.len(), quantize);
     rows.report.fingerprint = fingerprint;
     rows.report.keys_scanned = key_list.len() + invalid.len();
     for key in &invalid {
@@ -198,9 +181,8 @@ async fn load_sorted(
     while let Some(fetched) = rx.recv().await {
         let chunk = fetched?;
         let (done_tx, done_rx) = oneshot::channel();
-        let prepare = prepare.clone();
         rayon::spawn(move || {
-            let _ = done_tx.send(parse_chunk(chunk.first_key, chunk.read, &prepare));
+            let _ = done_tx.send(parse_chunk(chunk.first_key, chunk.read, quantize));
         });
         parsing.push_back(done_rx);
         while parsing.len() >= PARSES_IN_FLIGHT {
@@ -215,17 +197,13 @@ async fn load_sorted(
     let _ = producer.await;
 
     let finishing = Instant::now();
-    let (scan, keys, lexical) = (settings.scan, keys.clone(), prepare.lexical);
-    // Checks, deadlines, the int8 copy's layout and the postings: CPU work, off the tokio workers.
+    let (scan, keys) = (settings.scan, keys.clone());
+    // Checks, deadlines and the int8 copy's layout: CPU work, off the tokio workers.
     let (index, mut report) = tokio::task::spawn_blocking(move || -> Result<_, IndexLoadError> {
-        let Finished { index, report, codes, terms } = rows.finish(&keys)?;
+        let (index, report, codes) = rows.finish(&keys)?;
         let index = match codes {
             Some(c) => index.with_int8_codes(scan, &c.codes, &c.row_codes),
             None => index,
-        };
-        let index = match (lexical, terms) {
-            (Some(settings), Some(terms)) => index.with_lexical_terms(settings, &terms),
-            _ => index,
         };
         Ok((index, report))
     })
