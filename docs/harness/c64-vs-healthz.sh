@@ -55,11 +55,13 @@ first=${BINS%% *}
 python3 "$here/wrk-search-bodies.py" "$DATA/queries-dev.jsonl" >"$W/search.lua"
 
 ports=()
+spids=()
 for b in $BINS; do
   p=$(port)
   env -i PATH="$PATH" HOME="$HOME" REDIS_URL="$R" SEMSEARCH_BIND="127.0.0.1:$p" \
     SEMSEARCH_MODEL_DIR=/nonexistent RUST_LOG=warn "$b" serve >"$W/server-$p.log" 2>&1 &
   pids+=($!)
+  spids+=($!)
   ports+=("$p")
 done
 for p in "${ports[@]}"; do
@@ -74,30 +76,54 @@ for p in "${ports[@]}"; do
 done
 
 qps() { awk '/^Requests\/sec/ {print $2}'; }
+# CPU seconds (user + system) the process has used: the server's own cost
+# per request, which moves less with the machine's load than QPS does.
+cpu() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
+per_req() { # cpu-before cpu-after wrk-output-file
+  python3 -c 'import sys; a, b, f = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+n = next(int(l.split()[0]) for l in open(f) if "requests in" in l)
+print(f"{(b - a) / n * 1e6:.1f}")' "$1" "$2" "$3"
+}
 load() { awk '{print $(NF-2)}' /proc/loadavg 2>/dev/null || uptime; }
 : >"$W/runs.tsv"
 echo "# N=$N conns=$CONNS dur=$DUR rounds=$ROUNDS"
-printf 'round\tbinary\tsearch_qps\thealthz_qps\tload1\n'
+printf 'round\tbinary\tsearch_qps\thealthz_qps\tload1\tsearch_cpu_us\thealthz_cpu_us\n'
 for r in $(seq "$ROUNDS"); do
   i=0
   for b in $BINS; do
-    p=${ports[$i]}; i=$((i + 1))
+    p=${ports[$i]}; sp=${spids[$i]}; i=$((i + 1))
+    c0=$(cpu "$sp")
     s=$(wrk -t2 -c"$CONNS" -d"$DUR" -s "$W/search.lua" "http://127.0.0.1:$p/v1/search" | tee "$W/wrk-search-$r-$i.txt" | qps)
+    c1=$(cpu "$sp")
     h=$(wrk -t2 -c"$CONNS" -d"$DUR" "http://127.0.0.1:$p/healthz" | tee "$W/wrk-healthz-$r-$i.txt" | qps)
+    c2=$(cpu "$sp")
     l=$(cut -d' ' -f1 /proc/loadavg)
-    printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$b" "$s" "$h" "$l" | tee -a "$W/runs.tsv"
+    sc=$(per_req "$c0" "$c1" "$W/wrk-search-$r-$i.txt")
+    hc=$(per_req "$c1" "$c2" "$W/wrk-healthz-$r-$i.txt")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$b" "$s" "$h" "$l" "$sc" "$hc" | tee -a "$W/runs.tsv"
     grep -h 'Non-2xx\|non2xx_or_errors [1-9]' "$W/wrk-search-$r-$i.txt" || true
   done
+done
+echo "# how the scans ran (/v1/stats): rows rescored in f32 per query, f32 fallbacks"
+i=0
+for b in $BINS; do
+  p=${ports[$i]}; i=$((i + 1))
+  curl -fsS "http://127.0.0.1:$p/v1/stats" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)["scan"]
+n8, n32, rows, fb = s["int8_queries"], s["f32_queries"], s["rescored_rows"], s["f32_fallbacks"]
+print(f"{sys.argv[1]}: int8 queries {n8}, f32 queries {n32}, rescored/query {rows / max(n8, 1):.1f}, fallbacks {fb}")' "$b"
 done
 echo "# medians per binary"
 python3 - "$W/runs.tsv" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 by = {}
-for r, b, s, h, l in rows:
-    by.setdefault(b, []).append((float(s), float(h)))
+for r, b, s, h, l, sc, hc in rows:
+    by.setdefault(b, []).append((float(s), float(h), float(sc), float(hc)))
 for b, v in by.items():
-    s = statistics.median(x for x, _ in v); h = statistics.median(y for _, y in v)
-    ratios = ", ".join(f"{x / y:.3f}" for x, y in v)
-    print(f"{b}: search {s:.0f} QPS, healthz {h:.0f} QPS, search/healthz {s / h:.3f} (per round: {ratios})")
+    med = lambda i: statistics.median(x[i] for x in v)
+    ratios = ", ".join(f"{x[0] / x[1]:.3f}" for x in v)
+    print(f"{b}: search {med(0):.0f} QPS, healthz {med(1):.0f} QPS, search/healthz {med(0) / med(1):.3f}"
+          f" (per round: {ratios}); server CPU per request: search {med(2):.1f} us, healthz {med(3):.1f} us")
 PY
