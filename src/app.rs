@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    api::{self, auth::AccessKeys, limits::SearchSlots, AppState, Limits},
+    api::{self, auth::AccessKeys, limits::SearchSlots, AppParts, AppState, Limits},
     config::Settings,
     embed::{QueryEmbedder, PROBE_TEXT},
     index::{coalesce::Coalescer, SharedIndex},
@@ -120,7 +120,7 @@ impl App {
         };
         let on_loopback = listener.local_addr().map(|a| a.ip().is_loopback()).unwrap_or(false);
         let access = AccessKeys::new(settings.access.api_keys.clone(), settings.access.admin_keys.clone(), on_loopback);
-        let state = AppState {
+        let state = AppState::new(AppParts {
             index,
             max_k: settings.max_k,
             max_batch: settings.max_batch,
@@ -133,7 +133,7 @@ impl App {
             access: Arc::new(access),
             searches: SearchSlots::new(settings.max_concurrent_searches),
             embedder,
-        };
+        });
         Ok(Self { listener, settings, client, state, refresher, context_writer, changes: changes_tx, memory })
     }
 

@@ -83,6 +83,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::InvalidJson("the body is empty".into()));
     }
+    // A well-formed body is decoded without path tracking: serde_path_to_error
+    // wraps every element of a 384-float vector in its own seed, which cost
+    // about as much as parsing the numbers (a profile of 64 clients at 20k
+    // documents, docs/benchmarks.md). The same deserializer without it
+    // accepts exactly the same bodies, into the same value, so only a body it
+    // refuses is decoded again, with the path, for the error.
+    if let Ok(ObjectOnly(value)) = serde_json::from_slice::<ObjectOnly<T>>(bytes) {
+        return Ok(value);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let ObjectOnly(value) = serde_path_to_error::deserialize(&mut de).map_err(|e| match classify(e) {
         // serde stops at the first error: `{"k":"a",` fails on the type of

@@ -33,7 +33,7 @@ mod playground;
 pub mod server;
 mod state;
 
-pub use state::AppState;
+pub use state::{AppParts, AppState};
 pub mod head_errors;
 
 use std::{sync::Arc, time::Duration};

@@ -82,15 +82,31 @@ pub fn encode_payload<S: Serialize>(
     min_score: Option<f32>,
     index_version: u64,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(&ContextPayload {
-        results,
-        mode,
-        k,
-        min_score,
-        index_version,
-        created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-    })
+    // Written into one buffer about the payload's size rather than grown
+    // from empty by doubling (a profile of 64 clients showed the copies).
+    let strings: usize = results
+        .iter()
+        .map(|r| r.id.len() + r.url.len() + r.title.map_or(0, str::len) + r.text.map_or(0, str::len))
+        .sum();
+    let mut payload = Vec::with_capacity(PAYLOAD_ENVELOPE_BYTES + strings + results.len() * ENTRY_OVERHEAD_BYTES);
+    serde_json::to_writer(
+        &mut payload,
+        &ContextPayload {
+            results,
+            mode,
+            k,
+            min_score,
+            index_version,
+            created_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        },
+    )?;
+    Ok(payload)
 }
+
+/// JSON bytes of a context entry besides its strings, and of the payload
+/// besides its entries: the first guess of [`encode_payload`]'s buffer.
+const ENTRY_OVERHEAD_BYTES: usize = 128;
+const PAYLOAD_ENVELOPE_BYTES: usize = 160;
 
 /// Stable hex id of a query: SHA-256 over the unit query vector (little
 /// endian f32; for text, its embedding), k, min_score and the filter's
