@@ -193,13 +193,28 @@ const STEM_CACHE_ENTRIES: usize = 50_000;
 /// collisions) and several times cheaper than SipHash on short terms.
 pub(crate) type TermHasher = foldhash::fast::RandomState;
 
-/// Token → stem, for one language.
-type StemCache = HashMap<Box<str>, Box<str>, TermHasher>;
+/// A thread's memo of one pure string function (a stem, a normalised
+/// piece), forgotten whole when it reaches its bound.
+type Memo = HashMap<Box<str>, Box<str>, TermHasher>;
 
 thread_local! {
     /// Token → stem, per language (Portuguese, English). Snowball was a
     /// fifth of a full load's lexical build; most tokens repeat.
-    static STEMS: RefCell<[StemCache; 2]> = RefCell::new([HashMap::default(), HashMap::default()]);
+    static STEMS: RefCell<[Memo; 2]> = RefCell::new([HashMap::default(), HashMap::default()]);
+}
+
+/// Appends `make(key)` to `out`, from `memo` when it holds `key`; a memo
+/// holding `bound` entries starts over before it takes another.
+fn remembered(memo: &mut Memo, bound: usize, key: &str, out: &mut String, make: impl FnOnce(&str) -> String) {
+    if let Some(done) = memo.get(key) {
+        return out.push_str(done);
+    }
+    let done = make(key);
+    out.push_str(&done);
+    if memo.len() >= bound {
+        memo.clear();
+    }
+    memo.insert(key.into(), done.into());
 }
 
 /// `stemmer.stem(token)` into `out` (cleared first), remembered per thread:
@@ -212,17 +227,8 @@ fn stem_cached(language: Language, stemmer: &Stemmer, token: &str, out: &mut Str
         Language::None => return out.push_str(&stemmer.stem(token)),
     };
     STEMS.with(|cell| {
-        let mut caches = cell.borrow_mut();
-        let cache = &mut caches[slot];
-        if let Some(stem) = cache.get(token) {
-            return out.push_str(stem);
-        }
-        let stem = stemmer.stem(token);
-        out.push_str(&stem);
-        if cache.len() >= STEM_CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(token.into(), stem.as_ref().into());
+        let memo = &mut cell.borrow_mut()[slot];
+        remembered(memo, STEM_CACHE_ENTRIES, token, out, |t| stemmer.stem(t).into_owned());
     })
 }
 
@@ -262,7 +268,7 @@ thread_local! {
     /// Non-ASCII piece → its steps 1-3, per thread: the Unicode tables
     /// were about an eighth of a Portuguese corpus' analysis, and accented
     /// words repeat as much as the others.
-    static PIECES: RefCell<HashMap<Box<str>, Box<str>, TermHasher>> = RefCell::new(HashMap::default());
+    static PIECES: RefCell<Memo> = RefCell::new(HashMap::default());
 }
 
 /// Appends `normalize_whole(piece)` to `out`, remembered per thread.
@@ -270,18 +276,7 @@ fn normalize_piece_cached(piece: &str, out: &mut String) {
     if piece.len() > PIECE_CACHE_MAX_BYTES {
         return out.push_str(&normalize_whole(piece));
     }
-    PIECES.with(|cell| {
-        let mut cache = cell.borrow_mut();
-        if let Some(done) = cache.get(piece) {
-            return out.push_str(done);
-        }
-        let done = normalize_whole(piece);
-        out.push_str(&done);
-        if cache.len() >= PIECE_CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(piece.into(), done.into());
-    })
+    PIECES.with(|cell| remembered(&mut cell.borrow_mut(), PIECE_CACHE_ENTRIES, piece, out, normalize_whole))
 }
 
 /// Steps 1-3 over all of `text` at once: the definition [`normalize`] follows.

@@ -41,32 +41,27 @@ pub struct DocTerms {
 
 impl DocTerms {
     pub fn analyze(analyzer: &Analyzer, doc: FieldsRef<'_>) -> Self {
-        // One map for both fields, fed term by term: no `String` per token,
-        // one allocation per distinct term.
-        let mut counts: HashMap<Box<str>, (u32, u32), TermHasher> =
+        // One map for both fields ([title, text] counts), fed term by term:
+        // no `String` per token, one allocation per distinct term.
+        let mut counts: HashMap<Box<str>, [u32; 2], TermHasher> =
             HashMap::with_capacity_and_hasher(doc.text.len() / 8 + doc.title.len() / 4, TermHasher::default());
-        let (mut title_len, mut text_len) = (0usize, 0usize);
-        analyzer.for_each_term(doc.title, |t| {
-            title_len += 1;
-            match counts.get_mut(t) {
-                Some(c) => c.0 += 1,
-                None => {
-                    counts.insert(t.into(), (1, 0));
+        let mut lens = [0usize; 2];
+        for (field, text) in [doc.title, doc.text].into_iter().enumerate() {
+            analyzer.for_each_term(text, |t| {
+                lens[field] += 1;
+                match counts.get_mut(t) {
+                    Some(c) => c[field] += 1,
+                    None => {
+                        let mut c = [0; 2];
+                        c[field] = 1;
+                        counts.insert(t.into(), c);
+                    }
                 }
-            }
-        });
-        analyzer.for_each_term(doc.text, |t| {
-            text_len += 1;
-            match counts.get_mut(t) {
-                Some(c) => c.1 += 1,
-                None => {
-                    counts.insert(t.into(), (0, 1));
-                }
-            }
-        });
-        let mut terms: Vec<(Box<str>, u32, u32)> = counts.into_iter().map(|(t, (a, b))| (t, a, b)).collect();
+            });
+        }
+        let mut terms: Vec<(Box<str>, u32, u32)> = counts.into_iter().map(|(t, [a, b])| (t, a, b)).collect();
         terms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Self { terms, title_len: saturate(title_len), text_len: saturate(text_len) }
+        Self { terms, title_len: saturate(lens[0]), text_len: saturate(lens[1]) }
     }
 }
 
