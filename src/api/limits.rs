@@ -17,8 +17,8 @@ use crate::problem::ApiError;
 pub struct SearchSlots {
     permits: Arc<Semaphore>,
     limit: usize,
-    /// Searches refused so far: the router, which has no metrics recorder,
-    /// writes its `/metrics` from this.
+    /// Searches refused so far: node and router copy it into their
+    /// `/metrics` (`semsearch_searches_rejected_total`).
     rejected: Arc<AtomicU64>,
 }
 
@@ -33,7 +33,6 @@ impl SearchSlots {
     /// [`ApiError::Overloaded`] when all slots are taken.
     pub fn try_acquire(&self) -> Result<OwnedSemaphorePermit, ApiError> {
         Arc::clone(&self.permits).try_acquire_owned().map_err(|_| {
-            metrics::counter!("semsearch_searches_rejected_total").increment(1);
             self.rejected.fetch_add(1, Ordering::Relaxed);
             ApiError::Overloaded { limit: self.limit }
         })
