@@ -22,7 +22,6 @@ use crate::{
         dto::SearchMode,
         shard::{ShardInfo, ShardProblem, ShardResponse, ShardStatsResponse, ShardWant},
     },
-    shard::Shard,
     store::keys::KeySpace,
 };
 
@@ -77,7 +76,7 @@ pub struct Origin<'a> {
 impl Origin<'_> {
     fn owns(&self, id: &str) -> bool {
         let Ok(count) = u16::try_from(self.shards) else { return false };
-        self.shards <= 1 || usize::from(Shard::owner_of(self.keys.embedding_key(id).as_bytes(), count)) == self.shard
+        self.shards <= 1 || usize::from(self.keys.owner_of(id, count)) == self.shard
     }
 }
 
@@ -267,8 +266,7 @@ mod tests {
     #[test]
     fn a_hit_of_another_shard_is_refused() {
         let k = keys();
-        let id =
-            (0..100).map(|i| format!("doc-{i}")).find(|id| Shard::owner_of(k.embedding_key(id).as_bytes(), 2) == 1);
+        let id = (0..100).map(|i| format!("doc-{i}")).find(|id| k.owner_of(id, 2) == 1);
         let id = id.expect("some id hashes to shard 1 of 2");
         let from = Origin { shard: 0, shards: 2, keys: &k };
         let got = search_answer(&answer(vec![hit(&id, 0.5)]), &[VECTOR], from);

@@ -57,7 +57,6 @@ use crate::{
         },
         Plan, Query, Rules,
     },
-    shard::Shard,
     store::keys::WritableKey,
 };
 
@@ -620,8 +619,7 @@ pub async fn metrics(State(state): State<RouterState>) -> Response {
 /// Which shard of `state` owns a document id.
 impl RouterState {
     fn owner_of(&self, id: &str) -> usize {
-        let key = self.keys.embedding_key(id);
-        usize::from(Shard::owner_of(key.as_bytes(), self.shards.count() as u16))
+        usize::from(self.keys.owner_of(id, self.shards.count() as u16))
     }
 
     fn record_overhead(&self, overhead: Duration) {

@@ -198,6 +198,22 @@ impl KeySpace {
         format!("{}{}", self.embedding_prefix, id)
     }
 
+    /// Which of `count` shards keeps document `id`: its key's hash slot
+    /// mod `count` (see `crate::shard`). Checked for every hit a router
+    /// merges, so a usual key is formed on the stack, not the heap.
+    pub fn owner_of(&self, id: &str, count: u16) -> u16 {
+        let (prefix, id) = (self.embedding_prefix.as_bytes(), id.as_bytes());
+        let mut buf = [0u8; 256];
+        match buf.get_mut(..prefix.len() + id.len()) {
+            Some(key) => {
+                key[..prefix.len()].copy_from_slice(prefix);
+                key[prefix.len()..].copy_from_slice(id);
+                Shard::owner_of(key, count)
+            }
+            None => Shard::owner_of(&[prefix, id].concat(), count),
+        }
+    }
+
     /// What a key the change feed named is to this replica: the quick key,
     /// a document it keeps (by id), or neither. Keys are parsed here once;
     /// from the feed on, the refresher speaks document ids.
@@ -382,6 +398,17 @@ mod tests {
         assert_eq!(k.doc_id("cache:embedding:https://a/b"), Some("https://a/b"));
         assert_eq!(k.doc_id("chat:history:1"), None);
         assert_eq!(k.doc_id("cache:embedding:"), None, "issue 16: the bare prefix is no document");
+    }
+
+    #[test]
+    fn an_ids_owner_is_its_keys_slot_on_the_stack_or_the_heap() {
+        use crate::shard::Shard;
+        let keys = KeySpace::default();
+        for id in ["a", "https://help.example/artigo/1", "{tag}x", &"x".repeat(300)] {
+            for count in [1, 2, 3, 7] {
+                assert_eq!(keys.owner_of(id, count), Shard::owner_of(keys.embedding_key(id).as_bytes(), count), "{id}");
+            }
+        }
     }
 
     #[test]
