@@ -133,11 +133,11 @@ pub struct HybridOptions {
     pub vector_weight: Option<f64>,
 }
 
-/// Longest snippet a request may ask for, in characters.
 /// Longest `text` accepted, in bytes. Questions are short; this stops a 1 MB
 /// body from becoming a 1 MB (and billed) provider request.
 pub const MAX_TEXT_BYTES: usize = 8 * 1024;
 
+/// Longest snippet a request may ask for, in characters.
 pub const MAX_SNIPPET_CHARS: u32 = 10_000;
 
 /// `snippet` of a search.

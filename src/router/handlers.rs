@@ -187,16 +187,13 @@ async fn corpus_stats(state: &RouterState, routed: &[Routed]) -> Result<Vec<Opti
     let terms: Vec<usize> = asked.iter().map(|&i| routed[i].terms.as_ref().map_or(0, Vec::len)).collect();
     let replies: Vec<ShardStatsResponse> =
         call_all(state, SHARD_STATS, &ShardStatsRequest { queries }, |_, b| decode::stats_answer(b, &terms)).await?;
+    // `decode::stats_answer` checked each reply's shape: one answer per
+    // asked query, with one document frequency per term.
     for (slot, &i) in asked.iter().enumerate() {
-        let terms = routed[i].terms.as_ref().map_or(0, Vec::len);
-        let mut total = CorpusStats { df: vec![0; terms], ..CorpusStats::default() };
+        let mut total = CorpusStats { df: vec![0; terms[slot]], ..CorpusStats::default() };
         let mut dot = 0.0;
         for reply in &replies {
-            let part = reply
-                .answers
-                .get(slot)
-                .filter(|a| a.stats.df.len() == terms)
-                .ok_or_else(|| ApiError::Internal("a shard answered statistics of another shape".into()))?;
+            let part = &reply.answers[slot];
             total.add(&CorpusStats::from(&part.stats));
             dot += part.vector_dot;
         }
@@ -231,11 +228,10 @@ async fn shard_words(state: &RouterState, routed: &[Routed]) -> Result<Vec<Optio
     let replies: Vec<ShardResponse> =
         call_all(state, SHARD_SEARCH, &ShardRequest { queries }, |shard, b| search_answer(state, shard, b, &asked))
             .await?;
+    // `decode::search_answer` checked each reply has one answer per asked query.
     for (slot, &i) in hybrid.iter().enumerate() {
-        let answers = replies.iter().map(|r| r.answers.get(slot));
         let (mut best_cosine, mut best_lexical) = (None::<f32>, 0.0f64);
-        for a in answers {
-            let a = a.ok_or_else(|| ApiError::Internal("a shard answered a batch of another size".into()))?;
+        for a in replies.iter().map(|r| &r.answers[slot]) {
             best_cosine = match (best_cosine, a.best_cosine) {
                 (Some(x), Some(y)) => Some(x.max(y)),
                 (x, y) => x.or(y),

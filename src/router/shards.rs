@@ -118,6 +118,13 @@ impl std::fmt::Display for ShardFailure {
     }
 }
 
+/// What to tell an operator whose shard `place` refuses the router's key.
+pub fn key_refused(place: &str, status: StatusCode) -> String {
+    format!(
+        "{place} refuses the router's key ({status}); set SEMSEARCH_ROUTER_SHARD_API_KEY to one of the shard's SEMSEARCH_API_KEYS"
+    )
+}
+
 /// No replica of `shard` gave a usable answer.
 #[derive(Debug, thiserror::Error)]
 #[error("shard {shard}: all {replicas} replicas failed")]
@@ -133,10 +140,7 @@ pub struct Unavailable {
 impl From<Unavailable> for ApiError {
     fn from(e: Unavailable) -> Self {
         if let Some(status) = e.refused {
-            ApiError::ShardMisconfigured(format!(
-                "shard {} refuses the router's key ({status}); set SEMSEARCH_ROUTER_SHARD_API_KEY to one of the shard's SEMSEARCH_API_KEYS",
-                e.shard
-            ))
+            ApiError::ShardMisconfigured(key_refused(&format!("shard {}", e.shard), status))
         } else if e.misplaced {
             ApiError::ShardMisconfigured(format!(
                 "no replica of shard {} serves what the shard list says; /readyz says why",

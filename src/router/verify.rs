@@ -20,7 +20,7 @@
 //! multiply the router's calls).
 
 use std::sync::{
-    atomic::{AtomicU64, Ordering},
+    atomic::{AtomicBool, AtomicU64, Ordering},
     Mutex,
 };
 
@@ -31,7 +31,7 @@ use tracing::{info, warn};
 
 use super::{
     decode::info_answer,
-    shards::{Answer, ShardFailure, Shards},
+    shards::{key_refused, Answer, ShardFailure, Shards},
 };
 use crate::{problem::ApiError, query::shard::ShardInfo};
 
@@ -114,10 +114,7 @@ pub fn judge(prefix: &str, probes: &[Vec<Probe>]) -> (ListVerdict, Vec<Vec<bool>
             let info = match probe {
                 Probe::Info(info) => info,
                 Probe::Refused(status) => {
-                    problems.push(format!(
-                        "{} refuses the router's key ({status}); set SEMSEARCH_ROUTER_SHARD_API_KEY to one of the shard's SEMSEARCH_API_KEYS",
-                        place(shard, r)
-                    ));
+                    problems.push(key_refused(&place(shard, r), *status));
                     continue;
                 }
                 Probe::Failed(_) => continue,
@@ -189,6 +186,8 @@ pub struct Checks {
     running: tokio::sync::Mutex<()>,
     /// Checks finished so far.
     finished: AtomicU64,
+    /// Whether the last verdict refuses searches (see [`ListVerdict::searchable`]).
+    blocks_searches: AtomicBool,
 }
 
 impl Default for Checks {
@@ -197,6 +196,7 @@ impl Default for Checks {
             last: Mutex::new(ListVerdict::Unchecked),
             running: tokio::sync::Mutex::new(()),
             finished: AtomicU64::new(0),
+            blocks_searches: AtomicBool::new(false),
         }
     }
 }
@@ -211,6 +211,10 @@ impl Checks {
     /// # Errors
     /// As [`ListVerdict::searchable`].
     pub fn searchable(&self) -> Result<(), ApiError> {
+        // Every search asks; the lock is taken only when the answer is no.
+        if !self.blocks_searches.load(Ordering::Acquire) {
+            return Ok(());
+        }
         self.last.lock().map_or(Ok(()), |v| v.searchable())
     }
 
@@ -258,6 +262,7 @@ impl Checks {
         }
         if let Ok(mut last) = self.last.lock() {
             *last = verdict.clone();
+            self.blocks_searches.store(verdict.searchable().is_err(), Ordering::Release);
         }
         self.finished.fetch_add(1, Ordering::Release);
         verdict
