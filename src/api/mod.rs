@@ -178,7 +178,14 @@ async fn drop_unusable_request_id(mut req: Request) -> Request {
 /// route, and with traces on it is the server span, joined to the caller's
 /// trace (`telemetry::propagation`). The router opens the same span.
 pub(crate) fn request_span(req: &Request) -> tracing::Span {
-    let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+    // The node has already replaced an unusable id; the router, which
+    // shares this span, must not log one either.
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| usable_request_id(v.as_bytes()))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
     let span = tracing::info_span!(
         "request",
