@@ -138,9 +138,24 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ProblemHeads<T> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 
-    /// Not vectored, so hyper hands each head over in one buffer.
+    /// Vectored when the connection is, so hyper sends a head and its body
+    /// in one `writev` instead of copying the body behind the head. Its own
+    /// error heads have no body: they still arrive alone, as one slice.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut filled = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (filled.next(), filled.next()) {
+            return self.poll_write(cx, only);
+        }
+        ready!(self.poll_pending(cx))?;
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
     fn is_write_vectored(&self) -> bool {
-        false
+        self.inner.is_write_vectored()
     }
 }
 
