@@ -227,10 +227,10 @@ pub async fn run_watch(client: RedisClient, budget: Arc<MemoryBudget>, every: Du
             budget.tried();
             continue;
         };
-        match c.info_of_primaries("memory").await {
-            Ok(memory) => {
-                let stats = c.info_of_primaries("stats").await.unwrap_or_default();
-                let reading = worst(&memory, &stats);
+        // The default sections hold both `memory` and `stats`: one INFO per primary a tick.
+        match c.info_of_primaries("default").await {
+            Ok(infos) => {
+                let reading = worst(&infos);
                 budget.observe(reading);
                 budget.tried();
                 publish(&budget);
@@ -260,9 +260,9 @@ fn publish(budget: &MemoryBudget) {
 }
 
 /// The reading of the primary with the least allowance; `evicted_keys` summed.
-fn worst(memory: &[String], stats: &[String]) -> MemoryReading {
-    let mut readings: Vec<MemoryReading> = memory.iter().map(|m| MemoryReading::parse(m)).collect();
-    let evicted: u64 = stats.iter().map(|s| MemoryReading::parse(s).evicted_keys).sum();
+fn worst(infos: &[String]) -> MemoryReading {
+    let mut readings: Vec<MemoryReading> = infos.iter().map(|i| MemoryReading::parse(i)).collect();
+    let evicted: u64 = readings.iter().map(|r| r.evicted_keys).sum();
     readings.sort_by_key(|r| r.allowance(0).unwrap_or(i64::MAX));
     let mut reading = readings.first().copied().unwrap_or_default();
     reading.evicted_keys = evicted;
