@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::{
     api::{self, auth::AccessKeys, limits::SearchSlots, AppParts, AppState, Limits},
     config::Settings,
-    embed::{QueryEmbedder, PROBE_TEXT},
+    embed::{EmbedError, EmbedderSettings, QueryEmbedder, PROBE_TEXT},
     index::{coalesce::Coalescer, SharedIndex},
     refresh::{RefreshHandle, RefreshSource, RefreshStatus, Refresher},
     router::{self, shards::Shards, RouterSettings, RouterState},
@@ -73,17 +73,7 @@ impl App {
                         Arc::clone(&memory),
                     )
                 });
-                match QueryEmbedder::new(es, redis_tier) {
-                    Ok(embedder) => Some(Arc::new(embedder)),
-                    // Found by default, not asked for: serve vectors without it.
-                    Err(e) => match es.implicit_local() {
-                        Some(local) => {
-                            warn!(error.cause_chain = %error_chain(&e), "{}", local.load_failure_message(&e));
-                            None
-                        }
-                        None => return Err(e).context("preparing the embedder (SEMSEARCH_EMBEDDER)"),
-                    },
-                }
+                embedder_or_off(es, QueryEmbedder::new(es, redis_tier))?
             }
             None => None,
         };
@@ -276,16 +266,7 @@ impl RouterApp {
         )
         .context("preparing the HTTP client for the shards")?;
         let embedder = match &settings.embedder {
-            Some(es) => match QueryEmbedder::new(es, None) {
-                Ok(embedder) => Some(Arc::new(embedder)),
-                Err(e) => match es.implicit_local() {
-                    Some(local) => {
-                        warn!(error.cause_chain = %error_chain(&e), "{}", local.load_failure_message(&e));
-                        None
-                    }
-                    None => return Err(e).context("preparing the embedder (SEMSEARCH_EMBEDDER)"),
-                },
-            },
+            Some(es) => embedder_or_off(es, QueryEmbedder::new(es, None))?,
             None => None,
         };
         let memory = MemoryBudget::new(settings.redis_memory.reserve_percent);
@@ -400,4 +381,23 @@ async fn serve_then_join(
         let _ = task.await;
     }
     served
+}
+
+/// The embedder just built, or, when it failed: nothing (text search off,
+/// with a warning naming why) if the local model was only found by
+/// default, not asked for; otherwise the failure, which stops start-up.
+fn embedder_or_off(
+    settings: &EmbedderSettings,
+    built: Result<QueryEmbedder, EmbedError>,
+) -> anyhow::Result<Option<Arc<QueryEmbedder>>> {
+    match built {
+        Ok(embedder) => Ok(Some(Arc::new(embedder))),
+        Err(e) => match settings.implicit_local() {
+            Some(local) => {
+                warn!(error.cause_chain = %error_chain(&e), "{}", local.load_failure_message(&e));
+                Ok(None)
+            }
+            None => Err(e).context("preparing the embedder (SEMSEARCH_EMBEDDER)"),
+        },
+    }
 }
