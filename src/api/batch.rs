@@ -10,12 +10,12 @@
 
 use std::{sync::Arc, time::Instant};
 
-use axum::extract::State;
+use axum::{extract::State, response::Response};
 
 use super::{
     extract::Json,
     responses::SearchErrors,
-    search::{counted, render_ranked},
+    search::{counted, json_response, render_ranked, response_capacity},
     AppState,
 };
 use crate::{
@@ -44,10 +44,7 @@ use crate::{
         SearchErrors,
     )
 )]
-pub async fn search_batch(
-    State(state): State<AppState>,
-    Json(req): Json<BatchRequest>,
-) -> Result<axum::Json<BatchResponse>, ApiError> {
+pub async fn search_batch(State(state): State<AppState>, Json(req): Json<BatchRequest>) -> Result<Response, ApiError> {
     let started = Instant::now();
     let _permit = state.searches.try_acquire()?;
     let got = req.queries.len();
@@ -89,12 +86,14 @@ pub async fn search_batch(
         fewer_results_reasons.push(rendered.fewer_results_reason);
         contexts.push(rendered.context);
     }
-    Ok(axum::Json(BatchResponse {
+    let capacity = results.iter().map(|r| response_capacity(r)).sum();
+    let response = BatchResponse {
         results,
         fewer_results_reasons,
         contexts,
         modes: planned.iter().map(|(plan, _)| plan.mode).collect(),
         took_us: started.elapsed().as_micros() as u64,
         index_version: index.version(),
-    }))
+    };
+    json_response(&response, capacity)
 }

@@ -43,6 +43,7 @@ use crate::{
     api::{
         documents::{DocumentQuery, DocumentResponse},
         extract::Json,
+        search::{json_response, response_capacity},
     },
     index::fusion::Fusion,
     problem::ApiError,
@@ -396,15 +397,15 @@ pub async fn search(State(state): State<RouterState>, Json(req): Json<SearchRequ
     let (hits, reach) = merge_answers(&routed, answers)?;
     let rendered = render_routed(&state, &routed, &hits, reach, version, &mut Spent::default())?;
     state.record_overhead(fan_out_time.saturating_sub(slowest) + (fanned.elapsed() - fan_out_time));
-    Ok(axum::Json(SearchResponse {
+    let response = SearchResponse {
         results: rendered.results,
         mode: routed.plan.mode,
         took_us: started.elapsed().as_micros() as u64,
         index_version: version,
         fewer_results_reason: rendered.fewer_results_reason,
         context: rendered.context,
-    })
-    .into_response())
+    };
+    Ok(json_response(&response, response_capacity(&response.results))?)
 }
 
 /// `POST /v1/search/batch` across the shards: one batch per shard.
