@@ -679,7 +679,7 @@ pub fn model_dir() -> Option<PathBuf> {
 /// `~/.cache/semsearch` (the model's default dir lives under it too).
 pub fn cache_dir() -> Option<PathBuf> {
     let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    env("XDG_CACHE_HOME").or_else(|| env("HOME").map(|h| h.join(".cache"))).map(|c| c.join("semsearch"))
+    semsearch_minilm::files::cache_root(env("XDG_CACHE_HOME").as_deref(), env("HOME").as_deref())
 }
 
 /// PATH, where the tools look for `redis-server` before fetching their own.
@@ -689,7 +689,7 @@ pub fn program_search_path() -> Option<std::ffi::OsString> {
 
 /// Whether `dir` holds the local model's files (checked, by sha256, when loaded).
 fn model_files_present(dir: &std::path::Path) -> bool {
-    ["config.json", "tokenizer.json", "model.safetensors"].iter().all(|f| dir.join(f).is_file())
+    semsearch_minilm::files::MINILM_FILES.iter().all(|f| dir.join(f.name).is_file())
 }
 
 /// Whether logs on stderr may use colour: only when stderr is a terminal,

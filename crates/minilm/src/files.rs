@@ -69,16 +69,22 @@ pub enum ModelFileError {
     },
 }
 
-/// Where the model lives unless configured: `$XDG_CACHE_HOME` (when set to
-/// an absolute path, as the XDG spec requires) or `$HOME/.cache`, then
-/// `semsearch/models/all-MiniLM-L6-v2`. `None` when neither is usable.
-/// The caller reads the two variables (only `config` reads the environment).
-pub fn default_model_dir(xdg_cache_home: Option<&Path>, home: Option<&Path>) -> Option<PathBuf> {
+/// semsearch's cache directory: `$XDG_CACHE_HOME` (when set to an
+/// absolute path, as the XDG spec requires) or `$HOME/.cache`, then
+/// `semsearch`. `None` when neither is usable. The caller reads the two
+/// variables (only `config` reads the environment).
+pub fn cache_root(xdg_cache_home: Option<&Path>, home: Option<&Path>) -> Option<PathBuf> {
     let cache = match xdg_cache_home.filter(|p| p.is_absolute()) {
         Some(xdg) => xdg.to_path_buf(),
         None => home.filter(|p| !p.as_os_str().is_empty())?.join(".cache"),
     };
-    Some(cache.join("semsearch").join("models").join(MODEL_NAME))
+    Some(cache.join("semsearch"))
+}
+
+/// Where the model lives unless configured: [`cache_root`] +
+/// `models/all-MiniLM-L6-v2`.
+pub fn default_model_dir(xdg_cache_home: Option<&Path>, home: Option<&Path>) -> Option<PathBuf> {
+    Some(cache_root(xdg_cache_home, home)?.join("models").join(MODEL_NAME))
 }
 
 /// Checks that `dir` holds every file in `files` and that the pinned ones
