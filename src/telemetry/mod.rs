@@ -102,16 +102,15 @@ pub fn init_service(
     traces: &TraceSettings,
     default_service: &'static str,
 ) -> Result<Telemetry, TelemetryError> {
-    let logs = log_layer(filter, format, color);
     let Some(endpoint) = &traces.otlp_endpoint else {
-        let _ = Registry::default().with(logs).try_init();
+        init(filter, format, color);
         return Ok(Telemetry::default());
     };
     #[cfg(feature = "otel")]
     {
         let service = traces.service_name.clone().unwrap_or_else(|| default_service.to_owned());
         let (traces, layer) = otel::start(endpoint, service)?;
-        let layers: Vec<BoxedLayer> = vec![logs, layer];
+        let layers: Vec<BoxedLayer> = vec![log_layer(filter, format, color), layer];
         if Registry::default().with(layers).try_init().is_ok() {
             propagation::enable();
             tracing::info!(endpoint = %endpoint, "traces sent over OTLP/HTTP");
@@ -121,7 +120,7 @@ pub fn init_service(
     #[cfg(not(feature = "otel"))]
     {
         let _ = default_service;
-        let _ = Registry::default().with(logs).try_init();
+        init(filter, format, color);
         tracing::warn!(endpoint = %endpoint, "OTEL_EXPORTER_OTLP_ENDPOINT is set but this build has no `otel` feature; no traces are sent");
         Ok(Telemetry::default())
     }
