@@ -99,14 +99,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for ProblemHeads<T> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        if self.first_bytes.len() < H2_PREFACE.len() {
-            let want = H2_PREFACE.len() - self.first_bytes.len();
+        let this = &mut *self;
+        if this.first_bytes.len() < H2_PREFACE.len() {
+            let want = H2_PREFACE.len() - this.first_bytes.len();
             let new = &buf.filled()[before..];
-            let take = new.len().min(want);
-            let chunk = new[..take].to_vec();
-            self.first_bytes.extend_from_slice(&chunk);
-            if self.first_bytes.len() == H2_PREFACE.len() {
-                self.h2 = self.first_bytes == H2_PREFACE;
+            this.first_bytes.extend_from_slice(&new[..new.len().min(want)]);
+            if this.first_bytes.len() == H2_PREFACE.len() {
+                this.h2 = this.first_bytes == H2_PREFACE;
             }
         }
         Poll::Ready(Ok(()))
