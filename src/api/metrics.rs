@@ -307,6 +307,7 @@ fn copy_counters(state: &AppState) {
     gauge!("semsearch_searches_in_flight").set(state.searches.in_use() as f64);
     gauge!("semsearch_searches_limit").set(state.searches.limit() as f64);
     counter!("semsearch_searches_rejected_total").absolute(state.searches.rejected());
+    counter!("semsearch_requests_refused_total").absolute(super::server::requests_refused());
     let s = &state.refresh.status;
     counter!("semsearch_reloads_total").absolute(load(&s.reloads));
     counter!("semsearch_reload_failures_total").absolute(load(&s.reload_failures));

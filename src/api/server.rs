@@ -271,6 +271,16 @@ async fn idle_deadline(deadline: Option<Instant>, activity: &Activity) {
     }
 }
 
+/// Requests refused because every request slot was taken, by every server
+/// of this process: node and router copy it into their `/metrics`
+/// (`semsearch_requests_refused_total`); the router has no recorder.
+static REQUESTS_REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// See [`REQUESTS_REFUSED`].
+pub fn requests_refused() -> u64 {
+    REQUESTS_REFUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs one request through `router`, or refuses it when every request
 /// slot is taken. The slot and the in-flight mark live until the response
 /// body is dropped (sent or abandoned).
@@ -282,7 +292,7 @@ async fn answer(
     max_requests: usize,
 ) -> axum::response::Response {
     let Ok(permit) = permit else {
-        metrics::counter!("semsearch_requests_refused_total").increment(1);
+        REQUESTS_REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return ApiError::RequestsBusy { limit: max_requests }.into_response();
     };
     let response = match router.oneshot(req.map(Body::new)).await {

@@ -593,6 +593,11 @@ pub async fn metrics(State(state): State<RouterState>) -> Response {
         state.slots.rejected(),
     );
     counter(
+        "semsearch_requests_refused_total",
+        "Requests (HTTP/1 or HTTP/2 streams) refused with 503 overloaded: every request slot was taken.",
+        crate::api::server::requests_refused(),
+    );
+    counter(
         "semsearch_router_overhead_microseconds_total",
         "Router time per search beyond the slowest shard, summed.",
         state.overhead.sum_us.load(Ordering::Relaxed),
