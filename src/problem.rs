@@ -50,6 +50,11 @@ macro_rules! problems {
                     $(ProblemCode::$variant => $code,)*
                 }
             }
+
+            /// The problem's `type`: `urn:semsearch:problem:<code>`.
+            pub fn type_uri(self) -> String {
+                format!("urn:semsearch:problem:{}", self.as_str())
+            }
         }
 
         impl ApiError {
@@ -372,7 +377,7 @@ impl ApiError {
     pub fn problem(&self) -> Problem {
         let status = self.status();
         Problem {
-            type_: format!("urn:semsearch:problem:{}", self.code()),
+            type_: self.problem_code().type_uri(),
             title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: self.to_string(),

@@ -196,9 +196,8 @@ pub fn problem_answer(status: u16, content_type: Option<&[u8]>, body: &[u8]) -> 
         return Err(BadAnswer::NotAProblem(format!("content type {:?}", crate::problem::echo(media))));
     }
     let problem: ShardProblem = json(body).map_err(|e| BadAnswer::NotAProblem(e.to_string()))?;
-    let consistent = problem.status == status
-        && (400..500).contains(&status)
-        && problem.type_ == format!("urn:semsearch:problem:{}", problem.code.as_str());
+    let consistent =
+        problem.status == status && (400..500).contains(&status) && problem.type_ == problem.code.type_uri();
     if !consistent {
         return Err(BadAnswer::NotAProblem(format!(
             "status {status}, problem {} {}",
