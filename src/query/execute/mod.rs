@@ -19,7 +19,7 @@ use semsearch_lexical::{snippet::best_window, Scorer};
 use semsearch_scan::{ScanAnswer, ScanPath};
 use tracing::{field::Empty, Instrument};
 
-use super::dto::Snippet;
+use super::dto::{SearchMode, Snippet};
 use crate::{
     index::{
         coalesce::Coalescer,
@@ -39,12 +39,12 @@ pub enum Ranking {
 }
 
 impl Ranking {
-    /// The mode's name, as the API spells it.
-    pub fn as_str(&self) -> &'static str {
+    /// The mode this ranking serves.
+    pub fn mode(&self) -> SearchMode {
         match self {
-            Self::Vector => "vector",
-            Self::Lexical { .. } => "lexical",
-            Self::Hybrid { .. } => "hybrid",
+            Self::Vector => SearchMode::Vector,
+            Self::Lexical { .. } => SearchMode::Lexical,
+            Self::Hybrid { .. } => SearchMode::Hybrid,
         }
     }
 }
@@ -115,7 +115,7 @@ pub async fn one(
     search: &OwnedLiveQuery,
     ranking: &Ranking,
 ) -> Result<RankedHits, ApiError> {
-    let span = rank_span(ranking.as_str(), 1);
+    let span = rank_span(ranking.mode().as_str(), 1);
     if !span.is_disabled() {
         span.record("search.k", search.k);
         span.record("search.filtered", search.rows.is_some());
@@ -185,7 +185,7 @@ pub async fn batch(
     searches: Arc<Vec<(OwnedLiveQuery, Ranking)>>,
 ) -> Result<Vec<RankedHits>, ApiError> {
     let ranking = match searches.first() {
-        Some((_, first)) if searches.iter().all(|(_, r)| r.as_str() == first.as_str()) => first.as_str(),
+        Some((_, first)) if searches.iter().all(|(_, r)| r.mode() == first.mode()) => first.mode().as_str(),
         Some(_) => "mixed",
         None => "none",
     };
