@@ -336,7 +336,8 @@ impl Shards {
             return Err(too_long());
         }
         let content_type = res.headers().get(header::CONTENT_TYPE).cloned();
-        let mut bytes = Vec::new();
+        // Sized once when the shard says how long (already checked against `max`).
+        let mut bytes = Vec::with_capacity(res.content_length().map_or(0, |n| n as usize));
         while let Some(chunk) = res.chunk().await.map_err(|e| ShardFailure::Down(e.to_string()))? {
             if bytes.len() + chunk.len() > max {
                 return Err(too_long());
