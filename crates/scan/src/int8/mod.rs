@@ -63,7 +63,7 @@ use thiserror::Error;
 
 use self::{
     bound::QueryBound,
-    kernel::{code_offset, padded_dim, Int8Kernel, MAX_DIM4, PANEL_ROWS},
+    kernel::{padded_dim, place_row, Int8Kernel, MAX_DIM4, PANEL_ROWS},
     quantize::quantize,
 };
 use crate::{
@@ -191,9 +191,7 @@ impl QuantizedMatrix {
                 let panel_rows = codes[first * dim..].chunks_exact(dim).zip(&row_codes[first..]).take(PANEL_ROWS);
                 for (r, (row, code)) in panel_rows.enumerate() {
                     (scales[r], residuals[r], code_norms[r]) = (code.scale, code.residual, code.code_norm);
-                    for (t, &c) in row.iter().enumerate() {
-                        panel[code_offset(dim4, r, t)] = c;
-                    }
+                    place_row(panel, r, row);
                 }
             });
         let unbounded_rows = residuals.iter().filter(|r| r.is_infinite()).count();
@@ -234,14 +232,15 @@ impl QuantizedMatrix {
             .zip(code_norms.par_chunks_mut(PANEL_ROWS))
             .enumerate()
             .for_each(|(p, (((panel, scales), residuals), code_norms))| {
-                let mut codes = vec![0i8; dim];
+                let (mut codes, mut biased) = (vec![0i8; dim], vec![0u8; dim]);
                 let first = p * PANEL_ROWS;
                 for (r, x) in matrix[first * dim..].chunks_exact(dim).take(PANEL_ROWS).enumerate() {
                     let q = quantize(x, &mut codes);
                     (scales[r], residuals[r], code_norms[r]) = (q.scale, q.residual, q.code_norm);
-                    for (t, &c) in codes.iter().enumerate() {
-                        panel[code_offset(dim4, r, t)] = (c as u8) ^ 0x80;
+                    for (b, &c) in biased.iter_mut().zip(&codes) {
+                        *b = (c as u8) ^ 0x80;
                     }
+                    place_row(panel, r, &biased);
                 }
             });
         let unbounded_rows = residuals.iter().filter(|r| r.is_infinite()).count();
@@ -289,7 +288,7 @@ impl QuantizedMatrix {
     /// Row `row`'s codes, in order (tests look through the layout with it).
     #[cfg(test)]
     fn codes(&self, row: usize) -> Vec<i8> {
-        (0..self.dim).map(|t| (self.panels()[code_offset(self.dim4, row, t)] ^ 0x80) as i8).collect()
+        (0..self.dim).map(|t| (self.panels()[kernel::code_offset(self.dim4, row, t)] ^ 0x80) as i8).collect()
     }
 }
 
