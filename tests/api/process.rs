@@ -167,3 +167,30 @@ async fn acl_user_and_password_work_and_no_secret_reaches_logs_errors_or_stats()
     assert_eq!(line["span"]["request_id"], "rid-7f3a91", "{line}");
     assert_eq!(line["span"]["route"], "/v1/search", "{line}");
 }
+
+/// `THP_enabled` of a running process, from /proc (Linux ≥ 6.x shows it).
+fn thp_enabled(pid: u32) -> Option<bool> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(|v| v.trim() == "1")
+}
+
+#[tokio::test]
+async fn the_binary_runs_on_small_pages_unless_mimalloc_is_told_otherwise() {
+    // Arrange: no Redis on the port; the server listens anyway and keeps retrying.
+    let port = free_port().to_string();
+    let env = [("REDIS_HOST", "127.0.0.1"), ("REDIS_PORT", port.as_str())];
+    if thp_enabled(std::process::id()).is_none() {
+        eprintln!("SKIPPED: this kernel's /proc/PID/status has no THP_enabled line");
+        return;
+    }
+
+    // Act
+    let small = Semsearch::start(&env);
+    let huge = Semsearch::start(&[env[0], env[1], ("MIMALLOC_ALLOW_THP", "1")]);
+    small.addr().await;
+    huge.addr().await;
+
+    // Assert: src/main.rs says why.
+    assert_eq!(thp_enabled(small.child.id()), Some(false));
+    assert_eq!(thp_enabled(huge.child.id()), Some(thp_enabled(std::process::id()) == Some(true)));
+}
