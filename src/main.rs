@@ -21,8 +21,9 @@ fn main() -> anyhow::Result<()> {
 /// applies it when it starts, either way).
 ///
 /// Why (issue 24): mimalloc marks its OS memory `MADV_HUGEPAGE`, and on a
-/// kernel whose THP mode is `madvise` (Debian's default, and this box's) a
-/// first touch there may compact memory before it clears 2 MiB. A load
+/// kernel whose THP mode is `madvise` (this box's, in
+/// /sys/kernel/mm/transparent_hugepage/enabled) a first touch there may
+/// compact memory before it clears 2 MiB. A load
 /// first-touches its whole matrix, its int8 copy and its chunk buffers.
 /// Measured on 200k raw-f32 documents (3 rounds, interleaved with the
 /// previous build): full load 1.97× → 1.40× a bare SCAN + MGET, quick-key

@@ -134,9 +134,9 @@ pub fn code_offset(dim4: usize, row: usize, t: usize) -> usize {
 
 /// Writes one row's biased `codes` as row `r` (< [`PANEL_ROWS`]) of `panel`,
 /// one panel of a panel-layout buffer: the bytes [`code_offset`] names,
-/// written a [`GROUP`] at a time. A load lays out every row it read this
-/// way; a computed offset per byte made that most of a 200k load's finish
-/// (issue 24).
+/// written a [`GROUP`] at a time rather than through a computed offset per
+/// byte (issue 24: 200k rows laid out in 33.1 ms instead of 38.7 ms, warm
+/// memory; most of a load's layout time is first touch of the buffer).
 #[inline]
 pub fn place_row(panel: &mut [u8], r: usize, codes: &[u8]) {
     for (step, group) in panel.chunks_exact_mut(STEP_BYTES).zip(codes.chunks(GROUP)) {
