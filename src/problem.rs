@@ -254,7 +254,8 @@ pub enum ApiError {
     /// options, asked for a `vector` or `id` query, which has no words.
     #[error("{0}")]
     ModeNeedsText(String),
-    /// 422 `empty_text`: nothing is left of `text` after normalisation.
+    /// 422 `empty_text`: nothing a model could read is left of `text` after
+    /// normalisation (`crate::embed::nothing_to_embed`).
     #[error("text is empty after normalisation")]
     EmptyText,
     /// 422 `text_too_long`: `text` exceeds the limit sent to the provider.

@@ -48,7 +48,7 @@ pub async fn embed(
     let mut failed = Vec::new();
     for (i, text) in req.texts.iter().enumerate() {
         let text = normalization.apply(text);
-        if nothing_to_embed(&text) {
+        if crate::embed::nothing_to_embed(&text) {
             failed.push((format!("/texts/{i}"), ApiError::EmptyText));
         } else if text.len() > MAX_EMBED_TEXT_BYTES {
             failed.push((format!("/texts/{i}"), ApiError::TextTooLong { got: text.len(), max: MAX_EMBED_TEXT_BYTES }));
@@ -78,14 +78,6 @@ pub async fn embed(
         truncated.push(e.truncated);
     }
     Ok(axum::Json(EmbedResponse { embeddings, model: provider.model().to_owned(), dimension, truncated }))
-}
-
-/// Whether `text` holds nothing a model could read: empty, or whitespace,
-/// control characters and U+FFFD only (the BERT normaliser drops them all,
-/// and other providers would embed noise). Checked per text so the
-/// problem names each one (`/texts/i`).
-fn nothing_to_embed(text: &str) -> bool {
-    text.chars().all(|c| c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER)
 }
 
 /// Body of `POST /v1/embed`: texts to embed with the server's embedder, as
@@ -129,19 +121,4 @@ pub struct EmbedResponse {
     pub dimension: usize,
     /// Per text, whether it was cut at 256 word pieces.
     pub truncated: Vec<bool>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::nothing_to_embed;
-
-    #[test]
-    fn control_characters_and_whitespace_alone_are_nothing_to_embed() {
-        for text in ["", " \n\t", "\u{1}\u{2}\u{7f}", "\u{0}\u{fffd}\r", "\u{85}\u{9f}"] {
-            assert!(nothing_to_embed(text), "{text:?}");
-        }
-        for text in ["a", "\u{1}x", "ç", "😀", "\u{200b}."] {
-            assert!(!nothing_to_embed(text), "{text:?}");
-        }
-    }
 }

@@ -143,7 +143,7 @@ impl QueryEmbedder {
     /// [`Self::embed`]'s work, inside its span.
     async fn embed_from_tiers(&self, text: &str) -> Result<(Arc<[f32]>, Source), EmbedError> {
         let normalized = self.normalization.apply(text);
-        if normalized.is_empty() {
+        if super::nothing_to_embed(&normalized) {
             return Err(EmbedError::EmptyText);
         }
         let digest = QueryDigest::new(self.provider.model(), &normalized);

@@ -22,7 +22,7 @@ pub mod settings;
 use thiserror::Error;
 
 pub use embedder::QueryEmbedder;
-pub use normalize::Normalization;
+pub use normalize::{nothing_to_embed, Normalization};
 pub use providers::{Provider, ProviderKind};
 pub use settings::{EmbedderSettings, HttpProtocol, HttpSettings, LocalSettings, ProviderSettings};
 

@@ -16,6 +16,14 @@
 //! Invariant: normalising is idempotent (`normalize(normalize(t)) == normalize(t)`),
 //! so a client that already normalised gets the same cache key.
 
+/// Whether `text` holds nothing a model could read: empty, or whitespace,
+/// control characters and U+FFFD only (the BERT normaliser drops them all,
+/// and other providers would embed noise). The one rule for `/v1/embed`'s
+/// texts and a search's `text`, so neither sends noise to a paid provider.
+pub fn nothing_to_embed(text: &str) -> bool {
+    text.chars().all(|c| c.is_whitespace() || c.is_control() || c == char::REPLACEMENT_CHARACTER)
+}
+
 /// How question text is prepared before embedding. See the module docs.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
@@ -91,6 +99,17 @@ fn is_js_whitespace(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_characters_and_whitespace_alone_are_nothing_to_embed() {
+        use super::nothing_to_embed;
+        for text in ["", " \n\t", "\u{1}\u{2}\u{7f}", "\u{0}\u{fffd}\r", "\u{85}\u{9f}"] {
+            assert!(nothing_to_embed(text), "{text:?}");
+        }
+        for text in ["a", "\u{1}x", "ç", "😀", "\u{200b}."] {
+            assert!(!nothing_to_embed(text), "{text:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

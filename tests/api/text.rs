@@ -553,6 +553,21 @@ async fn issue_22_embedding_texts_of_control_characters_only_is_422_naming_each_
 }
 
 #[tokio::test]
+async fn a_search_text_of_control_characters_only_is_422_and_never_reaches_the_provider() {
+    // Arrange: the default normalisation only trims, so these characters survive it.
+    let t = text_app(ProviderKind::Tei, Behaviour::Answer, |_| {}).await;
+
+    for text in ["\u{1}\u{2}\u{7f}", "\u{0}\r\u{fffd}", " \u{85}\u{9f} "] {
+        // Act
+        let res = t.app.post_search(&json!({"text": text, "k": 3})).await;
+
+        // Assert: the same rule as /v1/embed's texts.
+        assert_problem(res, 422, "empty_text").await;
+    }
+    assert_eq!(t.fake.calls(), 0, "nothing was sent to the provider");
+}
+
+#[tokio::test]
 async fn exactly_one_of_vector_and_text_is_required() {
     // Arrange
     let redis = TestRedis::start();
