@@ -227,25 +227,16 @@ impl Index {
         self
     }
 
-    /// [`Index::with_scan`] for a fresh index whose rows' int8 codes were
-    /// made beforehand ([`semsearch_scan::int8::RowCode`], one per base row
-    /// in order; the loader makes them while it reads): the int8 copy is
-    /// laid out from them instead of quantizing again. The same snapshot
-    /// either way. CPU work on rayon, as `with_scan`.
-    pub fn with_int8_codes(
-        mut self,
-        mode: ScanMode,
-        codes: &[u8],
-        row_codes: &[semsearch_scan::int8::RowCode],
-    ) -> Self {
-        let fits = row_codes.len() == self.base.len() && self.tombstones.is_empty();
+    /// [`Index::with_scan`] for a fresh index whose int8 copy was built
+    /// beforehand (the loader places each row's codes while it reads,
+    /// [`semsearch_scan::int8::QuantizedBuilder`]): the copy is attached
+    /// instead of quantizing again, when `mode` scans int8 at this size and
+    /// `int8` holds exactly the base's rows. The same snapshot either way.
+    pub fn with_int8_copy(mut self, mode: ScanMode, int8: semsearch_scan::int8::QuantizedMatrix) -> Self {
+        let fits = int8.len() == self.base.len() && int8.dim() == self.base.dim() && self.tombstones.is_empty();
         if fits && mode.resolve(self.base.len(), self.base.dim()) == ScanPath::Int8 && self.base.scan() == ScanPath::F32
         {
-            let dim = self.base.dim();
-            if let (Some(base), Ok(int8)) = (
-                Arc::get_mut(&mut self.base),
-                semsearch_scan::int8::QuantizedMatrix::from_row_codes(codes, row_codes, dim),
-            ) {
+            if let Some(base) = Arc::get_mut(&mut self.base) {
                 base.set_int8(int8);
             }
         }

@@ -101,7 +101,7 @@ impl Segment {
     }
 
     /// Attaches `int8`, the int8 copy of exactly these rows made beforehand
-    /// (`QuantizedMatrix::from_row_codes`); the segment is then scanned on
+    /// (`QuantizedBuilder`, as the loader reads); the segment is then scanned on
     /// [`ScanPath::Int8`].
     pub fn set_int8(&mut self, int8: QuantizedMatrix) {
         debug_assert_eq!((int8.len(), int8.dim()), (self.len(), self.dim()), "a copy of these rows");

@@ -16,7 +16,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use semsearch_scan::int8::RowCode;
+use semsearch_scan::int8::{QuantizedBuilder, QuantizedMatrix, RowCode};
 
 use super::report::LoadReport;
 use crate::{
@@ -119,18 +119,21 @@ pub(super) struct RowCollector {
     others: BTreeMap<usize, IndexBuilder>,
     prefix_len: usize,
     expected_rows: usize,
-    /// The int8 codes of `main`'s rows, in row order, while every one of
-    /// them came with its code (`None` once one did not, or without
-    /// quantizing): the int8 copy laid out by [`RowCollector::finish`].
-    main_codes: Option<(Vec<u8>, Vec<RowCode>)>,
+    /// The int8 copy of `main`'s rows, each placed into its panel as it is
+    /// appended (see [`MainCodes`]).
+    main_codes: MainCodes,
     pub(super) report: LoadReport,
 }
 
-/// The int8 codes of a finished load's rows (see [`parse_chunk`]), for
-/// `Index::with_int8_codes`.
-pub(super) struct LoadedCodes {
-    pub codes: Vec<u8>,
-    pub row_codes: Vec<RowCode>,
+/// The int8 copy of the main rows while a load reads.
+enum MainCodes {
+    /// Rows come with codes; none of the main dimension has come yet.
+    Wanted,
+    /// Every main row so far came with its code, placed in row order.
+    Building(QuantizedBuilder),
+    /// Not quantizing, or a main row came without a code: the snapshot
+    /// quantizes its rows itself, if its scan mode wants an int8 copy.
+    Dropped,
 }
 
 impl RowCollector {
@@ -145,7 +148,7 @@ impl RowCollector {
             others: BTreeMap::new(),
             prefix_len: keys.embedding_prefix().len(),
             expected_rows,
-            main_codes: quantize.then(|| (Vec::new(), Vec::new())),
+            main_codes: if quantize { MainCodes::Wanted } else { MainCodes::Dropped },
             report: LoadReport::default(),
         }
     }
@@ -192,20 +195,20 @@ impl RowCollector {
         }
     }
 
-    /// Appends the int8 code of the next main row, or gives up the codes
+    /// Places the int8 code of the next main row, or gives up the copy
     /// when it has none.
     fn push_code(&mut self, code: Option<(&[u8], RowCode)>) {
-        match (self.main_codes.as_mut(), code) {
-            (Some((codes, row_codes)), Some((row, code))) => {
-                if row_codes.is_empty() {
-                    let _ = codes.try_reserve_exact(self.expected_rows.saturating_mul(row.len()));
-                    let _ = row_codes.try_reserve_exact(self.expected_rows);
-                }
-                codes.extend_from_slice(row);
-                row_codes.push(code);
-            }
-            (Some(_), None) => self.main_codes = None,
-            (None, _) => {}
+        if let (MainCodes::Wanted, Some((row, _))) = (&self.main_codes, code) {
+            self.main_codes =
+                QuantizedBuilder::new(row.len(), self.expected_rows).map_or(MainCodes::Dropped, MainCodes::Building);
+        }
+        let placed = match (&mut self.main_codes, code) {
+            (MainCodes::Building(builder), Some((row, code))) => builder.push(row, code).is_ok(),
+            (MainCodes::Dropped, _) => true,
+            _ => false,
+        };
+        if !placed {
+            self.main_codes = MainCodes::Dropped;
         }
     }
 
@@ -214,7 +217,10 @@ impl RowCollector {
     ///
     /// # Errors
     /// [`IndexError`] if the rows do not form an index (ids out of order).
-    pub(super) fn finish(mut self, keys: &KeySpace) -> Result<(Index, LoadReport, Option<LoadedCodes>), IndexError> {
+    pub(super) fn finish(
+        mut self,
+        keys: &KeySpace,
+    ) -> Result<(Index, LoadReport, Option<QuantizedMatrix>), IndexError> {
         let main = self.main.take().unwrap_or_else(|| IndexBuilder::new(self.main_dim.unwrap_or(0)));
         let majority = self
             .others
@@ -223,7 +229,10 @@ impl RowCollector {
             .filter(|(_, n)| *n > main.len())
             .max_by_key(|(_, n)| *n)
             .map(|(dim, _)| dim);
-        let codes = self.main_codes.take().filter(|_| majority.is_none());
+        let codes = match std::mem::replace(&mut self.main_codes, MainCodes::Dropped) {
+            MainCodes::Building(builder) if majority.is_none() => builder.finish().ok(),
+            _ => None,
+        };
         let rows = match majority {
             Some(dim) => {
                 let rows = self.others.remove(&dim).unwrap_or_else(|| IndexBuilder::new(dim));
@@ -240,8 +249,8 @@ impl RowCollector {
         let index = rows.finish()?;
         self.report.loaded = index.len();
         self.report.dim = index.dim();
-        let codes = codes.filter(|(_, row_codes)| row_codes.len() == index.len());
-        Ok((index, self.report, codes.map(|(codes, row_codes)| LoadedCodes { codes, row_codes })))
+        let codes = codes.filter(|int8| int8.len() == index.len());
+        Ok((index, self.report, codes))
     }
 }
 
@@ -424,8 +433,8 @@ mod tests {
         rows.append(parse_chunk(0, read(values(0..20)), true), &list);
         rows.append(parse_chunk(20, read(values(20..41)), true), &list);
         let (index, report, codes) = rows.finish(&keys).expect("ids are in order");
-        let codes = codes.expect("every kept row came with its code");
-        let got = index.with_int8_codes(ScanMode::Int8, &codes.codes, &codes.row_codes);
+        let int8 = codes.expect("every kept row came with its code");
+        let got = index.with_int8_copy(ScanMode::Int8, int8);
 
         // Assert
         assert_eq!(report.skipped.get(SkipReason::WrongDimension), 1);

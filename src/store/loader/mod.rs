@@ -198,11 +198,11 @@ async fn load_sorted(
 
     let finishing = Instant::now();
     let (scan, keys) = (settings.scan, keys.clone());
-    // Checks, deadlines and the int8 copy's layout: CPU work, off the tokio workers.
+    // Checks and deadlines (the int8 copy was laid out as rows came): CPU work, off the tokio workers.
     let (index, mut report) = tokio::task::spawn_blocking(move || -> Result<_, IndexLoadError> {
         let (index, report, codes) = rows.finish(&keys)?;
         let index = match codes {
-            Some(c) => index.with_int8_codes(scan, &c.codes, &c.row_codes),
+            Some(int8) => index.with_int8_copy(scan, int8),
             None => index,
         };
         Ok((index, report))

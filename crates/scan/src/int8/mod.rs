@@ -49,6 +49,7 @@
 //! O(k + candidates) per task, like the f32 scan's O(k × tasks).
 
 pub mod bound;
+mod builder;
 pub mod kernel;
 pub mod quantize;
 
@@ -60,6 +61,8 @@ use std::{
 
 use rayon::prelude::*;
 use thiserror::Error;
+
+pub use self::builder::QuantizedBuilder;
 
 use self::{
     bound::QueryBound,
@@ -129,10 +132,10 @@ pub struct QuantizedMatrix {
 }
 
 /// One row's int8 code made where the row was decoded, for
-/// [`QuantizedMatrix::from_row_codes`]: a loader quantizes each chunk of
-/// rows while the next chunk is on the wire, and the copy is then only laid
-/// out, never quantized again (issue 24). The same bits
-/// [`QuantizedMatrix::from_rows`] computes for the same row.
+/// [`QuantizedBuilder::push`]: a loader quantizes each chunk of rows while
+/// the next chunk is on the wire, and the copy is then only laid out, never
+/// quantized again. The same bits [`QuantizedMatrix::from_rows`] computes
+/// for the same row.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RowCode {
     scale: f32,
@@ -141,63 +144,17 @@ pub struct RowCode {
 }
 
 impl RowCode {
-    /// Quantizes `row`, appending its `row.len()` biased codes to `codes`.
+    /// Quantizes `row`, appending its `row.len()` biased codes to `codes`
+    /// (written in place: no buffer per row).
     pub fn quantize(row: &[f32], codes: &mut Vec<u8>) -> Self {
-        let mut signed = vec![0i8; row.len()];
-        let q = quantize(row, &mut signed);
-        codes.extend(signed.iter().map(|&c| (c as u8) ^ 0x80));
+        let start = codes.len();
+        codes.resize(start + row.len(), 0);
+        let q = quantize(row, &mut codes[start..]);
         Self { scale: q.scale, residual: q.residual, code_norm: q.code_norm }
     }
 }
 
 impl QuantizedMatrix {
-    /// The int8 copy of rows quantized beforehand ([`RowCode::quantize`]):
-    /// `codes` holds `dim` biased codes per row, row after row, and
-    /// `row_codes` one entry per row. Laid into panels on rayon.
-    ///
-    /// # Errors
-    /// [`QuantizeError`] as [`QuantizedMatrix::from_rows`] gives them, and
-    /// [`QuantizeError::NotWholeRows`] when `codes` is not `dim` bytes per entry of `row_codes`.
-    pub fn from_row_codes(codes: &[u8], row_codes: &[RowCode], dim: usize) -> Result<Self, QuantizeError> {
-        if dim == 0 {
-            return Err(QuantizeError::ZeroDimension);
-        }
-        if dim > MAX_DIM {
-            return Err(QuantizeError::DimensionTooLarge { dim, max: MAX_DIM });
-        }
-        if codes.len() != row_codes.len().saturating_mul(dim) {
-            return Err(QuantizeError::NotWholeRows { len: codes.len(), dim });
-        }
-        let rows = row_codes.len();
-        if u32::try_from(rows).is_err() {
-            return Err(QuantizeError::TooManyRows { rows });
-        }
-        let dim4 = padded_dim(dim);
-        let panel_bytes = PANEL_ROWS * dim4;
-        let panels = rows.div_ceil(PANEL_ROWS);
-        let mut buf = vec![128u8; panels * panel_bytes + 63];
-        let start = buf.as_ptr().align_offset(64).min(63);
-        let padded_rows = panels * PANEL_ROWS;
-        let (mut scales, mut residuals, mut code_norms) =
-            (vec![0.0f32; padded_rows], vec![0.0f32; padded_rows], vec![0.0f32; padded_rows]);
-        buf[start..][..panels * panel_bytes]
-            .par_chunks_mut(panel_bytes)
-            .zip(scales.par_chunks_mut(PANEL_ROWS))
-            .zip(residuals.par_chunks_mut(PANEL_ROWS))
-            .zip(code_norms.par_chunks_mut(PANEL_ROWS))
-            .enumerate()
-            .for_each(|(p, (((panel, scales), residuals), code_norms))| {
-                let first = p * PANEL_ROWS;
-                let panel_rows = codes[first * dim..].chunks_exact(dim).zip(&row_codes[first..]).take(PANEL_ROWS);
-                for (r, (row, code)) in panel_rows.enumerate() {
-                    (scales[r], residuals[r], code_norms[r]) = (code.scale, code.residual, code.code_norm);
-                    place_row(panel, r, row);
-                }
-            });
-        let unbounded_rows = residuals.iter().filter(|r| r.is_infinite()).count();
-        Ok(Self { buf, start, rows, dim, dim4, scales, residuals, code_norms, unbounded_rows })
-    }
-
     /// Quantizes every row of `matrix` (`n × dim`, row-major), on rayon.
     ///
     /// # Errors
@@ -232,14 +189,11 @@ impl QuantizedMatrix {
             .zip(code_norms.par_chunks_mut(PANEL_ROWS))
             .enumerate()
             .for_each(|(p, (((panel, scales), residuals), code_norms))| {
-                let (mut codes, mut biased) = (vec![0i8; dim], vec![0u8; dim]);
+                let mut biased = vec![0u8; dim];
                 let first = p * PANEL_ROWS;
                 for (r, x) in matrix[first * dim..].chunks_exact(dim).take(PANEL_ROWS).enumerate() {
-                    let q = quantize(x, &mut codes);
+                    let q = quantize(x, &mut biased);
                     (scales[r], residuals[r], code_norms[r]) = (q.scale, q.residual, q.code_norm);
-                    for (b, &c) in biased.iter_mut().zip(&codes) {
-                        *b = (c as u8) ^ 0x80;
-                    }
                     place_row(panel, r, &biased);
                 }
             });
@@ -733,7 +687,7 @@ mod tests {
         crate::top_k(matrix, &ScanRequest { queries: &queries, forced, ..ScanRequest::default() }).remove(0)
     }
 
-    fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn unit_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut m = crate::test_rng::XorShift::new(seed).units(n * dim);
         for row in m.chunks_exact_mut(dim) {
             let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
@@ -772,36 +726,6 @@ mod tests {
         }
         assert!(m.heap_bytes() >= n * QuantizedMatrix::bytes_per_row(dim));
         assert_eq!(QuantizedMatrix::bytes_per_row(384), 396);
-    }
-
-    #[test]
-    fn rows_quantized_beforehand_give_the_copy_from_rows_builds() {
-        // Arrange: 37 rows (a partial last panel), one outside the bounded range.
-        let (n, dim) = (37, 10);
-        let mut matrix = unit_rows(n, dim, 9);
-        matrix[3 * dim] = f32::INFINITY;
-        let mut codes = Vec::new();
-        let row_codes: Vec<RowCode> = matrix.chunks_exact(dim).map(|x| RowCode::quantize(x, &mut codes)).collect();
-
-        // Act
-        let got = QuantizedMatrix::from_row_codes(&codes, &row_codes, dim).expect("valid shape");
-
-        // Assert
-        let want = QuantizedMatrix::from_rows(&matrix, dim).expect("valid shape");
-        assert_eq!((got.len(), got.dim(), got.unbounded_rows()), (want.len(), want.dim(), 1));
-        assert_eq!(got.panels(), want.panels());
-        for (a, b) in
-            [(&got.scales, &want.scales), (&got.residuals, &want.residuals), (&got.code_norms, &want.code_norms)]
-        {
-            assert_eq!(
-                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-            );
-        }
-        assert_eq!(
-            QuantizedMatrix::from_row_codes(&codes[1..], &row_codes, dim).err(),
-            Some(QuantizeError::NotWholeRows { len: codes.len() - 1, dim })
-        );
     }
 
     #[test]

@@ -50,8 +50,27 @@ impl Quantized {
     }
 }
 
+/// How a code is stored: `i8` as is (a query's codes), `u8` biased by 128
+/// (a row's codes in the panels: the `u8 × i8` VNNI operand), so a row is
+/// quantized straight into the form it is kept in.
+pub(crate) trait Code: Copy {
+    fn encode(code: i8) -> Self;
+}
+
+impl Code for i8 {
+    fn encode(code: i8) -> Self {
+        code
+    }
+}
+
+impl Code for u8 {
+    fn encode(code: i8) -> Self {
+        (code as u8) ^ 0x80
+    }
+}
+
 /// Quantizes `x` into `codes` (same length) and returns its scale and norms.
-pub(crate) fn quantize(x: &[f32], codes: &mut [i8]) -> Quantized {
+pub(crate) fn quantize<C: Code>(x: &[f32], codes: &mut [C]) -> Quantized {
     debug_assert_eq!(x.len(), codes.len());
     let d = x.len();
     let sum_sq = sum_lanes(x.iter().map(|&v| f64::from(v) * f64::from(v)));
@@ -59,7 +78,7 @@ pub(crate) fn quantize(x: &[f32], codes: &mut [i8]) -> Quantized {
     // NaN (a non-finite entry) fails both tests.
     let zero = norm == 0.0;
     if zero || !(MIN_NORM..=MAX_NORM).contains(&norm) {
-        codes.fill(0);
+        codes.fill(C::encode(0));
         let unbounded = if zero { 0.0 } else { f32::INFINITY };
         return Quantized { scale: 0.0, residual: unbounded, code_norm: 0.0, norm: unbounded };
     }
@@ -80,7 +99,7 @@ pub(crate) fn quantize(x: &[f32], codes: &mut [i8]) -> Quantized {
             let y = f64::from(v) * inv;
             // `as` truncates toward zero (and saturates): add ±0.5 first.
             let code = ((y + 0.5f64.copysign(y)) as i32).clamp(-CODE_MAX, CODE_MAX);
-            *c = code as i8;
+            *c = C::encode(code as i8);
             // s has 24 significant bits and |code| ≤ 127 has 7: exact in f64.
             approx[i] = s * f64::from(code);
             let e = f64::from(v) - approx[i];
