@@ -28,3 +28,12 @@ pub fn chatbot_value(i: usize, rng: &mut StdRng) -> String {
     v.push_str("]}");
     v
 }
+
+/// A unit vector of [`DIM`] components, each drawn from ±0.2 before scaling.
+#[allow(dead_code)] // not every bench that includes this module uses it
+pub fn unit_vector(rng: &mut StdRng) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..DIM).map(|_| rng.random_range(-0.2f32..0.2)).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}

@@ -119,14 +119,12 @@ fn decode_raw(value: &[u8], out: &mut Vec<f32>) -> Result<Meta, SkipReason> {
         }
     }
     if !value.is_empty() && value.len().is_multiple_of(4) {
-        out.reserve(value.len() / 4);
-        for c in value.chunks_exact(4) {
-            let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            if !x.is_finite() {
-                out.truncate(start);
-                return Err(SkipReason::NonFinite);
-            }
-            out.push(x);
+        out.extend(value.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+        // One pass with no early exit, so both loops vectorise (a push and
+        // a check per float ran ~30x the bytes-to-f32 floor, `--bench decode`).
+        if !out[start..].iter().fold(true, |finite, x| finite & x.is_finite()) {
+            out.truncate(start);
+            return Err(SkipReason::NonFinite);
         }
         return Ok(Meta::default());
     }
