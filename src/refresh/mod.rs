@@ -238,7 +238,12 @@ impl Refresher {
             let keys_at = st.updates.due(st.reload.is_running());
             // While expired keys are being re-read, their deadlines stay in the past; don't re-fire.
             let expiry_at = if st.updates.is_quiet() { self.next_expiry() } else { None };
-            let reconcile_at = st.reconcile.due();
+            // While a full reload is pending, a reconcile waits for it: the
+            // reload SCANs every key anyway, the key set cannot be judged
+            // until it is published, and a second SCAN beside the reload's
+            // own slowed a quick-key reload by its whole scan stage on
+            // Redis' one thread (1M keys: 5.9 s against 4.8 s at startup).
+            let reconcile_at = if st.reload.is_pending() { None } else { st.reconcile.due() };
             tokio::select! {
                 () = cancel.cancelled() => break,
                 Some(change) = self.changes.recv() => self.on_change(&mut st, change),

@@ -82,6 +82,35 @@ async fn deleting_the_quick_key_reloads_and_a_new_document_is_served() {
 }
 
 #[tokio::test]
+async fn a_quick_key_reload_is_the_only_scan_of_redis_until_its_first_read() {
+    // Arrange: a quick-key change also asks the reconcile to re-read the
+    // quick key's deadline; its SCAN of every embedding key must wait for
+    // the reload, which reads them all anyway, instead of running beside it.
+    let redis = TestRedis::start();
+    let mut c = redis.conn().await;
+    small_corpus(&mut c).await;
+    let app = spawn_app(&redis).await;
+    feed_armed(&app).await;
+    let reloads_before = app.stats().await["refresh"]["reloads"].as_u64().expect("reloads");
+    tokio::time::sleep(Duration::from_millis(300)).await; // startup's reconcile, done
+    let monitor = redis.monitor();
+
+    // Act
+    let _: () = cmd(&mut c, &["DEL", QUICK]).await;
+    eventually("the reload published", || async {
+        (app.stats().await["refresh"]["reloads"].as_u64() > Some(reloads_before)).then_some(())
+    })
+    .await;
+    let seen = monitor.stop();
+
+    // Assert: from the DEL to the reload's first MGET, one SCAN walk.
+    let del = seen.iter().position(|l| l.contains(r#""DEL" "cache:processed_articles:quick""#)).expect("the DEL");
+    let mget = seen[del..].iter().position(|l| l.contains(r#""MGET""#)).expect("the reload's reads") + del;
+    let walks = seen[del..mget].iter().filter(|l| l.contains(r#""SCAN" "0""#)).count();
+    assert_eq!(walks, 1, "SCANs started between the DEL and the first read: {:?}", &seen[del..mget]);
+}
+
+#[tokio::test]
 async fn quick_key_reaching_its_ttl_among_2000_volatile_keys_reloads() {
     // Arrange: the real corpus (2,000 keys with EX 86400) and a quick key that expires in 1 s.
     let redis = TestRedis::start();
