@@ -337,7 +337,15 @@ impl Refresher {
     }
 
     fn start_reload(&mut self, st: &mut Loop) {
-        let Some(reason) = st.reload.start(Instant::now()) else { return };
+        let now = Instant::now();
+        let Some(reason) = st.reload.start(now) else { return };
+        if let Some(task) = st.reconciling.take() {
+            // Its SCAN would share Redis' one thread with this reload's, and
+            // its key set could not be judged now anyway: it runs again once
+            // the reload is published.
+            task.abort();
+            st.reconcile.put_off(now);
+        }
         let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
         let dim = st.dim;
         let span = tracing::info_span!("reload", reason = ?reason);

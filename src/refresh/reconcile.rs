@@ -136,6 +136,13 @@ impl Reconcile {
         true
     }
 
+    /// The running reconcile was stopped because a full reload started: it
+    /// runs again as soon as it may (after the reload, see the refresh loop).
+    pub fn put_off(&mut self, now: Instant) {
+        self.running = false;
+        self.due = now;
+    }
+
     /// The reconcile could not reach Redis; the next one is already scheduled.
     pub fn failed(&mut self) {
         self.running = false;
@@ -378,6 +385,19 @@ mod tests {
         // Assert
         assert!(!findings.quick_key_gone);
         assert_eq!(findings.key_set, KeySetVerdict::Agrees);
+    }
+
+    #[test]
+    fn a_reconcile_put_off_for_a_reload_is_due_again_at_once() {
+        let now = Instant::now();
+        let mut r = Reconcile::new(now, EVERY);
+        r.request(now);
+        assert!(r.start(now));
+        assert_eq!(r.due(), None, "running");
+
+        r.put_off(now + Duration::from_millis(5));
+
+        assert_eq!(r.due(), Some(now + Duration::from_millis(5)), "not a full period later");
     }
 
     #[tokio::test(start_paused = true)]
