@@ -100,7 +100,7 @@ pub(crate) fn quantize<C: Code>(x: &[f32], codes: &mut [C]) -> Quantized {
     // stays below 127.5 and the truncation below cannot leave ±127.
     let inv = (1.0 / s) as f32;
     for (c, &v) in codes.iter_mut().zip(x) {
-        let y = (v * inv).clamp(-127.0, 127.0);
+        let y = (v * inv).clamp(-CODE_MAX as f32, CODE_MAX as f32);
         // `as` truncates toward zero: add ±0.5 first.
         *c = C::encode((y + 0.5f32.copysign(y)) as i8);
     }
