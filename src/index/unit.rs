@@ -27,19 +27,9 @@ pub fn scale_to_unit(v: &mut [f32]) -> Result<(), NotUnit> {
     if v.is_empty() {
         return Err(NotUnit::Empty);
     }
-    // Eight independent partial sums, so the loop vectorises instead of
-    // waiting on one f64 add per component (a load scales every row).
-    let mut lanes = [0.0f64; 8];
-    let mut chunks = v.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (lane, &x) in lanes.iter_mut().zip(chunk) {
-            *lane += f64::from(x) * f64::from(x);
-        }
-    }
-    for (lane, &x) in lanes.iter_mut().zip(chunks.remainder()) {
-        *lane += f64::from(x) * f64::from(x);
-    }
-    let norm = lanes.iter().sum::<f64>().sqrt();
+    // In eight partial sums, so the loop vectorises instead of waiting on
+    // one f64 add per component (a load scales every row).
+    let norm = semsearch_scan::int8::quantize::sum_of_squares(v).sqrt();
     if norm == 0.0 {
         return Err(NotUnit::Zero);
     }

@@ -53,14 +53,21 @@ async fn feed_armed(app: &TestApp) {
     .await;
 }
 
-#[tokio::test]
-async fn deleting_the_quick_key_reloads_and_a_new_document_is_served() {
-    // Arrange
+/// A private Redis holding [`small_corpus`], a connection to it, and the
+/// app serving it with its change feed armed.
+async fn armed_small_corpus() -> (TestRedis, MultiplexedConnection, TestApp) {
     let redis = TestRedis::start();
     let mut c = redis.conn().await;
     small_corpus(&mut c).await;
     let app = spawn_app(&redis).await;
     feed_armed(&app).await;
+    (redis, c, app)
+}
+
+#[tokio::test]
+async fn deleting_the_quick_key_reloads_and_a_new_document_is_served() {
+    // Arrange
+    let (_redis, mut c, app) = armed_small_corpus().await;
     let reloads_before = app.stats().await["refresh"]["reloads"].as_u64().expect("reloads");
 
     // Act: the chatbot's article update: new embedding written, quick cache dropped.
@@ -86,11 +93,7 @@ async fn a_quick_key_reload_is_the_only_scan_of_redis_until_its_first_read() {
     // Arrange: a quick-key change also asks the reconcile to re-read the
     // quick key's deadline; its SCAN of every embedding key must wait for
     // the reload, which reads them all anyway, instead of running beside it.
-    let redis = TestRedis::start();
-    let mut c = redis.conn().await;
-    small_corpus(&mut c).await;
-    let app = spawn_app(&redis).await;
-    feed_armed(&app).await;
+    let (redis, mut c, app) = armed_small_corpus().await;
     let reloads_before = app.stats().await["refresh"]["reloads"].as_u64().expect("reloads");
     tokio::time::sleep(Duration::from_millis(300)).await; // startup's reconcile, done
     let monitor = redis.monitor();
@@ -147,11 +150,7 @@ async fn quick_key_reaching_its_ttl_among_2000_volatile_keys_reloads() {
 #[tokio::test]
 async fn set_del_and_pexpire_of_one_key_are_mirrored_without_a_full_reload() {
     // Arrange
-    let redis = TestRedis::start();
-    let mut c = redis.conn().await;
-    small_corpus(&mut c).await;
-    let app = spawn_app(&redis).await;
-    feed_armed(&app).await;
+    let (_redis, mut c, app) = armed_small_corpus().await;
     let reloads = app.stats().await["refresh"]["reloads"].clone();
 
     // SET of a new key: added.
@@ -319,11 +318,7 @@ async fn redis_killed_and_restarted_mid_run_recovers_and_rearms_tracking() {
 #[tokio::test]
 async fn issue_16_flushdb_keeps_the_last_index_serving_until_the_refill_is_done() {
     // Arrange
-    let redis = TestRedis::start();
-    let mut c = redis.conn().await;
-    small_corpus(&mut c).await;
-    let app = spawn_app(&redis).await;
-    feed_armed(&app).await;
+    let (_redis, mut c, app) = armed_small_corpus().await;
 
     // Act
     let _: () = cmd(&mut c, &["FLUSHDB"]).await;
@@ -484,11 +479,7 @@ async fn a_value_rewritten_while_the_feed_was_down_is_picked_up_after_it_rearms(
 #[tokio::test]
 async fn issue_16_the_first_load_fixes_the_dimension_against_stray_keys_and_rewrites() {
     // Arrange: three 3-d documents loaded.
-    let redis = TestRedis::start();
-    let mut c = redis.conn().await;
-    small_corpus(&mut c).await;
-    let app = spawn_app(&redis).await;
-    feed_armed(&app).await;
+    let (_redis, mut c, app) = armed_small_corpus().await;
 
     // Act 1: more 2-d keys than 3-d ones appear, then a full reload.
     for i in 0..10 {

@@ -10,24 +10,20 @@
 //! [`QuantizedMatrix::from_rows`] lays out for the same rows (a test says so).
 
 use super::{
-    kernel::{padded_dim, place_row, PANEL_ROWS},
-    QuantizeError, QuantizedMatrix, RowCode, MAX_DIM,
+    aligned_buf, checked_dim4,
+    kernel::{place_row, PANEL_ROWS},
+    QuantizeError, QuantizedMatrix, RowCode,
 };
 
 /// An int8 copy under construction: rows are appended in order, each with
 /// the biased codes and [`RowCode`] that [`RowCode::quantize`] made for it.
 #[derive(Debug)]
 pub struct QuantizedBuilder {
-    /// Codes, panel after panel, from `start` (64-byte aligned); holds
-    /// whole panels only, the unused rows of the last one at code 128 (0).
-    buf: Vec<u8>,
-    start: usize,
-    rows: usize,
-    dim: usize,
-    dim4: usize,
-    scales: Vec<f32>,
-    residuals: Vec<f32>,
-    code_norms: Vec<f32>,
+    /// The copy so far, as [`QuantizedMatrix`] keeps it, except that `buf`
+    /// may have room for more panels, the per-row lanes hold one entry per
+    /// row pushed (padded to whole panels by [`Self::finish`]) and
+    /// `unbounded_rows` is counted there.
+    copy: QuantizedMatrix,
 }
 
 impl QuantizedBuilder {
@@ -38,17 +34,11 @@ impl QuantizedBuilder {
     /// # Errors
     /// [`QuantizeError::ZeroDimension`] or [`QuantizeError::DimensionTooLarge`].
     pub fn new(dim: usize, expected_rows: usize) -> Result<Self, QuantizeError> {
-        if dim == 0 {
-            return Err(QuantizeError::ZeroDimension);
-        }
-        if dim > MAX_DIM {
-            return Err(QuantizeError::DimensionTooLarge { dim, max: MAX_DIM });
-        }
-        let dim4 = padded_dim(dim);
+        let dim4 = checked_dim4(dim)?;
         let panels = expected_rows.div_ceil(PANEL_ROWS);
         let (buf, start) = aligned_buf(panels.saturating_mul(PANEL_ROWS * dim4));
         let rows_room = panels * PANEL_ROWS;
-        Ok(Self {
+        let copy = QuantizedMatrix {
             buf,
             start,
             rows: 0,
@@ -57,16 +47,18 @@ impl QuantizedBuilder {
             scales: Vec::with_capacity(rows_room),
             residuals: Vec::with_capacity(rows_room),
             code_norms: Vec::with_capacity(rows_room),
-        })
+            unbounded_rows: 0,
+        };
+        Ok(Self { copy })
     }
 
     /// Rows pushed so far.
     pub fn len(&self) -> usize {
-        self.rows
+        self.copy.rows
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.copy.rows == 0
     }
 
     /// Appends one row: its `dim` biased codes and its [`RowCode`].
@@ -75,33 +67,36 @@ impl QuantizedBuilder {
     /// [`QuantizeError::NotWholeRows`] when `codes` is not `dim` long (the
     /// row is not appended).
     pub fn push(&mut self, codes: &[u8], code: RowCode) -> Result<(), QuantizeError> {
-        if codes.len() != self.dim {
-            return Err(QuantizeError::NotWholeRows { len: codes.len(), dim: self.dim });
+        let c = &mut self.copy;
+        if codes.len() != c.dim {
+            return Err(QuantizeError::NotWholeRows { len: codes.len(), dim: c.dim });
         }
-        let panel_bytes = PANEL_ROWS * self.dim4;
-        let r = self.rows % PANEL_ROWS;
+        let panel_bytes = PANEL_ROWS * c.dim4;
+        let r = c.rows % PANEL_ROWS;
         if r == 0 {
             self.open_panel(panel_bytes);
         }
-        let panel_start = self.buf.len() - panel_bytes;
-        place_row(&mut self.buf[panel_start..], r, codes);
-        self.scales.push(code.scale);
-        self.residuals.push(code.residual);
-        self.code_norms.push(code.code_norm);
-        self.rows += 1;
+        let c = &mut self.copy;
+        let panel_start = c.buf.len() - panel_bytes;
+        place_row(&mut c.buf[panel_start..], r, codes);
+        c.scales.push(code.scale);
+        c.residuals.push(code.residual);
+        c.code_norms.push(code.code_norm);
+        c.rows += 1;
         Ok(())
     }
 
     /// Adds one panel of code 128 at the end, moving the panels to a new
     /// aligned buffer if the reserved room is used up.
     fn open_panel(&mut self, panel_bytes: usize) {
-        if self.buf.capacity() - self.buf.len() < panel_bytes {
-            let used = self.buf.len() - self.start;
+        let c = &mut self.copy;
+        if c.buf.capacity() - c.buf.len() < panel_bytes {
+            let used = c.buf.len() - c.start;
             let (mut grown, start) = aligned_buf((used + panel_bytes).saturating_mul(2));
-            grown.extend_from_slice(&self.buf[self.start..]);
-            (self.buf, self.start) = (grown, start);
+            grown.extend_from_slice(&c.buf[c.start..]);
+            (c.buf, c.start) = (grown, start);
         }
-        self.buf.resize(self.buf.len() + panel_bytes, 128);
+        c.buf.resize(c.buf.len() + panel_bytes, 128);
     }
 
     /// The finished copy.
@@ -109,41 +104,32 @@ impl QuantizedBuilder {
     /// # Errors
     /// [`QuantizeError::TooManyRows`] past `u32::MAX` rows.
     pub fn finish(self) -> Result<QuantizedMatrix, QuantizeError> {
-        let Self { mut buf, mut start, rows, dim, dim4, mut scales, mut residuals, mut code_norms } = self;
-        if u32::try_from(rows).is_err() {
-            return Err(QuantizeError::TooManyRows { rows });
+        let mut c = self.copy;
+        if u32::try_from(c.rows).is_err() {
+            return Err(QuantizeError::TooManyRows { rows: c.rows });
         }
         // Room reserved for keys that were skipped is given back (a copy,
         // to keep the codes on a cache line), when it is worth a copy.
-        let used = buf.len() - start;
-        if buf.capacity() - buf.len() > used / 8 + 4096 {
-            let (mut exact, exact_start) = aligned_buf(used);
-            exact.extend_from_slice(&buf[start..]);
-            (buf, start) = (exact, exact_start);
+        let used = c.buf.len() - c.start;
+        if c.buf.capacity() - c.buf.len() > used / 8 + 4096 {
+            let (mut exact, start) = aligned_buf(used);
+            exact.extend_from_slice(&c.buf[c.start..]);
+            (c.buf, c.start) = (exact, start);
         }
-        let padded_rows = rows.div_ceil(PANEL_ROWS) * PANEL_ROWS;
-        for lane in [&mut scales, &mut residuals, &mut code_norms] {
+        let padded_rows = c.rows.div_ceil(PANEL_ROWS) * PANEL_ROWS;
+        for lane in [&mut c.scales, &mut c.residuals, &mut c.code_norms] {
             lane.resize(padded_rows, 0.0);
             lane.shrink_to_fit();
         }
-        let unbounded_rows = residuals.iter().filter(|r| r.is_infinite()).count();
-        Ok(QuantizedMatrix { buf, start, rows, dim, dim4, scales, residuals, code_norms, unbounded_rows })
+        c.unbounded_rows = c.residuals.iter().filter(|r| r.is_infinite()).count();
+        Ok(c)
     }
-}
-
-/// An empty buffer with room for `bytes` after a 64-byte boundary, filled
-/// up to that boundary, and the boundary's offset.
-fn aligned_buf(bytes: usize) -> (Vec<u8>, usize) {
-    let mut buf: Vec<u8> = Vec::with_capacity(bytes.saturating_add(63));
-    let start = buf.as_ptr().align_offset(64).min(63);
-    buf.resize(start, 128);
-    (buf, start)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::int8::tests::unit_rows;
+    use crate::int8::{tests::unit_rows, MAX_DIM};
 
     /// Every field of two copies, bit for bit.
     fn assert_same_copy(got: &QuantizedMatrix, want: &QuantizedMatrix) {

@@ -154,6 +154,26 @@ impl RowCode {
     }
 }
 
+/// `dim` rounded up to whole groups, once it is known to be a dimension
+/// the copy accepts.
+fn checked_dim4(dim: usize) -> Result<usize, QuantizeError> {
+    match dim {
+        0 => Err(QuantizeError::ZeroDimension),
+        d if d > MAX_DIM => Err(QuantizeError::DimensionTooLarge { dim, max: MAX_DIM }),
+        d => Ok(padded_dim(d)),
+    }
+}
+
+/// An empty code buffer with room for `bytes` after a 64-byte boundary
+/// (so every kernel load is one cache line), filled with code 128 up to
+/// that boundary, and the boundary's offset.
+fn aligned_buf(bytes: usize) -> (Vec<u8>, usize) {
+    let mut buf: Vec<u8> = Vec::with_capacity(bytes.saturating_add(63));
+    let start = buf.as_ptr().align_offset(64).min(63);
+    buf.resize(start, 128);
+    (buf, start)
+}
+
 impl QuantizedMatrix {
     /// Quantizes every row of `matrix` (`n × dim`, row-major), on rayon.
     ///
@@ -161,12 +181,7 @@ impl QuantizedMatrix {
     /// [`QuantizeError`] when `dim` is 0 or above [`MAX_DIM`], the length is
     /// not a multiple of `dim`, or there are more than `u32::MAX` rows.
     pub fn from_rows(matrix: &[f32], dim: usize) -> Result<Self, QuantizeError> {
-        if dim == 0 {
-            return Err(QuantizeError::ZeroDimension);
-        }
-        if dim > MAX_DIM {
-            return Err(QuantizeError::DimensionTooLarge { dim, max: MAX_DIM });
-        }
+        let dim4 = checked_dim4(dim)?;
         if !matrix.len().is_multiple_of(dim) {
             return Err(QuantizeError::NotWholeRows { len: matrix.len(), dim });
         }
@@ -174,11 +189,10 @@ impl QuantizedMatrix {
         if u32::try_from(rows).is_err() {
             return Err(QuantizeError::TooManyRows { rows });
         }
-        let dim4 = padded_dim(dim);
         let panel_bytes = PANEL_ROWS * dim4;
         let panels = rows.div_ceil(PANEL_ROWS);
-        let mut buf = vec![128u8; panels * panel_bytes + 63];
-        let start = buf.as_ptr().align_offset(64).min(63);
+        let (mut buf, start) = aligned_buf(panels * panel_bytes);
+        buf.resize(start + panels * panel_bytes, 128);
         let padded_rows = panels * PANEL_ROWS;
         let (mut scales, mut residuals, mut code_norms) =
             (vec![0.0f32; padded_rows], vec![0.0f32; padded_rows], vec![0.0f32; padded_rows]);

@@ -80,7 +80,7 @@ impl Code for u8 {
 pub(crate) fn quantize<C: Code>(x: &[f32], codes: &mut [C]) -> Quantized {
     debug_assert_eq!(x.len(), codes.len());
     let d = x.len();
-    let sum_sq = sum_lanes(x, |v| f64::from(v) * f64::from(v));
+    let sum_sq = sum_of_squares(x);
     let norm = sum_sq.sqrt();
     // NaN (a non-finite entry) fails both tests.
     let zero = norm == 0.0;
@@ -128,6 +128,14 @@ pub(crate) fn quantize<C: Code>(x: &[f32], codes: &mut [C]) -> Quantized {
 /// Independent f64 accumulators: the sums below are in [`LANES`] lanes
 /// so they vectorise; [`norm_up`]'s error bound holds for any order.
 const LANES: usize = 8;
+
+/// Σ x_i² in f64, in [`LANES`] interleaved accumulators: the sum
+/// [`quantize`] bounds a norm from, and the one the index scales rows and
+/// queries to unit length with (one sum, so both see the same bits).
+#[inline]
+pub fn sum_of_squares(x: &[f32]) -> f64 {
+    sum_lanes(x, |v| f64::from(v) * f64::from(v))
+}
 
 /// The sum of `term(v)` over `x` in [`LANES`] interleaved accumulators.
 #[inline]
