@@ -182,8 +182,8 @@ struct Loop {
     dim: Option<usize>,
     /// Where the rolling value check resumes: the last id it re-read.
     recheck_after: Option<Box<str>>,
-    /// The running full reload; its answer carries whether the quick key exists.
-    loading: Option<JoinHandle<Result<(Loaded, bool), RefreshError>>>,
+    /// The running full reload; its answer carries the quick key's PTTL, read last.
+    loading: Option<JoinHandle<Result<(Loaded, i64), RefreshError>>>,
     /// Reload requests answered by the next reload that finishes.
     waiters: Vec<oneshot::Sender<ReloadReply>>,
     updates: KeyUpdates,
@@ -371,18 +371,19 @@ impl Refresher {
                 .await
                 .map_err(|source| RefreshError::TaskFailed { step: "building the int8 copy", source })?;
                 let quick_pttl = conn.pttl(settings.keys.quick_key()).await.map_err(IndexLoadError::from)?;
-                Ok((Loaded { index, report }, quick_pttl != -2))
+                Ok((Loaded { index, report }, quick_pttl))
             }
             .instrument(span),
         ));
     }
 
-    fn finish_reload(&mut self, st: &mut Loop, done: Result<Result<(Loaded, bool), RefreshError>, JoinError>) {
+    fn finish_reload(&mut self, st: &mut Loop, done: Result<Result<(Loaded, i64), RefreshError>, JoinError>) {
         st.loading = None;
         let now = Instant::now();
         match done.map_err(|source| RefreshError::TaskFailed { step: "reload", source }).and_then(|r| r) {
-            Ok((Loaded { index, report }, quick_present)) => {
+            Ok((Loaded { index, report }, quick_pttl)) => {
                 let Some(finished) = st.reload.succeeded(now) else { return };
+                let quick_present = quick_pttl != -2;
                 let current = self.shared.current().filter(|c| !c.is_empty());
                 let refilling = self.status.redis_empty.load(Ordering::Relaxed)
                     && !quick_present
@@ -418,6 +419,7 @@ impl Refresher {
                     };
                     info!(reason = ?info.reason, version = info.index_version, docs = info.documents, duration_ms = info.duration_ms, "index published");
                     self.status.set_last_reload(info);
+                    st.reconcile.answered_by_reload(finished.started, now, quick_pttl);
                     for w in st.waiters.drain(..) {
                         let _ = w.send(Ok(Arc::clone(&published)));
                     }

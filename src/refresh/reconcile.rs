@@ -22,6 +22,9 @@
 //! - nothing is judged while the index is about to change anyway (a reload
 //!   scheduled or running, keys pending): it would compare against a
 //!   snapshot on its way out.
+//! - a published full reload answers the reconcile due when it started and
+//!   the next periodic one ([`Reconcile::answered_by_reload`]): its SCAN
+//!   and its PTTL of the quick key are what a reconcile reads.
 
 use std::time::Duration;
 
@@ -160,13 +163,44 @@ impl Reconcile {
         Some(ReloadReason::QuickKeyExpired)
     }
 
+    /// A full reload that `started` before `now` was published. Its SCAN
+    /// saw the whole key set and its last read was the quick key's PTTL,
+    /// which is all a reconcile reads, so:
+    /// - a reconcile that was due when the reload started (put off for it,
+    ///   or asked for by what triggered it) is answered, and so is the
+    ///   periodic one: the next runs a full period from `now`. Running it
+    ///   anyway was a second SCAN of every key right after each reload;
+    /// - one asked for while the reload ran stays due: the reload's reads
+    ///   may predate what asked for it;
+    /// - the quick key's deadline and presence are the reload's reading.
+    ///   Taking presence from it matters: a quick key deleted to trigger
+    ///   this reload is "gone" only against a reading from before the
+    ///   deletion, and a later reconcile would have reloaded a second time.
+    pub fn answered_by_reload(&mut self, started: Instant, now: Instant, quick_pttl_ms: i64) {
+        if self.running {
+            return; // its own reading arrives in `finished`
+        }
+        if !(started < self.due && self.due <= now) {
+            self.due = now + self.every;
+        }
+        self.read_quick_key(now, quick_pttl_ms);
+    }
+
+    /// Records the quick key's PTTL read at `now`; whether it is gone since
+    /// the previous reading.
+    fn read_quick_key(&mut self, now: Instant, pttl_ms: i64) -> bool {
+        let present = pttl_ms != -2;
+        self.quick_deadline = u64::try_from(pttl_ms).ok().map(|ms| now + Duration::from_millis(ms));
+        let gone = self.quick_present == Some(true) && !present;
+        self.quick_present = Some(present);
+        gone
+    }
+
     /// Judges what the reconcile read (see the module doc for the rules).
     pub fn finished(&mut self, now: Instant, seen: Observed, ours: &Ours) -> Findings {
         self.running = false;
         let present = seen.quick_pttl_ms != -2;
-        self.quick_deadline = u64::try_from(seen.quick_pttl_ms).ok().map(|ms| now + Duration::from_millis(ms));
-        let quick_key_gone = self.quick_present == Some(true) && !present;
-        self.quick_present = Some(present);
+        let quick_key_gone = self.read_quick_key(now, seen.quick_pttl_ms);
 
         let key_set = match ours.docs {
             None => KeySetVerdict::NotJudged,
@@ -216,6 +250,12 @@ mod tests {
 
     fn seen(fingerprint: KeySetFingerprint) -> Observed {
         Observed { fingerprint, quick_pttl_ms: -1 }
+    }
+
+    impl Observed {
+        fn with_quick(self, quick_pttl_ms: i64) -> Self {
+            Self { quick_pttl_ms, ..self }
+        }
     }
 
     /// Sleeps (in paused time) until the machine is due, as the loop does, and starts.
@@ -398,6 +438,70 @@ mod tests {
         r.put_off(now + Duration::from_millis(5));
 
         assert_eq!(r.due(), Some(now + Duration::from_millis(5)), "not a full period later");
+    }
+
+    #[test]
+    fn a_reload_answers_the_reconcile_due_when_it_started_and_the_next_runs_a_period_later() {
+        // Arrange: the feed asked for a reconcile, and a reload started at once.
+        let start = Instant::now();
+        let mut r = Reconcile::new(start, EVERY);
+        r.request(start);
+        r.put_off(start);
+
+        // Act: the reload is published 2 s later.
+        let published = start + Duration::from_secs(2);
+        r.answered_by_reload(start, published, -1);
+
+        // Assert
+        assert_eq!(r.due(), Some(published + EVERY), "the reload's SCAN was that reconcile's");
+    }
+
+    #[test]
+    fn a_reconcile_asked_for_while_a_reload_ran_still_runs_after_it() {
+        // Arrange
+        let start = Instant::now();
+        let mut r = Reconcile::new(start, EVERY);
+        let asked = start + Duration::from_secs(1);
+        r.request(asked);
+
+        // Act
+        r.answered_by_reload(start, start + Duration::from_secs(2), -1);
+
+        // Assert
+        assert_eq!(r.due(), Some(asked), "the reload's reads may predate what asked");
+    }
+
+    #[test]
+    fn a_quick_key_deleted_to_trigger_a_reload_is_not_gone_again_at_the_next_reconcile() {
+        // Arrange: a reconcile saw the quick key; then it was deleted, which
+        // triggered a reload that found it absent.
+        let t0 = Instant::now();
+        let mut r = Reconcile::new(t0, EVERY);
+        r.request(t0);
+        assert!(r.start(t0));
+        r.finished(t0, Observed { fingerprint: keys(&["a", "b", "c"]), quick_pttl_ms: 3_600_000 }, &holding_three());
+        let reload_start = t0 + Duration::from_secs(5);
+        r.answered_by_reload(reload_start, reload_start + Duration::from_secs(1), -2);
+
+        // Act: the next reconcile also finds it absent.
+        let at = r.due().expect("scheduled");
+        assert!(r.start(at));
+        let findings = r.finished(at, seen(keys(&["a", "b", "c"])).with_quick(-2), &holding_three());
+
+        // Assert
+        assert!(!findings.quick_key_gone, "that deletion was answered by the reload already");
+        assert_eq!(r.quick_deadline(), None);
+    }
+
+    #[test]
+    fn a_reload_takes_the_quick_keys_deadline_from_its_own_reading() {
+        let start = Instant::now();
+        let mut r = Reconcile::new(start, EVERY);
+        let published = start + Duration::from_secs(1);
+
+        r.answered_by_reload(start, published, 60_000);
+
+        assert_eq!(r.quick_deadline(), Some(published + Duration::from_secs(60)));
     }
 
     #[tokio::test(start_paused = true)]

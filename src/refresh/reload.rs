@@ -39,6 +39,8 @@ pub enum ReloadPhase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FinishedReload {
     pub reason: ReloadReason,
+    /// When it started: its reads are no older than this.
+    pub started: Instant,
     pub took: Duration,
 }
 
@@ -168,7 +170,7 @@ impl FullReload {
         if let Some(again) = again {
             self.trigger(again, now);
         }
-        Some(FinishedReload { reason, took: now - started })
+        Some(FinishedReload { reason, started, took: now - started })
     }
 
     /// The running reload failed. Schedules the retry after the current

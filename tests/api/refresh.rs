@@ -114,6 +114,32 @@ async fn a_quick_key_reload_is_the_only_scan_of_redis_until_its_first_read() {
 }
 
 #[tokio::test]
+async fn deleting_the_quick_key_reloads_once_and_walks_the_keys_once() {
+    // Arrange: the reconcile that follows startup has seen the quick key.
+    let (redis, mut c, app) = armed_small_corpus().await;
+    let reloads_before = app.stats().await["refresh"]["reloads"].as_u64().expect("reloads");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let monitor = redis.monitor();
+
+    // Act: the chatbot's invalidation.
+    let _: () = cmd(&mut c, &["DEL", QUICK]).await;
+    eventually("the reload published", || async {
+        (app.stats().await["refresh"]["reloads"].as_u64() > Some(reloads_before)).then_some(())
+    })
+    .await;
+    // A reconcile asked for by the DEL ran right after the reload (within
+    // milliseconds) before it was answered by it; give it far longer.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let seen = monitor.stop();
+
+    // Assert: the reload's SCAN was the only one, and it was the only reload.
+    let del = seen.iter().position(|l| l.contains(r#""DEL" "cache:processed_articles:quick""#)).expect("the DEL");
+    let walks = seen[del..].iter().filter(|l| l.contains(r#""SCAN" "0""#)).count();
+    assert_eq!(walks, 1, "SCAN walks after the DEL: {:?}", &seen[del..]);
+    assert_eq!(app.stats().await["refresh"]["reloads"].as_u64(), Some(reloads_before + 1), "one reload per DEL");
+}
+
+#[tokio::test]
 async fn quick_key_reaching_its_ttl_among_2000_volatile_keys_reloads() {
     // Arrange: the real corpus (2,000 keys with EX 86400) and a quick key that expires in 1 s.
     let redis = TestRedis::start();
