@@ -86,6 +86,40 @@ impl SegmentLexical {
         Self { postings, vector_sum: vector_sum(rows, dim), terms: Vec::new() }
     }
 
+    /// A base segment's part that takes over `previous`'s postings for
+    /// every document whose title and text it holds unchanged (looked up by
+    /// id in `previous`'s base) and analyses the rest: what a full reload
+    /// builds, since most articles are the same from one reload to the next
+    /// and analysis is most of a lexical build. `None` (analyse everything)
+    /// when `previous` has no lexical base, analysed in another language,
+    /// or holds no terms at all (raw vectors: nothing worth reusing).
+    pub fn base_reusing(
+        settings: &LexicalSettings,
+        docs: &[Arc<Document>],
+        rows: &[f32],
+        dim: usize,
+        previous: &Index,
+    ) -> Option<Self> {
+        if previous.lexical()?.analyzer.language() != settings.analyzer.language() {
+            return None;
+        }
+        let before = previous.base.lexical().filter(|p| p.postings.terms() > 0)?;
+        let before_docs = previous.base.docs();
+        let rows_by_id: HashMap<&str, u32> =
+            before_docs.iter().zip(0u32..).map(|(d, row)| (d.id.as_ref(), row)).collect();
+        let reused: Vec<Option<u32>> = docs
+            .par_iter()
+            .map(|d| {
+                let row = *rows_by_id.get(d.id.as_ref())?;
+                let was = before_docs.get(row as usize)?;
+                (was.title == d.title && was.text == d.text).then_some(row)
+            })
+            .collect();
+        let postings =
+            Postings::build_reusing(&settings.analyzer, docs.par_iter().map(|d| fields(d)), &before.postings, &reused);
+        Some(Self { postings, vector_sum: vector_sum(rows, dim), terms: Vec::new() })
+    }
+
     /// A delta segment's part from its documents' terms (rows in order).
     pub fn delta(terms: Vec<Arc<DocTerms>>, rows: &[f32], dim: usize) -> Self {
         let owned: Vec<DocTerms> = terms.iter().map(|t| (**t).clone()).collect();
@@ -227,9 +261,20 @@ impl Index {
     ///
     /// CPU work, O(documents' text): analyses on the rayon pool, so call it
     /// from rayon or a blocking thread, never from a tokio worker.
-    pub fn with_lexical(mut self, settings: Arc<LexicalSettings>) -> Self {
+    pub fn with_lexical(self, settings: Arc<LexicalSettings>) -> Self {
+        self.with_lexical_reusing(settings, None)
+    }
+
+    /// [`Index::with_lexical`], where the base's postings take over
+    /// `previous`'s for every document it holds unchanged
+    /// ([`SegmentLexical::base_reusing`]): a full reload's lexical build.
+    /// The result is the same as without `previous`.
+    pub fn with_lexical_reusing(mut self, settings: Arc<LexicalSettings>, previous: Option<&Index>) -> Self {
         if self.base.lexical().is_none() {
-            let part = SegmentLexical::base(&settings, self.base.docs(), self.base.rows(), self.base.dim());
+            let (docs, rows, dim) = (self.base.docs(), self.base.rows(), self.base.dim());
+            let part = previous
+                .and_then(|p| SegmentLexical::base_reusing(&settings, docs, rows, dim, p))
+                .unwrap_or_else(|| SegmentLexical::base(&settings, docs, rows, dim));
             match Arc::get_mut(&mut self.base) {
                 Some(base) => base.set_lexical(part),
                 None => {
@@ -339,6 +384,65 @@ mod tests {
         let got = mean_cosine(&q, &[3.0, 1.0], &[1.0, 0.0], &[0.5, 0.5], 3);
         assert!((got - 2.5 / 3.0).abs() < 1e-15);
         assert_eq!(mean_cosine(&q, &[], &[], &[], 0), 0.0);
+    }
+
+    fn index(docs: &[(&str, &str, &str)]) -> Index {
+        let docs: Vec<Arc<Document>> = docs
+            .iter()
+            .map(|&(id, title, text)| {
+                Arc::new(Document {
+                    id: id.into(),
+                    url: None,
+                    title: Some(title.into()),
+                    text: Some(text.into()),
+                    expires_at_ms: None,
+                    attributes: Default::default(),
+                })
+            })
+            .collect();
+        let rows = ndarray::Array2::from_shape_fn((docs.len(), 2), |(r, c)| if c == 0 { 1.0 } else { r as f32 });
+        Index::new(rows, docs).expect("an index")
+    }
+
+    /// Per term: its (row, title count, text count) entries.
+    type Entries = Vec<Vec<(u32, u32, u32)>>;
+
+    /// Per term of `vocabulary`: its base entries; and the base's lengths and totals.
+    fn base_content(index: &Index, vocabulary: &[&str]) -> (Entries, Vec<(u32, u32)>, FieldStats) {
+        let p = &index.base.lexical().expect("a lexical base").postings;
+        let entries = vocabulary
+            .iter()
+            .map(|t| {
+                let mut e = Vec::new();
+                p.for_each(t, |row, title, text| e.push((row, title, text)));
+                e
+            })
+            .collect();
+        (entries, (0..p.len()).map(|r| p.lens(r)).collect(), p.stats())
+    }
+
+    #[test]
+    fn a_reload_taking_over_unchanged_documents_builds_what_a_fresh_analysis_does() {
+        // Arrange: b's text changes, c is gone, d is new, a is unchanged.
+        let s = Arc::new(LexicalSettings::new(Language::English));
+        let before = index(&[("a", "Database server", "servers"), ("b", "Editor", "edit text"), ("c", "Mail", "mail")])
+            .with_lexical(Arc::clone(&s));
+        let now = [("a", "Database server", "servers"), ("b", "Editor", "raster images"), ("d", "Mail", "server")];
+        let vocabulary = ["databas", "server", "editor", "edit", "text", "raster", "imag", "mail"];
+
+        // Act
+        let reusing = index(&now).with_lexical_reusing(Arc::clone(&s), Some(&before));
+
+        // Assert
+        let fresh = index(&now).with_lexical(Arc::clone(&s));
+        assert_eq!(base_content(&reusing, &vocabulary), base_content(&fresh, &vocabulary));
+        let (entries, _, _) = base_content(&fresh, &vocabulary);
+        let held: Vec<bool> = entries.iter().map(|e| !e.is_empty()).collect();
+        assert_eq!(held, [true, true, true, false, false, true, true, true], "b's old text is gone: {entries:?}");
+        let other = Arc::new(LexicalSettings::new(Language::Portuguese));
+        let other_language = index(&now).with_lexical_reusing(Arc::clone(&other), Some(&before));
+        let fresh_other = index(&now).with_lexical(other);
+        assert_eq!(base_content(&other_language, &vocabulary), base_content(&fresh_other, &vocabulary));
     }
 
     #[test]

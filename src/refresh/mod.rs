@@ -348,6 +348,10 @@ impl Refresher {
         }
         let (client, settings, conn) = (self.client.clone(), self.source.clone(), st.conn.clone());
         let dim = st.dim;
+        // The serving snapshot's analysis of unchanged documents is taken
+        // over, not redone; it is looked up once the rows are in, so no
+        // older snapshot is held through the reads.
+        let shared = Arc::clone(&self.shared);
         let span = tracing::info_span!("reload", reason = ?reason);
         // Keys changed from here on may be missed by this reload's reads: they stay pending.
         st.loading = Some(tokio::spawn(
@@ -360,7 +364,7 @@ impl Refresher {
                     let started = std::time::Instant::now();
                     let index = index.with_scan(scan);
                     let quantized = started.elapsed();
-                    let index = index.with_lexical(lexical);
+                    let index = index.with_lexical_reusing(lexical, shared.current().as_deref());
                     info!(
                         int8_ms = quantized.as_millis() as u64,
                         lexical_ms = (started.elapsed() - quantized).as_millis() as u64,

@@ -113,48 +113,93 @@ impl Postings {
         Self::from_terms(&analysed)
     }
 
+    /// What [`Postings::build`] gives for `docs`, analysing only the rows
+    /// that `reused` does not name: row `i` with `reused[i] == Some(r)` has
+    /// the postings of `previous`'s row `r`, whose title and text the caller
+    /// found equal to row `i`'s, analysed by the same analyser (terms are a
+    /// function of the two). A reload re-reads every document but finds
+    /// most of them unchanged, and analysis (NFKC, folding, stemming) is
+    /// most of a lexical build; walking `previous`'s runs once is not.
+    ///
+    /// A `reused` row out of `previous`'s range, or named by an earlier row
+    /// too, is analysed instead; a `reused` shorter than `docs` analyses the rest.
+    pub fn build_reusing<'a>(
+        analyzer: &Analyzer,
+        docs: impl IndexedParallelIterator<Item = FieldsRef<'a>>,
+        previous: &Postings,
+        reused: &[Option<u32>],
+    ) -> Self {
+        let n = docs.len();
+        // New row of each previous row taken over (u32::MAX: none).
+        let mut new_row = vec![u32::MAX; previous.len()];
+        let from: Vec<Option<u32>> = (0..n)
+            .map(|row| {
+                let old = reused.get(row).copied().flatten()?;
+                let slot = new_row.get_mut(old as usize).filter(|s| **s == u32::MAX)?;
+                *slot = saturate(row);
+                Some(old)
+            })
+            .collect();
+        let rows: Vec<Source> = docs
+            .zip(from.par_iter())
+            .map(|(doc, old)| match old {
+                Some(old) => Source::Previous(*old),
+                None => Source::Analysed(DocTerms::analyze(analyzer, doc)),
+            })
+            .collect();
+
+        let mut lists = Lists::default();
+        for (term, &id) in &previous.ids {
+            let mut taken = Vec::new();
+            previous.for_each_of(id, |row, title, text| {
+                if let Some(&r) = new_row.get(row as usize).filter(|r| **r != u32::MAX) {
+                    taken.push((r, title, text));
+                }
+            });
+            if !taken.is_empty() {
+                lists.list(term).extend(taken);
+            }
+        }
+        let mut lens = Vec::with_capacity(n);
+        for (row, source) in rows.iter().enumerate() {
+            match source {
+                Source::Previous(old) => lens.push(previous.lens[*old as usize]),
+                Source::Analysed(doc) => {
+                    lists.add(saturate(row), doc);
+                    lens.push((doc.title_len, doc.text_len));
+                }
+            }
+        }
+        lists.encode(lens)
+    }
+
     /// Builds postings from analysed documents (rows in order).
     pub fn from_terms(docs: &[DocTerms]) -> Self {
-        let mut ids: HashMap<Box<str>, u32, TermHasher> = HashMap::default();
-        // Per term: (row, title count, text count), rows ascending.
-        let mut lists: Vec<Vec<(u32, u32, u32)>> = Vec::new();
+        let mut lists = Lists::default();
         let mut lens = Vec::with_capacity(docs.len());
-        let mut stats = FieldStats::default();
         for (row, doc) in docs.iter().enumerate() {
-            let row = saturate(row);
+            lists.add(saturate(row), doc);
             lens.push((doc.title_len, doc.text_len));
-            stats.add(FieldStats { docs: 1, title_len: u64::from(doc.title_len), text_len: u64::from(doc.text_len) });
-            for (term, title, text) in &doc.terms {
-                let id = match ids.get(term) {
-                    Some(&id) => id,
-                    None => {
-                        let id = saturate(lists.len());
-                        ids.insert(term.clone(), id);
-                        lists.push(Vec::new());
-                        id
-                    }
-                };
-                lists[id as usize].push((row, *title, *text));
-            }
         }
-        let mut starts = Vec::with_capacity(lists.len() + 1);
-        let mut df = Vec::with_capacity(lists.len());
-        let mut bytes = Vec::new();
-        for list in &lists {
-            starts.push(bytes.len());
-            df.push(saturate(list.len()));
-            let mut prev = 0u32;
-            for &(row, title, text) in list {
-                put_varint(&mut bytes, row - prev);
-                put_varint(&mut bytes, title);
-                put_varint(&mut bytes, text);
-                prev = row;
-            }
+        lists.encode(lens)
+    }
+
+    /// Calls `f(row, title count, text count)` for each row in term `id`'s run.
+    fn for_each_of(&self, id: u32, mut f: impl FnMut(u32, u32, u32)) {
+        let (start, end) = (self.starts[id as usize], self.starts[id as usize + 1]);
+        let mut bytes = &self.bytes[start..end];
+        let mut row = 0u32;
+        while !bytes.is_empty() {
+            row += take_varint(&mut bytes);
+            let title = take_varint(&mut bytes);
+            let text = take_varint(&mut bytes);
+            f(row, title, text);
         }
-        starts.push(bytes.len());
-        bytes.shrink_to_fit();
-        ids.shrink_to_fit();
-        Self { ids, starts, df, bytes, lens, stats }
+    }
+
+    /// Distinct terms in this segment.
+    pub fn terms(&self) -> usize {
+        self.ids.len()
     }
 
     /// Documents in this segment.
@@ -182,16 +227,9 @@ impl Postings {
 
     /// Calls `f(row, title count, text count)` for each document containing
     /// `term`, rows ascending.
-    pub fn for_each(&self, term: &str, mut f: impl FnMut(u32, u32, u32)) {
-        let Some(&id) = self.ids.get(term) else { return };
-        let (start, end) = (self.starts[id as usize], self.starts[id as usize + 1]);
-        let mut bytes = &self.bytes[start..end];
-        let mut row = 0u32;
-        while !bytes.is_empty() {
-            row += take_varint(&mut bytes);
-            let title = take_varint(&mut bytes);
-            let text = take_varint(&mut bytes);
-            f(row, title, text);
+    pub fn for_each(&self, term: &str, f: impl FnMut(u32, u32, u32)) {
+        if let Some(&id) = self.ids.get(term) {
+            self.for_each_of(id, f);
         }
     }
 
@@ -204,6 +242,72 @@ impl Postings {
             + self.df.capacity() * 4
             + self.bytes.capacity()
             + self.lens.capacity() * 8
+    }
+}
+
+/// Where a row's postings come from in [`Postings::build_reusing`].
+enum Source {
+    Previous(u32),
+    Analysed(DocTerms),
+}
+
+/// Postings being built: the term dictionary and, per term, its
+/// (row, title count, text count) entries.
+#[derive(Default)]
+struct Lists {
+    ids: HashMap<Box<str>, u32, TermHasher>,
+    lists: Vec<Vec<(u32, u32, u32)>>,
+}
+
+impl Lists {
+    fn list(&mut self, term: &str) -> &mut Vec<(u32, u32, u32)> {
+        let id = match self.ids.get(term) {
+            Some(&id) => id,
+            None => {
+                let id = saturate(self.lists.len());
+                self.ids.insert(term.into(), id);
+                self.lists.push(Vec::new());
+                id
+            }
+        };
+        &mut self.lists[id as usize]
+    }
+
+    fn add(&mut self, row: u32, doc: &DocTerms) {
+        for (term, title, text) in &doc.terms {
+            self.list(term).push((row, *title, *text));
+        }
+    }
+
+    /// The finished postings, with `lens` per row. Runs are written in row
+    /// order (rows are unique within a term's list).
+    fn encode(self, lens: Vec<(u32, u32)>) -> Postings {
+        let Lists { mut ids, mut lists } = self;
+        let mut stats = FieldStats::default();
+        for &(title_len, text_len) in &lens {
+            stats.add(FieldStats { docs: 1, title_len: u64::from(title_len), text_len: u64::from(text_len) });
+        }
+        let mut starts = Vec::with_capacity(lists.len() + 1);
+        let mut df = Vec::with_capacity(lists.len());
+        let mut bytes = Vec::new();
+        for list in &mut lists {
+            if !list.is_sorted_by_key(|e| e.0) {
+                list.sort_unstable_by_key(|e| e.0);
+            }
+            starts.push(bytes.len());
+            df.push(saturate(list.len()));
+            let mut prev = 0u32;
+            for &(row, title, text) in list.iter() {
+                put_varint(&mut bytes, row - prev);
+                put_varint(&mut bytes, title);
+                put_varint(&mut bytes, text);
+                prev = row;
+            }
+        }
+        starts.push(bytes.len());
+        bytes.shrink_to_fit();
+        ids.shrink_to_fit();
+        Postings { ids, starts, df, bytes, lens, stats }
     }
 }
 
@@ -251,6 +355,85 @@ mod tests {
         assert_eq!((p.df("server"), p.df("edit"), p.df("editor"), p.df("absent")), (2, 1, 1, 0));
         assert_eq!(p.stats(), FieldStats { docs: 3, title_len: 3, text_len: 6 });
         assert_eq!(p.lens(0), (2, 3), "stop words (a, for, and, more) are not counted");
+    }
+
+    /// Everything a query can read of `p`: per term its entries, the
+    /// per-row lengths and the totals.
+    /// Terms with their (row, title count, text count) entries, by term.
+    type Terms = Vec<(String, Vec<(u32, u32, u32)>)>;
+
+    fn content(p: &Postings) -> (Terms, Vec<(u32, u32)>, FieldStats) {
+        let mut terms: Terms = p
+            .ids
+            .keys()
+            .map(|t| {
+                let mut entries = Vec::new();
+                p.for_each(t, |row, title, text| entries.push((row, title, text)));
+                assert_eq!(p.df(t) as usize, entries.len(), "df of {t}");
+                (t.to_string(), entries)
+            })
+            .collect();
+        terms.sort();
+        (terms, p.lens.clone(), p.stats())
+    }
+
+    const WORDS: [&str; 12] =
+        ["server", "database", "servers", "editor", "edit", "image", "images", "raster", "mail", "the", "é", "café"];
+
+    fn text(words: &[usize]) -> String {
+        words.iter().map(|&w| WORDS[w % WORDS.len()]).collect::<Vec<_>>().join(" ")
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn postings_reusing_a_previous_build_equal_a_fresh_build(
+            old in proptest::collection::vec((proptest::collection::vec(0usize..12, 0..4), proptest::collection::vec(0usize..12, 0..12)), 0..24),
+            edits in proptest::collection::vec((0u8..4, proptest::collection::vec(0usize..12, 0..12)), 0..32),
+            bogus in proptest::collection::vec(0u32..40, 0..6),
+            reverse: bool,
+        ) {
+            // Arrange: a previous segment, then a new one whose rows keep
+            // (0), drop (1), rewrite (2) or duplicate (3) previous rows, plus new ones.
+            let a = Analyzer::new(Language::English);
+            let old: Vec<(String, String)> = old.iter().map(|(t, x)| (text(t), text(x))).collect();
+            let previous = Postings::build(&a, old.par_iter().map(|(t, x)| FieldsRef { title: t, text: x }));
+            let mut new: Vec<(String, String)> = Vec::new();
+            let mut reused: Vec<Option<u32>> = Vec::new();
+            for (i, (title, body)) in old.iter().enumerate() {
+                let (op, words) = edits.get(i).cloned().unwrap_or((0, Vec::new()));
+                match op {
+                    0 => { new.push((title.clone(), body.clone())); reused.push(Some(i as u32)); }
+                    1 => {}
+                    2 => { new.push((title.clone(), text(&words))); reused.push(None); }
+                    _ => {
+                        // The same document twice: both may name row i; one gets it.
+                        for _ in 0..2 { new.push((title.clone(), body.clone())); reused.push(Some(i as u32)); }
+                    }
+                }
+            }
+            for (_, words) in edits.iter().skip(old.len()) {
+                new.push((String::new(), text(words)));
+                reused.push(None);
+            }
+            // Rows naming a previous row that does not exist are analysed.
+            for (k, b) in bogus.iter().enumerate() {
+                if let Some(r) = reused.get_mut(k * 3).filter(|r| r.is_none()) {
+                    *r = Some(old.len() as u32 + b);
+                }
+            }
+            if reverse {
+                // Rows in another order than the previous segment's.
+                new.reverse();
+                reused.reverse();
+            }
+            let docs = || new.par_iter().map(|(t, x)| FieldsRef { title: t, text: x });
+
+            // Act
+            let reusing = Postings::build_reusing(&a, docs(), &previous, &reused);
+
+            // Assert
+            proptest::prop_assert_eq!(content(&reusing), content(&Postings::build(&a, docs())));
+        }
     }
 
     #[test]
