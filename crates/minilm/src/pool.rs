@@ -1,8 +1,9 @@
 //! The bounded inference pool: embedding requests from async handlers run
-//! on one dedicated thread, concurrent requests coalesced into one batch.
+//! on dedicated threads (one per core, up to [`MAX_WORKERS`]), concurrent
+//! requests coalesced into one batch per thread.
 //!
 //! ```text
-//!  embed(texts).await ──admit──► queue (≤ texts, ≤ bytes) ──► worker thread:
+//!  embed(texts).await ──admit──► queue (≤ texts, ≤ bytes) ──► worker threads, each:
 //!       ▲   (or Overloaded /            pull while the batch has room,
 //!       │    TooLarge at once)          tokenize, one forward pass,
 //!       └────────── oneshot ◄────────── reply per request
@@ -14,10 +15,18 @@
 //!   the next pass takes every waiting request that fits (up to
 //!   `max_batch_texts` texts and `max_batch_tokens` word pieces). A lone
 //!   request never waits for company.
+//! - Every core, no hand-offs: `workers` threads each run whole passes of
+//!   their own, so questions arriving together keep all cores busy while a
+//!   lone question still runs on one. (Splitting one pass between threads,
+//!   `Threads::Two`, hands work back and forth ~25 times a pass, and a
+//!   hand-off to a busy core can wait a whole time slice; see
+//!   `EmbedderOptions::threads`.) A worker that holds bulk work leaves
+//!   newly waiting questions to an idle one.
 //! - Bounded: admission refuses a request at once when the queue would
 //!   exceed `max_queued_texts` or `max_queued_bytes` ([`PoolError::Overloaded`]),
-//!   and the forward pass's scratch never exceeds `max_batch_tokens` rows
-//!   (15 KB each for MiniLM: `Scratch::bytes_per_token`), so memory is bounded whatever the load.
+//!   and each worker's scratch never exceeds `max_batch_tokens` rows
+//!   (15 KB each for MiniLM: `Scratch::bytes_per_token`), so memory is
+//!   bounded whatever the load: `workers` × that.
 //! - Never a panic into a caller: a panic in a pass is caught; that batch's
 //!   callers get [`PoolError::WorkerFailed`] and the worker goes on.
 //! - Questions before bulk work (issue 22): a request is a
@@ -71,12 +80,26 @@ pub struct PoolSettings {
     /// [`MAX_TOKENS`] if lower): the bound on how long one request keeps
     /// the model busy. Questions are one text, so at most [`MAX_TOKENS`].
     pub max_request_tokens: usize,
+    /// Worker threads, each running whole forward passes with its own
+    /// scratch (at least 1, at most [`MAX_WORKERS`]).
+    pub workers: usize,
+}
+
+/// Most worker threads a pool runs: each holds up to `max_batch_tokens`
+/// rows of scratch (31.5 MB at the defaults), and past a few cores the
+/// HTTP side, not the encoder, is what waits.
+pub const MAX_WORKERS: usize = 4;
+
+/// One worker per core, up to [`MAX_WORKERS`].
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, MAX_WORKERS)
 }
 
 impl Default for PoolSettings {
-    /// 32 texts or 2,048 word pieces per pass (31.5 MB of scratch for MiniLM), 256
-    /// texts or 4 MiB queued, 16,384 word pieces per request (64 texts at
-    /// the 256-piece truncation; about 7 s of one core in release).
+    /// 32 texts or 2,048 word pieces per pass (31.5 MB of scratch per
+    /// worker for MiniLM), 256 texts or 4 MiB queued, 16,384 word pieces
+    /// per request (64 texts at the 256-piece truncation; about 7 s of one
+    /// core in release), one worker per core ([`default_workers`]).
     fn default() -> Self {
         Self {
             max_batch_texts: 32,
@@ -84,6 +107,7 @@ impl Default for PoolSettings {
             max_queued_texts: 256,
             max_queued_bytes: 4 << 20,
             max_request_tokens: 16_384,
+            workers: default_workers(),
         }
     }
 }
@@ -161,7 +185,7 @@ pub struct PoolStats {
     pub texts: u64,
     /// Largest number of texts in one pass so far.
     pub largest_batch: usize,
-    /// Bytes the worker's scratch holds (grows to the largest pass, then stays).
+    /// Bytes the workers' scratch holds, summed (each grows to its largest pass, then stays).
     pub scratch_bytes: usize,
     /// Texts waiting in the queue now.
     pub queued_texts: usize,
@@ -263,11 +287,11 @@ impl Shared {
     }
 }
 
-/// The pool: a handle to the queue and its worker thread. Cheap to share
+/// The pool: a handle to the queue and its worker threads. Cheap to share
 /// behind an `Arc`; dropping it closes the queue (see [`Self::close`]).
 pub struct InferencePool {
     shared: Arc<Shared>,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for InferencePool {
@@ -277,7 +301,7 @@ impl std::fmt::Debug for InferencePool {
 }
 
 impl InferencePool {
-    /// Starts the worker thread for `model`.
+    /// Starts the worker threads for `model`.
     ///
     /// # Errors
     /// The OS refused a thread.
@@ -286,6 +310,7 @@ impl InferencePool {
             max_batch_texts: settings.max_batch_texts.max(1),
             max_batch_tokens: settings.max_batch_tokens.max(MAX_TOKENS),
             max_request_tokens: settings.max_request_tokens.max(MAX_TOKENS),
+            workers: settings.workers.clamp(1, MAX_WORKERS),
             ..settings
         };
         let shared = Arc::new(Shared {
@@ -297,11 +322,21 @@ impl InferencePool {
             largest_batch: AtomicUsize::new(0),
             scratch_bytes: AtomicUsize::new(0),
         });
-        let worker_shared = Arc::clone(&shared);
-        let worker = std::thread::Builder::new()
-            .name("embed-pool".to_owned())
-            .spawn(move || Worker::new(model, worker_shared).run())?;
-        Ok(Self { shared, worker: Mutex::new(Some(worker)) })
+        let pool = Self { shared, workers: Mutex::new(Vec::new()) };
+        for i in 0..settings.workers {
+            let (model, shared) = (Arc::clone(&model), Arc::clone(&pool.shared));
+            let worker = std::thread::Builder::new()
+                .name(format!("embed-pool-{i}"))
+                .spawn(move || Worker::new(model, shared).run());
+            match worker {
+                Ok(handle) => pool.workers.lock().unwrap_or_else(|p| p.into_inner()).push(handle),
+                Err(e) => {
+                    pool.join(); // the threads already started exit
+                    return Err(e);
+                }
+            }
+        }
+        Ok(pool)
     }
 
     pub fn settings(&self) -> PoolSettings {
@@ -357,19 +392,19 @@ impl InferencePool {
         }
     }
 
-    /// Refuses new requests; the worker finishes those already queued, then
-    /// exits. Idempotent.
+    /// Refuses new requests; the workers finish those already queued, then
+    /// exit. Idempotent.
     pub fn close(&self) {
         self.shared.lock().closed = true;
         self.shared.wake.notify_all();
     }
 
-    /// [`Self::close`], then waits for the worker to finish (blocking: call
+    /// [`Self::close`], then waits for the workers to finish (blocking: call
     /// it from `spawn_blocking` or a plain thread).
     pub fn join(&self) {
         self.close();
-        let handle = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle {
+        let handles = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|p| p.into_inner()));
+        for handle in handles {
             // A panic inside a pass is caught there; one escaping the loop
             // itself has already been reported by the panic hook.
             let _ = handle.join();
@@ -403,11 +438,13 @@ struct Worker<M> {
     shared: Arc<Shared>,
     active: VecDeque<Active>,
     scratch: Scratch,
+    /// This worker's share of `Shared::scratch_bytes`.
+    scratch_reported: usize,
 }
 
 impl<M: BatchModel> Worker<M> {
     fn new(model: Arc<M>, shared: Arc<Shared>) -> Self {
-        Self { model, shared, active: VecDeque::new(), scratch: Scratch::default() }
+        Self { model, shared, active: VecDeque::new(), scratch: Scratch::default(), scratch_reported: 0 }
     }
 
     fn run(mut self) {
@@ -416,20 +453,32 @@ impl<M: BatchModel> Worker<M> {
         }
     }
 
-    /// Moves waiting requests into `active`: every waiting question, then
-    /// bulk requests until the next pass is full. Blocks only when there is
-    /// nothing to do. `false`: closed and drained.
+    /// Moves waiting requests into `active`: questions until a pass of them
+    /// is full, then bulk requests until the next pass is full (the rest
+    /// stay queued for whichever worker is free first). Blocks only when
+    /// there is nothing to do. `false`: closed and drained.
     fn pull(&mut self) -> bool {
         loop {
-            let unrun: usize = self.active.iter().map(|a| a.tokens.len() - a.next()).sum();
+            let unrun_of = |class: Option<Class>| -> usize {
+                self.active
+                    .iter()
+                    .filter(|a| class == Some(a.class) || class.is_none())
+                    .map(|a| a.tokens.len() - a.next())
+                    .sum()
+            };
+            let (unrun, unrun_questions) = (unrun_of(None), unrun_of(Some(Class::Question)));
             let request = {
                 let mut queue = self.shared.lock();
                 while queue.is_empty() && self.active.is_empty() && !queue.closed {
                     queue = self.shared.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
                 }
-                let next = match queue.questions.pop_front() {
-                    Some(question) => Some(question),
-                    None if unrun < self.shared.settings.max_batch_texts => queue.bulk.pop_front(),
+                // Questions go before any bulk work this worker holds, so
+                // only questions count against taking another question.
+                let max = self.shared.settings.max_batch_texts;
+                let next = match queue.questions.front() {
+                    Some(_) if unrun_questions < max => queue.questions.pop_front(),
+                    Some(_) => None,
+                    None if unrun < max => queue.bulk.pop_front(),
                     None => None,
                 };
                 match next {
@@ -562,7 +611,13 @@ impl<M: BatchModel> Worker<M> {
                 Some(None)
             }
         };
-        self.shared.scratch_bytes.store(self.scratch.bytes(), Ordering::Relaxed);
+        let bytes = self.scratch.bytes();
+        if bytes >= self.scratch_reported {
+            self.shared.scratch_bytes.fetch_add(bytes - self.scratch_reported, Ordering::Relaxed);
+        } else {
+            self.shared.scratch_bytes.fetch_sub(self.scratch_reported - bytes, Ordering::Relaxed);
+        }
+        self.scratch_reported = bytes;
         // The batch came from a prefix of `active`.
         let in_batch = parts.last().map_or(0, |&(a, _)| a + 1);
         if let Some(forward_error) = failure {
@@ -668,6 +723,8 @@ mod tests {
             max_queued_texts: 64,
             max_queued_bytes: 1 << 20,
             max_request_tokens: 1 << 20,
+            // The tests below hold the one worker inside a gated pass.
+            workers: 1,
         }
     }
 
@@ -703,6 +760,38 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         panic!("the worker never started the first pass");
+    }
+
+    #[tokio::test]
+    async fn with_two_workers_a_request_runs_while_another_pass_is_held() {
+        // Arrange: worker one is held inside a pass.
+        let fake = Fake::closed_gate();
+        let pool = Arc::new(
+            InferencePool::start(Arc::clone(&fake), PoolSettings { workers: 2, ..settings() }).expect("start"),
+        );
+        let first = hold_worker(&pool, &fake).await;
+
+        // Act: a question arrives.
+        let second = {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { pool.submit(texts(&["a question"]), Class::Question)?.answer().await })
+        };
+
+        // Assert: the other worker starts its pass before the first one ends.
+        let mut both = false;
+        for _ in 0..2000 {
+            if fake.entered.load(Ordering::SeqCst) >= 2 {
+                both = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(both, "the second pass never started beside the held one: {:?}", pool.stats());
+        fake.open();
+        let answer = second.await.expect("join").expect("answered");
+        assert_eq!(answer[0].vector, expected("a question"));
+        assert_eq!(first.await.expect("join").expect("answered")[0].vector, expected("first request"));
+        assert_eq!(fake.batch_sizes(), [1, 1]);
     }
 
     #[tokio::test]
