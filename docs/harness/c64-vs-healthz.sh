@@ -15,18 +15,14 @@
 # Needs redis-server, wrk and python3 (no numpy). SEMSEARCH_SHARED_DATA
 # points at the shared data (corpus-dev.jsonl, queries-dev.jsonl).
 #
-# RediSearch HNSW on the same data (a box with the module; it is in neither
-# Debian nor PyPI): start redis-server --loadmodule /path/redisearch.so on
-# another port, load the same JSONL as HASH fields (a FLOAT32 blob per key),
-# then
-#   FT.CREATE idx ON HASH PREFIX 1 doc: SCHEMA v VECTOR HNSW 10 TYPE FLOAT32 \
-#       DIM 384 DISTANCE_METRIC COSINE M 16 EF_CONSTRUCTION 200 EF_RUNTIME 10
-# wait for FT.INFO idx to show indexing 0, and drive it with the C client:
-#   redis-benchmark -p PORT -c 64 -n 200000 -P 1 FT.SEARCH idx \
-#       '*=>[KNN 10 @v $q]' PARAMS 2 q "$(query blob)" DIALECT 2 NOCONTENT
-# (the query blob: a query vector as 1,536 little-endian f32 bytes; a
-# Python one-liner with struct.pack('<384f', *v) writes it). Its QPS over
-# this script's search QPS is the comparison; run both in one session.
+# RediSearch HNSW on the same data: with REDISEARCH_MODULE=/path/redisearch.so
+# (a build of the module; it is in neither Debian nor PyPI), a second private
+# redis-server loads it, hnsw-peer.py stores the same documents as hashes and
+# builds FT.CREATE ... VECTOR HNSW (M 16, EF_CONSTRUCTION 200, EF_RUNTIME 10),
+# prints its recall@10 against this server's exact answers, and each round
+# also drives FT.SEARCH KNN 10 with redis-benchmark (the C client, CONNS
+# connections, every shared query in turn). The medians then give
+# semsearch QPS ÷ HNSW QPS from the same rounds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 DATA=${SEMSEARCH_SHARED_DATA:-$here/../../../shared/data}
@@ -35,6 +31,7 @@ BINS=${BINS:-target/release/semsearch}
 DUR=${DUR:-10s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
+HNSW_REQUESTS=${HNSW_REQUESTS:-5000}  # per query, 30 queries per round
 W=${WORKDIR:-/tmp/semsearch-c64}
 mkdir -p "$W"
 pids=()
@@ -75,6 +72,21 @@ for p in "${ports[@]}"; do
   wrk -t2 -c"$CONNS" -d2s -s "$W/search.lua" "http://127.0.0.1:$p/v1/search" >/dev/null
 done
 
+HP=
+if [ -n "${REDISEARCH_MODULE:-}" ]; then
+  HP=$(port)
+  mkdir -p "$W/hnsw"
+  redis-server --port "$HP" --bind 127.0.0.1 --save '' --appendonly no --dir "$W/hnsw" \
+    --loadmodule "$REDISEARCH_MODULE" >"$W/hnsw/redis.log" 2>&1 &
+  pids+=($!)
+  hpid=$!
+  for _ in $(seq 100); do redis-cli -p "$HP" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  python3 "$here/hnsw-peer.py" load --port "$HP" --corpus "$corpus"
+  python3 "$here/hnsw-peer.py" recall --port "$HP" --queries "$DATA/queries-dev.jsonl" \
+    --semsearch "http://127.0.0.1:${ports[0]}"
+  python3 "$here/hnsw-peer.py" bench --port "$HP" --queries "$DATA/queries-dev.jsonl" --conns "$CONNS" --requests 2000 >/dev/null
+fi
+
 qps() { awk '/^Requests\/sec/ {print $2}'; }
 # CPU seconds (user + system) the process has used: the server's own cost
 # per request, which moves less with the machine's load than QPS does.
@@ -103,6 +115,15 @@ for r in $(seq "$ROUNDS"); do
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$b" "$s" "$h" "$l" "$sc" "$hc" | tee -a "$W/runs.tsv"
     grep -h 'Non-2xx\|non2xx_or_errors [1-9]' "$W/wrk-search-$r-$i.txt" || true
   done
+  if [ -n "$HP" ]; then
+    c0=$(cpu "$hpid")
+    t0=$(date +%s.%N)
+    hq=$(python3 "$here/hnsw-peer.py" bench --port "$HP" --queries "$DATA/queries-dev.jsonl" --conns "$CONNS" --requests "$HNSW_REQUESTS")
+    c1=$(cpu "$hpid")
+    l=$(cut -d' ' -f1 /proc/loadavg)
+    hc=$(python3 -c 'import sys; print(f"{(float(sys.argv[2]) - float(sys.argv[1])) / (30 * int(sys.argv[3])) * 1e6:.1f}")' "$c0" "$c1" "$HNSW_REQUESTS")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "redisearch-hnsw" "$hq" "-" "$l" "$hc" "-" | tee -a "$W/runs.tsv"
+  fi
 done
 echo "# how the scans ran (/v1/stats): rows rescored in f32 per query, f32 fallbacks"
 i=0
@@ -119,11 +140,18 @@ python3 - "$W/runs.tsv" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 by = {}
+hnsw = [float(s) for r, b, s, h, l, sc, hc in rows if b == "redisearch-hnsw"]
 for r, b, s, h, l, sc, hc in rows:
-    by.setdefault(b, []).append((float(s), float(h), float(sc), float(hc)))
+    if b != "redisearch-hnsw":
+        by.setdefault(b, []).append((float(s), float(h), float(sc), float(hc)))
+if hnsw:
+    print(f"redisearch-hnsw: {statistics.median(hnsw):.0f} QPS (redis-benchmark, per round: "
+          + ", ".join(f"{x:.0f}" for x in hnsw) + ")")
 for b, v in by.items():
     med = lambda i: statistics.median(x[i] for x in v)
     ratios = ", ".join(f"{x[0] / x[1]:.3f}" for x in v)
     print(f"{b}: search {med(0):.0f} QPS, healthz {med(1):.0f} QPS, search/healthz {med(0) / med(1):.3f}"
           f" (per round: {ratios}); server CPU per request: search {med(2):.1f} us, healthz {med(3):.1f} us")
+    if hnsw:
+        print(f"{b}: search / redisearch-hnsw {med(0) / statistics.median(hnsw):.3f}")
 PY
