@@ -518,13 +518,14 @@ mod tests {
 
     #[tokio::test]
     async fn issue_22_a_question_that_cannot_start_within_its_wait_is_503_overloaded() {
-        // Arrange: bulk work holds the model; a question may wait 50 ms for its pass.
+        // Arrange: bulk work holds the model (its one worker); a question may wait 50 ms for its pass.
         let model = Arc::new(Gated {
             open: std::sync::Mutex::new(false),
             opened: std::sync::Condvar::new(),
             passes: std::sync::atomic::AtomicUsize::new(0),
         });
-        let pool = Arc::new(InferencePool::start(Arc::clone(&model), Default::default()).expect("pool"));
+        let one_worker = semsearch_minilm::PoolSettings { workers: 1, ..Default::default() };
+        let pool = Arc::new(InferencePool::start(Arc::clone(&model), one_worker).expect("pool"));
         let local = Local { pool: Arc::clone(&pool), question_wait: Duration::from_millis(50) };
         let bulk = {
             let pool = Arc::clone(&pool);

@@ -296,7 +296,8 @@ async fn sixty_four_concurrent_long_texts_all_succeed_within_the_memory_bound() 
     // Assert
     let stats = pool.stats();
     let per_token = semsearch_minilm::bert::Scratch::bytes_per_token(embedder.config());
-    let bound = settings.max_batch_tokens * per_token + (1 << 20);
+    // Each worker's scratch holds at most one pass.
+    let bound = settings.workers * (settings.max_batch_tokens * per_token + (1 << 20));
     println!(
         "64 long texts: {} passes, largest {} texts, scratch {:.1} MB (bound {:.1} MB)",
         stats.batches,
