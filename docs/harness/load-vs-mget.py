@@ -11,8 +11,10 @@ have), then per round, interleaved:
      per pipeline round trip, values received (redis-py + hiredis) and dropped;
   2. full load: `semsearch serve` started, time until /readyz answers 200
      (process start, connect, SCAN, MGET+PTTL, decode, int8 copy, lexical);
-  3. quick-key reload: SET of the quick key, time until /v1/stats shows the
-     new version; the server's own `last_reload.duration_ms` is printed too.
+  3. quick-key reload: SET of the quick key (or, with `--quick-op del`, the
+     chatbot's DEL of it), time until /v1/stats shows the new version; the
+     server's own `last_reload.duration_ms` is printed too, and how many
+     full reloads that one invalidation caused (it should be one).
 
 Each round prints both ratios; the last lines give the medians.
 
@@ -153,17 +155,38 @@ class Server:
         except OSError:
             return {}
 
-    def quick_reload(self, r):
-        before = -1
-        while before == -1:
-            before = (self.stats().get("refresh", {}).get("last_reload") or {}).get("index_version", -1)
+    def quick_reload(self, r, op="set"):
+        """Time from invalidating the quick key (SET, or DEL as the chatbot
+        does) to the new snapshot in /v1/stats, the server's own duration,
+        and how many reloads the one invalidation caused (counted once the
+        server has been quiet for a while after it)."""
+        if op == "del":
+            # The key must exist, and the reload its SET causes be over, first.
+            version = self.version()
+            r.set(QUICK_KEY, str(time.time()))
+            while self.version() in (-1, version):
+                time.sleep(0.005)
+            time.sleep(1.0)
+        before = self.version()
+        reloads_before = self.stats().get("refresh", {}).get("reloads", 0)
         t = time.perf_counter()
-        r.set(QUICK_KEY, str(time.time()))
+        if op == "del":
+            r.delete(QUICK_KEY)
+        else:
+            r.set(QUICK_KEY, str(time.time()))
         while True:
             last = self.stats().get("refresh", {}).get("last_reload") or {}
             if last.get("index_version", -1) != before and last.get("reason") != "startup":
-                return time.perf_counter() - t, last.get("duration_ms", float("nan")) / 1000
+                took = time.perf_counter() - t
+                break
             time.sleep(0.005)
+        time.sleep(max(2.0, 1.5 * took))
+        reloads = self.stats().get("refresh", {}).get("reloads", 0) - reloads_before
+        return took, last.get("duration_ms", float("nan")) / 1000, reloads
+
+    def version(self):
+        """The index version of the last reload, or -1 while unknown."""
+        return (self.stats().get("refresh", {}).get("last_reload") or {}).get("index_version", -1)
 
     def stages(self):
         """Per-load stage times (ms) from the server's log, one dict per load."""
@@ -203,6 +226,12 @@ def main():
     ap.add_argument("--bin", default="target/release/semsearch")
     ap.add_argument("--baseline-bin", help="another semsearch binary measured in the same rounds")
     ap.add_argument("--redis-socket", help="a private redis-server already filled by an earlier run (no fill)")
+    ap.add_argument(
+        "--quick-op",
+        choices=("set", "del"),
+        default="set",
+        help="invalidate the quick key with SET, or with DEL as the chatbot does (the key is SET first, then deleted)",
+    )
     args = ap.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="semsearch-load-")
@@ -239,7 +268,7 @@ def main():
                 server = Server(binary, f"unix://{sock}", workdir, name)
                 try:
                     full = server.wait_ready()
-                    quick, quick_server = server.quick_reload(r)
+                    quick, quick_server, reloads = server.quick_reload(r, args.quick_op)
                 finally:
                     server.stop()
                 stages = server.stages()
@@ -249,10 +278,13 @@ def main():
                 res["quick_server"].append(quick_server / b)
                 print(
                     f"round {rnd} {name:8}: MGET {b:.3f} s | full load (start to ready) {full:.3f} s = {full / b:.2f}x"
-                    f" | quick-key reload {quick:.3f} s = {quick / b:.2f}x (server says {quick_server:.3f} s = {quick_server / b:.2f}x)",
+                    f" | quick-key reload ({args.quick_op.upper()}) {quick:.3f} s = {quick / b:.2f}x"
+                    f" (server says {quick_server:.3f} s = {quick_server / b:.2f}x), full reloads it caused: {reloads}",
                     flush=True,
                 )
-                for label, st in zip(("full", "quick"), stages):
+                # With DEL, load 1 is the reload the preparatory SET caused.
+                picked = stages[:1] + stages[2 if args.quick_op == "del" else 1:][:1]
+                for label, st in zip(("full", "quick"), picked):
                     print(f"    {label} stages (ms): " + ", ".join(f"{k} {v}" for k, v in st.items()), flush=True)
         print(f"median MGET {statistics.median(mgets):.3f} s over {len(mgets)} runs")
         for name, res in results.items():
