@@ -345,6 +345,10 @@ pub struct EmbedderArgs {
     /// counts at most 256); larger requests get 422 `too_many_tokens`.
     #[arg(long, env = "SEMSEARCH_EMBEDDER_MAX_REQUEST_TOKENS", default_value_t = 16_384)]
     pub embedder_max_request_tokens: usize,
+    /// Local model: forward passes that run at once, each on its own thread
+    /// with its own scratch (31.5 MB). Default: one per core, at most 4.
+    #[arg(long, env = "SEMSEARCH_EMBEDDER_WORKERS")]
+    pub embedder_workers: Option<usize>,
     /// Requests in flight to the embedding service at once; more wait their turn.
     #[arg(long, env = "SEMSEARCH_EMBEDDER_CONCURRENCY", default_value_t = 16)]
     pub embedder_concurrency: usize,
@@ -388,6 +392,16 @@ impl EmbedderArgs {
         if self.embedder_concurrency < 1 {
             return Err(ConfigError::TooSmall { name: "SEMSEARCH_EMBEDDER_CONCURRENCY", min: 1 });
         }
+        let workers = self.embedder_workers.unwrap_or_else(semsearch_minilm::pool::default_workers);
+        if workers < 1 {
+            return Err(ConfigError::TooSmall { name: "SEMSEARCH_EMBEDDER_WORKERS", min: 1 });
+        }
+        if workers > semsearch_minilm::pool::MAX_WORKERS {
+            return Err(ConfigError::TooLarge {
+                name: "SEMSEARCH_EMBEDDER_WORKERS",
+                max: semsearch_minilm::pool::MAX_WORKERS,
+            });
+        }
         let (provider, model) = match HttpProtocol::of(provider) {
             None => {
                 let model_dir = model_dir.ok_or(ConfigError::NoModelDir)?;
@@ -396,6 +410,7 @@ impl EmbedderArgs {
                     options: EmbedderOptions::default(),
                     pool: PoolSettings {
                         max_request_tokens: self.embedder_max_request_tokens,
+                        workers,
                         ..PoolSettings::default()
                     },
                     question_wait: Duration::from_millis(self.embedder_question_wait_ms.max(1)),
@@ -758,6 +773,22 @@ mod tests {
         assert!(!format!("{settings:?}").contains("hunter2"));
         assert!(!format!("{args:?}").contains("hunter2"));
         assert_eq!(settings.redis.display(), "redis://127.0.0.1:6379/0");
+    }
+
+    #[test]
+    fn embedder_workers_default_to_the_cores_and_are_bounded() {
+        let dir = std::env::temp_dir().join(format!("semsearch-config-workers-{}", std::process::id()));
+        let workers = |value: Option<usize>| {
+            let mut args = ServeArgs::defaults();
+            args.embedder.model_dir = Some(dir.clone());
+            args.embedder.embedder_workers = value;
+            Settings::from_args(&args).map(|s| s.embedder.and_then(|e| e.local().map(|l| l.pool.workers)))
+        };
+
+        assert_eq!(workers(None).expect("valid"), Some(semsearch_minilm::pool::default_workers()));
+        assert_eq!(workers(Some(1)).expect("valid"), Some(1));
+        assert!(matches!(workers(Some(0)), Err(ConfigError::TooSmall { name: "SEMSEARCH_EMBEDDER_WORKERS", min: 1 })));
+        assert!(matches!(workers(Some(5)), Err(ConfigError::TooLarge { name: "SEMSEARCH_EMBEDDER_WORKERS", max: 4 })));
     }
 
     #[test]
