@@ -121,9 +121,14 @@ def queries(path):
         return [json.loads(line)["embedding"] for line in f if line.strip()]
 
 
+def text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def info(r):
+    """FT.INFO's top level as {name: value}, scalars as text."""
     raw = r.call("FT.INFO", INDEX)
-    return {raw[i].decode() if isinstance(raw[i], bytes) else raw[i]: raw[i + 1] for i in range(0, len(raw) - 1, 2)}
+    return {text(raw[i]): raw[i + 1] if isinstance(raw[i + 1], list) else text(raw[i + 1]) for i in range(0, len(raw) - 1, 2)}
 
 
 def load(args):
@@ -147,7 +152,7 @@ def load(args):
            "EF_RUNTIME", 10)
     while True:
         i = info(r)
-        if str(i.get("indexing", b"0")) in ("0", "b'0'") and int(i.get("num_docs", 0)) >= n:
+        if i.get("indexing", "0") == "0" and int(i.get("num_docs", "0")) >= n:
             break
         time.sleep(0.5)
     print(f"hnsw: {n} documents indexed in {time.monotonic() - started:.1f} s")

@@ -387,7 +387,7 @@ impl Refresher {
         match done.map_err(|source| RefreshError::TaskFailed { step: "reload", source }).and_then(|r| r) {
             Ok((Loaded { index, report }, quick_pttl)) => {
                 let Some(finished) = st.reload.succeeded(now) else { return };
-                let quick_present = quick_pttl != -2;
+                let quick_present = reconcile::exists(quick_pttl);
                 let current = self.shared.current().filter(|c| !c.is_empty());
                 let refilling = self.status.redis_empty.load(Ordering::Relaxed)
                     && !quick_present

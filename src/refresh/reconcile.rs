@@ -33,6 +33,12 @@ use tokio::time::Instant;
 use super::status::ReloadReason;
 use crate::store::keys::KeySetFingerprint;
 
+/// Whether a key exists, from its PTTL (Redis answers -2 for a missing key,
+/// -1 for one without a TTL).
+pub fn exists(pttl_ms: i64) -> bool {
+    pttl_ms != -2
+}
+
 /// What a reconcile read from Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
@@ -189,7 +195,7 @@ impl Reconcile {
     /// Records the quick key's PTTL read at `now`; whether it is gone since
     /// the previous reading.
     fn read_quick_key(&mut self, now: Instant, pttl_ms: i64) -> bool {
-        let present = pttl_ms != -2;
+        let present = exists(pttl_ms);
         self.quick_deadline = u64::try_from(pttl_ms).ok().map(|ms| now + Duration::from_millis(ms));
         let gone = self.quick_present == Some(true) && !present;
         self.quick_present = Some(present);
@@ -199,7 +205,7 @@ impl Reconcile {
     /// Judges what the reconcile read (see the module doc for the rules).
     pub fn finished(&mut self, now: Instant, seen: Observed, ours: &Ours) -> Findings {
         self.running = false;
-        let present = seen.quick_pttl_ms != -2;
+        let present = exists(seen.quick_pttl_ms);
         let quick_key_gone = self.read_quick_key(now, seen.quick_pttl_ms);
 
         let key_set = match ours.docs {

@@ -459,14 +459,15 @@ impl<M: BatchModel> Worker<M> {
     /// there is nothing to do. `false`: closed and drained.
     fn pull(&mut self) -> bool {
         loop {
-            let unrun_of = |class: Option<Class>| -> usize {
-                self.active
-                    .iter()
-                    .filter(|a| class == Some(a.class) || class.is_none())
-                    .map(|a| a.tokens.len() - a.next())
-                    .sum()
-            };
-            let (unrun, unrun_questions) = (unrun_of(None), unrun_of(Some(Class::Question)));
+            // Texts not yet run, in all and of questions.
+            let (mut unrun, mut unrun_questions) = (0, 0);
+            for a in &self.active {
+                let left = a.tokens.len() - a.next();
+                unrun += left;
+                if a.class == Class::Question {
+                    unrun_questions += left;
+                }
+            }
             let request = {
                 let mut queue = self.shared.lock();
                 while queue.is_empty() && self.active.is_empty() && !queue.closed {
