@@ -89,6 +89,11 @@ const SERIES: &[(&str, Kind, &str)] = &[
     ("semsearch_index_bytes", Kind::Gauge, "Bytes of the vector matrix."),
     ("semsearch_int8_bytes", Kind::Gauge, "Bytes of the int8 copy of the vectors (0 when the index scans f32)."),
     ("semsearch_metadata_bytes", Kind::Gauge, "Bytes of ids, URLs, titles and texts."),
+    (
+        "semsearch_spare_matrix_bytes",
+        Kind::Gauge,
+        "Bytes of a retired vector matrix kept resident for the next reload to write into.",
+    ),
     ("semsearch_index_version", Kind::Gauge, "Version of the published index; grows on every reload or update."),
     ("semsearch_expired_pending", Kind::Gauge, "Documents past their Redis deadline, hidden until dropped."),
     ("semsearch_skipped_keys", Kind::Gauge, "Keys the last full load skipped, by reason."),
@@ -337,6 +342,7 @@ fn copy_counters(state: &AppState) {
     let index = state.index.current();
     // Before the first load: what an index of this process's size rule would use is unknown; say f32.
     set_build_info(index.as_ref().map_or("f32", |i| i.scan().name()));
+    gauge!("semsearch_spare_matrix_bytes").set(crate::index::spare::bytes() as f64);
     match index {
         Some(index) => {
             gauge!("semsearch_ready").set(1.0);

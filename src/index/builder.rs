@@ -39,8 +39,17 @@ impl IndexBuilder {
 
     /// Reserves room for `rows` more rows, best effort: a failed reservation
     /// only means the vectors grow as they go.
+    ///
+    /// An empty builder takes a retired matrix that fits ([`super::spare`]):
+    /// its pages are resident already, so writing the rows faults none in.
     pub fn reserve(&mut self, rows: usize) {
-        let _ = self.floats.try_reserve_exact(rows.saturating_mul(self.dim));
+        let floats = rows.saturating_mul(self.dim);
+        if self.floats.capacity() == 0 {
+            if let Some(buf) = super::spare::take(floats) {
+                self.floats = buf;
+            }
+        }
+        let _ = self.floats.try_reserve_exact(floats);
         let _ = self.docs.try_reserve_exact(rows);
     }
 

@@ -46,6 +46,7 @@ pub mod lexical;
 pub mod search;
 pub mod segment;
 pub mod shared;
+pub mod spare;
 pub mod unit;
 
 use std::{
