@@ -56,6 +56,21 @@ pub struct Replica {
     /// serving another shard, count, key space or dimension than its place
     /// in the list says: it is not called until a check passes again.
     misplaced: AtomicBool,
+    /// Whether the last shard check got no usable answer from it: a
+    /// replica that stays down is logged when it goes down and when it
+    /// comes back, not on every `/readyz` (a probe every few seconds).
+    check_failing: AtomicBool,
+}
+
+/// What a shard check's answer from a replica changed (see
+/// [`Replica::note_check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckChange {
+    /// It answered before (or was never checked) and does not now.
+    Fails,
+    /// It failed the last check and answers now.
+    Recovers,
+    Unchanged,
 }
 
 impl Replica {
@@ -64,6 +79,16 @@ impl Replica {
             base: base.trim_end_matches('/').to_owned(),
             down_until_ms: AtomicU64::new(0),
             misplaced: AtomicBool::new(false),
+            check_failing: AtomicBool::new(false),
+        }
+    }
+
+    /// Records whether this check got a usable answer, and what changed.
+    pub fn note_check(&self, failed: bool) -> CheckChange {
+        match (self.check_failing.swap(failed, Ordering::Relaxed), failed) {
+            (false, true) => CheckChange::Fails,
+            (true, false) => CheckChange::Recovers,
+            _ => CheckChange::Unchanged,
         }
     }
 
@@ -361,5 +386,25 @@ impl Shards {
             ProblemCode::Unauthorized | ProblemCode::Forbidden => Err(ShardFailure::Refused(status)),
             _ => Ok((Answer::Problem(problem), round_trip)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica that stays down is logged once, when it goes down, and
+    /// once when it answers again, however often `/readyz` checks it.
+    #[test]
+    fn a_replica_is_logged_when_it_goes_down_and_when_it_recovers_not_on_every_check() {
+        let r = Replica::new("http://shard-0-a:8080/");
+        assert_eq!(r.note_check(false), CheckChange::Unchanged, "healthy from the start: nothing to say");
+        assert_eq!(r.note_check(true), CheckChange::Fails);
+        for _ in 0..5 {
+            assert_eq!(r.note_check(true), CheckChange::Unchanged, "still down: no new warning");
+        }
+        assert_eq!(r.note_check(false), CheckChange::Recovers);
+        assert_eq!(r.note_check(false), CheckChange::Unchanged);
+        assert_eq!(r.note_check(true), CheckChange::Fails, "down again: warned again");
     }
 }

@@ -27,11 +27,11 @@ use std::sync::{
 use bytes::Bytes;
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::{
     decode::info_answer,
-    shards::{key_refused, Answer, ShardFailure, Shards},
+    shards::{key_refused, Answer, CheckChange, ShardFailure, Shards},
 };
 use crate::{problem::ApiError, query::shard::ShardInfo};
 
@@ -242,8 +242,21 @@ impl Checks {
         for ((group, flags), answers) in shards.groups.iter().zip(&misplaced).zip(&probes) {
             for ((replica, &flag), probe) in group.replicas.iter().zip(flags).zip(answers) {
                 replica.set_misplaced(flag);
-                if let Probe::Failed(why) = probe {
-                    warn!(replica = %replica.base, reason = %why, "shard check: no usable answer from the replica");
+                let failed = match probe {
+                    Probe::Failed(why) => Some(why),
+                    _ => None,
+                };
+                match (replica.note_check(failed.is_some()), failed) {
+                    (CheckChange::Fails, Some(why)) => {
+                        warn!(replica = %replica.base, reason = %why, "shard check: no usable answer from the replica")
+                    }
+                    (CheckChange::Recovers, _) => {
+                        info!(replica = %replica.base, "shard check: the replica answers again")
+                    }
+                    (_, Some(why)) => {
+                        debug!(replica = %replica.base, reason = %why, "shard check: the replica still gives no usable answer")
+                    }
+                    _ => {}
                 }
             }
         }
