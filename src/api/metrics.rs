@@ -92,7 +92,7 @@ const SERIES: &[(&str, Kind, &str)] = &[
     (
         "semsearch_spare_matrix_bytes",
         Kind::Gauge,
-        "Bytes of a retired vector matrix kept resident for the next reload to write into.",
+        "Bytes of a retired vector matrix and int8 copy kept resident for the next reload to write into.",
     ),
     ("semsearch_index_version", Kind::Gauge, "Version of the published index; grows on every reload or update."),
     ("semsearch_expired_pending", Kind::Gauge, "Documents past their Redis deadline, hidden until dropped."),

@@ -45,7 +45,7 @@ impl IndexBuilder {
     pub fn reserve(&mut self, rows: usize) {
         let floats = rows.saturating_mul(self.dim);
         if self.floats.capacity() == 0 {
-            if let Some(buf) = super::spare::take(floats) {
+            if let Some(buf) = super::spare::MATRIX.take(floats) {
                 self.floats = buf;
             }
         }

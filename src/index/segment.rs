@@ -43,16 +43,20 @@ pub struct Segment {
     lexical: Option<Arc<SegmentLexical>>,
 }
 
-/// A retiring segment's matrix becomes the next load's buffer
-/// ([`super::spare`]), when it is large enough to be worth keeping.
+/// A retiring segment's matrix and int8 codes become the next load's
+/// buffers ([`super::spare`]), when they are large enough to be worth
+/// keeping.
 impl Drop for Segment {
     fn drop(&mut self) {
         if self.matrix.len().saturating_mul(4) < super::spare::MIN_SPARE_BYTES {
             return;
         }
+        if let Some(int8) = self.int8.take() {
+            super::spare::CODES.keep(int8.into_code_buffer());
+        }
         let matrix = std::mem::replace(&mut self.matrix, Array2::zeros((0, 0)));
         if let (floats, None | Some(0)) = matrix.into_raw_vec_and_offset() {
-            super::spare::keep(floats);
+            super::spare::MATRIX.keep(floats);
         }
     }
 }

@@ -20,7 +20,7 @@ use semsearch_scan::int8::{QuantizedBuilder, QuantizedMatrix, RowCode};
 
 use super::report::LoadReport;
 use crate::{
-    index::{Document, Index, IndexBuilder, IndexError},
+    index::{spare, Document, Index, IndexBuilder, IndexError},
     store::{
         decode::{decode_into, Meta, SkipReason},
         keys::KeySpace,
@@ -199,8 +199,8 @@ impl RowCollector {
     /// when it has none.
     fn push_code(&mut self, code: Option<(&[u8], RowCode)>) {
         if let (MainCodes::Wanted, Some((row, _))) = (&self.main_codes, code) {
-            self.main_codes =
-                QuantizedBuilder::new(row.len(), self.expected_rows).map_or(MainCodes::Dropped, MainCodes::Building);
+            self.main_codes = QuantizedBuilder::new_in(row.len(), self.expected_rows, |bytes| spare::CODES.take(bytes))
+                .map_or(MainCodes::Dropped, MainCodes::Building);
         }
         let placed = match (&mut self.main_codes, code) {
             (MainCodes::Building(builder), Some((row, code))) => builder.push(row, code).is_ok(),

@@ -10,7 +10,7 @@
 //! [`QuantizedMatrix::from_rows`] lays out for the same rows (a test says so).
 
 use super::{
-    aligned_buf, checked_dim4,
+    aligned_buf, aligned_buf_in, checked_dim4,
     kernel::{place_row, PANEL_ROWS},
     QuantizeError, QuantizedMatrix, RowCode,
 };
@@ -34,9 +34,24 @@ impl QuantizedBuilder {
     /// # Errors
     /// [`QuantizeError::ZeroDimension`] or [`QuantizeError::DimensionTooLarge`].
     pub fn new(dim: usize, expected_rows: usize) -> Result<Self, QuantizeError> {
+        Self::new_in(dim, expected_rows, |_| None)
+    }
+
+    /// [`Self::new`], with the codes written into the buffer `spare`
+    /// returns when asked for the bytes the copy needs (it may return
+    /// `None`, or a buffer too small, which is then dropped).
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn new_in(
+        dim: usize,
+        expected_rows: usize,
+        spare: impl FnOnce(usize) -> Option<Vec<u8>>,
+    ) -> Result<Self, QuantizeError> {
         let dim4 = checked_dim4(dim)?;
         let panels = expected_rows.div_ceil(PANEL_ROWS);
-        let (buf, start) = aligned_buf(panels.saturating_mul(PANEL_ROWS * dim4));
+        let bytes = panels.saturating_mul(PANEL_ROWS * dim4);
+        let (buf, start) = aligned_buf_in(spare(bytes.saturating_add(63)).unwrap_or_default(), bytes);
         let rows_room = panels * PANEL_ROWS;
         let copy = QuantizedMatrix {
             buf,
@@ -175,6 +190,41 @@ mod tests {
             assert_eq!(got.unbounded_rows(), 1);
             assert_same_copy(&got, &want);
             assert!(got.heap_bytes() < 2 * want.heap_bytes() + 8192, "room for {expected_rows}: {}", got.heap_bytes());
+        }
+    }
+
+    /// A copy written into a retired copy's buffer (every byte of it
+    /// dirty) equals a fresh one bit for bit, and is written in place
+    /// exactly when the buffer has the room.
+    #[test]
+    fn a_copy_written_into_a_used_buffer_is_the_fresh_copy() {
+        let (n, dim) = (37, 10);
+        let mut matrix = unit_rows(n, dim, 5);
+        matrix[2 * dim] = f32::INFINITY;
+        let want = QuantizedMatrix::from_rows(&matrix, dim).expect("valid shape");
+        let mut asked = 0;
+        let _ = QuantizedBuilder::new_in(dim, n, |bytes| {
+            asked = bytes;
+            None
+        })
+        .expect("valid dimension");
+        assert!(asked >= n * 12 + 63, "asks for the codes and the alignment: {asked}");
+        for cap in [asked - 1, asked, 3 * asked] {
+            let dirty = vec![0x55u8; cap];
+            let ptr = dirty.as_ptr();
+            let mut builder = QuantizedBuilder::new_in(dim, n, |_| Some(dirty)).expect("valid dimension");
+            assert_eq!(
+                builder.copy.buf.as_ptr() == ptr,
+                cap >= asked,
+                "in place exactly when it fits: {cap} of {asked}"
+            );
+            let mut codes = Vec::new();
+            for row in matrix.chunks_exact(dim) {
+                codes.clear();
+                let code = RowCode::quantize(row, &mut codes);
+                builder.push(&codes, code).expect("a whole row");
+            }
+            assert_same_copy(&builder.finish().expect("few rows"), &want);
         }
     }
 

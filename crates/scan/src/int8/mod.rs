@@ -168,13 +168,30 @@ fn checked_dim4(dim: usize) -> Result<usize, QuantizeError> {
 /// (so every kernel load is one cache line), filled with code 128 up to
 /// that boundary, and the boundary's offset.
 fn aligned_buf(bytes: usize) -> (Vec<u8>, usize) {
-    let mut buf: Vec<u8> = Vec::with_capacity(bytes.saturating_add(63));
+    aligned_buf_in(Vec::new(), bytes)
+}
+
+/// [`aligned_buf`] in `buf`'s allocation when it has the room (its bytes
+/// are never read: every byte up to `len` is written again), else in a
+/// new one.
+fn aligned_buf_in(mut buf: Vec<u8>, bytes: usize) -> (Vec<u8>, usize) {
+    buf.clear();
+    if buf.capacity() < bytes.saturating_add(63) {
+        buf = Vec::with_capacity(bytes.saturating_add(63));
+    }
     let start = buf.as_ptr().align_offset(64).min(63);
     buf.resize(start, 128);
     (buf, start)
 }
 
 impl QuantizedMatrix {
+    /// The allocation holding the codes, for a later
+    /// [`QuantizedBuilder::new_in`] to write another copy into (a reload
+    /// reusing the retired snapshot's resident memory).
+    pub fn into_code_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// Quantizes every row of `matrix` (`n × dim`, row-major), on rayon.
     ///
     /// # Errors
