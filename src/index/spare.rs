@@ -107,6 +107,8 @@ impl<T> Spare<T> {
 mod tests {
     use std::sync::Arc;
 
+    use semsearch_scan::{int8::QuantizedBuilder, ScanMode};
+
     use super::*;
     use crate::index::{builder::IndexBuilder, Document};
 
@@ -148,7 +150,7 @@ mod tests {
         // load writes its rows into, and the new snapshot holds exactly them.
         let dim = 384;
         let n = min / dim + 1;
-        let build = |shift: usize| {
+        let build_n = |n: usize, shift: usize| {
             let mut b = IndexBuilder::new(dim);
             b.reserve(n);
             for i in 0..n {
@@ -158,6 +160,7 @@ mod tests {
             }
             b.finish().expect("sorted ids")
         };
+        let build = |shift: usize| build_n(n, shift);
         let first = build(0);
         let first_rows = first.row(0).as_ptr();
         drop(first);
@@ -171,5 +174,23 @@ mod tests {
             assert_eq!(second.row(i), &want[..], "row {i} is the new load's, not the old one's");
         }
         assert_eq!(second.len(), n);
+        drop(second);
+        let _ = MATRIX.take(n * dim);
+
+        // The int8 codes likewise: a retiring int8 copy is kept, and the
+        // loader's builder for as many rows takes it.
+        let n = MIN_SPARE_BYTES / dim + 1;
+        let int8 = build_n(n, 0).with_scan(ScanMode::Int8);
+        assert!(int8.int8_bytes() >= n * dim, "an int8 copy was built");
+        drop(int8);
+        assert!(CODES.bytes() >= n * dim, "the retired codes are kept: {}", CODES.bytes());
+        let mut asked = 0;
+        let builder = QuantizedBuilder::new_in(dim, n, |bytes| {
+            asked = bytes;
+            CODES.take(bytes)
+        });
+        assert!(builder.is_ok() && asked >= n * dim);
+        assert_eq!(CODES.bytes(), 0, "taken by the next copy of as many rows");
+        let _ = MATRIX.take(n * dim);
     }
 }
