@@ -162,7 +162,11 @@ mod tests {
     }
 
     fn build(matrix: &[f32], dim: usize, expected_rows: usize) -> QuantizedMatrix {
-        let mut builder = QuantizedBuilder::new(dim, expected_rows).expect("valid dimension");
+        push_all(QuantizedBuilder::new(dim, expected_rows).expect("valid dimension"), matrix, dim)
+    }
+
+    /// Pushes every row of `matrix` as a loader does, and finishes.
+    fn push_all(mut builder: QuantizedBuilder, matrix: &[f32], dim: usize) -> QuantizedMatrix {
         let mut codes = Vec::new();
         for row in matrix.chunks_exact(dim) {
             codes.clear();
@@ -172,14 +176,20 @@ mod tests {
         builder.finish().expect("few rows")
     }
 
-    #[test]
-    fn rows_pushed_one_by_one_give_the_copy_from_rows_builds() {
-        // Arrange: 37 rows (a partial last panel), one outside the bounded
-        // range, and a dimension that is not a multiple of 4 (padded codes).
+    /// 37 rows (a partial last panel), one outside the bounded range, and a
+    /// dimension that is not a multiple of 4 (padded codes); and their copy.
+    fn awkward_rows() -> (Vec<f32>, usize, QuantizedMatrix) {
         let (n, dim) = (37, 10);
         let mut matrix = unit_rows(n, dim, 9);
         matrix[3 * dim] = f32::INFINITY;
         let want = QuantizedMatrix::from_rows(&matrix, dim).expect("valid shape");
+        (matrix, dim, want)
+    }
+
+    #[test]
+    fn rows_pushed_one_by_one_give_the_copy_from_rows_builds() {
+        let (matrix, dim, want) = awkward_rows();
+        let n = matrix.len() / dim;
 
         for expected_rows in [n, 0, 5, 100_000] {
             // Act: room for all, none, too few (it grows and realigns), far
@@ -198,10 +208,8 @@ mod tests {
     /// exactly when the buffer has the room.
     #[test]
     fn a_copy_written_into_a_used_buffer_is_the_fresh_copy() {
-        let (n, dim) = (37, 10);
-        let mut matrix = unit_rows(n, dim, 5);
-        matrix[2 * dim] = f32::INFINITY;
-        let want = QuantizedMatrix::from_rows(&matrix, dim).expect("valid shape");
+        let (matrix, dim, want) = awkward_rows();
+        let n = matrix.len() / dim;
         let mut asked = 0;
         let _ = QuantizedBuilder::new_in(dim, n, |bytes| {
             asked = bytes;
@@ -212,19 +220,13 @@ mod tests {
         for cap in [asked - 1, asked, 3 * asked] {
             let dirty = vec![0x55u8; cap];
             let ptr = dirty.as_ptr();
-            let mut builder = QuantizedBuilder::new_in(dim, n, |_| Some(dirty)).expect("valid dimension");
+            let builder = QuantizedBuilder::new_in(dim, n, |_| Some(dirty)).expect("valid dimension");
             assert_eq!(
                 builder.copy.buf.as_ptr() == ptr,
                 cap >= asked,
                 "in place exactly when it fits: {cap} of {asked}"
             );
-            let mut codes = Vec::new();
-            for row in matrix.chunks_exact(dim) {
-                codes.clear();
-                let code = RowCode::quantize(row, &mut codes);
-                builder.push(&codes, code).expect("a whole row");
-            }
-            assert_same_copy(&builder.finish().expect("few rows"), &want);
+            assert_same_copy(&push_all(builder, &matrix, dim), &want);
         }
     }
 
