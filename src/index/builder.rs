@@ -44,7 +44,7 @@ impl IndexBuilder {
     /// its pages are resident already, so writing the rows faults none in.
     pub fn reserve(&mut self, rows: usize) {
         let floats = rows.saturating_mul(self.dim);
-        if self.floats.capacity() == 0 {
+        if !self.has_capacity() {
             if let Some(buf) = super::spare::MATRIX.take(floats) {
                 self.floats = buf;
             }

@@ -48,9 +48,7 @@ pub struct Segment {
 /// keeping.
 impl Drop for Segment {
     fn drop(&mut self) {
-        if self.matrix.len().saturating_mul(4) < super::spare::MIN_SPARE_BYTES {
-            return;
-        }
+        // The spare decides what is worth keeping; taking the buffers out allocates nothing.
         if let Some(int8) = self.int8.take() {
             super::spare::CODES.keep(int8.into_code_buffer());
         }

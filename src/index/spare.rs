@@ -160,12 +160,11 @@ mod tests {
             }
             b.finish().expect("sorted ids")
         };
-        let build = |shift: usize| build_n(n, shift);
-        let first = build(0);
+        let first = build_n(n, 0);
         let first_rows = first.row(0).as_ptr();
         drop(first);
         assert_eq!(MATRIX.bytes(), n * dim * 4, "the retired matrix is kept");
-        let second = build(1);
+        let second = build_n(n, 1);
         assert_eq!(second.row(0).as_ptr(), first_rows, "written into the retired matrix");
         assert_eq!(MATRIX.bytes(), 0);
         for i in [0, 1, n / 2, n - 1] {

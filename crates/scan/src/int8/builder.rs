@@ -10,7 +10,7 @@
 //! [`QuantizedMatrix::from_rows`] lays out for the same rows (a test says so).
 
 use super::{
-    aligned_buf, aligned_buf_in, checked_dim4,
+    aligned_buf, aligned_buf_in, aligned_capacity, checked_dim4,
     kernel::{place_row, PANEL_ROWS},
     QuantizeError, QuantizedMatrix, RowCode,
 };
@@ -51,7 +51,7 @@ impl QuantizedBuilder {
         let dim4 = checked_dim4(dim)?;
         let panels = expected_rows.div_ceil(PANEL_ROWS);
         let bytes = panels.saturating_mul(PANEL_ROWS * dim4);
-        let (buf, start) = aligned_buf_in(spare(bytes.saturating_add(63)).unwrap_or_default(), bytes);
+        let (buf, start) = aligned_buf_in(spare(aligned_capacity(bytes)).unwrap_or_default(), bytes);
         let rows_room = panels * PANEL_ROWS;
         let copy = QuantizedMatrix {
             buf,

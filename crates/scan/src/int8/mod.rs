@@ -171,13 +171,18 @@ fn aligned_buf(bytes: usize) -> (Vec<u8>, usize) {
     aligned_buf_in(Vec::new(), bytes)
 }
 
+/// What a buffer must hold for `bytes` of codes after a 64-byte boundary.
+fn aligned_capacity(bytes: usize) -> usize {
+    bytes.saturating_add(63)
+}
+
 /// [`aligned_buf`] in `buf`'s allocation when it has the room (its bytes
 /// are never read: every byte up to `len` is written again), else in a
 /// new one.
 fn aligned_buf_in(mut buf: Vec<u8>, bytes: usize) -> (Vec<u8>, usize) {
     buf.clear();
-    if buf.capacity() < bytes.saturating_add(63) {
-        buf = Vec::with_capacity(bytes.saturating_add(63));
+    if buf.capacity() < aligned_capacity(bytes) {
+        buf = Vec::with_capacity(aligned_capacity(bytes));
     }
     let start = buf.as_ptr().align_offset(64).min(63);
     buf.resize(start, 128);
