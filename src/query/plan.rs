@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 
 use super::dto::{
-    SearchFilter, SearchMode, SearchRequest, MAX_FILTER_FIELDS, MAX_FILTER_VALUES, MAX_SNIPPET_CHARS, MAX_TEXT_BYTES,
-    MAX_URL_PREFIX_BYTES,
+    QueryVector, SearchFilter, SearchMode, SearchRequest, MAX_FILTER_FIELDS, MAX_FILTER_VALUES, MAX_SNIPPET_CHARS,
+    MAX_TEXT_BYTES, MAX_URL_PREFIX_BYTES,
 };
 use crate::{
     index::attributes::{AttrValue, RowFilter},
@@ -85,7 +85,7 @@ impl Plan {
             Some(suffix) => Some(rules.keys.context_key(suffix).map_err(|_| ApiError::InvalidContextKey)?),
             None => None,
         };
-        let query = match (req.vector.as_deref(), req.text.as_deref(), req.id.as_deref()) {
+        let query = match (req.vector.as_ref(), req.text.as_deref(), req.id.as_deref()) {
             (None, None, None) => return Err(ApiError::QueryRequired),
             (Some(vector), None, None) => Query::Vector(normalized(validate_vector(vector, rules.dim)?)?),
             (None, Some(text), None) if text.len() > MAX_TEXT_BYTES => {
@@ -266,23 +266,25 @@ pub fn normalized(mut query: Vec<f32>) -> Result<Vec<f32>, ApiError> {
 ///
 /// # Errors
 /// `empty_vector`, `null_element`, `non_finite`, `wrong_dimension` or `zero_vector`.
-pub fn validate_vector(vector: &[Option<f64>], dim: usize) -> Result<Vec<f32>, ApiError> {
-    if vector.is_empty() {
+pub fn validate_vector(vector: &QueryVector, dim: usize) -> Result<Vec<f32>, ApiError> {
+    let values = &vector.values;
+    if values.is_empty() {
         return Err(ApiError::EmptyVector);
     }
-    let mut out = Vec::with_capacity(vector.len());
-    for (index, x) in vector.iter().enumerate() {
-        let x = x.ok_or(ApiError::NullElement { index })? as f32;
-        if !x.is_finite() {
-            return Err(ApiError::NonFinite { index });
-        }
-        out.push(x);
+    // The first element that cannot be searched with, null or beyond f32,
+    // whichever comes first.
+    let non_finite = values.iter().position(|x| !x.is_finite());
+    match (vector.first_null, non_finite) {
+        (Some(null), Some(inf)) if inf < null => return Err(ApiError::NonFinite { index: inf }),
+        (Some(index), _) => return Err(ApiError::NullElement { index }),
+        (None, Some(index)) => return Err(ApiError::NonFinite { index }),
+        (None, None) => {}
     }
-    check_dimension(out.len(), dim)?;
-    if out.iter().all(|&x| x == 0.0) {
+    check_dimension(values.len(), dim)?;
+    if values.iter().all(|&x| x == 0.0) {
         return Err(ApiError::ZeroVector);
     }
-    Ok(out)
+    Ok(values.clone())
 }
 
 /// # Errors
@@ -315,14 +317,30 @@ mod tests {
         assert_eq!(validate_k(10, 10).ok(), Some(10));
     }
 
+    /// A vector as a body carries it, read by the request's own decoder.
+    fn vector(json: &str) -> QueryVector {
+        serde_json::from_str(json).expect("a JSON array of numbers and nulls")
+    }
+
     #[test]
     fn vector_checks() {
-        assert!(matches!(validate_vector(&[], 2), Err(ApiError::EmptyVector)));
-        assert!(matches!(validate_vector(&[Some(1.0), None], 2), Err(ApiError::NullElement { index: 1 })));
-        assert!(matches!(validate_vector(&[Some(1e300), Some(1.0)], 2), Err(ApiError::NonFinite { index: 0 })));
-        assert!(matches!(validate_vector(&[Some(1.0)], 2), Err(ApiError::WrongDimension { expected: 2, got: 1 })));
-        assert!(matches!(validate_vector(&[Some(0.0), Some(-0.0)], 2), Err(ApiError::ZeroVector)));
-        assert_eq!(validate_vector(&[Some(3.0), Some(4.0)], 2).ok(), Some(vec![3.0, 4.0]));
+        let check = |json: &str| validate_vector(&vector(json), 2);
+        assert!(matches!(check("[]"), Err(ApiError::EmptyVector)));
+        assert!(matches!(check("[1.0, null]"), Err(ApiError::NullElement { index: 1 })));
+        assert!(matches!(check("[1e300, 1.0]"), Err(ApiError::NonFinite { index: 0 })));
+        // The first bad element is reported, whichever kind it is.
+        assert!(matches!(check("[null, 1e300]"), Err(ApiError::NullElement { index: 0 })));
+        assert!(matches!(check("[1e300, null]"), Err(ApiError::NonFinite { index: 0 })));
+        assert!(matches!(check("[1, -1e39, null]"), Err(ApiError::NonFinite { index: 1 })));
+        assert!(matches!(check("[1.0]"), Err(ApiError::WrongDimension { expected: 2, got: 1 })));
+        assert!(matches!(check("[0.0, -0.0]"), Err(ApiError::ZeroVector)));
+        assert_eq!(check("[3.0, 4]").ok(), Some(vec![3.0, 4.0]));
+        // Read as f64, then narrowed: the f32 nearest the f64 nearest the decimal.
+        let decimal = "0.10000000149011612";
+        let want = decimal.parse::<f64>().expect("a float") as f32;
+        assert_eq!(validate_vector(&vector(&format!("[{decimal}]")), 1).ok(), Some(vec![want]));
+        assert!(serde_json::from_str::<QueryVector>(r#"[1, "x"]"#).is_err());
+        assert!(serde_json::from_str::<QueryVector>("{}").is_err());
         assert_eq!(normalized(vec![3.0, 4.0]).ok(), Some(vec![0.6, 0.8]));
     }
 
