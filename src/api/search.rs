@@ -75,7 +75,7 @@ pub fn response_capacity(results: &[SearchResult]) -> usize {
         r.id.len()
             + r.url.len()
             + r.title.as_ref().map_or(0, String::len)
-            + r.text.as_ref().and_then(Option::as_ref).map_or(0, String::len)
+            + r.text.as_ref().and_then(Option::as_ref).map_or(0, |t| t.get().len())
     };
     ENVELOPE_BYTES + results.iter().map(|r| strings(r) + RESULT_OVERHEAD_BYTES).sum::<usize>()
 }

@@ -8,7 +8,7 @@ use serde::{
     de::{value::MapAccessDeserializer, Deserializer, MapAccess, Visitor},
     Deserialize, Serialize,
 };
-use serde_json::json;
+use serde_json::{json, value::RawValue};
 use utoipa::{
     openapi::{
         schema::{
@@ -492,9 +492,11 @@ pub struct SearchResult {
     /// Present exactly when the request asked for texts (`with_text`, the
     /// default): the article text, or null when the stored value has none.
     /// Absent with `with_text: false`.
+    // Held as the JSON string it is written as: escaped once per search,
+    // for this and for the context entry.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, required = false)]
-    pub text: Option<Option<String>>,
+    pub text: Option<Option<Box<RawValue>>>,
     /// What the results are ordered by: in `vector` mode the cosine
     /// similarity, in [-1, 1]; in `lexical` mode the BM25F score (≥ 0); in
     /// `hybrid` mode the fused score (at most 1, the best possible;

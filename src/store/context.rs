@@ -26,6 +26,7 @@ use std::{
 };
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -45,8 +46,9 @@ pub struct ContextEntry<'a, S: Serialize = ()> {
     pub id: &'a str,
     pub url: &'a str,
     pub title: Option<&'a str>,
+    /// Already a JSON string: escaped once for this entry and the response.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<&'a str>,
+    pub text: Option<&'a RawValue>,
     pub score: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector_score: Option<f32>,
@@ -86,7 +88,7 @@ pub fn encode_payload<S: Serialize>(
     // from empty by doubling (a profile of 64 clients showed the copies).
     let strings: usize = results
         .iter()
-        .map(|r| r.id.len() + r.url.len() + r.title.map_or(0, str::len) + r.text.map_or(0, str::len))
+        .map(|r| r.id.len() + r.url.len() + r.title.map_or(0, str::len) + r.text.map_or(0, |t| t.get().len()))
         .sum();
     let mut payload = Vec::with_capacity(PAYLOAD_ENVELOPE_BYTES + strings + results.len() * ENTRY_OVERHEAD_BYTES);
     serde_json::to_writer(
@@ -299,6 +301,15 @@ pub fn channel(ttl_secs: u64, memory: Arc<MemoryBudget>) -> (ContextQueue, Conte
             swept_once: false,
         },
     )
+}
+
+#[cfg(test)]
+impl ContextWriter {
+    /// The next queued write, if any, without writing it (tests of what a
+    /// search queues).
+    pub(crate) fn try_take(&mut self) -> Option<ContextWrite> {
+        self.rx.try_recv().ok()
+    }
 }
 
 impl ContextQueue {
