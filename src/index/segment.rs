@@ -218,6 +218,12 @@ impl Segment {
         self.int8.as_ref().map_or(0, QuantizedMatrix::heap_bytes)
     }
 
+    /// The sizes of the buffers this segment's drop hands to the spares:
+    /// matrix floats and int8 code bytes (0 without an int8 copy).
+    pub fn retiring_buffers(&self) -> (usize, usize) {
+        (self.matrix.len(), self.int8.as_ref().map_or(0, QuantizedMatrix::code_buffer_capacity))
+    }
+
     pub fn metadata_bytes(&self) -> usize {
         self.metadata_bytes
     }

@@ -18,18 +18,33 @@
 //! (the reload peak, docs/scaling.md), so this never raises the peak. At
 //! most one buffer of each kind is kept, of at least [`MIN_SPARE_BYTES`]; a
 //! load that needs more than one holds frees it before allocating.
-//! `semsearch_spare_matrix_bytes` shows both.
+//! `semsearch_spare_matrix_bytes` shows both. The first reload has no
+//! retired snapshot to take from, so the first load's sizes are prepared
+//! (made resident) on a thread of their own at start ([`prepare_for`]).
 //!
 //! Owns: the spare buffers and their rule. Does not own: when a snapshot's
 //! vectors retire ([`super::segment::Segment`]'s drop) or what is written
 //! into them ([`super::builder::IndexBuilder`], the loader's
 //! `QuantizedBuilder`).
 
-use std::sync::Mutex;
+use std::{
+    mem::size_of,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use super::Index;
 
 /// Smaller buffers are not kept: their pages cost little to fault in
 /// (16 MiB is ~11k rows of 384 floats, a few milliseconds of faults).
 pub const MIN_SPARE_BYTES: usize = 16 << 20;
+
+/// A buffer being prepared is touched this many bytes at a time, with a
+/// pause as long as each took: half of one core while it lasts.
+const PREPARE_CHUNK_BYTES: usize = 16 << 20;
+
+/// One write per page makes the kernel fault the whole page in.
+const PAGE_BYTES: usize = 4096;
 
 /// The retired f32 matrix ([`super::builder::IndexBuilder`] writes into it).
 pub static MATRIX: Spare<f32> = Spare::new();
@@ -42,24 +57,68 @@ pub fn bytes() -> usize {
     MATRIX.bytes() + CODES.bytes()
 }
 
+/// Makes resident now, on a thread of its own, the buffers the first
+/// reload after `first` would otherwise fault in while `first` serves.
+///
+/// Why: every reload after the first finds the retired snapshot's buffers,
+/// the first finds none, and on a VM that hands freed memory back to its
+/// host its faults cost ~2× a later reload's CPU (docs/benchmarks.md).
+/// Made at start, while the service is idle, the first reload costs what a
+/// later one does. The memory is what the spares hold after the first
+/// reload anyway (a pod is sized for two snapshots' vectors): the process
+/// reaches its steady size at start instead of at its first reload.
+/// Gentle: half of one core while it runs; a load that starts meanwhile
+/// allocates its own and the preparation is dropped.
+pub fn prepare_for(first: &Index) {
+    let (base, _) = first.segments();
+    let (floats, codes) = base.retiring_buffers();
+    if (floats * size_of::<f32>()).max(codes) < MIN_SPARE_BYTES {
+        return;
+    }
+    let spawned = std::thread::Builder::new().name("spare-prepare".into()).spawn(move || {
+        let started = Instant::now();
+        let pause = |took: Duration| std::thread::sleep(took);
+        let kept = [MATRIX.prepare(floats, pause), CODES.prepare(codes, pause)];
+        tracing::info!(
+            matrix = kept[0],
+            codes = kept[1],
+            spare_bytes = bytes(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "reload buffers prepared"
+        );
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(error.message = %e, "could not start preparing the reload buffers; the first reload allocates its own");
+    }
+}
+
 /// At most one retired buffer of `T`.
 #[derive(Debug)]
 pub struct Spare<T> {
-    slot: Mutex<Option<Vec<T>>>,
+    slot: Mutex<Slot<T>>,
 }
 
-impl<T> Spare<T> {
+#[derive(Debug)]
+struct Slot<T> {
+    buf: Option<Vec<T>>,
+    /// Loads that have asked for a buffer ([`Spare::take`]): a buffer being
+    /// prepared is kept only if none asked since its preparation began
+    /// (that load allocated its own, and a third buffer would raise the peak).
+    takes: u64,
+}
+
+impl<T: Copy + Default> Spare<T> {
     const fn new() -> Self {
-        Self { slot: Mutex::new(None) }
+        Self { slot: Mutex::new(Slot { buf: None, takes: 0 }) }
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Vec<T>>> {
-        // Nothing can be left half-done under this lock: a poisoned one still holds a valid Option.
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot<T>> {
+        // Nothing can be left half-done under this lock: a poisoned one still holds a valid slot.
         self.slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn bytes_of(len: usize) -> usize {
-        len.saturating_mul(std::mem::size_of::<T>())
+        len.saturating_mul(size_of::<T>())
     }
 
     /// Keeps `buf`'s allocation for the next load if it is large enough
@@ -70,9 +129,9 @@ impl<T> Spare<T> {
         }
         let displaced = {
             let mut slot = self.slot();
-            match slot.as_ref() {
+            match slot.buf.as_ref() {
                 Some(kept) if kept.capacity() >= buf.capacity() => Some(buf),
-                _ => slot.replace(buf),
+                _ => slot.buf.replace(buf),
             }
         };
         // Freed outside the lock: giving back 1.5 GB takes a while.
@@ -88,7 +147,11 @@ impl<T> Spare<T> {
         if Self::bytes_of(len) < MIN_SPARE_BYTES {
             return None;
         }
-        let mut kept = self.slot().take()?;
+        let mut kept = {
+            let mut slot = self.slot();
+            slot.takes += 1;
+            slot.buf.take()?
+        };
         if kept.capacity() < len || kept.capacity() / 2 > len {
             drop(kept);
             return None;
@@ -97,9 +160,50 @@ impl<T> Spare<T> {
         Some(kept)
     }
 
+    /// Allocates a buffer of `capacity` elements, faults every page of it
+    /// in ([`PREPARE_CHUNK_BYTES`] at a time, calling `pause` with how long
+    /// each chunk took) and keeps it, unless the spare holds one already,
+    /// the buffer is under [`MIN_SPARE_BYTES`], or a load asks for a
+    /// buffer meanwhile. Returns whether it was kept.
+    pub fn prepare(&self, capacity: usize, mut pause: impl FnMut(Duration)) -> bool {
+        if Self::bytes_of(capacity) < MIN_SPARE_BYTES {
+            return false;
+        }
+        let takes = {
+            let slot = self.slot();
+            if slot.buf.is_some() {
+                return false;
+            }
+            slot.takes
+        };
+        let mut buf: Vec<T> = Vec::new();
+        if buf.try_reserve_exact(capacity).is_err() {
+            return false;
+        }
+        let per_page = (PAGE_BYTES / size_of::<T>()).max(1);
+        for chunk in buf.spare_capacity_mut().chunks_mut((PREPARE_CHUNK_BYTES / size_of::<T>()).max(1)) {
+            let started = Instant::now();
+            for page in chunk.chunks_mut(per_page) {
+                page[0].write(T::default());
+            }
+            pause(started.elapsed());
+            if self.slot().takes != takes {
+                return false;
+            }
+        }
+        // The writes above must happen although nothing reads them.
+        std::hint::black_box(buf.spare_capacity_mut());
+        let mut slot = self.slot();
+        if slot.takes != takes || slot.buf.is_some() {
+            return false;
+        }
+        slot.buf = Some(buf);
+        true
+    }
+
     /// Bytes held by this spare.
     pub fn bytes(&self) -> usize {
-        self.slot().as_ref().map_or(0, |v| Self::bytes_of(v.capacity()))
+        self.slot().buf.as_ref().map_or(0, |v| Self::bytes_of(v.capacity()))
     }
 }
 
@@ -191,5 +295,29 @@ mod tests {
         assert!(builder.is_ok() && asked >= n * dim);
         assert_eq!(CODES.bytes(), 0, "taken by the next copy of as many rows");
         let _ = MATRIX.take(n * dim);
+
+        // Prepared at start: a buffer the size of a load is made resident
+        // and kept for it, unless one is kept already or a load asked for
+        // one meanwhile (it allocated its own).
+        let _ = MATRIX.take(min);
+        assert!(!MATRIX.prepare(min - 1, |_| {}), "below the minimum");
+        let mut chunks = 0;
+        assert!(MATRIX.prepare(2 * min, |_| chunks += 1));
+        assert_eq!(chunks, (2 * min * 4).div_ceil(PREPARE_CHUNK_BYTES), "paused after every chunk");
+        assert_eq!(MATRIX.bytes(), 2 * min * 4);
+        assert!(!MATRIX.prepare(2 * min, |_| {}), "one is kept already");
+        assert_eq!(MATRIX.bytes(), 2 * min * 4);
+        let got = MATRIX.take(2 * min).expect("the prepared buffer fits the load it was made for");
+        assert!(got.is_empty() && got.capacity() >= 2 * min);
+        drop(got);
+        let mut loads = 0;
+        let raced = MATRIX.prepare(2 * min, |_| {
+            if loads == 0 {
+                loads += 1;
+                assert!(MATRIX.take(2 * min).is_none(), "nothing to take yet");
+            }
+        });
+        assert!(!raced, "a load asked meanwhile");
+        assert_eq!(MATRIX.bytes(), 0, "so the prepared buffer is dropped, not kept beside the load's own");
     }
 }

@@ -389,6 +389,7 @@ impl Refresher {
                 let Some(finished) = st.reload.succeeded(now) else { return };
                 let quick_present = reconcile::exists(quick_pttl);
                 let current = self.shared.current().filter(|c| !c.is_empty());
+                let first = current.is_none();
                 let refilling = self.status.redis_empty.load(Ordering::Relaxed)
                     && !quick_present
                     && !matches!(finished.reason, ReloadReason::EmbeddingsReappeared | ReloadReason::Admin);
@@ -412,6 +413,10 @@ impl Refresher {
                         st.dim = Some(index.dim());
                     }
                     let published = self.publish(index, &report);
+                    if first {
+                        // No retired snapshot for the first reload to take from: make its buffers now.
+                        crate::index::spare::prepare_for(&published);
+                    }
                     st.report = report;
                     self.status.reloads.fetch_add(1, Ordering::Relaxed);
                     let info = ReloadInfo {

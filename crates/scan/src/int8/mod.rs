@@ -197,6 +197,12 @@ impl QuantizedMatrix {
         self.buf
     }
 
+    /// Bytes the allocation holding the codes has room for: what
+    /// [`QuantizedMatrix::into_code_buffer`] hands over.
+    pub fn code_buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Quantizes every row of `matrix` (`n × dim`, row-major), on rayon.
     ///
     /// # Errors
