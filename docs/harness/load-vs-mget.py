@@ -241,6 +241,13 @@ def main():
         default=1,
         help="quick-key reloads per server start; from the second on, a reload writes into the matrix the previous one retired",
     )
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="seconds each server idles between ready and its first quick-key reload (the chatbot's first "
+        "invalidation comes up to an hour after a start; a server prepares its first reload's buffers meanwhile)",
+    )
     args = ap.parse_args()
 
     workdir = tempfile.mkdtemp(prefix="semsearch-load-")
@@ -277,6 +284,7 @@ def main():
                 server = Server(binary, f"unix://{sock}", workdir, name)
                 try:
                     full = server.wait_ready()
+                    time.sleep(args.settle)
                     quick, quick_server, reloads = server.quick_reload(r, args.quick_op)
                     later = [server.quick_reload(r, args.quick_op)[0] for _ in range(args.reloads - 1)]
                 finally:
