@@ -79,6 +79,7 @@ impl App {
         };
         // Installed before any request can record into it.
         api::metrics::handle();
+        crate::index::spare::set_policy(settings.reload_buffers);
         let index = Arc::new(SharedIndex::new());
         let (contexts, context_writer) = match settings.context_ttl_secs {
             Some(ttl) => {

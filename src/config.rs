@@ -28,7 +28,7 @@ use crate::{
         providers::RetryPolicy, EmbedderSettings, HttpProtocol, HttpSettings, LocalSettings, Normalization,
         ProviderKind, ProviderSettings,
     },
-    index::lexical::LexicalSettings,
+    index::{lexical::LexicalSettings, spare::ReloadBuffers},
     query::answer::Budget,
     refresh::RefreshSettings,
     router::{parse_shard_list, RouterSettings, ShardListError},
@@ -216,6 +216,12 @@ pub struct ServeArgs {
     /// CPUs with an AVX2 or AVX-512 VNNI int8 kernel.
     #[arg(long, env = "SEMSEARCH_SCAN", default_value_t = ScanMode::Auto, help_heading = "Index and loading")]
     pub scan: ScanMode,
+    /// The retired snapshot's vector buffers between reloads: keep (the
+    /// next reload writes into them; the first reload's are prepared at
+    /// start, so about 2 × the vectors stay resident) or free (about 1 ×
+    /// between reloads; each reload faults its vectors in anew).
+    #[arg(long, env = "SEMSEARCH_RELOAD_BUFFERS", value_enum, default_value_t = ReloadBuffers::Keep, help_heading = "Index and loading")]
+    pub reload_buffers: ReloadBuffers,
     /// Keep only shard i of n: documents whose key's Redis hash slot mod n
     /// is i (for `semsearch router`). Unset: every document.
     #[arg(long, env = "SEMSEARCH_SHARD", value_name = "I/N", help_heading = "Index and loading")]
@@ -510,6 +516,8 @@ pub struct Settings {
     pub max_batch: usize,
     pub kernel: KernelChoice,
     pub scan: ScanMode,
+    /// `SEMSEARCH_RELOAD_BUFFERS` (`index::spare`).
+    pub reload_buffers: ReloadBuffers,
     /// The lexical side's analyzer and ranking constants (`SEMSEARCH_LEXICAL_LANGUAGE`).
     pub lexical: Arc<LexicalSettings>,
     pub dim: Option<usize>,
@@ -584,6 +592,7 @@ impl Settings {
             max_batch: args.max_batch,
             kernel: args.kernel,
             scan: args.scan,
+            reload_buffers: args.reload_buffers,
             lexical: Arc::new(LexicalSettings::new(args.lexical_language)),
             dim: args.dim,
             max_body_bytes,

@@ -21,6 +21,7 @@
 //! `semsearch_spare_matrix_bytes` shows both. The first reload has no
 //! retired snapshot to take from, so the first load's sizes are prepared
 //! (made resident) on a thread of their own at start ([`prepare_for`]).
+//! `SEMSEARCH_RELOAD_BUFFERS=free` ([`ReloadBuffers`]) turns all of it off.
 //!
 //! Owns: the spare buffers and their rule. Does not own: when a snapshot's
 //! vectors retire ([`super::segment::Segment`]'s drop) or what is written
@@ -29,7 +30,10 @@
 
 use std::{
     mem::size_of,
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -52,6 +56,35 @@ pub static MATRIX: Spare<f32> = Spare::new();
 /// into them).
 pub static CODES: Spare<u8> = Spare::new();
 
+/// `SEMSEARCH_RELOAD_BUFFERS`: whether retired buffers are kept (and the
+/// first reload's prepared) at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReloadBuffers {
+    /// Kept between reloads: about 2 × the vectors resident from start,
+    /// every reload writes into memory already faulted in.
+    #[default]
+    Keep,
+    /// Freed: about 1 × between reloads (once the allocator gives the
+    /// retired snapshot back), each reload faults its vectors in anew.
+    Free,
+}
+
+static KEEPING: AtomicBool = AtomicBool::new(true);
+
+/// Sets the process's [`ReloadBuffers`] policy; `Free` also frees what the
+/// spares hold.
+pub fn set_policy(policy: ReloadBuffers) {
+    KEEPING.store(policy == ReloadBuffers::Keep, Ordering::Relaxed);
+    if policy == ReloadBuffers::Free {
+        drop(MATRIX.slot().buf.take());
+        drop(CODES.slot().buf.take());
+    }
+}
+
+fn keeping() -> bool {
+    KEEPING.load(Ordering::Relaxed)
+}
+
 /// Bytes held by both spares (a gauge of `/metrics`).
 pub fn bytes() -> usize {
     MATRIX.bytes() + CODES.bytes()
@@ -72,7 +105,7 @@ pub fn bytes() -> usize {
 pub fn prepare_for(first: &Index) {
     let (base, _) = first.segments();
     let (floats, codes) = base.retiring_buffers();
-    if (floats * size_of::<f32>()).max(codes) < MIN_SPARE_BYTES {
+    if !keeping() || (floats * size_of::<f32>()).max(codes) < MIN_SPARE_BYTES {
         return;
     }
     let spawned = std::thread::Builder::new().name("spare-prepare".into()).spawn(move || {
@@ -124,7 +157,7 @@ impl<T: Copy + Default> Spare<T> {
     /// Keeps `buf`'s allocation for the next load if it is large enough
     /// and larger than the one kept; otherwise it is freed here.
     pub fn keep(&self, buf: Vec<T>) {
-        if Self::bytes_of(buf.capacity()) < MIN_SPARE_BYTES {
+        if !keeping() || Self::bytes_of(buf.capacity()) < MIN_SPARE_BYTES {
             return;
         }
         let displaced = {
@@ -166,7 +199,7 @@ impl<T: Copy + Default> Spare<T> {
     /// the buffer is under [`MIN_SPARE_BYTES`], or a load asks for a
     /// buffer meanwhile. Returns whether it was kept.
     pub fn prepare(&self, capacity: usize, mut pause: impl FnMut(Duration)) -> bool {
-        if Self::bytes_of(capacity) < MIN_SPARE_BYTES {
+        if !keeping() || Self::bytes_of(capacity) < MIN_SPARE_BYTES {
             return false;
         }
         let takes = {
@@ -319,5 +352,18 @@ mod tests {
         });
         assert!(!raced, "a load asked meanwhile");
         assert_eq!(MATRIX.bytes(), 0, "so the prepared buffer is dropped, not kept beside the load's own");
+
+        // SEMSEARCH_RELOAD_BUFFERS=free: nothing is kept or prepared, and
+        // what was kept is freed.
+        MATRIX.keep(Vec::with_capacity(2 * min));
+        set_policy(ReloadBuffers::Free);
+        assert_eq!(bytes(), 0, "freed when the policy is set");
+        MATRIX.keep(Vec::with_capacity(2 * min));
+        assert!(!MATRIX.prepare(2 * min, |_| {}));
+        assert_eq!(bytes(), 0, "neither kept nor prepared");
+        set_policy(ReloadBuffers::Keep);
+        MATRIX.keep(Vec::with_capacity(2 * min));
+        assert_eq!(MATRIX.bytes(), 2 * min * 4, "kept again");
+        let _ = MATRIX.take(min);
     }
 }
