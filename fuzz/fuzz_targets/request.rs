@@ -8,6 +8,9 @@
 //! - `parse` for `SearchRequest` and `BatchRequest`: syntax errors are 400
 //!   `invalid_json`, well-formed JSON of the wrong shape is 422, and a body
 //!   must be a JSON object.
+//! - Every accepted query's vector as the request's decoder reads it
+//!   (`dto::QueryVector`) against a plain reading of the same body: the
+//!   same numbers narrowed to f32, the first null where it is.
 //! - Every accepted query through `query::validate_k`, `validate_vector`
 //!   (at dimension 0, its own length and 384) and `normalized`: whatever is
 //!   accepted is non-empty, finite, of the right length, not all zero, the
@@ -31,11 +34,11 @@ use common::check;
 use libfuzzer_sys::fuzz_target;
 use semsearch::{
     api::extract::{parse, Json},
+    problem::{ApiError, PROBLEM_JSON},
     query::{
-        dto::{BatchRequest, SearchRequest},
+        dto::{BatchRequest, QueryVector, SearchRequest},
         plan::{normalized, validate_k, validate_vector},
     },
-    problem::{ApiError, PROBLEM_JSON},
     store::keys::{KeySpace, MAX_CONTEXT_KEY_BYTES},
 };
 
@@ -75,14 +78,35 @@ fuzz_target!(|data: &[u8]| {
 
     check_extractor(content_type.as_deref(), body);
     if let Ok(req) = check_parse::<SearchRequest>(body) {
-        check_query(&req);
+        let sent = serde_json::from_slice::<Sent>(body).map(|s| s.vector);
+        check_query(&req, sent.as_ref().ok().and_then(Option::as_deref));
+        check(sent.is_ok(), "plain_reading_of_an_accepted_body", || format!("body {:?}: {sent:?}", lossy(body)));
     }
     if let Ok(batch) = check_parse::<BatchRequest>(body) {
-        for req in &batch.queries {
-            check_query(req);
+        let sent = serde_json::from_slice::<SentBatch>(body).map(|b| b.queries);
+        check(sent.as_ref().is_ok_and(|s| s.len() == batch.queries.len()), "plain_reading_of_an_accepted_body", || {
+            format!("batch {:?}: {sent:?}", lossy(body))
+        });
+        for (i, req) in batch.queries.iter().enumerate() {
+            let vector = sent.as_ref().ok().and_then(|s| s.get(i)).and_then(|q| q.vector.as_deref());
+            check_query(req, vector);
         }
     }
 });
+
+/// A query's vector as the body sent it, read the plain way (serde's own
+/// `Vec<Option<f64>>`, every other field ignored): the oracle the request's
+/// own decoder (`dto::QueryVector`) is checked against.
+#[derive(Debug, serde::Deserialize)]
+struct Sent {
+    #[serde(default)]
+    vector: Option<Vec<Option<f64>>>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SentBatch {
+    queries: Vec<Sent>,
+}
 
 /// The extractor answers `unsupported_media_type` unless the content type
 /// is JSON, and otherwise exactly what `parse` answers.
@@ -163,8 +187,9 @@ fn check_parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ()> {
     got.map_err(check_rendering)
 }
 
-/// Every check a search query goes through before a scan.
-fn check_query(req: &SearchRequest) {
+/// Every check a search query goes through before a scan; `sent` is its
+/// vector as the body sent it (the plain reading).
+fn check_query(req: &SearchRequest, sent: Option<&[Option<f64>]>) {
     match validate_k(req.k, MAX_K) {
         Ok(k) => check(i64::try_from(k) == Ok(req.k) && (1..=MAX_K).contains(&k), "validate_k_in_range", || {
             format!("k {} accepted as {k}", req.k)
@@ -174,9 +199,13 @@ fn check_query(req: &SearchRequest) {
             check_rendering(e);
         }
     }
-    if let Some(vector) = &req.vector {
-        for dim in [0, vector.len(), DIM] {
-            check_vector(vector, dim);
+    check(req.vector.is_some() == sent.is_some(), "query_vector_is_the_sent_one", || {
+        format!("decoded {:?}, sent {sent:?}", req.vector.is_some())
+    });
+    if let (Some(decoded), Some(sent)) = (&req.vector, sent) {
+        check_decoded(decoded, sent);
+        for dim in [0, sent.len(), DIM] {
+            check_vector(decoded, sent, dim);
         }
     }
     if let Some(suffix) = &req.context_key {
@@ -189,9 +218,25 @@ fn check_query(req: &SearchRequest) {
     }
 }
 
-fn check_vector(vector: &[Option<f64>], dim: usize) {
+/// The request's decoder keeps every element as the f64 the body's number
+/// reads as, narrowed to f32, and where the first null is.
+fn check_decoded(decoded: &QueryVector, sent: &[Option<f64>]) {
+    let same = decoded.values.len() == sent.len()
+        && decoded.values.iter().zip(sent).all(|(got, sent)| got.to_bits() == (sent.unwrap_or(0.0) as f32).to_bits())
+        && decoded.first_null == sent.iter().position(Option::is_none);
+    check(same, "query_vector_is_the_sent_one", || {
+        if sent.len() > 8 {
+            format!("a vector of {} elements decoded differently", sent.len())
+        } else {
+            format!("{sent:?} decoded as {decoded:?}")
+        }
+    });
+}
+
+/// `validate_vector` on the decoded vector, judged against the sent one.
+fn check_vector(decoded: &QueryVector, vector: &[Option<f64>], dim: usize) {
     let as_f32 = |x: Option<f64>| x.map(|x| x as f32);
-    match validate_vector(vector, dim) {
+    match validate_vector(decoded, dim) {
         Ok(v) => {
             let same = v.len() == vector.len()
                 && v.iter().zip(vector).all(|(got, &sent)| as_f32(sent).map(f32::to_bits) == Some(got.to_bits()));
