@@ -114,11 +114,16 @@ per_q = sum(flops(t) for t in T) / len(T)
 per_q_all = sum(2 * (dense + emb) * t + L * 4 * t * t * h for t in T) / len(T)
 cores = os.cpu_count()
 mhz = max(float(l.split(":")[1]) for l in open("/proc/cpuinfo") if l.startswith("cpu MHz"))
-flop_cycle = 32  # f32, AVX-512 FMA: two 256-bit FMA pipes (Zen 4), 2 FLOP per lane
+# f32 FLOP per cycle and core from FMA, 2 FLOP per lane: AMD family 26
+# (Zen 5) has two 512-bit FMA pipes, Zen 4 and most others two 256-bit ones.
+cpuinfo = open("/proc/cpuinfo").read()
+field = lambda name: next((l.split(":")[1].strip() for l in cpuinfo.splitlines() if l.startswith(name)), "")
+zen5 = field("vendor_id") == "AuthenticAMD" and field("cpu family") == "26"
+flop_cycle, pipes = (64, "two 512-bit FMA pipes (Zen 5)") if zen5 else (32, "two 256-bit FMA pipes")
 peak = cores * flop_cycle * mhz * 1e6
 print(f"tokens per question (with [CLS], [SEP], suffix): mean {t_mean:.1f}, min {min(T)}, max {max(T)}")
 print(f"FLOP per question = 2 x {dense/1e6:.2f}M dense params x T + {L} layers x 4 x T^2 x {h} = {per_q/1e6:.0f} MFLOP"
       f" (counting the {emb/1e6:.1f}M embedding-table params as if multiplied, the brief's 2 x 22.7M x T: {per_q_all/1e6:.0f} MFLOP)")
-print(f"peak f32: {cores} cores x {flop_cycle} FLOP/cycle x {mhz:.0f} MHz = {peak/1e9:.0f} GFLOP/s"
-      f" -> floor {peak/per_q:.0f} questions/s ({peak/per_q_all:.0f} with the brief's count)")
+print(f"peak f32: {cores} cores x {flop_cycle} FLOP/cycle ({pipes}) x {mhz:.0f} MHz (nominal; a boost is higher)"
+      f" = {peak/1e9:.0f} GFLOP/s -> floor {peak/per_q:.0f} questions/s ({peak/per_q_all:.0f} with the brief's count)")
 PY
