@@ -105,7 +105,7 @@ pub fn bytes() -> usize {
 pub fn prepare_for(first: &Index) {
     let (base, _) = first.segments();
     let (floats, codes) = base.retiring_buffers();
-    if !keeping() || (floats * size_of::<f32>()).max(codes) < MIN_SPARE_BYTES {
+    if !(Spare::<f32>::would_keep(floats) || Spare::<u8>::would_keep(codes)) {
         return;
     }
     let spawned = std::thread::Builder::new().name("spare-prepare".into()).spawn(move || {
@@ -154,10 +154,21 @@ impl<T: Copy + Default> Spare<T> {
         len.saturating_mul(size_of::<T>())
     }
 
+    /// Whether `len` elements are worth a spare: [`MIN_SPARE_BYTES`] or more.
+    fn is_large(len: usize) -> bool {
+        Self::bytes_of(len) >= MIN_SPARE_BYTES
+    }
+
+    /// Whether a buffer of `len` elements would be kept: large enough, and
+    /// the policy keeps buffers at all.
+    fn would_keep(len: usize) -> bool {
+        keeping() && Self::is_large(len)
+    }
+
     /// Keeps `buf`'s allocation for the next load if it is large enough
     /// and larger than the one kept; otherwise it is freed here.
     pub fn keep(&self, buf: Vec<T>) {
-        if !keeping() || Self::bytes_of(buf.capacity()) < MIN_SPARE_BYTES {
+        if !Self::would_keep(buf.capacity()) {
             return;
         }
         let displaced = {
@@ -177,7 +188,7 @@ impl<T: Copy + Default> Spare<T> {
     /// (the index shrank), is freed: the load's own allocation never sits
     /// beside it.
     pub fn take(&self, len: usize) -> Option<Vec<T>> {
-        if Self::bytes_of(len) < MIN_SPARE_BYTES {
+        if !Self::is_large(len) {
             return None;
         }
         let mut kept = {
@@ -199,7 +210,7 @@ impl<T: Copy + Default> Spare<T> {
     /// the buffer is under [`MIN_SPARE_BYTES`], or a load asks for a
     /// buffer meanwhile. Returns whether it was kept.
     pub fn prepare(&self, capacity: usize, mut pause: impl FnMut(Duration)) -> bool {
-        if !keeping() || Self::bytes_of(capacity) < MIN_SPARE_BYTES {
+        if !Self::would_keep(capacity) {
             return false;
         }
         let takes = {
