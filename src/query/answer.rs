@@ -163,7 +163,7 @@ pub fn render(
     // the context entry and the response (a profile of 64 clients found the
     // escaping, done for each, and the copies among a search's costs).
     let wanted = plan.with_text || context.is_some();
-    let mut texts: Vec<Option<Box<RawValue>>> =
+    let texts: Vec<Option<Box<RawValue>>> =
         hits.iter().map(|h| h.text.filter(|_| wanted).map(json_string).transpose()).collect::<Result<_, _>>()?;
     let context = match context {
         Some(target) => {
@@ -197,12 +197,12 @@ pub fn render(
     };
     let results = hits
         .iter()
-        .zip(texts.iter_mut())
+        .zip(texts)
         .map(|(h, text)| SearchResult {
             id: h.id.to_owned(),
             url: h.url.to_owned(),
             title: h.title.map(str::to_owned),
-            text: plan.with_text.then(|| text.take()),
+            text: plan.with_text.then_some(text),
             score: h.score,
             vector_score: h.vector_score,
             lexical_score: h.lexical_score,
