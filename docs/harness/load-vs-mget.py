@@ -18,6 +18,8 @@ have), then per round, interleaved:
      `--reloads N`, N - 1 more, one after another: the first reload of a
      process faults in a second matrix, the later ones write into the matrix
      the previous reload retired, as an hourly-invalidated service does.
+     With `--grow K`, K keys are added before every reload, so each one
+     loads a larger index than the buffers the last one retired.
 
 Each round prints both ratios; the last lines give the medians.
 
@@ -216,6 +218,33 @@ class Server:
         self.log.close()
 
 
+class Grower:
+    """Adds `per_reload` keys (copies of the first base value) before each
+    reload, under a prefix of their own, and removes them all again."""
+
+    def __init__(self, r, per_reload):
+        self.r, self.per_reload, self.added = r, per_reload, 0
+
+    def key(self, i):
+        return f"{PREFIX}https://synthetic.example/grown/{i:07d}"
+
+    def add(self):
+        if not self.per_reload:
+            return
+        value = self.r.get(f"{PREFIX}https://synthetic.example/doc/{0:07d}")
+        pipe = self.r.pipeline(transaction=False)
+        for i in range(self.added, self.added + self.per_reload):
+            pipe.set(self.key(i), value, ex=86400)
+        pipe.execute()
+        self.added += self.per_reload
+
+    def remove(self):
+        keys = [self.key(i) for i in range(self.added)]
+        for at in range(0, len(keys), 10_000):
+            self.r.delete(*keys[at : at + 10_000])
+        self.added = 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=200_000)
@@ -247,6 +276,13 @@ def main():
         default=0.0,
         help="seconds each server idles between ready and its first quick-key reload (the chatbot's first "
         "invalidation comes up to an hour after a start; a server prepares its first reload's buffers meanwhile)",
+    )
+    ap.add_argument(
+        "--grow",
+        type=int,
+        default=0,
+        help="keys added before every quick-key reload, so each reload loads a larger index than the last "
+        "(as help centres gain articles); they are removed again after each server, and each MGET is of the base keys",
     )
     args = ap.parse_args()
 
@@ -282,13 +318,19 @@ def main():
                 b = bare_mget(r)
                 mgets.append(b)
                 server = Server(binary, f"unix://{sock}", workdir, name)
+                grower = Grower(r, args.grow)
                 try:
                     full = server.wait_ready()
                     time.sleep(args.settle)
+                    grower.add()
                     quick, quick_server, reloads = server.quick_reload(r, args.quick_op)
-                    later = [server.quick_reload(r, args.quick_op)[0] for _ in range(args.reloads - 1)]
+                    later = []
+                    for _ in range(args.reloads - 1):
+                        grower.add()
+                        later.append(server.quick_reload(r, args.quick_op)[0])
                 finally:
                     server.stop()
+                    grower.remove()
                 stages = server.stages()
                 res = results[name]
                 res["full"].append(full / b)

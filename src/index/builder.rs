@@ -42,11 +42,17 @@ impl IndexBuilder {
     ///
     /// An empty builder takes a retired matrix that fits ([`super::spare`]):
     /// its pages are resident already, so writing the rows faults none in.
+    /// Otherwise it allocates with room to grow
+    /// ([`semsearch_scan::with_growth_room`]), so that this matrix, once
+    /// retired, fits the next load of a slightly larger index.
     pub fn reserve(&mut self, rows: usize) {
         let floats = rows.saturating_mul(self.dim);
         if !self.has_capacity() {
-            if let Some(buf) = super::spare::MATRIX.take(floats) {
-                self.floats = buf;
+            match super::spare::MATRIX.take(floats) {
+                Some(buf) => self.floats = buf,
+                None => {
+                    let _ = self.floats.try_reserve_exact(semsearch_scan::with_growth_room(floats));
+                }
             }
         }
         let _ = self.floats.try_reserve_exact(floats);
@@ -76,12 +82,19 @@ impl IndexBuilder {
         self.docs
     }
 
-    /// Freezes the rows into a snapshot, returning spare capacity first.
+    /// Freezes the rows into a snapshot, returning spare capacity first
+    /// when it is more than 1/8 of the rows (many keys skipped, a retired
+    /// matrix of a much larger index), as the int8 copy's builder does.
+    /// Less is kept: the room to grow a load reserves, and what a retired
+    /// matrix had beyond a load that lost a few rows, stay with the matrix
+    /// for the next load.
     ///
     /// # Errors
     /// [`IndexError::UnsortedIds`] when documents were not in ascending id order.
     pub fn finish(mut self) -> Result<Index, IndexError> {
-        self.floats.shrink_to_fit();
+        if self.floats.capacity() - self.floats.len() > self.floats.len() / 8 {
+            self.floats.shrink_to_fit();
+        }
         self.docs.shrink_to_fit();
         let matrix = Array2::from_shape_vec((self.docs.len(), self.dim), self.floats)
             .expect("every pushed row has exactly `dim` floats");

@@ -218,10 +218,10 @@ impl Segment {
         self.int8.as_ref().map_or(0, QuantizedMatrix::heap_bytes)
     }
 
-    /// The sizes of the buffers this segment's drop hands to the spares:
-    /// matrix floats and int8 code bytes (0 without an int8 copy).
+    /// What a load of as many rows asks the spares for: matrix floats and
+    /// int8 code bytes (0 without an int8 copy).
     pub fn retiring_buffers(&self) -> (usize, usize) {
-        (self.matrix.len(), self.int8.as_ref().map_or(0, QuantizedMatrix::code_buffer_capacity))
+        (self.matrix.len(), self.int8.as_ref().map_or(0, QuantizedMatrix::code_buffer_need))
     }
 
     pub fn metadata_bytes(&self) -> usize {

@@ -12,6 +12,9 @@
 //! freed 3.2 s. The retired snapshot's buffers are exactly the size the
 //! next reload needs and already resident, so the builders write into them
 //! instead (docs/benchmarks.md, "A retired matrix is the next reload's").
+//! A load's fresh buffers get 1/32 of room to grow
+//! ([`semsearch_scan::with_growth_room`], reserved, not touched), so an
+//! index that gained a few rows since still fits the retired ones.
 //!
 //! The cost is memory between reloads: a spare stays resident until the
 //! next load takes it. A pod is sized for two snapshots' vectors anyway
@@ -204,13 +207,15 @@ impl<T: Copy + Default> Spare<T> {
         Some(kept)
     }
 
-    /// Allocates a buffer of `capacity` elements, faults every page of it
-    /// in ([`PREPARE_CHUNK_BYTES`] at a time, calling `pause` with how long
+    /// Allocates a buffer for a load of `len` elements (with the room to
+    /// grow a load's own allocation has, [`semsearch_scan::with_growth_room`]),
+    /// faults the pages of its first `len` elements in
+    /// ([`PREPARE_CHUNK_BYTES`] at a time, calling `pause` with how long
     /// each chunk took) and keeps it, unless the spare holds one already,
     /// the buffer is under [`MIN_SPARE_BYTES`], or a load asks for a
     /// buffer meanwhile. Returns whether it was kept.
-    pub fn prepare(&self, capacity: usize, mut pause: impl FnMut(Duration)) -> bool {
-        if !Self::would_keep(capacity) {
+    pub fn prepare(&self, len: usize, mut pause: impl FnMut(Duration)) -> bool {
+        if !Self::would_keep(len) {
             return false;
         }
         let takes = {
@@ -221,11 +226,11 @@ impl<T: Copy + Default> Spare<T> {
             slot.takes
         };
         let mut buf: Vec<T> = Vec::new();
-        if buf.try_reserve_exact(capacity).is_err() {
+        if buf.try_reserve_exact(semsearch_scan::with_growth_room(len)).is_err() {
             return false;
         }
         let per_page = (PAGE_BYTES / size_of::<T>()).max(1);
-        for chunk in buf.spare_capacity_mut().chunks_mut((PREPARE_CHUNK_BYTES / size_of::<T>()).max(1)) {
+        for chunk in buf.spare_capacity_mut()[..len].chunks_mut((PREPARE_CHUNK_BYTES / size_of::<T>()).max(1)) {
             let started = Instant::now();
             for page in chunk.chunks_mut(per_page) {
                 page[0].write(T::default());
@@ -297,7 +302,8 @@ mod tests {
         // Through the index: a retired snapshot's matrix is what the next
         // load writes its rows into, and the new snapshot holds exactly them.
         let dim = 384;
-        let n = min / dim + 1;
+        // Twice the minimum, so a load of fewer rows is still one the spare serves.
+        let n = 2 * min / dim;
         let build_n = |n: usize, shift: usize| {
             let mut b = IndexBuilder::new(dim);
             b.reserve(n);
@@ -311,17 +317,25 @@ mod tests {
         let first = build_n(n, 0);
         let first_rows = first.row(0).as_ptr();
         drop(first);
-        assert_eq!(MATRIX.bytes(), n * dim * 4, "the retired matrix is kept");
-        let second = build_n(n, 1);
+        let kept = semsearch_scan::with_growth_room(n * dim) * 4;
+        assert_eq!(MATRIX.bytes(), kept, "the retired matrix is kept, with the room to grow it was allocated with");
+        // The index gained rows since: up to the room, they still fit.
+        let grown = n + n / 32 - 1;
+        let second = build_n(grown, 1);
         assert_eq!(second.row(0).as_ptr(), first_rows, "written into the retired matrix");
         assert_eq!(MATRIX.bytes(), 0);
-        for i in [0, 1, n / 2, n - 1] {
+        for i in [0, 1, n / 2, grown - 1] {
             let mut want = vec![0.0f32; dim];
             want[(i + 1) % dim] = 1.0;
             assert_eq!(second.row(i), &want[..], "row {i} is the new load's, not the old one's");
         }
-        assert_eq!(second.len(), n);
+        assert_eq!(second.len(), grown);
         drop(second);
+        assert_eq!(MATRIX.bytes(), kept, "and the same allocation retires again, room and all");
+        let third = build_n(n - 1, 2);
+        assert_eq!(third.row(0).as_ptr(), first_rows, "a load that lost a row writes into it too");
+        drop(third);
+        assert_eq!(MATRIX.bytes(), kept, "keeping its room rather than giving it back");
         let _ = MATRIX.take(n * dim);
 
         // The int8 codes likewise: a retiring int8 copy is kept, and the
@@ -332,12 +346,12 @@ mod tests {
         drop(int8);
         assert!(CODES.bytes() >= n * dim, "the retired codes are kept: {}", CODES.bytes());
         let mut asked = 0;
-        let builder = QuantizedBuilder::new_in(dim, n, |bytes| {
+        let builder = QuantizedBuilder::new_in(dim, n + n / 64, |bytes| {
             asked = bytes;
             CODES.take(bytes)
         });
         assert!(builder.is_ok() && asked >= n * dim);
-        assert_eq!(CODES.bytes(), 0, "taken by the next copy of as many rows");
+        assert_eq!(CODES.bytes(), 0, "taken by the next copy, of a few more rows (the room to grow)");
         let _ = MATRIX.take(n * dim);
 
         // Prepared at start: a buffer the size of a load is made resident
@@ -347,11 +361,17 @@ mod tests {
         assert!(!MATRIX.prepare(min - 1, |_| {}), "below the minimum");
         let mut chunks = 0;
         assert!(MATRIX.prepare(2 * min, |_| chunks += 1));
-        assert_eq!(chunks, (2 * min * 4).div_ceil(PREPARE_CHUNK_BYTES), "paused after every chunk");
-        assert_eq!(MATRIX.bytes(), 2 * min * 4);
+        assert_eq!(
+            chunks,
+            (2 * min * 4).div_ceil(PREPARE_CHUNK_BYTES),
+            "paused after every chunk (the room is not touched)"
+        );
+        let prepared = semsearch_scan::with_growth_room(2 * min) * 4;
+        assert_eq!(MATRIX.bytes(), prepared);
         assert!(!MATRIX.prepare(2 * min, |_| {}), "one is kept already");
-        assert_eq!(MATRIX.bytes(), 2 * min * 4);
-        let got = MATRIX.take(2 * min).expect("the prepared buffer fits the load it was made for");
+        assert_eq!(MATRIX.bytes(), prepared);
+        let got =
+            MATRIX.take(2 * min + 2 * min / 32).expect("the prepared buffer fits the load it was made for, grown");
         assert!(got.is_empty() && got.capacity() >= 2 * min);
         drop(got);
         let mut loads = 0;

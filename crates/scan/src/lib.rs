@@ -51,6 +51,17 @@ pub use mode::{ScanCounters, ScanMode, ScanPath};
 pub use request::{Forced, Matrix, ScanAnswer, ScanQuery, ScanRequest, Split};
 pub use topk::{Hit, TopK};
 
+/// `len` elements plus room to grow by 1/32: the capacity a fresh buffer
+/// for a matrix (or its int8 copy) is given, so that once it retires, the
+/// next load of a slightly larger index still fits in it and writes into
+/// pages already resident (an index that gained rows since the last load
+/// would otherwise find every retired buffer too small). The room is only
+/// reserved: its pages are not touched, so not resident, until rows land
+/// in them.
+pub const fn with_growth_room(len: usize) -> usize {
+    len.saturating_add(len / 32)
+}
+
 /// Rows scored per kernel call into a stack buffer, before selection looks
 /// at them: large enough to amortise kernel dispatch and keep the FMA loop
 /// hot, small enough (256 B of scores) to stay in registers and L1.

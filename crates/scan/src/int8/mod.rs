@@ -178,11 +178,11 @@ fn aligned_capacity(bytes: usize) -> usize {
 
 /// [`aligned_buf`] in `buf`'s allocation when it has the room (its bytes
 /// are never read: every byte up to `len` is written again), else in a
-/// new one.
+/// new one with room to grow ([`crate::with_growth_room`]).
 fn aligned_buf_in(mut buf: Vec<u8>, bytes: usize) -> (Vec<u8>, usize) {
     buf.clear();
     if buf.capacity() < aligned_capacity(bytes) {
-        buf = Vec::with_capacity(aligned_capacity(bytes));
+        buf = Vec::with_capacity(crate::with_growth_room(aligned_capacity(bytes)));
     }
     let start = buf.as_ptr().align_offset(64).min(63);
     buf.resize(start, 128);
@@ -197,10 +197,10 @@ impl QuantizedMatrix {
         self.buf
     }
 
-    /// Bytes the allocation holding the codes has room for: what
-    /// [`QuantizedMatrix::into_code_buffer`] hands over.
-    pub fn code_buffer_capacity(&self) -> usize {
-        self.buf.capacity()
+    /// Bytes a [`QuantizedBuilder::new_in`] of as many rows asks its
+    /// spare for: the codes and their alignment.
+    pub fn code_buffer_need(&self) -> usize {
+        aligned_capacity(self.buf.len() - self.start)
     }
 
     /// Quantizes every row of `matrix` (`n × dim`, row-major), on rayon.
