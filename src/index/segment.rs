@@ -220,7 +220,7 @@ impl Segment {
 
     /// What a load of as many rows asks the spares for: matrix floats and
     /// int8 code bytes (0 without an int8 copy).
-    pub fn retiring_buffers(&self) -> (usize, usize) {
+    pub fn load_buffer_sizes(&self) -> (usize, usize) {
         (self.matrix.len(), self.int8.as_ref().map_or(0, QuantizedMatrix::code_buffer_need))
     }
 

@@ -9,12 +9,12 @@
 //! reporting, as on the machines these figures come from) each of those
 //! faults is served by the host too: touching 5 GB that the guest had
 //! given back took 9.8 s there, touching memory another process had just
-//! freed 3.2 s. The retired snapshot's buffers are exactly the size the
-//! next reload needs and already resident, so the builders write into them
-//! instead (docs/benchmarks.md, "A retired matrix is the next reload's").
-//! A load's fresh buffers get 1/32 of room to grow
-//! ([`semsearch_scan::with_growth_room`], reserved, not touched), so an
-//! index that gained a few rows since still fits the retired ones.
+//! freed 3.2 s. The retired snapshot's buffers are already resident and
+//! at least the size the next reload needs (a load's fresh buffers get 1/32
+//! of room to grow, [`semsearch_scan::with_growth_room`], reserved and not
+//! touched, so an index that gained a few rows since still fits them), so
+//! the builders write into them instead (docs/benchmarks.md, "A retired
+//! matrix is the next reload's").
 //!
 //! The cost is memory between reloads: a spare stays resident until the
 //! next load takes it. A pod is sized for two snapshots' vectors anyway
@@ -107,7 +107,7 @@ pub fn bytes() -> usize {
 /// allocates its own and the preparation is dropped.
 pub fn prepare_for(first: &Index) {
     let (base, _) = first.segments();
-    let (floats, codes) = base.retiring_buffers();
+    let (floats, codes) = base.load_buffer_sizes();
     if !(Spare::<f32>::would_keep(floats) || Spare::<u8>::would_keep(codes)) {
         return;
     }
